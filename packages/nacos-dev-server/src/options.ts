@@ -1,0 +1,58 @@
+import { z } from 'zod'
+import { DevServerError } from './errors.ts'
+
+const ms = z.number().int().positive()
+
+export const optionsSchema = z.strictObject({
+  port: z.number().int().min(0).max(65535).default(8848),
+  host: z.string().min(1).default('127.0.0.1'),
+  /** When set, every API but login and the metrics probe needs a token, as Nacos with auth on. */
+  auth: z
+    .strictObject({
+      username: z.string().min(1),
+      password: z.string().min(1),
+      tokenTtlSeconds: z.number().int().positive().default(18000),
+      /** false: the user exists and can log in, but no call is refused (Nacos with auth off). */
+      enabled: z.boolean().default(true)
+    })
+    .optional(),
+  /** Ephemeral-instance health, as Nacos's defaults; tests shorten them. */
+  heartbeat: z
+    .strictObject({
+      intervalMs: ms.default(5000),
+      timeoutMs: ms.default(15000),
+      deleteTimeoutMs: ms.default(30000),
+      checkIntervalMs: ms.default(5000)
+    })
+    .prefault({}),
+  /** UDP push to v1 subscribers. */
+  push: z
+    .strictObject({
+      delayMs: z.number().int().min(0).default(500),
+      ackTimeoutMs: ms.default(10000),
+      subscriberTtlMs: ms.default(30000)
+    })
+    .prefault({}),
+  /** Shortest hold of a config long poll (Nacos: 10 s). */
+  longPollMinMs: ms.default(10000),
+  /** The cacheMillis answered with instance lists. */
+  cacheMillis: ms.default(10000),
+  maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+  /** A JSON file that keeps configs across restarts. */
+  dataFile: z.string().min(1).optional(),
+  /** Called with one line per notable event (listening, bad request); silent by default. */
+  log: z.custom<(line: string) => void>((v) => typeof v === 'function', 'expected a function').optional()
+})
+
+export type DevServerOptions = z.input<typeof optionsSchema>
+export type ResolvedOptions = z.output<typeof optionsSchema>
+
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const parsed = optionsSchema.safeParse(input ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    const field = issue.path.join('.') || '(options)'
+    throw new DevServerError('FLOWTAG_DEVSERVER_BAD_OPTION', `invalid option "${field}": ${issue.message}`)
+  }
+  return parsed.data
+}

@@ -1,0 +1,138 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Auth } from './auth.ts'
+import { configV1, configV3 } from './config-api.ts'
+import { ConfigStore } from './config-store.ts'
+import { HttpAnswer } from './errors.ts'
+import { parseParams, readBody, send, text, type Call, type Handler, type Reply } from './http.ts'
+import { LongPolls } from './long-poll.ts'
+import { namingV1, namingV3, v3Error } from './naming-api.ts'
+import { NamingStore } from './naming-store.ts'
+import { resolveOptions, type DevServerOptions } from './options.ts'
+import { BadParam } from './params.ts'
+import { UdpPusher } from './udp-push.ts'
+
+export interface NacosDevServer {
+  /** Base URL, e.g. `http://127.0.0.1:8848` (the API lives under `/nacos`). */
+  url: string
+  /** `host:port`, the form Nacos clients take as a server address. */
+  address: string
+  port: number
+  close(): Promise<void>
+}
+
+// Paths answered without a token even when auth is on, as Nacos does.
+const OPEN_PATHS = new Set([
+  '/nacos/v1/auth/login',
+  '/nacos/v1/auth/users/login',
+  '/nacos/v3/auth/user/login',
+  '/nacos/v1/ns/operator/metrics'
+])
+
+export async function startNacosDevServer(options: DevServerOptions = {}): Promise<NacosDevServer> {
+  const opts = resolveOptions(options)
+  const log = opts.log ?? (() => {})
+  const naming = new NamingStore(opts.heartbeat)
+  const configs = new ConfigStore(opts.dataFile)
+  const polls = new LongPolls(configs)
+  const pusher = new UdpPusher(opts.push, ({ namespaceId, service, clusters }) => ({
+    name: service,
+    clusters: clusters.join(','),
+    cacheMillis: opts.cacheMillis,
+    hosts: naming.hosts(namespaceId, service, clusters, false),
+    lastRefTime: Date.now(),
+    checksum: '',
+    allIPs: false,
+    reachProtectionThreshold: false,
+    valid: true
+  }))
+  naming.on('change', (ns, service) => pusher.changed(ns, service))
+  const auth = opts.auth === undefined ? undefined : new Auth(opts.auth)
+
+  const routes = new Map<string, { handler: Handler; v3: boolean }>()
+  const add = (table: Record<string, Handler>, v3: boolean) => {
+    for (const [k, handler] of Object.entries(table)) routes.set(k, { handler, v3 })
+  }
+  add(namingV1({ store: naming, pusher, opts }), false)
+  add(configV1({ store: configs, polls, opts }), false)
+  add(namingV3({ store: naming, pusher, opts }), true)
+  add(configV3({ store: configs, polls, opts }), true)
+  const login: Handler = (call) => {
+    if (auth === undefined) throw new HttpAnswer(403, 'user not found!')
+    return auth.login(call)
+  }
+  for (const p of ['/nacos/v1/auth/login', '/nacos/v1/auth/users/login', '/nacos/v3/auth/user/login']) {
+    routes.set(`POST ${p}`, { handler: login, v3: false })
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://nacos')
+    const body = await readBody(req, opts.maxBodyBytes)
+    const call: Call = {
+      method: req.method ?? 'GET',
+      path: url.pathname.replace(/\/+$/, ''),
+      params: parseParams(url, body, req.headers['content-type']),
+      headers: req.headers,
+      remoteAddress: (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+      res
+    }
+    const route = routes.get(`${call.method} ${call.path}`)
+    if (route === undefined) {
+      send(res, call.path.startsWith('/nacos/v1/ns/') ? text(`no such api:${call.path}`, 501) : text('Not Found', 404))
+      return
+    }
+    if (auth !== undefined && opts.auth?.enabled === true && !OPEN_PATHS.has(call.path)) auth.check(call)
+    let reply: Reply | undefined
+    try {
+      reply = await route.handler(call)
+    } catch (err) {
+      if (!(err instanceof BadParam)) throw err
+      reply = route.v3 ? v3Error(err) : text(err.message, 400)
+    }
+    if (reply !== undefined) send(res, reply)
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (err instanceof HttpAnswer) {
+        if (err.status >= 400) log(`${req.method} ${req.url} -> ${err.status} ${err.body}`)
+        send(res, { status: err.status, body: err.body, contentType: err.contentType })
+      } else {
+        log(`${req.method} ${req.url} -> 500 ${(err as Error).stack ?? String(err)}`)
+        send(res, text(`caused: ${(err as Error).message};`, 500))
+      }
+    })
+  })
+  server.keepAliveTimeout = 30_000
+  server.headersTimeout = 35_000
+  // Long polls hold requests for 30 s; Node's default request timeout must not cut them.
+  server.requestTimeout = 0
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  await pusher.bind(opts.host)
+  const port = (server.address() as AddressInfo).port
+  const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
+
+  let closing: Promise<void> | undefined
+  return {
+    url: `http://${host}:${port}`,
+    address: `${host}:${port}`,
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        naming.close()
+        polls.close()
+        pusher.close()
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      return closing
+    }
+  }
+}
