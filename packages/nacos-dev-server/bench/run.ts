@@ -30,7 +30,17 @@ const cpuMs = (pid: number) => {
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100 // utime + stime, in clock ticks of 1/100 s
 }
 
-function load(addr: string, listeners: number): Promise<Record<string, number>> {
+interface LoadResult {
+  beats: number
+  beatP50: number
+  beatP99: number
+  releases: number
+  releaseP50: number
+  releaseP99: number
+  errors: number
+}
+
+function load(addr: string, listeners: number): Promise<LoadResult> {
   const child = spawn(process.execPath, [here('./load.ts'), addr, String(INSTANCES), String(listeners), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
