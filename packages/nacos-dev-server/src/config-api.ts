@@ -19,7 +19,7 @@ const KEY_CHARS = /^[a-zA-Z0-9_\-.:]+$/
 function keyOf(call: Call, flavour: Flavour): { tenant: string; group: string; dataId: string } {
   const groupParam = flavour === 'v1' ? 'group' : 'groupName'
   const dataId = optional(call, 'dataId')
-  const group = optional(call, groupParam) ?? (flavour === 'v3' ? 'DEFAULT_GROUP' : undefined)
+  const group = optional(call, groupParam)
   const tenantRaw = optional(call, flavour === 'v1' ? 'tenant' : 'namespaceId') ?? ''
   if (dataId === undefined) throw new BadParam(`Required request parameter 'dataId' for method parameter type String is not present`, true)
   if (group === undefined) throw new BadParam(`Required request parameter '${groupParam}' for method parameter type String is not present`, true)
@@ -131,7 +131,8 @@ export function configV3(d: Deps): Record<string, Handler> {
   const get = (call: Call) => {
     const k = keyOf(call, 'v3')
     const item = store.get(k.tenant, k.group, k.dataId)
-    if (item === undefined) return json({ code: 20004, message: 'resource not found', data: 'config data not exist' }, 404)
+    // Nacos 3 answers a missing config with HTTP 200 and a code, not 404.
+    if (item === undefined) return json({ code: 20004, message: 'resource not found', data: null })
     return ok(v3Item(item))
   }
   return {

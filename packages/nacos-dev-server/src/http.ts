@@ -42,10 +42,11 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** Query and form body merged; values kept as sent (config content keeps its white space). */
 export function parseParams(url: URL, body: string, contentType: string | undefined): URLSearchParams {
   const params = new URLSearchParams()
   const add = (source: URLSearchParams) => {
-    for (const [k, v] of source) params.append(k, v.trim())
+    for (const [k, v] of source) params.append(k, v)
   }
   add(url.searchParams)
   if (body.length > 0 && (contentType === undefined || contentType.includes('application/x-www-form-urlencoded'))) {
@@ -62,10 +63,10 @@ export function send(res: ServerResponse, reply: Reply): void {
   res.end(reply.body)
 }
 
-/** Nacos's WebUtils.optional: blank counts as absent. */
+/** Nacos's WebUtils.optional: trimmed, and blank counts as absent. Content is read raw instead. */
 export function optional(call: Call, name: string): string | undefined {
-  const v = call.params.get(name)
-  return v === null || v === '' ? undefined : v
+  const v = call.params.get(name)?.trim()
+  return v === undefined || v === '' ? undefined : v
 }
 
 /** Nacos's WebUtils.required for naming: 400 `Param 'x' is required.` */

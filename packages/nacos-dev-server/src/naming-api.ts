@@ -203,7 +203,7 @@ export function namingV3(d: Deps): Record<string, Handler> {
       if (bool(optional(call, 'heartBeat'), false)) {
         const id = identityOf(call, 'v3')
         const i = store.find(namespaceId, name, id.ip, id.port, id.cluster)
-        if (i === undefined) return json({ code: 21003, message: 'instance not found', data: `instance ${id.ip}:${id.port} not found in ${name}` })
+        if (i === undefined) return json({ code: 21003, message: 'instance not found', data: null })
         store.beat(i, namespaceId)
         return ok('ok')
       }
@@ -220,7 +220,9 @@ export function namingV3(d: Deps): Record<string, Handler> {
     'GET /nacos/v3/client/ns/instance/list': (call) => {
       const namespaceId = namespaceOf(call)
       const { name } = serviceOf(call, 'v3')
-      return ok(store.hosts(namespaceId, name, clustersOf(optional(call, 'clusterName')), bool(optional(call, 'healthyOnly'), false)))
+      // Nacos 3's v3 list carries no instanceId.
+      const hosts = store.hosts(namespaceId, name, clustersOf(optional(call, 'clusterName')), bool(optional(call, 'healthyOnly'), false))
+      return ok(hosts.map(({ instanceId: _id, ...rest }) => rest))
     }
   }
 }

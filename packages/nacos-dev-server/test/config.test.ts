@@ -27,6 +27,15 @@ t.test('publish, get (md5, type), delete', async (t) => {
   t.equal((await call('DELETE', '/v1/cs/configs', key)).text, 'true')
 })
 
+t.test('content is kept as sent, white space included; other parameters are trimmed', async (t) => {
+  const { call } = await start(t)
+  const content = 'flowtag:\n  gray: true\n'
+  await call('POST', '/v1/cs/configs', { dataId: ' rules.yaml ', group: key.group, content, type: 'yaml' })
+  const got = await call('GET', '/v1/cs/configs', { dataId: 'rules.yaml', group: key.group })
+  t.equal(got.text, content)
+  t.equal(got.headers.get('content-md5'), md5(content))
+})
+
 t.test('tenants are isolated; "public" is the empty tenant', async (t) => {
   const { call } = await start(t)
   await call('POST', '/v1/cs/configs', { ...key, content: 'dev', tenant: 'dev' })
