@@ -52,8 +52,9 @@ const env = (svc: { environment: Record<string, string> | string[] }): Record<st
 /** The default of a `${NAME:-default}` value, or the value itself. */
 const defaultOf = (v: string): string => /^\$\{[A-Z_]+:-(.*)\}$/.exec(v)?.[1] ?? v
 
-t.test('one nacos service on the official image, same release as CI runs', async (t) => {
-  t.same(Object.keys(compose.services), ['nacos'])
+t.test('a nacos service on the official image, same release as CI runs', async (t) => {
+  // the demo apps beside it are checked by apps/demo/test/deploy-files.test.ts
+  t.ok(compose.services.nacos, 'has a nacos service')
   const nacos = compose.services.nacos!
   const m = /^nacos\/nacos-server:v(2\.\d+\.\d+)$/.exec(nacos.image)
   t.ok(m, `image is a pinned 2.x tag of nacos/nacos-server (got ${nacos.image})`)

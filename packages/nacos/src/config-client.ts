@@ -1,0 +1,182 @@
+// Config: get / publish / remove, and listen over ONE batched long poll for every listened key
+// (v1), or md5 polling where the server has no long poll (v3). Last content is kept on disk.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { z } from 'zod'
+import { errInfo, type ClientContext } from './context.ts'
+import { NacosError } from './errors.ts'
+import { parseArgument } from './options.ts'
+import { md5, type ConfigKey } from './transport.ts'
+
+export type ConfigListener = (content: string | undefined) => void
+
+interface Entry {
+  dataId: string
+  group: string
+  /** Whether `content` reflects the server (or a snapshot of it). */
+  known: boolean
+  content: string | undefined
+  /** md5 of the content held; empty when none (what the long poll protocol expects). */
+  md5: string
+  listeners: Set<ConfigListener>
+}
+
+const keyPart = z.string().min(1).max(256).regex(/^[a-zA-Z0-9\-_:.]+$/, 'letters, digits, -_:. only')
+const typeSchema = z.enum(['text', 'json', 'yaml', 'properties', 'xml', 'html', 'toml']).optional()
+
+export class ConfigClient {
+  readonly #ctx: ClientContext
+  readonly #entries = new Map<string, Entry>()
+  #loop: Promise<void> | undefined
+  /** Aborts the poll in flight, so a changed key set takes effect at once. */
+  #restart = new AbortController()
+
+  constructor(ctx: ClientContext) {
+    this.#ctx = ctx
+  }
+
+  /** Current content; undefined when absent. Served from the last known content when Nacos is unreachable. */
+  async get(dataId: string, group?: string): Promise<string | undefined> {
+    const e = this.#entry(dataId, group)
+    try {
+      return await this.#fetch(e)
+    } catch (err) {
+      if ((err as NacosError).code !== 'FLOWTAG_NACOS_UNREACHABLE') throw err
+      if (e.known || (await this.#fromSnapshot(e))) {
+        this.#ctx.logger.warn({ dataId: e.dataId, group: e.group, err: errInfo(err) }, 'nacos unreachable, serving config from cache')
+        return e.content
+      }
+      throw err
+    }
+  }
+
+  async publish(dataId: string, group: string | undefined, content: string, type?: string): Promise<void> {
+    const e = this.#entry(dataId, group)
+    if (typeof content !== 'string' || content.trim() === '') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "content": a non-blank string')
+    const t = parseArgument(typeSchema, type, 'type')
+    await this.#ctx.pool.exec('publish config', (tr, r) => tr.publishConfig(r, this.#ctx.options.namespace, e, content, t))
+  }
+
+  async remove(dataId: string, group?: string): Promise<void> {
+    const e = this.#entry(dataId, group)
+    await this.#ctx.pool.exec('remove config', (tr, r) => tr.removeConfig(r, this.#ctx.options.namespace, e))
+  }
+
+  /**
+   * Call `listener` with the new content (undefined when removed) each time the key changes.
+   * If the client did not know the key yet, its first load counts as a change.
+   */
+  listen(dataId: string, group: string | undefined, listener: ConfigListener): () => void {
+    if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
+    if (this.#ctx.closing.aborted) throw new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
+    const e = this.#entry(dataId, group)
+    const fresh = e.listeners.size === 0
+    e.listeners.add(listener)
+    if (fresh) this.#kick()
+    return () => {
+      e.listeners.delete(listener)
+      if (e.listeners.size === 0) this.#kick()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#restart.abort()
+    await this.#loop
+  }
+
+  #entry(dataId: string, group: string | undefined): Entry {
+    parseArgument(keyPart, dataId, 'dataId')
+    const g = group ?? this.#ctx.options.group
+    parseArgument(keyPart.max(128), g, 'group')
+    const id = `${g}\u0002${dataId}`
+    let e = this.#entries.get(id)
+    if (e === undefined) this.#entries.set(id, (e = { dataId, group: g, known: false, content: undefined, md5: '', listeners: new Set() }))
+    return e
+  }
+
+  #listened(): Entry[] {
+    return [...this.#entries.values()].filter((e) => e.listeners.size > 0)
+  }
+
+  /** Start the loop, or restart the poll in flight with the new key set. */
+  #kick(): void {
+    this.#restart.abort()
+    if (this.#loop === undefined && this.#listened().length > 0) {
+      this.#loop = this.#run().finally(() => {
+        this.#loop = undefined
+        if (this.#listened().length > 0 && !this.#ctx.closing.aborted) this.#kick()
+      })
+    }
+  }
+
+  async #run(): Promise<void> {
+    const { options, pool, closing } = this.#ctx
+    let failures = 0
+    for (;;) {
+      const keys = this.#listened()
+      if (keys.length === 0 || closing.aborted) return
+      this.#restart = new AbortController()
+      const signal = AbortSignal.any([closing, this.#restart.signal])
+      try {
+        const changed = await pool.exec('config long poll', async (t, r) =>
+          t.listenConfigs === undefined ? null : t.listenConfigs(r, options.namespace, keys, options.configLongPollTimeoutMs, this.#restart.signal)
+        )
+        if (changed === null) {
+          // No long poll on this server: compare md5 by fetching, then wait a beat.
+          for (const e of keys) await this.#fetch(e)
+          await sleep(options.configPollIntervalMs, undefined, { signal })
+        } else {
+          for (const k of changed) {
+            const e = this.#entries.get(`${k.group}\u0002${k.dataId}`)
+            if (e !== undefined) await this.#fetch(e)
+          }
+        }
+        failures = 0
+      } catch (err) {
+        if (closing.aborted) return
+        if (signal.aborted) continue
+        failures++
+        // Nothing from the server yet: let listeners start from the disk snapshot.
+        for (const e of keys) if (!e.known && (await this.#fromSnapshot(e)) && e.content !== undefined) this.#notify(e)
+        const wait = Math.min(1000 * 2 ** Math.min(failures - 1, 5), 30_000)
+        this.#ctx.logger.warn({ err: errInfo(err), retryInMs: wait }, 'nacos config poll failed')
+        await sleep(wait, undefined, { signal }).catch(() => {})
+      }
+    }
+  }
+
+  /** Fetch from the server; notify listeners if the content differs from what was held. */
+  async #fetch(e: Entry): Promise<string | undefined> {
+    const value = await this.#ctx.pool.exec('get config', (t, r) => t.getConfig(r, this.#ctx.options.namespace, e))
+    const content = value?.content
+    const wasKnown = e.known
+    // Unknown before and absent now is no news: listeners hear of a key once it exists.
+    const changed = e.known ? e.content !== content : content !== undefined
+    e.known = true
+    e.content = content
+    e.md5 = content === undefined ? '' : (value?.md5 ?? md5(content))
+    if (changed || !wasKnown) void this.#ctx.snapshots.saveConfig(e.dataId, e.group, content)
+    if (changed) this.#notify(e)
+    return content
+  }
+
+  async #fromSnapshot(e: Entry): Promise<boolean> {
+    const saved = await this.#ctx.snapshots.loadConfig(e.dataId, e.group)
+    if (saved === undefined || e.known) return e.known
+    e.known = true
+    e.content = saved ?? undefined
+    e.md5 = saved === null ? '' : md5(saved)
+    return true
+  }
+
+  #notify(e: Entry): void {
+    for (const listener of e.listeners) {
+      try {
+        listener(e.content)
+      } catch (err) {
+        this.#ctx.logger.error({ dataId: e.dataId, group: e.group, err: errInfo(err) }, 'nacos config listener threw')
+      }
+    }
+  }
+}
+
+export type { ConfigKey }

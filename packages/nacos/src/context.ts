@@ -1,0 +1,20 @@
+// What the naming and config parts of one client share.
+import type { Logger } from './logger.ts'
+import type { ResolvedOptions } from './options.ts'
+import type { ServerPool } from './server-pool.ts'
+import type { SnapshotStore } from './snapshot.ts'
+
+export interface ClientContext {
+  options: ResolvedOptions
+  pool: ServerPool
+  snapshots: SnapshotStore
+  logger: Logger
+  /** Aborted by close(): ends every wait, poll and request. */
+  closing: AbortSignal
+}
+
+/** A compact error for logs: never the request, never credentials. */
+export const errInfo = (err: unknown): { message: string; code?: string } => {
+  const e = err as { message?: unknown; code?: unknown }
+  return typeof e.code === 'string' ? { message: String(e.message), code: e.code } : { message: String(e?.message ?? err) }
+}

@@ -1,0 +1,132 @@
+// Client options: the zod schema is the source of truth for types and defaults.
+import { z } from 'zod'
+import { badArgument, badOption } from './errors.ts'
+import { silentLogger, type Logger } from './logger.ts'
+
+const DEFAULT_PORT = 8848
+const addrPattern = /^(?:(https?):\/\/)?(\[[0-9a-fA-F:.]+\]|[^\s/:@[\]]+)(?::(\d{1,5}))?\/?$/
+const namePattern = /^[a-zA-Z0-9\-_:.]+$/
+
+export interface ServerAddress {
+  /** `http://host:port`, what undici dials. */
+  origin: string
+  host: string
+  port: number
+}
+
+/** `host[:port]` with an optional http(s):// scheme; undefined when malformed. */
+export function parseAddress(item: string, defaultPort = DEFAULT_PORT): ServerAddress | undefined {
+  const m = addrPattern.exec(item.trim())
+  const port = m?.[3] === undefined ? defaultPort : Number(m[3])
+  if (m === null || port < 1 || port > 65535) return undefined
+  const host = m[2] as string
+  return { origin: `${m[1] ?? 'http'}://${host}:${port}`, host: host.replace(/^\[|\]$/g, ''), port }
+}
+
+const serverAddr = z
+  .union([z.string(), z.array(z.string()).min(1, 'at least one server address')])
+  .transform((value, ctx) => {
+    const list = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter((s) => s !== '')
+    if (list.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'at least one server address' })
+      return z.NEVER
+    }
+    const out: ServerAddress[] = []
+    for (const item of list) {
+      const addr = parseAddress(item)
+      if (addr === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${item}" is not host:port (optionally with http://)` })
+        return z.NEVER
+      }
+      out.push(addr)
+    }
+    return out
+  })
+
+/** An address server (`GET /nacos/serverlist` answers one `ip:port` a line); port 8080 by default. */
+const endpoint = z.string().transform((value, ctx) => {
+  const addr = parseAddress(value, 8080)
+  if (addr === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (optionally with http://)` })
+    return z.NEVER
+  }
+  return addr
+})
+
+const isLogger = (v: unknown): v is Logger =>
+  typeof v === 'object' && v !== null && ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
+
+const ms = (def: number) => z.number().int().positive().max(3_600_000).default(def)
+
+export const clientOptionsSchema = z
+  .strictObject({
+    serverAddr: serverAddr.optional(),
+    endpoint: endpoint.optional(),
+    /** How often the server list is fetched again from the endpoint. */
+    endpointRefreshMs: z.number().int().min(1000).default(30_000),
+    namespace: z.string().regex(/^[\w-]*$/, 'letters, digits, _ and - only').max(64).default(''),
+    group: z.string().regex(namePattern, 'letters, digits, -_:. only').max(128).default('DEFAULT_GROUP'),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    accessKey: z.string().min(1).optional(),
+    secretKey: z.string().min(1).optional(),
+    timeoutMs: ms(5000),
+    cacheDir: z.string().min(1).optional(),
+    loadCacheAtStart: z.boolean().default(false),
+    logger: z.custom<Logger>(isLogger, 'expected an object with debug/info/warn/error functions').default(silentLogger),
+    transport: z.enum(['auto', 'http-v1', 'http-v3']).default('auto'),
+    /** Re-query every subscribed service at this pace (also refreshes the UDP subscription). */
+    namingPollIntervalMs: ms(10_000),
+    /** Ask v1 servers for UDP push of service changes. */
+    udpPush: z.boolean().default(true),
+    /** Address the UDP socket binds to; default 127.0.0.1 when every server is loopback, else 0.0.0.0. */
+    udpHost: z.string().min(1).optional(),
+    /** Address the server pushes to; default: loopback for loopback servers, else the first external IPv4. */
+    clientIp: z.string().min(1).optional(),
+    /** How long a v1 config long poll may be held by the server. */
+    configLongPollTimeoutMs: z.number().int().min(10_000).max(120_000).default(30_000),
+    /** md5 polling pace where the server has no long poll (HTTP v3). */
+    configPollIntervalMs: ms(1000),
+    /** Default beat pace until a server states its own. */
+    beatIntervalMs: ms(5000)
+  })
+  .superRefine((o, ctx) => {
+    if ((o.serverAddr === undefined) === (o.endpoint === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['serverAddr'], message: 'give exactly one of serverAddr or endpoint' })
+    }
+    if ((o.username === undefined) !== (o.password === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [o.username === undefined ? 'username' : 'password'], message: 'username and password go together' })
+    }
+    if ((o.accessKey === undefined) !== (o.secretKey === undefined)) {
+      ctx.addIssue({ code: 'custom', path: [o.accessKey === undefined ? 'accessKey' : 'secretKey'], message: 'accessKey and secretKey go together' })
+    }
+  })
+
+export type NacosClientOptions = z.input<typeof clientOptionsSchema>
+export type ResolvedOptions = z.output<typeof clientOptionsSchema>
+
+/** Validate options; throws FLOWTAG_NACOS_BAD_OPTION naming the first bad field. */
+export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, prefix?: string): z.output<S> {
+  const result = schema.safeParse(input ?? {})
+  if (result.success) return result.data
+  throw badOption(fieldOf(result.error, prefix), result.error.issues[0]?.message ?? 'invalid')
+}
+
+/** The same for call arguments: FLOWTAG_NACOS_BAD_ARGUMENT. */
+export function parseArgument<S extends z.ZodType>(schema: S, input: unknown, name: string): z.output<S> {
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  throw badArgument(fieldOf(result.error, name), result.error.issues[0]?.message ?? 'invalid')
+}
+
+function fieldOf(error: z.ZodError, prefix: string | undefined): string {
+  const issue = error.issues[0]
+  const path = issue === undefined ? [] : [...issue.path]
+  if (issue?.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0])
+  const parts = [...(prefix === undefined ? [] : [prefix]), ...path.map(String)]
+  return parts.length === 0 ? 'options' : parts.join('.')
+}
+
+export function resolveOptions(input: NacosClientOptions): ResolvedOptions {
+  return parseOptions(clientOptionsSchema, input)
+}

@@ -1,0 +1,221 @@
+// The servers of one cluster: which API each speaks (probed once, remembered), its login token,
+// and rotation to the next server on connection errors and 5xx.
+import { NacosError } from './errors.ts'
+import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
+import type { Logger } from './logger.ts'
+import { parseAddress, type ServerAddress } from './options.ts'
+import { sign } from './sign.ts'
+import { httpError } from './transport.ts'
+import type { Transport, TransportName } from './transport.ts'
+import { httpV1 } from './transport-v1.ts'
+import { httpV3, isWrapped } from './transport-v3.ts'
+
+const transports: Record<TransportName, Transport> = { 'http-v1': httpV1, 'http-v3': httpV3 }
+
+export interface PoolOptions {
+  /** A fixed list, or an address server to fetch it from. */
+  servers: ServerAddress[] | undefined
+  endpoint: ServerAddress | undefined
+  endpointRefreshMs: number
+  transport: 'auto' | TransportName
+  username: string | undefined
+  password: string | undefined
+  accessKey: string | undefined
+  secretKey: string | undefined
+  timeoutMs: number
+  logger: Logger
+}
+
+interface ServerState {
+  address: ServerAddress
+  transport: Transport | undefined
+  token: string | undefined
+  /** When to log in again (ms epoch): a tenth of the ttl before it runs out, as the Java client does. */
+  refreshAt: number
+  login: Promise<void> | undefined
+}
+
+export class ServerPool {
+  #servers: ServerState[]
+  #listFetchedAt = 0
+  #listing: Promise<void> | undefined
+  readonly #http: HttpClient
+  readonly #opts: PoolOptions
+  readonly #closing: AbortController
+  #current = 0
+
+  constructor(opts: PoolOptions, closing: AbortController) {
+    this.#opts = opts
+    this.#closing = closing
+    this.#http = new HttpClient(opts.timeoutMs, closing.signal)
+    this.#servers = (opts.servers ?? []).map(newState)
+  }
+
+  get closed(): boolean {
+    return this.#closing.signal.aborted
+  }
+
+  /** The server currently preferred (for logs and tests); undefined before an endpoint answered. */
+  get current(): ServerAddress | undefined {
+    return this.#servers[this.#current]?.address
+  }
+
+  /** Every server known now. */
+  get servers(): ServerAddress[] {
+    return this.#servers.map((s) => s.address)
+  }
+
+  /** The API flavour of the current server, once known. */
+  get transportName(): TransportName | undefined {
+    return this.#servers[this.#current]?.transport?.name
+  }
+
+  /**
+   * Run one operation against the current server, moving on to the next one on connection
+   * errors and 5xx; rejects with FLOWTAG_NACOS_UNREACHABLE once every server failed.
+   */
+  async exec<T>(what: string, fn: (t: Transport, r: ServerRequester) => Promise<T>): Promise<T> {
+    await this.#refreshList()
+    let last: unknown
+    const failures: string[] = []
+    const n = this.#servers.length
+    const start = this.#current
+    for (let i = 0; i < n; i++) {
+      if (this.closed) throw closedError()
+      const index = (start + i) % n
+      const state = this.#servers[index] as ServerState
+      try {
+        const requester = this.#requester(state)
+        const transport = state.transport ?? (await this.#probe(state, requester))
+        const out = await fn(transport, requester)
+        this.#current = index
+        return out
+      } catch (err) {
+        if (!isRetryable(err) || this.closed) throw err
+        last = err
+        failures.push((err as Error).message)
+        // A server that went away may come back as another version: probe it again then.
+        if (this.#opts.transport === 'auto') state.transport = undefined
+        if (n > 1) this.#opts.logger.warn({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos server failed, trying the next')
+      }
+    }
+    throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
+  }
+
+  async close(): Promise<void> {
+    await this.#http.close()
+  }
+
+  /** With an endpoint: fetch the list when there is none, else refresh it in the background when stale. */
+  async #refreshList(): Promise<void> {
+    const endpoint = this.#opts.endpoint
+    if (endpoint === undefined || Date.now() - this.#listFetchedAt < this.#opts.endpointRefreshMs) return
+    this.#listing ??= this.#fetchList(endpoint).finally(() => {
+      this.#listing = undefined
+    })
+    if (this.#servers.length === 0) await this.#listing
+  }
+
+  async #fetchList(endpoint: ServerAddress): Promise<void> {
+    try {
+      const res = await this.#http.send(endpoint, { method: 'GET', path: '/nacos/serverlist' })
+      if (res.status !== 200) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `address server ${endpoint.origin} answered ${res.status}`)
+      const addrs = res.body
+        .split(/\r?\n/)
+        .map((line) => parseAddress(line))
+        .filter((a): a is ServerAddress => a !== undefined)
+      if (addrs.length === 0) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `address server ${endpoint.origin} listed no servers`)
+      const known = new Map(this.#servers.map((s) => [s.address.origin, s]))
+      const current = this.current?.origin
+      this.#servers = addrs.map((a) => known.get(a.origin) ?? newState(a))
+      this.#current = Math.max(0, this.#servers.findIndex((s) => s.address.origin === current))
+      this.#listFetchedAt = Date.now()
+    } catch (err) {
+      // Keep the last list; only a client that never had one fails.
+      if (this.#servers.length === 0) throw err
+      this.#opts.logger.warn({ endpoint: endpoint.origin, err: { message: (err as Error).message } }, 'nacos address server failed, keeping the last list')
+      this.#listFetchedAt = Date.now()
+    }
+  }
+
+  #requester(state: ServerState): ServerRequester {
+    return {
+      server: state.address,
+      request: async (input: RequestSpec): Promise<RawResponse> => {
+        const spec = this.#signed(input)
+        if (this.#opts.username === undefined) return this.#http.send(state.address, spec)
+        await this.#ensureToken(state)
+        let res = await this.#http.send(state.address, spec, this.#authHeader(state))
+        if (res.status === 403) {
+          // Token expired or revoked server-side: log in once more and retry once.
+          state.token = undefined
+          await this.#ensureToken(state)
+          res = await this.#http.send(state.address, spec, this.#authHeader(state))
+        }
+        return res
+      }
+    }
+  }
+
+  #signed(spec: RequestSpec): RequestSpec {
+    const { accessKey, secretKey } = this.#opts
+    if (spec.sign === undefined || accessKey === undefined || secretKey === undefined) return spec
+    const s = sign(spec.sign, accessKey, secretKey)
+    return { ...spec, headers: { ...spec.headers, ...s.headers }, query: { ...spec.query, ...s.query } }
+  }
+
+  #authHeader(state: ServerState): Record<string, string> {
+    return state.token === undefined ? {} : { accesstoken: state.token }
+  }
+
+  async #ensureToken(state: ServerState): Promise<void> {
+    if (state.token !== undefined && Date.now() < state.refreshAt) return
+    state.login ??= this.#login(state).finally(() => {
+      state.login = undefined
+    })
+    await state.login
+  }
+
+  async #login(state: ServerState): Promise<void> {
+    const form = { username: this.#opts.username, password: this.#opts.password }
+    let res = await this.#http.send(state.address, { method: 'POST', path: '/nacos/v1/auth/login', form })
+    if (res.status === 404 || res.status === 410) res = await this.#http.send(state.address, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
+    if (res.status !== 200) {
+      const err = httpError(res, 'login')
+      throw new NacosError('FLOWTAG_NACOS_AUTH', `login as ${this.#opts.username} at ${state.address.origin} failed (HTTP ${res.status})`, {
+        cause: err,
+        statusCode: res.status
+      })
+    }
+    let body: { accessToken?: unknown; tokenTtl?: unknown; data?: { accessToken?: unknown; tokenTtl?: unknown } }
+    try {
+      body = JSON.parse(res.body)
+    } catch {
+      throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${state.address.origin}: answer is not JSON`)
+    }
+    const src = typeof body.accessToken === 'string' ? body : (body.data ?? {})
+    if (typeof src.accessToken !== 'string') throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${state.address.origin}: no accessToken in the answer`)
+    const ttl = Number(src.tokenTtl ?? 18_000)
+    state.token = src.accessToken
+    state.refreshAt = Date.now() + Math.max(1, ttl) * 900
+    this.#opts.logger.debug({ server: state.address.origin, tokenTtl: ttl }, 'nacos login ok')
+  }
+
+  async #probe(state: ServerState, r: ServerRequester): Promise<Transport> {
+    if (this.#opts.transport !== 'auto') return (state.transport = transports[this.#opts.transport])
+    // v1 first: where both exist (3.0/3.1) it is the one with UDP push and config long polling.
+    const probeQuery = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
+    const v1 = await r.request({ method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
+    if (v1.status === 200) return (state.transport = httpV1)
+    if (v1.status === 403) throw httpError(v1, 'probe')
+    const v3 = await r.request({ method: 'GET', path: '/nacos/v3/client/ns/instance/list', query: probeQuery })
+    // Any wrapped {code: n} answer (even "service not exist") shows the v3 client API is there.
+    if (v3.status === 200 || (v3.status !== 403 && isWrapped(v3.body))) return (state.transport = httpV3)
+    if (v3.status === 403) throw httpError(v3, 'probe')
+    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${v1.status}/${v3.status})`)
+  }
+}
+
+function newState(address: ServerAddress): ServerState {
+  return { address, transport: undefined, token: undefined, refreshAt: 0, login: undefined }
+}

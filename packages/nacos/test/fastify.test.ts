@@ -1,0 +1,118 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify from 'fastify'
+import t from 'tap'
+import fastifyNacos from '../src/fastify.ts'
+import { NacosClient, type ServiceChange } from '../src/index.ts'
+import { startDev, waitFor } from './fixtures/target.ts'
+
+t.test('registers on listen with the real address, serves /health and /ready, leaves before closing', async (t) => {
+  const dev = await startDev()
+  t.teardown(() => dev.close())
+  const watcher = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}`, namingPollIntervalMs: 100 })
+  t.teardown(() => watcher.close())
+  const changes: ServiceChange[] = []
+  watcher.naming.subscribe('orders', (c) => changes.push(c))
+
+  const app = Fastify()
+  await app.register(fastifyNacos, {
+    nacos: { serverAddr: `127.0.0.1:${dev.port}` },
+    service: 'orders',
+    version: 'v2',
+    env: 'test',
+    weight: 2,
+    metadata: { zone: 'a' },
+    readyPath: '/readyz'
+  })
+  // Checked once the server has closed: the instance must already be gone from Nacos by then.
+  let goneBeforeClose = false
+  let port = 0
+  app.addHook('onClose', async () => {
+    const direct = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}` })
+    goneBeforeClose = !(await direct.naming.instances('orders')).some((i) => i.port === port)
+    await direct.close()
+  })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/readyz')).statusCode, 503, 'not ready before listening')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  port = (app.server.address() as { port: number }).port
+  await waitFor(() => app.nacos.ready, 'registered')
+  await waitFor(async () => (await watcher.naming.instances('orders')).length === 1, 'visible to others')
+  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === port)), 'subscriber told')
+  t.match((await watcher.naming.instances('orders'))[0], { ip: '127.0.0.1', port, weight: 2, metadata: { version: 'v2', env: 'test', zone: 'a' } })
+  t.same((await app.inject('/health')).json(), { status: 'ok' })
+  t.same((await app.inject('/readyz')).json(), { status: 'ready' })
+  t.equal((await app.inject('/ready')).statusCode, 404, 'ready path is configurable')
+  t.equal(app.nacos.discovery, app.nacos.client.naming)
+
+  await app.close()
+  t.ok(goneBeforeClose, 'deregistered in preClose')
+  t.notOk(app.nacos.ready)
+  await waitFor(async () => (await watcher.naming.instances('orders')).length === 0, 'removed')
+})
+
+t.test('drain(): deregister, report not ready and wait drainMs while still serving', async (t) => {
+  const dev = await startDev()
+  t.teardown(() => dev.close())
+  const client = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}`, namingPollIntervalMs: 100 })
+  t.teardown(() => client.close())
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyNacos, { client, service: 'drainer', drainMs: 300, healthPath: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await waitFor(() => app.nacos.ready, 'registered')
+  const drained = app.nacos.drain()
+  t.equal(app.nacos.draining, true)
+  const ready = await app.inject('/ready')
+  t.equal(ready.statusCode, 503)
+  t.match(ready.json(), { status: 'not ready', draining: true })
+  await waitFor(async () => (await client.naming.instances('drainer')).length === 0, 'deregistered while draining')
+  await drained
+  t.equal((await app.inject('/health')).statusCode, 404, 'health route disabled')
+  await app.close()
+  // A client passed in stays open: it belongs to the caller.
+  t.same(await client.naming.instances('drainer'), [])
+})
+
+t.test('Nacos down at start: listen anyway and register once it comes up', async (t) => {
+  const probe = await startDev()
+  const port = probe.port
+  await probe.close()
+  const app = Fastify()
+  await app.register(fastifyNacos, { nacos: { serverAddr: `127.0.0.1:${port}`, timeoutMs: 500 }, service: 'late', retryMs: 100 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/ready')).statusCode, 503)
+  await sleep(300)
+  const dev = await startDev({ port })
+  t.teardown(() => dev.close())
+  await waitFor(() => app.nacos.ready, 'registered in the background')
+  const watcher = new NacosClient({ serverAddr: `127.0.0.1:${port}` })
+  t.teardown(() => watcher.close())
+  t.equal((await watcher.naming.instances('late')).length, 1)
+})
+
+t.test('failFast: listen fails when Nacos is unreachable', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyNacos, { nacos: { serverAddr: '127.0.0.1:1', timeoutMs: 500 }, service: 'strict', failFast: true })
+  await t.rejects(app.listen({ port: 0, host: '127.0.0.1' }), { code: 'FLOWTAG_NACOS_UNREACHABLE' })
+  await app.close()
+})
+
+t.test('options are validated', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ nacos: { serverAddr: 'h:1' } }, /"service"/],
+    [{ service: 's' }, /"client"/],
+    [{ service: 's', nacos: { serverAddr: 'h:1' }, weight: -1 }, /"weight"/],
+    [{ service: 's', nacos: { serverAddr: 'h:1' }, readyPath: 'ready' }, /"readyPath"/],
+    [{ service: 's', nacos: { serverAddr: 'h:1' }, drainMs: 'long' }, /"drainMs"/],
+    [{ service: 's', nacos: { serverAddr: 'h:1', transport: 'grpc' } }, /"nacos\.transport"/]
+  ]
+  for (const [opts, field] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => {
+      await app.register(fastifyNacos, opts as never)
+      await app.ready()
+    }, { code: 'FLOWTAG_NACOS_BAD_OPTION', message: field })
+    await app.close().catch(() => {})
+  }
+})

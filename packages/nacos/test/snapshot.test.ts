@@ -1,0 +1,58 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { NacosClient } from '../src/index.ts'
+import { startDev, waitFor } from './fixtures/target.ts'
+
+t.test('start and keep routing from the disk snapshot while Nacos is down', async (t) => {
+  const cacheDir = join(t.testdir(), 'cache')
+  const dev = await startDev()
+  let devOpen = true
+  t.teardown(() => (devOpen ? dev.close() : undefined))
+  const addr = `127.0.0.1:${dev.port}`
+  const writer = new NacosClient({ serverAddr: addr, cacheDir, namingPollIntervalMs: 100 })
+  await writer.naming.register('snap', { ip: '127.0.0.1', port: 4500, metadata: { version: 'v2' } })
+  await waitFor(async () => (await writer.naming.instances('snap')).length === 1, 'instance listed')
+  await writer.config.publish('rules', 'G', '{"rules":[]}')
+  t.equal(await writer.config.get('rules', 'G'), '{"rules":[]}')
+  t.equal(await writer.config.get('absent', 'G'), undefined)
+
+  await dev.close()
+  devOpen = false
+  // The running client keeps its in-memory list.
+  t.same((await writer.naming.instances('snap')).map((i) => i.port), [4500])
+  await writer.close()
+
+  // A new process, Nacos down: loadCacheAtStart serves the snapshot at once...
+  const early = new NacosClient({ serverAddr: addr, cacheDir, loadCacheAtStart: true, timeoutMs: 500 })
+  t.teardown(() => early.close())
+  t.match(await early.naming.instances('snap'), [{ port: 4500, metadata: { version: 'v2' } }])
+  // ...and without it the snapshot is the fallback once the server fails.
+  const late = new NacosClient({ serverAddr: addr, cacheDir, timeoutMs: 500 })
+  t.teardown(() => late.close())
+  t.match(await late.naming.instances('snap'), [{ port: 4500 }])
+  t.equal(await late.config.get('rules', 'G'), '{"rules":[]}')
+  t.equal(await late.config.get('absent', 'G'), undefined, 'known-absent is remembered too')
+  const seen: Array<string | undefined> = []
+  late.config.listen('rules', 'G', (c) => seen.push(c))
+  const listenOnly = new NacosClient({ serverAddr: addr, cacheDir, timeoutMs: 500 })
+  t.teardown(() => listenOnly.close())
+  const fromDisk: Array<string | undefined> = []
+  listenOnly.config.listen('rules', 'G', (c) => fromDisk.push(c))
+  await waitFor(() => fromDisk.length === 1, 'listener fed from the snapshot')
+  t.same(fromDisk, ['{"rules":[]}'])
+  t.same(seen, [], 'no event when the snapshot equals what the client already had')
+
+  // No snapshot, no server: a clear error.
+  const bare = new NacosClient({ serverAddr: addr, timeoutMs: 500 })
+  t.teardown(() => bare.close())
+  await t.rejects(bare.naming.instances('snap'), { code: 'FLOWTAG_NACOS_UNREACHABLE' })
+  await t.rejects(bare.config.get('rules', 'G'), { code: 'FLOWTAG_NACOS_UNREACHABLE' })
+
+  // Nacos back on the same port: the server's answer replaces the snapshot.
+  const back = await startDev({ port: dev.port })
+  t.teardown(() => back.close())
+  const revived = new NacosClient({ serverAddr: addr, cacheDir, loadCacheAtStart: true, namingPollIntervalMs: 100 })
+  t.teardown(() => revived.close())
+  t.equal((await revived.naming.instances('snap')).length, 1, 'snapshot first')
+  await waitFor(async () => (await revived.naming.instances('snap')).length === 0, 'live list (empty) wins')
+})
