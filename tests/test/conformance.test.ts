@@ -45,8 +45,21 @@ const list = async (query: Record<string, string | number | boolean>) => {
   if (a.status !== 200) throw new Error(`list answered ${a.status}: ${a.text}`)
   return json(a) as ServiceInfo
 }
-const register = (form: Record<string, string | number | boolean>) =>
-  call('POST', `${B}/v1/ns/instance`, { form })
+/**
+ * Register, then wait until the instance is listed: a real Nacos applies registrations
+ * asynchronously, so a list right after `ok` may not show it yet. Disabled instances are
+ * never listed, so those are not waited for.
+ */
+const register = async (form: Record<string, string | number | boolean>) => {
+  const answer = await call('POST', `${B}/v1/ns/instance`, { form })
+  if (answer.status !== 200 || form.enabled === false) return answer
+  const where: Record<string, string | number | boolean> = { serviceName: form.serviceName! }
+  for (const k of ['namespaceId', 'groupName'] as const) if (form[k] !== undefined) where[k] = form[k]
+  await until(`${form.ip}:${form.port} listed`, async () =>
+    (await list(where)).hosts.some((h) => h.ip === form.ip && h.port === Number(form.port)) ? true : undefined
+  )
+  return answer
+}
 
 t.test('naming: register answers ok and list returns a ServiceInfo', async (t) => {
   const svc = unique('ct-reg')
@@ -159,8 +172,10 @@ t.test('naming: beats', async (t) => {
     form: { serviceName: svc, beat: beatJson(9004, { weight: 3, metadata: { from: 'beat' } }) }
   })
   t.same(json(fullUnknown), { clientBeatInterval: 5000, code: 10200, lightBeatEnabled: true })
-  const info = await list({ serviceName: svc })
-  const reRegistered = info.hosts.find((h) => h.port === 9004)
+  // a real Nacos applies it asynchronously (and serves lists from a cache it refreshes on change)
+  const reRegistered = await until('the beat-registered instance listed', async () =>
+    (await list({ serviceName: svc })).hosts.find((h) => h.port === 9004)
+  ).catch(() => undefined)
   t.ok(reRegistered, 'a full beat of an unknown instance registers it')
   t.match(reRegistered, { ip: '127.0.0.1', weight: 3, healthy: true, ephemeral: true, metadata: { from: 'beat' } })
 })
@@ -172,12 +187,11 @@ t.test('naming: deregister', async (t) => {
   const del = await call('DELETE', `${B}/v1/ns/instance`, { query: { serviceName: svc, ip: '127.0.0.1', port: 9005 } })
   t.equal(del.status, 200)
   t.equal(del.text, 'ok')
-  const info = await list({ serviceName: svc })
-  t.same(
-    info.hosts.map((h) => h.port),
-    [9006],
-    'only the other instance is left'
-  )
+  const ports = await until('the deregistered instance gone', async () => {
+    const now = (await list({ serviceName: svc })).hosts.map((h) => h.port)
+    return now.includes(9005) ? undefined : now
+  }).catch(() => undefined)
+  t.same(ports, [9006], 'only the other instance is left')
   const again = await call('DELETE', `${B}/v1/ns/instance`, { query: { serviceName: svc, ip: '127.0.0.1', port: 9005 } })
   t.equal(again.status, 200, 'deregistering an unknown instance is not an error')
   t.equal(again.text, 'ok')
@@ -263,16 +277,17 @@ t.test('naming: operator metrics is the liveness probe', async (t) => {
 })
 
 t.test('naming: instances without beats turn unhealthy, then are removed', async (t) => {
-  // Per-instance timeouts (ms) from metadata; real Nacos checks about every 5 s.
+  // Per-instance timeouts (ms) from metadata; real Nacos checks about every 5 s, so the
+  // unhealthy window (timeout to delete timeout) spans more than one check to be observable.
   const svc = unique('ct-expiry')
   const metadata = JSON.stringify({
     'preserved.heart.beat.interval': '1000',
     'preserved.heart.beat.timeout': '3000',
-    'preserved.ip.delete.timeout': '6000'
+    'preserved.ip.delete.timeout': '11000'
   })
   t.equal((await register({ serviceName: svc, ip: '127.0.0.1', port: 9030, metadata })).text, 'ok')
   const fresh = await list({ serviceName: svc })
-  t.match(fresh.hosts[0], { healthy: true, instanceHeartBeatInterval: 1000, instanceHeartBeatTimeOut: 3000, ipDeleteTimeout: 6000 })
+  t.match(fresh.hosts[0], { healthy: true, instanceHeartBeatInterval: 1000, instanceHeartBeatTimeOut: 3000, ipDeleteTimeout: 11000 })
 
   const unhealthy = await until(
     'the instance to turn unhealthy',
@@ -466,7 +481,11 @@ if ((authAddr !== undefined && authAddr !== '') || !target.real) {
     })
     t.equal(reg.status, 200)
     t.equal(reg.text, 'ok')
-    const viaHeader = await call('GET', `${A}/v1/ns/instance/list`, { query: { serviceName: svc }, headers: { accessToken: token } })
+    // registration lands asynchronously on a real Nacos: poll until the instance shows
+    const viaHeader = await until('the instance listed through an accessToken header', async () => {
+      const a = await call('GET', `${A}/v1/ns/instance/list`, { query: { serviceName: svc }, headers: { accessToken: token } })
+      return a.status !== 200 || (json(a) as ServiceInfo).hosts.length === 1 ? a : undefined
+    })
     t.equal(viaHeader.status, 200)
     t.equal((json(viaHeader) as ServiceInfo).hosts.length, 1)
     const viaQuery = await call('GET', `${A}/v1/ns/instance/list`, { query: { serviceName: svc, accessToken: token } })

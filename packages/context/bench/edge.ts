@@ -1,0 +1,213 @@
+/**
+ * Edge-tagging overhead: bare Fastify vs Fastify + @flowtag/context edge plugin (20 rules:
+ * 19 header matches + a weighted split) vs @fastify/request-context, in one run. Each server
+ * runs in its own child process, autocannon in another; variants are interleaved per round.
+ * Also measures evaluate() ns/op in-process. Writes the section in /work/main/BENCHMARKS.md.
+ *
+ *   node bench/edge.ts [--rounds 8] [--seconds 2] [--connections 50] [--no-write]
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { evaluate, compileRuleSet, validateRuleSet, type RuleSetInput } from '@flowtag/rules'
+
+const self = fileURLToPath(import.meta.url)
+const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
+const HEADING = '## Edge tagging (@flowtag/context)'
+interface Measurement { rps: number, p99: number, errors: number, cpuUs: number }
+const VARIANTS = ['bare', 'flowtag-edge', 'request-context'] as const
+type Variant = typeof VARIANTS[number]
+
+export function ruleSet (): RuleSetInput {
+  const rules: NonNullable<RuleSetInput['rules']> = []
+  for (let i = 0; i < 19; i++) {
+    rules.push({ name: `r${i}`, when: { headers: { [`x-feature-${i % 5}`]: { equals: `on-${i}` } } }, lane: `lane-${i}` })
+  }
+  rules.push({ name: 'canary', split: { weights: { v2: 10 } } })
+  return { version: 1, user: { header: 'x-user-id' }, rules, default: 'v1' }
+}
+
+async function server (variant: Variant): Promise<void> {
+  const { default: Fastify } = await import('fastify')
+  const app = Fastify({ logger: false })
+  if (variant === 'flowtag-edge') {
+    const { fastifyFlowTag } = await import('../src/fastify.ts')
+    const { currentTag } = await import('../src/index.ts')
+    await app.register(fastifyFlowTag, { mode: 'edge', rules: ruleSet() })
+    app.get('/', async () => ({ lane: currentTag() ?? null }))
+  } else if (variant === 'request-context') {
+    const { fastifyRequestContext, requestContext } = await import('@fastify/request-context')
+    await app.register(fastifyRequestContext, { defaultStoreValues: { lane: 'v1' } })
+    app.get('/', async () => ({ lane: (requestContext.get('lane' as never) as string | undefined) ?? null }))
+  } else {
+    app.get('/', async () => ({ lane: null }))
+  }
+  // the server's own CPU time: a per-request cost that other jobs on the machine cannot inflate
+  app.get('/__cpu', async () => process.cpuUsage())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  process.stdout.write(`LISTENING ${typeof address === 'object' && address !== null ? address.port : 0}\n`)
+  process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
+}
+
+async function load (ports: Record<Variant, string>, rounds: number, seconds: number, connections: number): Promise<void> {
+  // autocannon ships no types; only these fields are read
+  type Result = { requests: { average: number, total: number }, latency: { p99: number }, errors: number, non2xx: number }
+  const name = 'autocannon'
+  const { default: autocannon } = await import(name) as { default: (opts: object) => Promise<Result> }
+  let n = 0
+  const requests = [{ setupRequest: (req: { headers?: Record<string, string> }) => { req.headers = { ...req.headers, 'x-user-id': `user-${n++ % 10000}` }; return req } }]
+  const url = (v: Variant) => `http://127.0.0.1:${ports[v]}/`
+  for (const v of VARIANTS) await autocannon({ url: url(v), connections, duration: 1, requests }) // warm-up, discarded
+  const cpu = async (v: Variant) => { const u = await (await fetch(`${url(v)}__cpu`)).json() as { user: number, system: number }; return u.user + u.system }
+  for (let r = 0; r < rounds; r++) {
+    // rotate the order each round so no variant always runs first (drift, other jobs)
+    for (let i = 0; i < VARIANTS.length; i++) {
+      const v = VARIANTS[(i + r) % VARIANTS.length]!
+      const before = await cpu(v)
+      const res = await autocannon({ url: url(v), connections, duration: seconds, requests })
+      const cpuUs = (await cpu(v) - before) / Math.max(1, res.requests.total)
+      process.stdout.write(JSON.stringify({ round: r, variant: v, rps: res.requests.average, p99: res.latency.p99, errors: res.errors + res.non2xx, cpuUs }) + '\n')
+    }
+  }
+  process.stdout.write('DONE\n')
+}
+
+function child (args: string[]): ChildProcess {
+  return spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+}
+
+function firstLine (cp: ChildProcess, prefix: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    const onData = (d: Buffer) => {
+      buf += d
+      const line = buf.split('\n').find((l) => l.startsWith(prefix))
+      if (line !== undefined) { cp.stdout!.off('data', onData); resolve(line) }
+    }
+    cp.stdout!.on('data', onData)
+    cp.once('exit', (code) => reject(new Error(`child exited (${code}) before printing ${prefix}`)))
+  })
+}
+
+async function startServer (variant: Variant): Promise<{ port: string, stop: () => Promise<void> }> {
+  const srv = child(['server', variant])
+  const port = (await firstLine(srv, 'LISTENING ')).split(' ')[1]!
+  return {
+    port,
+    stop: async () => {
+      srv.kill('SIGTERM')
+      await new Promise((resolve) => srv.exitCode !== null ? resolve(null) : srv.once('exit', resolve))
+    }
+  }
+}
+
+function evaluateNsPerOp (): { ns: number, ops: number } {
+  const compiled = compileRuleSet(validateRuleSet(ruleSet()))
+  const facts = Array.from({ length: 1024 }, (_, i) => ({ headers: { 'x-user-id': `user-${i}`, host: 'example', accept: '*/*', 'x-feature-1': i % 2 === 0 ? 'off' : 'on-x' } }))
+  let sink = 0
+  for (let i = 0; i < 200_000; i++) sink += evaluate(compiled, facts[i & 1023]!).tag.length // warm-up
+  const ops = 2_000_000
+  const t0 = process.hrtime.bigint()
+  for (let i = 0; i < ops; i++) sink += evaluate(compiled, facts[i & 1023]!).tag.length
+  const ns = Number(process.hrtime.bigint() - t0) / ops
+  if (sink === 0) throw new Error('unreachable')
+  return { ns, ops }
+}
+
+function arg (name: string, fallback: number): number {
+  const i = process.argv.indexOf(name)
+  return i === -1 ? fallback : Number(process.argv[i + 1])
+}
+
+async function main (): Promise<void> {
+  const rounds = arg('--rounds', 8)
+  const seconds = arg('--seconds', 2)
+  const connections = arg('--connections', 50)
+  const loadStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const ev = evaluateNsPerOp()
+  console.log(`evaluate(): ${ev.ns.toFixed(1)} ns/op (20 rules, ${ev.ops} ops)`)
+  const results = new Map<Variant, Array<Measurement>>(VARIANTS.map((v) => [v, []]))
+  // all three servers stay up for the whole run; one autocannon process measures them in turn
+  const servers = new Map<Variant, Awaited<ReturnType<typeof startServer>>>()
+  try {
+    for (const v of VARIANTS) servers.set(v, await startServer(v))
+    const ports = Object.fromEntries([...servers].map(([v, s]) => [v, s.port]))
+    const gen = child(['load', JSON.stringify(ports), String(rounds), String(seconds), String(connections)])
+    await new Promise<void>((resolve, reject) => {
+      let buf = ''
+      gen.stdout!.on('data', (d: Buffer) => {
+        buf += d
+        let nl: number
+        while ((nl = buf.indexOf('\n')) !== -1) {
+          const line = buf.slice(0, nl)
+          buf = buf.slice(nl + 1)
+          if (line === 'DONE') { resolve(); return }
+          if (!line.startsWith('{')) continue
+          const m = JSON.parse(line) as Measurement & { round: number, variant: Variant }
+          results.get(m.variant)!.push(m)
+          console.log(`round ${m.round + 1} ${m.variant.padEnd(16)} ${m.rps.toFixed(0).padStart(7)} req/s  ${m.cpuUs.toFixed(1)} us cpu/req  p99 ${m.p99} ms  errors ${m.errors}`)
+        }
+      })
+      gen.once('exit', (code) => code === 0 ? resolve() : reject(new Error(`load generator exited with ${code}`)))
+    })
+  } finally {
+    for (const s of servers.values()) await s.stop()
+  }
+  const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
+  const bareRounds = results.get('bare')!.map((m) => m.rps)
+  const bareCpu = results.get('bare')!.map((m) => m.cpuUs)
+  const rows = VARIANTS.map((v) => {
+    const ms = results.get(v)!
+    const ratios = ms.map((m, i) => m.rps / bareRounds[i]!)
+    const cpuRatios = ms.map((m, i) => bareCpu[i]! / m.cpuUs)
+    return `| ${v} | ${ms.map((m) => m.rps.toFixed(0)).join(' / ')} | ${ratios.map((x) => x.toFixed(2)).join(' / ')} | **${median(ratios).toFixed(3)}x** | ` +
+      `${ms.map((m) => m.cpuUs.toFixed(1)).join(' / ')} | **${median(cpuRatios).toFixed(3)}x** | ${Math.max(...ms.map((m) => m.p99))} | ${ms.reduce((a, m) => a + m.errors, 0)} |`
+  })
+  const edge = results.get('flowtag-edge')!
+  const edgeRatios = edge.map((m, i) => m.rps / bareRounds[i]!)
+  const edgeCpu = edge.map((m, i) => bareCpu[i]! / m.cpuUs)
+  const spread = (xs: number[]) => Math.max(...xs) - Math.min(...xs)
+  const verdict = spread(edgeCpu) > 0.06 || spread(edgeRatios) > 0.06
+    ? `In this run the per-round ratios of the edge plugin spread over ${spread(edgeRatios).toFixed(2)} (throughput) and ${spread(edgeCpu).toFixed(2)} (CPU cost): wider than the few percent being measured, so this run can neither confirm nor refute the >= 0.97x goal.${median(edgeRatios) >= 0.9 && median(edgeCpu) >= 0.9 ? ' Both medians are within 10% of bare Fastify.' : ''}`
+    : `The per-round ratios of the edge plugin stay within ${Math.max(spread(edgeRatios), spread(edgeCpu)).toFixed(2)} of each other, so the medians are a fair reading against the >= 0.97x goal.`
+  const section = [
+    HEADING,
+    '',
+    `Run \`node packages/context/bench/edge.ts\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}, load average at start ${loadStart}).`,
+    `Each server in its own process, autocannon in another (${connections} connections; one 1 s warm-up per server, then ${rounds} rounds of ${seconds} s per server: the three servers run side by side and are measured in turn by one autocannon process, order rotated each round, so short bursts of other load hit all three alike; each round's figure is divided by bare Fastify's in the same round). ` +
+      'Every request carries a different `x-user-id`. The edge plugin evaluates 20 rules (19 header matches that miss, then a 10% weighted split keyed by `x-user-id`), and enters the flow (OTel on, as by default, but no OTel SDK registered, so no span or baggage work); the handler reads `currentTag()`. ' +
+      '@fastify/request-context is registered with a default store and the handler reads one value.',
+    '',
+    '| variant | req/s per round | vs bare, per round | throughput vs bare (median) | server CPU µs/request per round | CPU-cost ratio bare/variant (median) | worst p99 (ms) | errors |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+    `\`evaluate()\` on the same 20-rule set: **${ev.ns.toFixed(0)} ns/op** (${ev.ops.toLocaleString('en')} calls, compiled rule set, 1,024 distinct requests, no rule matching until the split).`,
+    '',
+    'Load generator and server share this machine (and, during this run, other jobs: see the load average), so throughput is noisy; read its per-round spread. ' +
+      'The CPU-cost ratio (server process CPU time per request, bare divided by variant: 1.0 means no extra cost, 0.97 means 3% more CPU per request) is what throughput would be for a CPU-bound server and is less disturbed by other jobs. ' + verdict,
+    ''
+  ].join('\n')
+  console.log('\n' + section)
+  if (process.argv.includes('--no-write')) return
+  let text = ''
+  try { text = await readFile(benchmarksFile, 'utf8') } catch { text = '# Benchmarks\n\n' }
+  const start = text.indexOf(HEADING)
+  if (start === -1) {
+    text = text.replace(/\n*$/, '\n\n') + section
+  } else {
+    const next = text.indexOf('\n## ', start + HEADING.length)
+    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(next + 1))
+  }
+  await writeFile(benchmarksFile, text)
+  console.log(`written to ${benchmarksFile}`)
+}
+
+const [mode, ...rest] = process.argv.slice(2)
+if (process.argv[1] !== self) {
+  // imported (e.g. for ruleSet()): run nothing
+} else if (mode === 'server') await server(rest[0] as Variant)
+else if (mode === 'load') await load(JSON.parse(rest[0]!), Number(rest[1]), Number(rest[2]), Number(rest[3]))
+else await main()

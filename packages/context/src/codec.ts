@@ -1,0 +1,17 @@
+/** The header that carries a request's lane between hops. */
+export const FLOW_TAG_HEADER = 'x-flow-tag'
+
+/** The W3C baggage entry that carries the lane (and that OTel propagators carry too). */
+export const BAGGAGE_KEY = 'flowtag.lane'
+
+/** The tag grammar: 1-64 characters of [A-Za-z0-9._-]. */
+export const TAG_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+/**
+ * Decode a tag from untrusted input. Anything that is not a string matching the grammar
+ * (including arrays from repeated headers) is undefined, so it can never reach a log line,
+ * a response or a routing decision in raw form.
+ */
+export function parseTag (value: unknown): string | undefined {
+  return typeof value === 'string' && value.length <= 64 && TAG_PATTERN.test(value) ? value : undefined
+}

@@ -1,0 +1,70 @@
+import type { Context } from '@opentelemetry/api'
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { currentFlow, type FlowContext } from './flow.ts'
+import type { FlowTagOptions } from './options.ts'
+import { FlowTagger, type RequestFacts } from './tagger.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** This request's flow: its lane (`flow.tag`), why (`flow.decision`), baggage. */
+    flow: FlowContext
+  }
+  interface FastifyInstance {
+    /** The tagger behind the plugin (stats, mode). */
+    flowTag: FlowTagger
+  }
+}
+
+export type FastifyFlowTagOptions = FlowTagOptions
+
+// private per-request slot: the OTel context to re-enter in preValidation
+const kOtelContext = Symbol('flowtag.otelContext')
+
+interface FlowRequest extends FastifyRequest {
+  [kOtelContext]: Context | null
+}
+
+const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flowTagPlugin (fastify, options, done) {
+  let tagger: FlowTagger
+  try {
+    // register() options that belong to Fastify, not to us
+    const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...ours } = options as FastifyFlowTagOptions & Record<string, unknown>
+    tagger = new FlowTagger(ours as FastifyFlowTagOptions)
+  } catch (err) {
+    done(err as Error)
+    return
+  }
+  fastify.decorate('flowTag', tagger)
+  fastify.decorateRequest('flow', null as unknown as FlowContext)
+  fastify.decorateRequest(kOtelContext, null)
+
+  fastify.addHook('onRequest', function flowTagOnRequest (request, _reply, next) {
+    // the request itself carries the facts: headers, query, ip (a getter: computed only when
+    // a rule or the trust policy needs it) and, with @fastify/cookie, parsed cookies
+    const flow = tagger.decide(request as unknown as RequestFacts, request.log)
+    request.flow = flow
+    const otelCtx = tagger.otelContext(flow)
+    ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
+    tagger.run(flow, otelCtx, next)
+  })
+
+  // Between onRequest and the handler the request may resume in another async context: body
+  // parsing on older Node versions (nodejs/node#34430), or an onRequest/preParsing hook that
+  // calls done() from a callback of its own. As @fastify/request-context does, re-enter in
+  // preValidation, and only when the flow was actually lost (a cheap identity check).
+  fastify.addHook('preValidation', function flowTagReenter (request, _reply, next) {
+    if (currentFlow() === request.flow) {
+      next()
+      return
+    }
+    tagger.run(request.flow, (request as FlowRequest)[kOtelContext] ?? undefined, next)
+  })
+
+  done()
+}
+
+/** Tag requests with their lane (edge mode) or carry the incoming one (service mode). */
+export const fastifyFlowTag = fp(flowTagPlugin, { fastify: '5.x', name: '@flowtag/context' })
+export default fastifyFlowTag
+export { FlowTagger }

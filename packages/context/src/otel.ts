@@ -1,0 +1,55 @@
+import { context, createContextKey, metrics, propagation, ROOT_CONTEXT, trace, type Context, type Counter } from '@opentelemetry/api'
+import { BAGGAGE_KEY } from './codec.ts'
+
+/** Span attribute set on the active span when a request gets a lane. */
+export const LANE_ATTRIBUTE = 'flowtag.lane'
+
+const probeKey = createContextKey('flowtag.context.probe')
+const probe = ROOT_CONTEXT.setValue(probeKey, true)
+let managerSeen = false
+let sinceProbe = 0
+
+/**
+ * True once a real context manager is registered (an OTel SDK). The API's no-op manager
+ * ignores the context given to with(), so without one there is no active span to mark and
+ * nothing would carry the baggage: skip building it. Until one is seen, probed on the first
+ * call and then every 256th (an SDK may be registered after this module loads); once seen,
+ * remembered.
+ */
+export function otelContextManagerActive (): boolean {
+  if (managerSeen) return true
+  if ((sinceProbe++ & 255) === 0) managerSeen = context.with(probe, readProbe)
+  return managerSeen
+}
+
+function readProbe (): boolean {
+  return context.active().getValue(probeKey) === true
+}
+
+/**
+ * Mark the active span with the lane and return the active OTel context with the lane in
+ * its baggage, so OTel's own propagators carry it on. With no OTel SDK registered this is
+ * a few no-op calls.
+ */
+export function otelContextFor (tag: string): Context {
+  const active = context.active()
+  trace.getSpan(active)?.setAttribute(LANE_ATTRIBUTE, tag)
+  const bag = propagation.getBaggage(active) ?? propagation.createBaggage()
+  return propagation.setBaggage(active, bag.setEntry(BAGGAGE_KEY, { value: tag }))
+}
+
+/** Run `fn` inside an OTel context (a no-op wrapper when no context manager is registered). */
+export function withOtelContext<T> (ctx: Context, fn: () => T): T {
+  return context.with(ctx, fn)
+}
+
+let dropped: Counter | undefined
+
+/** Count a dropped or ignored incoming tag through the OTel metrics API. */
+export function countTag (outcome: string, source: string): void {
+  // created lazily so a MeterProvider registered after this module loaded is used
+  dropped ??= metrics.getMeter('@flowtag/context').createCounter('flowtag.context.incoming_tags_refused', {
+    description: 'Incoming flow tags dropped (malformed, bad signature) or ignored (untrusted)'
+  })
+  dropped.add(1, { outcome, source })
+}

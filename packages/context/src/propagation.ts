@@ -1,0 +1,95 @@
+import { BAGGAGE_KEY, FLOW_TAG_HEADER, parseTag } from './codec.ts'
+import { encodeBaggageValue, isBaggageKey, MAX_BAGGAGE_LENGTH, parseBaggage } from './baggage.ts'
+import { currentFlow, type FlowContext } from './flow.ts'
+
+/** A plain header object: what Node, Fastify, Express and undici dispatch options use. */
+export type Carrier = Record<string, string | string[] | undefined>
+
+function headerValue (carrier: Carrier, name: string): string | string[] | undefined {
+  const v = carrier[name]
+  if (v !== undefined) return v
+  // carriers built by hand may use other casing; Node's own are always lower case
+  for (const k of Object.keys(carrier)) if (k.length === name.length && k.toLowerCase() === name) return carrier[k]
+  return undefined
+}
+
+function deleteHeader (carrier: Carrier, name: string): void {
+  for (const k of Object.keys(carrier)) if (k.toLowerCase() === name) delete carrier[k]
+}
+
+/**
+ * Write the flow into outgoing headers: `x-flow-tag: <lane>` and, in `baggage`, the
+ * `flowtag.lane` entry plus the flow's own baggage entries. Members already in the
+ * carrier's baggage header are kept (those with the same keys are replaced).
+ */
+export function inject (carrier: Carrier, flow: FlowContext | undefined = currentFlow()): void {
+  if (flow === undefined) return
+  const tag = parseTag(flow.tag)
+  const ours: string[] = []
+  const keys = new Set<string>()
+  if (tag !== undefined) {
+    deleteHeader(carrier, FLOW_TAG_HEADER)
+    carrier[FLOW_TAG_HEADER] = tag
+    ours.push(`${BAGGAGE_KEY}=${tag}`)
+    keys.add(BAGGAGE_KEY)
+  }
+  for (const key of Object.keys(flow.baggage)) {
+    const value = flow.baggage[key]
+    if (keys.has(key) || !isBaggageKey(key) || typeof value !== 'string') continue
+    ours.push(`${key}=${encodeBaggageValue(value)}`)
+    keys.add(key)
+  }
+  if (ours.length === 0) return
+  const existing = parseBaggage(headerValue(carrier, 'baggage'))
+  const members: string[] = []
+  for (const e of existing) if (!keys.has(e.key)) members.push(e.raw)
+  let header = members.concat(ours).join(',')
+  // over the W3C limit: drop inherited members first, ours last
+  while (header.length > MAX_BAGGAGE_LENGTH && members.length > 0) {
+    members.shift()
+    header = members.concat(ours).join(',')
+  }
+  if (header.length > MAX_BAGGAGE_LENGTH) header = tag === undefined ? '' : `${BAGGAGE_KEY}=${tag}`
+  deleteHeader(carrier, 'baggage')
+  if (header.length > 0) carrier.baggage = header
+}
+
+/** What a carrier says about the lane, before any trust decision. */
+export interface IncomingTag {
+  /** The valid tag, from x-flow-tag or else the baggage entry. */
+  tag: string | undefined
+  /** A tag was present but did not match the grammar (it is dropped, never echoed). */
+  invalid: boolean
+  /** Other baggage entries (not the lane). */
+  baggage: Record<string, string>
+}
+
+export function readIncoming (carrier: Carrier): IncomingTag {
+  const header = headerValue(carrier, FLOW_TAG_HEADER)
+  let tag = parseTag(header)
+  let invalid = header !== undefined && tag === undefined
+  const baggage: Record<string, string> = {}
+  const bag = headerValue(carrier, 'baggage')
+  if (bag !== undefined) {
+    for (const e of parseBaggage(bag)) {
+      if (e.key === BAGGAGE_KEY) {
+        const fromBaggage = parseTag(e.value)
+        if (fromBaggage === undefined) invalid = true
+        else if (tag === undefined) tag = fromBaggage
+      } else if (!Object.hasOwn(baggage, e.key)) {
+        baggage[e.key] = e.value
+      }
+    }
+  }
+  return { tag, invalid, baggage }
+}
+
+/**
+ * Read a flow from incoming headers (x-flow-tag, else the baggage entry). Undefined when
+ * no valid tag is present. Does not apply any trust policy: that is the plugins' job.
+ */
+export function extract (carrier: Carrier): FlowContext | undefined {
+  const incoming = readIncoming(carrier)
+  if (incoming.tag === undefined) return undefined
+  return { tag: incoming.tag, decision: { tag: incoming.tag, reason: 'incoming tag' }, baggage: incoming.baggage }
+}

@@ -1,0 +1,150 @@
+/**
+ * The framework-free core of the Fastify plugin and the Express middleware: decide a
+ * request's flow once (trusted incoming tag, signed tag, or the rules), then run the rest of
+ * the request inside it.
+ */
+import type { Context } from '@opentelemetry/api'
+import { cookieOf, evaluate, matchIp, type Facts } from '@flowtag/rules'
+import { FLOW_TAG_HEADER } from './codec.ts'
+import { runWithFlow, type FlowContext, type FlowDecision } from './flow.ts'
+import { countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'
+import { resolveOptions, type FlowTagOptions, type ResolvedOptions, type TagLogger } from './options.ts'
+import { readIncoming } from './propagation.ts'
+import { signTag, verifySignedTag } from './signing.ts'
+import { ContextError, ErrorCodes } from './errors.ts'
+
+/** What the tagger reads from a request. `query` and `ip` may be getters: read only if needed. */
+export interface RequestFacts extends Facts {
+  headers: Readonly<Record<string, string | string[] | undefined>>
+}
+
+export interface FlowTagStats {
+  /** Requests that carried a valid signed tag. */
+  signed: number
+  /** Requests whose plain incoming tag was trusted. */
+  trusted: number
+  /** Requests decided by the rules. */
+  evaluated: number
+  /** Requests left without a tag (no trusted tag, no rules in force). */
+  untagged: number
+  /** Incoming tags dropped: malformed, bad or expired signature. */
+  dropped: number
+  /** Incoming tags ignored because the trust policy does not allow them. */
+  ignored: number
+}
+
+export class FlowTagger {
+  readonly mode: 'edge' | 'service'
+  readonly #o: ResolvedOptions
+  readonly #stats: FlowTagStats = { signed: 0, trusted: 0, evaluated: 0, untagged: 0, dropped: 0, ignored: 0 }
+
+  constructor (options: FlowTagOptions) {
+    this.#o = resolveOptions(options)
+    this.mode = this.#o.mode
+  }
+
+  get stats (): Readonly<FlowTagStats> { return { ...this.#stats } }
+  get otel (): boolean { return this.#o.otel }
+
+  /** Decide the flow of one request. Never throws: a failure leaves the request untagged. */
+  decide (req: RequestFacts, log: TagLogger | undefined = this.#o.logger): FlowContext {
+    try {
+      return this.#decide(req, log)
+    } catch (err) {
+      log?.warn({ err }, 'flowtag: could not decide a lane; request left untagged')
+      this.#stats.untagged++
+      return { baggage: {} }
+    }
+  }
+
+  #decide (req: RequestFacts, log: TagLogger | undefined): FlowContext {
+    const o = this.#o
+    const headers = req.headers
+    const header = headers[FLOW_TAG_HEADER]
+    let headerHandled = false
+
+    if (o.signed !== undefined) {
+      let token: unknown
+      let source = 'header'
+      if (typeof header === 'string' && header.includes('~')) {
+        token = header
+        headerHandled = true
+      } else {
+        token = cookieOf(req, o.signed.cookie)
+        source = 'cookie'
+        if (token === undefined) {
+          const q = req.query?.[o.signed.query]
+          token = Array.isArray(q) ? q[0] : q
+          source = 'query'
+        }
+      }
+      if (token !== undefined) {
+        const r = verifySignedTag(token, o.signed.keys)
+        if ('lane' in r) {
+          this.#stats.signed++
+          const decision: FlowDecision = { tag: r.lane, reason: `signed tag (key ${r.keyId}, from ${source})` }
+          return { tag: r.lane, decision, baggage: {} }
+        }
+        this.#refuse(log, 'dropped', r.refused, source, token)
+      }
+    }
+
+    let baggage: Record<string, string> = {}
+    if ((header !== undefined && !headerHandled) || headers.baggage !== undefined) {
+      const trusted = o.trustAll || (o.trustCidrs !== undefined && matchIp(o.trustCidrs, req.ip) >= 0)
+      if (trusted) {
+        const incoming = readIncoming(headers)
+        baggage = incoming.baggage
+        if (incoming.invalid) this.#refuse(log, 'dropped', 'malformed', 'x-flow-tag/baggage', header)
+        if (incoming.tag !== undefined) {
+          this.#stats.trusted++
+          return { tag: incoming.tag, decision: { tag: incoming.tag, reason: 'trusted incoming tag' }, baggage }
+        }
+      } else if (header !== undefined && !headerHandled) {
+        this.#refuse(log, 'ignored', 'untrusted', 'x-flow-tag', header)
+      }
+    }
+
+    const compiled = o.rules?.()
+    if (compiled !== undefined) {
+      this.#stats.evaluated++
+      const decision = evaluate(compiled, req)
+      return { tag: decision.tag, decision, baggage }
+    }
+    this.#stats.untagged++
+    // no rules (service mode) or none in force yet (store still empty): no lane; outbound uses stable
+    return { baggage }
+  }
+
+  #refuse (log: TagLogger | undefined, outcome: 'dropped' | 'ignored', reason: string, source: string, value: unknown): void {
+    this.#stats[outcome]++
+    if (this.#o.otel) countTag(`${outcome}:${reason}`, source)
+    // the value itself is never logged: only its shape
+    log?.debug({ flowtag: { outcome, reason, source, length: typeof value === 'string' ? value.length : -1 } }, 'flowtag: incoming tag refused')
+  }
+
+  /**
+   * Sign a lane with the first configured key (the one that signs; the others only verify),
+   * e.g. to hand a tester a link or a cookie. Needs `trust.signed`.
+   */
+  signTag (lane: string, ttlSeconds: number): string {
+    const first = this.#o.signed?.keys.entries().next().value
+    if (first === undefined) throw new ContextError(ErrorCodes.SIGNING, 'signTag: this tagger has no trust.signed keys')
+    return signTag(lane, ttlSeconds, { id: first[0], secret: first[1] })
+  }
+
+  /** The OTel context to run the request in (lane on the span and in baggage), if enabled. */
+  otelContext (flow: FlowContext): Context | undefined {
+    return this.#o.otel && flow.tag !== undefined && otelContextManagerActive() ? otelContextFor(flow.tag) : undefined
+  }
+
+  /** Run `fn` inside the flow (AsyncLocalStorage) and, when given, the OTel context. */
+  run<T> (flow: FlowContext, otelCtx: Context | undefined, fn: () => T): T {
+    return otelCtx === undefined ? runWithFlow(flow, fn) : withOtelContext(otelCtx, () => runWithFlow(flow, fn))
+  }
+}
+
+/** Create the core tagger (used by both adapters; handy for other frameworks). */
+export function createFlowTagger (options: FlowTagOptions): FlowTagger {
+  return new FlowTagger(options)
+}

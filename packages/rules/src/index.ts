@@ -1,0 +1,20 @@
+export { RulesError, ErrorCodes, type RuleIssue } from './errors.ts'
+export {
+  RuleSetSchema, RuleSchema, WhenSchema, SplitSchema, StringMatchSchema, KeySourceSchema, ServiceLanesSchema, LANE_PATTERN,
+  type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes
+} from './schema.ts'
+export { parseRuleSet, validateRuleSet, MAX_DOCUMENT_BYTES } from './parse.ts'
+export { compileRuleSet, isCompiled, type CompiledRuleSet, type Decision } from './compile.ts'
+export { evaluate, explain, type Explanation, type ExplainStep } from './evaluate.ts'
+export { cookieOf, type Facts } from './facts.ts'
+export { bucketOf, BUCKETS } from './hash.ts'
+export { parseCidr, compileCidrs, matchIp, type Cidr } from './ip.ts'
+export { serviceLanes, type ServiceLaneInfo } from './services.ts'
+export type { RuleSource } from './source.ts'
+export { staticSource, type StaticSource } from './sources/static.ts'
+export { fileSource, type FileSourceOptions } from './sources/file.ts'
+export { nacosSource, type NacosConfigLike, type NacosSourceOptions } from './sources/nacos.ts'
+export {
+  RuleStore, createRuleStore,
+  type RuleStoreOptions, type RuleStoreStats, type RulesLogger, type ChangeListener, type ErrorListener
+} from './store.ts'

@@ -1,0 +1,49 @@
+import type { z } from 'zod'
+import { ErrorCodes, RulesError, type RuleIssue } from './errors.ts'
+import { RuleSetSchema, type RuleSet } from './schema.ts'
+
+/** Largest document accepted, so a runaway config cannot exhaust memory. */
+export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+
+function pathText (path: readonly PropertyKey[]): string {
+  return path.length === 0 ? '(root)' : path.map(String).join('.')
+}
+
+/** Turn zod issues into `{ path, message }` pairs (zod paths joined with dots). */
+export function issuesOf (error: z.ZodError): RuleIssue[] {
+  return error.issues.map((i) => ({ path: pathText(i.path), message: i.message }))
+}
+
+function versionHint (value: unknown): string {
+  const v = (value as { version?: unknown } | null)?.version
+  return typeof v === 'number' || typeof v === 'string' ? ` (version ${String(v).slice(0, 32)})` : ''
+}
+
+/**
+ * Parse and validate one raw RuleSet document (JSON text). Throws a single RulesError
+ * (code FLOWTAG_RULES_INVALID) listing every bad path.
+ */
+export function parseRuleSet (text: string, origin = 'document'): RuleSet {
+  if (typeof text !== 'string') throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: expected a JSON string, got ${typeof text}`, { issues: [{ path: '(root)', message: 'not a string' }] })
+  if (text.length > MAX_DOCUMENT_BYTES) {
+    throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: larger than ${MAX_DOCUMENT_BYTES} bytes`, { issues: [{ path: '(root)', message: 'document too large' }] })
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (err) {
+    const message = (err as Error).message
+    throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: not JSON: ${message}`, { cause: err, issues: [{ path: '(root)', message: `not JSON: ${message}` }] })
+  }
+  return validateRuleSet(json, origin)
+}
+
+/** Validate an already-parsed value against the RuleSet schema. */
+export function validateRuleSet (value: unknown, origin = 'document'): RuleSet {
+  const result = RuleSetSchema.safeParse(value)
+  if (result.success) return result.data
+  const issues = issuesOf(result.error)
+  const shown = issues.slice(0, 20).map((i) => `${i.path}: ${i.message}`).join('; ')
+  const more = issues.length > 20 ? `; and ${issues.length - 20} more` : ''
+  throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected${versionHint(value)}: ${shown}${more}`, { issues })
+}

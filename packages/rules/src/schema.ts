@@ -1,0 +1,122 @@
+import { z } from 'zod'
+import { parseCidr } from './ip.ts'
+
+/** A lane (flow tag) name: the same grammar as the x-flow-tag header. */
+export const LANE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/, 'not a valid HTTP header name')
+const paramName = z.string().min(1).max(256)
+
+/** Adds one issue unless exactly one of `keys` is set on the object. */
+function exactlyOne<T extends object> (keys: readonly (keyof T & string)[]) {
+  return (value: T, ctx: z.RefinementCtx) => {
+    const set = keys.filter((k) => value[k] !== undefined)
+    if (set.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: set.length === 0
+          ? `needs one of: ${keys.join(', ')}`
+          : `only one of ${keys.join(', ')} may be set (got ${set.join(', ')})`
+      })
+    }
+  }
+}
+
+/** How one header, cookie or query value is tested. Exactly one operator. */
+export const StringMatchSchema = z.strictObject({
+  equals: z.string().optional(),
+  in: z.array(z.string()).min(1).max(10000).optional(),
+  prefix: z.string().min(1).optional(),
+  exists: z.boolean().optional()
+}).superRefine(exactlyOne(['equals', 'in', 'prefix', 'exists']))
+
+/** Where a key (user id, sticky split key) is read from. Exactly one of header / cookie / query. */
+export const KeySourceSchema = z.strictObject({
+  header: headerName.optional(),
+  cookie: paramName.optional(),
+  query: paramName.optional()
+}).superRefine(exactlyOne(['header', 'cookie', 'query']))
+
+const cidr = z.string().refine((s) => parseCidr(s) !== undefined, { message: 'not a valid IPv4/IPv6 address or CIDR' })
+
+/** Conditions of a rule: all that are present must hold (AND). An empty `when` matches everything. */
+export const WhenSchema = z.strictObject({
+  headers: z.record(headerName, StringMatchSchema).optional(),
+  cookies: z.record(paramName, StringMatchSchema).optional(),
+  query: z.record(paramName, StringMatchSchema).optional(),
+  ip: z.array(cidr).min(1).max(10000).optional(),
+  users: z.array(z.string().min(1)).min(1).max(100000).optional()
+})
+
+const weight = z.number().min(0).max(100)
+
+/** A weighted split: lanes take consecutive hash-bucket ranges in the order written. */
+export const SplitSchema = z.strictObject({
+  key: KeySourceSchema.optional(),
+  salt: z.string().min(1).max(256).optional(),
+  weights: z.record(lane, weight).refine((w) => Object.keys(w).length > 0, { message: 'needs at least one lane' }),
+  rest: lane.optional()
+}).superRefine((split, ctx) => {
+  let sum = 0
+  for (const w of Object.values(split.weights)) sum += Math.round(w * 100)
+  if (sum > 10000) ctx.addIssue({ code: 'custom', path: ['weights'], message: `weights add up to ${sum / 100}%, more than 100%` })
+})
+
+export const RuleSchema = z.strictObject({
+  name: z.string().min(1).max(128),
+  description: z.string().max(1024).optional(),
+  enabled: z.boolean().default(true),
+  when: WhenSchema.default({}),
+  lane: lane.optional(),
+  split: SplitSchema.optional()
+}).superRefine(exactlyOne(['lane', 'split']))
+
+/** Lanes of one service, as @flowtag/outbound reads them. */
+export const ServiceLanesSchema = z.strictObject({
+  stable: lane,
+  candidates: z.array(lane).max(64).default([]),
+  strict: z.boolean().default(false),
+  weights: z.record(lane, weight).optional()
+}).superRefine((s, ctx) => {
+  const seen = new Set<string>([s.stable])
+  s.candidates.forEach((c, i) => {
+    if (seen.has(c)) ctx.addIssue({ code: 'custom', path: ['candidates', i], message: `lane "${c}" is listed twice (stable and candidates must differ)` })
+    seen.add(c)
+  })
+  for (const k of Object.keys(s.weights ?? {})) {
+    if (!seen.has(k)) ctx.addIssue({ code: 'custom', path: ['weights', k], message: `lane "${k}" is neither the stable lane nor a candidate` })
+  }
+})
+
+const serviceName = z.string().min(1).max(256)
+
+/** A versioned gray-release rule set. Rules are tried in order; the first that matches decides. */
+export const RuleSetSchema = z.strictObject({
+  $schema: z.string().optional(),
+  version: z.int().min(0),
+  description: z.string().max(4096).optional(),
+  user: KeySourceSchema.optional(),
+  services: z.record(serviceName, ServiceLanesSchema).default({}),
+  rules: z.array(RuleSchema).max(1000).default([]),
+  default: lane
+}).superRefine((rs, ctx) => {
+  const names = new Map<string, number>()
+  rs.rules.forEach((r, i) => {
+    const first = names.get(r.name)
+    if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${r.name}" (first at rules.${first})` })
+    else names.set(r.name, i)
+    if (r.when.users !== undefined && rs.user === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'when', 'users'], message: 'a users list needs the top-level "user" key source (header, cookie or query naming the user)' })
+    }
+  })
+})
+
+export type RuleSet = z.output<typeof RuleSetSchema>
+export type RuleSetInput = z.input<typeof RuleSetSchema>
+export type Rule = z.output<typeof RuleSchema>
+export type When = z.output<typeof WhenSchema>
+export type StringMatch = z.output<typeof StringMatchSchema>
+export type KeySource = z.output<typeof KeySourceSchema>
+export type Split = z.output<typeof SplitSchema>
+export type ServiceLanes = z.output<typeof ServiceLanesSchema>
