@@ -1,0 +1,101 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+
+const require = createRequire(import.meta.url)
+const APPS: Record<string, string> = {
+  gateway: join(dirname(require.resolve('@flowtag/gateway/package.json')), 'src/main.ts'),
+  'order-service': join(dirname(require.resolve('@flowtag/order-service/package.json')), 'src/main.ts'),
+  'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts')
+}
+
+export interface AppProcess {
+  name: string
+  version: string
+  child: ChildProcess
+  /** `http://127.0.0.1:PORT` once listening. */
+  url: string
+  port: number
+  /** Log lines (pino JSON) kept for inspection. */
+  logs: string[]
+  /** SIGTERM (deregister, drain, exit) and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+export interface StartOptions {
+  nacosAddr: string
+  port?: number
+  env?: Record<string, string>
+  /** Forward each log line here (the demo keeps them quiet; tests keep them for failures). */
+  onLog?: (app: string, line: string) => void
+}
+
+/** Start one demo app as its own process and wait until it listens. */
+export async function startApp(name: keyof typeof APPS | string, version: string, opts: StartOptions): Promise<AppProcess> {
+  const script = APPS[name]
+  if (script === undefined) throw new Error(`unknown app ${name}`)
+  const child = spawn(process.execPath, [script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      NACOS_SERVER_ADDR: opts.nacosAddr,
+      SERVICE_VERSION: version,
+      PORT: String(opts.port ?? 0),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      DRAIN_MS: '300',
+      ...opts.env
+    }
+  })
+  const logs: string[] = []
+  let buffered = ''
+  const onData = (d: Buffer) => {
+    buffered += d.toString('utf8')
+    let nl
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      if (logs.length > 2000) logs.shift()
+      logs.push(line)
+      opts.onLog?.(`${name}@${version}`, line)
+    }
+  }
+  child.stdout!.on('data', onData)
+  child.stderr!.on('data', onData)
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within 20 s:\n${logs.join('\n')}`)), 20_000)
+    const check = () => {
+      for (const line of logs) {
+        const m = /"address":"(http:\/\/[^"]+)"/.exec(line)
+        if (m !== null && line.includes('"listening"')) {
+          clearTimeout(timer)
+          child.stdout!.off('data', check)
+          resolve(m[1]!)
+          return
+        }
+      }
+    }
+    child.stdout!.on('data', check)
+    exited.then(([code]) => {
+      clearTimeout(timer)
+      reject(new Error(`${name}@${version} exited (${code}) before listening:\n${logs.join('\n')}`))
+    }, reject)
+  })
+  return {
+    name,
+    version,
+    child,
+    url,
+    port: Number(new URL(url).port),
+    logs,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      child.kill(signal)
+      const [code] = await exited
+      return code
+    }
+  }
+}

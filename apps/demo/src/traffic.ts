@@ -1,0 +1,86 @@
+import { Agent, request } from 'undici'
+
+/** What one hop of an answer says: which service, which version served it, in which lane. */
+export interface Hop {
+  service: string
+  version: string
+  lane: string | null
+  rule?: string | null
+  ruleVersion?: number | null
+}
+
+/** Counts per hop and version, errors, and the rule version the gateway last reported. */
+export class Tally {
+  requests = 0
+  errors = 0
+  readonly byHop = new Map<string, Map<string, number>>()
+  ruleVersion: number | null = null
+  lastError = ''
+
+  record(hops: Hop[]): void {
+    this.requests++
+    for (const h of hops) {
+      if (h.service === 'gateway') {
+        this.ruleVersion = h.ruleVersion ?? null
+        continue
+      }
+      let m = this.byHop.get(h.service)
+      if (m === undefined) this.byHop.set(h.service, (m = new Map()))
+      m.set(h.version, (m.get(h.version) ?? 0) + 1)
+    }
+  }
+
+  share(service: string, version: string): number {
+    const m = this.byHop.get(service)
+    if (m === undefined) return 0
+    let total = 0
+    for (const n of m.values()) total += n
+    return total === 0 ? 0 : (m.get(version) ?? 0) / total
+  }
+}
+
+export interface TrafficOptions {
+  gatewayUrl: string
+  /** Distinct users the traffic is spread over (sticky splits key on them). */
+  users: number
+  /** Share of requests sent as a tester (`x-tester: true`). */
+  testerShare: number
+  concurrency: number
+}
+
+/**
+ * Drive requests through the gateway until stopped; each answer is tallied into `tally()`,
+ * which the caller may swap to start a new window. Bounded by the caller's stop().
+ */
+export function drive(opts: TrafficOptions, tally: () => Tally): { stop(): Promise<void> } {
+  const agent = new Agent({ connections: opts.concurrency })
+  let running = true
+  let n = 0
+  const worker = async () => {
+    while (running) {
+      const i = n++
+      const headers: Record<string, string> = { 'x-user-id': `user-${i % opts.users}` }
+      if ((i * 7919) % 1000 < opts.testerShare * 1000) headers['x-tester'] = 'true'
+      const t = tally()
+      try {
+        const res = await request(`${opts.gatewayUrl}/api/orders/${i}`, { headers, dispatcher: agent })
+        const body = (await res.body.json()) as { hops?: Hop[]; error?: string; message?: string }
+        if (res.statusCode !== 200) {
+          t.errors++
+          t.lastError = `${res.statusCode} ${body.error ?? ''} ${body.message ?? ''}`
+        } else t.record(body.hops ?? [])
+      } catch (err) {
+        t.errors++
+        t.lastError = (err as Error).message
+      }
+    }
+  }
+  const workers = Array.from({ length: opts.concurrency }, worker)
+  return {
+    async stop() {
+      running = false
+      await Promise.all(workers)
+      await agent.close()
+    }
+  }
+}

@@ -1,0 +1,145 @@
+// End to end, with real processes on loopback: the Nacos dev server, the gateway, and
+// order-service / user-service in v1 and v2, each its own process.
+import { NacosClient } from '@flowtag/nacos'
+import { startNacosDevServer } from '@flowtag/nacos-dev-server'
+import { compileRuleSet, evaluate, validateRuleSet } from '@flowtag/rules'
+import t from 'tap'
+import { startApp, type AppProcess } from '../src/cluster.ts'
+import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
+import { drive, Tally, type Hop } from '../src/traffic.ts'
+
+const nacos = await startNacosDevServer({ port: 0 })
+const client = new NacosClient({ serverAddr: nacos.address })
+const apps: AppProcess[] = []
+t.teardown(async () => {
+  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
+  await client.close()
+  await nacos.close()
+})
+
+const publish = (doc: unknown) => client.config.publish(RULES_DATA_ID, RULES_GROUP, typeof doc === 'string' ? doc : JSON.stringify(doc), 'json')
+const start = async (name: string, version: string, env: Record<string, string> = {}) => {
+  const app = await startApp(name, version, { nacosAddr: nacos.address, env })
+  apps.push(app)
+  return app
+}
+
+async function get(gateway: AppProcess, headers: Record<string, string>): Promise<{ status: number; hops: Hop[]; body: Record<string, unknown> }> {
+  const res = await fetch(`${gateway.url}/api/orders/1`, { headers })
+  const body = (await res.json()) as { hops?: Hop[] }
+  return { status: res.status, hops: body.hops ?? [], body }
+}
+const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway').map((h) => `${h.service}@${h.version}`)
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function instancesOf(service: string) {
+  const res = await fetch(`${nacos.url}/nacos/v1/ns/instance/list?serviceName=${service}`)
+  return ((await res.json()) as { hosts: Array<{ port: number; metadata: Record<string, string> }> }).hosts
+}
+
+await publish(canaryRuleSet(1, 30))
+const userV1 = await start('user-service', 'v1')
+const userV2 = await start('user-service', 'v2')
+await start('order-service', 'v1')
+const orderV2 = await start('order-service', 'v2', { DRAIN_MS: '1500' })
+const gateway = await start('gateway', 'v1')
+await until('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 ? true : undefined))
+
+t.test('each user lands where the RuleSet puts them, sticky, and the split is within tolerance', async (t) => {
+  const compiled = compileRuleSet(validateRuleSet(canaryRuleSet(1, 30)))
+  let v2 = 0
+  const users = 300
+  for (let i = 0; i < users; i++) {
+    const user = `u-${i}`
+    const expected = evaluate(compiled, { headers: { 'x-user-id': user } }).tag
+    const { status, hops } = await get(gateway, { 'x-user-id': user })
+    t.equal(status, 200)
+    if (versions(hops).join() !== `order-service@${expected},user-service@${expected}`) {
+      t.fail(`user ${user}: expected ${expected} on both hops, got ${versions(hops).join()}`)
+    }
+    if (expected === 'v2') v2++
+  }
+  t.ok(Math.abs((v2 / users) * 100 - 30) <= 8, `${((v2 / users) * 100).toFixed(1)}% of users in v2 for a 30% split`)
+  const again = await get(gateway, { 'x-user-id': 'u-7' })
+  const first = evaluate(compiled, { headers: { 'x-user-id': 'u-7' } }).tag
+  t.same(versions(again.hops), [`order-service@${first}`, `user-service@${first}`], 'sticky on a second visit')
+})
+
+t.test('a tagged request stays in v2 across both hops', async (t) => {
+  for (let i = 0; i < 10; i++) {
+    const { hops } = await get(gateway, { 'x-tester': 'true', 'x-user-id': `t-${i}` })
+    t.same(versions(hops), ['order-service@v2', 'user-service@v2'])
+    t.match(hops[0], { service: 'gateway', lane: 'v2', rule: 'testers' })
+  }
+  // a client cannot pick its lane at the edge by sending x-flow-tag itself
+  const forged = await get(gateway, { 'x-flow-tag': 'v2', 'x-user-id': 'u-1' })
+  const expected = evaluate(compileRuleSet(validateRuleSet(canaryRuleSet(1, 30))), { headers: { 'x-user-id': 'u-1' } }).tag
+  t.same(versions(forged.hops), [`order-service@${expected}`, `user-service@${expected}`])
+})
+
+t.test('a rule change takes effect without restart; an invalid RuleSet never does', async (t) => {
+  await publish(canaryRuleSet(2, 100))
+  await until('rule v2 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 2 ? true : undefined))
+  for (let i = 0; i < 30; i++) {
+    t.same(versions((await get(gateway, { 'x-user-id': `u-${i}` })).hops), ['order-service@v2', 'user-service@v2'])
+  }
+  await publish({ version: 3, rules: [{ name: 'broken', lane: 'not a lane!' }] })
+  await publish('{ not json')
+  await new Promise((r) => setTimeout(r, 1500))
+  const after = await get(gateway, { 'x-user-id': 'u-1' })
+  t.equal(after.hops[0]?.ruleVersion, 2, 'the last good RuleSet stays in force')
+  t.same(versions(after.hops), ['order-service@v2', 'user-service@v2'])
+  const metrics = await (await fetch(`${gateway.url}/metrics`)).text()
+  t.match(metrics, /flowtag_demo_requests_total\{[^}]*service="gateway"[^}]*lane="v2"/, 'Prometheus text counts requests by lane')
+})
+
+t.test('with no user-service v2, the user hop falls back to v1 while order stays in v2', async (t) => {
+  t.equal(await userV2.stop(), 0, 'user-service v2 stopped cleanly')
+  await until('user-service v2 gone from Nacos', async () => ((await instancesOf('user-service')).every((h) => h.metadata.version === 'v1') ? true : undefined))
+  await new Promise((r) => setTimeout(r, 300))
+  for (let i = 0; i < 10; i++) {
+    const { status, hops } = await get(gateway, { 'x-tester': 'true' })
+    t.equal(status, 200)
+    t.same(versions(hops), ['order-service@v2', 'user-service@v1'])
+  }
+})
+
+t.test('killing an instance under load fails no request', async (t) => {
+  await publish(canaryRuleSet(4, 0))
+  await until('rule v4 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 4 ? true : undefined))
+  const second = await start('user-service', 'v1')
+  await until('two user-service v1 instances', async () => ((await instancesOf('user-service')).length === 2 ? true : undefined))
+  await new Promise((r) => setTimeout(r, 500))
+  const tally = new Tally()
+  const load = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0, concurrency: 8 }, () => tally)
+  await until('some load', async () => (tally.requests > 100 ? true : undefined))
+  userV1.child.kill('SIGKILL')
+  const before = tally.requests
+  await until('load after the kill', async () => (tally.requests > before + 300 ? true : undefined))
+  await load.stop()
+  t.equal(tally.errors, 0, `no failed request (last error: ${tally.lastError || 'none'})`)
+  t.ok(tally.share('user-service', 'v1') === 1)
+  t.ok(second.child.exitCode === null, 'the surviving instance served the rest')
+})
+
+t.test('a stopped service deregisters before it stops answering', async (t) => {
+  const port = orderV2.port
+  const stopped = orderV2.stop('SIGTERM')
+  await until('order-service v2 deregistered', async () => ((await instancesOf('order-service')).some((h) => h.port === port) ? undefined : true), 5000)
+  const health = await fetch(`${orderV2.url}/health`)
+  t.equal(health.status, 200, 'alive after it left the registry')
+  const order = await fetch(`${orderV2.url}/orders/9`, { headers: { 'x-flow-tag': 'v2' } })
+  t.equal(order.status, 200, 'still serving callers that have not yet dropped it')
+  const ready = await fetch(`${orderV2.url}/ready`)
+  t.equal(ready.status, 503, 'and reports not ready while draining')
+  t.equal(await stopped, 0, 'then exits cleanly')
+})

@@ -1,0 +1,32 @@
+import { z } from 'zod'
+
+/** The environment every demo service reads; a bad value stops start-up with the variable named. */
+export const serviceEnvSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  SERVICE_VERSION: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a lane name: 1-64 characters of [A-Za-z0-9._-]').default('v1'),
+  DEPLOY_ENV: z.string().min(1).default('dev'),
+  NACOS_SERVER_ADDR: z.string().min(1),
+  NACOS_NAMESPACE: z.string().default(''),
+  NACOS_USERNAME: z.string().min(1).optional(),
+  NACOS_PASSWORD: z.string().min(1).optional(),
+  /** Where the RuleSet lives in the config center. */
+  RULES_DATA_ID: z.string().min(1).default('flowtag-rules.json'),
+  RULES_GROUP: z.string().min(1).default('FLOWTAG'),
+  /** Serve this long after deregistering, so callers drop the instance first. */
+  DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+})
+
+export type ServiceEnv = z.output<typeof serviceEnvSchema>
+
+export class EnvError extends Error {
+  readonly code = 'FLOWTAG_DEMO_BAD_ENV'
+}
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
+  const parsed = serviceEnvSchema.safeParse(env)
+  if (parsed.success) return parsed.data
+  const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)
+  throw new EnvError(`bad environment: ${lines.join('; ')}`)
+}

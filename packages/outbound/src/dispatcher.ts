@@ -1,0 +1,242 @@
+// The discovery-aware undici Dispatcher: `http://<service>/path` goes to an instance of
+// <service> in the request's lane, picked by weight, through one Pool per instance.
+import { Dispatcher, type Pool } from 'undici'
+import { currentFlow } from '@flowtag/context'
+import { OutboundError } from './errors.ts'
+import { outboundHeaders } from './flow-headers.ts'
+import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
+import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
+import { OutboundHandler } from './outbound-handler.ts'
+import { select, type Route } from './select.ts'
+import { ServiceTable } from './service-table.ts'
+
+type Handler = Dispatcher.DispatchHandler
+type DispatchOptions = Dispatcher.DispatchOptions
+
+interface Target {
+  service: string
+  /** Host header value: the service name (and port) as the caller wrote it. */
+  host: string
+  protocol: string
+  key: string
+}
+
+interface ServiceEntry {
+  table: ServiceTable
+  /** The first load of the list; null once loaded. */
+  ready: Promise<void> | null
+  unsubscribe: () => void
+}
+
+export interface LaneSnapshot {
+  instances: number
+  available: number
+  ejected: number
+}
+
+export interface ServiceSnapshot {
+  instances: number
+  available: number
+  /** host:port of the ejected instances. */
+  ejected: string[]
+  /** Open undici Pools (one per instance that has been used). */
+  pools: number
+  lanes: Record<string, LaneSnapshot>
+}
+
+const MAX_CACHED_ORIGINS = 1024
+// compose() returns a Proxy of this dispatcher, and #private fields are unreachable through a
+// Proxy: methods callable on a composed dispatcher reach the real instance through this symbol.
+const kSelf = Symbol('flowtag.outbound.self')
+
+export class FlowtagDispatcher extends Dispatcher {
+  readonly #opts: ResolvedOptions
+  readonly #metrics: OutboundMetrics
+  readonly #poolOptions: Pool.Options
+  readonly #services = new Map<string, ServiceEntry>()
+  readonly #targets = new Map<string, Target>()
+  #closed = false
+  readonly [kSelf]: FlowtagDispatcher = this
+
+  constructor(options: OutboundOptions) {
+    super()
+    this.#opts = parseOptions(options)
+    this.#metrics = createMetrics(this.#opts.meter)
+    this.#poolOptions = {
+      connections: this.#opts.connections,
+      connectTimeout: this.#opts.connectTimeout,
+      headersTimeout: this.#opts.headersTimeout,
+      bodyTimeout: this.#opts.bodyTimeout,
+      keepAliveTimeout: this.#opts.keepAliveTimeout
+    }
+  }
+
+  override dispatch(opts: DispatchOptions, handler: Handler): boolean {
+    if (this.#closed) {
+      handler.onResponseError?.(null as never, new OutboundError('FLOWTAG_OUTBOUND_CLOSED', 'the outbound dispatcher is closed', ''))
+      return false
+    }
+    let target: Target
+    try {
+      target = this.#target(opts.origin)
+    } catch (err) {
+      handler.onResponseError?.(null as never, err as Error)
+      return true
+    }
+    // Captured now: the caller's async context is the request's flow.
+    const flow = currentFlow()
+    const entry = this.#entry(target)
+    if (entry.ready === null) return this.#route(entry, target, flow, opts, handler)
+    entry.ready.then(
+      () => {
+        try {
+          this.#route(entry, target, flow, opts, handler)
+        } catch (err) {
+          // Not thrown into a promise nobody awaits: the caller hears of it through its handler.
+          handler.onResponseError?.(null as never, err as Error)
+        }
+      },
+      (err: Error) => handler.onResponseError?.(null as never, err)
+    )
+    return true
+  }
+
+  #route(entry: ServiceEntry, target: Target, flow: ReturnType<typeof currentFlow>, opts: DispatchOptions, handler: Handler): boolean {
+    const table = entry.table
+    const tag = flow?.tag === '' ? undefined : flow?.tag
+    let route: Route
+    let member
+    try {
+      route = this.#routeFor(table)
+      member = select(table, tag, route)
+    } catch (err) {
+      const attrs = { service: target.service, lane: tag ?? table.stableLane, instance: '' }
+      this.#metrics.requests.add(1, attrs)
+      this.#metrics.errors.add(1, errorAttributes(attrs, err))
+      handler.onResponseError?.(null as never, err as Error)
+      return true
+    }
+    const headers = outboundHeaders(opts.headers, flow, target.host)
+    const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
+    // What undici would derive from our Host header, given up front: deriving it costs an isIP() per request.
+    if (headers.host === target.host) attemptOpts.servername = target.service
+    const ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries }
+    new OutboundHandler(handler, ctx, attemptOpts, member).send()
+    return true
+  }
+
+  #routeFor(table: ServiceTable): Route {
+    const cfg = this.#opts.lanes?.(table.service)
+    const stable = cfg?.stable ?? this.#opts.stableLane
+    const strict = cfg?.strict ?? this.#opts.strict
+    const weights = cfg?.weights
+    if (stable !== table.stableLane) table.setStableLane(stable)
+    // Reused while the service's configuration stays the same (one object less per request).
+    const last = table.route
+    if (last !== null && last.stable === stable && last.strict === strict && last.weights === weights) return last
+    return (table.route = { stable, strict, weights })
+  }
+
+  #target(origin: DispatchOptions['origin']): Target {
+    if (origin == null || origin === '') throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', 'the request has no origin (expected http://<service>/...)', '')
+    if (typeof origin !== 'string') return toTarget(origin)
+    let target = this.#targets.get(origin)
+    if (target === undefined) {
+      let url: URL
+      try {
+        url = new URL(origin)
+      } catch {
+        throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', `invalid origin "${origin}"`, '')
+      }
+      target = toTarget(url)
+      if (this.#targets.size >= MAX_CACHED_ORIGINS) this.#targets.clear()
+      this.#targets.set(origin, target)
+    }
+    return target
+  }
+
+  /** The service's table; the first request for a service starts its watch and initial load. */
+  #entry(target: Target): ServiceEntry {
+    let entry = this.#services.get(target.key)
+    if (entry !== undefined) return entry
+    const table = new ServiceTable(
+      {
+        service: target.service,
+        labelKey: this.#opts.labelKey,
+        protocol: target.protocol,
+        poolOptions: this.#poolOptions,
+        outlier: this.#opts.outlier
+      },
+      // Corrected by #routeFor on each request when lanes() names another stable lane.
+      this.#opts.stableLane
+    )
+    const discovery = this.#opts.discovery
+    let changed = false
+    const unsubscribe = discovery.subscribe(target.service, (change) => {
+      changed = true
+      table.update(change.instances)
+    })
+    const created: ServiceEntry = { table, ready: null, unsubscribe }
+    created.ready = discovery.instances(target.service).then(
+      (list) => {
+        // A change that arrived while loading is newer than this list.
+        if (!changed) table.update(list)
+        created.ready = null
+      },
+      (err: unknown) => {
+        // Forget the entry so the next request tries the registry cache again.
+        unsubscribe()
+        if (this.#services.get(target.key) === created) this.#services.delete(target.key)
+        throw new OutboundError('FLOWTAG_OUTBOUND_DISCOVERY_FAILED', `discovery of "${target.service}" failed`, target.service, undefined, { cause: err })
+      }
+    )
+    this.#services.set(target.key, created)
+    entry = created
+    return entry
+  }
+
+  /** Routing state of a service this dispatcher has seen (for health pages, logs and tests). */
+  snapshot(service: string, protocol = 'http:'): ServiceSnapshot | undefined {
+    const table = this[kSelf].#services.get(`${protocol}//${service}`)?.table
+    if (table === undefined) return undefined
+    const lanes: Record<string, LaneSnapshot> = {}
+    const ejected: string[] = []
+    for (const [name, lane] of table.lanes) lanes[name] = { instances: lane.members.length, available: lane.table?.size ?? 0, ejected: lane.ejected }
+    for (const m of table.members.values()) if (m.ejectedUntil !== 0) ejected.push(m.attrs.instance)
+    return { instances: table.members.size, available: table.available, ejected, pools: table.openPools, lanes }
+  }
+
+  override close(): Promise<void>
+  override close(callback: () => void): void
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this[kSelf].#shutdown()
+    if (callback === undefined) return done
+    done.then(callback, callback)
+  }
+
+  override destroy(): Promise<void>
+  override destroy(err: Error | null): Promise<void>
+  override destroy(callback: () => void): void
+  override destroy(err: Error | null, callback: () => void): void
+  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+    const err = typeof a === 'function' ? null : (a ?? null)
+    const callback = typeof a === 'function' ? a : b
+    const done = this[kSelf].#shutdown(err)
+    if (callback === undefined) return done
+    done.then(callback, callback)
+  }
+
+  /** Stops watching every service and closes (or destroys, when given an error) every pool. */
+  async #shutdown(destroyWith?: Error | null): Promise<void> {
+    this.#closed = true
+    const entries = [...this.#services.values()]
+    this.#services.clear()
+    for (const e of entries) e.unsubscribe()
+    await Promise.all(entries.map((e) => (destroyWith === undefined ? e.table.close() : e.table.destroy(destroyWith))))
+  }
+}
+
+function toTarget(url: URL): Target {
+  const service = url.hostname
+  return { service, host: url.host, protocol: url.protocol, key: `${url.protocol}//${service}` }
+}

@@ -1,0 +1,38 @@
+// Fastify plugin: one FlowtagDispatcher per app, as `fastify.outbound`, closed on onClose.
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Dispatcher } from 'undici'
+import { FlowtagDispatcher } from './dispatcher.ts'
+import { InvalidOptionsError } from './errors.ts'
+import type { OutboundOptions } from './options.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Discovery-aware undici dispatcher: `request('http://<service>/path', { dispatcher: fastify.outbound })`. */
+    outbound: FlowtagDispatcher
+  }
+}
+
+export interface FastifyOutboundOptions extends OutboundOptions {
+  /** undici interceptors composed on top (e.g. `interceptors.responseError()`); the last is outermost. */
+  interceptors?: Dispatcher.DispatcherComposeInterceptor[]
+}
+
+const fastifyOutbound: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutbound(fastify: FastifyInstance, options: FastifyOutboundOptions) {
+  const { interceptors, ...outboundOptions } = options
+  if (interceptors !== undefined && (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))) {
+    throw new InvalidOptionsError('@flowtag/outbound: invalid option "interceptors": expected an array of undici interceptors')
+  }
+  const dispatcher = new FlowtagDispatcher(outboundOptions)
+  // A composed dispatcher is a Proxy of the same instance: snapshot() and close() still work.
+  const outbound = (interceptors === undefined || interceptors.length === 0 ? dispatcher : dispatcher.compose(interceptors)) as FlowtagDispatcher
+
+  fastify.decorate('outbound', outbound)
+  // onClose runs after in-flight requests have drained; the discovery is the caller's to close.
+  fastify.addHook('onClose', async function closeOutbound() {
+    await dispatcher.close()
+  })
+}
+
+export const outboundPlugin = fp(fastifyOutbound, { fastify: '5.x', name: '@flowtag/outbound' })
+export default outboundPlugin

@@ -1,0 +1,85 @@
+// Options of the dispatcher: the zod schema is the source of truth, parsed once at construction.
+import { z } from 'zod'
+import type { Meter } from '@opentelemetry/api'
+import type { Discovery } from '@flowtag/nacos'
+import { InvalidOptionsError } from './errors.ts'
+
+/** What routing needs to know about a service's lanes; `serviceLanes()` of @flowtag/rules fits. */
+export interface LaneConfig {
+  /** Label value of the stable lane of this service. */
+  stable: string
+  /** Never leave the requested lane: an empty lane is an error instead of a fallback to stable. */
+  strict?: boolean
+  /** Share of untagged traffic per lane (relative weights). */
+  weights?: Record<string, number>
+}
+
+export type LanesResolver = (service: string) => LaneConfig | undefined
+
+const ms = (max: number) => z.number().int().min(1).max(max)
+
+const discoverySchema = z.custom<Discovery>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
+  { message: 'expected a Discovery (an object with instances() and subscribe())' }
+)
+
+const meterSchema = z.custom<Meter>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as Meter).createCounter === 'function' && typeof (v as Meter).createHistogram === 'function',
+  { message: 'expected an OpenTelemetry Meter' }
+)
+
+export const outboundOptionsSchema = z.strictObject({
+  /** Where service names are resolved; read from its cache, never per request from the registry. */
+  discovery: discoverySchema,
+  /** Instance metadata key that holds an instance's lane. */
+  labelKey: z.string().min(1).default('version'),
+  /** Lane of untagged traffic and fallback lane, unless `lanes()` says otherwise for a service. */
+  stableLane: z.string().min(1).default('stable'),
+  /** Default for services `lanes()` says nothing about: fail instead of falling back to stable. */
+  strict: z.boolean().default(false),
+  /** Per-service lane configuration, called on every request (keep it cheap: read a cached RuleSet). */
+  lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
+  /** Retries of connection-level failures, each on another instance, for idempotent replayable requests. */
+  maxRetries: z.number().int().min(0).max(10).default(1),
+  outlier: z
+    .strictObject({
+      /** Consecutive connection-level failures that eject an instance. */
+      consecutiveFailures: z.number().int().min(1).max(1000).default(5),
+      /** Ejection time is baseEjectionMs × times ejected, capped by maxEjectionMs. */
+      baseEjectionMs: ms(3_600_000).default(30_000),
+      maxEjectionMs: ms(3_600_000).default(300_000),
+      /** At most this share of a service's instances is ejected at once (at least one when > 0). */
+      maxEjectionPercent: z.number().min(0).max(100).default(50)
+    })
+    .prefault({}),
+  /** TCP connect timeout per attempt. */
+  connectTimeout: ms(600_000).default(2_000),
+  /** Time to wait for the response headers. */
+  headersTimeout: ms(3_600_000).default(30_000),
+  /** Time allowed between two body chunks. */
+  bodyTimeout: ms(3_600_000).default(30_000),
+  /** Idle keep-alive time of pooled connections. */
+  keepAliveTimeout: ms(3_600_000).default(4_000),
+  /** Connections per instance (undici Pool `connections`); null = unlimited. */
+  connections: z.number().int().min(1).max(65_536).nullable().default(null),
+  /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
+  meter: meterSchema.optional()
+})
+
+export type OutboundOptions = z.input<typeof outboundOptionsSchema>
+export type ResolvedOptions = z.output<typeof outboundOptionsSchema>
+
+export function parseOptions(input: unknown): ResolvedOptions {
+  const result = outboundOptionsSchema.safeParse(input)
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const at = issue === undefined ? [] : issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys.slice(0, 1)] : issue.path
+    const path = at.length === 0 ? 'options' : at.join('.')
+    throw new InvalidOptionsError(`@flowtag/outbound: invalid option "${path}": ${issue?.message ?? 'invalid'}`)
+  }
+  const opts = result.data
+  if (opts.outlier.maxEjectionMs < opts.outlier.baseEjectionMs) {
+    throw new InvalidOptionsError('@flowtag/outbound: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs')
+  }
+  return opts
+}

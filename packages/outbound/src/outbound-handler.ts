@@ -1,0 +1,210 @@
+// Wraps the caller's handler for one logical request: forwards every v2 callback, records the
+// outcome (metrics, outlier detection) and, on a connection-level failure before any response,
+// dispatches again to another instance when the request is idempotent and its body replayable.
+import type { Dispatcher } from 'undici'
+import type { Duplex } from 'node:stream'
+import { errorAttributes, type OutboundMetrics } from './metrics.ts'
+import { select, type Route } from './select.ts'
+import type { Member, ServiceTable } from './service-table.ts'
+
+type Controller = Dispatcher.DispatchController
+type Handler = Dispatcher.DispatchHandler
+type IncomingHttpHeaders = Parameters<NonNullable<Handler['onResponseStart']>>[2]
+
+/** Failures where the request cannot have reached the application. */
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT'
+])
+
+/** Failures that count against an instance for outlier detection (not retried when not above). */
+const INSTANCE_FAILURES = new Set([...CONNECTION_ERRORS, 'UND_ERR_HEADERS_TIMEOUT'])
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+
+export function isRetryable(opts: Dispatcher.DispatchOptions): boolean {
+  const body = opts.body
+  return IDEMPOTENT.has(opts.method) && (body == null || typeof body === 'string' || body instanceof Uint8Array)
+}
+
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && CONNECTION_ERRORS.has(code)
+}
+
+/**
+ * The controller handed to the caller for the whole request: it always acts on the current
+ * attempt's controller, so pause/resume/abort reach the live connection after a retry.
+ */
+class StableController implements Controller {
+  #target: Controller | null = null
+  #paused = false
+  #aborted = false
+  #reason: Error | null = null
+  rawHeaders: Controller['rawHeaders'] = null
+  rawTrailers: Controller['rawTrailers'] = null
+
+  set target(c: Controller | null) {
+    this.#target = c
+    if (c === null) return
+    if (this.#aborted) c.abort(this.#reason as Error)
+    else if (this.#paused) c.pause()
+  }
+
+  get aborted(): boolean {
+    return this.#aborted || (this.#target?.aborted ?? false)
+  }
+
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  get reason(): Error | null {
+    return this.#reason ?? this.#target?.reason ?? null
+  }
+
+  /** Aborted by the caller (not by a connection failure): never retried. */
+  get abortedByCaller(): boolean {
+    return this.#aborted
+  }
+
+  abort(reason: Error): void {
+    if (this.#aborted) return
+    this.#aborted = true
+    this.#reason = reason
+    this.#target?.abort(reason)
+  }
+
+  pause(): void {
+    this.#paused = true
+    this.#target?.pause()
+  }
+
+  resume(): void {
+    this.#paused = false
+    this.#target?.resume()
+  }
+}
+
+export interface AttemptContext {
+  table: ServiceTable
+  route: Route
+  tag: string | undefined
+  metrics: OutboundMetrics
+  maxRetries: number
+}
+
+export class OutboundHandler implements Handler {
+  readonly #handler: Handler
+  readonly #ctx: AttemptContext
+  /** Options of the current attempt (origin = the current member's). */
+  #opts: Dispatcher.DispatchOptions
+  readonly #controller = new StableController()
+  readonly #start = performance.now()
+  readonly #retryable: boolean
+  #member: Member
+  #tried: Member[] | null = null
+  #started = false
+  #responded = false
+
+  /** `opts` is already addressed to `member` (its origin). */
+  constructor(handler: Handler, ctx: AttemptContext, opts: Dispatcher.DispatchOptions, member: Member) {
+    this.#handler = handler
+    this.#ctx = ctx
+    this.#opts = opts
+    this.#member = member
+    this.#retryable = ctx.maxRetries > 0 && isRetryable(opts)
+  }
+
+  /** Sends the current attempt to the picked member's pool. */
+  send(): void {
+    // A pool's "busy" answer is not passed on: this dispatcher emits no 'drain' of its own, and
+    // each pool queues what it cannot send yet.
+    this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this)
+  }
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#controller.target = controller
+    if (this.#started) return
+    this.#started = true
+    this.#handler.onRequestStart?.(this.#controller, context)
+  }
+
+  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+    this.#responded = true
+    this.#ctx.table.recordSuccess(this.#member)
+    this.#handler.onRequestUpgrade?.(this.#controller, statusCode, headers, socket)
+  }
+
+  onResponseStarted(): void {
+    this.#handler.onResponseStarted?.()
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#handler.onBodySent?.(chunk)
+  }
+
+  onRequestSent(): void {
+    this.#handler.onRequestSent?.()
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    this.#responded = true
+    this.#controller.rawHeaders = controller?.rawHeaders ?? null
+    this.#ctx.table.recordSuccess(this.#member)
+    this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
+  }
+
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    this.#handler.onResponseData?.(this.#controller, chunk)
+  }
+
+  onResponseEnd(controller: Controller, trailers: IncomingHttpHeaders): void {
+    const attrs = this.#member.attrs
+    this.#ctx.metrics.requests.add(1, attrs)
+    this.#ctx.metrics.duration.record(performance.now() - this.#start, attrs)
+    this.#controller.rawTrailers = controller?.rawTrailers ?? null
+    this.#handler.onResponseEnd?.(this.#controller, trailers)
+  }
+
+  onResponseError(_controller: Controller | null, err: Error): void {
+    const member = this.#member
+    const code = (err as { code?: unknown }).code
+    if (!this.#responded && !this.#controller.abortedByCaller && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
+      this.#ctx.table.recordFailure(member)
+      if (this.#retryable && CONNECTION_ERRORS.has(code) && this.#retry()) return
+    }
+    const attrs = errorAttributes(member.attrs, err)
+    this.#ctx.metrics.requests.add(1, member.attrs)
+    this.#ctx.metrics.errors.add(1, attrs)
+    this.#ctx.metrics.duration.record(performance.now() - this.#start, member.attrs)
+    this.#handler.onResponseError?.(this.#controller, err)
+  }
+
+  /** Dispatches to an instance not tried yet; false when there is none or the budget is spent. */
+  #retry(): boolean {
+    const tried = (this.#tried ??= [])
+    tried.push(this.#member)
+    if (tried.length > this.#ctx.maxRetries) return false
+    let next: Member
+    try {
+      next = select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
+    } catch {
+      return false
+    }
+    this.#ctx.metrics.retries.add(1, next.attrs)
+    this.#member = next
+    this.#opts = { ...this.#opts, origin: next.origin }
+    this.#controller.target = null
+    this.send()
+    return true
+  }
+}

@@ -1,0 +1,28 @@
+import t from 'tap'
+import { outboundHeaders } from '../src/flow-headers.ts'
+
+const flow = { tag: 'v2', baggage: { user: 'ab', k: 'v' } }
+const bag = 'flowtag.lane=v2,user=ab,k=v'
+
+t.test('object headers: the flow decides the lane, Host defaults to the service', async (t) => {
+  const input = { 'X-Flow-Tag': 'evil', Baggage: 'x=1,flowtag.lane=evil', accept: 'json', 'set-cookie': ['a', 'b'], skip: undefined }
+  const out = outboundHeaders(input, flow, 'user-service')
+  t.same(out, { accept: 'json', 'set-cookie': ['a', 'b'], host: 'user-service', 'x-flow-tag': 'v2', baggage: `x=1,${bag}` })
+  t.same(input['X-Flow-Tag'], 'evil', 'the caller object is not mutated')
+})
+
+t.test('a flow without a tag drops a copied lane but keeps other baggage', async (t) => {
+  t.same(outboundHeaders({ 'x-flow-tag': 'evil', baggage: 'flowtag.lane=evil,a=1' }, { baggage: {} }, 'svc'), { host: 'svc', baggage: 'a=1' })
+  t.same(outboundHeaders({ baggage: 'flowtag.lane=evil' }, { baggage: {} }, 'svc'), { host: 'svc' })
+})
+
+t.test('without a flow the caller headers pass through', async (t) => {
+  t.same(outboundHeaders({ 'x-flow-tag': 'mine', Host: 'custom' }, undefined, 'svc'), { 'x-flow-tag': 'mine', Host: 'custom' })
+  t.same(outboundHeaders(null, undefined, 'svc'), { host: 'svc' })
+})
+
+t.test('flat arrays and iterables of pairs', async (t) => {
+  t.same(outboundHeaders(['a', '1', 'A', '2', 'x-flow-tag', 'old'], flow, 'svc'), { a: '1', A: '2', host: 'svc', 'x-flow-tag': 'v2', baggage: bag })
+  t.same(outboundHeaders(['a', '1', 'a', '2'], undefined, 'svc'), { a: ['1', '2'], host: 'svc' })
+  t.same(outboundHeaders(new Map([['b', '2'], ['host', 'h']]), { tag: 'v3', baggage: {} }, 'svc'), { b: '2', host: 'h', 'x-flow-tag': 'v3', baggage: 'flowtag.lane=v3' })
+})

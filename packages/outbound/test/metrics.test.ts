@@ -1,0 +1,59 @@
+import t from 'tap'
+import type { Meter } from '@opentelemetry/api'
+import { request } from 'undici'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { runWithFlow } from '@flowtag/context'
+import { FlowtagDispatcher } from '../src/index.ts'
+import { startInstance } from './fixtures/instances.ts'
+
+type Record_ = { name: string; value: number; attrs: Record<string, unknown> }
+
+/** A Meter that remembers every measurement. */
+function recordingMeter(out: Record_[]): Meter {
+  const instrument = (name: string) => ({
+    add: (value: number, attrs: Record<string, unknown> = {}) => out.push({ name, value, attrs }),
+    record: (value: number, attrs: Record<string, unknown> = {}) => out.push({ name, value, attrs })
+  })
+  return { createCounter: instrument, createHistogram: instrument } as unknown as Meter
+}
+
+t.test('requests, errors, retries and durations by service, lane and instance', async (t) => {
+  const [a, dead] = await Promise.all([startInstance(t, 'a', 'v2'), startInstance(t, 'dead', 'v2')])
+  await dead.kill()
+  const out: Record_[] = []
+  const discovery = new StaticDiscovery({
+    svc: [
+      { ip: '127.0.0.1', port: a.port, metadata: { version: 'v2' }, weight: 1 },
+      { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v2' }, weight: 100_000 }
+    ]
+  })
+  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), outlier: { maxEjectionPercent: 0 } })
+  t.teardown(() => d.close())
+
+  const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
+  await res.body.dump()
+  const instance = `127.0.0.1:${a.port}`
+  t.match(
+    out.filter((m) => m.name === 'flowtag.outbound.requests'),
+    [{ value: 1, attrs: { service: 'svc', lane: 'v2', instance } }]
+  )
+  t.match(
+    out.filter((m) => m.name === 'flowtag.outbound.retries'),
+    [{ value: 1, attrs: { service: 'svc', lane: 'v2', instance } }],
+    'the heavy dead instance was picked first, then retried on a'
+  )
+  const duration = out.find((m) => m.name === 'flowtag.outbound.duration')
+  t.ok(duration !== undefined && duration.value > 0, 'duration in ms recorded')
+
+  out.length = 0
+  await t.rejects(request('http://nobody/x', { dispatcher: d }))
+  t.match(out, [
+    { name: 'flowtag.outbound.requests', attrs: { service: 'nobody' } },
+    { name: 'flowtag.outbound.errors', value: 1, attrs: { service: 'nobody', 'error.type': 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' } }
+  ])
+
+  out.length = 0
+  // POST is not retried: the dead instance (picked first, by weight) fails it.
+  await runWithFlow({ tag: 'v2', baggage: {} }, () => t.rejects(request('http://svc/x', { dispatcher: d, method: 'POST', body: 'x' })))
+  t.match(out.find((m) => m.name === 'flowtag.outbound.errors'), { attrs: { 'error.type': 'ECONNREFUSED', instance: `127.0.0.1:${dead.port}` } })
+})

@@ -1,0 +1,35 @@
+import t from 'tap'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { FlowtagDispatcher } from '../src/index.ts'
+
+const discovery = new StaticDiscovery()
+
+t.test('bad options are refused with a coded error naming the field', async (t) => {
+  const cases: Array<[unknown, string]> = [
+    [{}, 'discovery'],
+    [{ discovery: {} }, 'discovery'],
+    [{ discovery, maxRetries: -1 }, 'maxRetries'],
+    [{ discovery, labelKey: '' }, 'labelKey'],
+    [{ discovery, outlier: { consecutiveFailures: 0 } }, 'outlier.consecutiveFailures'],
+    [{ discovery, outlier: { maxEjectionPercent: 101 } }, 'outlier.maxEjectionPercent'],
+    [{ discovery, outlier: { baseEjectionMs: 1000, maxEjectionMs: 10 } }, 'outlier.maxEjectionMs'],
+    [{ discovery, connectTimeout: 0 }, 'connectTimeout'],
+    [{ discovery, lanes: 'v1' }, 'lanes'],
+    [{ discovery, meter: {} }, 'meter'],
+    [{ discovery, typo: true }, 'typo'],
+    [{ discovery, outlier: { typo: 1 } }, 'outlier.typo']
+  ]
+  for (const [opts, field] of cases) {
+    t.throws(
+      () => new FlowtagDispatcher(opts as never),
+      { code: 'FLOWTAG_OUTBOUND_INVALID_OPTIONS', name: 'InvalidOptionsError', message: new RegExp(`"${field.replace('.', '\\.')}"`) },
+      field
+    )
+  }
+})
+
+t.test('defaults are accepted', async (t) => {
+  const d = new FlowtagDispatcher({ discovery })
+  t.ok(d)
+  await d.close()
+})

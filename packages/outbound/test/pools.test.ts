@@ -1,0 +1,59 @@
+// One Pool per instance; a pool closes when its instance leaves the list, all on close().
+import t from 'tap'
+import { request } from 'undici'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { FlowtagDispatcher } from '../src/index.ts'
+import { load, startInstance, until, type Instance } from './fixtures/instances.ts'
+
+const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
+
+t.test('pools are opened on use and closed when instances leave', async (t) => {
+  const [a, b] = await Promise.all([startInstance(t, 'a'), startInstance(t, 'b')])
+  const discovery = new StaticDiscovery({ svc: [at(a), at(b)] })
+  const d = new FlowtagDispatcher({ discovery, keepAliveTimeout: 60_000 })
+  t.teardown(() => d.close())
+  const seen = new Set<string>()
+  await load(60, 4, async () => {
+    const res = await request('http://svc/x', { dispatcher: d })
+    seen.add(((await res.body.json()) as { id: string }).id)
+  })
+  t.same([...seen].sort(), ['a', 'b'])
+  t.equal(d.snapshot('svc')?.pools, 2)
+  await until(() => a.open > 0 && b.open > 0, 5000, 'server-side connections')
+
+  discovery.set('svc', [at(b)])
+  await until(() => a.open === 0, 10_000, 'a to see its connections closed')
+  t.equal(d.snapshot('svc')?.pools, 1)
+  t.equal(d.snapshot('svc')?.instances, 1)
+  t.ok(b.open > 0, 'b keeps its keep-alive connections')
+
+  await d.close()
+  await until(() => b.open === 0, 10_000, 'b to see its connections closed')
+  await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_CLOSED' })
+})
+
+t.test('an in-flight request finishes when its instance leaves', async (t) => {
+  const a = await startInstance(t, 'a')
+  const discovery = new StaticDiscovery({ svc: [at(a)] })
+  const d = new FlowtagDispatcher({ discovery })
+  t.teardown(() => d.close())
+  const pending = request('http://svc/x?delay=300', { dispatcher: d })
+  await until(() => a.open > 0, 5000, 'the request to be sent')
+  discovery.set('svc', [])
+  const res = await pending
+  t.equal(res.statusCode, 200)
+  t.equal(((await res.body.json()) as { id: string }).id, 'a')
+  await until(() => a.open === 0, 10_000, 'the pool to close after the response')
+  await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' })
+})
+
+t.test('destroy() fails in-flight requests at once', async (t) => {
+  const a = await startInstance(t, 'a')
+  const discovery = new StaticDiscovery({ svc: [at(a)] })
+  const d = new FlowtagDispatcher({ discovery })
+  const pending = request('http://svc/x?delay=5000', { dispatcher: d })
+  await until(() => a.open > 0, 5000, 'the request to be sent')
+  await d.destroy(new Error('shutting down'))
+  await t.rejects(pending, { message: 'shutting down' })
+  await until(() => a.open === 0, 10_000, 'the connection to be closed')
+})
