@@ -5,35 +5,8 @@
 // server is given.
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { call, json, openTarget, unique, until, type Target } from './fixtures/target.ts'
+import { call, json, openTarget, unique, until, type ServiceInfo, type Target } from './fixtures/target.ts'
 
-interface Host {
-  instanceId: string
-  ip: string
-  port: number
-  weight: number
-  healthy: boolean
-  enabled: boolean
-  ephemeral: boolean
-  clusterName: string
-  serviceName: string
-  metadata: Record<string, string>
-  instanceHeartBeatInterval: number
-  instanceHeartBeatTimeOut: number
-  ipDeleteTimeout: number
-}
-interface ServiceInfo {
-  name: string
-  groupName: string
-  clusters: string
-  cacheMillis: number
-  hosts: Host[]
-  lastRefTime: number
-  checksum: string
-  allIPs: boolean
-  reachProtectionThreshold: boolean
-  valid: boolean
-}
 
 const target: Target = await openTarget('NACOS_SERVER_ADDR')
 t.teardown(() => target.close())

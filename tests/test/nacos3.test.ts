@@ -2,23 +2,12 @@
 // (tools/real-nacos `start.sh 3`, Nacos 3.1.0). Runs against NACOS3_SERVER_ADDR (host:port) or,
 // when that is unset, against the embedded dev server, which must answer the same.
 import t from 'tap'
-import { call, json, openTarget, unique, until } from './fixtures/target.ts'
+import { call, json, openTarget, unique, until, type Instance } from './fixtures/target.ts'
 
 interface Wrapped<T> {
   code: number
   message: string
   data: T
-}
-interface Instance {
-  ip: string
-  port: number
-  weight: number
-  healthy: boolean
-  enabled: boolean
-  ephemeral: boolean
-  clusterName: string
-  serviceName: string
-  metadata: Record<string, string>
 }
 
 const target = await openTarget('NACOS3_SERVER_ADDR')

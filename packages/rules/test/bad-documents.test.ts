@@ -1,17 +1,6 @@
 import t from 'tap'
 import { createRuleStore, ErrorCodes, staticSource, type RulesError } from '../src/index.ts'
-import { badDocuments } from './fixtures/bad-documents.ts'
-
-const good = {
-  version: 1,
-  user: { header: 'x-user-id' },
-  services: { 'order-service': { stable: 'v1', candidates: ['v2'] } },
-  rules: [
-    { name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2' },
-    { name: 'canary', split: { weights: { v2: 10 } } }
-  ],
-  default: 'v1'
-}
+import { badDocuments, good } from './fixtures/bad-documents.ts'
 
 t.test(`each of ${badDocuments.length} bad documents is refused with its path; the last good set stays`, async (t) => {
   t.ok(badDocuments.length >= 50, 'at least 50 documents')
