@@ -65,7 +65,7 @@ export async function startApp(name: keyof typeof APPS | string, version: string
   child.stderr!.on('data', onData)
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
 
-  const url = await new Promise<string>((resolve, reject) => {
+  const listening = new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within 20 s:\n${logs.join('\n')}`)), 20_000)
     const check = () => {
       for (const line of logs) {
@@ -84,6 +84,14 @@ export async function startApp(name: keyof typeof APPS | string, version: string
       reject(new Error(`${name}@${version} exited (${code}) before listening:\n${logs.join('\n')}`))
     }, reject)
   })
+  let url: string
+  try {
+    url = await listening
+  } catch (err) {
+    // never leave a half-started app behind
+    child.kill('SIGKILL')
+    throw err
+  }
   return {
     name,
     version,
