@@ -8,18 +8,23 @@ import { startApp, type AppProcess } from '../src/cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
 import { drive, Tally, type Hop } from '../src/traffic.ts'
 
-const nacos = await startNacosDevServer({ port: 0 })
-const client = new NacosClient({ serverAddr: nacos.address })
+// The embedded dev server, or a real Nacos when NACOS_SERVER_ADDR names one (CI does both);
+// a namespace of its own keeps this run apart from anything else on that server.
+const real = process.env.NACOS_SERVER_ADDR
+const dev = real === undefined || real === '' ? await startNacosDevServer({ port: 0 }) : undefined
+const nacosAddr = dev?.address ?? real!
+const namespace = `e2e-${Date.now().toString(36)}`
+const client = new NacosClient({ serverAddr: nacosAddr, namespace })
 const apps: AppProcess[] = []
 t.teardown(async () => {
   await Promise.all(apps.map((a) => a.stop('SIGKILL')))
   await client.close()
-  await nacos.close()
+  await dev?.close()
 })
 
 const publish = (doc: unknown) => client.config.publish(RULES_DATA_ID, RULES_GROUP, typeof doc === 'string' ? doc : JSON.stringify(doc), 'json')
 const start = async (name: string, version: string, env: Record<string, string> = {}) => {
-  const app = await startApp(name, version, { nacosAddr: nacos.address, env })
+  const app = await startApp(name, version, { nacosAddr, env: { NACOS_NAMESPACE: namespace, ...env } })
   apps.push(app)
   return app
 }
@@ -42,7 +47,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_
 }
 
 async function instancesOf(service: string) {
-  const res = await fetch(`${nacos.url}/nacos/v1/ns/instance/list?serviceName=${service}`)
+  const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=${service}&namespaceId=${namespace}`)
   return ((await res.json()) as { hosts: Array<{ port: number; metadata: Record<string, string> }> }).hosts
 }
 
