@@ -49,7 +49,12 @@ export const outboundOptionsSchema = z.strictObject({
       baseEjectionMs: ms(3_600_000).default(30_000),
       maxEjectionMs: ms(3_600_000).default(300_000),
       /** At most this share of a service's instances is ejected at once (at least one when > 0). */
-      maxEjectionPercent: z.number().min(0).max(100).default(50)
+      maxEjectionPercent: z.number().min(0).max(100).default(50),
+      /**
+       * Count 5xx answers as failures too (Envoy's consecutive_5xx). Off by default: a 503 often
+       * means the instance's own upstream is missing, not that the instance is bad.
+       */
+      count5xx: z.boolean().default(false)
     })
     .prefault({}),
   /** TCP connect timeout per attempt. */

@@ -159,7 +159,7 @@ export class OutboundHandler implements Handler {
   onResponseStart(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     this.#responded = true
     this.#controller.rawHeaders = controller?.rawHeaders ?? null
-    this.#ctx.table.recordSuccess(this.#member)
+    this.#ctx.table.recordResponse(this.#member, statusCode)
     this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
   }
 

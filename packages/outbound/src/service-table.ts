@@ -42,6 +42,7 @@ export interface OutlierPolicy {
   baseEjectionMs: number
   maxEjectionMs: number
   maxEjectionPercent: number
+  count5xx: boolean
 }
 
 export interface TableConfig {
@@ -188,6 +189,12 @@ export class ServiceTable {
 
   recordSuccess(member: Member): void {
     member.consecutiveFailures = 0
+  }
+
+  /** An answer arrived: a success, unless 5xx answers count as failures. */
+  recordResponse(member: Member, statusCode: number): void {
+    if (statusCode >= 500 && this.#config.outlier.count5xx) this.recordFailure(member)
+    else member.consecutiveFailures = 0
   }
 
   /** A connection-level failure: eject after N in a row, unless too much of the service is out already. */

@@ -104,3 +104,25 @@ t.test('a caller abort is passed to the live attempt and never counts against th
   t.same(d.snapshot('svc')?.ejected, [], 'not ejected')
   t.match(await call(d, 'http://svc/x'), { ok: true, id: 'a' })
 })
+
+t.test('5xx answers eject an instance only when outlier.count5xx is on', async (t) => {
+  const [good, sick] = await Promise.all([startInstance(t, 'good'), startInstance(t, 'sick', '', 0, { STATUS: '503' })])
+  for (const count5xx of [false, true]) {
+    const discovery = new StaticDiscovery({ svc: [at(good), at(sick)] })
+    const d = new FlowtagDispatcher({ discovery, outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000, count5xx } })
+    const statuses: number[] = []
+    for (let i = 0; i < 40; i++) {
+      const res = await request('http://svc/x', { dispatcher: d })
+      await res.body.dump()
+      statuses.push(res.statusCode)
+    }
+    if (count5xx) {
+      t.same(d.snapshot('svc')?.ejected, [`127.0.0.1:${sick.port}`], 'three 503s in a row eject it')
+      t.ok(statuses.slice(-10).every((s) => s === 200), 'then only the good instance answers')
+    } else {
+      t.same(d.snapshot('svc')?.ejected, [], 'by default a 503 is an answer, not a failure')
+      t.ok(statuses.slice(-20).includes(503), 'so the sick instance keeps being picked')
+    }
+    await d.close()
+  }
+})
