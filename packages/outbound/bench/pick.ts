@@ -11,7 +11,7 @@ function table(n: number): ServiceTable {
       labelKey: 'version',
       protocol: 'http:',
       poolOptions: {},
-      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 }
+      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
     },
     'v1'
   )

@@ -4,7 +4,7 @@ import type { Instance } from '@flowtag/nacos'
 import { select, type Route } from '../src/select.ts'
 import { ServiceTable, type Member } from '../src/service-table.ts'
 
-const outlier = { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 120_000, maxEjectionPercent: 100 }
+const outlier = { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 120_000, maxEjectionPercent: 100, count5xx: false }
 
 function table(list: Array<Partial<Instance> & { port: number }>, stable = 'v1'): ServiceTable {
   const st = new ServiceTable({ service: 'svc', labelKey: 'version', protocol: 'http:', poolOptions: {}, outlier }, stable)
