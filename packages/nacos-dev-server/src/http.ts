@@ -69,13 +69,6 @@ export function optional(call: Call, name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v
 }
 
-/** Nacos's WebUtils.required for naming: 400 `Param 'x' is required.` */
-export function required(call: Call, name: string): string {
-  const v = optional(call, name)
-  if (v === undefined) throw new HttpAnswer(400, `Param '${name}' is required.`)
-  return v
-}
-
 export function bool(value: string | undefined, fallback: boolean): boolean {
   if (value === undefined) return fallback
   return value.toLowerCase() === 'true'

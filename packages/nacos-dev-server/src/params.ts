@@ -1,4 +1,3 @@
-import { HttpAnswer } from './errors.ts'
 import { optional, type Call } from './http.ts'
 import { DEFAULT_CLUSTER, DEFAULT_GROUP, DEFAULT_NAMESPACE } from './naming-store.ts'
 
@@ -90,14 +89,4 @@ export function metadataOf(raw: string | undefined): Record<string, string> {
     out[pair.slice(0, eq)] = pair.slice(eq + 1)
   }
   return { ...out }
-}
-
-/** v1 answers a bad parameter with 400 and its message as plain text. */
-export function v1Guard<T>(fn: () => T): T {
-  try {
-    return fn()
-  } catch (err) {
-    if (err instanceof BadParam) throw new HttpAnswer(400, err.message)
-    throw err
-  }
 }
