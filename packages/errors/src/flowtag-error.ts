@@ -1,0 +1,51 @@
+// The one error shape of every @flowtag package: a stable `code` (FLOWTAG_<AREA>_<WHAT>) and a
+// `Symbol.for` brand, so `instanceof` holds even when an app ends up with two copies installed.
+const kBrands = Symbol.for('flowtag.error.brands')
+
+export interface FlowtagErrorOptions {
+  cause?: unknown
+  /** HTTP status an app's error handler should answer with (Fastify reads `statusCode`). */
+  statusCode?: number
+}
+
+/**
+ * Base class of every error a flowtag package throws or reports.
+ *
+ * `code` is stable and listed in each package's README (errors table); `message` is for people.
+ * Subclasses set `static brand` to a registry-wide string so their own `instanceof` also holds
+ * across duplicate installs.
+ */
+export class FlowtagError extends Error {
+  static readonly brand: string = 'flowtag.error'
+  /** `FLOWTAG_<AREA>_<WHAT>`, e.g. `FLOWTAG_NACOS_BAD_OPTION`. */
+  readonly code: string
+  /** HTTP status to answer with, when the error is the platform's (e.g. 503 for no instance). */
+  readonly statusCode: number | undefined
+
+  constructor (code: string, message: string, options: FlowtagErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+    this.statusCode = options.statusCode
+  }
+
+  /** The brands of this error's class chain (read through the Symbol.for key, not the class). */
+  get [kBrands] (): string[] {
+    const brands: string[] = []
+    for (let c = this.constructor as { brand?: string } | null; c !== null && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+      if (typeof c.brand === 'string' && !brands.includes(c.brand)) brands.push(c.brand)
+    }
+    return brands
+  }
+
+  static override [Symbol.hasInstance] (value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false
+    const brands = (value as Record<symbol, unknown>)[kBrands]
+    return Array.isArray(brands) && brands.includes(this.brand)
+  }
+}
+
+/** True when `value` is a flowtag error, optionally with the given code. */
+export function isFlowtagError (value: unknown, code?: string): value is FlowtagError {
+  return value instanceof FlowtagError && (code === undefined || value.code === code)
+}
