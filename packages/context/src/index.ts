@@ -6,4 +6,4 @@ export { signTag, verifySignedTag, type SigningKey, type SignedTagResult, type S
 export { FlowTagger, createFlowTagger, type FlowTagStats, type RequestFacts } from './tagger.ts'
 export { FlowTagOptionsSchema, type FlowTagOptions, type RuleStoreLike, type TagLogger } from './options.ts'
 export { LANE_ATTRIBUTE } from './otel.ts'
-export { ContextError, ErrorCodes } from './errors.ts'
+export { ContextError, errorCodes, type ContextErrorCode } from './errors.ts'

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { compileCidrs, compileRuleSet, validateRuleSet, RulesError, type CompiledRuleSet, type Cidr, type RuleSetInput } from '@flowtag/rules'
-import { ContextError, ErrorCodes } from './errors.ts'
+import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { ContextError, errorCodes } from './errors.ts'
 import { MIN_SECRET_LENGTH } from './signing.ts'
 
 /** Anything with the RuleStore's `compiled` getter and `onChange` (a RuleStore from @flowtag/rules). */
@@ -67,13 +68,15 @@ export interface ResolvedOptions {
   logger: TagLogger | undefined
 }
 
-function fail (message: string, cause?: unknown): never {
-  throw new ContextError(ErrorCodes.OPTIONS, `@flowtag/context: ${message}`, { cause })
+const PKG = '@flowtag/context'
+
+function fail (field: string, problem: string, cause?: unknown): never {
+  throw new ContextError(errorCodes.BAD_OPTION, badOptionMessage(PKG, field, problem), { cause })
 }
 
 export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
   const parsed = FlowTagOptionsSchema.safeParse(options ?? {})
-  if (!parsed.success) fail(z.prettifyError(parsed.error))
+  if (!parsed.success) throw new ContextError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error))
   const o = parsed.data
   let rules: ResolvedOptions['rules']
   if (o.rules !== undefined) {
@@ -85,7 +88,7 @@ export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
       try {
         compiled = compileRuleSet(validateRuleSet(o.rules, 'options.rules'))
       } catch (err) {
-        fail((err as Error).message, err instanceof RulesError ? err : undefined)
+        fail('rules', (err as Error).message, err instanceof RulesError ? err : undefined)
       }
       rules = () => compiled
     }
@@ -98,13 +101,15 @@ export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
       try {
         trustCidrs = compileCidrs(trust.cidrs)
       } catch (err) {
-        fail(`trust.${(err as Error).message}`)
+        // compileCidrs says `cidrs[i]: problem`; name the field as zod paths are named.
+        const m = /^cidrs\[(\d+)\]: (.*)$/.exec((err as Error).message)
+        fail(m === null ? 'trust.cidrs' : `trust.cidrs.${m[1]}`, m?.[2] ?? (err as Error).message)
       }
     }
     if (trust.signed !== undefined) {
       const keys = new Map<string, string>()
       trust.signed.keys.forEach((k, i) => {
-        if (keys.has(k.id)) fail(`trust.signed.keys.${i}.id: duplicate key id "${k.id}"`)
+        if (keys.has(k.id)) fail(`trust.signed.keys.${i}.id`, `duplicate key id "${k.id}"`)
         keys.set(k.id, k.secret)
       })
       signed = { keys, cookie: trust.signed.cookie, query: trust.signed.query }

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { parseTag } from './codec.ts'
-import { ContextError, ErrorCodes } from './errors.ts'
+import { ContextError, errorCodes } from './errors.ts'
 
 /** An HMAC key. The first key of a list signs; every key in the list verifies (rotation). */
 export interface SigningKey {
@@ -23,15 +23,15 @@ function mac (secret: string, payload: string): Buffer {
  * character is URL- and cookie-safe.
  */
 export function signTag (lane: string, ttlSeconds: number, key: SigningKey, now: number = Date.now()): string {
-  if (parseTag(lane) === undefined) throw new ContextError(ErrorCodes.SIGNING, 'signTag: lane must be 1-64 characters of [A-Za-z0-9._-]')
+  if (parseTag(lane) === undefined) throw new ContextError(errorCodes.SIGNING, 'signTag: lane must be 1-64 characters of [A-Za-z0-9._-]')
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0 || ttlSeconds > MAX_TTL_SECONDS) {
-    throw new ContextError(ErrorCodes.SIGNING, `signTag: ttlSeconds must be an integer in 1..${MAX_TTL_SECONDS}`)
+    throw new ContextError(errorCodes.SIGNING, `signTag: ttlSeconds must be an integer in 1..${MAX_TTL_SECONDS}`)
   }
   if (typeof key !== 'object' || key === null || typeof key.id !== 'string' || !KEY_ID.test(key.id)) {
-    throw new ContextError(ErrorCodes.SIGNING, 'signTag: key.id must be 1-32 characters of [A-Za-z0-9._-]')
+    throw new ContextError(errorCodes.SIGNING, 'signTag: key.id must be 1-32 characters of [A-Za-z0-9._-]')
   }
   if (typeof key.secret !== 'string' || key.secret.length < MIN_SECRET_LENGTH) {
-    throw new ContextError(ErrorCodes.SIGNING, `signTag: key.secret must be a string of at least ${MIN_SECRET_LENGTH} characters`)
+    throw new ContextError(errorCodes.SIGNING, `signTag: key.secret must be a string of at least ${MIN_SECRET_LENGTH} characters`)
   }
   const payload = `${lane}~${Math.floor(now / 1000) + ttlSeconds}~${key.id}`
   return `${payload}~${mac(key.secret, payload).toString('base64url')}`

@@ -11,7 +11,7 @@ import { countTag, otelContextFor, otelContextManagerActive, withOtelContext } f
 import { resolveOptions, type FlowTagOptions, type ResolvedOptions, type TagLogger } from './options.ts'
 import { readIncoming } from './propagation.ts'
 import { signTag, verifySignedTag } from './signing.ts'
-import { ContextError, ErrorCodes } from './errors.ts'
+import { ContextError, errorCodes } from './errors.ts'
 
 /** What the tagger reads from a request. `query` and `ip` may be getters: read only if needed. */
 export interface RequestFacts extends Facts {
@@ -129,7 +129,7 @@ export class FlowTagger {
    */
   signTag (lane: string, ttlSeconds: number): string {
     const first = this.#o.signed?.keys.entries().next().value
-    if (first === undefined) throw new ContextError(ErrorCodes.SIGNING, 'signTag: this tagger has no trust.signed keys')
+    if (first === undefined) throw new ContextError(errorCodes.SIGNING, 'signTag: this tagger has no trust.signed keys')
     return signTag(lane, ttlSeconds, { id: first[0], secret: first[1] })
   }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { flowTag } from '../src/express.ts'
-import { currentFlow, ErrorCodes, signTag } from '../src/index.ts'
+import { currentFlow, errorCodes, signTag } from '../src/index.ts'
 import { express, listen } from './fixtures/express-app.ts'
 
 const rules = { version: 1, rules: [{ name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2' }], default: 'v1' }
@@ -50,7 +50,7 @@ t.test('service mode: trusts and carries the incoming tag and baggage; drops mal
 })
 
 t.test('options are validated with a coded error', async (t) => {
-  t.throws(() => flowTag({} as never), { code: ErrorCodes.OPTIONS, message: /mode/ })
-  t.throws(() => flowTag({ mode: 'edge' }), { code: ErrorCodes.OPTIONS, message: /rules/ })
-  t.throws(() => flowTag({ mode: 'service', trust: { cidrs: ['1.2.3.4/40'] } }), { code: ErrorCodes.OPTIONS, message: /cidrs/ })
+  t.throws(() => flowTag({} as never), { code: errorCodes.BAD_OPTION, message: /mode/ })
+  t.throws(() => flowTag({ mode: 'edge' }), { code: errorCodes.BAD_OPTION, message: /rules/ })
+  t.throws(() => flowTag({ mode: 'service', trust: { cidrs: ['1.2.3.4/40'] } }), { code: errorCodes.BAD_OPTION, message: /cidrs/ })
 })

@@ -1,6 +1,5 @@
 // One message format for a bad option in every package:
 //   <package>: invalid option "<field.path>": <what is wrong>
-import { FlowtagError } from './flowtag-error.ts'
 
 /** The structural part of a zod (v3 or v4) error that the message needs. */
 export interface IssueList {
@@ -25,9 +24,9 @@ export function fieldOf (error: IssueList, prefix?: string): string {
 }
 
 /**
- * Build the coded error for invalid options from a zod error: names the first bad field and
- * what is wrong with it.
+ * The message for invalid options from a zod error: names the first bad field and what is
+ * wrong with it. Each package wraps it in its own error class and `BAD_OPTION` code.
  */
-export function badOption (code: string, pkg: string, error: IssueList, prefix?: string): FlowtagError {
-  return new FlowtagError(code, badOptionMessage(pkg, fieldOf(error, prefix), error.issues[0]?.message ?? 'invalid'))
+export function optionErrorMessage (pkg: string, error: IssueList, prefix?: string): string {
+  return badOptionMessage(pkg, fieldOf(error, prefix), error.issues[0]?.message ?? 'invalid')
 }

@@ -1,2 +1,2 @@
 export { FlowtagError, isFlowtagError, type FlowtagErrorOptions } from './flowtag-error.ts'
-export { badOption, badOptionMessage, fieldOf, type IssueList } from './bad-option.ts'
+export { badOptionMessage, fieldOf, optionErrorMessage, type IssueList } from './bad-option.ts'

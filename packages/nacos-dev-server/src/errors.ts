@@ -1,10 +1,21 @@
+import { FlowtagError } from '@flowtag/errors'
+
+export const errorCodes = {
+  /** Server options are invalid (the message names the field). */
+  BAD_OPTION: 'FLOWTAG_DEVSERVER_BAD_OPTION',
+  /** The data file cannot be read or is not JSON. */
+  DATA_FILE: 'FLOWTAG_DEVSERVER_DATA_FILE'
+} as const
+
+export type DevServerErrorCode = typeof errorCodes[keyof typeof errorCodes]
+
 /** Errors of the dev server's own API (options, start-up); wire errors are answered as Nacos does. */
-export class DevServerError extends Error {
-  readonly code: string
-  constructor(code: string, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'DevServerError'
-    this.code = code
+export class DevServerError extends FlowtagError {
+  static override readonly brand: string = 'flowtag.devserver.error'
+  declare readonly code: DevServerErrorCode
+
+  constructor (code: DevServerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
   }
 }
 

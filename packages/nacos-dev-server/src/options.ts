@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { DevServerError } from './errors.ts'
+import { optionErrorMessage } from '@flowtag/errors'
+import { DevServerError, errorCodes } from './errors.ts'
 
 const ms = z.number().int().positive()
 
@@ -49,10 +50,6 @@ export type ResolvedOptions = z.output<typeof optionsSchema>
 
 export function resolveOptions(input: unknown): ResolvedOptions {
   const parsed = optionsSchema.safeParse(input ?? {})
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!
-    const field = issue.path.join('.') || '(options)'
-    throw new DevServerError('FLOWTAG_DEVSERVER_BAD_OPTION', `invalid option "${field}": ${issue.message}`)
-  }
+  if (!parsed.success) throw new DevServerError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/nacos-dev-server', parsed.error))
   return parsed.data
 }

@@ -37,5 +37,5 @@ t.test('bad arguments exit 2 with usage; a bad port exits 1 with a coded error',
   const port = run(['--port', '99999'])
   const [code2] = await once(port.child, 'exit')
   t.equal(code2, 1)
-  t.match(port.output(), /FLOWTAG_DEVSERVER_BAD_OPTION: invalid option "port"/)
+  t.match(port.output(), /FLOWTAG_DEVSERVER_BAD_OPTION: @flowtag\/nacos-dev-server: invalid option "port"/)
 })

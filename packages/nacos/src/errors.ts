@@ -1,42 +1,39 @@
-// Coded errors of @flowtag/nacos. Codes are stable; the README lists them.
+// Coded errors of @flowtag/nacos, on the shared FlowtagError base. Codes are stable; the README lists them.
+import { badOptionMessage, FlowtagError } from '@flowtag/errors'
 
-export type NacosErrorCode =
-  | 'FLOWTAG_NACOS_BAD_OPTION'
-  | 'FLOWTAG_NACOS_BAD_ARGUMENT'
-  | 'FLOWTAG_NACOS_UNREACHABLE'
-  | 'FLOWTAG_NACOS_HTTP'
-  | 'FLOWTAG_NACOS_AUTH'
-  | 'FLOWTAG_NACOS_UNSUPPORTED'
-  | 'FLOWTAG_NACOS_CLOSED'
+export const errorCodes = {
+  /** Client or plugin options are invalid (the message names the field). */
+  BAD_OPTION: 'FLOWTAG_NACOS_BAD_OPTION',
+  /** A call's argument is invalid (service name, instance, dataId...). */
+  BAD_ARGUMENT: 'FLOWTAG_NACOS_BAD_ARGUMENT',
+  /** No server in the list answered. */
+  UNREACHABLE: 'FLOWTAG_NACOS_UNREACHABLE',
+  /** A server answered with an error status. */
+  HTTP: 'FLOWTAG_NACOS_HTTP',
+  /** Login failed or the token was refused. */
+  AUTH: 'FLOWTAG_NACOS_AUTH',
+  /** The server does not offer what was asked (API version, feature). */
+  UNSUPPORTED: 'FLOWTAG_NACOS_UNSUPPORTED',
+  /** The client is closed. */
+  CLOSED: 'FLOWTAG_NACOS_CLOSED'
+} as const
 
-const brand = Symbol.for('flowtag.nacos.error')
+export type NacosErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
-export class NacosError extends Error {
-  readonly code: NacosErrorCode
-  /** HTTP status when a server answered. */
-  readonly statusCode: number | undefined
+export class NacosError extends FlowtagError {
+  static override readonly brand: string = 'flowtag.nacos.error'
+  declare readonly code: NacosErrorCode
 
-  constructor(code: NacosErrorCode, message: string, options: { cause?: unknown; statusCode?: number } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.name = 'NacosError'
-    this.code = code
-    this.statusCode = options.statusCode
-  }
-
-  // instanceof that survives two installed copies of this package.
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand] === true
-  }
-
-  get [brand](): true {
-    return true
+  /** `statusCode` is the HTTP status when a server answered. */
+  constructor (code: NacosErrorCode, message: string, options: { cause?: unknown, statusCode?: number } = {}) {
+    super(code, message, options)
   }
 }
 
-export function badOption(field: string, message: string): NacosError {
-  return new NacosError('FLOWTAG_NACOS_BAD_OPTION', `invalid option "${field}": ${message}`)
+export function badOption (field: string, message: string): NacosError {
+  return new NacosError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/nacos', field, message))
 }
 
-export function badArgument(field: string, message: string): NacosError {
-  return new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', `invalid argument "${field}": ${message}`)
+export function badArgument (field: string, message: string): NacosError {
+  return new NacosError(errorCodes.BAD_ARGUMENT, `@flowtag/nacos: invalid argument "${field}": ${message}`)
 }

@@ -1,4 +1,5 @@
 // Client options: the zod schema is the source of truth for types and defaults.
+import { fieldOf } from '@flowtag/errors'
 import { z } from 'zod'
 import { badArgument, badOption } from './errors.ts'
 import { silentLogger, type Logger } from './logger.ts'
@@ -117,14 +118,6 @@ export function parseArgument<S extends z.ZodType>(schema: S, input: unknown, na
   const result = schema.safeParse(input)
   if (result.success) return result.data
   throw badArgument(fieldOf(result.error, name), result.error.issues[0]?.message ?? 'invalid')
-}
-
-function fieldOf(error: z.ZodError, prefix: string | undefined): string {
-  const issue = error.issues[0]
-  const path = issue === undefined ? [] : [...issue.path]
-  if (issue?.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0])
-  const parts = [...(prefix === undefined ? [] : [prefix]), ...path.map(String)]
-  return parts.length === 0 ? 'options' : parts.join('.')
 }
 
 export function resolveOptions(input: NacosClientOptions): ResolvedOptions {

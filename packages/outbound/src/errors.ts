@@ -1,39 +1,7 @@
-// Coded errors of @flowtag/outbound. Routing failures carry statusCode 503 so an app's error
-// handler can answer "Service Unavailable" without knowing this package's codes.
-
-export type OutboundErrorCode =
-  | 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE'
-  | 'FLOWTAG_OUTBOUND_NO_INSTANCE_IN_LANE'
-  | 'FLOWTAG_OUTBOUND_ALL_EJECTED'
-  | 'FLOWTAG_OUTBOUND_DISCOVERY_FAILED'
-  | 'FLOWTAG_OUTBOUND_CLOSED'
-
-/** A request could not be routed to any instance. */
-export class OutboundError extends Error {
-  readonly code: OutboundErrorCode
-  readonly statusCode = 503
-  readonly service: string
-  /** The lane that was asked for (the tag, or the stable lane for untagged traffic). */
-  readonly lane: string | undefined
-
-  constructor(code: OutboundErrorCode, message: string, service: string, lane?: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'OutboundError'
-    this.code = code
-    this.service = service
-    this.lane = lane
-  }
-}
-
-/** Options given to the dispatcher or the plugin are invalid; the message names the field. */
-export class InvalidOptionsError extends TypeError {
-  readonly code = 'FLOWTAG_OUTBOUND_INVALID_OPTIONS'
-
-  constructor(message: string) {
-    super(message)
-    this.name = 'InvalidOptionsError'
-  }
-}
+// Coded errors of @flowtag/outbound, on the shared FlowtagError base. Routing failures carry
+// statusCode 503 so an app's error handler can answer "Service Unavailable" without knowing
+// this package's codes.
+import { FlowtagError } from '@flowtag/errors'
 
 export const errorCodes = {
   UNKNOWN_SERVICE: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE',
@@ -41,5 +9,22 @@ export const errorCodes = {
   ALL_EJECTED: 'FLOWTAG_OUTBOUND_ALL_EJECTED',
   DISCOVERY_FAILED: 'FLOWTAG_OUTBOUND_DISCOVERY_FAILED',
   CLOSED: 'FLOWTAG_OUTBOUND_CLOSED',
-  INVALID_OPTIONS: 'FLOWTAG_OUTBOUND_INVALID_OPTIONS'
+  BAD_OPTION: 'FLOWTAG_OUTBOUND_BAD_OPTION'
 } as const
+
+export type OutboundErrorCode = typeof errorCodes[keyof typeof errorCodes]
+
+/** A request could not be routed (statusCode 503), or options were invalid (no statusCode). */
+export class OutboundError extends FlowtagError {
+  static override readonly brand: string = 'flowtag.outbound.error'
+  declare readonly code: OutboundErrorCode
+  readonly service: string
+  /** The lane that was asked for (the tag, or the stable lane for untagged traffic). */
+  readonly lane: string | undefined
+
+  constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: { cause?: unknown }) {
+    super(code, message, { ...options, statusCode: code === errorCodes.BAD_OPTION ? undefined : 503 })
+    this.service = service
+    this.lane = lane
+  }
+}

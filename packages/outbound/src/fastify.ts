@@ -3,7 +3,8 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Dispatcher } from 'undici'
 import { FlowtagDispatcher } from './dispatcher.ts'
-import { InvalidOptionsError } from './errors.ts'
+import { badOptionMessage } from '@flowtag/errors'
+import { errorCodes, OutboundError } from './errors.ts'
 import type { OutboundOptions } from './options.ts'
 
 declare module 'fastify' {
@@ -21,7 +22,7 @@ export interface FastifyOutboundOptions extends OutboundOptions {
 const fastifyOutbound: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutbound(fastify: FastifyInstance, options: FastifyOutboundOptions) {
   const { interceptors, ...outboundOptions } = options
   if (interceptors !== undefined && (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))) {
-    throw new InvalidOptionsError('@flowtag/outbound: invalid option "interceptors": expected an array of undici interceptors')
+    throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/outbound', 'interceptors', 'expected an array of undici interceptors'), '')
   }
   const dispatcher = new FlowtagDispatcher(outboundOptions)
   // A composed dispatcher is a Proxy of the same instance: snapshot() and close() still work.

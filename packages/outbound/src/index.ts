@@ -1,4 +1,4 @@
 export { FlowtagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './dispatcher.ts'
-export { OutboundError, InvalidOptionsError, errorCodes, type OutboundErrorCode } from './errors.ts'
+export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
 export { outboundOptionsSchema, type OutboundOptions, type LaneConfig, type LanesResolver } from './options.ts'
 export { AliasTable } from './alias-table.ts'

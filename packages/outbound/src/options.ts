@@ -2,7 +2,10 @@
 import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
 import type { Discovery } from '@flowtag/nacos'
-import { InvalidOptionsError } from './errors.ts'
+import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { errorCodes, OutboundError } from './errors.ts'
+
+const PKG = '@flowtag/outbound'
 
 /** What routing needs to know about a service's lanes; `serviceLanes()` of @flowtag/rules fits. */
 export interface LaneConfig {
@@ -77,14 +80,11 @@ export type ResolvedOptions = z.output<typeof outboundOptionsSchema>
 export function parseOptions(input: unknown): ResolvedOptions {
   const result = outboundOptionsSchema.safeParse(input)
   if (!result.success) {
-    const issue = result.error.issues[0]
-    const at = issue === undefined ? [] : issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys.slice(0, 1)] : issue.path
-    const path = at.length === 0 ? 'options' : at.join('.')
-    throw new InvalidOptionsError(`@flowtag/outbound: invalid option "${path}": ${issue?.message ?? 'invalid'}`)
+    throw new OutboundError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error), '')
   }
   const opts = result.data
   if (opts.outlier.maxEjectionMs < opts.outlier.baseEjectionMs) {
-    throw new InvalidOptionsError('@flowtag/outbound: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs')
+    throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage(PKG, 'outlier.maxEjectionMs', 'must be >= outlier.baseEjectionMs'), '')
   }
   return opts
 }

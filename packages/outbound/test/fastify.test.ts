@@ -47,7 +47,7 @@ t.test('bad options fail registration with a coded error', async (t) => {
   app.register(outboundPlugin, { discovery: new StaticDiscovery(), maxRetries: -2 })
   await t.rejects(async () => {
     await app.ready()
-  }, { code: 'FLOWTAG_OUTBOUND_INVALID_OPTIONS', message: /maxRetries/ })
+  }, { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /maxRetries/ })
   const app2 = Fastify()
   t.teardown(async () => {
     await app2.close()
@@ -55,7 +55,7 @@ t.test('bad options fail registration with a coded error', async (t) => {
   app2.register(outboundPlugin, { discovery: new StaticDiscovery(), interceptors: ['x' as never] })
   await t.rejects(async () => {
     await app2.ready()
-  }, { code: 'FLOWTAG_OUTBOUND_INVALID_OPTIONS', message: /interceptors/ })
+  }, { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /interceptors/ })
 })
 
 t.test('plugin metadata', async (t) => {

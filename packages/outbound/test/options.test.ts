@@ -22,7 +22,7 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
   for (const [opts, field] of cases) {
     t.throws(
       () => new FlowtagDispatcher(opts as never),
-      { code: 'FLOWTAG_OUTBOUND_INVALID_OPTIONS', name: 'InvalidOptionsError', message: new RegExp(`"${field.replace('.', '\\.')}"`) },
+      { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', name: 'OutboundError', message: new RegExp(`"${field.replace('.', '\\.')}"`) },
       field
     )
   }

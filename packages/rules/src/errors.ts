@@ -1,37 +1,33 @@
+// Coded errors of @flowtag/rules, on the shared FlowtagError base.
+import { FlowtagError } from '@flowtag/errors'
+
 /** One issue found in a rule document: where (a zod path joined with dots) and what. */
 export interface RuleIssue {
   path: string
   message: string
 }
 
-const kBrand = Symbol.for('flowtag.rules.error')
-
-/** Every error @flowtag/rules throws or reports carries a stable `code` (see README, Errors). */
-export class RulesError extends Error {
-  readonly code: string
-  readonly issues: RuleIssue[]
-
-  constructor (code: string, message: string, options?: { cause?: unknown, issues?: RuleIssue[] }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
-    this.name = 'RulesError'
-    this.code = code
-    this.issues = options?.issues ?? []
-    Object.defineProperty(this, kBrand, { value: true })
-  }
-
-  /** `instanceof` that also works across two installed copies of this package. */
-  static override [Symbol.hasInstance] (value: unknown): boolean {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kBrand] === true
-  }
-}
-
-export const ErrorCodes = {
+export const errorCodes = {
   /** The document is not JSON or does not satisfy the RuleSet schema. */
   INVALID: 'FLOWTAG_RULES_INVALID',
-  /** Options passed to a RuleStore or a source are wrong. */
-  OPTIONS: 'FLOWTAG_RULES_OPTIONS',
+  /** Options passed to a RuleStore or a source are wrong (the message names the field). */
+  BAD_OPTION: 'FLOWTAG_RULES_BAD_OPTION',
   /** A source could not deliver a document (unreachable, missing, read error). */
   SOURCE: 'FLOWTAG_RULES_SOURCE',
   /** The last-good cache file could not be read or written. */
   CACHE: 'FLOWTAG_RULES_CACHE'
 } as const
+
+export type RulesErrorCode = typeof errorCodes[keyof typeof errorCodes]
+
+/** Every error @flowtag/rules throws or reports; `issues` lists what a rejected document got wrong. */
+export class RulesError extends FlowtagError {
+  static override readonly brand: string = 'flowtag.rules.error'
+  declare readonly code: RulesErrorCode
+  readonly issues: RuleIssue[]
+
+  constructor (code: RulesErrorCode, message: string, options?: { cause?: unknown, issues?: RuleIssue[] }) {
+    super(code, message, options)
+    this.issues = options?.issues ?? []
+  }
+}

@@ -1,4 +1,4 @@
-export { RulesError, ErrorCodes, type RuleIssue } from './errors.ts'
+export { RulesError, errorCodes, type RulesErrorCode, type RuleIssue } from './errors.ts'
 export {
   RuleSetSchema, RuleSchema, WhenSchema, SplitSchema, StringMatchSchema, KeySourceSchema, ServiceLanesSchema, LANE_PATTERN,
   type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes

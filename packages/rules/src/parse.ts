@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import { ErrorCodes, RulesError, type RuleIssue } from './errors.ts'
+import { errorCodes, RulesError, type RuleIssue } from './errors.ts'
 import { RuleSetSchema, type RuleSet } from './schema.ts'
 
 /** Largest document accepted, so a runaway config cannot exhaust memory. */
@@ -24,16 +24,16 @@ function versionHint (value: unknown): string {
  * (code FLOWTAG_RULES_INVALID) listing every bad path.
  */
 export function parseRuleSet (text: string, origin = 'document'): RuleSet {
-  if (typeof text !== 'string') throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: expected a JSON string, got ${typeof text}`, { issues: [{ path: '(root)', message: 'not a string' }] })
+  if (typeof text !== 'string') throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: expected a JSON string, got ${typeof text}`, { issues: [{ path: '(root)', message: 'not a string' }] })
   if (text.length > MAX_DOCUMENT_BYTES) {
-    throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: larger than ${MAX_DOCUMENT_BYTES} bytes`, { issues: [{ path: '(root)', message: 'document too large' }] })
+    throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: larger than ${MAX_DOCUMENT_BYTES} bytes`, { issues: [{ path: '(root)', message: 'document too large' }] })
   }
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (err) {
     const message = (err as Error).message
-    throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected: not JSON: ${message}`, { cause: err, issues: [{ path: '(root)', message: `not JSON: ${message}` }] })
+    throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: not JSON: ${message}`, { cause: err, issues: [{ path: '(root)', message: `not JSON: ${message}` }] })
   }
   return validateRuleSet(json, origin)
 }
@@ -45,5 +45,5 @@ export function validateRuleSet (value: unknown, origin = 'document'): RuleSet {
   const issues = issuesOf(result.error)
   const shown = issues.slice(0, 20).map((i) => `${i.path}: ${i.message}`).join('; ')
   const more = issues.length > 20 ? `; and ${issues.length - 20} more` : ''
-  throw new RulesError(ErrorCodes.INVALID, `${origin}: rule set rejected${versionHint(value)}: ${shown}${more}`, { issues })
+  throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected${versionHint(value)}: ${shown}${more}`, { issues })
 }

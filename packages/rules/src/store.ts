@@ -1,7 +1,8 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
+import { optionErrorMessage } from '@flowtag/errors'
 import { compileRuleSet, type CompiledRuleSet, type Decision } from './compile.ts'
-import { ErrorCodes, RulesError } from './errors.ts'
+import { errorCodes, RulesError } from './errors.ts'
 import { evaluate } from './evaluate.ts'
 import type { Facts } from './facts.ts'
 import { parseRuleSet } from './parse.ts'
@@ -74,7 +75,7 @@ export class RuleStore {
 
   constructor (options: RuleStoreOptions) {
     const parsed = RuleStoreOptions.safeParse(options)
-    if (!parsed.success) throw new RulesError(ErrorCodes.OPTIONS, `RuleStore: ${z.prettifyError(parsed.error)}`)
+    if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: RuleStore', parsed.error))
     this.source = parsed.data.source
     this.cacheFile = parsed.data.cacheFile
     this.#logger = parsed.data.logger
@@ -139,7 +140,7 @@ export class RuleStore {
     if (this.#closed) return this.current
     if (first === 'timeout') {
       // a source that hangs (registry down, client retrying) must not keep the cache away
-      this.#sourceError(new RulesError(ErrorCodes.SOURCE, `${this.source.name}: no answer within ${this.#startTimeoutMs} ms; still waiting`))
+      this.#sourceError(new RulesError(errorCodes.SOURCE, `${this.source.name}: no answer within ${this.#startTimeoutMs} ms; still waiting`))
       reading.then((r) => this.#takeRead(r), () => {})
     } else {
       this.#takeRead(first)
@@ -155,7 +156,7 @@ export class RuleStore {
     }
     // a document delivered by the watch meanwhile is at least as new as this read
     if (this.#closed || this.#watched) return
-    if (r.raw === undefined) this.#sourceError(new RulesError(ErrorCodes.SOURCE, `${this.source.name}: no rule document`))
+    if (r.raw === undefined) this.#sourceError(new RulesError(errorCodes.SOURCE, `${this.source.name}: no rule document`))
     else this.#offer(r.raw, this.source.name)
   }
 
@@ -174,7 +175,7 @@ export class RuleStore {
   #offer (raw: string | undefined, origin: string, persist = true): void {
     if (this.#closed) return
     if (raw === undefined) {
-      this.#sourceError(new RulesError(ErrorCodes.SOURCE, `${origin}: rule document deleted; keeping version ${this.version ?? 'none'}`))
+      this.#sourceError(new RulesError(errorCodes.SOURCE, `${origin}: rule document deleted; keeping version ${this.version ?? 'none'}`))
       return
     }
     if (raw === this.#state?.raw || raw === this.#lastRejected) return
@@ -219,12 +220,12 @@ export class RuleStore {
   #sourceError (err: Error): void {
     if (this.#closed) return
     this.#stats.sourceErrors++
-    this.#emitError(err instanceof RulesError ? err : new RulesError(ErrorCodes.SOURCE, `${this.source.name}: ${err.message}`, { cause: err }))
+    this.#emitError(err instanceof RulesError ? err : new RulesError(errorCodes.SOURCE, `${this.source.name}: ${err.message}`, { cause: err }))
   }
 
   #cacheError (message: string, cause: unknown): void {
     this.#stats.cacheErrors++
-    this.#emitError(new RulesError(ErrorCodes.CACHE, message, { cause }))
+    this.#emitError(new RulesError(errorCodes.CACHE, message, { cause }))
   }
 
   #emitError (err: RulesError): void {

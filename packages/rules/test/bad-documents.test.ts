@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createRuleStore, ErrorCodes, staticSource, type RulesError } from '../src/index.ts'
+import { createRuleStore, errorCodes, staticSource, type RulesError } from '../src/index.ts'
 import { badDocuments, good } from './fixtures/bad-documents.ts'
 
 t.test(`each of ${badDocuments.length} bad documents is refused with its path; the last good set stays`, async (t) => {
@@ -20,7 +20,7 @@ t.test(`each of ${badDocuments.length} bad documents is refused with its path; t
     source.set(bad.raw)
     t.equal(errors.length, i + 1, `${bad.name}: exactly one error`)
     const err = errors[i]!
-    t.equal(err.code, ErrorCodes.INVALID, `${bad.name}: coded`)
+    t.equal(err.code, errorCodes.INVALID, `${bad.name}: coded`)
     t.ok(err.issues.some((x) => x.path === bad.path), `${bad.name}: names ${bad.path} (got ${err.issues.map((x) => x.path).join(', ')})`)
     t.match(err.message, /rule set rejected.*keeping version 1/, `${bad.name}: says what stays`)
     t.equal(store.current, inForce, `${bad.name}: last good set still in force`)

@@ -2,18 +2,18 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import {
-  createRuleStore, ErrorCodes, fileSource, nacosSource, RuleStore, RulesError, staticSource,
+  createRuleStore, errorCodes, fileSource, nacosSource, RuleStore, RulesError, staticSource,
   type NacosConfigLike, type RuleSource
 } from '../src/index.ts'
 import { doc, waitFor } from './fixtures/wait.ts'
 
 t.test('options are validated with coded errors', async (t) => {
-  t.throws(() => createRuleStore({} as never), { code: ErrorCodes.OPTIONS, message: /source/ })
-  t.throws(() => createRuleStore({ source: staticSource(doc(1)), cacheFile: '' }), { code: ErrorCodes.OPTIONS, message: /cacheFile/ })
-  t.throws(() => fileSource(''), { code: ErrorCodes.OPTIONS })
-  t.throws(() => fileSource('x.json', { debounceMs: -1 }), { code: ErrorCodes.OPTIONS, message: /debounceMs/ })
-  t.throws(() => nacosSource({ config: {} as never, dataId: 'x' }), { code: ErrorCodes.OPTIONS, message: /config/ })
-  t.throws(() => nacosSource({ config: { get: async () => '', listen: () => () => {} }, dataId: '' }), { code: ErrorCodes.OPTIONS, message: /dataId/ })
+  t.throws(() => createRuleStore({} as never), { code: errorCodes.BAD_OPTION, message: /source/ })
+  t.throws(() => createRuleStore({ source: staticSource(doc(1)), cacheFile: '' }), { code: errorCodes.BAD_OPTION, message: /cacheFile/ })
+  t.throws(() => fileSource(''), { code: errorCodes.BAD_OPTION })
+  t.throws(() => fileSource('x.json', { debounceMs: -1 }), { code: errorCodes.BAD_OPTION, message: /debounceMs/ })
+  t.throws(() => nacosSource({ config: {} as never, dataId: 'x' }), { code: errorCodes.BAD_OPTION, message: /config/ })
+  t.throws(() => nacosSource({ config: { get: async () => '', listen: () => () => {} }, dataId: '' }), { code: errorCodes.BAD_OPTION, message: /dataId/ })
 })
 
 t.test('static source: onChange with next and previous, unsubscribe, listener errors contained', async (t) => {
@@ -66,7 +66,7 @@ t.test('file source: picks up edits, atomic replace and bad edits, debounced', a
   await waitFor(() => store.version === 3, 'atomic replace (rename)')
   await writeFile(file, '{"version": 4, "default": ')
   await waitFor(() => errors.length === 1, 'bad edit refused')
-  t.equal(errors[0]!.code, ErrorCodes.INVALID)
+  t.equal(errors[0]!.code, errorCodes.INVALID)
   t.equal(store.version, 3, 'last good kept')
   await writeFile(file, doc(5))
   await waitFor(() => store.version === 5, 'recovers with the next good edit')
@@ -82,7 +82,7 @@ t.test('cache file: loaded at start when the source is unavailable, ignored when
   const s1 = createRuleStore({ source: down, cacheFile, onError: (e) => errors.push(e) })
   t.teardown(() => s1.close())
   t.equal((await s1.ready)?.version, 41, 'started from the cache')
-  t.equal(errors[0]!.code, ErrorCodes.SOURCE)
+  t.equal(errors[0]!.code, errorCodes.SOURCE)
   t.match(errors[0]!.message, /ECONNREFUSED/)
 
   const empty: RuleSource = { name: 'empty', read: () => Promise.resolve(undefined), watch: () => () => {} }
@@ -101,7 +101,7 @@ t.test('cache file: loaded at start when the source is unavailable, ignored when
   const s4 = createRuleStore({ source: down, cacheFile, onError: (e) => cacheErrs.push(e) })
   t.teardown(() => s4.close())
   t.equal(await s4.ready, undefined, 'a bad cache is refused too')
-  t.ok(cacheErrs.some((e) => e.code === ErrorCodes.INVALID && /cache file/.test(e.message)))
+  t.ok(cacheErrs.some((e) => e.code === errorCodes.INVALID && /cache file/.test(e.message)))
 
   await rm(cacheFile)
   const s5 = createRuleStore({ source: down, cacheFile: join(dir, 'missing', 'nested', 'cache.json') })
@@ -112,7 +112,7 @@ t.test('cache file: loaded at start when the source is unavailable, ignored when
   const s6 = createRuleStore({ source: staticSource(doc(1)), cacheFile: join(dir, 'no-such-dir', 'c.json'), onError: (e) => errs6.push(e) })
   await s6.ready
   await s6.close()
-  t.ok(errs6.some((e) => e.code === ErrorCodes.CACHE), 'an unwritable cache file is reported, rules still served')
+  t.ok(errs6.some((e) => e.code === errorCodes.CACHE), 'an unwritable cache file is reported, rules still served')
   t.equal(s6.version, 1)
 })
 
@@ -147,10 +147,10 @@ t.test('nacos source wiring (in-memory fake of the config client)', async (t) =>
   const def = nacosSource({ config: fake, dataId: 'd' })
   t.equal(def.name, 'nacos DEFAULT_GROUP/d', 'group defaults to DEFAULT_GROUP')
   const failing = nacosSource({ config: { get: async () => { throw new Error('503') }, listen: () => { throw new Error('no') } }, dataId: 'd' })
-  await t.rejects(failing.read(), { code: ErrorCodes.SOURCE, message: /503/ })
+  await t.rejects(failing.read(), { code: errorCodes.SOURCE, message: /503/ })
   const errs: Error[] = []
   failing.watch(() => {}, (e) => errs.push(e))
-  t.match(errs[0], { code: ErrorCodes.SOURCE, message: /listen failed/ })
+  t.match(errs[0], { code: errorCodes.SOURCE, message: /listen failed/ })
 })
 
 t.test('a watch update that lands before the initial read wins over it', async (t) => {
@@ -177,10 +177,10 @@ t.test('a source that hangs at start: the cache is used after startTimeoutMs, th
   const store = createRuleStore({ source: slow, cacheFile: join(dir, 'cache.json'), startTimeoutMs: 30, onError: (e) => errors.push(e) })
   t.teardown(() => store.close())
   t.equal((await store.ready)?.version, 7, 'started from the cache')
-  t.match(errors[0], { code: ErrorCodes.SOURCE, message: /no answer within 30 ms/ })
+  t.match(errors[0], { code: errorCodes.SOURCE, message: /no answer within 30 ms/ })
   answer(doc(8))
   await waitFor(() => store.version === 8, 'late answer')
-  t.throws(() => createRuleStore({ source: slow, startTimeoutMs: 0 }), { code: ErrorCodes.OPTIONS, message: /startTimeoutMs/ })
+  t.throws(() => createRuleStore({ source: slow, startTimeoutMs: 0 }), { code: errorCodes.BAD_OPTION, message: /startTimeoutMs/ })
 })
 
 t.test('closing while the source hangs at start ends the wait at once', async (t) => {
@@ -197,7 +197,7 @@ t.test('file source: a file that appears after start is picked up', async (t) =>
   const store = createRuleStore({ source: fileSource(file, { debounceMs: 10 }), onError: (e) => errors.push(e) })
   t.teardown(() => store.close())
   t.equal(await store.ready, undefined)
-  t.match(errors[0], { code: ErrorCodes.SOURCE, message: /no rule document/ })
+  t.match(errors[0], { code: errorCodes.SOURCE, message: /no rule document/ })
   await writeFile(file, doc(3))
   await waitFor(() => store.version === 3, 'created file')
   await rm(file)

@@ -2,7 +2,8 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
 import { z } from 'zod'
-import { ErrorCodes, RulesError } from '../errors.ts'
+import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { errorCodes, RulesError } from '../errors.ts'
 import type { RuleSource } from '../source.ts'
 
 const FileSourceOptions = z.strictObject({
@@ -15,7 +16,7 @@ async function readOrUndefined (path: string): Promise<string | undefined> {
     return await readFile(path, 'utf8')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new RulesError(ErrorCodes.SOURCE, `file ${path}: ${(err as Error).message}`, { cause: err })
+    throw new RulesError(errorCodes.SOURCE, `file ${path}: ${(err as Error).message}`, { cause: err })
   }
 }
 
@@ -25,9 +26,9 @@ async function readOrUndefined (path: string): Promise<string | undefined> {
  * delivers only when the text changed. Out-of-order reads are discarded.
  */
 export function fileSource (path: string, options: FileSourceOptions = {}): RuleSource {
-  if (typeof path !== 'string' || path.length === 0) throw new RulesError(ErrorCodes.OPTIONS, 'fileSource: path must be a non-empty string')
+  if (typeof path !== 'string' || path.length === 0) throw new RulesError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/rules: fileSource', 'path', 'must be a non-empty string'))
   const parsed = FileSourceOptions.safeParse(options)
-  if (!parsed.success) throw new RulesError(ErrorCodes.OPTIONS, `fileSource: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: fileSource', parsed.error))
   const { debounceMs } = parsed.data
   const file = resolve(path)
   const name = basename(file)
@@ -58,10 +59,10 @@ export function fileSource (path: string, options: FileSourceOptions = {}): Rule
           timer = setTimeout(reread, debounceMs)
         })
       } catch (err) {
-        onError(new RulesError(ErrorCodes.SOURCE, `file ${file}: cannot watch: ${(err as Error).message}`, { cause: err }))
+        onError(new RulesError(errorCodes.SOURCE, `file ${file}: cannot watch: ${(err as Error).message}`, { cause: err }))
         return () => {}
       }
-      watcher.on('error', (err) => onError(new RulesError(ErrorCodes.SOURCE, `file ${file}: watch failed: ${err.message}`, { cause: err })))
+      watcher.on('error', (err) => onError(new RulesError(errorCodes.SOURCE, `file ${file}: watch failed: ${err.message}`, { cause: err })))
       const stop = () => {
         closed = true
         if (timer !== undefined) clearTimeout(timer)

@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { ErrorCodes, RulesError } from '../errors.ts'
+import { optionErrorMessage } from '@flowtag/errors'
+import { errorCodes, RulesError } from '../errors.ts'
 import type { RuleSource } from '../source.ts'
 
 /**
@@ -23,7 +24,7 @@ export type NacosSourceOptions = z.input<typeof NacosSourceOptions>
 /** A RuleSource over one Nacos config (dataId + group). The client is not closed by this source. */
 export function nacosSource (options: NacosSourceOptions): RuleSource {
   const parsed = NacosSourceOptions.safeParse(options)
-  if (!parsed.success) throw new RulesError(ErrorCodes.OPTIONS, `nacosSource: ${z.prettifyError(parsed.error)}`)
+  if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: nacosSource', parsed.error))
   const { config, dataId, group } = parsed.data
   const name = `nacos ${group}/${dataId}`
   const stops = new Set<() => void>()
@@ -33,7 +34,7 @@ export function nacosSource (options: NacosSourceOptions): RuleSource {
       try {
         return await config.get(dataId, group)
       } catch (err) {
-        throw new RulesError(ErrorCodes.SOURCE, `${name}: ${(err as Error).message}`, { cause: err })
+        throw new RulesError(errorCodes.SOURCE, `${name}: ${(err as Error).message}`, { cause: err })
       }
     },
     watch (onDocument, onError) {
@@ -41,7 +42,7 @@ export function nacosSource (options: NacosSourceOptions): RuleSource {
       try {
         unlisten = config.listen(dataId, group, (content) => onDocument(content))
       } catch (err) {
-        onError(new RulesError(ErrorCodes.SOURCE, `${name}: listen failed: ${(err as Error).message}`, { cause: err }))
+        onError(new RulesError(errorCodes.SOURCE, `${name}: listen failed: ${(err as Error).message}`, { cause: err }))
         return () => {}
       }
       const stop = () => { stops.delete(stop); unlisten() }

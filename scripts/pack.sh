@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds every library (tsc project references: ESM + .d.ts + source maps into dist/) and packs
+# each into .packs/ with pnpm, which swaps in publishConfig.exports and the workspace versions,
+# exactly what `pnpm publish` would upload. Prints the tarball paths, one a line.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+pnpm run --silent build >&2
+rm -rf .packs && mkdir -p .packs
+for dir in packages/*/; do
+  (cd "$dir" && pnpm pack --pack-destination "$root/.packs" >/dev/null)
+done
+ls "$root"/.packs/*.tgz

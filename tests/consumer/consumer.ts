@@ -1,0 +1,42 @@
+// Type-checked (never run) by the consumer test under moduleResolution nodenext and bundler:
+// every public entry point resolves with its types from the installed tarballs.
+import Fastify from 'fastify'
+import express from 'express'
+import { FlowtagError, isFlowtagError } from '@flowtag/errors'
+import { NacosClient, NacosError, errorCodes as nacosCodes, type NacosClientOptions } from '@flowtag/nacos'
+import fastifyNacos from '@flowtag/nacos/fastify'
+import { currentTag, runWithFlow, ContextError, type FlowContext } from '@flowtag/context'
+import { fastifyFlowTag } from '@flowtag/context/fastify'
+import { flowTag } from '@flowtag/context/express'
+import { createRuleStore, staticSource, evaluate, compileRuleSet, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
+import { FlowtagDispatcher, OutboundError, errorCodes as outboundCodes } from '@flowtag/outbound'
+import fastifyOutbound from '@flowtag/outbound/fastify'
+import { startNacosDevServer, DevServerError, type NacosDevServer } from '@flowtag/nacos-dev-server'
+
+const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
+const client = new NacosClient(options)
+const app = Fastify()
+await app.register(fastifyNacos, { client, service: 'typed', version: 'v1' })
+await app.register(fastifyFlowTag, { mode: 'service' })
+await app.register(fastifyOutbound, { discovery: app.nacos.discovery, stableLane: 'v1' })
+app.get('/', async (request) => ({ lane: request.flow.tag, ready: app.nacos.ready, pools: app.outbound.snapshot('catalog') }))
+
+const web = express()
+web.use(flowTag({ mode: 'service' }))
+
+const rules: RuleSet = parseRuleSet('{"version":1,"rules":[]}', 'typed')
+const decision: string = evaluate(compileRuleSet(rules), { headers: {} }).tag
+const store = createRuleStore({ source: staticSource(rules) })
+const flow: FlowContext = { tag: 'v2', baggage: {} }
+const seen: string | undefined = runWithFlow(flow, () => currentTag())
+const dispatcher = new FlowtagDispatcher({ discovery: app.nacos.discovery, stableLane: 'v1' })
+const server: NacosDevServer = await startNacosDevServer({ port: 0 })
+
+function code (err: unknown): string | undefined {
+  if (err instanceof NacosError) return err.code satisfies (typeof nacosCodes)[keyof typeof nacosCodes]
+  if (err instanceof OutboundError) return err.code satisfies (typeof outboundCodes)[keyof typeof outboundCodes]
+  if (err instanceof RulesError || err instanceof ContextError || err instanceof DevServerError) return err.code
+  return isFlowtagError(err) ? (err satisfies FlowtagError).code : undefined
+}
+
+export { code, decision, dispatcher, seen, server, store }
