@@ -14,7 +14,9 @@ import { evaluate, compileRuleSet, validateRuleSet, type RuleSetInput } from '@f
 
 const self = fileURLToPath(import.meta.url)
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
-const HEADING = '## Edge tagging (@flowtag/context)'
+// One section per Node major: AsyncLocalStorage costs differ between Node 22 and 24.
+const HEADING_BASE = '## Edge tagging (@flowtag/context)'
+const HEADING = `${HEADING_BASE} on Node ${process.versions.node.split('.')[0]}`
 interface Measurement { rps: number, p99: number, errors: number, cpuUs: number }
 const VARIANTS = ['bare', 'flowtag-edge', 'request-context'] as const
 type Variant = typeof VARIANTS[number]
@@ -175,7 +177,7 @@ async function main (): Promise<void> {
   const section = [
     HEADING,
     '',
-    `Run \`node packages/context/bench/edge.ts\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}, load average at start ${loadStart}).`,
+    `Run \`node packages/context/bench/edge.ts\` with the Node to measure (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}, load average at start ${loadStart}).`,
     `Each server in its own process, autocannon in another (${connections} connections; one 1 s warm-up per server, then ${rounds} rounds of ${seconds} s per server: the three servers run side by side and are measured in turn by one autocannon process, order rotated each round, so short bursts of other load hit all three alike; each round's figure is divided by bare Fastify's in the same round). ` +
       'Every request carries a different `x-user-id`. The edge plugin evaluates 20 rules (19 header matches that miss, then a 10% weighted split keyed by `x-user-id`), and enters the flow (OTel on, as by default, but no OTel SDK registered, so no span or baggage work); the handler reads `currentTag()`. ' +
       '@fastify/request-context is registered with a default store and the handler reads one value.',
@@ -195,7 +197,12 @@ async function main (): Promise<void> {
   let text = ''
   try { text = await readFile(benchmarksFile, 'utf8') } catch { text = '# Benchmarks\n\n' }
   const start = text.indexOf(HEADING)
-  if (start === -1) {
+  const sibling = text.indexOf(HEADING_BASE)
+  if (start === -1 && sibling !== -1) {
+    // Next to the other Node's section.
+    const after = text.indexOf('\n## ', sibling + HEADING_BASE.length)
+    text = after === -1 ? text.replace(/\n*$/, '\n\n') + section : text.slice(0, after + 1) + section + '\n' + text.slice(after + 1)
+  } else if (start === -1) {
     text = text.replace(/\n*$/, '\n\n') + section
   } else {
     const next = text.indexOf('\n## ', start + HEADING.length)
