@@ -1,18 +1,33 @@
 #!/usr/bin/env node
 // gateway: the edge. Decides each request's lane from the live RuleSet and routes it to
 // order-service in that lane; the answer lists which version served each hop.
-import { callJson, createService, main } from '@flowtag/demo-kit'
+import fastifyFlowTagService from '@flowtag/service/fastify'
+import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
 
-await main(async () => {
-  const svc = await createService('gateway', 'edge')
-  svc.app.get<{ Params: { id: string } }>('/api/orders/:id', async (request, reply) => {
+await main('gateway', async (app, env) => {
+  // One call makes the app lane-aware: registers in Nacos on listen (/health, /ready), reads the
+  // RuleSet live from the config center, tags each request by the rules (edge mode), and gives
+  // app.flowtag.fetch for calls by service name in the request's lane.
+  await app.register(fastifyFlowTagService, {
+    service: 'gateway',
+    version: env.SERVICE_VERSION,
+    mode: 'edge',
+    nacos: nacosOptions(env),
+    rules: { dataId: env.RULES_DATA_ID, group: env.RULES_GROUP },
+    registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
+    // Untagged calls, and services the RuleSet does not name, go to v1.
+    outbound: { stableLane: 'v1' },
+    healthPath: HEALTH_PATH,
+    readyPath: READY_PATH
+  })
+
+  app.get<{ Params: { id: string } }>('/api/orders/:id', async (request, reply) => {
     const user = request.headers['x-user-id']
     const query = typeof user === 'string' ? `?user=${encodeURIComponent(user)}` : ''
-    const up = await callJson(svc.outbound, `http://order-service/orders/${encodeURIComponent(request.params.id)}${query}`)
+    const up = await callJson(app.flowtag.fetch, `http://order-service/orders/${encodeURIComponent(request.params.id)}${query}`)
     const body = up.body as { hops?: unknown[] }
     const decision = request.flow.decision
-    const self = { service: 'gateway', version: svc.env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion: svc.rules.version ?? null }
+    const self = { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion: app.flowtag.rules?.version ?? null }
     return reply.code(up.status).send({ ...body, hops: [self, ...(body.hops ?? [])] })
   })
-  return svc
 })

@@ -2,6 +2,8 @@ import { metrics, type Meter } from '@opentelemetry/api'
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
 import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import type { FastifyInstance } from 'fastify'
+// request.flow (the lane each request is counted under) comes from the flowtag plugin
+import type {} from '@flowtag/service/fastify'
 import { METRICS_PATH } from './paths.ts'
 
 /**

@@ -1,13 +1,21 @@
 #!/usr/bin/env node
 // user-service: the last hop. Runs as whichever version SERVICE_VERSION names (v1, v2, ...).
-import { createService, main } from '@flowtag/demo-kit'
+import fastifyFlowTagService from '@flowtag/service/fastify'
+import { HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
 
-await main(async () => {
-  const svc = await createService('user-service', 'service')
-  const version = svc.env.SERVICE_VERSION
-  svc.app.get<{ Params: { id: string } }>('/users/:id', async (request) => ({
+await main('user-service', async (app, env) => {
+  // Service mode without outbound calls: registration, probes and request.flow; no rules needed.
+  await app.register(fastifyFlowTagService, {
+    service: 'user-service',
+    version: env.SERVICE_VERSION,
+    nacos: nacosOptions(env),
+    registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
+    healthPath: HEALTH_PATH,
+    readyPath: READY_PATH
+  })
+
+  app.get<{ Params: { id: string } }>('/users/:id', async (request) => ({
     user: { id: request.params.id, name: `user ${request.params.id}` },
-    hops: [{ service: 'user-service', version, lane: request.flow.tag ?? null }]
+    hops: [{ service: 'user-service', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null }]
   }))
-  return svc
 })

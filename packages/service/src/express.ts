@@ -1,0 +1,205 @@
+// @flowtag/service/express: the preset for Express. `app.use(ft)` tags requests and answers the
+// probes; `ft.listen(app, { port })` (or `ft.attach(server)`) registers once listening; a signal
+// (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
+import { createServer, type RequestListener, type Server } from 'node:http'
+import type { FlowContext, RequestFacts } from '@flowtag/context'
+import { FlowtagError, optionErrorMessage } from '@flowtag/errors'
+import type { NextFunction, Request, Response } from 'express'
+import { z } from 'zod'
+import { errorCodes, PACKAGE } from './errors.ts'
+import type { FlowTagServiceOptions } from './options.ts'
+import { FlowTagService } from './service.ts'
+
+declare global {
+  // Express's own augmentation point (@types/express-serve-static-core merges it into Request)
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** This request's flow: its lane (`flow.tag`), why (`flow.decision`), baggage. */
+      flow: FlowContext
+    }
+  }
+}
+
+const signalsSchema = z.union([z.literal(false), z.array(z.enum(['SIGTERM', 'SIGINT', 'SIGHUP'])).min(1)], { message: 'false, or a list of SIGTERM, SIGINT, SIGHUP' })
+  .default(['SIGTERM', 'SIGINT'])
+
+export type ExpressFlowTagServiceOptions = FlowTagServiceOptions & {
+  /**
+   * Signals that deregister, drain, stop the server and close (then the signal's default action
+   * runs, unless another listener handles it); `false`: call `ft.close()` yourself.
+   * @default ['SIGTERM', 'SIGINT']
+   */
+  signals?: Array<'SIGTERM' | 'SIGINT' | 'SIGHUP'> | false
+}
+
+export interface ListenOptions {
+  /** @default 0 (any free port) */
+  port?: number
+  /** @default Node's default: every interface */
+  host?: string
+}
+
+/** The middleware (`app.use(ft)`) with the service's lifecycle and parts on it. */
+export interface FlowTagServiceMiddleware {
+  (req: Request, res: Response, next: NextFunction): void
+  readonly service: FlowTagService
+  /** undici `fetch` in the request's lane: `await ft.fetch('http://user-service/users/1')`. */
+  readonly fetch: FlowTagService['fetch']
+  readonly dispatcher: FlowTagService['dispatcher']
+  readonly rules: FlowTagService['rules']
+  readonly nacos: FlowTagService['nacos']
+  readonly registration: FlowTagService['registration']
+  /**
+   * Wait for the rules (and Nacos, with failFast), listen, then register. Resolves with the server.
+   * @throws {FlowtagError} `FLOWTAG_SERVICE_CLOSED`, `FLOWTAG_NACOS_UNREACHABLE` (failFast)
+   */
+  listen(app: RequestListener, options?: ListenOptions): Promise<Server>
+  /** Register once `server` listens (now, if it already does); `close()` stops it after draining. */
+  attach(server: Server): void
+  /** Deregister and keep serving `registration.drainMs`. Idempotent. */
+  drain(): Promise<void>
+  /** Deregister, drain, stop the servers, then close outbound, rules and the Nacos client. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Make an Express app lane-aware with one middleware.
+ *
+ * ```ts
+ * const ft = flowTagService({ service: 'user-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' } })
+ * app.use(ft)
+ * await ft.listen(app, { port: 3000 })
+ * ```
+ * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field.
+ */
+export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagServiceMiddleware {
+  const { signals: rawSignals, ...rest } = (options ?? {}) as ExpressFlowTagServiceOptions
+  const parsedSignals = signalsSchema.safeParse(rawSignals)
+  if (!parsedSignals.success) throw new FlowtagError(errorCodes.BAD_OPTION, optionErrorMessage(PACKAGE, parsedSignals.error, 'signals'))
+  const signals = parsedSignals.data
+  const service = new FlowTagService(rest)
+  const { tagger, healthPath, readyPath } = service
+  const servers = new Set<Server>()
+  let closed: Promise<void> | undefined
+
+  const middleware = function flowTagServiceMiddleware (req: Request, res: Response, next: NextFunction): void {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (req.path === healthPath) {
+        res.json({ status: 'ok' })
+        return
+      }
+      if (req.path === readyPath) {
+        const r = service.readiness()
+        res.status(r.ready ? 200 : 503).json(r.body)
+        return
+      }
+    }
+    const flow = tagger.decide(facts(req))
+    req.flow = flow
+    tagger.run(flow, tagger.otelContext(flow), next)
+  }
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    service.logger.info({ signal, service: service.name }, 'flowtag: stopping: deregistering, then draining')
+    close().then(() => {
+      // Ours was the only listener: let the signal do what it does by default (end the process).
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    }, () => {})
+  }
+
+  function watchSignals (): void {
+    if (signals === false || servers.size > 1) return
+    for (const s of signals) process.once(s, onSignal)
+  }
+
+  function registerOnListen (server: Server): Promise<void> {
+    const start = (): Promise<void> => {
+      const address = server.address()
+      return service.start(typeof address === 'object' && address !== null ? address : undefined)
+    }
+    if (server.listening) return start()
+    return new Promise((resolve, reject) => {
+      server.once('listening', () => { start().then(resolve, reject) })
+    })
+  }
+
+  function attach (server: Server): void {
+    if (closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
+    servers.add(server)
+    watchSignals()
+    registerOnListen(server).catch((err: unknown) => service.logger.error({ err, service: service.name }, 'flowtag: registration failed'))
+  }
+
+  async function listen (app: RequestListener, opts: ListenOptions = {}): Promise<Server> {
+    if (closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
+    await service.prepare()
+    const server = createServer(app)
+    servers.add(server)
+    watchSignals()
+    const registered = registerOnListen(server)
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(opts.port ?? 0, opts.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    try {
+      await registered
+    } catch (err) {
+      // failFast: do not stay up unregistered
+      servers.delete(server)
+      await stopServer(server)
+      throw err
+    }
+    return server
+  }
+
+  function close (): Promise<void> {
+    closed ??= (async () => {
+      if (signals !== false) for (const s of signals) process.off(s, onSignal)
+      await service.drain()
+      await Promise.all([...servers].map(stopServer))
+      await service.close()
+    })()
+    return closed
+  }
+
+  return Object.assign(middleware, {
+    service,
+    fetch: service.fetch,
+    dispatcher: service.dispatcher,
+    rules: service.rules,
+    nacos: service.nacos,
+    registration: service.registration,
+    listen,
+    attach,
+    drain: () => service.drain(),
+    close
+  })
+}
+
+/** Facts read lazily from an Express request (Express 5 parses `query` on each access). */
+function facts (req: Request): RequestFacts {
+  return {
+    headers: req.headers,
+    get query () { return req.query as Record<string, unknown> },
+    get ip () { return req.ip }
+  }
+}
+
+/** Stop accepting, let in-flight requests finish, drop idle keep-alive sockets. */
+function stopServer (server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) {
+      resolve()
+      return
+    }
+    server.close(() => resolve())
+    server.closeIdleConnections()
+  })
+}
+
+export default flowTagService
+export { FlowTagService }

@@ -1,0 +1,100 @@
+// @flowtag/service/fastify: one register() makes a Fastify app lane-aware. The work is the
+// FlowTagService core (service.ts); this file maps it onto Fastify's hooks and routes.
+import { currentFlow, type FlowContext, type FlowTagger, type RequestFacts } from '@flowtag/context'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { FlowTagService } from './service.ts'
+import type { FlowTagServiceOptions } from './options.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The service's flowtag parts: `fetch`, `dispatcher`, `rules`, `nacos`, `registration`, `drain()`. */
+    flowtag: FlowTagService
+  }
+  interface FastifyRequest {
+    /** This request's flow: its lane (`flow.tag`), why (`flow.decision`), baggage. */
+    flow: FlowContext
+  }
+}
+
+export type FastifyFlowTagServiceOptions = Omit<FlowTagServiceOptions, 'logger'> & {
+  /** Default: the app's logger (`fastify.log`). */
+  logger?: FlowTagServiceOptions['logger']
+}
+
+// private per-request slot: the OTel context to re-enter in preValidation
+const kOtelContext = Symbol('flowtag.service.otelContext')
+
+interface FlowRequest extends FastifyRequest {
+  [kOtelContext]: ReturnType<FlowTagger['otelContext']> | null
+}
+
+const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptions> = async function fastifyFlowTagService (fastify, options) {
+  // register() options that belong to Fastify, not to us
+  const { prefix: _p, logLevel: _l, logSerializers: _s, ...ours } = options as FastifyFlowTagServiceOptions & Record<string, unknown>
+  const service = new FlowTagService({ logger: fastify.log, ...ours } as FlowTagServiceOptions)
+  const { tagger } = service
+
+  fastify.decorate('flowtag', service)
+  fastify.decorateRequest('flow', null as unknown as FlowContext)
+  fastify.decorateRequest(kOtelContext, null)
+
+  if (service.healthPath !== false) {
+    fastify.get(service.healthPath, { logLevel: 'warn' }, async function health () {
+      return { status: 'ok' }
+    })
+  }
+  if (service.readyPath !== false) {
+    fastify.get(service.readyPath, { logLevel: 'warn' }, async function ready (_request, reply) {
+      const r = service.readiness()
+      return reply.code(r.ready ? 200 : 503).send(r.body)
+    })
+  }
+
+  fastify.addHook('onRequest', function flowTagServiceOnRequest (request, _reply, next) {
+    const flow = tagger.decide(request as unknown as RequestFacts, request.log)
+    request.flow = flow
+    // Every log line of the request says which lane it is in.
+    request.log = request.log.child({ lane: flow.tag ?? 'none' })
+    const otelCtx = tagger.otelContext(flow)
+    ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
+    tagger.run(flow, otelCtx, next)
+  })
+
+  // The request may resume in another async context before the handler (nodejs/node#34430):
+  // re-enter the flow in preValidation when it was lost, as @flowtag/context/fastify does.
+  fastify.addHook('preValidation', function flowTagServiceReenter (request, _reply, next) {
+    if (currentFlow() === request.flow) {
+      next()
+      return
+    }
+    tagger.run(request.flow, (request as FlowRequest)[kOtelContext] ?? undefined, next)
+  })
+
+  fastify.addHook('onReady', async function flowTagServicePrepare () {
+    await service.prepare()
+  })
+
+  fastify.addHook('onListen', async function flowTagServiceRegister () {
+    const address = fastify.server.address()
+    await service.start(typeof address === 'object' && address !== null ? address : undefined)
+  })
+
+  // Deregister first, and keep serving drainMs, before Fastify stops the server. Fastify marks
+  // itself closing before preClose, so with return503OnClosing on (its default) new requests get
+  // 503 meanwhile: create Fastify with { return503OnClosing: false }, or call
+  // app.flowtag.drain() before app.close(). Fastify does not expose the setting, hence no check.
+  fastify.addHook('preClose', async function flowTagServiceDrain () {
+    await service.drain()
+  })
+
+  // After in-flight requests: outbound, rules, then the Nacos client (each only if ours).
+  fastify.addHook('onClose', async function flowTagServiceClose () {
+    await service.close()
+  })
+}
+
+/** Register with Nacos on listen, serve /health and /ready, tag requests, call others by lane. */
+export const fastifyFlowTagService = fp(fastifyFlowTagServicePlugin, { fastify: '5.x', name: '@flowtag/service' })
+export default fastifyFlowTagService
+export { FlowTagService }

@@ -1,0 +1,116 @@
+// Options of the preset: the zod schema is the source of truth, parsed once by createFlowTagService.
+// The nested parts reuse the composed packages' own schemas, so a field means the same everywhere.
+import { fieldOf, type IssueList } from '@flowtag/errors'
+import { NacosClient, registrationOptionsSchema, type NacosClientOptions } from '@flowtag/nacos'
+import { outboundOptionsSchema } from '@flowtag/outbound'
+import { LANE_PATTERN, validateRuleSet, type RuleSetInput, type RuleStore } from '@flowtag/rules'
+import type { FlowTagOptions } from '@flowtag/context'
+import { z } from 'zod'
+import { badServiceOption } from './errors.ts'
+
+/** A pino-style logger (Fastify's `app.log` fits); `child` is used when present. */
+export interface ServiceLogger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+const isLogger = (v: unknown): v is ServiceLogger =>
+  typeof v === 'object' && v !== null && ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
+
+const path = z.union([z.string().startsWith('/'), z.literal(false)])
+
+/** Registration options besides the ones the service states at the top (name, version, logger). */
+const registrationSchema = registrationOptionsSchema.omit({ service: true, version: true, logger: true })
+
+/** Rules from the Nacos config center: the RuleSet document under dataId/group. */
+const nacosRulesSchema = z.strictObject({
+  dataId: z.string().min(1).max(256),
+  group: z.string().min(1).max(128).default('DEFAULT_GROUP'),
+  /** The last good RuleSet is kept here, and read at start when Nacos has nothing to give. */
+  cacheFile: z.string().min(1).optional(),
+  /** How long start-up waits for the first RuleSet before going on without (or with the cache). */
+  startTimeoutMs: z.int().min(1).max(600_000).default(5000)
+})
+
+/** Outbound options besides what the service wires itself (discovery, lanes). */
+const outboundSchema = outboundOptionsSchema.omit({ discovery: true, lanes: true })
+
+export const serviceOptionsSchema = z.strictObject({
+  /** Service name in Nacos, and the host name other services call it by (`http://<service>/...`). */
+  service: z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace'),
+  /** This instance's lane label (`metadata.version`), e.g. `v1`, `v2`. */
+  version: z.string().regex(LANE_PATTERN, 'a lane name: 1-64 characters of [A-Za-z0-9._-]').optional(),
+  /** `edge` decides each request's lane from the rules; `service` carries the incoming one. */
+  mode: z.enum(['edge', 'service']).default('service'),
+  /** A NacosClient (left open) or the options to create one (closed with the service). */
+  nacos: z.union([z.instanceof(NacosClient), z.record(z.string(), z.unknown())], { message: 'expected a NacosClient or client options ({ serverAddr, ... })' }),
+  /** Registration in Nacos (`false`: do not register, e.g. an edge nobody calls by name). */
+  registration: z.union([z.literal(false), registrationSchema]).prefault({}),
+  /** The RuleSet: `{ dataId, group }` in Nacos, a RuleStore (left open), or a fixed RuleSet document. */
+  rules: z.unknown().optional(),
+  /** Who may set a request's lane with `x-flow-tag` (see @flowtag/context); default: edge never, service always. */
+  trust: z.unknown().optional(),
+  /** Put the lane on OpenTelemetry spans and baggage. */
+  otel: z.boolean().default(true),
+  /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
+  outbound: outboundSchema.prefault({}),
+  healthPath: path.default('/health'),
+  readyPath: path.default('/ready'),
+  logger: z.custom<ServiceLogger>(isLogger, 'expected a pino-style logger (debug/info/warn/error)').optional()
+})
+
+/** Rules given as a store: a RuleStore of @flowtag/rules (or any object of that shape). */
+export type RuleStoreInput = Pick<RuleStore, 'compiled' | 'current' | 'onChange'> & Partial<Pick<RuleStore, 'ready' | 'version'>>
+
+export type NacosRulesOptions = z.input<typeof nacosRulesSchema>
+
+/** Options of `createFlowTagService`, the Fastify plugin and the Express middleware. */
+export type FlowTagServiceOptions = Omit<z.input<typeof serviceOptionsSchema>, 'nacos' | 'rules' | 'trust'> & {
+  nacos: NacosClient | NacosClientOptions
+  rules?: NacosRulesOptions | RuleStoreInput | RuleSetInput
+  trust?: FlowTagOptions['trust']
+}
+
+export type RulesSpec =
+  | { kind: 'nacos', options: z.output<typeof nacosRulesSchema> }
+  | { kind: 'store', store: RuleStoreInput }
+  | { kind: 'document', document: object }
+
+export type ResolvedServiceOptions = Omit<z.output<typeof serviceOptionsSchema>, 'rules' | 'nacos'> & {
+  nacos: NacosClient | NacosClientOptions
+  rules: RulesSpec | undefined
+}
+
+const isStore = (v: object): v is RuleStoreInput => 'compiled' in v && typeof (v as RuleStoreInput).onChange === 'function'
+
+/**
+ * Validate the options once.
+ * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
+ */
+export function parseServiceOptions (input: unknown): ResolvedServiceOptions {
+  const o = check(serviceOptionsSchema, input ?? {})
+  let rules: RulesSpec | undefined
+  if (o.rules !== undefined) {
+    const r = o.rules
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) throw badServiceOption('rules', 'expected { dataId, group }, a RuleStore or a RuleSet object')
+    if ('dataId' in r) rules = { kind: 'nacos', options: check(nacosRulesSchema, r, 'rules') }
+    else if (isStore(r)) rules = { kind: 'store', store: r }
+    else {
+      try {
+        rules = { kind: 'document', document: validateRuleSet(r, 'RuleSet') }
+      } catch (err) {
+        throw badServiceOption('rules', (err as Error).message, err)
+      }
+    }
+  }
+  if (o.mode === 'edge' && rules === undefined) throw badServiceOption('rules', 'edge mode needs rules ({ dataId, group }, a RuleStore or a RuleSet)')
+  return { ...o, nacos: o.nacos as NacosClient | NacosClientOptions, rules }
+}
+
+function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string): z.output<S> {
+  const result = schema.safeParse(input)
+  if (result.success) return result.data
+  throw badServiceOption(fieldOf(result.error as IssueList, prefix), result.error.issues[0]?.message ?? 'invalid')
+}

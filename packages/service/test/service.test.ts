@@ -1,0 +1,188 @@
+// The preset end to end on loopback: the Nacos dev server, a Fastify edge, user-service v1 on
+// Fastify and v2 on Express, rules from the config center.
+import { Writable } from 'node:stream'
+import { FlowtagError } from '@flowtag/errors'
+import { NacosClient } from '@flowtag/nacos'
+import express from 'express'
+import Fastify from 'fastify'
+import t from 'tap'
+import { flowTagService } from '../src/express.ts'
+import { fastifyFlowTagService } from '../src/fastify.ts'
+import { createFlowTagService } from '../src/index.ts'
+import { fastClient, startDev, testerRules, waitFor } from './fixtures/nacos.ts'
+
+const RULES = { dataId: 'rules.json', group: 'FLOWTAG' }
+
+async function world (t: { teardown(fn: () => unknown): void }) {
+  const dev = await startDev()
+  t.teardown(() => dev.close())
+  const admin = new NacosClient({ serverAddr: dev.address })
+  t.teardown(() => admin.close())
+  await admin.config.publish(RULES.dataId, RULES.group, JSON.stringify(testerRules), 'json')
+  return { dev, admin, nacos: { serverAddr: dev.address, ...fastClient } }
+}
+
+t.test('Fastify and Express services register; the edge tags by rule and calls by name; the lane arrives', async (t) => {
+  const { admin, nacos } = await world(t)
+
+  const v1 = Fastify({ return503OnClosing: false })
+  await v1.register(fastifyFlowTagService, { service: 'user-service', version: 'v1', nacos, rules: RULES })
+  v1.get('/who', async (request) => ({ version: 'v1', lane: request.flow.tag ?? null, header: request.headers['x-flow-tag'] ?? null }))
+  await v1.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => v1.close())
+
+  const app = express()
+  const ft = flowTagService({ service: 'user-service', version: 'v2', nacos, rules: RULES, signals: false })
+  app.use(ft)
+  app.get('/who', (req, res) => { res.json({ version: 'v2', lane: req.flow.tag ?? null, header: req.headers['x-flow-tag'] ?? null }) })
+  const server = await ft.listen(app, { port: 0, host: '127.0.0.1' })
+  t.teardown(() => ft.close())
+  const v2Port = (server.address() as { port: number }).port
+
+  const lines: string[] = []
+  const gateway = Fastify({ logger: { stream: new Writable({ write (chunk, _enc, cb) { lines.push(String(chunk)); cb() } }) } })
+  await gateway.register(fastifyFlowTagService, { service: 'gateway', mode: 'edge', nacos, rules: RULES, registration: false })
+  gateway.get('/api', async (request) => {
+    request.log.info('calling user-service')
+    const res = await gateway.flowtag.fetch('http://user-service/who')
+    return { edge: request.flow.tag ?? null, rule: request.flow.decision?.rule ?? null, upstream: await res.json() }
+  })
+  t.teardown(() => gateway.close())
+  await gateway.ready()
+  t.equal(gateway.flowtag.rules?.version, 1, 'the first RuleSet is in force once ready')
+
+  await waitFor('both instances in nacos', async () => (await admin.naming.instances('user-service')).length === 2)
+  const listed = await admin.naming.instances('user-service')
+  t.same(listed.map((i) => i.metadata.version).sort(), ['v1', 'v2'])
+  t.ok(listed.some((i) => i.port === v2Port && i.ip === '127.0.0.1'), 'Express registered the address it listens on')
+  t.equal(ft.registration?.ready, true)
+
+  const tester = (await gateway.inject({ url: '/api', headers: { 'x-tester': 'true' } })).json()
+  t.same(tester, { edge: 'v2', rule: 'testers', upstream: { version: 'v2', lane: 'v2', header: 'v2' } }, 'tester: v2 at the edge and at user-service (Express)')
+  const plain = (await gateway.inject('/api')).json()
+  t.match(plain, { edge: 'v1', upstream: { version: 'v1', lane: 'v1', header: 'v1' } }, 'others: v1 (Fastify)')
+  const forged = (await gateway.inject({ url: '/api', headers: { 'x-flow-tag': 'v2' } })).json()
+  t.match(forged, { edge: 'v1', upstream: { version: 'v1' } }, 'the edge does not trust a tag sent by the client')
+  t.ok(lines.some((l) => l.includes('"msg":"calling user-service"') && l.includes('"lane":"v2"')), 'request logs carry the lane')
+
+  // a rule change arrives live: everyone to v2
+  await admin.config.publish(RULES.dataId, RULES.group, JSON.stringify({ ...testerRules, version: 2, default: 'v2' }), 'json')
+  await waitFor('rule v2 at the edge', () => gateway.flowtag.rules?.version === 2)
+  t.match((await gateway.inject('/api')).json(), { edge: 'v2', upstream: { version: 'v2', lane: 'v2' } })
+})
+
+t.test('Fastify: close deregisters, drains, then closes outbound, rules and the Nacos client, in that order', async (t) => {
+  const { admin, nacos } = await world(t)
+  const app = Fastify({ return503OnClosing: false })
+  await app.register(fastifyFlowTagService, { service: 'closing', version: 'v1', nacos, rules: RULES, registration: { drainMs: 200 } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await waitFor('registered', () => app.flowtag.ready)
+  const order: string[] = []
+  const record = <T extends object>(obj: T, method: keyof T & string, name: string, before?: () => Promise<void>) => {
+    const original = (obj[method] as () => Promise<void>).bind(obj)
+    ;(obj as Record<string, unknown>)[method] = async () => {
+      await before?.()
+      order.push(name)
+      return original()
+    }
+  }
+  const fc = app.flowtag
+  let listedAtOutboundClose = -1
+  record(fc.registration!, 'drain', 'drain')
+  record(fc.dispatcher, 'close', 'outbound', async () => { listedAtOutboundClose = (await admin.naming.instances('closing')).length })
+  record(fc.rules as { close(): Promise<void> }, 'close', 'rules')
+  record(fc.registration!, 'close', 'registration')
+  record(fc.nacos, 'close', 'nacos')
+  const started = Date.now()
+  await app.close()
+  t.same(order, ['drain', 'outbound', 'rules', 'registration', 'nacos'])
+  t.ok(Date.now() - started >= 190, 'waited drainMs')
+  t.equal(listedAtOutboundClose, 0, 'already gone from Nacos when outbound closes')
+  await t.rejects(fc.fetch('http://anyone/'), 'fetch fails once closed')
+})
+
+t.test('a given NacosClient and RuleStore stay open; registration: false registers nothing', async (t) => {
+  const { admin, nacos } = await world(t)
+  const client = new NacosClient(nacos)
+  t.teardown(() => client.close())
+  const svc = createFlowTagService({ service: 'quiet', mode: 'edge', nacos: client, rules: testerRules, registration: false })
+  await svc.prepare()
+  t.equal(svc.ready, true, 'ready without registration')
+  t.equal(svc.rules?.version, 1, 'a RuleSet document works as fixed rules')
+  await svc.start({ port: 1234 })
+  const edge = createFlowTagService({ service: 'edge2', mode: 'edge', nacos: client, rules: svc.rules!, registration: false })
+  await svc.close()
+  await edge.close()
+  t.same(await admin.naming.instances('quiet'), [])
+  t.equal(await client.config.get(RULES.dataId, RULES.group) !== undefined, true, 'the given client still works')
+  await t.rejects(svc.start({ port: 1 }), { code: 'FLOWTAG_SERVICE_CLOSED' })
+})
+
+t.test('/ready is 503 while draining and the service keeps serving (Fastify and Express)', async (t) => {
+  const { admin, nacos } = await world(t)
+  const app = Fastify({ return503OnClosing: false })
+  await app.register(fastifyFlowTagService, { service: 'drainer', nacos, registration: { drainMs: 600 } })
+  app.get('/work', async () => ({ ok: true }))
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+
+  const ex = express()
+  const ft = flowTagService({ service: 'drainer', nacos, registration: { drainMs: 600 }, signals: false })
+  ex.use(ft)
+  ex.get('/work', (_req, res) => { res.json({ ok: true }) })
+  const server = await ft.listen(ex, { port: 0, host: '127.0.0.1' })
+  const exUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  t.teardown(() => ft.close())
+
+  await waitFor('both registered', () => app.flowtag.ready && ft.service.ready)
+  t.equal((await fetch(`${url}/ready`)).status, 200)
+  t.equal((await fetch(`${exUrl}/ready`)).status, 200)
+  t.same(await (await fetch(`${exUrl}/health`)).json(), { status: 'ok' })
+
+  const closing = app.close()
+  const exClosing = ft.close()
+  await waitFor('deregistered', async () => (await admin.naming.instances('drainer')).length === 0)
+  for (const base of [url, exUrl]) {
+    const ready = await fetch(`${base}/ready`)
+    t.equal(ready.status, 503, `${base === url ? 'fastify' : 'express'}: not ready while draining`)
+    t.match(await ready.json(), { status: 'not ready', draining: true })
+    t.equal((await fetch(`${base}/work`)).status, 200, 'still serving while draining')
+  }
+  await Promise.all([closing, exClosing])
+  t.equal(server.listening, false, 'the Express server is stopped after draining')
+})
+
+t.test('bad options fail before listening, naming the field', async (t) => {
+  const nacos = { serverAddr: '127.0.0.1:1' }
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ nacos }, /invalid option "service"/],
+    [{ service: 's', nacos: { serverAddr: 'not an address!' } }, /invalid option "nacos\.serverAddr"/],
+    [{ service: 's', nacos: { serverAddr: 'h:1', tranport: 'x' } }, /invalid option "nacos\.tranport"/],
+    [{ service: 's', nacos, rules: { dataId: '' } }, /invalid option "rules\.dataId"/],
+    [{ service: 's', nacos, mode: 'gateway' }, /invalid option "mode"/],
+    [{ service: 's', nacos, mode: 'edge' }, /invalid option "rules": edge mode needs rules/],
+    [{ service: 's', nacos, rules: { version: 1, rules: [{ name: 'x', lane: 'not a lane!' }] } }, /invalid option "rules"/],
+    [{ service: 's', nacos, version: 'v 2' }, /invalid option "version"/],
+    [{ service: 's', nacos, registration: { drainMs: -1 } }, /invalid option "registration\.drainMs"/],
+    [{ service: 's', nacos, outbound: { maxRetries: 99 } }, /invalid option "outbound\.maxRetries"/],
+    [{ service: 's', nacos, outbound: { outlier: { baseEjectionMs: 1000, maxEjectionMs: 10 } } }, /invalid option "outbound\.outlier\.maxEjectionMs"/],
+    [{ service: 's', nacos, trust: 'sometimes' }, /invalid option "trust/],
+    [{ service: 's', nacos, healthz: '/h' }, /invalid option "healthz"/]
+  ]
+  for (const [opts, message] of cases) {
+    const app = Fastify()
+    app.register(fastifyFlowTagService, opts as never) // the error surfaces from listen()
+    let err: unknown
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' })
+    } catch (e) {
+      err = e
+    }
+    t.ok(err instanceof FlowtagError, `fastify ${message}: a FlowtagError`)
+    t.match(err, { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: new RegExp(`^@flowtag/service: ${message.source}`) })
+    t.equal(app.server.listening, false, 'not listening')
+    await app.close().catch(() => {})
+    t.throws(() => flowTagService({ signals: false, ...opts } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message }, `express ${message}`)
+  }
+  t.throws(() => flowTagService({ service: 's', nacos, signals: ['SIGKILL'] } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: /"signals": false, or a list/ })
+})
