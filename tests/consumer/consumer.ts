@@ -12,6 +12,9 @@ import { createRuleStore, staticSource, evaluate, compileRuleSet, parseRuleSet, 
 import { FlowtagDispatcher, OutboundError, errorCodes as outboundCodes } from '@flowtag/outbound'
 import fastifyOutbound from '@flowtag/outbound/fastify'
 import { startNacosDevServer, DevServerError, type NacosDevServer } from '@flowtag/nacos-dev-server'
+import { createFlowTagService, errorCodes as serviceCodes, type FlowTagService } from '@flowtag/service'
+import fastifyFlowTagService from '@flowtag/service/fastify'
+import { flowTagService } from '@flowtag/service/express'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
 const client = new NacosClient(options)
@@ -39,4 +42,16 @@ function code (err: unknown): string | undefined {
   return isFlowtagError(err) ? (err satisfies FlowtagError).code : undefined
 }
 
-export { code, decision, dispatcher, seen, server, store }
+// The preset: one register call (Fastify), one middleware with its lifecycle (Express).
+const edge = Fastify()
+await edge.register(fastifyFlowTagService, { service: 'edge', mode: 'edge', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })
+edge.get('/', async (request) => {
+  const res = await edge.flowtag.fetch('http://user-service/users/1')
+  return { lane: request.flow.tag, body: await res.json() }
+})
+const ft = flowTagService({ service: 'user-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' } })
+web.use(ft)
+const core: FlowTagService = createFlowTagService({ service: 'billing', nacos: { serverAddr: '127.0.0.1:8848' } })
+const badOption: string = serviceCodes.BAD_OPTION
+
+export { badOption, code, core, decision, dispatcher, seen, server, store }

@@ -1,22 +1,15 @@
-// An Express service (lane from LANE) that trusts the incoming tag, registered in Nacos.
+// An Express service in lane LANE: the @flowtag/service middleware registers it once listening,
+// trusts the incoming tag, and deregisters then drains on SIGTERM.
 import express from 'express'
-import { NacosClient } from '@flowtag/nacos'
-import { flowTag } from '@flowtag/context/express'
+import { flowTagService } from '@flowtag/service/express'
 import { currentTag } from '@flowtag/context'
 
 const lane = process.env.LANE
-const client = new NacosClient({ serverAddr: process.env.NACOS_SERVER_ADDR })
 const app = express()
-app.use(flowTag({ mode: 'service' }))
+const ft = flowTagService({ service: 'catalog', version: lane, nacos: { serverAddr: process.env.NACOS_SERVER_ADDR } })
+app.use(ft)
 app.get('/where', (req, res) => {
   res.json({ servedBy: lane, tag: currentTag() ?? null, header: req.headers['x-flow-tag'] ?? null })
 })
-const server = app.listen(0, '127.0.0.1', async () => {
-  const port = server.address().port
-  await client.naming.register('catalog', { ip: '127.0.0.1', port, metadata: { version: lane } })
-  process.send?.({ port })
-})
-process.on('SIGTERM', async () => {
-  await client.close()
-  server.close(() => process.exit(0))
-})
+const server = await ft.listen(app, { port: 0, host: '127.0.0.1' })
+process.send?.({ port: server.address().port })

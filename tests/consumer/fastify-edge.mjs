@@ -1,29 +1,20 @@
-// A Fastify edge service built from the packages' public exports only.
+// A Fastify edge service: one register call from @flowtag/service makes it lane-aware.
 import Fastify from 'fastify'
-import fastifyNacos from '@flowtag/nacos/fastify'
-import { fastifyFlowTag } from '@flowtag/context/fastify'
-import { createRuleStore, nacosSource, serviceLanes } from '@flowtag/rules'
-import { FlowtagDispatcher } from '@flowtag/outbound'
-import { request } from 'undici'
+import fastifyFlowTagService from '@flowtag/service/fastify'
 
-const nacos = process.env.NACOS_SERVER_ADDR
-const app = Fastify()
-await app.register(fastifyNacos, { nacos: { serverAddr: nacos }, service: 'edge', version: 'v1' })
-const rules = createRuleStore({ source: nacosSource({ config: app.nacos.client.config, dataId: 'flowtag-rules.json' }) })
-await app.register(fastifyFlowTag, { mode: 'edge', rules })
-const outbound = new FlowtagDispatcher({
-  discovery: app.nacos.discovery,
-  stableLane: 'v1',
-  lanes: (service) => (rules.current === undefined ? undefined : serviceLanes(rules.current, service))
+const app = Fastify({ return503OnClosing: false })
+await app.register(fastifyFlowTagService, {
+  service: 'edge',
+  version: 'v1',
+  mode: 'edge',
+  nacos: { serverAddr: process.env.NACOS_SERVER_ADDR },
+  rules: { dataId: 'flowtag-rules.json' },
+  outbound: { stableLane: 'v1' }
 })
-app.addHook('onClose', async () => { await outbound.close(); await rules.close() })
-
 app.get('/call', async (req) => {
-  const res = await request('http://catalog/where', { dispatcher: outbound })
-  return { edgeLane: req.flow.tag ?? null, upstream: await res.body.json() }
+  const res = await app.flowtag.fetch('http://catalog/where')
+  return { edgeLane: req.flow.tag ?? null, upstream: await res.json() }
 })
-
-await rules.ready
 await app.listen({ port: 0, host: '127.0.0.1' })
 process.send?.({ port: app.server.address().port })
 process.on('SIGTERM', () => app.close().then(() => process.exit(0)))
