@@ -129,3 +129,47 @@ t.test('large rule sets: many rules on few names, big lists', async (t) => {
   }), { numRuns: 200 })
   t.pass('identical')
 })
+
+t.test('many header names (the request-walk path) and long CIDR lists beside another anchor', async (t) => {
+  // More than 16 anchored header names makes evaluate() walk the request's headers; more than
+  // 16 blocks on a rule anchored elsewhere gives that rule its own ranges.
+  const names = Array.from({ length: 40 }, (_, i) => `h${i}`)
+  const name = fc.constantFrom(...names)
+  const edgePrefixes = fc.constantFrom('v', 'v1', 'v\uffff', '\uffff', 'w\uffff\uffff', 'V')
+  const match: fc.Arbitrary<StringMatch> = fc.oneof(
+    value.map((v) => ({ equals: v })),
+    fc.uniqueArray(value, { minLength: 1, maxLength: 3 }).map((vs) => ({ in: vs })),
+    fc.oneof(fc.constantFrom(...PREFIXES), edgePrefixes).map((p) => ({ prefix: p })),
+    fc.boolean().map((e) => ({ exists: e }))
+  )
+  const block = fc.oneof(fc.constantFrom(...CIDRS), fc.tuple(fc.nat(7), fc.nat(7), fc.integer({ min: 8, max: 32 })).map(([a, b, n]) => `10.${a}.${b}.0/${Math.max(n, 24)}`))
+  const cidrList = fc.oneof(
+    { arbitrary: fc.constant(undefined), weight: 3 },
+    { arbitrary: fc.uniqueArray(block, { minLength: 1, maxLength: 16 }), weight: 1 },
+    { arbitrary: fc.uniqueArray(block, { minLength: 17, maxLength: 40 }), weight: 1 })
+  const big = fc.array(fc.record({
+    headers: fc.dictionary(name, match, { minKeys: 1, maxKeys: 2 }),
+    ips: cidrList,
+    lane: fc.constantFrom(...LANES),
+    enabled: fc.boolean()
+  }), { minLength: 30, maxLength: 120 })
+  const request = fc.record({
+    headers: fc.dictionary(fc.constantFrom(...names, 'host'), fc.oneof(value, fc.constantFrom('v\uffff', 'v\uffffz', '\uffff', 'w\uffff\uffffa', 'x')), { minKeys: 8, maxKeys: 30 }),
+    ip: fc.oneof(fc.constantFrom(...IPS), fc.tuple(fc.nat(7), fc.nat(7)).map(([a, b]) => `10.${a}.${b}.1`))
+  })
+  let decided = 0
+  fc.assert(fc.property(big, fc.array(request, { minLength: 5, maxLength: 20 }), (rules, requests) => {
+    const rs = validateRuleSet({
+      version: 1,
+      rules: rules.map((r, i) => ({ name: `r${i}`, enabled: r.enabled, when: { headers: r.headers, ...(r.ips === undefined ? {} : { ip: r.ips }) }, lane: r.lane })),
+      default: 'd'
+    })
+    for (const r of requests) {
+      const want = linearEvaluate(rs, r)
+      const got = evaluate(rs, r)
+      if (got !== want) throw new Error(`evaluate ${JSON.stringify(got)} but oracle ${JSON.stringify(want)} for ${JSON.stringify(r)}`)
+      if (want.rule !== undefined) decided++
+    }
+  }), { numRuns: 300 })
+  t.ok(decided > 500, `rules decided ${decided} requests`)
+})
