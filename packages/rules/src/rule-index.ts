@@ -12,8 +12,6 @@ import { PrefixRanges } from './prefix-ranges.ts'
  * would have found. Lists of rule indexes are ascending throughout.
  */
 export interface RuleIndex {
-  /** Per header/cookie/query name read by an anchor. */
-  readonly keys: readonly KeyIndex[]
   /** The keys evaluate() reads one by one: all of them, or all but the headers (see `headers`). */
   readonly direct: readonly KeyIndex[]
   /**
@@ -127,7 +125,6 @@ export function buildRuleIndex (rules: readonly CompiledRule[], hasUser: boolean
   const headers = built.filter((k) => k.key.kind === 0)
   const walk = headers.length > WALK_HEADERS
   return {
-    keys: built,
     direct: walk ? built.filter((k) => k.key.kind !== 0) : built,
     headers: walk ? new Map(headers.map((k) => [k.key.name, k])) : undefined,
     users: users.map.size === 0 ? undefined : users.map,
