@@ -82,6 +82,18 @@ function decide (c: CompiledRuleSet, rule: CompiledRule, facts: Facts, id: numbe
   return splitDecision(rule, splitBucket(rule, facts))
 }
 
+/** Read the anchored headers the request carries, walking its own header names. */
+function walkHeaders (anchored: ReadonlyMap<string, KeyIndex>, facts: Facts, id: number): void {
+  for (const name in facts.headers) {
+    const k = anchored.get(name)
+    if (k === undefined) continue
+    const v = readKey(facts, k.key)
+    values[k.slot] = v
+    seen[k.slot] = id
+    collect(k, v)
+  }
+}
+
 /** Add the candidate lists one anchored key contributes for `value`. */
 function collect (k: KeyIndex, value: string | undefined): void {
   if (value === undefined) return // every anchor needs a present value
@@ -121,17 +133,7 @@ export function evaluate (ruleSet: RuleSet | CompiledRuleSet, facts: Facts): Dec
     seen[k.slot] = id
     collect(k, v)
   }
-  if (index.headers !== undefined) {
-    const headers = facts.headers
-    for (const name in headers) {
-      const k = index.headers.get(name)
-      if (k === undefined) continue
-      const v = readKey(facts, k.key)
-      values[k.slot] = v
-      seen[k.slot] = id
-      collect(k, v)
-    }
-  }
+  if (index.headers !== undefined) walkHeaders(index.headers, facts, id)
   if (index.users !== undefined) {
     const user = readKey(facts, c.user!)
     const hit = user === undefined ? undefined : index.users.get(user)
@@ -152,7 +154,12 @@ export function evaluate (ruleSet: RuleSet | CompiledRuleSet, facts: Facts): Dec
     }
     return c.defaultDecision
   }
-  // k-way merge by rule index; a rule in several lists is tried once.
+  return merge(c, n, facts, id)
+}
+
+/** k-way merge of the candidate lists by rule index; a rule in several lists is tried once. */
+function merge (c: CompiledRuleSet, n: number, facts: Facts, id: number): Decision {
+  const rules = c.rules
   if (pos.length < n) pos = new Int32Array(n * 2)
   pos.fill(0, 0, n)
   let last = -1
