@@ -1,6 +1,7 @@
 import { compileKey, type CompiledKey } from './facts.ts'
 import { BUCKETS, saltSeed } from './hash.ts'
 import { parseCidr, type Cidr } from './ip.ts'
+import { buildRuleIndex, type RuleIndex } from './rule-index.ts'
 import type { RuleSet, StringMatch } from './schema.ts'
 
 /** The outcome of evaluating a RuleSet: the lane, the rule that chose it, and why. */
@@ -54,7 +55,7 @@ export interface CompiledRule {
 
 const kCompiled = Symbol('flowtag.rules.compiled')
 
-/** A RuleSet prepared for evaluate(): CIDRs parsed, lists as Sets, decisions pre-built. */
+/** A RuleSet prepared for evaluate(): CIDRs parsed, lists as Sets, decisions pre-built, rules indexed. */
 export interface CompiledRuleSet {
   readonly [kCompiled]: true
   readonly ruleSet: RuleSet
@@ -64,6 +65,8 @@ export interface CompiledRuleSet {
   readonly defaultDecision: Decision
   /** The distinct header/cookie/query keys the conditions read. */
   readonly keys: readonly CompiledKey[]
+  /** Lookups from a request's facts to the rules it can match (see rule-index.ts). */
+  readonly index: RuleIndex
 }
 
 function condition (key: CompiledKey, slot: number, m: StringMatch): CompiledCondition {
@@ -148,7 +151,8 @@ export function compileRuleSet (ruleSet: RuleSet | CompiledRuleSet): CompiledRul
     user,
     rules,
     defaultDecision: decision(ruleSet.default, undefined, 'no rule matched: default lane'),
-    keys
+    keys,
+    index: buildRuleIndex(rules, user !== undefined)
   })
   cache.set(ruleSet, compiled)
   return compiled

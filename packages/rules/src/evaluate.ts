@@ -2,6 +2,7 @@ import {
   compileRuleSet, OP_EQUALS, OP_IN, OP_PREFIX,
   type CompiledCondition, type CompiledRule, type CompiledRuleSet, type Decision
 } from './compile.ts'
+import type { KeyIndex } from './rule-index.ts'
 import { readKey, type Facts } from './facts.ts'
 import { BUCKETS, bucketFromSeed } from './hash.ts'
 import { cidrContains, parseIpInto } from './ip.ts'
@@ -17,13 +18,17 @@ function conditionHolds (c: CompiledCondition, value: string | undefined): boole
   }
 }
 
-// evaluate() is synchronous, so module-level scratch space is safe: the client address, and
-// the values of the rule set's distinct keys, each read at most once per call (`seen` holds
-// the call number that filled a slot, so nothing needs clearing between calls).
+// evaluate() is synchronous, so module-level scratch space is safe: the client address, the
+// values of the rule set's distinct keys, each read at most once per call (`seen` holds the
+// call number that filled a slot, so nothing needs clearing between calls), and the candidate
+// lists being merged.
 const addr = new Uint32Array(4)
 let values: Array<string | undefined> = []
 let seen = new Float64Array(0)
 let call = 0
+let family = -1 // per call: -1 client address not parsed yet, 0 none, 4 or 6
+const lists: Array<readonly number[]> = []
+let pos = new Int32Array(16)
 
 function splitBucket (rule: CompiledRule, facts: Facts): number {
   const split = rule.split!
@@ -38,50 +43,140 @@ function splitDecision (rule: CompiledRule, bucket: number): Decision | undefine
   return rule.split!.rest
 }
 
+function valueOf (facts: Facts, cond: CompiledCondition, id: number): string | undefined {
+  const slot = cond.slot
+  if (seen[slot] !== id) {
+    values[slot] = readKey(facts, cond.key)
+    seen[slot] = id
+  }
+  return values[slot]
+}
+
+function parseClient (facts: Facts): number {
+  if (family === -1) family = typeof facts.ip === 'string' && facts.ip.length <= 64 ? parseIpInto(facts.ip, addr) : 0
+  return family
+}
+
+/** Check every condition of one candidate (enabled) rule; its decision, or undefined. */
+function decide (c: CompiledRuleSet, rule: CompiledRule, facts: Facts, id: number): Decision | undefined {
+  const conds = rule.conditions
+  for (let i = 0; i < conds.length; i++) {
+    if (!conditionHolds(conds[i]!, valueOf(facts, conds[i]!, id))) return undefined
+  }
+  if (rule.cidrs !== undefined && !c.index.ipAnchored[rule.index]) {
+    if (parseClient(facts) === 0) return undefined
+    const ranges = c.index.cidrRanges[rule.index]
+    if (ranges !== undefined) {
+      if (ranges.lookup(addr) === undefined) return undefined
+    } else {
+      let inside = false
+      for (let i = 0; i < rule.cidrs.length; i++) if (cidrContains(rule.cidrs[i]!, addr)) { inside = true; break }
+      if (!inside) return undefined
+    }
+  }
+  if (rule.users !== undefined) {
+    const user = readKey(facts, c.user!)
+    if (user === undefined || !rule.users.has(user)) return undefined
+  }
+  if (rule.decision !== undefined) return rule.decision
+  return splitDecision(rule, splitBucket(rule, facts))
+}
+
+/** Read the anchored headers the request carries, walking its own header names. */
+function walkHeaders (anchored: ReadonlyMap<string, KeyIndex>, facts: Facts, id: number): void {
+  for (const name in facts.headers) {
+    const k = anchored.get(name)
+    if (k === undefined) continue
+    const v = readKey(facts, k.key)
+    values[k.slot] = v
+    seen[k.slot] = id
+    collect(k, v)
+  }
+}
+
+/** Add the candidate lists one anchored key contributes for `value`. */
+function collect (k: KeyIndex, value: string | undefined): void {
+  if (value === undefined) return // every anchor needs a present value
+  const hit = k.values.get(value)
+  if (hit !== undefined) lists.push(hit)
+  if (k.prefixes !== undefined) {
+    const pre = k.prefixes.lookup(value)
+    if (pre !== undefined) lists.push(pre)
+  }
+  if (k.present.length > 0) lists.push(k.present)
+}
+
 /**
  * Decide a request's lane: rules in order, first match wins; a split that leaves a request
- * outside every weight (and has no `rest`) falls through to the next rule. Pure apart from
- * randomness for splits without a key; does no parsing of the rule set and allocates
- * nothing on the common paths (decisions are pre-built and shared, frozen).
+ * outside every weight (and has no `rest`) falls through to the next rule. The rule index
+ * (rule-index.ts) gives the candidate rules, a few ascending lists; they are merged by rule
+ * index and checked in full, so the result is the linear scan's, at a cost that depends on
+ * the request's candidates rather than on the size of the rule set. Pure apart from
+ * randomness for splits without a key; allocates nothing on the common paths (decisions are
+ * pre-built and shared, frozen).
  */
 export function evaluate (ruleSet: RuleSet | CompiledRuleSet, facts: Facts): Decision {
   const c = compileRuleSet(ruleSet)
-  const rules = c.rules
+  const index = c.index
   if (seen.length < c.keys.length) {
     seen = new Float64Array(c.keys.length * 2)
     values = new Array<string | undefined>(c.keys.length * 2)
   }
   const id = ++call
-  let family = -1 // client address not parsed yet
-  outer: for (let r = 0; r < rules.length; r++) {
-    const rule = rules[r]!
-    if (!rule.enabled) continue
-    const conds = rule.conditions
-    for (let i = 0; i < conds.length; i++) {
-      const cond = conds[i]!
-      const slot = cond.slot
-      if (seen[slot] !== id) {
-        values[slot] = readKey(facts, cond.key)
-        seen[slot] = id
-      }
-      if (!conditionHolds(cond, values[slot])) continue outer
+  family = -1
+  lists.length = 0
+  const direct = index.direct
+  for (let i = 0; i < direct.length; i++) {
+    const k = direct[i]!
+    const v = readKey(facts, k.key)
+    values[k.slot] = v
+    seen[k.slot] = id
+    collect(k, v)
+  }
+  if (index.headers !== undefined) walkHeaders(index.headers, facts, id)
+  if (index.users !== undefined) {
+    const user = readKey(facts, c.user!)
+    const hit = user === undefined ? undefined : index.users.get(user)
+    if (hit !== undefined) lists.push(hit)
+  }
+  if (index.ip !== undefined && parseClient(facts) !== 0) {
+    const hit = index.ip.lookup(addr)
+    if (hit !== undefined) lists.push(hit)
+  }
+  if (index.unanchored.length > 0) lists.push(index.unanchored)
+  const rules = c.rules
+  const n = lists.length
+  if (n === 1) {
+    const only = lists[0]!
+    for (let i = 0; i < only.length; i++) {
+      const d = decide(c, rules[only[i]!]!, facts, id)
+      if (d !== undefined) return d
     }
-    if (rule.cidrs !== undefined) {
-      if (family === -1) family = typeof facts.ip === 'string' && facts.ip.length <= 64 ? parseIpInto(facts.ip, addr) : 0
-      if (family === 0) continue
-      let inside = false
-      for (let i = 0; i < rule.cidrs.length; i++) if (cidrContains(rule.cidrs[i]!, addr)) { inside = true; break }
-      if (!inside) continue
+    return c.defaultDecision
+  }
+  return merge(c, n, facts, id)
+}
+
+/** k-way merge of the candidate lists by rule index; a rule in several lists is tried once. */
+function merge (c: CompiledRuleSet, n: number, facts: Facts, id: number): Decision {
+  const rules = c.rules
+  if (pos.length < n) pos = new Int32Array(n * 2)
+  pos.fill(0, 0, n)
+  let last = -1
+  for (;;) {
+    let next = 0x7fffffff
+    for (let j = 0; j < n; j++) {
+      const l = lists[j]!
+      let p = pos[j]!
+      while (p < l.length && l[p]! <= last) p++
+      pos[j] = p
+      if (p < l.length && l[p]! < next) next = l[p]!
     }
-    if (rule.users !== undefined) {
-      const user = readKey(facts, c.user!)
-      if (user === undefined || !rule.users.has(user)) continue
-    }
-    if (rule.decision !== undefined) return rule.decision
-    const d = splitDecision(rule, splitBucket(rule, facts))
+    if (next === 0x7fffffff) return c.defaultDecision
+    last = next
+    const d = decide(c, rules[next]!, facts, id)
     if (d !== undefined) return d
   }
-  return c.defaultDecision
 }
 
 /** One rule's verdict in an explanation. */
