@@ -24,10 +24,12 @@ await main('gateway', async (app, env) => {
   app.get<{ Params: { id: string } }>('/api/orders/:id', async (request, reply) => {
     const user = request.headers['x-user-id']
     const query = typeof user === 'string' ? `?user=${encodeURIComponent(user)}` : ''
+    // The rule version this request was decided with: read now, not after the upstream call.
+    const ruleVersion = app.flowtag.rules?.version ?? null
     const up = await callJson(app.flowtag.fetch, `http://order-service/orders/${encodeURIComponent(request.params.id)}${query}`)
     const body = up.body as { hops?: unknown[] }
     const decision = request.flow.decision
-    const self = { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion: app.flowtag.rules?.version ?? null }
+    const self = { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion }
     return reply.code(up.status).send({ ...body, hops: [self, ...(body.hops ?? [])] })
   })
 })
