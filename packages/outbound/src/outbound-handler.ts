@@ -203,11 +203,8 @@ export class OutboundHandler implements Handler {
     const code = (err as { code?: unknown }).code
     if (!this.#responded && !this.#controller.abortedByCaller && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
       const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
-      if (next === undefined && this.#staleRetryable && isStaleConnection(err)) {
-        // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
-        this.#resendFresh()
-        return
-      }
+      // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
+      if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
       this.#ctx.table.recordFailure(member)
       if (next !== undefined) {
         this.#switchTo(next)
@@ -242,10 +239,11 @@ export class OutboundHandler implements Handler {
   }
 
   /** The same instance again, over a connection of its own (the pool may hold more aged ones). */
-  #resendFresh(): void {
+  #resendFresh(): boolean {
     this.#staleRetryable = false
-    this.#ctx.metrics.retries.add(1, this.#member.attrs)
     this.#controller.target = null
-    this.#ctx.table.sendFresh(this.#member, this.#opts, this)
+    if (!this.#ctx.table.sendFresh(this.#member, this.#opts, this)) return false
+    this.#ctx.metrics.retries.add(1, this.#member.attrs)
+    return true
   }
 }

@@ -187,7 +187,8 @@ export class ServiceTable {
    * Send one request to `member` over a new connection of its own, closed once the request is
    * done: the member's pool may hold more kept-alive connections the instance has given up on.
    */
-  sendFresh(member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+  sendFresh(member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#closed) return false
     const { connections: _one, ...options } = this.#config.poolOptions
     const client = new Client(member.origin, options)
     this.#fresh.add(client)
@@ -197,6 +198,7 @@ export class ServiceTable {
       () => this.#fresh.delete(client),
       () => this.#fresh.delete(client)
     )
+    return true
   }
 
   get openPools(): number {

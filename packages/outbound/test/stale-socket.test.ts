@@ -19,7 +19,7 @@ interface Stale {
 }
 
 /** Answers the first request on each connection (keep-alive), drops the connection on the next one. */
-async function startStale(t: Test): Promise<Stale> {
+async function startStale(t: Test, hangAfterDrop = false): Promise<Stale> {
   const seen = new WeakMap<Socket, number>()
   const s: Stale = { server: createServer(), port: 0, answered: 0, dropped: 0, connections: 0 }
   s.server.keepAliveTimeout = 60_000
@@ -33,6 +33,8 @@ async function startStale(t: Test): Promise<Stale> {
       return
     }
     req.resume()
+    // Never answer once a connection was dropped: the fresh attempt stays in flight.
+    if (hangAfterDrop && s.dropped > 0) return
     req.on('end', () => {
       s.answered++
       res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end(JSON.stringify({ method: req.method }))
@@ -143,4 +145,17 @@ t.test('a fresh connection closed without an answer is not a stale one: no secon
   t.teardown(() => d.close())
   t.match(await call(d, 'GET'), { code: 'UND_ERR_SOCKET' })
   t.equal(requests, 1, 'a request that kills its instance is not sent to it twice')
+})
+
+t.test('destroy() reaches a fresh-connection attempt in flight', async (t) => {
+  const s = await startStale(t, true)
+  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+  t.same(await call(d, 'GET'), { status: 200 })
+  t.same(await call(d, 'GET'), { status: 200 })
+  const third = call(d, 'GET')
+  await new Promise((r) => setTimeout(r, 200))
+  t.equal(s.dropped, 1, 'the third GET met the dropped connection and went out again')
+  t.equal(s.connections, 3, 'on a connection of its own')
+  await d.destroy(new Error('shutting down'))
+  t.match(await third, { message: 'shutting down' }, 'the attempt in flight failed with the destroy reason')
 })
