@@ -143,8 +143,9 @@ export class OutboundHandler implements Handler {
     this.#ctx = ctx
     this.#opts = opts
     this.#member = member
-    this.#retryable = ctx.maxRetries > 0 && isRetryable(opts)
-    this.#staleRetryable = ctx.staleRetry && isRetryable(opts)
+    const replayable = isRetryable(opts)
+    this.#retryable = ctx.maxRetries > 0 && replayable
+    this.#staleRetryable = ctx.staleRetry && replayable
   }
 
   /** Sends the current attempt to the picked member's pool. */
