@@ -122,13 +122,20 @@ export class NamingClient implements Discovery {
     this.#stopBeat(regKey(spec))
     // A (re-)registration in flight must land before the deregistration, not after it.
     await reg?.ticker.idle()
-    await this.#ctx.pool.exec('deregister instance', (t, r) => t.deregister(r, this.#ctx.options.namespace, spec))
+    // Its leaving is expected (noted before the call: a push may beat its answer): an empty list
+    // that follows is news, not a server that lost state.
     const name = grouped(spec.group, spec.service)
+    const key = instanceKey(spec)
+    let gone = this.#ownGone.get(name)
     if (this.#watches.has(name)) {
-      // Its leaving is expected: an empty list that follows is news, not a server that lost state.
-      let gone = this.#ownGone.get(name)
       if (gone === undefined) this.#ownGone.set(name, (gone = new Set()))
-      gone.add(instanceKey(spec))
+      gone.add(key)
+    }
+    try {
+      await this.#ctx.pool.exec('deregister instance', (t, r) => t.deregister(r, this.#ctx.options.namespace, spec))
+    } catch (err) {
+      gone?.delete(key)
+      throw err
     }
     this.#ctx.logger.info({ service: grouped(spec.group, spec.service), ip: spec.ip, port: spec.port }, 'nacos instance deregistered')
   }
