@@ -1,5 +1,6 @@
 // Config: get / publish / remove, and listen over ONE batched long poll for every listened key
 // (v1), or md5 polling where the server has no long poll (v3). Last content is kept on disk.
+// Failed polls back off; the first answer after an outage ends the back-off at once.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { errInfo, type ClientContext } from './context.ts'
@@ -29,9 +30,18 @@ export class ConfigClient {
   #loop: Promise<void> | undefined
   /** Aborts the poll in flight, so a changed key set takes effect at once. */
   #restart = new AbortController()
+  /** Failed polls in a row: the back-off. */
+  #failures = 0
+  readonly #offRecover: () => void
 
   constructor(ctx: ClientContext) {
     this.#ctx = ctx
+    this.#offRecover = ctx.pool.onRecover(() => {
+      // Nacos answers again (to any call of this client): poll now instead of at the end of the back-off.
+      if (this.#failures === 0) return
+      this.#failures = 0
+      this.#restart.abort()
+    })
   }
 
   /** Current content; undefined when absent. Served from the last known content when Nacos is unreachable. */
@@ -79,6 +89,7 @@ export class ConfigClient {
   }
 
   async close(): Promise<void> {
+    this.#offRecover()
     this.#restart.abort()
     await this.#loop
   }
@@ -110,7 +121,6 @@ export class ConfigClient {
 
   async #run(): Promise<void> {
     const { options, pool, closing } = this.#ctx
-    let failures = 0
     for (;;) {
       const keys = this.#listened()
       if (keys.length === 0 || closing.aborted) return
@@ -130,11 +140,11 @@ export class ConfigClient {
             if (e !== undefined) await this.#fetch(e)
           }
         }
-        failures = 0
+        this.#failures = 0
       } catch (err) {
         if (closing.aborted) return
         if (signal.aborted) continue
-        failures++
+        const failures = ++this.#failures
         // Nothing from the server yet: let listeners start from the disk snapshot.
         for (const e of keys) if (!e.known && (await this.#fromSnapshot(e)) && e.content !== undefined) this.#notify(e)
         const wait = Math.min(1000 * 2 ** Math.min(failures - 1, 5), 30_000)

@@ -1,14 +1,18 @@
 // Naming: register/deregister/update with a beat loop per instance, and a watched cache of
 // services fed by polling and (v1) UDP push, with a disk snapshot for when Nacos is down.
+// A server that restarted empty must not empty the callers' view: a list going from some
+// instances to none is held (empty protection) until the server knows instances again, and the
+// first answer after an outage re-registers own instances and re-polls every watch at once.
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { errInfo, type ClientContext } from './context.ts'
-import { diffInstances, type Discovery, type Instance, type ServiceListener } from './discovery.ts'
+import { diffInstances, instanceKey, type Discovery, type Instance, type ServiceListener } from './discovery.ts'
 import { NacosError } from './errors.ts'
 import { parseArgument } from './options.ts'
 import { PushReceiver } from './push-receiver.ts'
 import { externalIPv4, isLoopback } from './net-util.ts'
 import { selectHealthy, selectOne } from './select.ts'
+import { Ticker } from './ticker.ts'
 import type { ServiceFile } from './snapshot.ts'
 import { grouped, splitService, type InstanceSpec, type PushTarget, type ServiceSnapshot } from './transport.ts'
 import { parseServiceInfo } from './transport-v1.ts'
@@ -30,11 +34,13 @@ export type InstanceRef = Pick<InstanceInput, 'ip' | 'port' | 'clusterName' | 'g
 
 interface Registration {
   spec: InstanceSpec
-  timer: NodeJS.Timeout | undefined
+  ticker: Ticker
   intervalMs: number
   light: boolean
   failures: number
   stopped: boolean
+  /** Register (not beat) on the next run: the server answers again and may have lost us. */
+  mustRegister: boolean
 }
 
 interface Watch {
@@ -45,10 +51,23 @@ interface Watch {
   lastRefTime: number
   known: boolean
   listeners: Set<ServiceListener>
-  timer: NodeJS.Timeout | undefined
+  ticker: Ticker
+  /** The list is held against an empty answer (empty protection). */
+  stale: boolean
   /** The first load (server, else snapshot) has finished. */
   ready: Promise<void>
   lastError: unknown
+}
+
+export interface NamingStats {
+  /** Watched services (`group@@service`) whose list is held against an empty answer. */
+  stale: string[]
+  /** Empty answers (polls and pushes) held instead of applied, since the client started. */
+  emptyHeld: number
+  /** Own instances registered again because the server had lost them or answered again after an outage. */
+  reregistered: number
+  /** Times a server answered again after every server had failed. */
+  recoveries: number
 }
 
 const serviceName = z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace')
@@ -60,12 +79,18 @@ export class NamingClient implements Discovery {
   readonly #preloaded: Promise<Map<string, ServiceFile>>
   #receiver: PushReceiver | undefined
   #push: Promise<PushTarget | undefined> | undefined
+  /** Per watched service, instances this client deregistered and has not yet seen leave the list. */
+  readonly #ownGone = new Map<string, Set<string>>()
+  readonly #offRecover: () => void
+  #emptyHeld = 0
+  #reregistered = 0
 
   constructor(ctx: ClientContext) {
     this.#ctx = ctx
     this.#preloaded = ctx.options.loadCacheAtStart
       ? ctx.snapshots.loadAllServices().then((files) => new Map(files.map((f) => [f.name, f])))
       : Promise.resolve(new Map())
+    this.#offRecover = ctx.pool.onRecover(() => this.#recover())
   }
 
   /** Register an instance and keep it alive with beats (ephemeral ones) until deregistered or closed. */
@@ -73,26 +98,45 @@ export class NamingClient implements Discovery {
     const spec = this.#spec(service, instance)
     const key = regKey(spec)
     await this.#ctx.pool.exec('register instance', (t, r) => t.register(r, this.#ctx.options.namespace, spec))
+    this.#ownGone.get(grouped(spec.group, spec.service))?.delete(instanceKey(spec))
     this.#stopBeat(key)
     if (!spec.ephemeral) return
     const configured = Number(spec.metadata['preserved.heart.beat.interval'])
     const reg: Registration = {
       spec,
-      timer: undefined,
+      ticker: new Ticker(() => this.#beat(reg)),
       intervalMs: configured > 0 ? configured : this.#ctx.options.beatIntervalMs,
       light: false,
       failures: 0,
-      stopped: false
+      stopped: false,
+      mustRegister: false
     }
     this.#registrations.set(key, reg)
-    this.#scheduleBeat(reg, reg.intervalMs)
+    if (!this.#ctx.closing.aborted) reg.ticker.schedule(reg.intervalMs)
     this.#ctx.logger.info({ service: grouped(spec.group, spec.service), ip: spec.ip, port: spec.port }, 'nacos instance registered')
   }
 
   async deregister(service: string, instance: InstanceRef): Promise<void> {
     const spec = this.#spec(service, { ...instance, ip: instance.ip, port: instance.port })
+    const reg = this.#registrations.get(regKey(spec))
     this.#stopBeat(regKey(spec))
-    await this.#ctx.pool.exec('deregister instance', (t, r) => t.deregister(r, this.#ctx.options.namespace, spec))
+    // A (re-)registration in flight must land before the deregistration, not after it.
+    await reg?.ticker.idle()
+    // Its leaving is expected (noted before the call: a push may beat its answer): an empty list
+    // that follows is news, not a server that lost state.
+    const name = grouped(spec.group, spec.service)
+    const key = instanceKey(spec)
+    let gone = this.#ownGone.get(name)
+    if (this.#watches.has(name)) {
+      if (gone === undefined) this.#ownGone.set(name, (gone = new Set()))
+      gone.add(key)
+    }
+    try {
+      await this.#ctx.pool.exec('deregister instance', (t, r) => t.deregister(r, this.#ctx.options.namespace, spec))
+    } catch (err) {
+      gone?.delete(key)
+      throw err
+    }
     this.#ctx.logger.info({ service: grouped(spec.group, spec.service), ip: spec.ip, port: spec.port }, 'nacos instance deregistered')
   }
 
@@ -137,9 +181,20 @@ export class NamingClient implements Discovery {
     }
   }
 
+  /** Empty protection and recovery figures (for health pages, metrics and tests). */
+  stats(): NamingStats {
+    return {
+      stale: [...this.#watches.values()].filter((w) => w.stale).map((w) => w.name),
+      emptyHeld: this.#emptyHeld,
+      reregistered: this.#reregistered,
+      recoveries: this.#ctx.pool.recoveries
+    }
+  }
+
   async close(): Promise<void> {
+    this.#offRecover()
     for (const key of [...this.#registrations.keys()]) this.#stopBeat(key)
-    for (const w of this.#watches.values()) clearTimeout(w.timer)
+    for (const w of this.#watches.values()) w.ticker.stop()
     this.#watches.clear()
     await this.#receiver?.close()
   }
@@ -157,39 +212,59 @@ export class NamingClient implements Discovery {
     const reg = this.#registrations.get(key)
     if (reg === undefined) return
     reg.stopped = true
-    clearTimeout(reg.timer)
+    reg.ticker.stop()
     this.#registrations.delete(key)
   }
 
-  #scheduleBeat(reg: Registration, delay: number): void {
-    if (reg.stopped || this.#ctx.closing.aborted) return
-    reg.timer = setTimeout(() => void this.#beat(reg), delay)
-  }
-
-  async #beat(reg: Registration): Promise<void> {
+  /** One beat (or registration); resolves with the delay until the next. */
+  async #beat(reg: Registration): Promise<number> {
     const ns = this.#ctx.options.namespace
-    let next = reg.intervalMs
     try {
+      if (reg.mustRegister) {
+        await this.#reregister(reg, 'nacos answers again')
+        reg.mustRegister = false
+        reg.failures = 0
+        return reg.intervalMs
+      }
       const res = await this.#ctx.pool.exec('beat', (t, r) => t.beat(r, ns, reg.spec, reg.light))
-      if (reg.stopped) return
+      if (reg.stopped) return reg.intervalMs
       if (res.intervalMs !== undefined) reg.intervalMs = res.intervalMs
       reg.light = res.lightBeatEnabled
       reg.failures = 0
-      next = reg.intervalMs
-      if (res.notFound) {
-        // The server forgot us (restart, expiry, failover): register again.
-        await this.#ctx.pool.exec('re-register instance', (t, r) => t.register(r, ns, reg.spec))
-        this.#ctx.logger.info({ service: grouped(reg.spec.group, reg.spec.service), ip: reg.spec.ip, port: reg.spec.port }, 'nacos instance re-registered')
-      }
+      // The server forgot us (restart, expiry, failover): register again.
+      if (res.notFound) await this.#reregister(reg, 'the server no longer knew it')
+      return reg.intervalMs
     } catch (err) {
-      if (reg.stopped || this.#ctx.closing.aborted) return
+      if (reg.stopped || this.#ctx.closing.aborted) return reg.intervalMs
       reg.failures++
       reg.light = false
-      // Back off while the cluster is unreachable, but never so long that the instance expires for good.
-      next = Math.min(reg.intervalMs * 2 ** Math.min(reg.failures, 3), Math.max(reg.intervalMs, 15_000))
+      // Back off while the cluster is unreachable, but never so long that the instance expires for
+      // good; the pool's recovery probe cuts the wait short when a server answers again.
+      const next = Math.min(reg.intervalMs * 2 ** Math.min(reg.failures, 3), Math.max(reg.intervalMs, 15_000))
       this.#ctx.logger.warn({ err: errInfo(err), failures: reg.failures, retryInMs: next }, 'nacos beat failed')
+      return next
     }
-    this.#scheduleBeat(reg, next)
+  }
+
+  async #reregister(reg: Registration, why: string): Promise<void> {
+    await this.#ctx.pool.exec('re-register instance', (t, r) => t.register(r, this.#ctx.options.namespace, reg.spec))
+    this.#reregistered++
+    this.#ctx.logger.info({ service: grouped(reg.spec.group, reg.spec.service), ip: reg.spec.ip, port: reg.spec.port, why }, 'nacos instance re-registered')
+  }
+
+  /**
+   * A server answers after every server had failed: it may have restarted empty. Register own
+   * instances again right away (back-offs reset) and re-poll every watched service.
+   */
+  #recover(): void {
+    if (this.#ctx.closing.aborted) return
+    for (const reg of this.#registrations.values()) {
+      reg.mustRegister = true
+      reg.failures = 0
+      reg.light = false
+      reg.ticker.kick()
+    }
+    for (const w of this.#watches.values()) w.ticker.kick()
   }
 
   // ---- watched services ----
@@ -209,7 +284,8 @@ export class NamingClient implements Discovery {
       lastRefTime: 0,
       known: false,
       listeners: new Set(),
-      timer: undefined,
+      ticker: new Ticker(() => this.#poll(w)),
+      stale: false,
       ready: Promise.resolve(),
       lastError: undefined
     }
@@ -223,11 +299,11 @@ export class NamingClient implements Discovery {
     if (cached !== undefined) {
       // Serve the snapshot at once; the server's answer follows in the background.
       this.#fromFile(w, cached)
-      this.#schedulePoll(w, 0)
+      w.ticker.schedule(0)
       return
     }
     await this.#load(w)
-    this.#schedulePoll(w, this.#ctx.options.namingPollIntervalMs)
+    w.ticker.schedule(this.#ctx.options.namingPollIntervalMs)
   }
 
   /** One attempt at the server; on failure fall back to the disk snapshot if nothing is known yet. */
@@ -251,17 +327,15 @@ export class NamingClient implements Discovery {
     w.known = true
   }
 
-  #schedulePoll(w: Watch, delay: number): void {
-    if (this.#ctx.closing.aborted || this.#watches.get(w.name) !== w) return
-    w.timer = setTimeout(async () => {
-      try {
-        await this.#refresh(w)
-      } catch (err) {
-        w.lastError = err
-        if (!this.#ctx.closing.aborted) this.#ctx.logger.debug({ service: w.name, err: errInfo(err) }, 'nacos service poll failed')
-      }
-      this.#schedulePoll(w, this.#ctx.options.namingPollIntervalMs)
-    }, delay)
+  /** One poll of a watched service; resolves with the delay until the next. */
+  async #poll(w: Watch): Promise<number> {
+    try {
+      await this.#refresh(w)
+    } catch (err) {
+      w.lastError = err
+      if (!this.#ctx.closing.aborted) this.#ctx.logger.debug({ service: w.name, err: errInfo(err) }, 'nacos service poll failed')
+    }
+    return this.#ctx.options.namingPollIntervalMs
   }
 
   async #refresh(w: Watch): Promise<void> {
@@ -276,6 +350,15 @@ export class NamingClient implements Discovery {
     if (this.#watches.get(w.name) !== w) return
     // A poll answered before a newer push must not roll the list back.
     if (w.known && snap.lastRefTime < w.lastRefTime) return
+    if (snap.instances.length === 0 && w.instances.length > 0 && this.#ctx.options.namingProtectEmpty && !this.#sawLeave(w)) {
+      this.#hold(w)
+      return
+    }
+    if (w.stale) {
+      w.stale = false
+      this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos service list no longer held: the server lists instances again')
+    }
+    this.#forgetLeft(w.name, snap.instances)
     const firstLoad = !w.known
     const change = diffInstances(w.service, w.instances, snap.instances)
     w.instances = snap.instances
@@ -291,6 +374,33 @@ export class NamingClient implements Discovery {
         this.#ctx.logger.error({ service: w.name, err: errInfo(err) }, 'nacos service listener threw')
       }
     }
+  }
+
+  /** Whether every instance held was deregistered by this client: then an empty list is news. */
+  #sawLeave(w: Watch): boolean {
+    const gone = this.#ownGone.get(w.name)
+    return gone !== undefined && w.instances.every((i) => gone.has(instanceKey(i)))
+  }
+
+  /** Own deregistrations the server now reflects need no more remembering. */
+  #forgetLeft(name: string, listed: Instance[]): void {
+    const gone = this.#ownGone.get(name)
+    if (gone === undefined) return
+    const present = new Set(listed.map(instanceKey))
+    for (const key of gone) if (!present.has(key)) gone.delete(key)
+    if (gone.size === 0) this.#ownGone.delete(name)
+  }
+
+  // An empty answer after a non-empty list is what a server restarted without its ephemeral
+  // instances says in the seconds before they register again; routing on it fails every call.
+  #hold(w: Watch): void {
+    this.#emptyHeld++
+    if (w.stale) return
+    w.stale = true
+    this.#ctx.logger.warn(
+      { service: w.name, held: w.instances.length },
+      'nacos answered an empty instance list; holding the last one (empty protection) until it lists instances again'
+    )
   }
 
   #onPush(data: string): void {

@@ -89,7 +89,15 @@ export const clientOptionsSchema = z
     /** md5 polling pace where the server has no long poll (HTTP v3). */
     configPollIntervalMs: ms(1000),
     /** Default beat pace until a server states its own. */
-    beatIntervalMs: ms(5000)
+    beatIntervalMs: ms(5000),
+    /**
+     * Hold a watched service's last non-empty list when the server answers an empty one (a server
+     * restarted empty), unless this client deregistered those instances itself. Nacos's Java and
+     * Go clients call it push empty protection.
+     */
+    namingProtectEmpty: z.boolean().default(true),
+    /** While no server answers, probe at this pace; the first answer re-registers, re-polls and resets back-offs. */
+    recoveryProbeMs: ms(500)
   })
   .superRefine((o, ctx) => {
     if ((o.serverAddr === undefined) === (o.endpoint === undefined)) {

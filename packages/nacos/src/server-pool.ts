@@ -1,5 +1,7 @@
 // The servers of one cluster: which API each speaks (probed once, remembered), its login token,
-// and rotation to the next server on connection errors and 5xx.
+// and rotation to the next server on connection errors and 5xx. When every server has failed, a
+// light probe runs until one answers again, and the first answer is announced (onRecover) so
+// naming and config can catch up at once instead of waiting out their back-offs.
 import { NacosError } from './errors.ts'
 import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
@@ -23,6 +25,8 @@ export interface PoolOptions {
   accessKey: string | undefined
   secretKey: string | undefined
   timeoutMs: number
+  /** Probe pace while no server answers. */
+  recoveryProbeMs: number
   logger: Logger
 }
 
@@ -43,6 +47,11 @@ export class ServerPool {
   readonly #opts: PoolOptions
   readonly #closing: AbortController
   #current = 0
+  /** No server answered the last call; a probe runs until one does. */
+  #down = false
+  #probeTimer: NodeJS.Timeout | undefined
+  #recoveries = 0
+  readonly #onRecover = new Set<() => void>()
 
   constructor(opts: PoolOptions, closing: AbortController) {
     this.#opts = opts
@@ -63,6 +72,22 @@ export class ServerPool {
   /** Every server known now. */
   get servers(): ServerAddress[] {
     return this.#servers.map((s) => s.address)
+  }
+
+  /** Whether every server failed the last call (until one answers again). */
+  get down(): boolean {
+    return this.#down
+  }
+
+  /** Times a server answered again after every server had failed. */
+  get recoveries(): number {
+    return this.#recoveries
+  }
+
+  /** Called (asynchronously) with the first answer after every server had failed; returns the remover. */
+  onRecover(listener: () => void): () => void {
+    this.#onRecover.add(listener)
+    return () => this.#onRecover.delete(listener)
   }
 
   /** The API flavour of the current server, once known. */
@@ -89,9 +114,13 @@ export class ServerPool {
         const transport = state.transport ?? (await this.#probe(state, requester))
         const out = await fn(transport, requester)
         this.#current = index
+        this.#answered()
         return out
       } catch (err) {
-        if (!isRetryable(err) || this.closed) throw err
+        if (!isRetryable(err) || this.closed) {
+          if (answeredWith(err)) this.#answered()
+          throw err
+        }
         last = err
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
@@ -99,11 +128,51 @@ export class ServerPool {
         if (n > 1) this.#opts.logger.warn({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos server failed, trying the next')
       }
     }
+    this.#markDown()
     throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#probeTimer)
     await this.#http.close()
+  }
+
+  #markDown(): void {
+    if (this.#down || this.closed) return
+    this.#down = true
+    this.#opts.logger.warn({ servers: this.servers.map((s) => s.origin), probeMs: this.#opts.recoveryProbeMs }, 'nacos unreachable, probing until it answers')
+    this.#scheduleProbe()
+  }
+
+  // Beats and polls back off while Nacos is down; this cheap call notices its return at a fixed pace.
+  #scheduleProbe(): void {
+    if (!this.#down || this.closed) return
+    this.#probeTimer = setTimeout(() => {
+      this.#probeTimer = undefined
+      this.exec('recovery probe', (t, r) => t.list(r, '', 'flowtag-probe', 'DEFAULT_GROUP', undefined))
+        .catch(() => {})
+        .finally(() => this.#scheduleProbe())
+    }, this.#opts.recoveryProbeMs)
+    // The probe alone does not keep a process alive; beats, polls and listeners do.
+    this.#probeTimer.unref()
+  }
+
+  #answered(): void {
+    if (!this.#down) return
+    this.#down = false
+    this.#recoveries++
+    clearTimeout(this.#probeTimer)
+    this.#probeTimer = undefined
+    this.#opts.logger.info({ server: this.current?.origin }, 'nacos answers again')
+    queueMicrotask(() => {
+      for (const listener of this.#onRecover) {
+        try {
+          listener()
+        } catch (err) {
+          this.#opts.logger.error({ err: { message: (err as Error).message } }, 'nacos recovery listener threw')
+        }
+      }
+    })
   }
 
   /** With an endpoint: fetch the list when there is none, else refresh it in the background when stale. */
@@ -218,4 +287,9 @@ export class ServerPool {
 
 function newState(address: ServerAddress): ServerState {
   return { address, transport: undefined, token: undefined, refreshAt: 0, login: undefined }
+}
+
+/** A refusal from a server (4xx, a Nacos error code, an unsupported API) still shows it is up. */
+function answeredWith(err: unknown): boolean {
+  return err instanceof NacosError && (err.code === 'FLOWTAG_NACOS_HTTP' || err.code === 'FLOWTAG_NACOS_AUTH' || err.code === 'FLOWTAG_NACOS_UNSUPPORTED')
 }

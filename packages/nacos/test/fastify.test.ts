@@ -8,7 +8,8 @@ import { startDev, waitFor } from './fixtures/target.ts'
 t.test('registers on listen with the real address, serves /health and /ready, leaves before closing', async (t) => {
   const dev = await startDev()
   t.teardown(() => dev.close())
-  const watcher = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}`, namingPollIntervalMs: 100 })
+  // Empty protection off: this watcher is to see the last instance leave.
+  const watcher = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}`, namingPollIntervalMs: 100, namingProtectEmpty: false })
   t.teardown(() => watcher.close())
   const changes: ServiceChange[] = []
   watcher.naming.subscribe('orders', (c) => changes.push(c))

@@ -61,6 +61,9 @@ t.test('v1 subscriptions get UDP push: changes arrive well before the next poll'
   await a.naming.register('pushed', { ip: '127.0.0.1', port: 4100 })
   // The poll is 10 minutes away: only a push can deliver this in time.
   await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4100)), 'pushed add', 10_000)
+  // A second instance stays, so the removal is not an empty list (which empty protection holds).
+  await a.naming.register('pushed', { ip: '127.0.0.1', port: 4101 })
+  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4101)), 'pushed second add', 10_000)
   await a.naming.deregister('pushed', { ip: '127.0.0.1', port: 4100 })
   await waitFor(() => changes.some((c) => c.removed.some((i) => i.port === 4100)), 'pushed removal', 10_000)
 })

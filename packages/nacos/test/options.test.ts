@@ -13,6 +13,8 @@ t.test('server addresses: list, comma string, scheme and default port', async (t
   t.equal(b.group, 'DEFAULT_GROUP')
   t.equal(b.transport, 'auto')
   t.equal(b.namespace, '')
+  t.equal(b.namingProtectEmpty, true, 'empty protection is on by default')
+  t.equal(b.recoveryProbeMs, 500)
   t.equal(resolveOptions({ endpoint: 'addr.local' }).endpoint?.origin, 'http://addr.local:8080', 'address server default port')
 })
 
@@ -36,7 +38,9 @@ const bad: Array<[string, Record<string, unknown>]> = [
   ['serverList', { serverAddr: 'h:1', serverList: 'h:2' }],
   ['serverAddr', { serverAddr: 'h:1', endpoint: 'addr:8080' }],
   ['endpoint', { endpoint: 'not a host' }],
-  ['endpointRefreshMs', { endpoint: 'addr', endpointRefreshMs: 10 }]
+  ['endpointRefreshMs', { endpoint: 'addr', endpointRefreshMs: 10 }],
+  ['namingProtectEmpty', { serverAddr: 'h:1', namingProtectEmpty: 'yes' }],
+  ['recoveryProbeMs', { serverAddr: 'h:1', recoveryProbeMs: 0 }]
 ]
 
 for (const [field, options] of bad) {

@@ -54,5 +54,13 @@ t.test('start and keep routing from the disk snapshot while Nacos is down', asyn
   const revived = new NacosClient({ serverAddr: addr, cacheDir, loadCacheAtStart: true, namingPollIntervalMs: 100 })
   t.teardown(() => revived.close())
   t.equal((await revived.naming.instances('snap')).length, 1, 'snapshot first')
-  await waitFor(async () => (await revived.naming.instances('snap')).length === 0, 'live list (empty) wins')
+  // The restarted server lists nobody: empty protection holds the snapshot's list, marked stale.
+  await waitFor(() => revived.naming.stats().emptyHeld > 0, 'empty answer held')
+  t.match(await revived.naming.instances('snap'), [{ port: 4500 }], 'the held list is served')
+  t.same(revived.naming.stats().stale, ['DEFAULT_GROUP@@snap'])
+  // Without protection the server's (empty) answer replaces the snapshot.
+  const unprotected = new NacosClient({ serverAddr: addr, cacheDir, loadCacheAtStart: true, namingPollIntervalMs: 100, namingProtectEmpty: false })
+  t.teardown(() => unprotected.close())
+  t.equal((await unprotected.naming.instances('snap')).length, 1, 'snapshot first')
+  await waitFor(async () => (await unprotected.naming.instances('snap')).length === 0, 'live list (empty) wins')
 })

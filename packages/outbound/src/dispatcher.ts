@@ -120,7 +120,7 @@ export class FlowtagDispatcher extends Dispatcher {
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
     // What undici would derive from our Host header, given up front: deriving it costs an isIP() per request.
     if (headers.host === target.host) attemptOpts.servername = target.service
-    const ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries }
+    const ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
     new OutboundHandler(handler, ctx, attemptOpts, member).send()
     return true
   }

@@ -44,6 +44,12 @@ export const outboundOptionsSchema = z.strictObject({
   lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
   /** Retries of connection-level failures, each on another instance, for idempotent replayable requests. */
   maxRetries: z.number().int().min(0).max(10).default(1),
+  /**
+   * Send an idempotent, replayable request once more, on a fresh connection to the same instance,
+   * when a kept-alive connection was closed under it before any answer and no other instance is
+   * left to try. Independent of maxRetries: the instance did not fail, the connection had aged.
+   */
+  staleRetry: z.boolean().default(true),
   outlier: z
     .strictObject({
       /** Consecutive connection-level failures that eject an instance. */

@@ -1,6 +1,8 @@
 // Wraps the caller's handler for one logical request: forwards every v2 callback, records the
 // outcome (metrics, outlier detection) and, on a connection-level failure before any response,
-// dispatches again to another instance when the request is idempotent and its body replayable.
+// dispatches again to another instance when the request is idempotent and its body replayable;
+// a kept-alive connection closed under such a request, with no other instance left to try, is
+// replaced by a fresh one to the same instance, once.
 import type { Dispatcher } from 'undici'
 import type { Duplex } from 'node:stream'
 import { errorAttributes, type OutboundMetrics } from './metrics.ts'
@@ -33,6 +35,22 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 export function isRetryable(opts: Dispatcher.DispatchOptions): boolean {
   const body = opts.body
   return IDEMPOTENT.has(opts.method) && (body == null || typeof body === 'string' || body instanceof Uint8Array)
+}
+
+/** What a request sent on a kept-alive connection the other side had already given up meets. */
+const STALE_ERRORS = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
+
+/**
+ * Whether `err` is a reused connection closed before it answered. undici's SocketError carries
+ * the socket's byte counts: a socket that had read bytes already served an earlier request (this
+ * one got none, or headers would have started). Raw ECONNRESET/EPIPE carry no counts; they need
+ * an established connection, so they qualify.
+ */
+export function isStaleConnection(err: unknown): boolean {
+  const e = err as { code?: unknown; socket?: { bytesRead?: unknown } } | null
+  if (typeof e?.code !== 'string' || !STALE_ERRORS.has(e.code)) return false
+  const read = e.socket?.bytesRead
+  return typeof read !== 'number' || read > 0
 }
 
 export function isConnectionError(err: unknown): boolean {
@@ -100,6 +118,8 @@ export interface AttemptContext {
   tag: string | undefined
   metrics: OutboundMetrics
   maxRetries: number
+  /** Send once more on a fresh connection after a stale kept-alive one (see isStaleConnection). */
+  staleRetry: boolean
 }
 
 export class OutboundHandler implements Handler {
@@ -110,6 +130,8 @@ export class OutboundHandler implements Handler {
   readonly #controller = new StableController()
   readonly #start = performance.now()
   readonly #retryable: boolean
+  /** Idempotent, replayable, the option on, and not yet used for this request. */
+  #staleRetryable: boolean
   #member: Member
   #tried: Member[] | null = null
   #started = false
@@ -121,7 +143,9 @@ export class OutboundHandler implements Handler {
     this.#ctx = ctx
     this.#opts = opts
     this.#member = member
-    this.#retryable = ctx.maxRetries > 0 && isRetryable(opts)
+    const replayable = isRetryable(opts)
+    this.#retryable = ctx.maxRetries > 0 && replayable
+    this.#staleRetryable = ctx.staleRetry && replayable
   }
 
   /** Sends the current attempt to the picked member's pool. */
@@ -179,8 +203,14 @@ export class OutboundHandler implements Handler {
     const member = this.#member
     const code = (err as { code?: unknown }).code
     if (!this.#responded && !this.#controller.abortedByCaller && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
+      const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
+      // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
+      if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
       this.#ctx.table.recordFailure(member)
-      if (this.#retryable && CONNECTION_ERRORS.has(code) && this.#retry()) return
+      if (next !== undefined) {
+        this.#switchTo(next)
+        return
+      }
     }
     const attrs = errorAttributes(member.attrs, err)
     this.#ctx.metrics.requests.add(1, member.attrs)
@@ -189,22 +219,32 @@ export class OutboundHandler implements Handler {
     this.#handler.onResponseError?.(this.#controller, err)
   }
 
-  /** Dispatches to an instance not tried yet; false when there is none or the budget is spent. */
-  #retry(): boolean {
+  /** An instance not tried yet; undefined when there is none or the retry budget is spent. */
+  #next(): Member | undefined {
     const tried = (this.#tried ??= [])
     tried.push(this.#member)
-    if (tried.length > this.#ctx.maxRetries) return false
-    let next: Member
+    if (tried.length > this.#ctx.maxRetries) return undefined
     try {
-      next = select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
+      return select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
     } catch {
-      return false
+      return undefined
     }
+  }
+
+  #switchTo(next: Member): void {
     this.#ctx.metrics.retries.add(1, next.attrs)
     this.#member = next
     this.#opts = { ...this.#opts, origin: next.origin }
     this.#controller.target = null
     this.send()
+  }
+
+  /** The same instance again, over a connection of its own (the pool may hold more aged ones). */
+  #resendFresh(): boolean {
+    this.#staleRetryable = false
+    this.#controller.target = null
+    if (!this.#ctx.table.sendFresh(this.#member, this.#opts, this)) return false
+    this.#ctx.metrics.retries.add(1, this.#member.attrs)
     return true
   }
 }

@@ -1,7 +1,7 @@
 // One service's instances as routing sees them: members keyed by Nacos identity, grouped into
 // lanes, each lane with an alias table over its pickable members. Tables are rebuilt only when
 // the list changes or an instance is ejected or readmitted, so a pick stays O(1).
-import { Pool } from 'undici'
+import { Client, Pool, type Dispatcher } from 'undici'
 import { instanceKey, type Instance } from '@flowtag/nacos'
 import { AliasTable } from './alias-table.ts'
 
@@ -82,6 +82,8 @@ export class ServiceTable {
   #config: TableConfig
   #timer: NodeJS.Timeout | null = null
   #closed = false
+  /** One-request clients of stale-connection retries, until they finish. */
+  readonly #fresh = new Set<Client>()
   /** Called when an instance is ejected or readmitted (for logs and tests). */
   onEjection: ((member: Member, ejected: boolean) => void) | null = null
 
@@ -181,6 +183,24 @@ export class ServiceTable {
     return member.pool
   }
 
+  /**
+   * Send one request to `member` over a new connection of its own, closed once the request is
+   * done: the member's pool may hold more kept-alive connections the instance has given up on.
+   */
+  sendFresh(member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (this.#closed) return false
+    const { connections: _one, ...options } = this.#config.poolOptions
+    const client = new Client(member.origin, options)
+    this.#fresh.add(client)
+    client.dispatch(opts, handler)
+    // Graceful: resolves after the request above has completed.
+    client.close().then(
+      () => this.#fresh.delete(client),
+      () => this.#fresh.delete(client)
+    )
+    return true
+  }
+
   get openPools(): number {
     let n = 0
     for (const m of this.members.values()) if (m.pool !== null) n++
@@ -265,7 +285,7 @@ export class ServiceTable {
     return this.#end((pool) => pool.destroy(err))
   }
 
-  async #end(end: (pool: Pool) => Promise<void>): Promise<void> {
+  async #end(end: (d: Dispatcher) => Promise<void>): Promise<void> {
     this.#closed = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
@@ -274,6 +294,7 @@ export class ServiceTable {
       if (m.pool !== null) closing.push(end(m.pool).catch(() => {}))
       m.pool = null
     }
+    for (const client of this.#fresh) closing.push(end(client).catch(() => {}))
     await Promise.all(closing)
   }
 }

@@ -9,6 +9,7 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
     [{}, 'discovery'],
     [{ discovery: {} }, 'discovery'],
     [{ discovery, maxRetries: -1 }, 'maxRetries'],
+    [{ discovery, staleRetry: 'yes' }, 'staleRetry'],
     [{ discovery, labelKey: '' }, 'labelKey'],
     [{ discovery, outlier: { consecutiveFailures: 0 } }, 'outlier.consecutiveFailures'],
     [{ discovery, outlier: { maxEjectionPercent: 101 } }, 'outlier.maxEjectionPercent'],
