@@ -16,7 +16,8 @@ const RULES = { dataId: 'rules.json', group: 'FLOWTAG' }
 async function world (t: { teardown(fn: () => unknown): void }) {
   const dev = await startDev()
   t.teardown(() => dev.close())
-  const admin = new NacosClient({ serverAddr: dev.address })
+  // The admin watches instances leave: empty-list protection (on by default) would hold them.
+  const admin = new NacosClient({ serverAddr: dev.address, namingProtectEmpty: false })
   t.teardown(() => admin.close())
   await admin.config.publish(RULES.dataId, RULES.group, JSON.stringify(testerRules), 'json')
   return { dev, admin, nacos: { serverAddr: dev.address, ...fastClient } }
