@@ -2,6 +2,7 @@
 // <service> in the request's lane, picked by weight, through one Pool per instance.
 import { Dispatcher, type Pool } from 'undici'
 import { currentFlow } from '@flowtag/context'
+import type { Discovery } from '@flowtag/nacos'
 import { OutboundError } from './errors.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
@@ -193,6 +194,11 @@ export class FlowtagDispatcher extends Dispatcher {
     this.#services.set(target.key, created)
     entry = created
     return entry
+  }
+
+  /** The Discovery this dispatcher resolves service names through (as given; never closed here). */
+  get discovery(): Discovery {
+    return this[kSelf].#opts.discovery
   }
 
   /** Routing state of a service this dispatcher has seen (for health pages, logs and tests). */
