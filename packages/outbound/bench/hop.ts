@@ -131,6 +131,9 @@ async function pair(base: Mode, form: Mode) {
   }
 }
 
+/** What this run's figures cannot say by themselves; kept with the writer so --write keeps it. */
+const NOTES = `Lanes cost per request: a cached origin → service lookup, the lane's alias-table pick, one copy of the caller's headers with \`x-flow-tag\`/\`baggage\`/\`Host\` written in (when neither the caller nor the flow adds baggage members, the \`baggage\` value is cached per tag, not built per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.`
+
 const loadAtStart = loadavg()
 try {
   const upstream = await start('upstream.ts')
@@ -231,9 +234,6 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
   lines.push('', NOTES, '')
   return lines.join('\n')
 }
-
-/** What this run's figures cannot say by themselves; kept with the writer so --write keeps it. */
-const NOTES = `Lanes cost per request: a cached origin → service lookup, the lane's alias-table pick, one copy of the caller's headers with \`x-flow-tag\`/\`baggage\`/\`Host\` written in (the \`baggage\` value is built once per flow object and tag, not per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.`
 
 /** Replaces the "Gateway hop" part of BENCHMARKS.md (up to the next bold part or section). */
 function writeSection(section: string): void {
