@@ -199,6 +199,7 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
     `- **pool**: the hand-written forwarder, \`undici.Pool\` to the fixed upstream address (the baseline).`,
     `- **flowtag**: \`FlowtagDispatcher\`, \`origin: 'http://user-service'\`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag \`v1\`), picks by weight, adds \`x-flow-tag\`/\`baggage\`/\`Host\`, and wraps the handler for retry, outlier and metrics.`,
     `- **reply-from**: stock \`@fastify/reply-from\` with \`base\` set to the upstream address. It brings its own undici 7 (an \`Agent\`), called through the callback API.`,
+    `- **reply-from-pool**: the same \`@fastify/reply-from\` with \`undici: new Pool(upstream)\` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.`,
     `- **reply-from-flowtag**: the same \`@fastify/reply-from\` with \`base: 'http://user-service'\` and \`undici: <FlowtagDispatcher>\` (the gateway as proxy configuration): reply-from's request handling, our dispatcher and undici 8 underneath.`,
     '',
     `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
@@ -230,6 +231,15 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
       '',
       `Goal: reply-from with the FlowtagDispatcher ≤ 1.05x stock reply-from's gateway CPU per request. **${verdict}** in this run: ${pct(paired)} paired (median of the rounds), ${pct(alone)} interleaved (phase 1 medians).`
     )
+    const plain = byMode.get('reply-from-pool')?.cpuMicrosPerRequest
+    const plainPaired = r.paired.find((x) => x.mode === 'reply-from-pool')?.medianCpuEfficiency
+    const lanesPaired = r.paired.find((x) => x.mode === 'reply-from-flowtag')?.medianCpuEfficiency
+    if (plain !== undefined && plainPaired !== undefined && lanesPaired !== undefined) {
+      lines.push(
+        '',
+        `Where the gap is: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians); reply-from-flowtag costs ${pct(plainPaired / lanesPaired)} reply-from-pool's (phase 2, ratio of the medians against pool). Lanes themselves are the second figure; the first is reply-from's undici 7 \`Agent\` against undici 8 underneath, which this package depends on.`
+      )
+    }
   }
   lines.push('', NOTES, '')
   return lines.join('\n')
