@@ -2,6 +2,10 @@
 //   flowtag    - FlowtagDispatcher: service name -> discovery -> lane -> weighted pick, tag injected
 //   pool       - a hand-written forwarder: one undici.Pool to the fixed upstream address
 //   reply-from - @fastify/reply-from with the upstream as base
+//   reply-from-pool - @fastify/reply-from with an undici 8 Pool to the upstream as its `undici`
+//                option: separates the cost of the undici major from the cost of lanes
+//   reply-from-flowtag - @fastify/reply-from with `base: 'http://user-service'` and the
+//                FlowtagDispatcher as its `undici` option: the gateway as proxy configuration
 import Fastify, { type FastifyReply } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { Pool, type Dispatcher } from 'undici'
@@ -41,6 +45,15 @@ if (mode === 'pool') {
   })
 } else if (mode === 'reply-from') {
   await app.register(replyFrom, { base: upstream })
+  app.get('/*', (req, reply) => reply.from(req.url))
+} else if (mode === 'reply-from-pool') {
+  await app.register(replyFrom, { base: upstream, undici: new Pool(upstream) as never })
+  app.get('/*', (req, reply) => reply.from(req.url))
+} else if (mode === 'reply-from-flowtag') {
+  const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })
+  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  // reply-from 12 types `undici` with undici 7's types; at run time it needs only request().
+  await app.register(replyFrom, { base: 'http://user-service', undici: dispatcher as never })
   app.get('/*', (req, reply) => reply.from(req.url))
 } else {
   throw new Error(`unknown mode ${mode}`)

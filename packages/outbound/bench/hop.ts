@@ -3,20 +3,30 @@
 //   1. interleaved: each form alone under load, in rounds whose order rotates;
 //   2. paired: each form under load at the same time as the hand-written forwarder (two
 //      autocannon processes), so both see the same machine; on a shared, noisy machine this
-//      is the steadier comparison.
+//      is the steadier comparison;
+//   3. paired: reply-from with the FlowtagDispatcher next to stock reply-from (the cost of
+//      lanes in a gateway that is proxy configuration).
 // Every figure is also taken as gateway CPU time per request served (user + system).
-// `node bench/hop.ts [rounds] [seconds] [connections]`
+// `node bench/hop.ts [rounds] [seconds] [connections] [--write] [--modes=pool,flowtag,...]`
+// --write replaces the "Gateway hop" part of BENCHMARKS.md with this run's figures.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { readFileSync, writeFileSync } from 'node:fs'
+import os, { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
-const rounds = Number(process.argv[2] ?? 3)
-const seconds = Number(process.argv[3] ?? 5)
-const connections = Number(process.argv[4] ?? 32)
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'))
+const rounds = Number(args[0] ?? 3)
+const seconds = Number(args[1] ?? 5)
+const connections = Number(args[2] ?? 32)
+const write = flags.includes('--write')
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-const modes = ['pool', 'flowtag', 'reply-from'] as const
-type Mode = (typeof modes)[number]
+const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-flowtag'] as const
+type Mode = (typeof allModes)[number]
+const only = flags.find((f) => f.startsWith('--modes='))?.slice('--modes='.length).split(',')
+const modes: readonly Mode[] = only === undefined ? allModes : allModes.filter((m) => only.includes(m))
 const children: ChildProcess[] = []
 const gateways = new Map<Mode, { child: ChildProcess; port: number }>()
 
@@ -92,6 +102,39 @@ const median = (xs: number[]) => {
 }
 const r3 = (x: number) => Number(x.toFixed(3))
 
+const pct = (x: number) => `${x.toFixed(3)}x`
+const baseline: Mode = modes[0]!
+
+/** A paired comparison: `form` and `base` loaded at the same time, half the connections each. */
+async function pair(base: Mode, form: Mode) {
+  const rps: number[] = []
+  const cpu: number[] = []
+  const baseCpu: number[] = []
+  const formCpu: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const [b, f] = await measure([base, form], seconds, Math.max(1, connections >> 1))
+    rps.push(f!.rps / b!.rps)
+    cpu.push(b!.cpuPerRequest / f!.cpuPerRequest)
+    baseCpu.push(b!.cpuPerRequest)
+    formCpu.push(f!.cpuPerRequest)
+    console.error(`paired round ${r + 1} ${form} vs ${base}: req/s ratio ${r3(f!.rps / b!.rps)}, CPU µs/req ${f!.cpuPerRequest.toFixed(1)} vs ${b!.cpuPerRequest.toFixed(1)}`)
+  }
+  return {
+    mode: form,
+    base,
+    rpsRatioPerRound: rps.map(r3),
+    medianRpsRatio: r3(median(rps)),
+    cpuEfficiencyPerRound: cpu.map(r3),
+    medianCpuEfficiency: r3(median(cpu)),
+    baseCpuPerRound: baseCpu.map((x) => Number(x.toFixed(1))),
+    formCpuPerRound: formCpu.map((x) => Number(x.toFixed(1)))
+  }
+}
+
+/** What this run's figures cannot say by themselves; kept with the writer so --write keeps it. */
+const NOTES = `Lanes cost per request: a cached origin → service lookup, the lane's alias-table pick, one copy of the caller's headers with \`x-flow-tag\`/\`baggage\`/\`Host\` written in (when neither the caller nor the flow adds baggage members, the \`baggage\` value is cached per tag, not built per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.`
+
+const loadAtStart = loadavg()
 try {
   const upstream = await start('upstream.ts')
   for (const m of modes) gateways.set(m, await start('gateway.ts', [m, String(upstream.port)]))
@@ -107,36 +150,109 @@ try {
       console.error(`alone  round ${r + 1} ${m}: ${Math.round(res!.rps)} req/s, p99 ${res!.p99} ms, ${res!.cpuPerRequest.toFixed(1)} µs CPU/req`)
     }
   }
-  const base = alone.get('pool')!
+  const base = alone.get(baseline)!
+  const baseCpu = median(base.map((x) => x.cpuPerRequest))
   const interleaved = modes.map((m) => {
     const rs = alone.get(m)!
+    const cpu = median(rs.map((x) => x.cpuPerRequest))
     return {
       mode: m,
       rpsPerRound: rs.map((x) => Math.round(x.rps)),
       meanRps: Math.round(mean(rs.map((x) => x.rps))),
       // Each round's forms ran back to back: the per-round ratio cancels part of the drift.
       medianRoundRatio: r3(median(rs.map((x, i) => x.rps / base[i]!.rps))),
-      cpuMicrosPerRequest: Number(median(rs.map((x) => x.cpuPerRequest)).toFixed(1)),
+      cpuMicrosPerRequest: Number(cpu.toFixed(1)),
+      cpuRatio: r3(baseCpu / cpu),
       p50: mean(rs.map((x) => x.p50)),
-      p99: mean(rs.map((x) => x.p99)),
+      p99: Number(mean(rs.map((x) => x.p99)).toFixed(1)),
       errors: rs.reduce((a, x) => a + x.errors, 0)
     }
   })
 
-  // Phase 2: each form side by side with the hand-written forwarder, half the connections each.
+  // Phase 2: each form side by side with the first (the hand-written forwarder by default).
   const paired = []
-  for (const m of modes.filter((x) => x !== 'pool')) {
-    const rps: number[] = []
-    const cpu: number[] = []
-    for (let r = 0; r < rounds; r++) {
-      const [p, f] = await measure(['pool', m], seconds, Math.max(1, connections >> 1))
-      rps.push(f!.rps / p!.rps)
-      cpu.push(p!.cpuPerRequest / f!.cpuPerRequest)
-      console.error(`paired round ${r + 1} ${m} vs pool: req/s ratio ${f!.rps / p!.rps}, CPU efficiency ratio ${p!.cpuPerRequest / f!.cpuPerRequest}`)
-    }
-    paired.push({ mode: m, rpsRatioPerRound: rps.map(r3), medianRpsRatio: r3(median(rps)), cpuEfficiencyPerRound: cpu.map(r3), medianCpuEfficiency: r3(median(cpu)) })
-  }
-  console.log(JSON.stringify({ rounds, seconds, connections, node: process.version, interleaved, paired }, null, 2))
+  for (const m of modes.filter((x) => x !== baseline)) paired.push(await pair(baseline, m))
+  // Phase 3: the gateway-as-configuration form side by side with stock reply-from.
+  const proxied = modes.includes('reply-from') && modes.includes('reply-from-flowtag') && baseline !== 'reply-from' ? await pair('reply-from', 'reply-from-flowtag') : undefined
+
+  const loadAtEnd = loadavg()
+  const result = { rounds, seconds, connections, node: process.version, interleaved, paired, proxied }
+  console.log(JSON.stringify(result, null, 2))
+  const section = markdown(result, loadAtStart, loadAtEnd)
+  process.stdout.write(`\n${section}`)
+  if (write) writeSection(section)
 } finally {
   for (const c of children) c.kill()
+}
+
+type Interleaved = { mode: Mode; rpsPerRound: number[]; medianRoundRatio: number; cpuMicrosPerRequest: number; cpuRatio: number; p99: number; errors: number }
+type Paired = Awaited<ReturnType<typeof pair>>
+
+function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Paired | undefined }, start: number[], end: number[]): string {
+  const cpus = os.cpus()
+  const date = new Date().toISOString().slice(0, 10)
+  const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ')
+  const byMode = new Map(r.interleaved.map((x) => [x.mode, x]))
+  const lines = [
+    `**Gateway hop.** \`node packages/outbound/bench/hop.ts ${rounds} ${seconds} ${connections} --write\` — ${date}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(start)} at start and ${la(end)} at the end.`,
+    `A Fastify gateway forwards \`GET /users/1\` to one upstream \`node:http\` server (a 71-byte JSON body). Each gateway form, the upstream and autocannon run in their own processes. Every gateway runs its handlers inside a flow (\`runWithFlow\`, as behind the tagging plugin).`,
+    `- **pool**: the hand-written forwarder, \`undici.Pool\` to the fixed upstream address (the baseline).`,
+    `- **flowtag**: \`FlowtagDispatcher\`, \`origin: 'http://user-service'\`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag \`v1\`), picks by weight, adds \`x-flow-tag\`/\`baggage\`/\`Host\`, and wraps the handler for retry, outlier and metrics.`,
+    `- **reply-from**: stock \`@fastify/reply-from\` with \`base\` set to the upstream address. It brings its own undici 7 (an \`Agent\`), called through the callback API.`,
+    `- **reply-from-pool**: the same \`@fastify/reply-from\` with \`undici: new Pool(upstream)\` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.`,
+    `- **reply-from-flowtag**: the same \`@fastify/reply-from\` with \`base: 'http://user-service'\` and \`undici: <FlowtagDispatcher>\` (the gateway as proxy configuration): reply-from's request handling, our dispatcher and undici 8 underneath.`,
+    '',
+    `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
+    '',
+    `| form | req/s per round | median round ratio vs ${baseline} | gateway CPU µs/req | CPU ratio vs ${baseline} (${baseline} µs ÷ form µs) | mean p99 ms | errors |`,
+    '|---|---|---|---|---|---|---|',
+    ...r.interleaved.map((x) => `| ${x.mode} | ${x.rpsPerRound.join(' / ')} | ${pct(x.medianRoundRatio)} | ${x.cpuMicrosPerRequest} | ${pct(x.cpuRatio)} | ${x.p99} | ${x.errors} |`),
+    '',
+    `Phase 2 (paired): each form loaded *at the same time* as ${baseline}, two autocannon processes of ${Math.max(1, connections >> 1)} connections each, ${rounds} rounds × ${seconds} s. Both see the same machine at the same moment: the steadier comparison on a shared machine.`,
+    '',
+    `| form vs ${baseline} | req/s ratio per round | median | CPU efficiency per round (${baseline} µs/req ÷ form µs/req) | median |`,
+    '|---|---|---|---|---|',
+    ...r.paired.map((p) => `| ${p.mode} | ${p.rpsRatioPerRound.join(' / ')} | ${pct(p.medianRpsRatio)} | ${p.cpuEfficiencyPerRound.join(' / ')} | ${pct(p.medianCpuEfficiency)} |`)
+  ]
+  const p = r.proxied
+  if (p !== undefined) {
+    const costs = p.formCpuPerRound.map((f, i) => f / p.baseCpuPerRound[i]!)
+    const paired = median(costs)
+    const alone = (byMode.get('reply-from-flowtag')?.cpuMicrosPerRequest ?? NaN) / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN)
+    const verdict = paired <= 1.05 ? 'met' : 'missed'
+    lines.push(
+      '',
+      `Phase 3 (paired): reply-from-flowtag loaded at the same time as stock reply-from, ${rounds} rounds × ${seconds} s, ${Math.max(1, connections >> 1)} connections each.`,
+      '',
+      '| round | stock reply-from CPU µs/req | reply-from-flowtag CPU µs/req | CPU cost ratio (flowtag ÷ stock) | req/s ratio (flowtag ÷ stock) |',
+      '|---|---|---|---|---|',
+      ...costs.map((c, i) => `| ${i + 1} | ${p.baseCpuPerRound[i]} | ${p.formCpuPerRound[i]} | ${pct(c)} | ${pct(p.rpsRatioPerRound[i]!)} |`),
+      `| **median** | ${median(p.baseCpuPerRound).toFixed(1)} | ${median(p.formCpuPerRound).toFixed(1)} | **${pct(paired)}** | ${pct(p.medianRpsRatio)} |`,
+      '',
+      `Goal: reply-from with the FlowtagDispatcher ≤ 1.05x stock reply-from's gateway CPU per request. **${verdict}** in this run: ${pct(paired)} paired (median of the rounds), ${pct(alone)} interleaved (phase 1 medians).`
+    )
+    const plain = byMode.get('reply-from-pool')?.cpuMicrosPerRequest
+    const plainPaired = r.paired.find((x) => x.mode === 'reply-from-pool')?.medianCpuEfficiency
+    const lanesPaired = r.paired.find((x) => x.mode === 'reply-from-flowtag')?.medianCpuEfficiency
+    if (plain !== undefined && plainPaired !== undefined && lanesPaired !== undefined) {
+      lines.push(
+        '',
+        `Where the gap is: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians); reply-from-flowtag costs ${pct(plainPaired / lanesPaired)} reply-from-pool's (phase 2, ratio of the medians against pool). Lanes themselves are the second figure; the first is reply-from's undici 7 \`Agent\` against undici 8 underneath, which this package depends on.`
+      )
+    }
+  }
+  lines.push('', NOTES, '')
+  return lines.join('\n')
+}
+
+/** Replaces the "Gateway hop" part of BENCHMARKS.md (up to the next bold part or section). */
+function writeSection(section: string): void {
+  const file = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
+  const text = readFileSync(file, 'utf8')
+  const start = text.indexOf('**Gateway hop.**')
+  if (start < 0) throw new Error('BENCHMARKS.md has no "**Gateway hop.**" part to replace')
+  const ends = [text.indexOf('\n**Pick cost**', start), text.indexOf('\n## ', start)].filter((i) => i >= 0)
+  const end = ends.length === 0 ? text.length : Math.min(...ends) + 1
+  writeFileSync(file, text.slice(0, start) + section + text.slice(end))
+  console.error(`wrote the Gateway hop part of ${file}`)
 }

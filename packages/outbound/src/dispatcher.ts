@@ -2,11 +2,12 @@
 // <service> in the request's lane, picked by weight, through one Pool per instance.
 import { Dispatcher, type Pool } from 'undici'
 import { currentFlow } from '@flowtag/context'
+import type { Discovery } from '@flowtag/nacos'
 import { OutboundError } from './errors.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
 import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
-import { OutboundHandler } from './outbound-handler.ts'
+import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable } from './service-table.ts'
 
@@ -23,6 +24,8 @@ interface Target {
 
 interface ServiceEntry {
   table: ServiceTable
+  /** The last attempt context handed out; reused while its route and tag are the request's. */
+  ctx: AttemptContext | null
   /** The first load of the list; null once loaded. */
   ready: Promise<void> | null
   unsubscribe: () => void
@@ -55,6 +58,9 @@ export class FlowtagDispatcher extends Dispatcher {
   readonly #poolOptions: Pool.Options
   readonly #services = new Map<string, ServiceEntry>()
   readonly #targets = new Map<string, Target>()
+  // One-entry cache in front of #targets: a gateway route calls one service over and over.
+  #lastOrigin = ''
+  #lastTarget: Target | null = null
   #closed = false
   readonly [kSelf]: FlowtagDispatcher = this
 
@@ -120,7 +126,9 @@ export class FlowtagDispatcher extends Dispatcher {
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
     // What undici would derive from our Host header, given up front: deriving it costs an isIP() per request.
     if (headers.host === target.host) attemptOpts.servername = target.service
-    const ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
+    // Read-only to the handler, so one object serves every request of the same route and tag.
+    let ctx = entry.ctx
+    if (ctx === null || ctx.route !== route || ctx.tag !== tag) ctx = entry.ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
     new OutboundHandler(handler, ctx, attemptOpts, member).send()
     return true
   }
@@ -140,6 +148,7 @@ export class FlowtagDispatcher extends Dispatcher {
   #target(origin: DispatchOptions['origin']): Target {
     if (origin == null || origin === '') throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', 'the request has no origin (expected http://<service>/...)', '')
     if (typeof origin !== 'string') return toTarget(origin)
+    if (origin === this.#lastOrigin && this.#lastTarget !== null) return this.#lastTarget
     let target = this.#targets.get(origin)
     if (target === undefined) {
       let url: URL
@@ -152,6 +161,8 @@ export class FlowtagDispatcher extends Dispatcher {
       if (this.#targets.size >= MAX_CACHED_ORIGINS) this.#targets.clear()
       this.#targets.set(origin, target)
     }
+    this.#lastOrigin = origin
+    this.#lastTarget = target
     return target
   }
 
@@ -176,7 +187,7 @@ export class FlowtagDispatcher extends Dispatcher {
       changed = true
       table.update(change.instances)
     })
-    const created: ServiceEntry = { table, ready: null, unsubscribe }
+    const created: ServiceEntry = { table, ctx: null, ready: null, unsubscribe }
     created.ready = discovery.instances(target.service).then(
       (list) => {
         // A change that arrived while loading is newer than this list.
@@ -193,6 +204,11 @@ export class FlowtagDispatcher extends Dispatcher {
     this.#services.set(target.key, created)
     entry = created
     return entry
+  }
+
+  /** The Discovery this dispatcher resolves service names through (as given; never closed here). */
+  get discovery(): Discovery {
+    return this[kSelf].#opts.discovery
   }
 
   /** Routing state of a service this dispatcher has seen (for health pages, logs and tests). */

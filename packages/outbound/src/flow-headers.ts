@@ -1,6 +1,6 @@
 // The headers of an outbound request: the caller's, with the flow written in by
 // @flowtag/context's inject() (x-flow-tag and baggage), and Host set to the service name.
-import { BAGGAGE_KEY, inject, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { BAGGAGE_KEY, FLOW_TAG_HEADER, inject, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 
 type Headers = Dispatcher.DispatchOptions['headers']
@@ -27,10 +27,38 @@ export function outboundHeaders(headers: Headers, flow: FlowContext | undefined,
   }
   if (!hasHost) out.host = host
   if (flow !== undefined) {
-    if (out.baggage !== undefined && parseTag(flow.tag) === undefined) dropLane(out)
-    inject(out, flow)
+    // The common case (a valid tag, no baggage from the caller or of the flow's own) writes
+    // exactly what inject() would, without its per-request arrays, Set and string joins.
+    const tag = flow.tag
+    const member = out.baggage === undefined && typeof tag === 'string' && isEmpty(flow.baggage) ? laneMember(tag) : undefined
+    if (member !== undefined) {
+      out[FLOW_TAG_HEADER] = tag
+      out.baggage = member
+    } else {
+      if (out.baggage !== undefined && parseTag(tag) === undefined) dropLane(out)
+      inject(out, flow)
+    }
   }
   return out
+}
+
+const MAX_CACHED_TAGS = 256
+/** `flowtag.lane=<tag>` per valid tag (tags are few: the lanes), so neither is rebuilt per request. */
+const laneMembers = new Map<string, string>()
+
+function laneMember(tag: string): string | undefined {
+  let member = laneMembers.get(tag)
+  if (member === undefined) {
+    if (parseTag(tag) === undefined) return undefined
+    if (laneMembers.size >= MAX_CACHED_TAGS) laneMembers.clear()
+    laneMembers.set(tag, (member = `${BAGGAGE_KEY}=${tag}`))
+  }
+  return member
+}
+
+function isEmpty(obj: object | undefined): boolean {
+  for (const _ in obj) return false
+  return true
 }
 
 /** Copies one header, returns true when it is Host. */

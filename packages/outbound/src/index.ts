@@ -2,3 +2,4 @@ export { FlowtagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './di
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
 export { outboundOptionsSchema, type OutboundOptions, type LaneConfig, type LanesResolver } from './options.ts'
 export { AliasTable } from './alias-table.ts'
+export { installGlobalDispatcher, GlobalRouter, globalDispatcherOptionsSchema, type GlobalDispatcherOptions, type GlobalDispatcherInstallation } from './global-dispatcher.ts'

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { inject } from '@flowtag/context'
 import { outboundHeaders } from '../src/flow-headers.ts'
 
 const flow = { tag: 'v2', baggage: { user: 'ab', k: 'v' } }
@@ -25,4 +26,28 @@ t.test('flat arrays and iterables of pairs', async (t) => {
   t.same(outboundHeaders(['a', '1', 'A', '2', 'x-flow-tag', 'old'], flow, 'svc'), { a: '1', A: '2', host: 'svc', 'x-flow-tag': 'v2', baggage: bag })
   t.same(outboundHeaders(['a', '1', 'a', '2'], undefined, 'svc'), { a: ['1', '2'], host: 'svc' })
   t.same(outboundHeaders(new Map([['b', '2'], ['host', 'h']]), { tag: 'v3', baggage: {} }, 'svc'), { b: '2', host: 'h', 'x-flow-tag': 'v3', baggage: 'flowtag.lane=v3' })
+})
+
+t.test('the cached common case writes exactly what inject() writes', async (t) => {
+  const cases: Array<[Record<string, string | undefined>, { tag?: string; baggage: Record<string, string> }]> = [
+    [{ 'X-Flow-Tag': 'old', accept: 'json', connection: undefined }, { tag: 'v2', baggage: {} }],
+    [{ accept: 'json' }, { tag: 'v2', baggage: {} }],
+    [{ accept: 'json' }, { tag: 'not a tag!', baggage: {} }],
+    [{ accept: 'json' }, { baggage: {} }],
+    [{ BAGGAGE: 'a=1' }, { tag: 'v2', baggage: {} }],
+    [{ accept: 'json' }, { tag: 'v2', baggage: { user: 'ab' } }]
+  ]
+  for (const [headers, f] of cases) {
+    const reference: Record<string, string | string[] | undefined> = { ...headers }
+    for (const k of Object.keys(reference)) if (reference[k] === undefined || k.toLowerCase() === 'x-flow-tag') delete reference[k]
+    if (reference.BAGGAGE !== undefined) {
+      reference.baggage = reference.BAGGAGE
+      delete reference.BAGGAGE
+    }
+    reference.host = 'svc'
+    inject(reference, f)
+    // Twice: the first call fills the per-tag cache, the second reads it.
+    t.same(outboundHeaders(headers, f, 'svc'), reference, JSON.stringify([headers, f]))
+    t.same(Object.keys(outboundHeaders(headers, f, 'svc')), Object.keys(reference), 'same header order')
+  }
 })
