@@ -108,10 +108,21 @@ add_opens=(--add-opens=java.base/java.lang=ALL-UNNAMED
   --add-opens=java.base/java.net=ALL-UNNAMED
   --add-opens=java.base/sun.net.util=ALL-UNNAMED)
 
+# jraft brings sofa hessian 3.x, which carries its own copy of the com.caucho.hessian.io
+# packages next to com.alipay.hessian.clhm. Nacos needs both jars: com.caucho:hessian 4.x must
+# win for com.caucho.* (serializers), and sofa hessian must be present for
+# com.alipay.hessian.clhm.ConcurrentLinkedHashMap, which RpcAckCallbackSynchronizer needs;
+# without it every server push over gRPC that waits for an ack (NotifySubscriberRequest,
+# ConfigChangeNotifyRequest) fails with NoClassDefFoundError and times out on the server.
+# So 4.x goes first on the classpath; a `lib/*` wildcard has no defined order.
+caucho=$(ls "$lib"/hessian-4.*.jar 2>/dev/null | head -n 1 || true)
+[[ -n "$caucho" ]] || { echo "start.sh: com.caucho:hessian 4.x missing from $lib" >&2; exit 1; }
+classpath="$caucho:$lib/*"
+
 started=$(date +%s%N)
 # shellcheck disable=SC2086  # jvm_opts is a word list on purpose
 (cd "$home" && exec nohup ${JAVA:-java} $jvm_opts "${add_opens[@]}" "${props[@]}" \
-  -cp "$lib/*" "${main[@]}" >"$log" 2>&1 </dev/null) &
+  -cp "$classpath" "${main[@]}" >"$log" 2>&1 </dev/null) &
 echo $! >"$pidfile"
 pid=$(cat "$pidfile")
 
