@@ -22,7 +22,7 @@ export class NacosClient {
     const { password: _p, secretKey: _s, ...visible } = o
     this.options = Object.freeze(visible)
     this.#pool = new ServerPool(
-      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
+      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
       this.#closing
     )
     this.#snapshots = new SnapshotStore(o.cacheDir, o.namespace, o.logger)

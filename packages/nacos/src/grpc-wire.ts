@@ -4,6 +4,7 @@
 // Field numbers are Nacos's (nacos_grpc_service.proto); they must not change.
 import protobuf from 'protobufjs';
 
+// Map fields are spelled with keyType, which the INamespace typing does not list.
 const root = protobuf.Root.fromJSON({
   nested: {
     Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },

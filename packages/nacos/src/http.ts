@@ -30,6 +30,10 @@ export interface RawResponse {
 export interface ServerRequester {
   readonly server: ServerAddress
   request(spec: RequestSpec): Promise<RawResponse>
+  /** The login token for this server (logging in when needed); undefined without credentials. */
+  token?: () => Promise<string | undefined>
+  /** Forget the token (the server refused it): the next `token()` logs in again. */
+  dropToken?: () => void
 }
 
 /** Server identity the recognises as an SDK with a version: needed for UDP push on v1. */

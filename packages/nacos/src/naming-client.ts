@@ -82,6 +82,7 @@ export class NamingClient implements Discovery {
   /** Per watched service, instances this client deregistered and has not yet seen leave the list. */
   readonly #ownGone = new Map<string, Set<string>>()
   readonly #offRecover: () => void
+  readonly #offGrpcPush: () => void
   #emptyHeld = 0
   #reregistered = 0
 
@@ -91,6 +92,7 @@ export class NamingClient implements Discovery {
       ? ctx.snapshots.loadAllServices().then((files) => new Map(files.map((f) => [f.name, f])))
       : Promise.resolve(new Map())
     this.#offRecover = ctx.pool.onRecover(() => this.#recover())
+    this.#offGrpcPush = ctx.pool.grpc?.onServiceInfo((raw) => this.#onPushInfo(raw)) ?? (() => {})
   }
 
   /** Register an instance and keep it alive with beats (ephemeral ones) until deregistered or closed. */
@@ -193,6 +195,7 @@ export class NamingClient implements Discovery {
 
   async close(): Promise<void> {
     this.#offRecover()
+    this.#offGrpcPush()
     for (const key of [...this.#registrations.keys()]) this.#stopBeat(key)
     for (const w of this.#watches.values()) w.ticker.stop()
     this.#watches.clear()
@@ -341,7 +344,9 @@ export class NamingClient implements Discovery {
   async #refresh(w: Watch): Promise<void> {
     const ns = this.#ctx.options.namespace
     const snap = await this.#ctx.pool.exec('list instances', async (t, r) =>
-      t.list(r, ns, w.service, w.group, t.canPush && this.#ctx.options.udpPush ? await this.#pushTarget() : undefined)
+      t.watch !== undefined
+        ? t.watch(r, ns, w.service, w.group)
+        : t.list(r, ns, w.service, w.group, t.canPush && this.#ctx.options.udpPush ? await this.#pushTarget() : undefined)
     )
     this.#apply(w, snap)
   }
@@ -404,7 +409,11 @@ export class NamingClient implements Discovery {
   }
 
   #onPush(data: string): void {
-    const raw = JSON.parse(data) as { name?: unknown; groupName?: unknown }
+    this.#onPushInfo(JSON.parse(data) as Record<string, unknown>)
+  }
+
+  /** A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart. */
+  #onPushInfo(raw: { name?: unknown; groupName?: unknown; hosts?: unknown; lastRefTime?: unknown }): void {
     const rawName = String(raw.name ?? '')
     const name = rawName.includes('@@') ? rawName : grouped(String(raw.groupName ?? this.#ctx.options.group), rawName)
     const w = this.#watches.get(name)

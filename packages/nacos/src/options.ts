@@ -75,7 +75,12 @@ export const clientOptionsSchema = z
     cacheDir: z.string().min(1).optional(),
     loadCacheAtStart: z.boolean().default(false),
     logger: z.custom<Logger>(isLogger, 'expected an object with debug/info/warn/error functions').default(silentLogger),
-    transport: z.enum(['auto', 'http-v1', 'http-v3']).default('auto'),
+    /**
+     * Server API: `auto` prefers Nacos's gRPC protocol (HTTP port + 1000; pushes, connection-scoped
+     * instances) when the server offers it and falls back to HTTP; `http` probes HTTP v1 then v3;
+     * `grpc`, `http-v1` and `http-v3` force one.
+     */
+    transport: z.enum(['auto', 'grpc', 'http', 'http-v1', 'http-v3']).default('http'),
     /** Re-query every subscribed service at this pace (also refreshes the UDP subscription). */
     namingPollIntervalMs: ms(10_000),
     /** Ask v1 servers for UDP push of service changes. */

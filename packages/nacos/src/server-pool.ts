@@ -1,7 +1,8 @@
-// The servers of one cluster: which API each speaks (probed once, remembered), its login token,
-// and rotation to the next server on connection errors and 5xx. When every server has failed, a
+// The servers of one cluster: which API each speaks (probed once, remembered; gRPC first under
+// 'auto'), and rotation to the next server on connection errors and 5xx. Logins live in auth.ts. When every server has failed, a
 // light probe runs until one answers again, and the first answer is announced (onRecover) so
 // naming and config can catch up at once instead of waiting out their back-offs.
+import { Authenticator } from './auth.ts'
 import { NacosError } from './errors.ts'
 import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
@@ -9,17 +10,23 @@ import { parseAddress, type ServerAddress } from './options.ts'
 import { sign } from './sign.ts'
 import { httpError } from './transport.ts'
 import type { Transport, TransportName } from './transport.ts'
+import { createGrpcTransport, type GrpcTransport } from './transport-grpc.ts'
 import { httpV1 } from './transport-v1.ts'
 import { httpV3, isWrapped } from './transport-v3.ts'
 
-const transports: Record<TransportName, Transport> = { 'http-v1': httpV1, 'http-v3': httpV3 }
+/**
+ * `auto`: gRPC when the server offers it, else HTTP (v1, then v3); `http`: HTTP only (v1, then
+ * v3); the others force one API.
+ */
+export type TransportChoice = 'auto' | 'http' | TransportName
 
 export interface PoolOptions {
   /** A fixed list, or an address server to fetch it from. */
   servers: ServerAddress[] | undefined
   endpoint: ServerAddress | undefined
   endpointRefreshMs: number
-  transport: 'auto' | TransportName
+  transport: TransportChoice
+  namespace: string
   username: string | undefined
   password: string | undefined
   accessKey: string | undefined
@@ -33,10 +40,6 @@ export interface PoolOptions {
 interface ServerState {
   address: ServerAddress
   transport: Transport | undefined
-  token: string | undefined
-  /** When to log in again (ms epoch): a tenth of the ttl before it runs out, as the Java client does. */
-  refreshAt: number
-  login: Promise<void> | undefined
 }
 
 export class ServerPool {
@@ -52,12 +55,30 @@ export class ServerPool {
   #probeTimer: NodeJS.Timeout | undefined
   #recoveries = 0
   readonly #onRecover = new Set<() => void>()
+  readonly #auth: Authenticator | undefined
+  /** Created once (its sessions and redo record are per client, not per server). */
+  readonly #grpc: GrpcTransport | undefined
 
   constructor(opts: PoolOptions, closing: AbortController) {
     this.#opts = opts
     this.#closing = closing
     this.#http = new HttpClient(opts.timeoutMs, closing.signal)
     this.#servers = (opts.servers ?? []).map(newState)
+    this.#auth = opts.username === undefined || opts.password === undefined ? undefined : new Authenticator(this.#http, opts.username, opts.password, opts.logger)
+    this.#grpc =
+      opts.transport === 'auto' || opts.transport === 'grpc'
+        ? createGrpcTransport({
+            namespace: opts.namespace,
+            timeoutMs: opts.timeoutMs,
+            logger: opts.logger,
+            reconnect: () => this.exec('grpc reconnect', async (t, r) => (t as GrpcTransport).connect?.(r))
+          })
+        : undefined
+  }
+
+  /** The gRPC transport, when the options allow it (for push subscriptions and figures). */
+  get grpc(): GrpcTransport | undefined {
+    return this.#grpc
   }
 
   get closed(): boolean {
@@ -124,7 +145,7 @@ export class ServerPool {
         last = err
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
-        if (this.#opts.transport === 'auto') state.transport = undefined
+        if (this.#opts.transport === 'auto' || this.#opts.transport === 'http') state.transport = undefined
         if (n > 1) this.#opts.logger.warn({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos server failed, trying the next')
       }
     }
@@ -134,6 +155,7 @@ export class ServerPool {
 
   async close(): Promise<void> {
     clearTimeout(this.#probeTimer)
+    this.#grpc?.close()
     await this.#http.close()
   }
 
@@ -208,21 +230,22 @@ export class ServerPool {
   }
 
   #requester(state: ServerState): ServerRequester {
+    const auth = this.#auth
+    const server = state.address
     return {
-      server: state.address,
+      server,
       request: async (input: RequestSpec): Promise<RawResponse> => {
         const spec = this.#signed(input)
-        if (this.#opts.username === undefined) return this.#http.send(state.address, spec)
-        await this.#ensureToken(state)
-        let res = await this.#http.send(state.address, spec, this.#authHeader(state))
+        if (auth === undefined) return this.#http.send(server, spec)
+        let res = await this.#http.send(server, spec, tokenHeader(await auth.token(server)))
         if (res.status === 403) {
           // Token expired or revoked server-side: log in once more and retry once.
-          state.token = undefined
-          await this.#ensureToken(state)
-          res = await this.#http.send(state.address, spec, this.#authHeader(state))
+          auth.drop(server)
+          res = await this.#http.send(server, spec, tokenHeader(await auth.token(server)))
         }
         return res
-      }
+      },
+      ...(auth === undefined ? {} : { token: () => auth.token(server), dropToken: () => auth.drop(server) })
     }
   }
 
@@ -233,45 +256,20 @@ export class ServerPool {
     return { ...spec, headers: { ...spec.headers, ...s.headers }, query: { ...spec.query, ...s.query } }
   }
 
-  #authHeader(state: ServerState): Record<string, string> {
-    return state.token === undefined ? {} : { accesstoken: state.token }
-  }
-
-  async #ensureToken(state: ServerState): Promise<void> {
-    if (state.token !== undefined && Date.now() < state.refreshAt) return
-    state.login ??= this.#login(state).finally(() => {
-      state.login = undefined
-    })
-    await state.login
-  }
-
-  async #login(state: ServerState): Promise<void> {
-    const form = { username: this.#opts.username, password: this.#opts.password }
-    let res = await this.#http.send(state.address, { method: 'POST', path: '/nacos/v1/auth/login', form })
-    if (res.status === 404 || res.status === 410) res = await this.#http.send(state.address, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
-    if (res.status !== 200) {
-      const err = httpError(res, 'login')
-      throw new NacosError('FLOWTAG_NACOS_AUTH', `login as ${this.#opts.username} at ${state.address.origin} failed (HTTP ${res.status})`, {
-        cause: err,
-        statusCode: res.status
-      })
-    }
-    let body: { accessToken?: unknown; tokenTtl?: unknown; data?: { accessToken?: unknown; tokenTtl?: unknown } }
-    try {
-      body = JSON.parse(res.body)
-    } catch {
-      throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${state.address.origin}: answer is not JSON`)
-    }
-    const src = typeof body.accessToken === 'string' ? body : (body.data ?? {})
-    if (typeof src.accessToken !== 'string') throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${state.address.origin}: no accessToken in the answer`)
-    const ttl = Number(src.tokenTtl ?? 18_000)
-    state.token = src.accessToken
-    state.refreshAt = Date.now() + Math.max(1, ttl) * 900
-    this.#opts.logger.debug({ server: state.address.origin, tokenTtl: ttl }, 'nacos login ok')
-  }
-
   async #probe(state: ServerState, r: ServerRequester): Promise<Transport> {
-    if (this.#opts.transport !== 'auto') return (state.transport = transports[this.#opts.transport])
+    const choice = this.#opts.transport
+    if (choice === 'http-v1') return (state.transport = httpV1)
+    if (choice === 'http-v3') return (state.transport = httpV3)
+    const grpc = this.#grpc
+    if (grpc !== undefined) {
+      try {
+        await grpc.connect(r)
+        return (state.transport = grpc)
+      } catch (err) {
+        if (choice === 'grpc' || (err as NacosError).code === 'FLOWTAG_NACOS_AUTH') throw err
+        this.#opts.logger.debug({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos grpc not offered, using HTTP')
+      }
+    }
     // v1 first: where both exist (3.0/3.1) it is the one with UDP push and config long polling.
     const probeQuery = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
     const v1 = await r.request({ method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
@@ -286,7 +284,11 @@ export class ServerPool {
 }
 
 function newState(address: ServerAddress): ServerState {
-  return { address, transport: undefined, token: undefined, refreshAt: 0, login: undefined }
+  return { address, transport: undefined }
+}
+
+function tokenHeader(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { accesstoken: token }
 }
 
 /** A refusal from a server (4xx, a Nacos error code, an unsupported API) still shows it is up. */

@@ -1,11 +1,11 @@
-// The transport seam: one implementation per server API flavour (HTTP v1, HTTP v3 client API;
-// gRPC plugs in here later). Parameter names and answer shapes are mapped inside each one.
+// The transport seam: one implementation per server API flavour (HTTP v1, HTTP v3 client API,
+// gRPC). Parameter names and answer shapes are mapped inside each one.
 import { createHash } from 'node:crypto'
 import type { Instance } from './discovery.ts'
 import { NacosError } from './errors.ts'
 import { clip, type RawResponse, type ServerRequester } from './http.ts'
 
-export type TransportName = 'http-v1' | 'http-v3'
+export type TransportName = 'http-v1' | 'http-v3' | 'grpc'
 
 /** An instance as registered by this client. */
 export interface InstanceSpec {
@@ -65,6 +65,10 @@ export interface Transport {
   getConfig(r: ServerRequester, ns: string, key: ConfigKey): Promise<ConfigValue | undefined>
   publishConfig(r: ServerRequester, ns: string, key: ConfigKey, content: string, type: string | undefined): Promise<void>
   removeConfig(r: ServerRequester, ns: string, key: ConfigKey): Promise<void>
+  /** Subscribe to a service's changes (pushed) and answer its list now; where the API has it. */
+  watch?: (r: ServerRequester, ns: string, service: string, group: string) => Promise<ServiceSnapshot>
+  /** End a subscription made with `watch`. */
+  unwatch?: (r: ServerRequester, ns: string, service: string, group: string) => Promise<void>
   /** Batched long poll: resolves with the keys whose md5 differs (empty on timeout). Absent where the API has none. */
   listenConfigs?: (r: ServerRequester, ns: string, keys: Array<ConfigKey & { md5: string }>, timeoutMs: number, signal: AbortSignal) => Promise<ConfigKey[]>
 }

@@ -1,0 +1,77 @@
+// Login and token refresh, per server: a token is fetched on first need, refreshed a tenth of
+// its ttl before it runs out (as the Java client does), and dropped when a server refuses it.
+import { NacosError } from './errors.ts'
+import type { HttpClient } from './http.ts'
+import type { Logger } from './logger.ts'
+import type { ServerAddress } from './options.ts'
+import { httpError } from './transport.ts'
+
+interface TokenState {
+  token: string | undefined
+  /** When to log in again (ms epoch). */
+  refreshAt: number
+  login: Promise<void> | undefined
+}
+
+export class Authenticator {
+  readonly #http: HttpClient
+  readonly #username: string
+  readonly #password: string
+  readonly #logger: Logger
+  readonly #states = new Map<string, TokenState>()
+
+  constructor(http: HttpClient, username: string, password: string, logger: Logger) {
+    this.#http = http
+    this.#username = username
+    this.#password = password
+    this.#logger = logger
+  }
+
+  /** A valid token for `server`, logging in when there is none or it is about to expire; throws FLOWTAG_NACOS_AUTH. */
+  async token(server: ServerAddress): Promise<string | undefined> {
+    const state = this.#state(server)
+    if (state.token === undefined || Date.now() >= state.refreshAt) {
+      state.login ??= this.#login(server, state).finally(() => {
+        state.login = undefined
+      })
+      await state.login
+    }
+    return state.token
+  }
+
+  /** The server refused the token: the next call logs in again. */
+  drop(server: ServerAddress): void {
+    this.#state(server).token = undefined
+  }
+
+  #state(server: ServerAddress): TokenState {
+    let state = this.#states.get(server.origin)
+    if (state === undefined) this.#states.set(server.origin, (state = { token: undefined, refreshAt: 0, login: undefined }))
+    return state
+  }
+
+  async #login(server: ServerAddress, state: TokenState): Promise<void> {
+    const form = { username: this.#username, password: this.#password }
+    let res = await this.#http.send(server, { method: 'POST', path: '/nacos/v1/auth/login', form })
+    if (res.status === 404 || res.status === 410) res = await this.#http.send(server, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
+    if (res.status !== 200) {
+      const err = httpError(res, 'login')
+      throw new NacosError('FLOWTAG_NACOS_AUTH', `login as ${this.#username} at ${server.origin} failed (HTTP ${res.status})`, {
+        cause: err,
+        statusCode: res.status
+      })
+    }
+    let body: { accessToken?: unknown; tokenTtl?: unknown; data?: { accessToken?: unknown; tokenTtl?: unknown } }
+    try {
+      body = JSON.parse(res.body)
+    } catch {
+      throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${server.origin}: answer is not JSON`)
+    }
+    const src = typeof body.accessToken === 'string' ? body : (body.data ?? {})
+    if (typeof src.accessToken !== 'string') throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${server.origin}: no accessToken in the answer`)
+    const ttl = Number(src.tokenTtl ?? 18_000)
+    state.token = src.accessToken
+    state.refreshAt = Date.now() + Math.max(1, ttl) * 900
+    this.#logger.debug({ server: server.origin, tokenTtl: ttl }, 'nacos login ok')
+  }
+}

@@ -1,0 +1,294 @@
+// Nacos's native gRPC protocol (2.x, 3.x) behind the transport seam. Ephemeral instances are
+// registered on the connection and live as long as it does (no beats); watched services are
+// subscribed and pushed (NotifySubscriberRequest); listened configs are pushed
+// (ConfigChangeNotifyRequest). Naming and config use one connection each, as the official
+// SDKs do (the server keeps naming state only for connections labelled `naming`).
+import { NacosError } from './errors.ts'
+import { GrpcAnswerError, type GrpcConnection } from './grpc-connection.ts'
+import { GrpcSession } from './grpc-session.ts'
+import type { ServerRequester } from './http.ts'
+import type { Logger } from './logger.ts'
+import { grouped, md5, toInstance, type ConfigKey, type InstanceSpec, type ServiceSnapshot, type Transport } from './transport.ts'
+import { httpV1 } from './transport-v1.ts'
+
+export interface GrpcTransportOptions {
+  namespace: string
+  timeoutMs: number
+  logger: Logger
+  /** Asks the pool to connect again (rotating servers). */
+  reconnect: () => Promise<void>
+}
+
+/** A gRPC transport plus what the pool and clients need besides the seam. */
+export interface GrpcTransport extends Transport {
+  /** Opens the naming connection to `r`'s server (the probe). */
+  connect(r: ServerRequester): Promise<void>
+  /** Service infos pushed or re-read after a reconnect (raw Nacos ServiceInfo). */
+  onServiceInfo(listener: (raw: Record<string, unknown>) => void): () => void
+  /** Naming and config connections set up so far (reconnects = this minus 2). */
+  readonly connects: number
+  close(): void
+}
+
+interface Subscription {
+  ns: string
+  service: string
+  group: string
+}
+
+const nsName = (ns: string): string => (ns === '' ? 'public' : ns)
+const tenant = (ns: string): string => (ns === 'public' ? '' : ns)
+const ckey = (dataId: string, group: string): string => `${group}\u0002${dataId}`
+
+function instanceBody(inst: InstanceSpec): Record<string, unknown> {
+  return {
+    ip: inst.ip,
+    port: inst.port,
+    weight: inst.weight,
+    enabled: inst.enabled,
+    healthy: inst.healthy,
+    ephemeral: true,
+    clusterName: inst.clusterName,
+    serviceName: inst.service,
+    metadata: inst.metadata
+  }
+}
+
+export function parseGrpcServiceInfo(raw: Record<string, unknown>, service: string, group: string): ServiceSnapshot {
+  const hosts = Array.isArray(raw.hosts) ? raw.hosts : []
+  const lastRefTime = Number(raw.lastRefTime)
+  return {
+    name: grouped(group, service),
+    instances: hosts.map((h) => toInstance(h, grouped(group, service))),
+    lastRefTime: Number.isFinite(lastRefTime) && lastRefTime > 0 ? lastRefTime : Date.now()
+  }
+}
+
+export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
+  const instances = new Map<string, { ns: string; spec: InstanceSpec }>()
+  const subscriptions = new Map<string, Subscription>()
+  const serviceListeners = new Set<(raw: Record<string, unknown>) => void>()
+  const configWaiters = new Set<(key: ConfigKey | undefined) => void>()
+
+  const emitService = (raw: Record<string, unknown>): void => {
+    for (const l of serviceListeners) l(raw)
+  }
+  const wakeConfig = (key: ConfigKey | undefined): void => {
+    for (const w of [...configWaiters]) w(key)
+  }
+
+  async function headers(r: ServerRequester): Promise<Record<string, string>> {
+    const token = await r.token?.()
+    return token === undefined ? {} : { accessToken: token }
+  }
+
+  /** One call with the token in the headers; a 403 logs in again once and retries. */
+  async function call(conn: GrpcConnection, r: ServerRequester, type: string, body: Record<string, unknown>) {
+    try {
+      return await conn.request(type, body, await headers(r))
+    } catch (err) {
+      if ((err as NacosError).code !== 'FLOWTAG_NACOS_AUTH' || r.dropToken === undefined) throw err
+      r.dropToken()
+      return conn.request(type, body, await headers(r))
+    }
+  }
+
+  const registerBody = (ns: string, spec: InstanceSpec, type: string) => ({
+    namespace: nsName(ns),
+    serviceName: spec.service,
+    groupName: spec.group,
+    type,
+    instance: instanceBody(spec)
+  })
+  const subscribeBody = (s: Subscription, subscribe: boolean) => ({
+    namespace: nsName(s.ns),
+    serviceName: s.service,
+    groupName: s.group,
+    clusters: '',
+    subscribe
+  })
+
+  const naming = new GrpcSession({
+    module: 'naming',
+    namespace: opts.namespace,
+    timeoutMs: opts.timeoutMs,
+    logger: opts.logger,
+    handlers: {
+      NotifySubscriberRequest: (body) => {
+        const info = body.serviceInfo
+        if (info !== null && typeof info === 'object') emitService(info as Record<string, unknown>)
+        return {}
+      }
+    },
+    // Redo: instances first (a subscriber of its own service then sees itself), then
+    // subscriptions, whose answers are delivered like pushes.
+    redo: async (conn, r) => {
+      for (const { ns, spec } of instances.values()) await call(conn, r, 'InstanceRequest', registerBody(ns, spec, 'registerInstance'))
+      for (const s of subscriptions.values()) {
+        const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
+        const info = res.body.serviceInfo
+        if (info !== null && typeof info === 'object') emitService({ ...(info as Record<string, unknown>), name: s.service, groupName: s.group })
+      }
+    },
+    reconnect: opts.reconnect,
+    holdsState: () => instances.size > 0 || subscriptions.size > 0
+  })
+
+  const config = new GrpcSession({
+    module: 'config',
+    namespace: opts.namespace,
+    timeoutMs: opts.timeoutMs,
+    logger: opts.logger,
+    handlers: {
+      ConfigChangeNotifyRequest: (body) => {
+        wakeConfig({ dataId: String(body.dataId ?? ''), group: String(body.group ?? '') })
+        return {}
+      }
+    },
+    // Config listeners are redone by the listen loop: it sends its batch listen again.
+    redo: async () => {},
+    reconnect: opts.reconnect,
+    holdsState: () => false,
+    onLost: () => wakeConfig(undefined)
+  })
+
+  const transport: GrpcTransport = {
+    name: 'grpc',
+    canPush: false,
+
+    async connect(r) {
+      await naming.connection(r)
+    },
+
+    onServiceInfo(listener) {
+      serviceListeners.add(listener)
+      return () => serviceListeners.delete(listener)
+    },
+
+    get connects() {
+      return naming.connects + config.connects
+    },
+
+    close() {
+      naming.close()
+      config.close()
+      for (const w of [...configWaiters]) w(undefined)
+    },
+
+    async register(r, ns, inst) {
+      // Persistent instances are not connection-scoped: they keep the HTTP API (and its beats-free life).
+      if (!inst.ephemeral) return httpV1.register(r, ns, inst)
+      const conn = await naming.connection(r)
+      await call(conn, r, 'InstanceRequest', registerBody(ns, inst, 'registerInstance'))
+      instances.set(instanceKeyOf(inst), { ns, spec: inst })
+    },
+
+    async deregister(r, ns, inst) {
+      if (!inst.ephemeral) return httpV1.deregister(r, ns, inst)
+      // Forget it first: a reconnect racing this call must not bring it back.
+      instances.delete(instanceKeyOf(inst))
+      const conn = await naming.connection(r)
+      await call(conn, r, 'InstanceRequest', registerBody(ns, inst, 'deregisterInstance'))
+    },
+
+    async update(r, ns, inst) {
+      if (!inst.ephemeral) return httpV1.update(r, ns, inst)
+      // Registering again on the same connection replaces the instance's fields.
+      await transport.register(r, ns, inst)
+    },
+
+    async beat(r, ns, inst) {
+      if (!inst.ephemeral) return httpV1.beat(r, ns, inst, false)
+      // The connection keeps ephemeral instances alive; make sure there is one (and it was redone).
+      await naming.connection(r)
+      return { intervalMs: undefined, lightBeatEnabled: false, notFound: !instances.has(instanceKeyOf(inst)) }
+    },
+
+    async list(r, ns, service, group) {
+      const conn = await naming.connection(r)
+      const res = await call(conn, r, 'ServiceQueryRequest', { namespace: nsName(ns), serviceName: service, groupName: group, cluster: '', healthyOnly: false, udpPort: 0 })
+      return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group)
+    },
+
+    async watch(r, ns, service, group) {
+      const s: Subscription = { ns, service, group }
+      subscriptions.set(grouped(group, service), s)
+      const conn = await naming.connection(r)
+      const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
+      return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group)
+    },
+
+    async unwatch(r, ns, service, group) {
+      subscriptions.delete(grouped(group, service))
+      const conn = await naming.connection(r)
+      await call(conn, r, 'SubscribeServiceRequest', subscribeBody({ ns, service, group }, false))
+    },
+
+    async getConfig(r, ns, key) {
+      const conn = await config.connection(r)
+      try {
+        const res = await call(conn, r, 'ConfigQueryRequest', { dataId: key.dataId, group: key.group, tenant: tenant(ns), tag: '' })
+        const content = String(res.body.content ?? '')
+        const type = res.body.contentType
+        return { content, md5: typeof res.body.md5 === 'string' && res.body.md5 !== '' ? res.body.md5 : md5(content), type: typeof type === 'string' && type !== '' ? type : undefined }
+      } catch (err) {
+        // 300: config not found.
+        if (err instanceof GrpcAnswerError && err.errorCode === 300) return undefined
+        throw err
+      }
+    },
+
+    async publishConfig(r, ns, key, content, type) {
+      const conn = await config.connection(r)
+      await call(conn, r, 'ConfigPublishRequest', {
+        dataId: key.dataId,
+        group: key.group,
+        tenant: tenant(ns),
+        content,
+        casMd5: '',
+        additionMap: type === undefined ? {} : { type }
+      })
+    },
+
+    async removeConfig(r, ns, key) {
+      const conn = await config.connection(r)
+      await call(conn, r, 'ConfigRemoveRequest', { dataId: key.dataId, group: key.group, tenant: tenant(ns), tag: '' })
+    },
+
+    async listenConfigs(r, ns, keys, timeoutMs, signal) {
+      const conn = await config.connection(r)
+      const wanted = new Set(keys.map((k) => ckey(k.dataId, k.group)))
+      // Wait for a push from the moment the listen is sent, so none falls between the two.
+      let resolveWait: (keys: ConfigKey[]) => void = () => {}
+      const pushed = new Promise<ConfigKey[]>((resolve) => {
+        resolveWait = resolve
+      })
+      const waiter = (key: ConfigKey | undefined): void => {
+        if (key === undefined) resolveWait([])
+        else if (wanted.has(ckey(key.dataId, key.group))) resolveWait([key])
+      }
+      configWaiters.add(waiter)
+      const timer = setTimeout(() => resolveWait([]), timeoutMs)
+      const onAbort = (): void => resolveWait([])
+      signal.addEventListener('abort', onAbort, { once: true })
+      try {
+        const res = await call(conn, r, 'ConfigBatchListenRequest', {
+          listen: true,
+          configListenContexts: keys.map((k) => ({ dataId: k.dataId, group: k.group, md5: k.md5, tenant: tenant(ns) }))
+        })
+        const changed = Array.isArray(res.body.changedConfigs) ? (res.body.changedConfigs as Array<Record<string, unknown>>) : []
+        if (changed.length > 0) return changed.map((c) => ({ dataId: String(c.dataId), group: String(c.group) }))
+        return await pushed
+      } finally {
+        configWaiters.delete(waiter)
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+      }
+    }
+  }
+  return transport
+}
+
+function instanceKeyOf(s: InstanceSpec): string {
+  return `${s.group}@@${s.service}#${s.ip}#${s.port}#${s.clusterName}`
+}
