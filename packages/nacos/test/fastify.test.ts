@@ -106,7 +106,7 @@ t.test('options are validated', async (t) => {
     [{ service: 's', nacos: { serverAddr: 'h:1' }, weight: -1 }, /"weight"/],
     [{ service: 's', nacos: { serverAddr: 'h:1' }, readyPath: 'ready' }, /"readyPath"/],
     [{ service: 's', nacos: { serverAddr: 'h:1' }, drainMs: 'long' }, /"drainMs"/],
-    [{ service: 's', nacos: { serverAddr: 'h:1', transport: 'grpc' } }, /"nacos\.transport"/]
+    [{ service: 's', nacos: { serverAddr: 'h:1', transport: 'udp' } }, /"nacos\.transport"/]
   ]
   for (const [opts, field] of cases) {
     const app = Fastify()

@@ -5,7 +5,7 @@ import { flavours, memoryLogger, startDev, targets, uniq, waitFor } from './fixt
 
 for (const target of targets()) {
   const spoken = await flavours(target.kind)
-  for (const transport of [...spoken, 'auto'] as const) {
+  for (const transport of [...spoken, 'http'] as const) {
     t.test(`${target.kind} ${transport}: register, discover, subscribe, deregister`, async (t) => {
       const server = await target.start()
       t.teardown(() => server.close())
@@ -28,7 +28,7 @@ for (const target of targets()) {
       await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4001)), 'added event')
       const [first] = await b.naming.instances(svc)
       t.match(first, { ip: '127.0.0.1', port: 4001, weight: 1, healthy: true, enabled: true, serviceName: svc, metadata: { version: 'v1', env: 'test' } })
-      t.equal(a.server.transport, transport === 'auto' ? spoken[0] : transport, 'auto prefers v1 where both exist')
+      t.equal(a.server.transport, transport === 'http' ? spoken[0] : transport, 'http prefers v1 where both exist')
 
       await a.naming.register(svc, { ip: '127.0.0.1', port: 4002, weight: 3, metadata: { version: 'v2' } })
       await waitFor(async () => (await b.naming.instances(svc)).length === 2, 'two instances')
