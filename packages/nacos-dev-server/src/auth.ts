@@ -43,6 +43,18 @@ export class Auth {
     }
   }
 
+  /** For gRPC calls (token in the metadata headers): undefined when the token is live, else Nacos's refusal text. */
+  refusal(token: string | undefined): string | undefined {
+    if (token === undefined || token === '') return 'user not found!'
+    const expires = this.#tokens.get(token)
+    if (expires === undefined) return 'token invalid!'
+    if (expires <= Date.now()) {
+      this.#tokens.delete(token)
+      return 'token expired!'
+    }
+    return undefined
+  }
+
   #matches(username: string, password: string): boolean {
     return username === this.#opts.username && safeEqual(password, this.#opts.password)
   }

@@ -36,7 +36,7 @@ if (values.verbose) options.log = (line) => console.error(line)
 
 try {
   const server = await startNacosDevServer(options)
-  console.log(`nacos dev server listening on ${server.url}/nacos (NACOS_SERVER_ADDR=${server.address})`)
+  console.log(`nacos dev server listening on ${server.url}/nacos${server.grpcPort === undefined ? "" : ` and gRPC :${server.grpcPort}`} (NACOS_SERVER_ADDR=${server.address})`)
   const stop = (signal: string) => {
     console.log(`${signal}: stopping`)
     server.close().then(() => process.exit(0), () => process.exit(1))

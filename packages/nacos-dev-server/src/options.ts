@@ -34,6 +34,11 @@ export const optionsSchema = z.strictObject({
       subscriberTtlMs: ms.default(30000)
     })
     .prefault({}),
+  /**
+   * Serve Nacos's gRPC client protocol on HTTP port + 1000, as Nacos 2.x/3.x do. With `port: 0`
+   * the server picks a free HTTP port whose + 1000 is free too.
+   */
+  grpc: z.boolean().default(true),
   /** Shortest hold of a config long poll (Nacos: 10 s). */
   longPollMinMs: ms.default(10000),
   /** The cacheMillis answered with instance lists. */

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Auth } from './auth.ts'
 import { configV1, configV3 } from './config-api.ts'
 import { ConfigStore } from './config-store.ts'
+import { GrpcServer } from './grpc-server.ts'
 import { HttpAnswer } from './errors.ts'
 import { parseParams, readBody, send, text, type Call, type Handler, type Reply } from './http.ts'
 import { LongPolls } from './long-poll.ts'
@@ -18,8 +19,12 @@ export interface NacosDevServer {
   /** `host:port`, the form Nacos clients take as a server address. */
   address: string
   port: number
+  /** The gRPC client port (HTTP port + 1000); undefined with `grpc: false`. */
+  grpcPort: number | undefined
   close(): Promise<void>
 }
+
+const GRPC_OFFSET = 1000
 
 // Paths answered without a token even when auth is on, as Nacos does.
 const OPEN_PATHS = new Set([
@@ -108,13 +113,33 @@ export async function startNacosDevServer(options: DevServerOptions = {}): Promi
   // Long polls hold requests for 30 s; Node's default request timeout must not cut them.
   server.requestTimeout = 0
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject)
-      resolve()
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, opts.host, () => {
+        server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  let grpcServer: GrpcServer | undefined
+  let grpcPort: number | undefined
+  for (let attempt = 0; ; attempt++) {
+    await listen(opts.port)
+    if (!opts.grpc) break
+    const httpPort = (server.address() as AddressInfo).port
+    grpcServer = new GrpcServer({ naming, configs, auth, opts, log })
+    try {
+      if (httpPort + GRPC_OFFSET > 65535) throw new Error(`gRPC port ${httpPort + GRPC_OFFSET} is out of range`)
+      grpcPort = await grpcServer.bind(opts.host, httpPort + GRPC_OFFSET)
+      break
+    } catch (err) {
+      await grpcServer.close()
+      grpcServer = undefined
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      // A fixed port is the caller's choice: report it. A random one: try another.
+      if (opts.port !== 0 || attempt >= 20) throw err
+    }
+  }
   await pusher.bind(opts.host)
   const port = (server.address() as AddressInfo).port
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
@@ -124,8 +149,10 @@ export async function startNacosDevServer(options: DevServerOptions = {}): Promi
     url: `http://${host}:${port}`,
     address: `${host}:${port}`,
     port,
+    grpcPort,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        void grpcServer?.close()
         naming.close()
         polls.close()
         pusher.close()
