@@ -159,6 +159,16 @@ for (const target of targets) {
     t.ok(latency < 1500, `Go SDK config callback within 1.5 s (${latency} ms), not its 5 s poll`)
   })
 
+  if (target.name.includes('auth')) {
+    t.test(`${target.name}: gRPC calls without a token are refused`, async (t) => {
+      const s = await target.start()
+      t.teardown(() => s.close())
+      const anon = new NacosClient({ serverAddr: s.addr, transport: 'grpc' })
+      t.teardown(() => anon.close())
+      await t.rejects(anon.naming.register(uniq('grpc-anon'), { ip: '127.0.0.1', port: 4706 }), { code: 'FLOWTAG_NACOS_AUTH' })
+    })
+  }
+
   if (target.name === 'dev') {
     t.test('dev: reconnect and redo after a server restart: nothing lost, nothing doubled', async (t) => {
       let s = await startDev()
