@@ -50,7 +50,7 @@ export class GrpcServer {
   readonly #conns = new Map<string, Conn>()
   readonly #deps: Deps
   #keepAlive: NodeJS.Timeout | undefined
-  readonly #pending = new Map<string, NodeJS.Immediate>()
+  readonly #pending = new Map<string, NodeJS.Timeout>()
 
   constructor(deps: Deps) {
     this.#deps = deps
@@ -99,7 +99,7 @@ export class GrpcServer {
 
   close(): Promise<void> {
     clearInterval(this.#keepAlive)
-    for (const t of this.#pending.values()) clearImmediate(t)
+    for (const t of this.#pending.values()) clearTimeout(t)
     this.#server.forceShutdown()
     for (const conn of [...this.#conns.values()]) this.#drop(conn)
     return Promise.resolve()
@@ -276,18 +276,18 @@ export class GrpcServer {
     }
   }
 
-  // Changes in one turn of the event loop (a batch registration, a dropped connection) merge into one push.
+  // Like Nacos's PushDelayTask (and the UDP pusher here): changes within the push delay merge into one push.
   #serviceChanged(ns: string, name: string): void {
     const key = `${ns}${SEP}${name}`
     if (this.#pending.has(key)) return
     this.#pending.set(
       key,
-      setImmediate(() => {
+      setTimeout(() => {
         this.#pending.delete(key)
         const at = name.indexOf('@@')
         const info = this.#serviceInfo(ns, name.slice(0, at), name.slice(at + 2))
         for (const conn of this.#conns.values()) if (conn.subscriptions.has(key)) this.#push(conn, 'NotifySubscriberRequest', { serviceInfo: info, module: 'naming' })
-      })
+      }, this.#deps.opts.push.delayMs)
     )
   }
 

@@ -1,5 +1,5 @@
-// Config publish -> listener and instance add/remove -> subscriber latency: @flowtag/nacos and the
-// official Node SDK side by side, same server, same run. Usage:
+// Config publish -> listener and instance add/remove -> subscriber latency: @flowtag/nacos over
+// gRPC and over HTTP, and the official Node SDK, side by side, same server, same run. Usage:
 //   node packages/nacos/bench/latency.ts [configRounds=200] [instancePairs=25] [--write]
 // Against a real Nacos: NACOS_SERVER_ADDR=host:port (HTTP v1 capable) runs it there instead.
 import { cpus, loadavg } from 'node:os'
@@ -46,12 +46,19 @@ const firstView = (views: Views, after: number, seen: (p: Set<number>) => boolea
 // ---- config ----
 async function benchConfig() {
   const publisher = new NacosClient({ serverAddr: addr })
-  const ours = new NacosClient({ serverAddr: addr })
+  const ours = new NacosClient({ serverAddr: addr, transport: 'http' })
+  const grpc = new NacosClient({ serverAddr: addr, transport: 'grpc' })
   const theirs = officialConfig(addr, mkdtempSync(join(tmpdir(), 'nacos-bench-')))
   await theirs.ready()
   const dataId = `bench-cfg-${run}`
   let oursLast: string | undefined
   let theirsLast: string | undefined
+  let grpcLast: string | undefined
+  const grpcAt = new Map<string, number>()
+  grpc.config.listen(dataId, 'BENCH', (c) => {
+    grpcLast = c
+    if (c !== undefined) grpcAt.set(c, performance.now())
+  })
   const oursAt = new Map<string, number>()
   const theirsAt = new Map<string, number>()
   ours.config.listen(dataId, 'BENCH', (c) => {
@@ -64,13 +71,16 @@ async function benchConfig() {
   })
   // Warm up: both listeners established and seeing a first value.
   await publisher.config.publish(dataId, 'BENCH', 'warm')
-  await until(() => oursLast === 'warm' && theirsLast === 'warm', 15_000)
-  const lat = { ours: [] as number[], theirs: [] as number[], oursMissed: 0, theirsMissed: 0 }
+  await until(() => oursLast === 'warm' && theirsLast === 'warm' && grpcLast === 'warm', 15_000)
+  const lat = { ours: [] as number[], theirs: [] as number[], grpc: [] as number[], oursMissed: 0, theirsMissed: 0, grpcMissed: 0 }
   for (let i = 0; i < configRounds; i++) {
     const content = `v${i}`
     const t0 = performance.now()
     await publisher.config.publish(dataId, 'BENCH', content)
-    await until(() => oursAt.has(content) && theirsAt.has(content), 5000)
+    await until(() => oursAt.has(content) && theirsAt.has(content) && grpcAt.has(content), 5000)
+    const g = grpcAt.get(content)
+    if (g === undefined) lat.grpcMissed++
+    else lat.grpc.push(g - t0)
     const a = oursAt.get(content)
     const b = theirsAt.get(content)
     if (a === undefined) lat.oursMissed++
@@ -79,19 +89,23 @@ async function benchConfig() {
     else lat.theirs.push(b - t0)
   }
   theirs.close()
-  await Promise.all([ours.close(), publisher.close()])
+  await Promise.all([ours.close(), grpc.close(), publisher.close()])
   return lat
 }
 
 // ---- naming ----
 async function benchNaming(oursFirst: boolean, pairs: number) {
   const registrar = new NacosClient({ serverAddr: addr })
-  const ours = new NacosClient({ serverAddr: addr })
+  const ours = new NacosClient({ serverAddr: addr, transport: 'http' })
+  const grpc = new NacosClient({ serverAddr: addr, transport: 'grpc' })
   const theirs = officialNaming(addr)
   await theirs.ready()
   const svc = `bench-svc-${run}-${oursFirst ? 'a' : 'b'}`
   const oursViews: Views = []
   const theirsViews: Views = []
+  const grpcViews: Views = []
+  grpc.naming.subscribe(svc, (c) => grpcViews.push({ at: performance.now(), ports: new Set(c.instances.map((i) => i.port)) }))
+  await grpc.naming.instances(svc)
   // The server pushes to its subscribers one after another, first subscribed first: each client
   // goes first for half of the run.
   const subscribeOurs = async () => {
@@ -108,14 +122,20 @@ async function benchNaming(oursFirst: boolean, pairs: number) {
   if (!oursFirst) await subscribeOurs()
   // Warm up with one instance both sides see.
   await registrar.naming.register(svc, { ip: '127.0.0.1', port: 5999 })
-  await until(() => firstView(oursViews, 0, (p) => p.has(5999)) !== undefined && firstView(theirsViews, 0, (p) => p.has(5999)) !== undefined, 30_000)
-  const lat = { ours: [] as number[], theirs: [] as number[], oursMissed: 0, theirsMissed: 0 }
+  await until(
+    () => firstView(oursViews, 0, (p) => p.has(5999)) !== undefined && firstView(theirsViews, 0, (p) => p.has(5999)) !== undefined && firstView(grpcViews, 0, (p) => p.has(5999)) !== undefined,
+    30_000
+  )
+  const lat = { ours: [] as number[], theirs: [] as number[], grpc: [] as number[], oursMissed: 0, theirsMissed: 0, grpcMissed: 0 }
   const measure = async (action: () => Promise<void>, seen: (ports: Set<number>) => boolean) => {
     // A quiet gap first: no push of an earlier event is still scheduled to land inside this one.
     await new Promise((r) => setTimeout(r, 700))
     const t0 = performance.now()
     await action()
-    await until(() => firstView(oursViews, t0, seen) !== undefined && firstView(theirsViews, t0, seen) !== undefined, 15_000)
+    await until(() => firstView(oursViews, t0, seen) !== undefined && firstView(theirsViews, t0, seen) !== undefined && firstView(grpcViews, t0, seen) !== undefined, 15_000)
+    const g = firstView(grpcViews, t0, seen)
+    if (g === undefined) lat.grpcMissed++
+    else lat.grpc.push(g - t0)
     const a = firstView(oursViews, t0, seen)
     const b = firstView(theirsViews, t0, seen)
     if (a === undefined) lat.oursMissed++
@@ -130,7 +150,7 @@ async function benchNaming(oursFirst: boolean, pairs: number) {
   }
   await registrar.naming.deregister(svc, { ip: '127.0.0.1', port: 5999 })
   await theirs.close()
-  await Promise.all([ours.close(), registrar.close()])
+  await Promise.all([ours.close(), grpc.close(), registrar.close()])
   return lat
 }
 
@@ -142,6 +162,8 @@ const second = await benchNaming(false, Math.floor(instancePairs / 2))
 const naming = {
   ours: [...first.ours, ...second.ours],
   theirs: [...first.theirs, ...second.theirs],
+  grpc: [...first.grpc, ...second.grpc],
+  grpcMissed: first.grpcMissed + second.grpcMissed,
   oursMissed: first.oursMissed + second.oursMissed,
   theirsMissed: first.theirsMissed + second.theirsMissed
 }
@@ -157,20 +179,23 @@ const section = `${heading}
 
 \`${realAddr === undefined ? '' : 'NACOS_SERVER_ADDR=<addr> '}node packages/nacos/bench/latency.ts ${configRounds} ${instancePairs}\` — ${started.toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), load average at start ${load}.
 Target: ${realAddr === undefined ? 'the embedded dev server with Nacos production timings (500 ms push delay, 30 s long polls)' : `a real Nacos at ${realAddr}`}, loopback; all clients in one process.
-Config: a third client publishes ${configRounds} values one after another; latency is publish call → listener callback with that value, for our \`config.listen\` (one batched v1 long poll) and the official \`NacosConfigClient.subscribe\`.
-Instances: a third client registers then deregisters an instance, ${instancePairs} times (${instancePairs * 2} events, 700 ms apart); latency is the register/deregister call → the subscriber seeing the new list, for our \`naming.subscribe\` (UDP push + 10 s poll) and the official \`NacosNamingClient.subscribe\`.
+Config: another client publishes ${configRounds} values one after another; latency is publish call → listener callback with that value, for our \`config.listen\` over gRPC (ConfigChangeNotifyRequest push) and over HTTP (one batched v1 long poll), and the official \`NacosConfigClient.subscribe\`.
+Instances: another client registers then deregisters an instance, ${instancePairs} times (${instancePairs * 2} events, 700 ms apart); latency is the register/deregister call → the subscriber seeing the new list, for our \`naming.subscribe\` over gRPC (NotifySubscriberRequest push) and over HTTP (UDP push + 10 s poll), and the official \`NacosNamingClient.subscribe\`.
 
 | config publish → listener | n | p50 ms | p99 ms | max ms | missed (>5 s) |
 |---|---|---|---|---|---|
-${row('@flowtag/nacos', config.ours, config.oursMissed)}
+${row('@flowtag/nacos gRPC', config.grpc, config.grpcMissed)}
+${row('@flowtag/nacos HTTP', config.ours, config.oursMissed)}
 ${row('official nacos 2.6.3', config.theirs, config.theirsMissed)}
 
 | instance add/remove → subscriber | n | p50 ms | p99 ms | max ms | missed (>15 s) |
 |---|---|---|---|---|---|
-${row('@flowtag/nacos', naming.ours, naming.oursMissed)}
+${row('@flowtag/nacos gRPC', naming.grpc, naming.grpcMissed)}
+${row('@flowtag/nacos HTTP', naming.ours, naming.oursMissed)}
 ${row('official nacos 2.6.3', naming.theirs, naming.theirsMissed)}
 
-Ratios ours/official (lower is better): config p50 ${ratio(config.ours, config.theirs, 50)}, p99 ${ratio(config.ours, config.theirs, 99)}; instances p50 ${ratio(naming.ours, naming.theirs, 50)}, p99 ${ratio(naming.ours, naming.theirs, 99)}.${realAddr === undefined ? '' : `
+Ratios (lower is better): gRPC/HTTP config p50 ${ratio(config.grpc, config.ours, 50)}, p99 ${ratio(config.grpc, config.ours, 99)}; gRPC/official config p50 ${ratio(config.grpc, config.theirs, 50)}, p99 ${ratio(config.grpc, config.theirs, 99)}; HTTP/official config p50 ${ratio(config.ours, config.theirs, 50)}, p99 ${ratio(config.ours, config.theirs, 99)}; instances gRPC/HTTP p50 ${ratio(naming.grpc, naming.ours, 50)}, p99 ${ratio(naming.grpc, naming.ours, 99)}; gRPC/official p50 ${ratio(naming.grpc, naming.theirs, 50)}, p99 ${ratio(naming.grpc, naming.theirs, 99)}.
+gRPC config push goal on the dev server: p99 ≤ 20 ms${realAddr === undefined ? ` — ${percentile(config.grpc, 99) <= 20 ? 'met' : 'missed'} (${fmt(percentile(config.grpc, 99))} ms)` : ''}.${realAddr === undefined ? '' : `
 A real Nacos answers held long polls only after its own change-dump task has run (about 100 ms after a publish) and pushes instance changes after its push delay, so the server bounds both clients alike here.`}
 `
 
