@@ -195,7 +195,11 @@ ${row('@flowtag/nacos HTTP', naming.ours, naming.oursMissed)}
 ${row('official nacos 2.6.3', naming.theirs, naming.theirsMissed)}
 
 Ratios (lower is better): gRPC/HTTP config p50 ${ratio(config.grpc, config.ours, 50)}, p99 ${ratio(config.grpc, config.ours, 99)}; gRPC/official config p50 ${ratio(config.grpc, config.theirs, 50)}, p99 ${ratio(config.grpc, config.theirs, 99)}; HTTP/official config p50 ${ratio(config.ours, config.theirs, 50)}, p99 ${ratio(config.ours, config.theirs, 99)}; instances gRPC/HTTP p50 ${ratio(naming.grpc, naming.ours, 50)}, p99 ${ratio(naming.grpc, naming.ours, 99)}; gRPC/official p50 ${ratio(naming.grpc, naming.theirs, 50)}, p99 ${ratio(naming.grpc, naming.theirs, 99)}.
-gRPC config push goal on the dev server: p99 ≤ 20 ms${realAddr === undefined ? ` — ${percentile(config.grpc, 99) <= 20 ? 'met' : 'missed'} (${fmt(percentile(config.grpc, 99))} ms)` : ''}.${realAddr === undefined ? '' : `
+${
+  realAddr === undefined
+    ? `gRPC config push goal on the dev server: p99 ≤ 20 ms — ${percentile(config.grpc, 99) <= 20 ? 'met' : 'missed'} (${fmt(percentile(config.grpc, 99))} ms).`
+    : `gRPC config push goal on real Nacos: within 20 ms of the server's own delay, taken as our HTTP long poll's (answered after the same dump): p50 ${fmt(percentile(config.grpc, 50) - percentile(config.ours, 50))} ms, p99 ${fmt(percentile(config.grpc, 99) - percentile(config.ours, 99))} ms apart.`
+}${realAddr === undefined ? '' : `
 A real Nacos answers held long polls only after its own change-dump task has run (about 100 ms after a publish) and pushes instance changes after its push delay, so the server bounds both clients alike here.`}
 `
 

@@ -210,7 +210,8 @@ export function createFlowTagService (options: FlowTagServiceOptions): FlowTagSe
 function createClient (options: NacosClientOptions, log: ServiceLogger): NacosClient {
   const child = (log as { child?: (b: object) => ServiceLogger }).child
   try {
-    return new NacosClient({ logger: typeof child === 'function' ? child.call(log, { module: 'nacos' }) : log, ...options })
+    // gRPC (pushes, connection-scoped instances) where the server offers it, HTTP otherwise.
+    return new NacosClient({ logger: typeof child === 'function' ? child.call(log, { module: 'nacos' }) : log, transport: 'auto', ...options })
   } catch (err) {
     throw asServiceOption(err, 'nacos')
   }
