@@ -11,7 +11,7 @@ export type BuildApp = (app: FastifyInstance, env: ServiceEnv) => Promise<void>
 
 /** The Nacos client options every demo app uses, from the environment. */
 export function nacosOptions(env: ServiceEnv): NacosClientOptions {
-  const nacos: NacosClientOptions = { serverAddr: env.NACOS_SERVER_ADDR, namespace: env.NACOS_NAMESPACE }
+  const nacos: NacosClientOptions = { serverAddr: env.NACOS_SERVER_ADDR, namespace: env.NACOS_NAMESPACE, transport: 'auto' }
   if (env.NACOS_USERNAME !== undefined) Object.assign(nacos, { username: env.NACOS_USERNAME, password: env.NACOS_PASSWORD })
   return nacos
 }
