@@ -207,6 +207,25 @@ for (const target of targets) {
       t.ok(logger.lines.some((l) => l.msg === 'nacos grpc connection lost'), 'the loss was logged')
     })
 
+    t.test('dev: a lost server: reconnect to the next one in the list and redo there', async (t) => {
+      const a = await startDev()
+      const b = await startDev()
+      t.teardown(() => Promise.all([a.close(), b.close()]))
+      const svc = uniq('grpc-failover')
+      const client = new NacosClient({ serverAddr: [a.address, b.address], transport: 'grpc', namingProtectEmpty: false })
+      t.teardown(() => client.close())
+      await client.naming.register(svc, { ip: '127.0.0.1', port: 4707 })
+      client.naming.subscribe(svc, () => {})
+      const onB = new NacosClient({ serverAddr: b.address, transport: 'http-v1', namingProtectEmpty: false, namingPollIntervalMs: 100 })
+      t.teardown(() => onB.close())
+      t.same(await onB.naming.instances(svc), [], 'only on the first server so far')
+      const lostAt = Date.now()
+      await a.close()
+      await waitFor(async () => (await onB.naming.instances(svc)).some((i) => i.port === 4707), 'redone on the second server', 10_000)
+      figures.push(`dev: first server lost -> instance on the second ${Date.now() - lostAt} ms`)
+      t.equal(client.server.origin, `http://${b.address}`)
+    })
+
     t.test('dev: auth: the token rides in the headers and is refreshed', async (t) => {
       const s = await startDev({ auth: { username: 'u', password: 'p', tokenTtlSeconds: 2 } })
       t.teardown(() => s.close())
