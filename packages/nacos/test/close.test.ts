@@ -6,7 +6,7 @@ import { startDev } from './fixtures/target.ts'
 
 const child = fileURLToPath(new URL('./fixtures/close-child.ts', import.meta.url))
 
-for (const transport of ['http-v1', 'http-v3'] as const) {
+for (const transport of ['http-v1', 'http-v3', 'grpc'] as const) {
   t.test(`${transport}: after close() the process exits by itself`, async (t) => {
     const dev = await startDev()
     t.teardown(() => dev.close())
