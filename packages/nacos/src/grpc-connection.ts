@@ -50,11 +50,12 @@ export class GrpcConnection {
     const target = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port + GRPC_PORT_OFFSET}`
     this.origin = target
     this.server = `${opts.host}:${opts.port}`
-    // Keepalive pings notice a silent peer between health checks; no retries inside grpc-js:
-    // the session decides where to go next.
+    // The 5 s health check notices a dead peer. HTTP/2 keepalive pings stay rarer than Nacos's
+    // permitKeepAliveTime (5 min): pinging more often gets the connection closed with GOAWAY
+    // too_many_pings. No retries inside grpc-js: the session decides where to go next.
     this.#client = new grpc.Client(target, grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5000,
+      'grpc.keepalive_time_ms': 360_000,
+      'grpc.keepalive_timeout_ms': 20_000,
       'grpc.enable_retries': 0,
       // Nacos identifies a client by its TCP connection: grpc-js must not share one between the
       // naming and config clients (or after a reconnect) as it does by default.
