@@ -7,3 +7,7 @@ export { FlowTagger, createFlowTagger, type FlowTagStats, type RequestFacts } fr
 export { FlowTagOptionsSchema, type FlowTagOptions, type RuleStoreLike, type TagLogger } from './options.ts'
 export { LANE_ATTRIBUTE } from './otel.ts'
 export { ContextError, errorCodes, type ContextErrorCode } from './errors.ts'
+export {
+  checkOutboundFlow, setTagLossMode, tagLossMode, tagLossCounts, resetTagLossCounts, runUntagged,
+  type TagLossMode, type TagLossReason
+} from './tag-loss.ts'

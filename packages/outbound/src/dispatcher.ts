@@ -10,6 +10,7 @@ import { parseOptions, type OutboundOptions, type ResolvedOptions } from './opti
 import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable } from './service-table.ts'
+import { tagLossCheck } from './tag-loss-hook.ts'
 
 type Handler = Dispatcher.DispatchHandler
 type DispatchOptions = Dispatcher.DispatchOptions
@@ -91,6 +92,12 @@ export class FlowtagDispatcher extends Dispatcher {
     }
     // Captured now: the caller's async context is the request's flow.
     const flow = currentFlow()
+    // Tag-loss hook (@flowtag/context): counted; in strict mode the call fails here.
+    const lost = tagLossCheck(flow, opts.headers)
+    if (lost !== undefined) {
+      handler.onResponseError?.(null as never, lost)
+      return true
+    }
     const entry = this.#entry(target)
     if (entry.ready === null) return this.#route(entry, target, flow, opts, handler)
     entry.ready.then(
