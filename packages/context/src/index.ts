@@ -11,3 +11,7 @@ export {
   checkOutboundFlow, setTagLossMode, tagLossMode, tagLossCounts, resetTagLossCounts, runUntagged,
   type TagLossMode, type TagLossReason
 } from './tag-loss.ts'
+export {
+  recordFallback, mergeFallback, fallbackOf, FALLBACK_BAGGAGE_KEY, FALLBACK_HEADER, MAX_FALLBACK_ENTRIES, MAX_FALLBACK_LENGTH,
+  type FallbackReason
+} from './receipt.ts'
