@@ -13,6 +13,10 @@ export type TagLossReason = 'missing' | 'mismatch'
 const MODES: readonly TagLossMode[] = ['off', 'count', 'strict']
 /** Distinct call sites kept apart; beyond this they are counted as `other` (bounded cardinality). */
 const MAX_SITES = 200
+/** Stack captures per second at most; further losses in that second count as site `unsampled`. */
+const MAX_STACKS_PER_SECOND = 100
+let stackSecond = 0
+let stacksThisSecond = 0
 
 let mode: TagLossMode | undefined
 let counter: Counter | undefined
@@ -61,7 +65,7 @@ export function resetTagLossCounts (): void {
 }
 
 // Frames of Node itself, of undici and of flowtag's own code are not the call site.
-const SKIP = /node:|node_modules|\/packages\/(context|outbound|service)\/src\/|\(native\)|<anonymous>/
+const SKIP = /^node:|node_modules|\/packages\/(context|outbound|service)\/src\//
 
 /** The first stack frame outside Node, libraries and flowtag, as `file:line` (cwd-relative). */
 function callSite (): string {
@@ -72,7 +76,7 @@ function callSite (): string {
   const cwd = `${process.cwd()}/`
   for (const line of stack.split('\n').slice(2)) {
     const m = /\(?((?:file:\/\/)?\/[^()]+?):(\d+):\d+\)?$/.exec(line.trim())
-    if (m === null || SKIP.test(line)) continue
+    if (m === null || SKIP.test(m[1]!)) continue
     return `${m[1]!.replace('file://', '').replace(cwd, '')}:${m[2]}`
   }
   return 'unknown'
@@ -89,8 +93,10 @@ export function checkOutboundFlow (flow: FlowContext | undefined, carried: strin
   if (flow === undefined) reason = 'missing'
   else if (carried !== undefined && carried !== flow.tag) reason = 'mismatch'
   else return undefined
-  let site = callSite()
-  if (!frames.has(site)) {
+  const second = Math.floor(Date.now() / 1000)
+  if (second !== stackSecond) { stackSecond = second; stacksThisSecond = 0 }
+  let site = ++stacksThisSecond <= MAX_STACKS_PER_SECOND ? callSite() : 'unsampled'
+  if (site !== 'unsampled' && !frames.has(site)) {
     if (frames.size >= MAX_SITES) site = 'other'
     else frames.add(site)
   }
