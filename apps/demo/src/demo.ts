@@ -3,9 +3,14 @@
 // one NACOS_SERVER_ADDR names), the gateway, order-service v1/v2 and user-service v1/v2, each
 // its own process; publishes a RuleSet sending testers and 10% of users to v2; drives traffic
 // and shows the split per hop live; then moves v2 to 50% and 100% by publishing new RuleSets
-// to Nacos — no restart — and ends with a summary. Ctrl-C stops everything cleanly.
+// to Nacos — no restart — and ends with a summary. Then the rule-safety features: a shadow
+// rule's predicted move printed before it is promoted, a lease that returns testers to v1 on
+// its own, and a fallback receipt in `curl -v` once user-service v2 is stopped. Ctrl-C stops
+// everything cleanly.
+import { execFile } from 'node:child_process'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer, type NacosDevServer } from '@flowtag/nacos-dev-server'
+import { rulesCli, rulesDoc } from './cli.ts'
 import { startApp, type AppProcess } from './cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from './rulesets.ts'
 import { drive, Tally } from './traffic.ts'
@@ -59,6 +64,73 @@ function render(title: string, tally: Tally, elapsed: number): void {
   else say(lines.filter((l) => l !== '').join(' | '))
 }
 
+async function publishRules(doc: unknown): Promise<void> {
+  await client!.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
+}
+
+async function waitForVersion(gateway: AppProcess, version: number): Promise<void> {
+  const end = Date.now() + 15_000
+  while (Date.now() < end) {
+    const res = await fetch(`${gateway.url}/api/orders/0`, { headers: { 'x-user-id': 'probe' } })
+    const body = (await res.json()) as { hops?: Array<{ ruleVersion?: number }> }
+    if (body.hops?.[0]?.ruleVersion === version) return
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`rule version ${version} did not reach the gateway`)
+}
+
+async function testerPath(gateway: AppProcess): Promise<string> {
+  const res = await fetch(`${gateway.url}/api/orders/0`, { headers: { 'x-tester': 'true' } })
+  const body = (await res.json()) as { hops?: Array<{ service: string; version: string }> }
+  return (body.hops ?? []).filter((h) => h.service !== 'gateway').map((h) => `${h.service}@${h.version}`).join(' -> ')
+}
+
+/** Shadow rule, lane lease, fallback receipt: each shown on the running cluster. */
+async function features(gateway: AppProcess, nacosAddr: string, lastVersion: number): Promise<void> {
+  const doc = rulesDoc(nacosAddr)
+  let version = lastVersion + 1
+  say(`\nshadow rule: live 10% of users in v2, shadow 40%, published as RuleSet v${version}; traffic for ${STEP_SECONDS} s`)
+  await publishRules({ ...canaryRuleSet(version, 10), shadow: canaryRuleSet(version + 1, 40) })
+  await waitForVersion(gateway, version)
+  const tally = new Tally()
+  const traffic = drive({ gatewayUrl: gateway.url, users: 1000, testerShare: 0.02, concurrency: 8 }, () => tally)
+  await new Promise((r) => setTimeout(r, STEP_SECONDS * 1000))
+  await traffic.stop()
+  say(`  routed by the live rules: order-service v2 ${(tally.share('order-service', 'v2') * 100).toFixed(1)}% of ${tally.requests} requests`)
+  const report = await rulesCli(['shadow', doc, '--metrics', `${gateway.url}/metrics`])
+  say(`  $ flowtag-rules shadow ${doc} --metrics ${gateway.url}/metrics`)
+  for (const line of report.stdout.trim().split('\n')) say(`  ${line}`)
+  const promoted = await rulesCli(['promote', doc])
+  say(`  $ flowtag-rules promote ${doc}\n  ${promoted.stdout.trim() || promoted.stderr.trim()}`)
+  version += 2
+  await waitForVersion(gateway, version)
+
+  version++
+  const expiresAt = new Date(Date.now() + 8000).toISOString()
+  const leased = canaryRuleSet(version, 0)
+  leased.rules = leased.rules!.map((r) => (r.name === 'testers' ? { ...r, expiresAt } : r))
+  say(`\nlane lease: the testers rule (v2) expires at ${expiresAt} (RuleSet v${version}, nothing published after it)`)
+  await publishRules(leased)
+  await waitForVersion(gateway, version)
+  say(`  now:            tester -> ${await testerPath(gateway)}`)
+  await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(expiresAt) - Date.now()) + 500))
+  say(`  after expiry:   tester -> ${await testerPath(gateway)}   (gateway log: "lease ran out")`)
+
+  version++
+  await publishRules(canaryRuleSet(version, 0))
+  await waitForVersion(gateway, version)
+  const userV2 = apps.find((a) => a.name === 'user-service' && a.version === 'v2')
+  say('\nfallback receipt: stopping user-service v2, then a tester request through the gateway')
+  await userV2?.stop('SIGTERM')
+  await new Promise((r) => setTimeout(r, 1500))
+  const url = `${gateway.url}/api/orders/1`
+  say(`  $ curl -v -H 'x-tester: true' ${url}`)
+  const out = await new Promise<string>((resolve) => {
+    execFile('curl', ['-sv', '-H', 'x-tester: true', url], { timeout: 10_000 }, (err, stdout, stderr) => resolve(err === null ? stderr : `curl failed: ${err.message}`))
+  })
+  for (const line of out.split('\n').filter((l) => l.startsWith('< ') || l.startsWith('curl failed'))) say(`  ${line.trim()}`)
+}
+
 try {
   let nacosAddr = process.env.NACOS_SERVER_ADDR
   if (nacosAddr === undefined || nacosAddr === '') {
@@ -76,7 +148,8 @@ try {
   for (const [name, version] of [['user-service', 'v1'], ['user-service', 'v2'], ['order-service', 'v1'], ['order-service', 'v2']] as const) {
     apps.push(await startApp(name, version, opts))
   }
-  const gateway = await startApp('gateway', 'v1', { ...opts, port: GATEWAY_PORT })
+  // FLOWTAG_DEBUG: the gateway shows fallback receipts to clients (x-flowtag-fallback)
+  const gateway = await startApp('gateway', 'v1', { ...opts, port: GATEWAY_PORT, env: { ...opts.env, FLOWTAG_DEBUG: '1' } })
   apps.push(gateway)
   say(`started ${apps.map((a) => `${a.name}@${a.version} :${a.port}`).join(', ')}`)
   say(`try it yourself: curl -H 'x-user-id: alice' ${gateway.url}/api/orders/1`)
@@ -107,6 +180,7 @@ try {
   }
   say('\nsummary (no process restarted; each step was one RuleSet published to Nacos):')
   for (const line of summary) say(line)
+  await features(gateway, nacosAddr, STEPS.length)
   await shutdown(0)
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`)

@@ -17,6 +17,8 @@ await main('gateway', async (app, env) => {
     registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
     // Untagged calls, and services the RuleSet does not name, go to v1.
     outbound: { stableLane: 'v1' },
+    // FLOWTAG_DEBUG=1: answers carry x-flowtag-fallback when a hop left the request's lane.
+    debug: env.FLOWTAG_DEBUG,
     healthPath: HEALTH_PATH,
     readyPath: READY_PATH
   })

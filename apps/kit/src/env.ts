@@ -15,6 +15,8 @@ export const serviceEnvSchema = z.object({
   RULES_GROUP: z.string().min(1).default('FLOWTAG'),
   /** Serve this long after deregistering, so callers drop the instance first. */
   DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
+  /** `1`: the edge returns debug headers to clients (the fallback receipt, `x-flowtag-fallback`). */
+  FLOWTAG_DEBUG: z.enum(['0', '1']).default('0').transform((v) => v === '1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

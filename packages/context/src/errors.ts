@@ -5,7 +5,9 @@ export const errorCodes = {
   /** Plugin / middleware options are invalid (the message names the field). */
   BAD_OPTION: 'FLOWTAG_CONTEXT_BAD_OPTION',
   /** signTag() was given a bad lane, ttl or key. */
-  SIGNING: 'FLOWTAG_CONTEXT_SIGNING'
+  SIGNING: 'FLOWTAG_CONTEXT_SIGNING',
+  /** Strict tag-loss mode: an outbound call left without the request's flow, or with another tag. */
+  TAG_LOST: 'FLOWTAG_CONTEXT_TAG_LOST'
 } as const
 
 export type ContextErrorCode = typeof errorCodes[keyof typeof errorCodes]

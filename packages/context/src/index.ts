@@ -7,3 +7,11 @@ export { FlowTagger, createFlowTagger, type FlowTagStats, type RequestFacts } fr
 export { FlowTagOptionsSchema, type FlowTagOptions, type RuleStoreLike, type TagLogger } from './options.ts'
 export { LANE_ATTRIBUTE } from './otel.ts'
 export { ContextError, errorCodes, type ContextErrorCode } from './errors.ts'
+export {
+  checkOutboundFlow, setTagLossMode, tagLossMode, tagLossCounts, resetTagLossCounts, runUntagged,
+  type TagLossMode, type TagLossReason
+} from './tag-loss.ts'
+export {
+  recordFallback, mergeFallback, fallbackOf, FALLBACK_BAGGAGE_KEY, FALLBACK_HEADER, MAX_FALLBACK_ENTRIES, MAX_FALLBACK_LENGTH,
+  type FallbackReason
+} from './receipt.ts'

@@ -45,6 +45,7 @@ export const FlowTagOptionsSchema = z.strictObject({
   ], { message: 'expected a RuleStore or a RuleSet object' }).optional(),
   trust: trustSchema.optional(),
   otel: z.boolean().default(true),
+  tagLoss: z.enum(['off', 'count', 'strict']).optional(),
   logger: z.custom<TagLogger>((v) => typeof v === 'object' && v !== null && typeof (v as TagLogger).debug === 'function' && typeof (v as TagLogger).warn === 'function',
     { message: 'expected a logger with debug() and warn()' }).optional()
 }).superRefine((o, ctx) => {
@@ -65,6 +66,7 @@ export interface ResolvedOptions {
   trustCidrs: Cidr[] | undefined
   signed: { keys: Map<string, string>, cookie: string, query: string } | undefined
   otel: boolean
+  tagLoss: 'off' | 'count' | 'strict' | undefined
   logger: TagLogger | undefined
 }
 
@@ -115,5 +117,5 @@ export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
       signed = { keys, cookie: trust.signed.cookie, query: trust.signed.query }
     }
   }
-  return { mode: o.mode, rules, trustAll: trust === 'always', trustCidrs, signed, otel: o.otel, logger: o.logger }
+  return { mode: o.mode, rules, trustAll: trust === 'always', trustCidrs, signed, otel: o.otel, tagLoss: o.tagLoss, logger: o.logger }
 }

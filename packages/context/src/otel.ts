@@ -1,4 +1,5 @@
-import { context, createContextKey, metrics, propagation, ROOT_CONTEXT, trace, type Context, type Counter } from '@opentelemetry/api'
+import { context, createContextKey, metrics, propagation, ROOT_CONTEXT, trace, type Attributes, type Context, type Counter } from '@opentelemetry/api'
+import type { Decision } from '@flowtag/rules'
 import { BAGGAGE_KEY } from './codec.ts'
 
 /** Span attribute set on the active span when a request gets a lane. */
@@ -52,4 +53,33 @@ export function countTag (outcome: string, source: string): void {
     description: 'Incoming flow tags dropped (malformed, bad signature) or ignored (untrusted)'
   })
   dropped.add(1, { outcome, source })
+}
+
+let shadowCounter: Counter | undefined
+// Decisions are shared frozen objects of a compiled set, so a (live, shadow) pair maps to one
+// attributes object: nothing is built per request. Cleared when it grows (new rule sets).
+const shadowAttrs = new Map<Decision, Map<Decision, Attributes>>()
+let shadowPairs = 0
+
+/**
+ * Count one request's (live lane -> shadow lane) pair: `flowtag.context.shadow_decisions`,
+ * attributes live_lane, shadow_lane, shadow_rule (`(default)` when no rule decided),
+ * live_version, shadow_version.
+ */
+export function countShadow (live: Decision, shadow: Decision, liveVersion: number, shadowVersion: number): void {
+  shadowCounter ??= metrics.getMeter('@flowtag/context').createCounter('flowtag.context.shadow_decisions', {
+    description: 'Requests by the lane the live rules gave them and the lane the shadow rules would have'
+  })
+  let byLive = shadowAttrs.get(shadow)
+  if (byLive === undefined) {
+    if (shadowPairs > 4096) { shadowAttrs.clear(); shadowPairs = 0 }
+    shadowAttrs.set(shadow, byLive = new Map())
+  }
+  let attrs = byLive.get(live)
+  if (attrs === undefined) {
+    attrs = { live_lane: live.tag, shadow_lane: shadow.tag, shadow_rule: shadow.rule ?? '(default)', live_version: String(liveVersion), shadow_version: String(shadowVersion) }
+    byLive.set(live, attrs)
+    shadowPairs++
+  }
+  shadowCounter.add(1, attrs)
 }

@@ -7,11 +7,12 @@ import type { Context } from '@opentelemetry/api'
 import { cookieOf, evaluate, matchIp, type Facts } from '@flowtag/rules'
 import { FLOW_TAG_HEADER } from './codec.ts'
 import { runWithFlow, type FlowContext, type FlowDecision } from './flow.ts'
-import { countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'
+import { countShadow, countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'
 import { resolveOptions, type FlowTagOptions, type ResolvedOptions, type TagLogger } from './options.ts'
 import { readIncoming } from './propagation.ts'
 import { signTag, verifySignedTag } from './signing.ts'
 import { ContextError, errorCodes } from './errors.ts'
+import { armTagLoss, setTagLossMode } from './tag-loss.ts'
 
 /** What the tagger reads from a request. `query` and `ip` may be getters: read only if needed. */
 export interface RequestFacts extends Facts {
@@ -31,16 +32,21 @@ export interface FlowTagStats {
   dropped: number
   /** Incoming tags ignored because the trust policy does not allow them. */
   ignored: number
+  /** Requests also evaluated by a shadow RuleSet (one more evaluate() each; never routed by it). */
+  shadowed: number
 }
 
 export class FlowTagger {
   readonly mode: 'edge' | 'service'
   readonly #o: ResolvedOptions
-  readonly #stats: FlowTagStats = { signed: 0, trusted: 0, evaluated: 0, untagged: 0, dropped: 0, ignored: 0 }
+  readonly #stats: FlowTagStats = { signed: 0, trusted: 0, evaluated: 0, untagged: 0, dropped: 0, ignored: 0, shadowed: 0 }
 
   constructor (options: FlowTagOptions) {
     this.#o = resolveOptions(options)
     this.mode = this.#o.mode
+    // a process that tags requests is one whose outbound calls should carry a flow
+    if (this.#o.tagLoss === undefined) armTagLoss()
+    else setTagLossMode(this.#o.tagLoss)
   }
 
   get stats (): Readonly<FlowTagStats> { return { ...this.#stats } }
@@ -109,6 +115,12 @@ export class FlowTagger {
     if (compiled !== undefined) {
       this.#stats.evaluated++
       const decision = evaluate(compiled, req)
+      const shadow = compiled.shadow
+      if (shadow !== undefined && o.otel) {
+        // counted, never routed: the request keeps the live decision
+        this.#stats.shadowed++
+        countShadow(decision, evaluate(shadow, req), compiled.version, shadow.version)
+      }
       return { tag: decision.tag, decision, baggage }
     }
     this.#stats.untagged++

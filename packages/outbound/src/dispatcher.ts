@@ -6,10 +6,12 @@ import type { Discovery } from '@flowtag/nacos'
 import { OutboundError } from './errors.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
-import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
+import { parseOptions, type LaneConfig, type OutboundOptions, type ResolvedOptions } from './options.ts'
 import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable } from './service-table.ts'
+import { tagLossCheck } from './tag-loss-hook.ts'
+import { noteFallback, withReceipts } from './receipts.ts'
 
 type Handler = Dispatcher.DispatchHandler
 type DispatchOptions = Dispatcher.DispatchOptions
@@ -62,6 +64,8 @@ export class FlowtagDispatcher extends Dispatcher {
   #lastOrigin = ''
   #lastTarget: Target | null = null
   #closed = false
+  /** The lane config #routeFor read last (for the lease check in #route). */
+  #cfg: LaneConfig | undefined
   readonly [kSelf]: FlowtagDispatcher = this
 
   constructor(options: OutboundOptions) {
@@ -91,6 +95,12 @@ export class FlowtagDispatcher extends Dispatcher {
     }
     // Captured now: the caller's async context is the request's flow.
     const flow = currentFlow()
+    // Tag-loss hook (@flowtag/context): counted; in strict mode the call fails here.
+    const lost = tagLossCheck(flow, opts.headers)
+    if (lost !== undefined) {
+      handler.onResponseError?.(null as never, lost)
+      return true
+    }
     const entry = this.#entry(target)
     if (entry.ready === null) return this.#route(entry, target, flow, opts, handler)
     entry.ready.then(
@@ -109,11 +119,18 @@ export class FlowtagDispatcher extends Dispatcher {
 
   #route(entry: ServiceEntry, target: Target, flow: ReturnType<typeof currentFlow>, opts: DispatchOptions, handler: Handler): boolean {
     const table = entry.table
-    const tag = flow?.tag === '' ? undefined : flow?.tag
+    let tag = flow?.tag === '' ? undefined : flow?.tag
     let route: Route
     let member
+    let leased: string | undefined
     try {
       route = this.#routeFor(table)
+      // A candidate lane whose lease ran out (@flowtag/rules) is no longer routed: stable serves.
+      const expired = this.#cfg?.expired
+      if (expired !== undefined && tag !== undefined && expired.includes(tag)) {
+        leased = tag
+        tag = route.stable
+      }
       member = select(table, tag, route)
     } catch (err) {
       const attrs = { service: target.service, lane: tag ?? table.stableLane, instance: '' }
@@ -121,6 +138,12 @@ export class FlowtagDispatcher extends Dispatcher {
       this.#metrics.errors.add(1, errorAttributes(attrs, err))
       handler.onResponseError?.(null as never, err as Error)
       return true
+    }
+    if (flow !== undefined) {
+      // Fallback receipt hook (@flowtag/context): where and why this request left its lane.
+      if (leased !== undefined) noteFallback(flow, table, leased, member.lane, 'lease-expired')
+      else if (tag !== undefined && member.lane !== tag) noteFallback(flow, table, tag, member.lane)
+      handler = withReceipts(handler, flow)
     }
     const headers = outboundHeaders(opts.headers, flow, target.host)
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
@@ -135,6 +158,7 @@ export class FlowtagDispatcher extends Dispatcher {
 
   #routeFor(table: ServiceTable): Route {
     const cfg = this.#opts.lanes?.(table.service)
+    this.#cfg = cfg
     const stable = cfg?.stable ?? this.#opts.stableLane
     const strict = cfg?.strict ?? this.#opts.strict
     const weights = cfg?.weights

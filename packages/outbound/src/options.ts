@@ -15,6 +15,8 @@ export interface LaneConfig {
   strict?: boolean
   /** Share of untagged traffic per lane (relative weights). */
   weights?: Record<string, number>
+  /** Candidate lanes whose lease ran out: requests tagged with one are served by `stable` (receipt `lease-expired`). */
+  expired?: readonly string[]
 }
 
 export type LanesResolver = (service: string) => LaneConfig | undefined

@@ -2,7 +2,8 @@ import { compileKey, type CompiledKey } from './facts.ts'
 import { BUCKETS, saltSeed } from './hash.ts'
 import { parseCidr, type Cidr } from './ip.ts'
 import { buildRuleIndex, type RuleIndex } from './rule-index.ts'
-import type { RuleSet, StringMatch } from './schema.ts'
+import { candidateLane, type RuleSet, type ShadowRuleSet, type StringMatch } from './schema.ts'
+import type { ServiceLaneInfo } from './services.ts'
 
 /** The outcome of evaluating a RuleSet: the lane, the rule that chose it, and why. */
 export interface Decision {
@@ -45,7 +46,12 @@ export interface CompiledSplit {
 export interface CompiledRule {
   readonly name: string
   readonly index: number
+  /** Enabled in the document and its lease (if any) not run out at compile time. */
   readonly enabled: boolean
+  /** Its lease had run out when this set was compiled (see `expiresAt`). */
+  readonly expired: boolean
+  /** Lease end in ms since the epoch; Infinity without a lease. */
+  readonly expiresAt: number
   readonly conditions: readonly CompiledCondition[]
   readonly cidrs: readonly Cidr[] | undefined
   readonly users: ReadonlySet<string> | undefined
@@ -67,6 +73,21 @@ export interface CompiledRuleSet {
   readonly keys: readonly CompiledKey[]
   /** Lookups from a request's facts to the rules it can match (see rule-index.ts). */
   readonly index: RuleIndex
+  /** Each service's lanes as routing sees them at compile time (leases applied). */
+  readonly services: ReadonlyMap<string, ServiceLaneInfo>
+  /** The shadow RuleSet, compiled; undefined when the document has none. */
+  readonly shadow: CompiledRuleSet | undefined
+  /** The clock (ms) leases were judged against. */
+  readonly now: number
+  /**
+   * The next lease end after `now` (ms), Infinity when none: this compiled form is exact until
+   * then. A RuleStore recompiles at that moment; evaluate() never looks at the clock.
+   */
+  readonly nextExpiry: number
+  /** The latest lease end at or before `now` (ms), -Infinity when none. */
+  readonly lastExpiry: number
+  /** What had run out at `now`: `rules.<name>`, `services.<service>.<lane>` (for logs). */
+  readonly expired: readonly string[]
 }
 
 function condition (key: CompiledKey, slot: number, m: StringMatch): CompiledCondition {
@@ -80,7 +101,36 @@ function decision (tag: string, rule: string | undefined, reason: string): Decis
   return Object.freeze(rule === undefined ? { tag, reason } : { tag, rule, reason })
 }
 
-const cache = new WeakMap<RuleSet, CompiledRuleSet>()
+const cache = new WeakMap<RuleSet | ShadowRuleSet, CompiledRuleSet>()
+
+/** Every lease end in the document (rules, leased candidates), in ms. */
+function leaseEnds (ruleSet: RuleSet | ShadowRuleSet): number[] {
+  const ends: number[] = []
+  for (const r of ruleSet.rules) if (r.expiresAt !== undefined) ends.push(Date.parse(r.expiresAt))
+  for (const s of Object.values(ruleSet.services)) for (const c of s.candidates) if (typeof c !== 'string') ends.push(Date.parse(c.expiresAt))
+  return ends
+}
+
+function lanesAt (ruleSet: RuleSet | ShadowRuleSet, now: number, expired: string[]): Map<string, ServiceLaneInfo> {
+  const out = new Map<string, ServiceLaneInfo>()
+  for (const [service, s] of Object.entries(ruleSet.services)) {
+    const candidates: string[] = []
+    const gone: string[] = []
+    for (const c of s.candidates) {
+      if (typeof c !== 'string' && Date.parse(c.expiresAt) <= now) {
+        gone.push(c.lane)
+        expired.push(`services.${service}.${c.lane}`)
+      } else candidates.push(candidateLane(c))
+    }
+    let weights = s.weights
+    if (weights !== undefined && gone.length > 0) weights = Object.fromEntries(Object.entries(weights).filter(([lane]) => !gone.includes(lane)))
+    const info: ServiceLaneInfo = { stable: s.stable, candidates, strict: s.strict }
+    if (weights !== undefined) info.weights = weights
+    if (gone.length > 0) info.expired = gone
+    out.set(service, Object.freeze(info))
+  }
+  return out
+}
 
 export function isCompiled (value: unknown): value is CompiledRuleSet {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kCompiled] === true
@@ -89,11 +139,29 @@ export function isCompiled (value: unknown): value is CompiledRuleSet {
 /**
  * Compile a validated RuleSet once (memoised per object). evaluate() accepts either form;
  * stores hand out the compiled one so the hot path does no lookups at all.
+ *
+ * Leases (`expiresAt`) are judged against `now` (ms, default `Date.now()`, read only when the
+ * document has a lease): a rule whose lease has run out compiles as disabled, a leased
+ * candidate lane as gone. The memo holds while `now` stays between `lastExpiry` and
+ * `nextExpiry`; a compiled form passed in is returned as it is.
  */
-export function compileRuleSet (ruleSet: RuleSet | CompiledRuleSet): CompiledRuleSet {
+export function compileRuleSet (ruleSet: RuleSet | ShadowRuleSet | CompiledRuleSet, now?: number): CompiledRuleSet {
   if (isCompiled(ruleSet)) return ruleSet
   const hit = cache.get(ruleSet)
-  if (hit !== undefined) return hit
+  if (hit !== undefined) {
+    if (hit.nextExpiry === Infinity && hit.lastExpiry === -Infinity) return hit
+    const t = now ?? Date.now()
+    if (t >= hit.lastExpiry && t < hit.nextExpiry) return hit
+  }
+  const ends = leaseEnds(ruleSet)
+  const at = ends.length === 0 ? 0 : (now ?? Date.now())
+  let nextExpiry = Infinity
+  let lastExpiry = -Infinity
+  for (const e of ends) {
+    if (e > at) nextExpiry = Math.min(nextExpiry, e)
+    else lastExpiry = Math.max(lastExpiry, e)
+  }
+  const expired: string[] = []
   const user = ruleSet.user === undefined ? undefined : compileKey(ruleSet.user)
   const keys: CompiledKey[] = []
   const slots = new Map<string, number>()
@@ -133,10 +201,15 @@ export function compileRuleSet (ruleSet: RuleSet | CompiledRuleSet): CompiledRul
         rest: r.split.rest === undefined ? undefined : decision(r.split.rest, r.name, `rule "${r.name}" split: rest to ${r.split.rest}`)
       }
     }
+    const expiresAt = r.expiresAt === undefined ? Infinity : Date.parse(r.expiresAt)
+    const lapsed = expiresAt <= at
+    if (lapsed) expired.push(`rules.${r.name}`)
     return {
       name: r.name,
       index,
-      enabled: r.enabled,
+      enabled: r.enabled && !lapsed,
+      expired: lapsed,
+      expiresAt,
       conditions,
       cidrs,
       users: r.when.users === undefined ? undefined : new Set(r.when.users),
@@ -152,7 +225,13 @@ export function compileRuleSet (ruleSet: RuleSet | CompiledRuleSet): CompiledRul
     rules,
     defaultDecision: decision(ruleSet.default, undefined, 'no rule matched: default lane'),
     keys,
-    index: buildRuleIndex(rules, user !== undefined)
+    index: buildRuleIndex(rules, user !== undefined),
+    services: lanesAt(ruleSet, at, expired),
+    shadow: 'shadow' in ruleSet && ruleSet.shadow !== undefined ? compileRuleSet(ruleSet.shadow, at) : undefined,
+    now: at,
+    nextExpiry,
+    lastExpiry,
+    expired: Object.freeze(expired)
   })
   cache.set(ruleSet, compiled)
   return compiled

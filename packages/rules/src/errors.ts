@@ -15,7 +15,9 @@ export const errorCodes = {
   /** A source could not deliver a document (unreachable, missing, read error). */
   SOURCE: 'FLOWTAG_RULES_SOURCE',
   /** The last-good cache file could not be read or written. */
-  CACHE: 'FLOWTAG_RULES_CACHE'
+  CACHE: 'FLOWTAG_RULES_CACHE',
+  /** A document about to be published carries a lease that has already run out (`issues` name the fields). */
+  LEASE_EXPIRED: 'FLOWTAG_RULES_LEASE_EXPIRED'
 } as const
 
 export type RulesErrorCode = typeof errorCodes[keyof typeof errorCodes]

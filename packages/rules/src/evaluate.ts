@@ -206,7 +206,7 @@ export function explain (ruleSet: RuleSet | CompiledRuleSet, facts: Facts): Expl
   const family = typeof facts.ip === 'string' && facts.ip.length <= 64 ? parseIpInto(facts.ip, scratch) : 0
   for (const rule of c.rules) {
     const step = (matched: boolean, detail: string) => steps.push({ rule: rule.name, index: rule.index, matched, detail })
-    if (!rule.enabled) { step(false, 'disabled'); continue }
+    if (!rule.enabled) { step(false, rule.expired ? `lease ran out at ${new Date(rule.expiresAt).toISOString()}` : 'disabled'); continue }
     const failed = rule.conditions.find((cond) => !conditionHolds(cond, readKey(facts, cond.key)))
     if (failed !== undefined) {
       const got = readKey(facts, failed.key)

@@ -1,8 +1,12 @@
 export { RulesError, errorCodes, type RulesErrorCode, type RuleIssue } from './errors.ts'
 export {
   RuleSetSchema, RuleSchema, WhenSchema, SplitSchema, StringMatchSchema, KeySourceSchema, ServiceLanesSchema, LANE_PATTERN,
-  type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes
+  ShadowRuleSetSchema, LeasedLaneSchema, ExpiresAtSchema, candidateLane,
+  type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes,
+  type ShadowRuleSet, type LeasedLane
 } from './schema.ts'
+export { checkLeases, setLease } from './leases.ts'
+export { promoteShadow } from './shadow.ts'
 export { parseRuleSet, validateRuleSet, MAX_DOCUMENT_BYTES } from './parse.ts'
 export { compileRuleSet, isCompiled, type CompiledRuleSet, type Decision } from './compile.ts'
 export { evaluate, explain, type Explanation, type ExplainStep } from './evaluate.ts'

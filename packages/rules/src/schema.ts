@@ -51,6 +51,13 @@ export const WhenSchema = z.strictObject({
 
 const weight = z.number().min(0).max(100)
 
+/**
+ * A lease's end: RFC 3339 with an offset (`2026-12-01T18:00:00Z`). Not checked against the
+ * clock here: a stored document whose lease has run out still loads and simply stops matching;
+ * publishing one is refused by checkLeases().
+ */
+export const ExpiresAtSchema = z.iso.datetime({ offset: true })
+
 /** A weighted split: lanes take consecutive hash-bucket ranges in the order written. */
 export const SplitSchema = z.strictObject({
   key: KeySourceSchema.optional(),
@@ -69,18 +76,30 @@ export const RuleSchema = z.strictObject({
   enabled: z.boolean().default(true),
   when: WhenSchema.default({}),
   lane: lane.optional(),
-  split: SplitSchema.optional()
+  split: SplitSchema.optional(),
+  /** Lease: after this instant the rule stops matching (traffic falls to the next rule / default). */
+  expiresAt: ExpiresAtSchema.optional()
 }).superRefine(exactlyOne(['lane', 'split']))
+
+/** A candidate lane under lease: after `expiresAt` it is no longer routed (its traffic goes to stable). */
+export const LeasedLaneSchema = z.strictObject({ lane, expiresAt: ExpiresAtSchema })
+const candidate = z.union([lane, LeasedLaneSchema])
+
+/** The lane name of a candidate entry (a plain lane or a leased one). */
+export function candidateLane (c: string | { lane: string }): string {
+  return typeof c === 'string' ? c : c.lane
+}
 
 /** Lanes of one service, as @flowtag/outbound reads them. */
 export const ServiceLanesSchema = z.strictObject({
   stable: lane,
-  candidates: z.array(lane).max(64).default([]),
+  candidates: z.array(candidate).max(64).default([]),
   strict: z.boolean().default(false),
   weights: z.record(lane, weight).optional()
 }).superRefine((s, ctx) => {
   const seen = new Set<string>([s.stable])
-  s.candidates.forEach((c, i) => {
+  s.candidates.forEach((entry, i) => {
+    const c = candidateLane(entry)
     if (seen.has(c)) ctx.addIssue({ code: 'custom', path: ['candidates', i], message: `lane "${c}" is listed twice (stable and candidates must differ)` })
     seen.add(c)
   })
@@ -91,8 +110,7 @@ export const ServiceLanesSchema = z.strictObject({
 
 const serviceName = z.string().min(1).max(256)
 
-/** A versioned gray-release rule set. Rules are tried in order; the first that matches decides. */
-export const RuleSetSchema = z.strictObject({
+const ruleSetShape = {
   $schema: z.string().optional(),
   version: z.int().min(0),
   description: z.string().max(4096).optional(),
@@ -100,7 +118,9 @@ export const RuleSetSchema = z.strictObject({
   services: z.record(serviceName, ServiceLanesSchema).default({}),
   rules: z.array(RuleSchema).max(1000).default([]),
   default: lane
-}).superRefine((rs, ctx) => {
+}
+
+function ruleSetChecks (rs: { user?: unknown, rules: Array<{ name: string, when: { users?: unknown } }> }, ctx: z.RefinementCtx): void {
   const names = new Map<string, number>()
   rs.rules.forEach((r, i) => {
     const first = names.get(r.name)
@@ -110,7 +130,16 @@ export const RuleSetSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['rules', i, 'when', 'users'], message: 'a users list needs the top-level "user" key source (header, cookie or query naming the user)' })
     }
   })
-})
+}
+
+/**
+ * A candidate RuleSet evaluated next to the live one on every request at the edge, without
+ * changing routing (see README "Shadow rules"). Same schema, without a shadow of its own.
+ */
+export const ShadowRuleSetSchema = z.strictObject(ruleSetShape).superRefine(ruleSetChecks)
+
+/** A versioned gray-release rule set. Rules are tried in order; the first that matches decides. */
+export const RuleSetSchema = z.strictObject({ ...ruleSetShape, shadow: ShadowRuleSetSchema.optional() }).superRefine(ruleSetChecks)
 
 export type RuleSet = z.output<typeof RuleSetSchema>
 export type RuleSetInput = z.input<typeof RuleSetSchema>
@@ -120,3 +149,5 @@ export type StringMatch = z.output<typeof StringMatchSchema>
 export type KeySource = z.output<typeof KeySourceSchema>
 export type Split = z.output<typeof SplitSchema>
 export type ServiceLanes = z.output<typeof ServiceLanesSchema>
+export type ShadowRuleSet = z.output<typeof ShadowRuleSetSchema>
+export type LeasedLane = z.output<typeof LeasedLaneSchema>

@@ -40,6 +40,8 @@ export interface RuleStoreStats {
   sourceErrors: number
   /** Cache-file read/write failures. */
   cacheErrors: number
+  /** Leases that ran out while their document was in force (each rule or candidate lane once). */
+  leasesExpired: number
 }
 
 interface State {
@@ -64,7 +66,7 @@ export class RuleStore {
   readonly #startTimeoutMs: number
   readonly #changeListeners = new Set<ChangeListener>()
   readonly #errorListeners = new Set<ErrorListener>()
-  readonly #stats: RuleStoreStats = { accepted: 0, rejected: 0, sourceErrors: 0, cacheErrors: 0 }
+  readonly #stats: RuleStoreStats = { accepted: 0, rejected: 0, sourceErrors: 0, cacheErrors: 0, leasesExpired: 0 }
   #state: State | undefined
   #lastRejected: string | undefined
   #stopWatch: (() => void) | undefined
@@ -72,6 +74,7 @@ export class RuleStore {
   #closed = false
   #cancelStartWait: () => void = () => {}
   #watched = false
+  #leaseTimer: NodeJS.Timeout | undefined
 
   constructor (options: RuleStoreOptions) {
     const parsed = RuleStoreOptions.safeParse(options)
@@ -115,6 +118,7 @@ export class RuleStore {
     if (this.#closed) return
     this.#closed = true
     this.#cancelStartWait()
+    clearTimeout(this.#leaseTimer)
     this.#stopWatch?.()
     await this.source.close?.()
     await this.#cacheWrite
@@ -193,6 +197,7 @@ export class RuleStore {
     this.#lastRejected = undefined
     const previous = this.#state?.ruleSet
     this.#state = { ruleSet, compiled: compileRuleSet(ruleSet), raw, origin }
+    this.#scheduleLease()
     this.#stats.accepted++
     this.#logger?.info({ version: ruleSet.version, previous: previous?.version, origin }, 'flowtag rules: new rule set in force')
     if (persist && this.cacheFile !== undefined) this.#persist(this.cacheFile, raw)
@@ -203,6 +208,39 @@ export class RuleStore {
         this.#logger?.warn({ err }, 'flowtag rules: onChange listener threw')
       }
     }
+  }
+
+  /**
+   * One timer for the next lease end of the set in force (none without leases): at that
+   * moment the set is recompiled once, so evaluate() and serviceLanes() never read the clock.
+   */
+  #scheduleLease (): void {
+    clearTimeout(this.#leaseTimer)
+    this.#leaseTimer = undefined
+    const s = this.#state
+    if (s === undefined || this.#closed) return
+    const shadowNext = s.compiled.shadow?.nextExpiry ?? Infinity
+    const next = Math.min(s.compiled.nextExpiry, shadowNext)
+    if (next === Infinity) return
+    // setTimeout holds at most ~24.8 days; a longer lease is re-armed on the way
+    const delay = Math.min(Math.max(0, next - Date.now()), 0x7fffffff)
+    this.#leaseTimer = setTimeout(() => this.#leaseEnded(s, next), delay)
+    this.#leaseTimer.unref() // never keeps a process alive
+  }
+
+  #leaseEnded (s: State, next: number): void {
+    if (this.#state !== s || this.#closed) return
+    // a timer may fire a millisecond early by Date.now(): judge at the instant it was set for
+    const now = Math.max(Date.now(), Math.min(next, Date.now() + 0x7fffffff))
+    const compiled = compileRuleSet(s.ruleSet, now)
+    const before = new Set([...s.compiled.expired, ...(s.compiled.shadow?.expired ?? []).map((e) => `shadow.${e}`)])
+    const ended = [...compiled.expired, ...(compiled.shadow?.expired ?? []).map((e) => `shadow.${e}`)].filter((e) => !before.has(e))
+    this.#state = { ...s, compiled }
+    if (ended.length > 0) {
+      this.#stats.leasesExpired += ended.length
+      this.#logger?.info({ version: s.ruleSet.version, expired: ended, at: new Date(now).toISOString() }, 'flowtag rules: lease ran out; traffic returns to the stable lane')
+    }
+    this.#scheduleLease()
   }
 
   #persist (file: string, raw: string): void {

@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { doc } from './fixtures/wait.ts'
 
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
@@ -40,7 +44,7 @@ t.test('flowtag-rules validate', async (t) => {
   t.equal((await run(['validate', 'a', 'b'])).code, 2, 'extra arguments')
   const help = await run(['--help'])
   t.equal(help.code, 0)
-  t.match(help.stdout, /usage: flowtag-rules validate <file>/)
+  t.match(help.stdout, /usage: flowtag-rules validate <doc>/)
 })
 
 t.test('flowtag-rules explain', async (t) => {
@@ -69,4 +73,82 @@ t.test('flowtag-rules explain', async (t) => {
   t.equal((await run(['explain', file, '--header', 'novalue'])).code, 2, 'not name=value')
   t.equal((await run(['explain', file, '--bogus', 'a=b'])).code, 2, 'unknown option')
   t.equal((await run(['explain', join(dir, 'missing.json')])).code, 2)
+})
+
+t.test('flowtag-rules validate --now refuses a lapsed lease; lease renews and clears it in the file', async (t) => {
+  const rules = {
+    version: 5,
+    services: { 'user-service': { stable: 'v1', candidates: [{ lane: 'v2', expiresAt: '2026-06-01T00:00:00Z' }] } },
+    rules: [{ name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2', expiresAt: '2026-06-01T00:00:00Z' }],
+    default: 'v1'
+  }
+  const dir = t.testdir({ 'rules.json': JSON.stringify(rules) })
+  const file = join(dir, 'rules.json')
+  t.equal((await run(['validate', file, '--now', '2026-05-01T00:00:00Z'])).code, 0)
+  const late = await run(['validate', file, '--now', '2026-06-01T00:00:00Z'])
+  t.equal(late.code, 1)
+  t.match(late.stderr, /refused \(FLOWTAG_RULES_LEASE_EXPIRED\)/)
+  t.match(late.stderr, /rules\.0\.expiresAt: lease of rule "testers" ran out/)
+  t.match(late.stderr, /services\.user-service\.candidates\.0\.expiresAt/)
+  t.equal((await run(['validate', file, '--now', 'soon'])).code, 2, 'bad --now')
+
+  const renew = await run(['lease', file, 'testers', '--until', '2026-07-01T00:00:00Z', '--now', '2026-06-02T00:00:00Z'])
+  t.equal(renew.code, 1, 'renewing one lease leaves the other lapsed: refused, file untouched')
+  t.equal(JSON.parse(await readFile(file, 'utf8')).version, 5)
+  t.equal((await run(['lease', file, 'user-service:v2', '--clear', '--now', '2026-05-02T00:00:00Z'])).code, 0)
+  const ok = await run(['lease', file, 'testers', '--until', '2026-07-01T00:00:00Z', '--now', '2026-06-02T00:00:00Z'])
+  t.equal(ok.code, 0, ok.stderr)
+  t.match(ok.stdout, /testers: lease until 2026-07-01T00:00:00Z \(version 7\)/)
+  const after = JSON.parse(await readFile(file, 'utf8'))
+  t.same(after.services['user-service'].candidates, ['v2'])
+  t.equal(after.rules[0].expiresAt, '2026-07-01T00:00:00Z')
+  t.equal((await run(['lease', file, 'testers'])).code, 2, 'needs --until or --clear')
+  t.equal((await run(['lease', file, 'nobody', '--clear'])).code, 1, 'no such rule')
+})
+
+t.test('flowtag-rules publish to Nacos, shadow report from /metrics, promote', async (t) => {
+  const nacos = await startNacosDevServer({ port: 0 })
+  t.teardown(() => nacos.close())
+  const metrics = createServer((req, res) => {
+    res.end([
+      '# TYPE flowtag_context_shadow_decisions_total counter',
+      'flowtag_context_shadow_decisions_total{live_lane="v1",shadow_lane="v1",shadow_rule="canary",live_version="1",shadow_version="2"} 700',
+      'flowtag_context_shadow_decisions_total{live_lane="v1",shadow_lane="v2",shadow_rule="canary",live_version="1",shadow_version="2"} 200',
+      'flowtag_context_shadow_decisions_total{live_lane="v2",shadow_lane="v2",shadow_rule="testers",live_version="1",shadow_version="2"} 100',
+      'flowtag_context_shadow_decisions_total{live_lane="v2",shadow_lane="v1",shadow_rule="canary",live_version="0",shadow_version="2"} 999',
+      ''
+    ].join('\n'))
+  })
+  await new Promise<void>((resolve) => metrics.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => metrics.close())
+  const live = (split: number) => ({
+    version: 1,
+    user: { header: 'x-user-id' },
+    rules: [
+      { name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2' },
+      { name: 'canary', split: { weights: { v2: split }, rest: 'v1' } }
+    ],
+    default: 'v1'
+  })
+  const dir = t.testdir({ 'rules.json': JSON.stringify({ ...live(10), shadow: { ...live(30), version: 2 } }) })
+  const target = `nacos://${nacos.address}/FLOWTAG/rules.json`
+  const pub = await run(['publish', join(dir, 'rules.json'), target])
+  t.equal(pub.code, 0, pub.stderr)
+  t.match(pub.stdout, /published to nacos FLOWTAG\/rules.json \(version 1, 2 rules, 0 services, default lane v1, shadow version 2\)/)
+
+  const report = await run(['shadow', target, '--metrics', `http://127.0.0.1:${(metrics.address() as AddressInfo).port}/metrics`])
+  t.equal(report.code, 0, report.stderr)
+  t.match(report.stdout, /shadow version 2 next to live version 1: 1000 requests counted/)
+  t.match(report.stdout, /rule "canary": the shadow would move 20\.0% of requests from v1 to v2, 0\.0% from v2 to v1/)
+  t.match(report.stdout, /rule "testers": decides 10\.0% of requests, all in the lane they have now/)
+  t.match(report.stdout, /in all: the shadow would move 20\.0% of requests to another lane/)
+
+  const promoted = await run(['promote', target])
+  t.equal(promoted.code, 0, promoted.stderr)
+  t.match(promoted.stdout, /shadow promoted to live .*version 3/)
+  const now = await run(['explain', target, '--header', 'x-tester=yes'])
+  t.match(now.stdout, /lane v2: rule "testers" matched \(version 3\)/)
+  const again = await run(['promote', target])
+  t.equal(again.code, 1, 'no shadow left to promote')
+  t.equal((await run(['shadow', target, '--metrics', 'http://127.0.0.1:1/metrics'])).code, 1, 'no shadow to report on')
 })

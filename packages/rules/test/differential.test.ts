@@ -15,6 +15,10 @@ const IPS = ['10.1.2.3', '10.1.2.2', '10.200.0.1', '11.1.1.1', '12.0.0.1', '192.
   'fd00:1::5', 'fd00:2::5', '2001:db8::1', '2001:db8::0', '2001:db8::2', '::1', '1.2.3.4', 'garbage', '', '10.1.2.3%eth0']
 const USERS = ['alice', 'bob', 'carol', 'v1']
 const LANES = ['s1', 's2', 's3', 'c1', 'c2']
+// Leases around a fixed clock: already out, out exactly now, out a millisecond later, far out.
+const NOW = Date.parse('2026-12-01T12:00:00.000Z')
+const LATER = NOW + 3_600_000
+const EXPIRIES = [NOW - 1000, NOW, NOW + 1, LATER].map((ms) => new Date(ms).toISOString())
 
 const value = fc.constantFrom(...VALUES)
 const stringMatch: fc.Arbitrary<StringMatch> = fc.oneof(
@@ -47,7 +51,8 @@ const split = fc.record({
 const rule = fc.record({
   enabled: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
   when,
-  action: fc.oneof(fc.constantFrom(...LANES).map((lane) => ({ lane })), split.map((s) => ({ split: s })))
+  action: fc.oneof(fc.constantFrom(...LANES).map((lane) => ({ lane })), split.map((s) => ({ split: s }))),
+  expiresAt: fc.constantFrom(...EXPIRIES)
 }, { requiredKeys: ['when', 'action'] })
 const ruleSet = fc.record({
   user: keySource,
@@ -55,7 +60,7 @@ const ruleSet = fc.record({
 }).map(({ user, rules }): RuleSetInput => ({
   version: 1,
   user,
-  rules: rules.map((r, i) => ({ name: `r${i}`, ...(r.enabled === undefined ? {} : { enabled: r.enabled }), when: r.when, ...r.action })),
+  rules: rules.map((r, i) => ({ name: `r${i}`, ...(r.enabled === undefined ? {} : { enabled: r.enabled }), ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt }), when: r.when, ...r.action })),
   default: 'd'
 }))
 
@@ -87,19 +92,27 @@ function toFacts (f: typeof facts extends fc.Arbitrary<infer T> ? T : never): Fa
 t.test('indexed evaluate() decides exactly as the linear oracle', async (t) => {
   let decided = 0
   let byDefault = 0
+  let leased = 0
   fc.assert(fc.property(ruleSet, fc.array(facts, { minLength: 1, maxLength: 12 }), (doc, requests) => {
     const rs = validateRuleSet(doc)
-    const compiled = compileRuleSet(rs)
-    for (const r of requests) {
-      const want = linearEvaluate(rs, toFacts(r))
-      const got = evaluate(compiled, toFacts(r))
-      if (got !== want) throw new Error(`evaluate ${JSON.stringify(got)} but oracle ${JSON.stringify(want)} for ${JSON.stringify(r)}`)
-      const why = explain(compiled, toFacts(r))
-      if (why.decision !== want) throw new Error(`explain ${JSON.stringify(why.decision)} but oracle ${JSON.stringify(want)}`)
-      if (want.rule === undefined) byDefault++
-      else decided++
+    // the same document before and after leases run out: both compiled forms must be exact
+    for (const now of [NOW, LATER]) {
+      const compiled = compileRuleSet(rs, now)
+      for (const r of requests) {
+        const want = linearEvaluate(rs, toFacts(r), now)
+        const got = evaluate(compiled, toFacts(r))
+        if (got.tag !== want.tag || got.rule !== want.rule || got.reason !== want.reason) throw new Error(`evaluate ${JSON.stringify(got)} but oracle ${JSON.stringify(want)} at ${now} for ${JSON.stringify(r)}`)
+        const why = explain(compiled, toFacts(r))
+        if (why.decision.tag !== want.tag || why.decision.rule !== want.rule) throw new Error(`explain ${JSON.stringify(why.decision)} but oracle ${JSON.stringify(want)}`)
+        if (now === NOW) {
+          if (want.rule === undefined) byDefault++
+          else decided++
+        }
+      }
     }
+    leased += rs.rules.filter((r) => r.expiresAt !== undefined && Date.parse(r.expiresAt) <= NOW).length
   }), { numRuns: 3000 })
+  t.ok(leased > 1000, `${leased} rules with a lapsed lease generated`)
   // The vocabularies are chosen so that both outcomes are common; a generator drift that made
   // every request fall to the default would make this test vacuous.
   t.ok(decided > 1000 && byDefault > 1000, `rules decided ${decided}, default ${byDefault}`)

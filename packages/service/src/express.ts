@@ -2,7 +2,7 @@
 // probes; `ft.listen(app, { port })` (or `ft.attach(server)`) registers once listening; a signal
 // (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
 import { createServer, type RequestListener, type Server } from 'node:http'
-import type { FlowContext, RequestFacts } from '@flowtag/context'
+import { fallbackOf, FALLBACK_HEADER, type FlowContext, type RequestFacts } from '@flowtag/context'
 import { FlowtagError, optionErrorMessage } from '@flowtag/errors'
 import type { NextFunction, Request, Response } from 'express'
 import { z } from 'zod'
@@ -97,6 +97,7 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     }
     const flow = tagger.decide(facts(req))
     req.flow = flow
+    if (service.receipts) receiptOnHeaders(res, flow)
     tagger.run(flow, tagger.otelContext(flow), next)
   }
 
@@ -203,3 +204,17 @@ function stopServer (server: Server): Promise<void> {
 
 export default flowTagService
 export { FlowTagService }
+
+/**
+ * Fallback receipt on the response (see the Fastify plugin): Express has no hook before the
+ * headers go out, so this response's writeHead is wrapped once to add the header if a hop left
+ * the request's lane by then.
+ */
+function receiptOnHeaders (res: Response, flow: FlowContext): void {
+  const writeHead = res.writeHead
+  res.writeHead = function writeHeadWithReceipt (this: Response, ...args: Parameters<Response['writeHead']>) {
+    const receipt = fallbackOf(flow)
+    if (receipt !== undefined && !this.headersSent) this.setHeader(FALLBACK_HEADER, receipt)
+    return writeHead.apply(this, args)
+  } as Response['writeHead']
+}

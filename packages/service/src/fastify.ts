@@ -1,6 +1,6 @@
 // @flowtag/service/fastify: one register() makes a Fastify app lane-aware. The work is the
 // FlowTagService core (service.ts); this file maps it onto Fastify's hooks and routes.
-import { currentFlow, type FlowContext, type FlowTagger, type RequestFacts } from '@flowtag/context'
+import { currentFlow, fallbackOf, FALLBACK_HEADER, type FlowContext, type FlowTagger, type RequestFacts } from '@flowtag/context'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { FlowTagService } from './service.ts'
@@ -70,6 +70,16 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
     }
     tagger.run(request.flow, (request as FlowRequest)[kOtelContext] ?? undefined, next)
   })
+
+  // Fallback receipt: a service tells its caller where the request left its lane (so the
+  // receipt travels back to the edge); the edge tells the client only with `debug`.
+  if (service.receipts) {
+    fastify.addHook('onSend', function flowTagServiceReceipt (request, reply, payload, done) {
+      const receipt = fallbackOf(request.flow ?? undefined)
+      if (receipt !== undefined) reply.header(FALLBACK_HEADER, receipt)
+      done(null, payload)
+    })
+  }
 
   fastify.addHook('onReady', async function flowTagServicePrepare () {
     await service.prepare()

@@ -54,6 +54,11 @@ export const serviceOptionsSchema = z.strictObject({
   trust: z.unknown().optional(),
   /** Put the lane on OpenTelemetry spans and baggage. */
   otel: z.boolean().default(true),
+  /**
+   * Debug headers for clients of an edge: the fallback receipt as `x-flowtag-fallback` on the
+   * response. Services (mode `service`) always return it to their caller, so it reaches the edge.
+   */
+  debug: z.boolean().default(false),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
   healthPath: path.default('/health'),

@@ -37,6 +37,8 @@ export class FlowTagService {
   /** This instance's lane label, when given. */
   readonly version: string | undefined
   readonly mode: 'edge' | 'service'
+  /** Return the fallback receipt (`x-flowtag-fallback`) on responses: always for services, with `debug` at the edge. */
+  readonly receipts: boolean
   readonly healthPath: string | false
   readonly readyPath: string | false
   readonly logger: ServiceLogger
@@ -64,6 +66,7 @@ export class FlowTagService {
     this.name = o.service
     this.version = o.version
     this.mode = o.mode
+    this.receipts = o.mode === 'service' || o.debug
     this.healthPath = o.healthPath
     this.readyPath = o.readyPath
     this.logger = o.logger ?? silent

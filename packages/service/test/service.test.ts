@@ -187,3 +187,44 @@ t.test('bad options fail before listening, naming the field', async (t) => {
   }
   t.throws(() => flowTagService({ service: 's', nacos, signals: ['SIGKILL'] } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: /"signals": false, or a list/ })
 })
+
+t.test('fallback receipts travel back to the edge; only a debug edge shows them (Fastify and Express)', async (t) => {
+  const { admin, nacos } = await world(t)
+  const user = express()
+  const ft = flowTagService({ service: 'user-service', version: 'v1', nacos, rules: RULES, signals: false })
+  user.use(ft)
+  user.get('/who', (req, res) => { res.json({ version: 'v1', lane: req.flow.tag ?? null }) })
+  const userServer = await ft.listen(user, { port: 0, host: '127.0.0.1' })
+  t.teardown(() => ft.close())
+
+  const order = Fastify({ return503OnClosing: false })
+  await order.register(fastifyFlowTagService, { service: 'order-service', version: 'v2', nacos, rules: RULES })
+  order.get('/order', async () => (await order.flowtag.fetch('http://user-service/who')).json())
+  await order.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => order.close())
+
+  const edge = async (debug: boolean) => {
+    const app = Fastify()
+    await app.register(fastifyFlowTagService, { service: 'gateway', mode: 'edge', nacos, rules: RULES, registration: false, debug })
+    app.get('/api', async () => (await app.flowtag.fetch('http://order-service/order')).json())
+    t.teardown(() => app.close())
+    await app.ready()
+    return app
+  }
+  const withDebug = await edge(true)
+  const without = await edge(false)
+  await waitFor('both services in nacos', async () => (await admin.naming.instances('user-service')).length === 1 && (await admin.naming.instances('order-service')).length === 1)
+
+  const res = await withDebug.inject({ url: '/api', headers: { 'x-tester': 'true' } })
+  t.same(res.json(), { version: 'v1', lane: 'v2' }, 'user-service v1 served the v2 request')
+  t.equal(res.headers['x-flowtag-fallback'], 'user-service:v2>v1(no-instance)', 'the debug edge returns the receipt written by order-service')
+  const plain = await without.inject({ url: '/api', headers: { 'x-tester': 'true' } })
+  t.equal(plain.headers['x-flowtag-fallback'], undefined, 'not without debug')
+  t.equal((await withDebug.inject('/api')).headers['x-flowtag-fallback'], undefined, 'no receipt for a request that stayed in its lane')
+
+  // Express returns the receipt it received in baggage to its caller
+  const direct = await fetch(`http://127.0.0.1:${(userServer.address() as { port: number }).port}/who`, {
+    headers: { 'x-flow-tag': 'v2', baggage: 'flowtag.fallback=order-service%3Av3%3Ev2(no-instance)' }
+  })
+  t.equal(direct.headers.get('x-flowtag-fallback'), 'order-service:v3>v2(no-instance)')
+})
