@@ -1,6 +1,6 @@
 // The client interceptor: writes the current flow into every call's metadata (`x-flow-tag`,
 // `baggage`, the tag signed when `sign` is set) and retries a call that failed UNAVAILABLE
-// before any response, once, on another instance of its lane (the picker skips the addresses
+// before any response message, once, on another instance of its lane (the picker skips the addresses
 // listed in `x-flowtag-tried`). Only calls with a single request message are retried: their
 // request is known when they fail.
 import { InterceptingCall, Metadata, status, type Interceptor, type InterceptingListener, type StatusObject } from '@grpc/grpc-js'
@@ -68,13 +68,16 @@ export function flowInterceptor(o: ResolvedGrpcOptions): Interceptor {
     let message: unknown
     let hasMessage = false
     let responded = false
+    let headersPassed = false
     let attempts = 0
     const tried: string[] = []
     const attempt = (md: Metadata, listener: InterceptingListener, lastStatus: StatusObject): void => {
       // A fresh call to the next layer: the picker runs again and skips what was tried.
       const retry = nextCall(options)
       retry.start(md, {
-        onReceiveMetadata: (m) => listener.onReceiveMetadata(m),
+        onReceiveMetadata: (m) => {
+          if (!headersPassed) listener.onReceiveMetadata(m)
+        },
         onReceiveMessage: (m) => listener.onReceiveMessage(m),
         onReceiveStatus: (s) => {
           // The retry found no other instance: report the original failure, as HTTP does.
@@ -88,13 +91,16 @@ export function flowInterceptor(o: ResolvedGrpcOptions): Interceptor {
       start(md, listener, next) {
         writeFlow(md, flow, signed)
         metadata = md
+        // A server that is going away may send headers, then UNAVAILABLE with no message: that
+        // call is still retried (the retry's own headers are then not passed on a second time).
         next(md, {
           onReceiveMetadata(m, nextMd) {
-            responded = true
+            headersPassed = true
             nextMd(m)
           },
           onReceiveMessage(m, nextMsg) {
-            responded = true
+            // grpc-js passes a unary call without an answer a null message before its status.
+            if (m !== null) responded = true
             nextMsg(m)
           },
           onReceiveStatus(s, nextStatus) {
