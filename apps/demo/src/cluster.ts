@@ -7,6 +7,7 @@ const require = createRequire(import.meta.url)
 const APPS: Record<string, string> = {
   gateway: join(dirname(require.resolve('@flowtag/gateway/package.json')), 'src/main.ts'),
   'order-service': join(dirname(require.resolve('@flowtag/order-service/package.json')), 'src/main.ts'),
+  'inventory-service': join(dirname(require.resolve('@flowtag/inventory-service/package.json')), 'src/main.ts'),
   'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts')
 }
 

@@ -53,7 +53,7 @@ function render(title: string, tally: Tally, elapsed: number): void {
   const lines = [
     `flowtag demo — ${title}   (rule version in force at the gateway: ${tally.ruleVersion ?? '?'}, ${elapsed.toFixed(0)} s)`,
     '',
-    ...['order-service', 'user-service'].map((s) => {
+    ...['order-service', 'inventory-service', 'user-service'].map((s) => {
       const v2 = tally.share(s, 'v2')
       return `  ${s.padEnd(14)} v1 ${((1 - v2) * 100).toFixed(1).padStart(5)}%  ${bar(v2)}  v2 ${(v2 * 100).toFixed(1).padStart(5)}%`
     }),
@@ -145,7 +145,7 @@ try {
   say(`published RuleSet v1: testers and ${STEPS[0]}% of users to v2 (${RULES_GROUP}/${RULES_DATA_ID})`)
 
   const opts = { nacosAddr, env: { DRAIN_MS: '500' } }
-  for (const [name, version] of [['user-service', 'v1'], ['user-service', 'v2'], ['order-service', 'v1'], ['order-service', 'v2']] as const) {
+  for (const [name, version] of [['user-service', 'v1'], ['user-service', 'v2'], ['inventory-service', 'v1'], ['inventory-service', 'v2'], ['order-service', 'v1'], ['order-service', 'v2']] as const) {
     apps.push(await startApp(name, version, opts))
   }
   // FLOWTAG_DEBUG: the gateway shows fallback receipts to clients (x-flowtag-fallback)

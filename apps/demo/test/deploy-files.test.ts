@@ -10,7 +10,7 @@ import { canaryRuleSet } from '../src/rulesets.ts'
 const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url))
 const read = (p: string) => readFileSync(root(p), 'utf8')
 const envNames = new Set(Object.keys(serviceEnvSchema.shape))
-const APPS = ['gateway', 'order-service', 'user-service']
+const APPS = ['gateway', 'order-service', 'user-service', 'inventory-service']
 
 interface Container {
   name: string
@@ -24,7 +24,7 @@ interface Container {
 t.test('k8s Deployments: probes on the apps\' real paths and port, known variables, version per Deployment', async (t) => {
   const docs = parseAllDocuments(read('k8s/base/apps.yaml')).map((d) => d.toJS())
   const deployments = docs.filter((d) => d.kind === 'Deployment')
-  t.equal(deployments.length, 5)
+  t.equal(deployments.length, 7)
   const seen = new Set<string>()
   for (const d of deployments) {
     const c = d.spec.template.spec.containers[0] as Container
@@ -40,7 +40,7 @@ t.test('k8s Deployments: probes on the apps\' real paths and port, known variabl
     t.equal(c.env.find((e) => e.name === 'SERVICE_VERSION')?.value, version)
     seen.add(`${app}@${version}`)
   }
-  t.same([...seen].sort(), ['gateway@v1', 'order-service@v1', 'order-service@v2', 'user-service@v1', 'user-service@v2'])
+  t.same([...seen].sort(), ['gateway@v1', 'inventory-service@v1', 'inventory-service@v2', 'order-service@v1', 'order-service@v2', 'user-service@v1', 'user-service@v2'])
 })
 
 t.test('k8s overlays: namespaces dev / test / prod, settings the apps read, drain within the grace period', async (t) => {
@@ -75,7 +75,7 @@ t.test('docker-compose: every app from the Dockerfile, on nacos, with variables 
     t.equal(svc.depends_on?.['rules-init']?.condition, 'service_completed_successfully', `${name} starts once the RuleSet is published`)
     served.add(`${svc.build!.args.APP}@${env.SERVICE_VERSION}`)
   }
-  t.same([...served].sort(), ['gateway@v1', 'order-service@v1', 'order-service@v2', 'user-service@v1', 'user-service@v2'])
+  t.same([...served].sort(), ['gateway@v1', 'inventory-service@v1', 'inventory-service@v2', 'order-service@v1', 'order-service@v2', 'user-service@v1', 'user-service@v2'])
   t.same(compose.services.gateway?.ports, ['127.0.0.1:8080:8080'])
   // the init job publishes the shipped RuleSet where the apps look for it
   const cmd = compose.services['rules-init']!.command!.join(' ')

@@ -1,5 +1,5 @@
 // End to end, with real processes on loopback: the Nacos dev server, the gateway, and
-// order-service / user-service in v1 and v2, each its own process.
+// order-service / user-service (HTTP) and inventory-service (gRPC) in v1 and v2, each its own process.
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { compileRuleSet, evaluate, validateRuleSet } from '@flowtag/rules'
@@ -34,7 +34,9 @@ async function get(gateway: AppProcess, headers: Record<string, string>): Promis
   const body = (await res.json()) as { hops?: Hop[] }
   return { status: res.status, hops: body.hops ?? [], body }
 }
-const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway').map((h) => `${h.service}@${h.version}`)
+// The HTTP hops (order-service, user-service); the gRPC hop between them is checked on its own.
+const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway' && h.service !== 'inventory-service').map((h) => `${h.service}@${h.version}`)
+const grpcHop = (hops: Hop[]) => hops.find((h) => h.service === 'inventory-service')
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms
@@ -54,10 +56,13 @@ async function instancesOf(service: string) {
 await publish(canaryRuleSet(1, 30))
 const userV1 = await start('user-service', 'v1')
 const userV2 = await start('user-service', 'v2')
+await start('inventory-service', 'v1')
+const inventoryV2 = await start('inventory-service', 'v2')
 await start('order-service', 'v1')
 const orderV2 = await start('order-service', 'v2', { DRAIN_MS: '1500' })
 const gateway = await start('gateway', 'v1')
-await until('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 ? true : undefined))
+await until('all instances registered', async () =>
+  (await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 && (await instancesOf('inventory-service')).length === 2 ? true : undefined)
 
 t.test('each user lands where the RuleSet puts them, sticky, and the split is within tolerance', async (t) => {
   const compiled = compileRuleSet(validateRuleSet(canaryRuleSet(1, 30)))
@@ -105,6 +110,34 @@ t.test('a rule change takes effect without restart; an invalid RuleSet never doe
   t.same(versions(after.hops), ['order-service@v2', 'user-service@v2'])
   const metrics = await (await fetch(`${gateway.url}/metrics`)).text()
   t.match(metrics, /flowtag_demo_requests_total\{[^}]*service="gateway"[^}]*lane="v2"/, 'Prometheus text counts requests by lane')
+})
+
+t.test('the lane is kept across HTTP → gRPC → HTTP: gateway, order-service, inventory-service over gRPC, user-service', async (t) => {
+  for (let i = 0; i < 10; i++) {
+    const { status, hops } = await get(gateway, { 'x-tester': 'true', 'x-user-id': `g-${i}` })
+    t.equal(status, 200)
+    t.same(versions(hops), ['order-service@v2', 'user-service@v2'])
+    t.match(grpcHop(hops), { service: 'inventory-service', version: 'v2', lane: 'v2' })
+  }
+  const registered = await instancesOf('inventory-service')
+  t.same(registered.map((h) => h.metadata.protocol), ['grpc', 'grpc'], 'registered by the gRPC server, protocol=grpc')
+})
+
+t.test('a killed gRPC instance fails no call; with no inventory-service v2 the gRPC hop falls back to v1, the lane goes on', async (t) => {
+  const tally = new Tally()
+  const load = drive({ gatewayUrl: gateway.url, users: 200, testerShare: 1, concurrency: 6 }, () => tally)
+  await until('some load', async () => (tally.requests > 50 ? true : undefined))
+  inventoryV2.child.kill('SIGKILL') // no deregistration: still listed in Nacos until its beats stop
+  const before = tally.requests
+  await until('load after the kill', async () => (tally.requests > before + 200 ? true : undefined))
+  await load.stop()
+  t.equal(tally.errors, 0, `no failed request (last error: ${tally.lastError || 'none'})`)
+  for (let i = 0; i < 5; i++) {
+    const { status, hops } = await get(gateway, { 'x-tester': 'true' })
+    t.equal(status, 200)
+    t.match(grpcHop(hops), { service: 'inventory-service', version: 'v1', lane: 'v2' }, 'stable serves the gRPC hop, the tag travels on')
+    t.same(versions(hops), ['order-service@v2', 'user-service@v2'], 'and the next HTTP hop is back in v2')
+  }
 })
 
 t.test('with no user-service v2, the user hop falls back to v1 while order stays in v2', async (t) => {

@@ -1,7 +1,11 @@
 #!/usr/bin/env node
-// order-service: runs as SERVICE_VERSION and calls user-service in the request's lane.
+// order-service: runs as SERVICE_VERSION and calls user-service (HTTP) and inventory-service
+// (gRPC) in the request's lane.
+import { credentials } from '@grpc/grpc-js'
+import { FlowtagGrpc } from '@flowtag/grpc'
+import { serviceLanes } from '@flowtag/rules'
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
+import { callJson, HEALTH_PATH, InventoryClient, main, nacosOptions, READY_PATH, reserve, type Hop } from '@flowtag/demo-kit'
 
 interface Upstream {
   user?: unknown
@@ -23,12 +27,34 @@ await main('order-service', async (app, env) => {
     readyPath: READY_PATH
   })
 
+  // gRPC hop: the same discovery and the same RuleSet lanes as the HTTP hop, per call.
+  const grpcLanes = new FlowtagGrpc({
+    discovery: app.flowtag.discovery,
+    stableLane: 'v1',
+    lanes: (service) => serviceLanes(app.flowtag.rules?.compiled, service),
+    logger: app.log
+  })
+  const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), grpcLanes.clientOptions())
+  app.addHook('onClose', async function closeGrpc() {
+    inventory.close()
+    grpcLanes.close()
+  })
+
   app.get<{ Params: { id: string }; Querystring: { user?: string } }>('/orders/:id', async (request, reply) => {
     const userId = encodeURIComponent(request.query.user ?? 'anonymous')
+    const self = { service: 'order-service', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null }
+    let stock: { hops: Hop[] }
+    try {
+      stock = await reserve(inventory, { sku: request.params.id })
+    } catch (err) {
+      const e = err as { code?: number; details?: string }
+      request.log.warn({ grpcCode: e.code, details: e.details }, 'inventory-service call failed')
+      return reply.code(503).send({ error: 'inventory-service unavailable', details: e.details ?? null, hops: [self] })
+    }
     const up = await callJson(app.flowtag.fetch, `http://user-service/users/${userId}`)
     const body = up.body as Upstream
-    const self = { service: 'order-service', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null }
-    if (up.status !== 200) return reply.code(up.status).send({ ...body, hops: [self, ...(body.hops ?? [])] })
-    return { order: { id: request.params.id, user: body.user }, hops: [self, ...(body.hops ?? [])] }
+    const hops = [self, ...stock.hops, ...(body.hops ?? [])]
+    if (up.status !== 200) return reply.code(up.status).send({ ...body, hops })
+    return { order: { id: request.params.id, user: body.user }, hops }
   })
 })

@@ -2,14 +2,14 @@
 // <service> in the request's lane, picked by weight, through one Pool per instance.
 import { Dispatcher, type Pool } from 'undici'
 import { currentFlow } from '@flowtag/context'
-import type { Discovery } from '@flowtag/nacos'
+import type { Discovery } from './discovery.ts'
 import { OutboundError } from './errors.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
 import { parseOptions, type LaneConfig, type OutboundOptions, type ResolvedOptions } from './options.ts'
 import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
-import { ServiceTable } from './service-table.ts'
+import { ServiceTable, type Member } from './service-table.ts'
 import { tagLossCheck } from './tag-loss-hook.ts'
 import { noteFallback, withReceipts } from './receipts.ts'
 
@@ -58,6 +58,7 @@ export class FlowtagDispatcher extends Dispatcher {
   readonly #opts: ResolvedOptions
   readonly #metrics: OutboundMetrics
   readonly #poolOptions: Pool.Options
+  readonly #defaults: { stable: string; strict: boolean }
   readonly #services = new Map<string, ServiceEntry>()
   readonly #targets = new Map<string, Target>()
   // One-entry cache in front of #targets: a gateway route calls one service over and over.
@@ -72,6 +73,7 @@ export class FlowtagDispatcher extends Dispatcher {
     super()
     this.#opts = parseOptions(options)
     this.#metrics = createMetrics(this.#opts.meter)
+    this.#defaults = { stable: this.#opts.stableLane, strict: this.#opts.strict }
     this.#poolOptions = {
       connections: this.#opts.connections,
       connectTimeout: this.#opts.connectTimeout,
@@ -158,15 +160,19 @@ export class FlowtagDispatcher extends Dispatcher {
 
   #routeFor(table: ServiceTable): Route {
     const cfg = this.#opts.lanes?.(table.service)
+    // Kept for the lease check of this request (expired candidate lanes are served by stable).
     this.#cfg = cfg
-    const stable = cfg?.stable ?? this.#opts.stableLane
-    const strict = cfg?.strict ?? this.#opts.strict
-    const weights = cfg?.weights
-    if (stable !== table.stableLane) table.setStableLane(stable)
     // Reused while the service's configuration stays the same (one object less per request).
-    const last = table.route
-    if (last !== null && last.stable === stable && last.strict === strict && last.weights === weights) return last
-    return (table.route = { stable, strict, weights })
+    return table.routeFor(cfg, this.#defaults)
+  }
+
+  /** Ejections are logged and counted, never silent; readmissions are logged at info. */
+  #onEjection(member: Member, ejected: boolean, untilMs: number): void {
+    const log = { service: member.attrs.service, lane: member.lane, instance: member.attrs.instance }
+    if (ejected) {
+      this.#metrics.ejections.add(1, member.attrs)
+      this.#opts.logger.warn({ ...log, ejectedForMs: untilMs - member.lastEjectedAt, timesEjected: member.timesEjected }, 'instance ejected after consecutive failures')
+    } else this.#opts.logger.info(log, 'ejected instance readmitted')
   }
 
   #target(origin: DispatchOptions['origin']): Target {
@@ -200,7 +206,8 @@ export class FlowtagDispatcher extends Dispatcher {
         labelKey: this.#opts.labelKey,
         protocol: target.protocol,
         poolOptions: this.#poolOptions,
-        outlier: this.#opts.outlier
+        outlier: this.#opts.outlier,
+        onEjection: (m, ejected, until) => this.#onEjection(m, ejected, until)
       },
       // Corrected by #routeFor on each request when lanes() names another stable lane.
       this.#opts.stableLane

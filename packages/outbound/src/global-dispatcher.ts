@@ -4,7 +4,7 @@
 import { isIP } from 'node:net'
 import { Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { z } from 'zod'
-import type { Discovery } from '@flowtag/nacos'
+import type { Discovery } from './discovery.ts'
 import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 

@@ -1,5 +1,6 @@
 export { FlowtagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './dispatcher.ts'
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
-export { outboundOptionsSchema, type OutboundOptions, type LaneConfig, type LanesResolver } from './options.ts'
+export { outboundOptionsSchema, type OutboundOptions, type OutboundLogger, type LaneConfig, type LanesResolver } from './options.ts'
+export { instanceKey, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
 export { AliasTable } from './alias-table.ts'
 export { installGlobalDispatcher, GlobalRouter, globalDispatcherOptionsSchema, type GlobalDispatcherOptions, type GlobalDispatcherInstallation } from './global-dispatcher.ts'

@@ -8,6 +8,8 @@ export interface OutboundMetrics {
   errors: Counter
   /** Extra attempts after connection-level failures. */
   retries: Counter
+  /** Instances ejected by outlier detection, by service, lane, instance. */
+  ejections: Counter
   /** Time from dispatch to the end of the response body (or the error), in ms. */
   duration: Histogram
 }
@@ -17,6 +19,7 @@ export function createMetrics(meter: Meter = metrics.getMeter('@flowtag/outbound
     requests: meter.createCounter('flowtag.outbound.requests', { description: 'Outbound requests by service, lane and instance' }),
     errors: meter.createCounter('flowtag.outbound.errors', { description: 'Outbound requests that failed' }),
     retries: meter.createCounter('flowtag.outbound.retries', { description: 'Retries on another instance after a connection failure' }),
+    ejections: meter.createCounter('flowtag.outbound.ejections', { description: 'Instances ejected after consecutive failures' }),
     duration: meter.createHistogram('flowtag.outbound.duration', { description: 'Outbound request duration', unit: 'ms' })
   }
 }

@@ -1,25 +1,30 @@
 // Options of the dispatcher: the zod schema is the source of truth, parsed once at construction.
 import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
-import type { Discovery } from '@flowtag/nacos'
+import type { Discovery } from './discovery.ts'
 import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 
 const PKG = '@flowtag/outbound'
 
-/** What routing needs to know about a service's lanes; `serviceLanes()` of @flowtag/rules fits. */
-export interface LaneConfig {
-  /** Label value of the stable lane of this service. */
-  stable: string
-  /** Never leave the requested lane: an empty lane is an error instead of a fallback to stable. */
-  strict?: boolean
-  /** Share of untagged traffic per lane (relative weights). */
-  weights?: Record<string, number>
-  /** Candidate lanes whose lease ran out: requests tagged with one are served by `stable` (receipt `lease-expired`). */
-  expired?: readonly string[]
+import type { LanesResolver } from './lanes.ts'
+
+export type { LaneConfig, LanesResolver } from './lanes.ts'
+
+/** Where ejections and readmissions are logged: pino, Fastify's `request.log`/`app.log` and console fit. */
+export interface OutboundLogger {
+  warn(obj: object, msg: string): void
+  info(obj: object, msg: string): void
 }
 
-export type LanesResolver = (service: string) => LaneConfig | undefined
+/** Default logger: ejections to stderr (they must never pass silently), readmissions not at all. */
+export const stderrLogger: OutboundLogger = {
+  warn: (obj, msg) => console.warn(`@flowtag/outbound: ${msg}`, JSON.stringify(obj)),
+  info: () => {}
+}
+
+const isLogger = (v: unknown): v is OutboundLogger =>
+  typeof v === 'object' && v !== null && typeof (v as OutboundLogger).warn === 'function' && typeof (v as OutboundLogger).info === 'function'
 
 const ms = (max: number) => z.number().int().min(1).max(max)
 
@@ -79,7 +84,9 @@ export const outboundOptionsSchema = z.strictObject({
   /** Connections per instance (undici Pool `connections`); null = unlimited. */
   connections: z.number().int().min(1).max(65_536).nullable().default(null),
   /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
-  meter: meterSchema.optional()
+  meter: meterSchema.optional(),
+  /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
+  logger: z.custom<OutboundLogger>(isLogger, { message: 'expected a logger with warn() and info()' }).default(stderrLogger)
 })
 
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>

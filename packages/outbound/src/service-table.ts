@@ -1,9 +1,10 @@
-// One service's instances as routing sees them: members keyed by Nacos identity, grouped into
-// lanes, each lane with an alias table over its pickable members. Tables are rebuilt only when
-// the list changes or an instance is ejected or readmitted, so a pick stays O(1).
+// One service's instances as the HTTP dispatcher sees them: members keyed by instance identity,
+// each with its undici Pool (opened on first use), indexed into lanes by a LaneIndex that is
+// rebuilt only when the list changes or an instance is ejected or readmitted.
 import { Client, Pool, type Dispatcher } from 'undici'
-import { instanceKey, type Instance } from '@flowtag/nacos'
-import { AliasTable } from './alias-table.ts'
+import { eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
+import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type Route } from './lanes.ts'
+import { freshOutlierState, OutlierDetector, type OutlierPolicy, type OutlierState } from './outlier.ts'
 
 export interface Attributes {
   service: string
@@ -12,7 +13,7 @@ export interface Attributes {
   [key: string]: string
 }
 
-export interface Member {
+export interface Member extends OutlierState {
   readonly key: string
   readonly origin: string
   instance: Instance
@@ -20,30 +21,9 @@ export interface Member {
   /** Metric attributes, built once per list change (not per request). */
   attrs: Attributes
   pool: Pool | null
-  consecutiveFailures: number
-  timesEjected: number
-  /** 0 when not ejected, else the time (ms, Date.now()) of readmission. */
-  ejectedUntil: number
-  lastEjectedAt: number
 }
 
-export interface Lane {
-  readonly name: string
-  /** All members labelled with this lane, pickable or not. */
-  readonly members: Member[]
-  /** Alias table over the pickable members; null when none is pickable. */
-  table: AliasTable<Member> | null
-  /** Members that would be pickable if they were not ejected. */
-  ejected: number
-}
-
-export interface OutlierPolicy {
-  consecutiveFailures: number
-  baseEjectionMs: number
-  maxEjectionMs: number
-  maxEjectionPercent: number
-  count5xx: boolean
-}
+export type { OutlierPolicy }
 
 export interface TableConfig {
   service: string
@@ -51,46 +31,49 @@ export interface TableConfig {
   protocol: string
   poolOptions: Pool.Options
   outlier: OutlierPolicy
-}
-
-/**
- * Untagged traffic split by lane weights, as one alias table over instances (lane share ×
- * instance share), so that pick is O(1) too. A string item is a share that cannot be served
- * (an empty lane under a strict route). Valid while `source`, `version`, `stable`, `strict` hold.
- */
-export interface WeightedTable {
-  source: Record<string, number>
-  version: number
-  stable: string
-  strict: boolean
-  table: AliasTable<Member | string> | null
+  /** Called after an instance is ejected (`ejected`, until `untilMs`) or readmitted. */
+  onEjection?: (member: Member, ejected: boolean, untilMs: number) => void
 }
 
 export class ServiceTable {
   readonly service: string
   readonly members = new Map<string, Member>()
-  lanes = new Map<string, Lane>()
-  /** Pickable members across all lanes. */
-  available = 0
-  weighted: WeightedTable | null = null
-  /** The last route computed for this service (see FlowtagDispatcher#routeFor). */
-  route: { stable: string; strict: boolean; weights: Record<string, number> | undefined } | null = null
-  /** Bumped on every rebuild: derived tables compare it to know they are stale. */
-  version = 0
+  #index: LaneIndex<Member>
+  /** The last route computed for this service, reused while unchanged (see routeFor). */
+  #route: Route | null = null
   /** Label value of the stable lane the unlabelled members were filed under. */
   #stableLane: string
-  #config: TableConfig
-  #timer: NodeJS.Timeout | null = null
+  readonly #config: TableConfig
+  readonly #outlier: OutlierDetector<Member>
   #closed = false
   /** One-request clients of stale-connection retries, until they finish. */
   readonly #fresh = new Set<Client>()
-  /** Called when an instance is ejected or readmitted (for logs and tests). */
-  onEjection: ((member: Member, ejected: boolean) => void) | null = null
 
   constructor(config: TableConfig, stableLane: string) {
     this.service = config.service
     this.#config = config
     this.#stableLane = stableLane
+    this.#index = new LaneIndex(config.service, [], info)
+    this.#outlier = new OutlierDetector(config.outlier, {
+      members: () => this.members.values(),
+      has: (m) => this.members.get(m.key) === m,
+      changed: () => this.rebuild(),
+      onEjection: (m, ejected, until) => config.onEjection?.(m, ejected, until)
+    })
+  }
+
+  /** The current lanes; replaced (never mutated) on every change. */
+  get index(): LaneIndex<Member> {
+    return this.#index
+  }
+
+  get lanes(): ReadonlyMap<string, Lane<Member>> {
+    return this.#index.lanes
+  }
+
+  /** Pickable members across all lanes. */
+  get available(): number {
+    return this.#index.available
   }
 
   /** Replace the instance list: new members get no pool until first used, leaving members' pools close. */
@@ -111,18 +94,7 @@ export class ServiceTable {
         continue
       }
       const origin = `${this.#config.protocol}//${instance.ip.includes(':') ? `[${instance.ip}]` : instance.ip}:${instance.port}`
-      this.members.set(key, {
-        key,
-        origin,
-        instance,
-        lane,
-        attrs: attributes(this.service, lane, origin),
-        pool: null,
-        consecutiveFailures: 0,
-        timesEjected: 0,
-        ejectedUntil: 0,
-        lastEjectedAt: 0
-      })
+      this.members.set(key, { key, origin, instance, lane, attrs: attributes(this.service, lane, origin), pool: null, ...freshOutlierState() })
     }
     for (const [key, member] of this.members) {
       if (seen.has(key)) continue
@@ -132,9 +104,21 @@ export class ServiceTable {
     this.rebuild()
   }
 
-  /** The stable lane changed (RuleSet update): unlabelled members move with it. */
-  setStableLane(stable: string): void {
-    if (stable === this.#stableLane) return
+  /**
+   * This service's route under `cfg` (from the lanes resolver) and the defaults; the same object
+   * while nothing changed. A new stable lane moves the unlabelled members with it.
+   */
+  routeFor(cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }): Route {
+    const route = resolveRoute(cfg, defaults, this.#route)
+    if (route.stable !== this.#stableLane) this.#setStableLane(route.stable)
+    return (this.#route = route)
+  }
+
+  get stableLane(): string {
+    return this.#stableLane
+  }
+
+  #setStableLane(stable: string): void {
     this.#stableLane = stable
     for (const m of this.members.values()) {
       const lane = laneOf(m.instance, this.#config.labelKey, stable)
@@ -146,36 +130,8 @@ export class ServiceTable {
     this.rebuild()
   }
 
-  get stableLane(): string {
-    return this.#stableLane
-  }
-
   rebuild(): void {
-    const lanes = new Map<string, Lane>()
-    let available = 0
-    for (const m of this.members.values()) {
-      let lane = lanes.get(m.lane)
-      if (lane === undefined) lanes.set(m.lane, (lane = { name: m.lane, members: [], table: null, ejected: 0 }))
-      lane.members.push(m)
-    }
-    for (const lane of lanes.values()) {
-      const pickable: Member[] = []
-      const weights: number[] = []
-      for (const m of lane.members) {
-        if (!eligible(m.instance)) continue
-        if (m.ejectedUntil !== 0) {
-          lane.ejected++
-          continue
-        }
-        pickable.push(m)
-        weights.push(m.instance.weight)
-      }
-      available += pickable.length
-      lane.table = pickable.length === 0 ? null : new AliasTable(pickable, weights)
-    }
-    this.lanes = lanes
-    this.available = available
-    this.version++
+    this.#index = new LaneIndex(this.service, this.members.values(), info)
   }
 
   poolFor(member: Member): Pool {
@@ -208,71 +164,18 @@ export class ServiceTable {
   }
 
   recordSuccess(member: Member): void {
-    member.consecutiveFailures = 0
+    this.#outlier.recordSuccess(member)
   }
 
   /** An answer arrived: a success, unless 5xx answers count as failures. */
   recordResponse(member: Member, statusCode: number): void {
-    if (statusCode >= 500 && this.#config.outlier.count5xx) this.recordFailure(member)
-    else member.consecutiveFailures = 0
+    if (statusCode >= 500 && this.#config.outlier.count5xx) this.#outlier.recordFailure(member)
+    else this.#outlier.recordSuccess(member)
   }
 
-  /** A connection-level failure: eject after N in a row, unless too much of the service is out already. */
-  recordFailure(member: Member, now: number = Date.now()): void {
-    if (member.ejectedUntil !== 0 || !this.members.has(member.key)) return
-    const policy = this.#config.outlier
-    if (++member.consecutiveFailures < policy.consecutiveFailures) return
-    if (this.#ejectedCount() >= this.#maxEjected()) return
-    // The multiplier starts over for an instance that has stayed in for a whole maxEjectionMs.
-    if (member.lastEjectedAt !== 0 && now - member.lastEjectedAt > policy.maxEjectionMs + policy.baseEjectionMs * member.timesEjected) {
-      member.timesEjected = 0
-    }
-    member.timesEjected++
-    member.consecutiveFailures = 0
-    member.lastEjectedAt = now
-    member.ejectedUntil = now + Math.min(policy.baseEjectionMs * member.timesEjected, policy.maxEjectionMs)
-    this.rebuild()
-    this.#schedule(now)
-    this.onEjection?.(member, true)
-  }
-
-  #ejectedCount(): number {
-    let n = 0
-    for (const m of this.members.values()) if (m.ejectedUntil !== 0) n++
-    return n
-  }
-
-  #maxEjected(): number {
-    const pct = this.#config.outlier.maxEjectionPercent
-    if (pct === 0) return 0
-    return Math.max(1, Math.floor((this.members.size * pct) / 100))
-  }
-
-  /** One timer per service, for the earliest readmission. */
-  #schedule(now: number): void {
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
-    let next = Infinity
-    for (const m of this.members.values()) if (m.ejectedUntil !== 0 && m.ejectedUntil < next) next = m.ejectedUntil
-    if (next === Infinity || this.#closed) return
-    this.#timer = setTimeout(() => this.#readmit(), Math.max(0, next - now))
-    this.#timer.unref()
-  }
-
-  #readmit(): void {
-    this.#timer = null
-    const now = Date.now()
-    const back: Member[] = []
-    for (const m of this.members.values()) {
-      if (m.ejectedUntil !== 0 && m.ejectedUntil <= now) {
-        m.ejectedUntil = 0
-        m.consecutiveFailures = 0
-        back.push(m)
-      }
-    }
-    if (back.length > 0) this.rebuild()
-    this.#schedule(now)
-    for (const m of back) this.onEjection?.(m, false)
+  /** A connection-level failure (see OutlierDetector#recordFailure). */
+  recordFailure(member: Member, now?: number): void {
+    this.#outlier.recordFailure(member, now)
   }
 
   /** Close every pool gracefully (in-flight requests finish) and stop the readmission timer. */
@@ -287,8 +190,7 @@ export class ServiceTable {
 
   async #end(end: (d: Dispatcher) => Promise<void>): Promise<void> {
     this.#closed = true
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
+    this.#outlier.close()
     const closing: Promise<void>[] = []
     for (const m of this.members.values()) {
       if (m.pool !== null) closing.push(end(m.pool).catch(() => {}))
@@ -299,14 +201,9 @@ export class ServiceTable {
   }
 }
 
-function eligible(i: Instance): boolean {
-  return i.healthy && i.enabled && Number.isFinite(i.weight) && i.weight > 0
-}
-
-/** Unlabelled instances belong to the stable lane. */
-function laneOf(i: Instance, labelKey: string, stable: string): string {
-  const v = i.metadata[labelKey]
-  return v === undefined || v === '' ? stable : v
+function info(m: Member) {
+  const ok = eligible(m.instance)
+  return { lane: m.lane, weight: m.instance.weight, pickable: ok && m.ejectedUntil === 0, ejected: ok && m.ejectedUntil !== 0 }
 }
 
 function attributes(service: string, lane: string, origin: string): Attributes {

@@ -57,3 +57,35 @@ t.test('requests, errors, retries and durations by service, lane and instance', 
   await runWithFlow({ tag: 'v2', baggage: {} }, () => t.rejects(request('http://svc/x', { dispatcher: d, method: 'POST', body: 'x' })))
   t.match(out.find((m) => m.name === 'flowtag.outbound.errors'), { attrs: { 'error.type': 'ECONNREFUSED', instance: `127.0.0.1:${dead.port}` } })
 })
+
+t.test('an ejection is counted and logged, and so is the readmission', async (t) => {
+  const [a, dead] = await Promise.all([startInstance(t, 'a', 'v2'), startInstance(t, 'dead', 'v2')])
+  await dead.kill()
+  const out: Record_[] = []
+  const logged: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = []
+  const logger = {
+    warn: (obj: object, msg: string) => logged.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
+    info: (obj: object, msg: string) => logged.push({ level: 'info', obj: obj as Record<string, unknown>, msg })
+  }
+  const discovery = new StaticDiscovery({
+    svc: [
+      { ip: '127.0.0.1', port: a.port, metadata: { version: 'v2' }, weight: 1 },
+      { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v2' }, weight: 100_000 }
+    ]
+  })
+  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), logger, outlier: { consecutiveFailures: 1, baseEjectionMs: 200, maxEjectionMs: 200 } })
+  t.teardown(() => d.close())
+  const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
+  await res.body.dump()
+  const instance = `127.0.0.1:${dead.port}`
+  t.match(out.filter((m) => m.name === 'flowtag.outbound.ejections'), [{ value: 1, attrs: { service: 'svc', lane: 'v2', instance } }])
+  t.match(logged, [{ level: 'warn', obj: { service: 'svc', lane: 'v2', instance, ejectedForMs: 200, timesEjected: 1 }, msg: /ejected/ }])
+  t.same(d.snapshot('svc')?.ejected, [instance])
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  t.match(logged[1], { level: 'info', obj: { instance }, msg: /readmitted/ })
+  t.same(d.snapshot('svc')?.ejected, [])
+})
+
+t.test('a bad logger is refused by name', async (t) => {
+  t.throws(() => new FlowtagDispatcher({ discovery: new StaticDiscovery(), logger: {} as never }), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"logger"/ })
+})

@@ -45,10 +45,13 @@ t.test('untagged lane weights multiply with instance weights', async (t) => {
   ])
   const s = shares(st, undefined, { stable: 'v1', strict: false, weights: { v1: 80, v2: 20 } })
   t.ok(near(s[1], 0.2) && near(s[2], 0.6) && near(s[3], 0.2), JSON.stringify(s))
-  // Same content in a new object: same split (the table is reused, not rebuilt).
-  const before = st.weighted
-  select(st, undefined, { stable: 'v1', strict: false, weights: { v1: 80, v2: 20 } })
-  t.equal(st.weighted, before)
+  // A new list rebuilds the index: the split follows the new weights.
+  st.update([
+    { ip: '127.0.0.1', port: 1, weight: 1, healthy: true, enabled: true, clusterName: 'DEFAULT', metadata: { version: 'v1' } },
+    { ip: '127.0.0.1', port: 3, weight: 5, healthy: true, enabled: true, clusterName: 'DEFAULT', metadata: { version: 'v2' } }
+  ])
+  const after = shares(st, undefined, { stable: 'v1', strict: false, weights: { v1: 80, v2: 20 } })
+  t.ok(near(after[1], 0.8) && near(after[3], 0.2) && after[2] === undefined, JSON.stringify(after))
 })
 
 t.test("an empty weighted lane's share goes to stable, or fails when strict", async (t) => {

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// inventory-service: a gRPC service in lanes. Runs as SERVICE_VERSION; the gRPC server registers
+// in Nacos (protocol=grpc) once bound and serves grpc.health.v1; the kit's HTTP side only
+// answers probes (/health, /ready) and /metrics.
+import { currentTag } from '@flowtag/context'
+import { FlowtagGrpcServer } from '@flowtag/grpc/server'
+import { NacosClient } from '@flowtag/nacos'
+import { HEALTH_PATH, InventoryService, main, nacosOptions, READY_PATH, type ReserveReply, type ReserveRequest } from '@flowtag/demo-kit'
+
+await main('inventory-service', async (app, env) => {
+  const nacos = new NacosClient({ ...nacosOptions(env), logger: app.log })
+  const grpc = new FlowtagGrpcServer({
+    nacos,
+    registration: { service: 'inventory-service', version: env.SERVICE_VERSION, env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS, logger: app.log },
+    // Service mode: the lane comes with the call's metadata, trusted from the network.
+    flow: { logger: app.log }
+  })
+
+  grpc.addService(InventoryService, {
+    reserve: (call: { request: ReserveRequest }, cb: (err: Error | null, reply: ReserveReply) => void) => {
+      cb(null, { sku: call.request.sku, reserved: true, hops: [{ service: 'inventory-service', version: env.SERVICE_VERSION, lane: currentTag() ?? null }] })
+    }
+  })
+
+  app.get(HEALTH_PATH, { logLevel: 'warn' }, async function health() {
+    return { status: 'ok' }
+  })
+  app.get(READY_PATH, { logLevel: 'warn' }, async function ready(_request, reply) {
+    return grpc.ready ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' })
+  })
+
+  app.addHook('onListen', async function startGrpc() {
+    const port = await grpc.listen(`${env.HOST}:${env.GRPC_PORT}`)
+    app.log.info({ grpcPort: port }, 'gRPC listening')
+  })
+  // Deregister, drain DRAIN_MS, finish in-flight calls, shut down; then the Nacos client.
+  app.addHook('preClose', async function stopGrpc() {
+    await grpc.close()
+    await nacos.close()
+  })
+})

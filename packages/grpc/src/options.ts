@@ -1,0 +1,81 @@
+// Options of FlowtagGrpc (the client side): the zod schema is the source of truth, parsed once.
+import { z } from 'zod'
+import { optionErrorMessage } from '@flowtag/errors'
+import type { SigningKey } from '@flowtag/context'
+import type { Discovery, LanesResolver } from '@flowtag/outbound/lanes'
+import { errorCodes, GrpcError } from './errors.ts'
+
+const PKG = '@flowtag/grpc'
+const ms = (max: number) => z.number().int().min(1).max(max)
+
+const discoverySchema = z.custom<Discovery>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
+  { message: 'expected a Discovery (an object with instances() and subscribe())' }
+)
+
+export interface GrpcLogger {
+  warn(obj: object, msg: string): void
+  info(obj: object, msg: string): void
+}
+
+const stderrLogger: GrpcLogger = {
+  warn: (obj, msg) => console.warn(`@flowtag/grpc: ${msg}`, JSON.stringify(obj)),
+  info: () => {}
+}
+
+export const grpcOptionsSchema = z.strictObject({
+  /** Where `nacos:///<service>` targets are resolved: its cache and subscription, never per call. */
+  discovery: discoverySchema,
+  /** Nacos group prepended to target services (`group@@service`); none: the Discovery's default. */
+  group: z.string().min(1).max(128).optional(),
+  /** Namespace of `discovery`; a target with an authority (`nacos://<ns>/svc`) must name it. */
+  namespace: z.string().min(1).optional(),
+  /** Instance metadata key that holds an instance's lane. */
+  labelKey: z.string().min(1).default('version'),
+  /** Lane of untagged calls and fallback lane, unless `lanes()` says otherwise for a service. */
+  stableLane: z.string().min(1).default('stable'),
+  /** Default for services `lanes()` says nothing about: fail instead of falling back to stable. */
+  strict: z.boolean().default(false),
+  /** Per-service lane configuration (`serviceLanes()` of a RuleSet), called per call: keep it cheap. */
+  lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
+  /** Retries of a call that failed UNAVAILABLE before any response, each on another instance of the lane. */
+  maxRetries: z.number().int().min(0).max(5).default(1),
+  outlier: z
+    .strictObject({
+      /** Consecutive UNAVAILABLE calls that eject an instance. */
+      consecutiveFailures: z.number().int().min(1).max(1000).default(5),
+      /** Ejection time is baseEjectionMs × times ejected, capped by maxEjectionMs. */
+      baseEjectionMs: ms(3_600_000).default(30_000),
+      maxEjectionMs: ms(3_600_000).default(300_000),
+      /** At most this share of a service's instances is ejected at once (at least one when > 0). */
+      maxEjectionPercent: z.number().min(0).max(100).default(50)
+    })
+    .prefault({}),
+  /** Sign the outgoing tag (`x-flow-tag: <lane>~<exp>~<kid>~<sig>`) for services that only trust signed tags. */
+  sign: z
+    .strictObject({
+      key: z.custom<SigningKey>((v) => typeof v === 'object' && v !== null && typeof (v as SigningKey).id === 'string', { message: 'expected a SigningKey { id, secret }' }),
+      /** Lifetime of a signed tag, in seconds. */
+      ttlSeconds: z.number().int().min(1).max(86_400).default(300)
+    })
+    .optional(),
+  /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
+  logger: z
+    .custom<GrpcLogger>((v) => typeof v === 'object' && v !== null && typeof (v as GrpcLogger).warn === 'function' && typeof (v as GrpcLogger).info === 'function', {
+      message: 'expected a logger with warn() and info()'
+    })
+    .default(stderrLogger)
+})
+
+export type FlowtagGrpcOptions = z.input<typeof grpcOptionsSchema>
+export type ResolvedGrpcOptions = z.output<typeof grpcOptionsSchema>
+
+export function parseGrpcOptions(input: unknown): ResolvedGrpcOptions {
+  const result = grpcOptionsSchema.safeParse(input)
+  if (!result.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error))
+  const o = result.data
+  if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) {
+    throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs`)
+  }
+  return o
+}

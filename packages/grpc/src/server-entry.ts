@@ -1,0 +1,1 @@
+export { FlowtagGrpcServer, grpcServerOptionsSchema, type FlowtagGrpcServerOptions } from './server.ts'

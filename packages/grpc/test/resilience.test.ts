@@ -1,0 +1,91 @@
+// A killed gRPC instance fails no call: UNAVAILABLE before any response is retried on another
+// instance of the lane, and the instance is ejected (logged) until it is back.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { credentials } from '@grpc/grpc-js'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { runWithFlow } from '@flowtag/context'
+import { FlowtagGrpc } from '../src/index.ts'
+import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
+
+/** An echo server in its own process: `kill()` is a crash (SIGKILL). */
+async function echoProcess(t: Test, id: string): Promise<{ port: number; kill(): void }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/echo-process.ts', import.meta.url)), id], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]
+  return { port: Number(line.slice('PORT '.length)), kill: () => child.kill('SIGKILL') }
+}
+
+t.test('killing one of two v2 instances under load fails no call and keeps the lane', async (t) => {
+  const [v1, v2a, v2b] = await Promise.all([echoProcess(t, 'v1'), echoProcess(t, 'v2a'), echoProcess(t, 'v2b')])
+  const discovery = new StaticDiscovery({
+    echo: [
+      { ip: '127.0.0.1', port: v1.port, metadata: { version: 'v1' } },
+      { ip: '127.0.0.1', port: v2a.port, metadata: { version: 'v2' } },
+      { ip: '127.0.0.1', port: v2b.port, metadata: { version: 'v2' } }
+    ]
+  })
+  const logged: string[] = []
+  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 1, baseEjectionMs: 5000 }, logger: { warn: (_o, m) => logged.push(m), info: () => {} } })
+  const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
+  t.teardown(() => { client.close(); lanes.close() })
+  // Both v2 instances connected and used.
+  const warm = new Set<string>()
+  for (let i = 0; i < 40; i++) warm.add((await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client))).id)
+  t.same([...warm].sort(), ['v2a', 'v2b'])
+
+  let failed = 0
+  const errors = new Set<string>()
+  const ids: Record<string, number> = {}
+  let stop = false
+  const worker = async () => {
+    while (!stop) {
+      try {
+        const r = await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client))
+        ids[r.id] = (ids[r.id] ?? 0) + 1
+      } catch (err) {
+        failed++
+        const e = err as { code?: number; details?: string }
+        errors.add(`${e.code}: ${e.details}`)
+      }
+    }
+  }
+  const workers = Array.from({ length: 8 }, worker)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  v2a.kill() // crashed: connections reset, no goodbye, still listed in discovery
+  await new Promise((resolve) => setTimeout(resolve, 800))
+  stop = true
+  await Promise.all(workers)
+  t.equal(failed, 0, `no call failed (${JSON.stringify(ids)}; ${[...errors].join(' | ')})`)
+  t.equal(ids.v1, undefined, 'no v2 call left its lane')
+  t.ok((ids.v2b ?? 0) > 50, 'v2b served the lane')
+})
+
+t.test('UNAVAILABLE before any response is retried once on another instance of the lane; the instance is ejected', async (t) => {
+  const [v1, sick, good] = await Promise.all([startEcho('v1'), startEcho('sick', {}, true), startEcho('good')])
+  t.teardown(() => Promise.all([v1, sick, good].map((s) => s.close())))
+  const discovery = new StaticDiscovery({
+    echo: [
+      { ip: '127.0.0.1', port: v1.port, metadata: { version: 'v1' } },
+      { ip: '127.0.0.1', port: sick.port, metadata: { version: 'v2' }, weight: 100 },
+      { ip: '127.0.0.1', port: good.port, metadata: { version: 'v2' } }
+    ]
+  })
+  const logged: Array<{ o: object; m: string }> = []
+  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 }, logger: { warn: (o, m) => logged.push({ o, m }), info: () => {} } })
+  const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
+  t.teardown(() => { client.close(); lanes.close() })
+  for (let i = 0; i < 20; i++) t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client)), { id: 'good', tag: 'v2' })
+  t.equal(sick.calls, 3, 'the heavy sick instance was tried until ejected, each call retried on good')
+  t.match(logged, [{ o: { service: 'echo', lane: 'v2', instance: `127.0.0.1:${sick.port}`, timesEjected: 1 }, m: /ejected/ }])
+
+  const single = new StaticDiscovery({ solo: [{ ip: '127.0.0.1', port: sick.port, metadata: { version: 'v2' } }] })
+  const soloLanes = new FlowtagGrpc({ discovery: single, stableLane: 'v2', outlier: { maxEjectionPercent: 0 }, logger: { warn: () => {}, info: () => {} } })
+  const solo = new EchoClient('nacos:///solo', credentials.createInsecure(), soloLanes.clientOptions())
+  t.teardown(() => { solo.close(); soloLanes.close() })
+  const err = await echo(solo).catch((e: unknown) => e)
+  t.match(err, { code: 14, details: /sick is going away/ }, 'no other instance: the original status, not a routing error')
+})

@@ -1,0 +1,47 @@
+// The Discovery contract as @flowtag/outbound consumes it (../shared/DESIGN.md "Contracts"):
+// declared here, so any registry client (the @flowtag/nacos naming client, a static list, a
+// Consul adapter) satisfies it structurally and the Nacos client need not be installed.
+
+/** One instance of a service, as routing reads it. Extra fields are ignored. */
+export interface Instance {
+  ip: string
+  port: number
+  /** Relative weight; 0 (or not finite) takes the instance out of rotation. */
+  weight: number
+  healthy: boolean
+  enabled: boolean
+  /** Part of the instance's identity; a missing cluster counts as `DEFAULT`. */
+  clusterName?: string
+  /** Labels; `metadata[labelKey]` (default `version`) is the instance's lane. */
+  metadata: Record<string, string>
+}
+
+/** A change of one service's list: routing only reads the full list after it. */
+export interface ServiceChange {
+  instances: readonly Instance[]
+}
+
+/**
+ * Where service names are resolved. `instances()` reads a local cache (the first call may load
+ * and start watching); `subscribe()` reports every later change and returns its unsubscribe.
+ */
+export interface Discovery {
+  instances(service: string): Promise<readonly Instance[]>
+  subscribe(service: string, listener: (change: ServiceChange) => void): () => void
+}
+
+/** Identity of an instance within a service, as Nacos keys them: `ip#port#cluster`. */
+export function instanceKey(i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {
+  return `${i.ip}#${i.port}#${i.clusterName ?? 'DEFAULT'}`
+}
+
+/** Healthy, enabled and with a positive weight: may be picked (unless ejected). */
+export function eligible(i: Instance): boolean {
+  return i.healthy && i.enabled && Number.isFinite(i.weight) && i.weight > 0
+}
+
+/** The lane an instance is labelled with; unlabelled instances belong to the stable lane. */
+export function laneOf(i: Instance, labelKey: string, stable: string): string {
+  const v = i.metadata[labelKey]
+  return v === undefined || v === '' ? stable : v
+}

@@ -1,0 +1,229 @@
+// The lane rules, one implementation for every transport (the HTTP dispatcher, the gRPC picker):
+// a request tagged with a lane goes to that lane, else to the stable lane unless the route is
+// strict; untagged traffic follows the service's lane weights when there are any, else goes to
+// stable. Within a lane, instances are picked by weight in O(1) (alias tables), and a
+// LaneIndex is rebuilt only when its members change, so a pick allocates nothing.
+import { AliasTable } from './alias-table.ts'
+import { errorCodes, OutboundError } from './errors.ts'
+
+/** What routing needs to know about a service's lanes; `serviceLanes()` of @flowtag/rules fits. */
+export interface LaneConfig {
+  /** Label value of the stable lane of this service. */
+  stable: string
+  /** Never leave the requested lane: an empty lane is an error instead of a fallback to stable. */
+  strict?: boolean
+  /** Share of untagged traffic per lane (relative weights). */
+  weights?: Record<string, number>
+  /** Candidate lanes whose lease ran out: requests tagged with one are served by `stable` (receipt `lease-expired`). */
+  expired?: readonly string[]
+}
+
+/** Per-service lane configuration, called per request or call: keep it cheap (read a cached RuleSet). */
+export type LanesResolver = (service: string) => LaneConfig | undefined
+
+/** A service's effective lane configuration (defaults applied). */
+export interface Route {
+  stable: string
+  strict: boolean
+  weights: Record<string, number> | undefined
+}
+
+/**
+ * The route of a service: `cfg` (from a LanesResolver) over the defaults. Returns `last` when
+ * nothing changed, so that callers can key caches on the route's identity.
+ */
+export function resolveRoute(cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }, last: Route | null): Route {
+  const stable = cfg?.stable ?? defaults.stable
+  const strict = cfg?.strict ?? defaults.strict
+  const weights = cfg?.weights
+  if (last !== null && last.stable === stable && last.strict === strict && last.weights === weights) return last
+  return { stable, strict, weights }
+}
+
+/** How a member stands when the index is built. */
+export interface MemberInfo {
+  lane: string
+  weight: number
+  /** Eligible (healthy, enabled, weight > 0) and not ejected. */
+  pickable: boolean
+  /** Eligible but ejected by outlier detection. */
+  ejected: boolean
+}
+
+export interface Lane<M> {
+  readonly name: string
+  /** All members labelled with this lane, pickable or not. */
+  readonly members: readonly M[]
+  /** Alias table over the pickable members; null when none is pickable. */
+  readonly table: AliasTable<M> | null
+  /** Weights of `table.items`, index for index. */
+  readonly weights: readonly number[]
+  /** Members that would be pickable if they were not ejected. */
+  readonly ejected: number
+}
+
+/** A share of untagged traffic that no member can serve (an empty lane under a strict route). */
+class Unserved {
+  readonly lane: string
+  constructor(lane: string) {
+    this.lane = lane
+  }
+}
+
+/** Untagged traffic split by lane weights, as one alias table over members (lane share × member share). */
+interface Weighted<M> {
+  source: Record<string, number>
+  stable: string
+  strict: boolean
+  table: AliasTable<M | Unserved> | null
+}
+
+/** An immutable snapshot of one service's members, grouped into lanes. */
+export class LaneIndex<M> {
+  readonly service: string
+  readonly lanes: ReadonlyMap<string, Lane<M>>
+  /** Every member, pickable or not. */
+  readonly size: number
+  /** Pickable members across all lanes. */
+  readonly available: number
+  #weighted: Weighted<M> | null = null
+
+  constructor(service: string, members: Iterable<M>, info: (m: M) => MemberInfo) {
+    this.service = service
+    const grouped = new Map<string, { members: M[]; items: M[]; weights: number[]; ejected: number }>()
+    let size = 0
+    let available = 0
+    for (const m of members) {
+      size++
+      const i = info(m)
+      let g = grouped.get(i.lane)
+      if (g === undefined) grouped.set(i.lane, (g = { members: [], items: [], weights: [], ejected: 0 }))
+      g.members.push(m)
+      if (i.pickable) {
+        g.items.push(m)
+        g.weights.push(i.weight)
+        available++
+      } else if (i.ejected) g.ejected++
+    }
+    const lanes = new Map<string, Lane<M>>()
+    for (const [name, g] of grouped) {
+      lanes.set(name, { name, members: g.members, table: g.items.length === 0 ? null : new AliasTable(g.items, g.weights), weights: g.weights, ejected: g.ejected })
+    }
+    this.lanes = lanes
+    this.size = size
+    this.available = available
+  }
+
+  /**
+   * Pick a member for `tag` (undefined for untagged traffic) under `route`. `exclude` (retries
+   * only) lists members already tried: the retry stays in the lane of the last one tried.
+   * @throws {OutboundError} `FLOWTAG_OUTBOUND_UNKNOWN_SERVICE` (no member at all),
+   *   `FLOWTAG_OUTBOUND_ALL_EJECTED`, `FLOWTAG_OUTBOUND_NO_INSTANCE_IN_LANE`.
+   */
+  select(tag: string | undefined, route: Route, exclude?: readonly M[]): M {
+    let lane = tag
+    if (lane === undefined) {
+      if (route.weights === undefined) lane = route.stable
+      else if (exclude !== undefined && exclude.length > 0) lane = this.laneOfMember(exclude[exclude.length - 1] as M) ?? route.stable
+      else {
+        const picked = this.#weightedFor(route).table?.pick()
+        // No positive weight: the stable lane; else a share no instance can serve.
+        if (picked === undefined) lane = route.stable
+        else if (picked instanceof Unserved) lane = picked.lane
+        else return picked
+      }
+    }
+    const first = this.#pickIn(lane, exclude)
+    if (first !== undefined) return first
+    if (lane !== route.stable && !route.strict) {
+      const fallback = this.#pickIn(route.stable, exclude)
+      if (fallback !== undefined) return fallback
+    }
+    throw this.#noInstance(lane, route, exclude)
+  }
+
+  /** The lane `m` is filed under in this index. */
+  laneOfMember(m: M): string | undefined {
+    for (const lane of this.lanes.values()) if (lane.members.includes(m)) return lane.name
+    return undefined
+  }
+
+  #pickIn(name: string, exclude: readonly M[] | undefined): M | undefined {
+    const lane = this.lanes.get(name)
+    if (lane === undefined || lane.table === null) return undefined
+    if (exclude === undefined || exclude.length === 0) return lane.table.pick()
+    // Retry path, O(n): a weighted pick among the pickable members not tried yet.
+    const items = lane.table.items
+    let total = 0
+    for (let i = 0; i < items.length; i++) if (!exclude.includes(items[i] as M)) total += lane.weights[i] as number
+    if (total === 0) return undefined
+    let r = Math.random() * total
+    let last: M | undefined
+    for (let i = 0; i < items.length; i++) {
+      const m = items[i] as M
+      if (exclude.includes(m)) continue
+      last = m
+      r -= lane.weights[i] as number
+      if (r < 0) return m
+    }
+    return last
+  }
+
+  #weightedFor(route: Route): Weighted<M> {
+    const weights = route.weights as Record<string, number>
+    const wt = this.#weighted
+    if (wt !== null && wt.stable === route.stable && wt.strict === route.strict && (wt.source === weights || sameWeights(wt.source, weights))) return wt
+    return (this.#weighted = this.#buildWeighted(weights, route))
+  }
+
+  /** One alias table over every member untagged traffic can reach, weighted lane share × member share. */
+  #buildWeighted(weights: Record<string, number>, route: Route): Weighted<M> {
+    const shares = new Map<M | Unserved, number>()
+    const add = (item: M | Unserved, w: number) => shares.set(item, (shares.get(item) ?? 0) + w)
+    const spread = (name: string, w: number): boolean => {
+      const lane = this.lanes.get(name)
+      if (lane === undefined || lane.table === null) return false
+      let total = 0
+      for (const x of lane.weights) total += x
+      lane.table.items.forEach((m, i) => add(m, (w * (lane.weights[i] as number)) / total))
+      return true
+    }
+    for (const [lane, w] of Object.entries(weights)) {
+      if (!Number.isFinite(w) || w <= 0) continue
+      // An empty lane's share falls back to stable, as a tagged request would (unless strict).
+      if (!spread(lane, w) && (route.strict || lane === route.stable || !spread(route.stable, w))) add(new Unserved(lane), w)
+    }
+    const items = [...shares.keys()]
+    return { source: weights, stable: route.stable, strict: route.strict, table: items.length === 0 ? null : new AliasTable(items, [...shares.values()]) }
+  }
+
+  #noInstance(lane: string, route: Route, exclude: readonly M[] | undefined): OutboundError {
+    const service = this.service
+    if (this.size === 0) return new OutboundError(errorCodes.UNKNOWN_SERVICE, `no instance of service "${service}" is registered`, service, lane)
+    const tried = exclude !== undefined && exclude.length > 0
+    const considered = route.strict || lane === route.stable ? [lane] : [lane, route.stable]
+    let ejected = 0
+    for (const name of considered) ejected += this.lanes.get(name)?.ejected ?? 0
+    if (ejected > 0 && !tried) {
+      return new OutboundError(
+        errorCodes.ALL_EJECTED,
+        `every instance of "${service}" in lane "${considered.join('" or "')}" is ejected after connection failures`,
+        service,
+        lane
+      )
+    }
+    const present = [...this.lanes.keys()].sort().join(', ')
+    const why = tried ? 'no other instance to retry on' : route.strict ? 'the route is strict' : `no fallback in stable lane "${route.stable}"`
+    return new OutboundError(errorCodes.NO_INSTANCE_IN_LANE, `no available instance of "${service}" in lane "${lane}" (${why}; lanes present: ${present})`, service, lane)
+  }
+}
+
+function sameWeights(a: Record<string, number>, b: Record<string, number>): boolean {
+  let n = 0
+  for (const k in b) {
+    if (a[k] !== b[k]) return false
+    n++
+  }
+  for (const _ in a) n--
+  return n === 0
+}
