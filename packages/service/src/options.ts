@@ -54,6 +54,8 @@ export const serviceOptionsSchema = z.strictObject({
   trust: z.unknown().optional(),
   /** Put the lane on OpenTelemetry spans and baggage. */
   otel: z.boolean().default(true),
+  /** Record `http.server.request.duration` per lane and the rule version in force (OpenTelemetry API). */
+  metrics: z.boolean().default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
   healthPath: path.default('/health'),
