@@ -15,6 +15,8 @@ export const serviceEnvSchema = z.object({
   RULES_GROUP: z.string().min(1).default('FLOWTAG'),
   /** Serve this long after deregistering, so callers drop the instance first. */
   DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
+  /** Share (0-1) of requests this instance answers with 500: a bad build, for canary demos and tests. */
+  FAIL_RATE: z.coerce.number().min(0).max(1).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

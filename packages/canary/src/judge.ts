@@ -11,6 +11,9 @@
 //   needs raw samples; the instances export buckets, and a rank test over ~14 bucket values is
 //   dominated by ties, so it would not add power here.
 // - Nothing is judged below `minRequests` candidate requests: that is `waiting`, never a pass.
+//   The relative checks also need the stable lane to have `minRequests` in the window (at 100%
+//   it has almost none), and the p99 ratio needs 100 requests on each side: below that a p99 is
+//   just the slowest request.
 import type { CanarySpec } from './spec.ts'
 import type { LaneWindow } from './window.ts'
 
@@ -32,6 +35,9 @@ export interface Judgement {
   /** Why, in words (for the audit trail and the CLI). */
   reason: string
 }
+
+/** Requests each lane needs before their p99s are compared: fewer, and a p99 is the maximum. */
+export const P99_MIN_REQUESTS = 100
 
 /** Lower bound of the 95% Wilson score interval of k successes in n trials. */
 export function wilsonLower (k: number, n: number, z = 1.96): number {
@@ -57,12 +63,14 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
     breaches.push({ check: 'p99', value: candidate.p99, threshold: t.p99.maxSeconds, action: t.p99.action })
   }
   const rel = t.relative
+  const comparable = stable.requests >= spec.minRequests
   const errors = Math.round(candidate.errorRate * candidate.requests)
   const excess = candidate.errorRate - stable.errorRate
-  if (excess > rel.maxErrorRateIncrease && wilsonLower(errors, candidate.requests) > stable.errorRate) {
+  if (comparable && excess > rel.maxErrorRateIncrease && wilsonLower(errors, candidate.requests) > stable.errorRate) {
     breaches.push({ check: 'relative.errorRate', value: excess, threshold: rel.maxErrorRateIncrease, action: rel.action })
   }
-  if (candidate.p99 !== undefined && stable.p99 !== undefined && stable.p99 > 0 && candidate.p99 > rel.p99FloorSeconds) {
+  const p99Comparable = comparable && Math.min(candidate.requests, stable.requests) >= P99_MIN_REQUESTS
+  if (p99Comparable && candidate.p99 !== undefined && stable.p99 !== undefined && stable.p99 > 0 && candidate.p99 > rel.p99FloorSeconds) {
     const r = candidate.p99 / stable.p99
     if (r > rel.maxP99Ratio) breaches.push({ check: 'relative.p99', value: r, threshold: rel.maxP99Ratio, action: rel.action })
   }

@@ -65,6 +65,8 @@ t.test('judge: waiting below minRequests, absolute and relative breaches, noise 
   t.equal(slow.verdict, 'fail')
   t.match(slow.breaches, [{ check: 'p99', action: 'rollback' }, { check: 'relative.p99' }])
   t.equal(judge(spec, w(100, 0), w(100, 0)).verdict, 'pass')
+  t.equal(judge(spec, w(200, 0, 0.3), w(8, 0, 0.05)).verdict, 'pass', 'stable below its minimum (a 100% step): no ratio of noise')
+  t.equal(judge(spec, w(60, 0, 0.3), w(60, 0, 0.05)).verdict, 'pass', 'p99s of 60 requests are their maxima: not compared')
 })
 
 t.test('RuleSet steps and rollback', async (t) => {
