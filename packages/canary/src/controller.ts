@@ -270,6 +270,11 @@ export class CanaryController {
     await this.#notify('step', `${s.spec.candidate} at ${weight}%`)
   }
 
+  /** Re-read which instances apply the rule version in force (the loop does it every tick; after the end, callers do). */
+  refreshConvergence (): Promise<void> {
+    return this.#updateConvergence()
+  }
+
   async #updateConvergence (): Promise<void> {
     const s = this.#state
     const services = s.spec.convergence ?? [s.spec.service]

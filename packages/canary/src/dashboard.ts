@@ -10,6 +10,7 @@ import type { CanaryController } from './controller.ts'
 import { readRules } from './controller.ts'
 import { CanaryError, errorCodes } from './errors.ts'
 import { PAGE } from './page.ts'
+import { TERMINAL } from './state.ts'
 
 export interface DashboardOptions {
   controller: CanaryController
@@ -56,6 +57,8 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
     }
     if (req.method === 'GET' && url.pathname === '/api/status') {
       const s = controller.state
+      // the loop has stopped: the rollback's (or promotion's) convergence is still worth watching
+      if (TERMINAL.has(s.phase)) await controller.refreshConvergence().catch(() => {})
       let rules: unknown = null
       try {
         rules = await readRules(nacos, s.spec)
