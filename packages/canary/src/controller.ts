@@ -292,7 +292,9 @@ export class CanaryController {
   async #checkConvergence (now: number): Promise<void> {
     const s = this.#state
     const c = this.#convergence
-    if (c.total > 0 && c.applied === c.total) {
+    // A candidate that has no instance yet (still starting, or not in the cache) is not converged.
+    const hasCandidate = c.instances.some((i) => i.service === s.spec.service && i.lane === s.spec.candidate)
+    if (c.total > 0 && c.applied === c.total && hasCandidate) {
       s.phase = 'waiting'
       s.stepStartedAt = now
       this.#baseline = await this.#metrics.read(s.spec.service)
@@ -303,7 +305,7 @@ export class CanaryController {
     if (now - s.publishedAt > s.spec.convergenceTimeoutMs) {
       s.phase = 'paused'
       s.pausedBy = 'convergence'
-      const message = `rule version ${c.version} on ${c.applied} of ${c.total} instances after ${s.spec.convergenceTimeoutMs} ms: not judging an unconverged step`
+      const message = `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service}`} after ${s.spec.convergenceTimeoutMs} ms: not judging an unconverged step`
       this.#audit('pause', message, { instances: c.instances })
       await this.#notify('pause', message)
     }
