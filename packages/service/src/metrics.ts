@@ -35,7 +35,9 @@ export class ServiceMetrics {
   readonly #base: Attributes
 
   constructor (service: string, version: string | undefined, ruleVersion: () => number | undefined, meter: Meter = metrics.getMeter('@flowtag/service')) {
-    this.#base = version === undefined ? { 'service.name': service } : { 'service.name': service, [VERSION_ATTRIBUTE]: version }
+    // service.name is a resource attribute in OTel (the exporter's target_info), not one per point;
+    // every attribute here is hashed by the SDK on each record.
+    this.#base = version === undefined ? {} : { [VERSION_ATTRIBUTE]: version }
     this.#duration = meter.createHistogram('http.server.request.duration', {
       description: 'Duration of HTTP server requests, by lane',
       unit: 's',
@@ -45,7 +47,7 @@ export class ServiceMetrics {
     const gauge = meter.createObservableGauge('flowtag.rules.version', { description: 'Version of the RuleSet this instance applies' })
     gauge.addCallback((result) => {
       const v = ruleVersion()
-      if (v !== undefined) result.observe(v, this.#base)
+      if (v !== undefined) result.observe(v, { 'service.name': service })
     })
   }
 
