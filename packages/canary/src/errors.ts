@@ -12,12 +12,8 @@ export const errorCodes = {
   CONFLICT: 'FLOWTAG_CANARY_CONFLICT',
   /** The command does not apply in the canary's current state (e.g. promote a rolled-back one). */
   BAD_STATE: 'FLOWTAG_CANARY_BAD_STATE',
-  /** A metrics source (an instance's /metrics, a Prometheus query) failed. */
-  METRICS: 'FLOWTAG_CANARY_METRICS',
   /** The dashboard/API token is missing or wrong. */
-  UNAUTHORIZED: 'FLOWTAG_CANARY_UNAUTHORIZED',
-  /** The controller was closed. */
-  CLOSED: 'FLOWTAG_CANARY_CLOSED'
+  UNAUTHORIZED: 'FLOWTAG_CANARY_UNAUTHORIZED'
 } as const
 
 export type CanaryErrorCode = typeof errorCodes[keyof typeof errorCodes]
