@@ -205,7 +205,9 @@ export class CanaryController {
     }
     if (s.phase === 'paused' && s.pausedBy !== 'analysis') return
     if (now < this.#nextCheckAt) return
-    this.#nextCheckAt = now + s.spec.intervalMs
+    // Anchored to the step's start, so late ticks do not push every later check back.
+    this.#nextCheckAt += s.spec.intervalMs
+    if (this.#nextCheckAt <= now) this.#nextCheckAt = now + s.spec.intervalMs
     if (s.phase === 'awaiting-confirmation') {
       await this.#advance('confirmed by the webhook')
       return
