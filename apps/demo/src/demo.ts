@@ -14,6 +14,7 @@ import { rulesCli, rulesDoc } from './cli.ts'
 import { startApp, type AppProcess } from './cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from './rulesets.ts'
 import { drive, Tally } from './traffic.ts'
+import { runCanaryAct } from './canary-act.ts'
 
 const STEP_SECONDS = Number(process.env.DEMO_STEP_SECONDS ?? 10)
 const GATEWAY_PORT = Number(process.env.GATEWAY_PORT ?? 8080)
@@ -153,6 +154,21 @@ try {
   apps.push(gateway)
   say(`started ${apps.map((a) => `${a.name}@${a.version} :${a.port}`).join(', ')}`)
   say(`try it yourself: curl -H 'x-user-id: alice' ${gateway.url}/api/orders/1`)
+
+  if (process.env.DEMO_CANARY !== '0') {
+    // The canary controller moves v2 by itself (DEMO_CANARY=0: the timed steps below instead).
+    const acts = await runCanaryAct({
+      client, nacosAddr, gateway, apps, say,
+      intervalSeconds: Number(process.env.DEMO_INTERVAL_SECONDS ?? 4),
+      dashboardPort: Number(process.env.DASHBOARD_PORT ?? 8090)
+    })
+    say('\nsummary (no process restarted by flowtag; every step and the rollback were RuleSets published by the controller):')
+    for (const line of acts) say(line)
+    // The rule-safety features next, numbered after the controller's last RuleSet.
+    const last = JSON.parse((await client.config.get(RULES_DATA_ID, RULES_GROUP)) ?? '{}') as { version?: number }
+    await features(gateway, nacosAddr, last.version ?? STEPS.length)
+    await shutdown(0)
+  }
 
   const summary: string[] = []
   for (const [i, percent] of STEPS.entries()) {

@@ -19,6 +19,8 @@ export const serviceEnvSchema = z.object({
   DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
   /** `1`: the edge returns debug headers to clients (the fallback receipt, `x-flowtag-fallback`). */
   FLOWTAG_DEBUG: z.enum(['0', '1']).default('0').transform((v) => v === '1'),
+  /** Share (0-1) of requests this instance answers with 500: a bad build, for canary demos and tests. */
+  FAIL_RATE: z.coerce.number().min(0).max(1).default(0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

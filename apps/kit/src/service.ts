@@ -2,6 +2,7 @@ import type { NacosClientOptions } from '@flowtag/nacos'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { readEnv, type ServiceEnv } from './env.ts'
 import { setupMetrics } from './metrics.ts'
+import { HEALTH_PATH, METRICS_PATH, READY_PATH } from './paths.ts'
 
 /**
  * Builds one demo app's routes and flowtag wiring on a Fastify app the kit created (pino logs,
@@ -35,6 +36,21 @@ export function closeOnSignals(app: FastifyInstance): void {
   process.once('SIGTERM', stop)
 }
 
+/** Answer a share of the app's own requests (not probes, not /metrics) with 500, after tagging. */
+function failSome(app: FastifyInstance, rate: number): void {
+  let n = 0
+  app.addHook('preHandler', async (request, reply) => {
+    const url = request.routeOptions.url
+    if (url === HEALTH_PATH || url === READY_PATH || url === METRICS_PATH) return
+    // every 1/rate-th request, deterministic: the share holds over any window
+    n += rate
+    if (n >= 1) {
+      n -= 1
+      return reply.code(500).send({ error: 'Internal Server Error', message: `injected failure (FAIL_RATE=${rate})` })
+    }
+  })
+}
+
 /**
  * Run a demo app from the environment: Fastify with pino logs and Prometheus /metrics, the
  * app's own build step, listen on HOST:PORT, stop on signals; exit 1 with the reason if it
@@ -51,6 +67,7 @@ export async function main(name: string, build: BuildApp): Promise<void> {
     })
     // Registered first: the global MeterProvider then also collects flowtag's own instruments.
     setupMetrics(app, { service: name, version: env.SERVICE_VERSION })
+    if (env.FAIL_RATE > 0) failSome(app, env.FAIL_RATE)
     await build(app, env)
     closeOnSignals(app)
     const address = await app.listen({ port: env.PORT, host: env.HOST })

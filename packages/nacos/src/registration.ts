@@ -68,6 +68,9 @@ export class NacosRegistration {
   readonly #log: Logger
   readonly #stopping = new AbortController()
   #instance: InstanceInput | undefined
+  // metadata set after construction (updateMetadata), merged over the options' at start
+  #extraMetadata: Record<string, string> = {}
+  #updating: Promise<void> = Promise.resolve()
   #registered = false
   #draining = false
   #registering: Promise<void> | undefined
@@ -115,7 +118,7 @@ export class NacosRegistration {
   async start(listening: ListenAddress | undefined): Promise<void> {
     if (this.#registering !== undefined) return this.#registering
     const o = this.#o
-    const metadata = { ...o.metadata }
+    const metadata = { ...o.metadata, ...this.#extraMetadata }
     if (o.version !== undefined) metadata.version = o.version
     if (o.env !== undefined) metadata.env = o.env
     const instance: InstanceInput = {
@@ -133,6 +136,29 @@ export class NacosRegistration {
     this.#registering = this.#keepRegistering(instance)
   }
 
+  /**
+   * Merge `metadata` into the instance's metadata (for example the rule version it applies). Before
+   * `start()` it is kept for the registration; once registered, the instance is registered again
+   * with the new metadata (Nacos replaces it). Updates are applied in call order; a failed
+   * re-registration is logged and the next update or beat-driven re-registration carries it.
+   */
+  updateMetadata(metadata: Record<string, string>): Promise<void> {
+    Object.assign(this.#extraMetadata, metadata)
+    const instance = this.#instance
+    if (instance === undefined) return Promise.resolve()
+    this.#instance = { ...instance, metadata: { ...instance.metadata, ...metadata } }
+    this.#updating = this.#updating.then(async () => {
+      const current = this.#instance
+      if (!this.#registered || this.#draining || current === undefined) return
+      try {
+        await this.#client.naming.register(this.service, current)
+      } catch (err) {
+        this.#log.warn({ err, service: this.service }, 'nacos metadata update failed')
+      }
+    })
+    return this.#updating
+  }
+
   /** Stop registering, deregister, report not ready, then wait `drainMs`. Idempotent. */
   drain(): Promise<void> {
     this.#drained ??= this.#drain(true)
@@ -145,7 +171,8 @@ export class NacosRegistration {
     return this.#closed
   }
 
-  async #registerOnce(instance: InstanceInput): Promise<void> {
+  async #registerOnce(first: InstanceInput): Promise<void> {
+    const instance = this.#instance ?? first
     await this.#client.naming.register(this.service, instance)
     if (this.#draining) return
     this.#registered = true
@@ -172,6 +199,7 @@ export class NacosRegistration {
     this.#draining = true
     this.#stopping.abort()
     await this.#registering?.catch(() => {})
+    await this.#updating
     const instance = this.#instance
     if (instance !== undefined && this.#client.naming.isRegistered(this.service, instance)) {
       try {

@@ -5,7 +5,7 @@
 // replaced by a fresh one to the same instance, once.
 import type { Dispatcher } from 'undici'
 import type { Duplex } from 'node:stream'
-import { errorAttributes, type OutboundMetrics } from './metrics.ts'
+import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
 import { select, type Route } from './select.ts'
 import type { Member, ServiceTable } from './service-table.ts'
 
@@ -194,7 +194,9 @@ export class OutboundHandler implements Handler {
   onResponseEnd(controller: Controller, trailers: IncomingHttpHeaders): void {
     const attrs = this.#member.attrs
     this.#ctx.metrics.requests.add(1, attrs)
-    this.#ctx.metrics.duration.record(performance.now() - this.#start, attrs)
+    this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
+    const tag = this.#ctx.tag
+    if (tag !== undefined && this.#member.lane !== tag) this.#ctx.metrics.fallbacks.add(1, { ...attrs, 'flowtag.lane.requested': tag })
     this.#controller.rawTrailers = controller?.rawTrailers ?? null
     this.#handler.onResponseEnd?.(this.#controller, trailers)
   }
@@ -206,6 +208,7 @@ export class OutboundHandler implements Handler {
       const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
       // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
       if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
+      // Ejections are counted and logged where the table reports them (the dispatcher's onEjection).
       this.#ctx.table.recordFailure(member)
       if (next !== undefined) {
         this.#switchTo(next)
@@ -215,7 +218,7 @@ export class OutboundHandler implements Handler {
     const attrs = errorAttributes(member.attrs, err)
     this.#ctx.metrics.requests.add(1, member.attrs)
     this.#ctx.metrics.errors.add(1, attrs)
-    this.#ctx.metrics.duration.record(performance.now() - this.#start, member.attrs)
+    this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
     this.#handler.onResponseError?.(this.#controller, err)
   }
 

@@ -42,8 +42,8 @@ t.test('requests, errors, retries and durations by service, lane and instance', 
     [{ value: 1, attrs: { service: 'svc', lane: 'v2', instance } }],
     'the heavy dead instance was picked first, then retried on a'
   )
-  const duration = out.find((m) => m.name === 'flowtag.outbound.duration')
-  t.ok(duration !== undefined && duration.value > 0, 'duration in ms recorded')
+  const duration = out.find((m) => m.name === 'http.client.request.duration')
+  t.ok(duration !== undefined && duration.value > 0 && duration.value < 1, 'duration in seconds recorded (semconv)')
 
   out.length = 0
   await t.rejects(request('http://nobody/x', { dispatcher: d }))
@@ -88,4 +88,27 @@ t.test('an ejection is counted and logged, and so is the readmission', async (t)
 
 t.test('a bad logger is refused by name', async (t) => {
   t.throws(() => new FlowtagDispatcher({ discovery: new StaticDiscovery(), logger: {} as never }), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"logger"/ })
+})
+
+t.test('ejections and fallbacks out of the requested lane are counted', async (t) => {
+  const [a, dead] = await Promise.all([startInstance(t, 'a', 'v1'), startInstance(t, 'dead', 'v1')])
+  await dead.kill()
+  const out: Record_[] = []
+  const discovery = new StaticDiscovery({
+    svc: [
+      { ip: '127.0.0.1', port: a.port, metadata: { version: 'v1' }, weight: 1 },
+      { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v1' }, weight: 100_000 }
+    ]
+  })
+  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), stableLane: 'v1', outlier: { consecutiveFailures: 1 } })
+  t.teardown(() => d.close())
+  // lane v2 has no instance: served by the stable lane v1, a fallback
+  const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
+  await res.body.dump()
+  t.match(out.filter((m) => m.name === 'flowtag.outbound.ejections'), [{ value: 1, attrs: { service: 'svc', lane: 'v1', instance: `127.0.0.1:${dead.port}` } }])
+  t.match(out.filter((m) => m.name === 'flowtag.outbound.fallbacks'), [{ value: 1, attrs: { service: 'svc', lane: 'v1', 'flowtag.lane.requested': 'v2' } }])
+  out.length = 0
+  const again = await runWithFlow({ tag: 'v1', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
+  await again.body.dump()
+  t.equal(out.filter((m) => m.name === 'flowtag.outbound.fallbacks' || m.name === 'flowtag.outbound.ejections').length, 0, 'in its own lane: no fallback; ejected instance not retried')
 })

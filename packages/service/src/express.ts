@@ -98,6 +98,20 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     const flow = tagger.decide(facts(req))
     req.flow = flow
     if (service.receipts) receiptOnHeaders(res, flow)
+    const metrics = service.metrics
+    if (metrics !== undefined) {
+      const start = performance.now()
+      res.once('close', () => {
+        const route = (req.route as { path?: unknown } | undefined)?.path
+        metrics.record({
+          lane: flow.tag,
+          method: req.method,
+          route: typeof route === 'string' ? req.baseUrl + route : undefined,
+          status: res.writableFinished ? res.statusCode : undefined,
+          seconds: (performance.now() - start) / 1000
+        })
+      })
+    }
     tagger.run(flow, tagger.otelContext(flow), next)
   }
 

@@ -81,6 +81,19 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
     })
   }
 
+  const metrics = service.metrics
+  if (metrics !== undefined) {
+    fastify.addHook('onResponse', function flowTagServiceMetrics (request, reply, done) {
+      metrics.record({ lane: request.flow?.tag, method: request.method, route: request.routeOptions.url, status: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+      done()
+    })
+    // The client went away before the answer: a network error, counted apart from 5xx.
+    fastify.addHook('onRequestAbort', function flowTagServiceAborted (request, done) {
+      metrics.record({ lane: request.flow?.tag, method: request.method, route: request.routeOptions.url, status: undefined, seconds: 0 })
+      done()
+    })
+  }
+
   fastify.addHook('onReady', async function flowTagServicePrepare () {
     await service.prepare()
   })

@@ -59,6 +59,8 @@ export const serviceOptionsSchema = z.strictObject({
    * response. Services (mode `service`) always return it to their caller, so it reaches the edge.
    */
   debug: z.boolean().default(false),
+  /** Record `http.server.request.duration` per lane and the rule version in force (OpenTelemetry API). */
+  metrics: z.boolean().default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
   healthPath: path.default('/health'),

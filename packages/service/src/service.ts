@@ -7,10 +7,14 @@ import { FlowtagDispatcher } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
+import { ServiceMetrics } from './metrics.ts'
 import { parseServiceOptions, type FlowTagServiceOptions, type ResolvedServiceOptions, type RuleStoreInput, type ServiceLogger } from './options.ts'
 
 /** `fetch` bound to the service's dispatcher: `http://<service>/path` goes to an instance in the request's lane. */
 export type ServiceFetch = (input: RequestInfo, init?: Omit<RequestInit, 'dispatcher'>) => Promise<Response>
+
+/** Instance metadata key carrying the version of the RuleSet the instance applies. */
+export const RULES_VERSION_METADATA = 'flowtag.rules.version'
 
 /** What a `/ready` probe answers: 200 with `{ status: 'ready' }`, else 503 with the reasons. */
 export interface Readiness {
@@ -55,6 +59,8 @@ export class FlowTagService {
   readonly dispatcher: FlowtagDispatcher
   /** undici `fetch` through `dispatcher`. */
   readonly fetch: ServiceFetch
+  /** Per-lane server metrics; undefined with `metrics: false`. */
+  readonly metrics: ServiceMetrics | undefined
   readonly #ownNacos: boolean
   readonly #ownRules: boolean
   #draining = false
@@ -125,6 +131,18 @@ export class FlowTagService {
       store = createRuleStore({ source: staticSource(o.rules.document), logger: log })
     }
     this.rules = store
+    this.metrics = o.metrics ? new ServiceMetrics(o.service, o.version, () => view.compiled?.ruleSet.version) : undefined
+
+    // Each instance says in Nacos which rule version it applies: the canary waits for all of them.
+    const registration = this.registration
+    if (registration !== undefined && store !== undefined) {
+      const report = (version: number | undefined): void => {
+        if (version === undefined) return
+        registration.updateMetadata({ [RULES_VERSION_METADATA]: String(version) }).catch(() => {})
+      }
+      report(store.compiled?.ruleSet.version)
+      store.onChange((next) => report(next.version))
+    }
   }
 
   /** Registered (or not registering at all) and not draining: what `/ready` reports. */

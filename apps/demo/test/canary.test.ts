@@ -1,0 +1,132 @@
+// The canary end to end on real processes: the Nacos dev server (or NACOS_SERVER_ADDR), the
+// gateway, order-service and user-service v1/v2; @flowtag/canary scrapes the instances' /metrics
+// found in Nacos and moves the RuleSet. A canary without traffic waits, then ends by its
+// deadline; a healthy v2 is promoted to 100% step by step; a v2 failing 20% of its requests is
+// rolled back within two analysis intervals, after which no request reaches v2.
+import { CanaryController, candidateWeight, readRules } from '@flowtag/canary'
+import { NacosClient } from '@flowtag/nacos'
+import { startNacosDevServer } from '@flowtag/nacos-dev-server'
+import t from 'tap'
+import { startApp, type AppProcess } from '../src/cluster.ts'
+import { RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
+import { drive, Tally } from '../src/traffic.ts'
+
+const real = process.env.NACOS_SERVER_ADDR
+const dev = real === undefined || real === '' ? await startNacosDevServer({ port: 0 }) : undefined
+const nacosAddr = dev?.address ?? real!
+const namespace = `canary-${Date.now().toString(36)}`
+const nacos = new NacosClient({ serverAddr: nacosAddr, namespace, configPollIntervalMs: 200, namingPollIntervalMs: 200, namingProtectEmpty: false })
+const apps: AppProcess[] = []
+t.teardown(async () => {
+  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
+  await nacos.close()
+  await dev?.close()
+})
+
+const rules = { dataId: RULES_DATA_ID, group: RULES_GROUP }
+let version = 1
+/** v2 only for testers: the state before (and after) a canary. */
+const base = () => ({
+  version: version++,
+  user: { header: 'x-user-id' },
+  services: { 'order-service': { stable: 'v1', candidates: ['v2'] }, 'user-service': { stable: 'v1', candidates: ['v2'] } },
+  rules: [{ name: 'testers', when: { headers: { 'x-tester': { equals: 'true' } } }, lane: 'v2' }],
+  default: 'v1'
+})
+const publish = async (doc: { version: number }) => nacos.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
+const start = async (name: string, v: string, env: Record<string, string> = {}) => {
+  const app = await startApp(name, v, { nacosAddr, env: { NACOS_NAMESPACE: namespace, DRAIN_MS: '300', ...env } })
+  apps.push(app)
+  return app
+}
+async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+await publish(base())
+await start('user-service', 'v1')
+await start('user-service', 'v2')
+await start('order-service', 'v1')
+let orderV2 = await start('order-service', 'v2')
+const gateway = await start('gateway', 'v1')
+await until('instances registered', async () => ((await nacos.naming.instances('order-service')).length === 2 && (await nacos.naming.instances('gateway')).length === 1) || undefined)
+
+const spec = {
+  service: 'order-service',
+  candidate: 'v2',
+  stable: 'v1',
+  intervalMs: 1500,
+  minRequests: 30,
+  // The gateway decides the lane, order-service routes onwards: both must apply a step's rules.
+  convergence: ['gateway', 'order-service'],
+  // Two cores shared with other work: sub-half-second p99 ratios here measure the machine, not v2.
+  thresholds: { relative: { p99FloorSeconds: 0.5 } },
+  rules
+}
+const controllerOptions = { nacos, tickMs: 250 }
+
+t.test('no traffic: the canary waits (never a silent pass), then ends as its deadline says', async (t) => {
+  const c = await CanaryController.start({ ...spec, maxWaitMs: 3000 }, controllerOptions)
+  t.teardown(() => c.close())
+  const end = await c.done
+  t.equal(end.phase, 'rolled-back')
+  t.ok(end.history.some((e) => e.event === 'wait'), 'explicitly waiting')
+  t.notOk(end.history.some((e) => e.event === 'check'), 'never judged without traffic')
+  t.match(end.history.find((e) => e.event === 'deadline')?.message, /waited/)
+})
+
+t.test('a healthy v2 is promoted to 100% step by step', async (t) => {
+  await publish(base())
+  const tally = new Tally()
+  const traffic = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0, concurrency: 4 }, () => tally)
+  t.teardown(() => traffic.stop())
+  const c = await CanaryController.start({ ...spec, steps: [20, 50, 100] }, controllerOptions)
+  t.teardown(() => c.close())
+  const end = await c.done
+  t.equal(end.phase, 'promoted', end.history.map((e) => `${e.event}: ${e.message}`).join('\n'))
+  t.same(end.history.filter((e) => e.event === 'step').map((e) => e.weight), [20, 50, 100], 'every step taken in order')
+  for (const e of end.history.filter((e) => e.event === 'converged')) t.match(e.message, /on 3 of 3 instances/, 'gateway and both order-service instances')
+  t.ok(end.history.filter((e) => e.event === 'check').every((e) => (e.data as { verdict: string }).verdict === 'pass'))
+  t.equal(candidateWeight(await readRules(nacos, { rules }), 'v2'), 100)
+  t.equal(tally.errors, 0, 'no failed request during the rollout')
+})
+
+t.test('a v2 failing 20% of its requests is rolled back within two intervals; afterwards no request reaches v2', async (t) => {
+  await publish(base())
+  await orderV2.stop()
+  orderV2 = await start('order-service', 'v2', { FAIL_RATE: '0.2' })
+  await until('the failing v2 registered', async () => (await nacos.naming.instances('order-service')).some((i) => i.port === orderV2.port) || undefined)
+  let tally = new Tally()
+  const traffic = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0.02, concurrency: 4 }, () => tally)
+  t.teardown(() => traffic.stop())
+  const c = await CanaryController.start({ ...spec, steps: [20, 50, 100] }, controllerOptions)
+  t.teardown(() => c.close())
+  const end = await c.done
+  t.equal(end.phase, 'rolled-back', end.history.map((e) => `${e.event}: ${e.message}`).join('\n'))
+  const opened = Date.parse(end.history.find((e) => e.event === 'converged')!.at)
+  const rolled = end.history.find((e) => e.event === 'rollback')!
+  const after = Date.parse(rolled.at) - opened
+  t.same(end.history.filter((e) => e.event === 'check').map((e) => (e.data as { verdict: string }).verdict), ['fail', 'fail'], 'rolled back by the second check')
+  // a tick's lateness and one scrape of every instance on a busy machine: at most a second
+  t.ok(after <= 2 * spec.intervalMs + 1000, `rolled back ${after} ms after the first step's window opened (interval ${spec.intervalMs} ms)`)
+  t.equal(end.step, 0, 'at the first step', { history: end.history.map((e) => `${e.event}: ${e.message}`) })
+  t.match(rolled.data, { candidate: { serverErrorRate: Number } })
+  t.ok((rolled.data as { candidate: { serverErrorRate: number } }).candidate.serverErrorRate > 0.1)
+
+  await until('every instance applies the rollback', async () => {
+    const all = [...await nacos.naming.instances('gateway'), ...await nacos.naming.instances('order-service')]
+    return all.every((i) => Number(i.metadata['flowtag.rules.version']) >= end.ruleVersion!) || undefined
+  })
+  tally = new Tally()
+  await new Promise((r) => setTimeout(r, 1500))
+  t.ok(tally.requests > 50, `${tally.requests} requests after the rollback`)
+  t.equal(tally.share('order-service', 'v2'), 0, 'no request reaches order-service v2')
+  t.equal(tally.share('user-service', 'v2'), 0, 'nor user-service v2 (testers included)')
+  t.equal(tally.errors, 0)
+})

@@ -1,0 +1,497 @@
+// The canary controller: publishes each step's RuleSet, waits until every instance applies it,
+// judges the candidate against stable once the step has its minimum requests, and moves on,
+// pauses or rolls back. Every decision lands in the audit trail with its numbers, and the state
+// in Nacos config, so a restarted controller resumes where it was.
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { NacosClient } from '@flowtag/nacos'
+import { parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
+import { CanaryError, errorCodes } from './errors.ts'
+import { judge, pct, sec, type Judgement } from './judge.ts'
+import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
+import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
+import { parseCanarySpec, type CanarySpec } from './spec.ts'
+import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
+import { confirm, notify, type CanaryEvent } from './webhooks.ts'
+import { summarize, type LaneWindow } from './window.ts'
+
+/** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
+export const RULES_VERSION_METADATA = 'flowtag.rules.version'
+
+export interface ControllerLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+}
+
+export interface ControllerOptions {
+  /** The Nacos client: config for RuleSets and state, naming for instances. Left open on close. */
+  nacos: NacosClient
+  /** Where lane figures come from. @default scraping each instance's `spec.metricsPath` */
+  metrics?: MetricsSource
+  /** How often the controller looks (convergence, commands, live series), ms. @default min(1000, spec.intervalMs) */
+  tickMs?: number
+  logger?: ControllerLogger
+}
+
+/** Convergence of the rule version in force: how many instances report it. */
+export interface Convergence {
+  version: number | undefined
+  applied: number
+  total: number
+  /** instance (`ip:port`) → the version it reports (`none` when it reports none). */
+  instances: Array<{ service: string, instance: string, lane: string, ruleVersion: string }>
+}
+
+/** One point of the live series: per lane (the serving instance's), since the previous point. */
+export interface SeriesPoint {
+  at: number
+  lanes: Record<string, { requests: number, errorRate: number, p99: number | undefined }>
+}
+
+type Listener = (state: CanaryState) => void
+const SERIES = 300
+const silent: ControllerLogger = { info () {}, warn () {} }
+
+export class CanaryController {
+  readonly service: string
+  readonly #nacos: NacosClient
+  readonly #store: StateStore
+  readonly #metrics: MetricsSource
+  readonly #tickMs: number
+  readonly #log: ControllerLogger
+  readonly #listeners = new Set<Listener>()
+  readonly #series: SeriesPoint[] = []
+  #state: CanaryState
+  #baseline: Reading | undefined
+  #previous: Reading | undefined
+  #nextCheckAt = 0
+  #convergence: Convergence = { version: undefined, applied: 0, total: 0, instances: [] }
+  #lastJudgement: Judgement | undefined
+  #local: Array<{ command: CanaryCommand['command'], by: string, done: (err?: Error) => void }> = []
+  #wake: (() => void) | undefined
+  #closed = false
+  #dirty = false
+  readonly done: Promise<CanaryState>
+
+  private constructor (state: CanaryState, options: ControllerOptions) {
+    this.service = state.spec.service
+    this.#state = state
+    this.#nacos = options.nacos
+    this.#store = new StateStore(options.nacos.config, state.spec.rules.group)
+    this.#metrics = options.metrics ?? new ScrapeSource({ discovery: options.nacos.naming, metricsPath: state.spec.metricsPath })
+    this.#tickMs = options.tickMs ?? Math.min(1000, state.spec.intervalMs)
+    this.#log = options.logger ?? silent
+    this.done = this.#run()
+    this.done.catch(() => {})
+  }
+
+  /**
+   * Start a canary: validates the spec, refuses when one is already running for the service,
+   * publishes the first step and runs until promoted, rolled back or aborted (`done`).
+   * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` naming the field; `FLOWTAG_CANARY_CONFLICT`; `FLOWTAG_CANARY_NO_RULES`.
+   */
+  static async start (specInput: unknown, options: ControllerOptions): Promise<CanaryController> {
+    const spec = parseCanarySpec(specInput)
+    const store = new StateStore(options.nacos.config, spec.rules.group)
+    const existing = await store.load(spec.service)
+    if (existing !== undefined && !TERMINAL.has(existing.phase)) {
+      throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: a canary of "${spec.service}" is ${existing.phase} at step ${existing.step + 1}; resume or abort it first`)
+    }
+    await readRules(options.nacos, spec) // fail now, not at the first step
+    const now = Date.now()
+    const state: CanaryState = {
+      spec, phase: 'converging', step: -1, weight: 0, ruleVersion: undefined, startedAt: now, stepStartedAt: now, publishedAt: now,
+      passedChecks: 0, failedChecks: 0, updatedAt: now, history: []
+    }
+    const lastCommand = await store.readCommand(spec.service)
+    if (lastCommand !== undefined) state.lastCommandId = lastCommand.id
+    const c = new CanaryController(state, options)
+    c.#audit('start', `canary of ${spec.service}: ${spec.candidate} against ${spec.stable}, steps ${spec.steps.join(', ')}%`, { spec })
+    return c
+  }
+
+  /**
+   * Take over the canary of `service` where its state in Nacos says it is (after a restart).
+   * @throws {CanaryError} `FLOWTAG_CANARY_CONFLICT` when there is none, or it has ended.
+   */
+  static async resume (service: string, options: ControllerOptions & { group?: string }): Promise<CanaryController> {
+    const store = new StateStore(options.nacos.config, options.group ?? 'FLOWTAG')
+    const state = await store.load(service)
+    if (state === undefined) throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: no canary of "${service}" to resume`)
+    if (TERMINAL.has(state.phase)) throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: the canary of "${service}" has ended (${state.phase})`)
+    const c = new CanaryController(state, options)
+    c.#audit('restart', `controller took over at step ${state.step + 1} (${state.phase}); the step's window starts again`)
+    return c
+  }
+
+  get state (): CanaryState { return this.#state }
+  get convergence (): Convergence { return this.#convergence }
+  get series (): readonly SeriesPoint[] { return this.#series }
+  get lastJudgement (): Judgement | undefined { return this.#lastJudgement }
+
+  /** Called after every change of state. Returns the unsubscribe function. */
+  onUpdate (listener: Listener): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  /**
+   * Apply a command now (the dashboard, a test): `promote` moves to the next step without waiting
+   * for the analysis (the person confirms), `pause`/`resume` hold and release, `abort` rolls back.
+   * @throws {CanaryError} `FLOWTAG_CANARY_BAD_STATE` when the canary has ended.
+   */
+  command (command: CanaryCommand['command'], by = 'api'): Promise<void> {
+    if (TERMINAL.has(this.#state.phase) || this.#closed) {
+      return Promise.reject(new CanaryError(errorCodes.BAD_STATE, `@flowtag/canary: the canary of "${this.service}" has ended (${this.#state.phase})`))
+    }
+    return new Promise((resolve, reject) => {
+      this.#local.push({ command, by, done: (err) => (err === undefined ? resolve() : reject(err)) })
+      this.#wake?.()
+    })
+  }
+
+  /** Stop watching (the state stays in Nacos: `resume` continues). Idempotent. */
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#wake?.()
+    await this.done.catch(() => {})
+  }
+
+  async #run (): Promise<CanaryState> {
+    while (!this.#closed && !TERMINAL.has(this.#state.phase)) {
+      try {
+        await this.#tick()
+      } catch (err) {
+        this.#log.warn({ err, service: this.service }, 'flowtag canary: tick failed; trying again')
+      }
+      if (this.#dirty) await this.#save()
+      if (TERMINAL.has(this.#state.phase) || this.#closed) break
+      const ac = new AbortController()
+      this.#wake = () => ac.abort()
+      await sleep(this.#tickMs, undefined, { signal: ac.signal }).catch(() => {})
+      this.#wake = undefined
+    }
+    for (const l of this.#local.splice(0)) l.done(new CanaryError(errorCodes.BAD_STATE, `@flowtag/canary: the canary has ended (${this.#state.phase})`))
+    if (this.#dirty) await this.#save()
+    return this.#state
+  }
+
+  async #save (): Promise<void> {
+    try {
+      await this.#store.save(this.#state)
+      this.#dirty = false
+    } catch (err) {
+      this.#log.warn({ err, service: this.service }, 'flowtag canary: cannot save state; will retry')
+    }
+  }
+
+  async #tick (): Promise<void> {
+    await this.#commands()
+    const s = this.#state
+    if (TERMINAL.has(s.phase)) return
+    if (s.step < 0) {
+      await this.#publishStep(0)
+      return
+    }
+    const now = Date.now()
+    await this.#updateConvergence()
+    await this.#sample()
+    if (now - s.startedAt > s.spec.deadlineMs) {
+      await this.#deadline(`overall deadline of ${s.spec.deadlineMs} ms passed`)
+      return
+    }
+    if (s.phase === 'converging') {
+      await this.#checkConvergence(now)
+      return
+    }
+    if (s.phase === 'paused' && s.pausedBy !== 'analysis') return
+    if (now < this.#nextCheckAt) return
+    // Anchored to the step's start, so late ticks do not push every later check back.
+    this.#nextCheckAt += s.spec.intervalMs
+    if (this.#nextCheckAt <= now) this.#nextCheckAt = now + s.spec.intervalMs
+    if (s.phase === 'awaiting-confirmation') {
+      await this.#advance('confirmed by the webhook')
+      return
+    }
+    await this.#check(now)
+  }
+
+  async #commands (): Promise<void> {
+    const remote = await this.#store.readCommand(this.service).catch(() => undefined)
+    if (remote !== undefined && remote.id !== this.#state.lastCommandId) {
+      this.#state.lastCommandId = remote.id
+      this.#dirty = true
+      await this.#apply(remote.command, remote.by ?? 'cli').catch((err: Error) => this.#audit('command', `${remote.command} refused: ${err.message}`))
+    }
+    for (const l of this.#local.splice(0)) {
+      try {
+        await this.#apply(l.command, l.by)
+        l.done()
+      } catch (err) {
+        l.done(err as Error)
+      }
+    }
+  }
+
+  async #apply (command: CanaryCommand['command'], by: string): Promise<void> {
+    const s = this.#state
+    if (TERMINAL.has(s.phase)) throw new CanaryError(errorCodes.BAD_STATE, `the canary has ended (${s.phase})`)
+    if (command === 'abort') {
+      await this.#rollback('aborted', `aborted by ${by}`)
+    } else if (command === 'pause') {
+      s.phase = 'paused'
+      s.pausedBy = 'user'
+      this.#audit('pause', `paused by ${by}`)
+      await this.#notify('pause', `paused by ${by}`)
+    } else if (command === 'resume') {
+      if (s.phase !== 'paused') throw new CanaryError(errorCodes.BAD_STATE, `not paused (${s.phase})`)
+      s.phase = s.pausedBy === 'convergence' ? 'converging' : 'waiting'
+      if (s.pausedBy === 'convergence') s.publishedAt = Date.now()
+      delete s.pausedBy
+      s.failedChecks = 0
+      this.#nextCheckAt = Date.now() + s.spec.intervalMs
+      this.#audit('resume', `resumed by ${by}`)
+      await this.#notify('resume', `resumed by ${by}`)
+    } else {
+      // a person's promotion is the confirmation: no analysis, no gate
+      await this.#advance(`promoted by ${by}`, true)
+    }
+  }
+
+  async #publishStep (index: number): Promise<void> {
+    const s = this.#state
+    const current = await readRules(this.#nacos, s.spec)
+    const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
+    const weight = s.spec.steps[index]!
+    const next = stepRuleSet(current, s.spec, weight, version)
+    await publishRules(this.#nacos, s.spec, next)
+    const now = Date.now()
+    Object.assign(s, { step: index, weight, ruleVersion: version, phase: 'converging' satisfies Phase, publishedAt: now, stepStartedAt: now, passedChecks: 0, failedChecks: 0 })
+    delete s.pausedBy
+    this.#baseline = undefined
+    this.#audit('step', `step ${index + 1}/${s.spec.steps.length}: ${s.spec.candidate} at ${weight}% (rule version ${version})`)
+    await this.#notify('step', `${s.spec.candidate} at ${weight}%`)
+  }
+
+  /** Re-read which instances apply the rule version in force (the loop does it every tick; after the end, callers do). */
+  refreshConvergence (): Promise<void> {
+    return this.#updateConvergence()
+  }
+
+  async #updateConvergence (): Promise<void> {
+    const s = this.#state
+    const services = s.spec.convergence ?? [s.spec.service]
+    const instances: Convergence['instances'] = []
+    for (const service of services) {
+      for (const i of await this.#nacos.naming.instances(service)) {
+        instances.push({ service, instance: `${i.ip}:${i.port}`, lane: i.metadata.version ?? 'none', ruleVersion: i.metadata[RULES_VERSION_METADATA] ?? 'none' })
+      }
+    }
+    const version = s.ruleVersion
+    const applied = version === undefined ? 0 : instances.filter((i) => Number(i.ruleVersion) >= version).length
+    this.#convergence = { version, applied, total: instances.length, instances }
+  }
+
+  async #checkConvergence (now: number): Promise<void> {
+    const s = this.#state
+    const c = this.#convergence
+    // A candidate that has no instance yet (still starting, or not in the cache) is not converged.
+    const hasCandidate = c.instances.some((i) => i.service === s.spec.service && i.lane === s.spec.candidate)
+    if (c.total > 0 && c.applied === c.total && hasCandidate) {
+      s.phase = 'waiting'
+      s.stepStartedAt = now
+      this.#baseline = await this.#metrics.read(s.spec.service)
+      this.#nextCheckAt = now + s.spec.intervalMs
+      this.#audit('converged', `rule version ${c.version} on ${c.applied} of ${c.total} instances after ${now - s.publishedAt} ms; the step's window starts`)
+      return
+    }
+    if (now - s.publishedAt > s.spec.convergenceTimeoutMs) {
+      s.phase = 'paused'
+      s.pausedBy = 'convergence'
+      const message = `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service}`} after ${s.spec.convergenceTimeoutMs} ms: not judging an unconverged step`
+      this.#audit('pause', message, { instances: c.instances })
+      await this.#notify('pause', message)
+    }
+  }
+
+  async #sample (): Promise<void> {
+    const s = this.#state
+    let reading: Reading
+    try {
+      reading = await this.#metrics.read(s.spec.service)
+    } catch (err) {
+      this.#log.warn({ err, service: this.service }, 'flowtag canary: reading metrics failed')
+      return
+    }
+    if (this.#previous !== undefined) {
+      const lanes: SeriesPoint['lanes'] = {}
+      for (const [lane, f] of laneWindow(reading, this.#previous)) {
+        const w = summarize(f)
+        lanes[lane] = { requests: w.requests, errorRate: w.errorRate, p99: w.p99 }
+      }
+      this.#series.push({ at: reading.at, lanes })
+      if (this.#series.length > SERIES) this.#series.shift()
+    }
+    this.#previous = reading
+    // After a restart the window starts at the first reading.
+    if (this.#baseline === undefined && s.phase !== 'converging') this.#baseline = reading
+  }
+
+  async #check (now: number): Promise<void> {
+    const s = this.#state
+    const spec = s.spec
+    const reading = this.#previous ?? await this.#metrics.read(spec.service)
+    const lanes = laneWindow(reading, this.#baseline)
+    const candidate = summarize(lanes.get(spec.candidate) ?? { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: [] })
+    const stable = summarize(lanes.get(spec.stable) ?? { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: [] })
+    const j = judge(spec, candidate, stable)
+    this.#lastJudgement = j
+    const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - s.stepStartedAt }
+
+    if (j.errorRateHigh) {
+      s.errorRateHighSince ??= now
+      if (!s.alerted && now - s.errorRateHighSince >= spec.thresholds.errorRate.sustainedMs) {
+        s.alerted = true
+        const message = `candidate error rate ${pct(candidate.errorRate)} above ${pct(spec.thresholds.errorRate.max)} for ${now - s.errorRateHighSince} ms`
+        this.#audit('alert', message, data)
+        await this.#notify('alert', message, data)
+      }
+    } else {
+      s.errorRateHighSince = undefined
+      s.alerted = false
+    }
+
+    if (j.verdict === 'waiting') {
+      if (s.phase !== 'paused') s.phase = 'waiting'
+      this.#audit('wait', `waiting for traffic: ${j.reason}`, data)
+      if (now - s.stepStartedAt > spec.maxWaitMs) await this.#deadline(`step ${s.step + 1} waited ${now - s.stepStartedAt} ms for ${spec.minRequests} candidate requests (maxWaitMs ${spec.maxWaitMs})`)
+      return
+    }
+    if (j.verdict === 'pass') {
+      s.failedChecks = 0
+      s.passedChecks++
+      this.#audit('check', `check passed (${s.passedChecks}/${spec.checksPerStep}): ${j.reason}`, data)
+      if (s.phase === 'paused') {
+        delete s.pausedBy
+        this.#audit('resume', 'a passing check releases the hold of the failed one')
+        await this.#notify('resume', 'check passed again')
+      }
+      s.phase = 'analysing'
+      if (s.passedChecks >= spec.checksPerStep) await this.#advance('analysis passed')
+      return
+    }
+    s.failedChecks++
+    s.passedChecks = 0
+    this.#audit('check', `check failed (${s.failedChecks}/${spec.failedChecks}): ${j.reason}`, data)
+    if (j.breaches.some((b) => b.action === 'rollback')) {
+      await this.#rollback('rolled-back', `rolled back: ${j.reason}`, data)
+    } else if (s.failedChecks >= spec.failedChecks) {
+      await this.#rollback('rolled-back', `rolled back after ${s.failedChecks} failed checks: ${j.reason}`, data)
+    } else if (s.phase !== 'paused') {
+      s.phase = 'paused'
+      s.pausedBy = 'analysis'
+      const message = `paused at ${s.weight}%: ${j.reason}`
+      this.#audit('pause', message, data)
+      await this.#notify('pause', message, data)
+    }
+  }
+
+  async #advance (why: string, confirmed = false): Promise<void> {
+    const s = this.#state
+    const next = s.step + 1
+    if (next >= s.spec.steps.length) {
+      s.phase = 'promoted'
+      this.#audit('promote', `${s.spec.candidate} promoted at ${s.weight}% (${why})`)
+      await this.#notify('promote', `${s.spec.candidate} promoted (${why})`)
+      return
+    }
+    const gate = s.spec.webhooks.confirmPromotion
+    if (!confirmed && gate !== undefined && !(await confirm(gate, this.#event('confirm', `to ${s.spec.steps[next]}%`), s.spec.webhooks.timeoutMs))) {
+      if (s.phase !== 'awaiting-confirmation') this.#audit('confirm', `the confirm-promotion gate did not say yes to ${s.spec.steps[next]}%; asking again every interval`)
+      s.phase = 'awaiting-confirmation'
+      return
+    }
+    this.#audit('promote', `to step ${next + 1}: ${why}`)
+    await this.#publishStep(next)
+  }
+
+  async #deadline (why: string): Promise<void> {
+    const s = this.#state
+    this.#audit('deadline', why)
+    await this.#notify('deadline', why)
+    if (s.spec.onDeadline === 'promote') {
+      await this.#publishStep(s.spec.steps.length - 1)
+      s.phase = 'promoted'
+      this.#audit('promote', `${s.spec.candidate} promoted by the deadline policy (onDeadline: promote)`)
+      await this.#notify('promote', 'promoted by the deadline policy')
+    } else {
+      await this.#rollback('rolled-back', `rolled back: ${why} (onDeadline: rollback)`)
+    }
+  }
+
+  async #rollback (phase: 'rolled-back' | 'aborted', message: string, data?: Record<string, unknown>): Promise<void> {
+    const s = this.#state
+    const current = await readRules(this.#nacos, s.spec)
+    const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
+    await publishRules(this.#nacos, s.spec, rollbackRuleSet(current, s.spec, version))
+    Object.assign(s, { phase, weight: 0, ruleVersion: version })
+    delete s.pausedBy
+    this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} sends no request to ${s.spec.candidate}`, data)
+    await this.#notify(phase === 'aborted' ? 'abort' : 'rollback', message, data)
+  }
+
+  #event (event: string, message: string, data?: Record<string, unknown>): CanaryEvent {
+    const s = this.#state
+    return { event, service: s.spec.service, candidate: s.spec.candidate, stable: s.spec.stable, step: s.step + 1, weight: s.weight, ruleVersion: s.ruleVersion, message, ...(data === undefined ? {} : { data }) }
+  }
+
+  async #notify (event: string, message: string, data?: Record<string, unknown>): Promise<void> {
+    const { events, timeoutMs } = this.#state.spec.webhooks
+    if (events.length === 0) return
+    const failed = await notify(events, this.#event(event, message, data), timeoutMs)
+    if (failed.length > 0) this.#log.warn({ failed, event }, 'flowtag canary: webhook notification failed')
+  }
+
+  #audit (event: string, message: string, data?: Record<string, unknown>): void {
+    const s = this.#state
+    const entry: AuditEntry = { at: new Date().toISOString(), event, step: s.step + 1, weight: s.weight, ruleVersion: s.ruleVersion, message, ...(data === undefined ? {} : { data }) }
+    s.history.push(entry)
+    this.#dirty = true
+    this.#log.info({ service: this.service, event, step: entry.step, weight: s.weight, ruleVersion: s.ruleVersion }, `flowtag canary: ${message}`)
+    for (const l of [...this.#listeners]) {
+      try {
+        l(s)
+      } catch (err) {
+        this.#log.warn({ err }, 'flowtag canary: onUpdate listener threw')
+      }
+    }
+  }
+}
+
+function figures (w: LaneWindow): Record<string, unknown> {
+  return { requests: w.requests, errorRate: round(w.errorRate), serverErrorRate: round(w.serverErrorRate), networkErrors: w.networkErrors, p99: w.p99 === undefined ? null : round(w.p99), p99Text: sec(w.p99) }
+}
+
+function round (x: number): number {
+  return Math.round(x * 1e6) / 1e6
+}
+
+/**
+ * The RuleSet in force in the config center.
+ * @throws {CanaryError} `FLOWTAG_CANARY_NO_RULES` when missing or invalid.
+ */
+export async function readRules (nacos: NacosClient, spec: Pick<CanarySpec, 'rules'>): Promise<RuleSet> {
+  const raw = await nacos.config.get(spec.rules.dataId, spec.rules.group)
+  if (raw === undefined || raw === '') throw new CanaryError(errorCodes.NO_RULES, `@flowtag/canary: no RuleSet at ${spec.rules.group}/${spec.rules.dataId}`)
+  try {
+    return parseRuleSet(raw, `${spec.rules.group}/${spec.rules.dataId}`)
+  } catch (err) {
+    throw new CanaryError(errorCodes.NO_RULES, `@flowtag/canary: the RuleSet in force is invalid: ${(err as RulesError).message}`, { cause: err })
+  }
+}
+
+/** Validate (as every instance will) and publish. */
+export async function publishRules (nacos: NacosClient, spec: Pick<CanarySpec, 'rules'>, rs: RuleSet): Promise<void> {
+  const text = JSON.stringify(rs)
+  parseRuleSet(text, 'canary step')
+  await nacos.config.publish(spec.rules.dataId, spec.rules.group, text, 'json')
+}

@@ -1,0 +1,76 @@
+// The dashboard page: one self-contained HTML document (no CDN, no build), polling /api/status
+// every second and drawing the per-lane series as inline SVG line charts.
+export const PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>flowtag canary</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:12px 20px;display:flex;gap:24px;align-items:center;flex-wrap:wrap}
+header h1{font-size:18px;margin:0}.pill{padding:3px 10px;border-radius:12px;background:#3b4458;font-weight:600}
+.pill.promoted{background:#1f8a4c}.pill.rolled-back,.pill.aborted{background:#b3261e}.pill.paused{background:#b26a00}
+main{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px;padding:16px 20px}
+section{background:#fff;border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px #0002}
+h2{font-size:14px;margin:0 0 8px}svg{width:100%;height:160px;background:#fbfcfd}
+table{border-collapse:collapse;width:100%;font-size:12px}td,th{text-align:left;padding:3px 6px;border-bottom:1px solid #eee}
+.legend span{margin-right:12px}.history{max-height:260px;overflow:auto;font-size:12px}
+button{font-weight:600;padding:6px 14px;border-radius:6px;border:0;cursor:pointer;margin-right:8px}
+#promote{background:#1f8a4c;color:#fff}#abort{background:#b3261e;color:#fff}#msg{margin-left:8px}
+input{padding:5px;width:220px}
+</style></head><body>
+<header><h1>flowtag canary — <span id="service">…</span></h1>
+<span>state <span id="phase" class="pill">…</span></span><span>step <b id="step">…</b></span>
+<span>candidate weight <b id="weight">…</b></span><span>rules <b id="rules">…</b></span>
+<span>convergence <b id="convergence">…</b></span></header>
+<main>
+<section><h2>Share of requests per lane</h2><svg id="chart-share" data-points="0"></svg><div class="legend" id="legend"></div></section>
+<section><h2>Error rate per lane</h2><svg id="chart-errors" data-points="0"></svg></section>
+<section><h2>p99 latency per lane (ms)</h2><svg id="chart-p99" data-points="0"></svg></section>
+<section><h2>Last check</h2><div id="judgement">none yet</div>
+<h2 style="margin-top:12px">Control</h2>
+<input id="token" type="password" placeholder="token"> <button id="promote">Promote</button><button id="abort">Abort</button><span id="msg"></span></section>
+<section><h2>Instances and the rule version they apply</h2><table id="instances"></table></section>
+<section><h2>History</h2><div class="history" id="history"></div></section>
+</main>
+<script>
+const COLORS=['#2f6fde','#e8710a','#1f8a4c','#b3261e','#8e44ad','#00838f']
+const lanes=new Map();const color=l=>{if(!lanes.has(l))lanes.set(l,COLORS[lanes.size%COLORS.length]);return lanes.get(l)}
+const $=id=>document.getElementById(id)
+const esc=s=>String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]))
+function chart(id,series,max){
+  const svg=$(id);const W=600,H=160;svg.setAttribute('viewBox','0 0 '+W+' '+H);svg.setAttribute('preserveAspectRatio','none')
+  let top=max;if(top===undefined){top=0;for(const pts of series.values())for(const p of pts)if(p!=null)top=Math.max(top,p);top=top*1.1||1}
+  let out='';let n=0
+  for(const [lane,pts] of series){n=Math.max(n,pts.length)
+    const step=W/Math.max(1,pts.length-1);const d=pts.map((v,i)=>v==null?null:(i*step).toFixed(1)+','+(H-(v/top)*H).toFixed(1)).filter(Boolean).join(' ')
+    out+='<polyline fill="none" stroke-width="2" stroke="'+color(lane)+'" points="'+d+'" data-lane="'+esc(lane)+'"/>'}
+  out+='<text x="4" y="12" font-size="11" fill="#666">'+(max===1?'100%':top.toFixed(top<10?2:0))+'</text>'
+  svg.innerHTML=out;svg.dataset.points=String(n)
+}
+async function tick(){
+  let s;try{s=await (await fetch('api/status',{cache:'no-store'})).json()}catch{return}
+  const st=s.state;$('service').textContent=st.spec.service+': '+st.spec.candidate+' vs '+st.spec.stable
+  $('phase').textContent=st.phase;$('phase').className='pill '+st.phase
+  $('step').textContent=(st.step+1)+'/'+st.spec.steps.length;$('weight').textContent=st.weight+'%'
+  $('rules').textContent=s.rules&&s.rules.version!==undefined?'v'+s.rules.version:'?'
+  const c=s.convergence;$('convergence').textContent='rule '+(c.version??'?')+' on '+c.applied+' of '+c.total
+  const share=new Map(),err=new Map(),p99=new Map();const names=new Set()
+  for(const p of s.series)for(const l of Object.keys(p.lanes))names.add(l)
+  for(const l of names){share.set(l,[]);err.set(l,[]);p99.set(l,[])}
+  for(const p of s.series){let total=0;for(const l of names)total+=(p.lanes[l]?.requests??0)
+    for(const l of names){const v=p.lanes[l];share.get(l).push(total?((v?.requests??0)/total):0);err.get(l).push(v&&v.requests?v.errorRate:null);p99.get(l).push(v&&v.p99!=null?v.p99*1000:null)}}
+  chart('chart-share',share,1);chart('chart-errors',err,undefined);chart('chart-p99',p99,undefined)
+  $('legend').innerHTML=[...names].map(l=>'<span style="color:'+color(l)+'">■ '+esc(l)+'</span>').join('')
+  const j=s.judgement;$('judgement').textContent=j?j.verdict+': '+j.reason:'none yet'
+  $('instances').innerHTML='<tr><th>service</th><th>instance</th><th>lane</th><th>rule</th></tr>'+c.instances.map(i=>'<tr><td>'+esc(i.service)+'</td><td>'+esc(i.instance)+'</td><td>'+esc(i.lane)+'</td><td>'+esc(i.ruleVersion)+(String(i.ruleVersion)===String(c.version)?' ✓':'')+'</td></tr>').join('')
+  $('history').innerHTML=st.history.slice().reverse().map(h=>'<div><b>'+esc(h.at.slice(11,19))+' '+esc(h.event)+'</b> '+esc(h.message)+'</div>').join('')
+}
+async function command(name){
+  const token=$('token').value;localStorage.setItem('flowtag-token',token)
+  const r=await fetch('api/'+name,{method:'POST',headers:{authorization:'Bearer '+token}})
+  const b=await r.json();$('msg').textContent=r.ok?name+': '+b.phase:(b.error||r.status);tick()
+}
+$('promote').onclick=()=>command('promote');$('abort').onclick=()=>command('abort')
+$('token').value=new URLSearchParams(location.hash.slice(1)).get('token')||localStorage.getItem('flowtag-token')||''
+tick();setInterval(tick,1000)
+</script></body></html>
+`

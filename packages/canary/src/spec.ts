@@ -1,0 +1,91 @@
+// The Canary spec: what to roll out, in which steps, and when to stop. Validated once, with
+// coded errors naming the field. Defaults follow the design article's policy (chapter 4.4):
+// error rate > 5% sustained 2 minutes → alert; 5xx > 10% → pause; p99 > 1 s → roll back.
+import { optionErrorMessage } from '@flowtag/errors'
+import { KeySourceSchema, LANE_PATTERN } from '@flowtag/rules'
+import { z } from 'zod'
+import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
+
+const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
+const ms = (max: number) => z.number().int().min(1).max(max)
+const ratio = z.number().min(0).max(1)
+const DAY = 86_400_000
+
+/** What a breached threshold does once it has failed `failedChecks` checks in a row. */
+export const BreachAction = z.enum(['pause', 'rollback'])
+
+export const ThresholdsSchema = z.strictObject({
+  /** Any error (5xx or network) share above `max` for `sustainedMs` → an `alert` notification. */
+  errorRate: z.strictObject({ max: ratio.default(0.05), sustainedMs: ms(DAY).default(120_000) }).prefault({}),
+  /** 5xx share above `max` → a failed check; the canary pauses, then rolls back after `failedChecks`. */
+  serverErrorRate: z.strictObject({ max: ratio.default(0.10), action: BreachAction.default('pause') }).prefault({}),
+  /** p99 latency above `maxSeconds` → a failed check that rolls back after `failedChecks`. */
+  p99: z.strictObject({ maxSeconds: z.number().positive().max(3600).default(1), action: BreachAction.default('rollback') }).prefault({}),
+  /** Candidate against stable over the same window. */
+  relative: z.strictObject({
+    /** Candidate error share may exceed stable's by at most this many points (0.05 = 5 points). */
+    maxErrorRateIncrease: ratio.default(0.05),
+    /** Candidate p99 may be at most this multiple of stable's p99 ... */
+    maxP99Ratio: z.number().min(1).max(1000).default(2),
+    /** ... once it is above this floor (tiny latencies make ratios noise). */
+    p99FloorSeconds: z.number().min(0).max(3600).default(0.1),
+    action: BreachAction.default('pause')
+  }).prefault({})
+})
+
+export const CanarySpecSchema = z.strictObject({
+  /** The service whose candidate lane is rolled out (its instances' /metrics are judged). */
+  service: z.string().min(1).max(256),
+  candidate: lane,
+  stable: lane,
+  /** Share (%) of traffic to the candidate at each step, increasing; the last is usually 100. */
+  steps: z.array(z.number().gt(0).max(100)).min(1).max(50).default([5, 10, 25, 50, 100])
+    .refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]!), { message: 'steps must increase' }),
+  /** Time between two checks of a step, in ms. */
+  intervalMs: ms(DAY).default(60_000),
+  /** Candidate requests a step needs in its window before it is judged (below: `waiting`). */
+  minRequests: z.number().int().min(1).max(1e9).default(100),
+  /** Passing checks at a step before moving to the next. */
+  checksPerStep: z.number().int().min(1).max(100).default(1),
+  /** Failing checks in a row before the canary is rolled back. */
+  failedChecks: z.number().int().min(1).max(100).default(2),
+  /** How long a step may wait for `minRequests`; then `onDeadline` applies. */
+  maxWaitMs: ms(DAY).default(600_000),
+  /** How long instances may take to report a step's rule version before the canary pauses. */
+  convergenceTimeoutMs: ms(DAY).default(120_000),
+  /** Overall deadline from start; then `onDeadline` applies. */
+  deadlineMs: ms(30 * DAY).default(3_600_000),
+  /** What a deadline (overall, or a step's wait for traffic) does: never a silent pass by default. */
+  onDeadline: z.enum(['rollback', 'promote']).default('rollback'),
+  thresholds: ThresholdsSchema.prefault({}),
+  /** The RuleSet in the config center that the steps are published to. */
+  rules: z.strictObject({ dataId: z.string().min(1).default('flowtag-rules.json'), group: z.string().min(1).default('FLOWTAG') }).prefault({}),
+  /** Sticky key of the canary split (default: the RuleSet's `user`, else per request). */
+  splitKey: KeySourceSchema.optional(),
+  /** Services whose instances must report a step's rule version before it is judged (default: `service`). */
+  convergence: z.array(z.string().min(1)).min(1).optional(),
+  webhooks: z.strictObject({
+    /** Asked (POST, 2xx = yes) before each promotion to a further step. */
+    confirmPromotion: z.url().optional(),
+    /** Told (POST) of every step, alert, pause, resume, promotion and rollback. */
+    events: z.array(z.url()).max(20).default([]),
+    timeoutMs: ms(60_000).default(5000)
+  }).prefault({}),
+  /** Path of the instances' Prometheus text. */
+  metricsPath: z.string().startsWith('/').default('/metrics')
+}).superRefine((s, ctx) => {
+  if (s.candidate === s.stable) ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'must differ from stable' })
+})
+
+export type CanarySpec = z.output<typeof CanarySpecSchema>
+export type CanarySpecInput = z.input<typeof CanarySpecSchema>
+
+/**
+ * Validate a Canary spec and fill in the defaults.
+ * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` naming the field (`steps.2`, `thresholds.p99.maxSeconds`).
+ */
+export function parseCanarySpec (input: unknown): CanarySpec {
+  const parsed = CanarySpecSchema.safeParse(input)
+  if (!parsed.success) throw new CanaryError(errorCodes.BAD_OPTION, optionErrorMessage(PACKAGE, parsed.error))
+  return parsed.data
+}

@@ -1,0 +1,115 @@
+// The canary's state, kept in the Nacos config center beside the RuleSet: a restarted controller
+// (or another one) resumes where it was, and the CLI reads it without a controller running.
+import type { ConfigClient } from '@flowtag/nacos'
+import type { CanarySpec } from './spec.ts'
+
+export type Phase =
+  /** The step's RuleSet is published; waiting until every instance reports its version. */
+  | 'converging'
+  /** Converged; not enough candidate requests in the window yet (never a pass). */
+  | 'waiting'
+  /** Enough requests: each interval is a check. */
+  | 'analysing'
+  /** Held at the current weight: by a failed check (clears on a passing one) or by a person. */
+  | 'paused'
+  /** The confirm-promotion webhook has not said yes yet. */
+  | 'awaiting-confirmation'
+  | 'promoted'
+  | 'rolled-back'
+  | 'aborted'
+
+export const TERMINAL: ReadonlySet<Phase> = new Set(['promoted', 'rolled-back', 'aborted'])
+
+/** One decision of the controller, with the numbers it was made on. */
+export interface AuditEntry {
+  at: string
+  /** `start`, `step`, `converged`, `check`, `wait`, `alert`, `pause`, `resume`, `confirm`, `promote`, `rollback`, `abort`, `deadline`, `restart`, `command` */
+  event: string
+  step: number
+  weight: number
+  ruleVersion: number | undefined
+  message: string
+  /** The figures behind a check: per lane requests, error shares, p99, breaches. */
+  data?: Record<string, unknown>
+}
+
+export interface CanaryState {
+  spec: CanarySpec
+  phase: Phase
+  /** Who paused: a failed check resumes by itself on a passing one, a person's pause does not. */
+  pausedBy?: 'analysis' | 'user' | 'convergence'
+  /** Index into spec.steps; -1 before the first step is published. */
+  step: number
+  weight: number
+  /** Version of the RuleSet this step published. */
+  ruleVersion: number | undefined
+  startedAt: number
+  /** When the step's instances converged (its window starts then). */
+  stepStartedAt: number
+  /** When the current step's RuleSet was published. */
+  publishedAt: number
+  passedChecks: number
+  failedChecks: number
+  /** Since when the error share has been above thresholds.errorRate.max, for the sustained alert. */
+  errorRateHighSince?: number | undefined
+  alerted?: boolean
+  /** The last command read from the command document (each is applied once). */
+  lastCommandId?: string
+  updatedAt: number
+  history: AuditEntry[]
+}
+
+/** A command for a running controller, written by the CLI or the dashboard. */
+export interface CanaryCommand {
+  id: string
+  command: 'promote' | 'pause' | 'resume' | 'abort'
+  at: string
+  by?: string
+}
+
+const HISTORY = 500
+
+export function stateDataId (service: string): string {
+  return `flowtag-canary.${service}.json`
+}
+export function commandDataId (service: string): string {
+  return `flowtag-canary.${service}.command.json`
+}
+
+/** Reads and writes the state and command documents of one service's canary. */
+export class StateStore {
+  readonly #config: ConfigClient
+  readonly #group: string
+
+  constructor (config: ConfigClient, group: string) {
+    this.#config = config
+    this.#group = group
+  }
+
+  async load (service: string): Promise<CanaryState | undefined> {
+    const raw = await this.#config.get(stateDataId(service), this.#group)
+    return raw === undefined || raw === '' ? undefined : JSON.parse(raw) as CanaryState
+  }
+
+  async save (state: CanaryState): Promise<void> {
+    state.updatedAt = Date.now()
+    if (state.history.length > HISTORY) state.history.splice(0, state.history.length - HISTORY)
+    await this.#config.publish(stateDataId(state.spec.service), this.#group, JSON.stringify(state), 'json')
+  }
+
+  async readCommand (service: string): Promise<CanaryCommand | undefined> {
+    const raw = await this.#config.get(commandDataId(service), this.#group)
+    if (raw === undefined || raw === '') return undefined
+    try {
+      return JSON.parse(raw) as CanaryCommand
+    } catch {
+      return undefined
+    }
+  }
+
+  async sendCommand (service: string, command: CanaryCommand['command'], by = 'cli'): Promise<CanaryCommand> {
+    const c: CanaryCommand = { id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, command, at: new Date().toISOString(), by }
+    await this.#config.publish(commandDataId(service), this.#group, JSON.stringify(c), 'json')
+    return c
+  }
+}
