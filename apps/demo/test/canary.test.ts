@@ -52,10 +52,12 @@ async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 20
 await publish(base())
 await start('user-service', 'v1')
 await start('user-service', 'v2')
+// order-service calls inventory-service over gRPC on every request: one stable instance serves both lanes.
+await start('inventory-service', 'v1')
 await start('order-service', 'v1')
 let orderV2 = await start('order-service', 'v2')
 const gateway = await start('gateway', 'v1')
-await until('instances registered', async () => ((await nacos.naming.instances('order-service')).length === 2 && (await nacos.naming.instances('gateway')).length === 1) || undefined)
+await until('instances registered', async () => ((await nacos.naming.instances('order-service')).length === 2 && (await nacos.naming.instances('gateway')).length === 1 && (await nacos.naming.instances('inventory-service')).length === 1) || undefined)
 
 const spec = {
   service: 'order-service',

@@ -44,17 +44,19 @@ async function instancesOf(service: string) {
 await publish(canaryRuleSet(1, 10))
 await start('user-service', 'v1')
 const userV2 = await start('user-service', 'v2')
+// order-service calls inventory-service over gRPC on every request: one stable instance serves both lanes.
+await start('inventory-service', 'v1')
 await start('order-service', 'v1')
 await start('order-service', 'v2')
 const gateway = await start('gateway', 'v1', { FLOWTAG_DEBUG: '1' })
-await until('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 ? true : undefined))
+await until('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 && (await instancesOf('inventory-service')).length === 1 ? true : undefined))
 
 async function get(headers: Record<string, string>) {
   const res = await fetch(`${gateway.url}/api/orders/1`, { headers })
   const body = (await res.json()) as { hops?: Hop[] }
   return { status: res.status, hops: body.hops ?? [], receipt: res.headers.get('x-flowtag-fallback') }
 }
-const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway').map((h) => `${h.service}@${h.version}`)
+const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway' && h.service !== 'inventory-service').map((h) => `${h.service}@${h.version}`)
 const ruleVersion = async () => (await get({ 'x-user-id': 'probe' })).hops[0]?.ruleVersion
 
 t.test('a shadow rule\'s predicted move is printed before it is promoted', async (t) => {
