@@ -4,7 +4,8 @@
  * the request inside it.
  */
 import type { Context } from '@opentelemetry/api'
-import { cookieOf, evaluate, matchIp, type Facts } from '@flowtag/rules'
+import { evaluate, type Facts } from '@flowtag/rules'
+import { cookieOf, matchIp } from '@flowtag/rules/internals'
 import { FLOW_TAG_HEADER } from './codec.ts'
 import { runWithFlow, type FlowContext, type FlowDecision } from './flow.ts'
 import { countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'

@@ -4,11 +4,9 @@ export {
   type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes
 } from './schema.ts'
 export { parseRuleSet, validateRuleSet, MAX_DOCUMENT_BYTES } from './parse.ts'
-export { compileRuleSet, isCompiled, type CompiledRuleSet, type Decision } from './compile.ts'
+export { compileRuleSet, type CompiledRuleSet, type Decision } from './compile.ts'
 export { evaluate, explain, type Explanation, type ExplainStep } from './evaluate.ts'
-export { cookieOf, type Facts } from './facts.ts'
-export { bucketOf, BUCKETS } from './hash.ts'
-export { parseCidr, compileCidrs, matchIp, type Cidr } from './ip.ts'
+export type { Facts } from './facts.ts'
 export { serviceLanes, type ServiceLaneInfo } from './services.ts'
 export type { RuleSource } from './source.ts'
 export { staticSource, type StaticSource } from './sources/static.ts'
