@@ -34,6 +34,23 @@ export interface FlowTagStats {
   ignored: number
 }
 
+/**
+ * The framework-free core under the Fastify plugin and the Express middleware: decides each
+ * request's flow once (a signed tag, then a trusted incoming tag, then the rules), and runs the
+ * rest of the request inside it.
+ *
+ * Options (`FlowTagOptions`, validated once with zod):
+ * - `mode`: `'edge'` (decide the lane from the rules) or `'service'` (carry the incoming one)
+ * - `rules`: a RuleStore (live) or a RuleSet document (fixed); required in edge mode
+ * - `trust`: which incoming `x-flow-tag` to honour: `'never'`, `'always'`, or
+ *   `{ cidrs?: string[], signed?: { keys: { id, secret }[], cookie?, query? } }` (signed tags also
+ *   from the cookie/query parameter, both @default `'flowtag'`). @default `'never'` at the edge,
+ *   `'always'` in service mode
+ * - `otel`: mark the active span and put the lane in OTel baggage @default true
+ * - `logger`: `{ debug, warn }` for refused tags (never their values) @default none
+ *
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
+ */
 export class FlowTagger {
   readonly mode: 'edge' | 'service'
   readonly #o: ResolvedOptions
@@ -47,7 +64,11 @@ export class FlowTagger {
   get stats (): Readonly<FlowTagStats> { return { ...this.#stats } }
   get otel (): boolean { return this.#o.otel }
 
-  /** Decide the flow of one request. Never throws: a failure leaves the request untagged. */
+  /**
+   * Decide the flow of one request from its facts (`{ headers, query?, cookies?, ip? }`): returns
+   * `{ tag?, decision?: { tag, rule?, reason }, baggage }`. Never throws: a failure leaves the
+   * request untagged (logged at warn).
+   */
   decide (req: RequestFacts, log: TagLogger | undefined = this.#o.logger): FlowContext {
     try {
       return this.#decide(req, log)
@@ -127,6 +148,9 @@ export class FlowTagger {
   /**
    * Sign a lane with the first configured key (the one that signs; the others only verify),
    * e.g. to hand a tester a link or a cookie. Needs `trust.signed`.
+   *
+   * @param ttlSeconds lifetime in seconds (an integer, at most 366 days)
+   * @throws {ContextError} `FLOWTAG_CONTEXT_SIGNING` without signing keys, for an invalid lane or ttl
    */
   signTag (lane: string, ttlSeconds: number): string {
     const first = this.#o.signed?.keys.entries().next().value
@@ -145,7 +169,12 @@ export class FlowTagger {
   }
 }
 
-/** Create the core tagger (used by both adapters; handy for other frameworks). */
+/**
+ * Create the core tagger (used by both adapters; handy for other frameworks). See {@link FlowTagger}
+ * for the options.
+ *
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
+ */
 export function createFlowTagger (options: FlowTagOptions): FlowTagger {
   return new FlowTagger(options)
 }
