@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { doc } from './fixtures/wait.ts'
+import { doc } from './fixtures/doc.ts'
 
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
 
