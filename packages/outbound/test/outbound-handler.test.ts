@@ -15,8 +15,8 @@ class RecordingController implements Controller {
   aborted = false
   paused = false
   reason: Error | null = null
-  rawHeaders = null
-  rawTrailers = null
+  rawHeaders: Controller['rawHeaders'] = null
+  rawTrailers: Controller['rawTrailers'] = null
   readonly name: string
   constructor (name: string) { this.name = name }
   abort (reason: Error): void { this.calls.push(`abort:${reason.message}`); this.aborted = true; this.reason = reason }
