@@ -5,7 +5,8 @@
 // server is given.
 import { createHash } from 'node:crypto'
 import t from 'tap'
-import { call, json, openTarget, unique, until, type ServiceInfo, type Target } from './fixtures/target.ts'
+import { call, json, openTarget, type ServiceInfo, type Target } from './fixtures/target.ts'
+import { unique, waitFor } from '@flowtag/test-kit'
 
 
 const target: Target = await openTarget('NACOS_SERVER_ADDR')
@@ -28,9 +29,8 @@ const register = async (form: Record<string, string | number | boolean>) => {
   if (answer.status !== 200 || form.enabled === false) return answer
   const where: Record<string, string | number | boolean> = { serviceName: form.serviceName! }
   for (const k of ['namespaceId', 'groupName'] as const) if (form[k] !== undefined) where[k] = form[k]
-  await until(`${form.ip}:${form.port} listed`, async () =>
-    (await list(where)).hosts.some((h) => h.ip === form.ip && h.port === Number(form.port)) ? true : undefined
-  )
+  await waitFor(`${form.ip}:${form.port} listed`, async () =>
+    (await list(where)).hosts.some((h) => h.ip === form.ip && h.port === Number(form.port)) ? true : undefined, 20_000)
   return answer
 }
 
@@ -146,9 +146,8 @@ t.test('naming: beats', async (t) => {
   })
   t.same(json(fullUnknown), { clientBeatInterval: 5000, code: 10200, lightBeatEnabled: true })
   // a real Nacos applies it asynchronously (and serves lists from a cache it refreshes on change)
-  const reRegistered = await until('the beat-registered instance listed', async () =>
-    (await list({ serviceName: svc })).hosts.find((h) => h.port === 9004)
-  ).catch(() => undefined)
+  const reRegistered = await waitFor('the beat-registered instance listed', async () =>
+    (await list({ serviceName: svc })).hosts.find((h) => h.port === 9004), 20_000).catch(() => undefined)
   t.ok(reRegistered, 'a full beat of an unknown instance registers it')
   t.match(reRegistered, { ip: '127.0.0.1', weight: 3, healthy: true, ephemeral: true, metadata: { from: 'beat' } })
 })
@@ -160,10 +159,10 @@ t.test('naming: deregister', async (t) => {
   const del = await call('DELETE', `${B}/v1/ns/instance`, { query: { serviceName: svc, ip: '127.0.0.1', port: 9005 } })
   t.equal(del.status, 200)
   t.equal(del.text, 'ok')
-  const ports = await until('the deregistered instance gone', async () => {
+  const ports = await waitFor('the deregistered instance gone', async () => {
     const now = (await list({ serviceName: svc })).hosts.map((h) => h.port)
     return now.includes(9005) ? undefined : now
-  }).catch(() => undefined)
+  }, 20_000).catch(() => undefined)
   t.same(ports, [9006], 'only the other instance is left')
   const again = await call('DELETE', `${B}/v1/ns/instance`, { query: { serviceName: svc, ip: '127.0.0.1', port: 9005 } })
   t.equal(again.status, 200, 'deregistering an unknown instance is not an error')
@@ -262,22 +261,14 @@ t.test('naming: instances without beats turn unhealthy, then are removed', async
   const fresh = await list({ serviceName: svc })
   t.match(fresh.hosts[0], { healthy: true, instanceHeartBeatInterval: 1000, instanceHeartBeatTimeOut: 3000, ipDeleteTimeout: 11000 })
 
-  const unhealthy = await until(
-    'the instance to turn unhealthy',
-    async () => {
+  const unhealthy = await waitFor('the instance to turn unhealthy', async () => {
       const h = (await list({ serviceName: svc })).hosts[0]
       return h !== undefined && !h.healthy ? h : undefined
-    },
-    30_000
-  )
+    }, 30_000)
   t.equal(unhealthy.port, 9030, 'still listed while unhealthy')
   t.same((await list({ serviceName: svc, healthyOnly: true })).hosts, [], 'healthyOnly hides it')
 
-  await until(
-    'the instance to be removed',
-    async () => ((await list({ serviceName: svc })).hosts.length === 0 ? true : undefined),
-    30_000
-  )
+  await waitFor('the instance to be removed', async () => ((await list({ serviceName: svc })).hosts.length === 0 ? true : undefined), 30_000)
   t.pass('removed after the delete timeout')
 })
 
@@ -289,10 +280,10 @@ t.test('config: publish, get, delete', async (t) => {
   t.equal(pub.text, 'true')
 
   // Real Nacos makes a publish readable asynchronously (a few ms later): poll.
-  const got = await until('the published config to be readable', async () => {
+  const got = await waitFor('the published config to be readable', async () => {
     const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })
     return a.status === 200 ? a : undefined
-  })
+  }, 20_000)
   t.equal(got.text, content)
   t.equal(got.headers['content-md5'], md5(content))
   t.equal(got.headers['config-type'], 'yaml')
@@ -300,19 +291,19 @@ t.test('config: publish, get, delete', async (t) => {
 
   const plain = unique('ct-cfg-text')
   await call('POST', `${B}/v1/cs/configs`, { form: { dataId: plain, group: 'DEFAULT_GROUP', content: 'x' } })
-  const plainGot = await until('the second config', async () => {
+  const plainGot = await waitFor('the second config', async () => {
     const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId: plain, group: 'DEFAULT_GROUP' } })
     return a.status === 200 ? a : undefined
-  })
+  }, 20_000)
   t.equal(plainGot.headers['config-type'], 'text', 'type defaults to text')
 
   const del = await call('DELETE', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })
   t.equal(del.status, 200)
   t.equal(del.text, 'true')
-  const gone = await until('the deleted config to 404', async () => {
+  const gone = await waitFor('the deleted config to 404', async () => {
     const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })
     return a.status === 404 ? a : undefined
-  })
+  }, 20_000)
   t.equal(gone.text, 'config data not exist\n')
 
   const delMissing = await call('DELETE', `${B}/v1/cs/configs`, { query: { dataId: unique('ct-none'), group: 'DEFAULT_GROUP' } })
@@ -330,10 +321,10 @@ t.test('config: tenants isolate configs', async (t) => {
   const dataId = unique('ct-tenant')
   const tenant = unique('tenant')
   t.equal((await call('POST', `${B}/v1/cs/configs`, { form: { dataId, group: 'DEFAULT_GROUP', tenant, content: 'in-tenant' } })).text, 'true')
-  const got = await until('the tenant config', async () => {
+  const got = await waitFor('the tenant config', async () => {
     const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP', tenant } })
     return a.status === 200 ? a : undefined
-  })
+  }, 20_000)
   t.equal(got.text, 'in-tenant')
   const pub = await call('GET', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })
   t.equal(pub.status, 404, 'not visible in the public namespace')
@@ -348,12 +339,12 @@ t.test('config: md5 long polling', async (t) => {
     const form: Record<string, string> = { dataId, group: 'DEFAULT_GROUP', content }
     if (tn !== undefined) form.tenant = tn
     t.equal((await call('POST', `${B}/v1/cs/configs`, { form })).text, 'true')
-    await until('the config to be readable', async () => {
+    await waitFor('the config to be readable', async () => {
       const q: Record<string, string> = { dataId, group: 'DEFAULT_GROUP' }
       if (tn !== undefined) q.tenant = tn
       const a = await call('GET', `${B}/v1/cs/configs`, { query: q })
       return a.status === 200 && a.text === content ? true : undefined
-    })
+    }, 20_000)
   }
   const poll = (line: string, headers: Record<string, string>) =>
     call('POST', `${B}/v1/cs/configs/listener`, { form: { 'Listening-Configs': line }, headers })
@@ -385,10 +376,10 @@ t.test('config: md5 long polling', async (t) => {
 
   // Nothing changes: an empty answer when the hold ends (Nacos holds at least 10 s).
   const v2 = `${dataId}\x02DEFAULT_GROUP\x02${md5('v2')}\x01`
-  await until('v2 to be readable', async () => {
+  await waitFor('v2 to be readable', async () => {
     const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })
     return a.text === 'v2' ? true : undefined
-  })
+  }, 20_000)
   const started = Date.now()
   const quiet = await poll(v2, { 'Long-Pulling-Timeout': '3000' })
   t.equal(quiet.status, 200)
@@ -455,10 +446,10 @@ if ((authAddr !== undefined && authAddr !== '') || !target.real) {
     t.equal(reg.status, 200)
     t.equal(reg.text, 'ok')
     // registration lands asynchronously on a real Nacos: poll until the instance shows
-    const viaHeader = await until('the instance listed through an accessToken header', async () => {
+    const viaHeader = await waitFor('the instance listed through an accessToken header', async () => {
       const a = await call('GET', `${A}/v1/ns/instance/list`, { query: { serviceName: svc }, headers: { accessToken: token } })
       return a.status !== 200 || (json(a) as ServiceInfo).hosts.length === 1 ? a : undefined
-    })
+    }, 20_000)
     t.equal(viaHeader.status, 200)
     t.equal((json(viaHeader) as ServiceInfo).hosts.length, 1)
     const viaQuery = await call('GET', `${A}/v1/ns/instance/list`, { query: { serviceName: svc, accessToken: token } })

@@ -2,7 +2,8 @@
 // (tools/real-nacos `start.sh 3`, Nacos 3.1.0). Runs against NACOS3_SERVER_ADDR (host:port) or,
 // when that is unset, against the embedded dev server, which must answer the same.
 import t from 'tap'
-import { call, json, openTarget, unique, until, type Instance } from './fixtures/target.ts'
+import { call, json, openTarget, type Instance } from './fixtures/target.ts'
+import { unique, waitFor } from '@flowtag/test-kit'
 
 interface Wrapped<T> {
   code: number
@@ -60,7 +61,7 @@ t.test('v3 naming: register, heartbeat, list, deregister', async (t) => {
   t.equal(del.status, 200)
   t.same(json(del), { code: 0, message: 'success', data: 'ok' })
   // Real Nacos applies the deregistration a moment later: poll.
-  await until('the instance to be gone', async () => ((await instances(svc)).data.length === 0 ? true : undefined))
+  await waitFor('the instance to be gone', async () => ((await instances(svc)).data.length === 0 ? true : undefined), 20_000)
   t.pass('deregistered')
 })
 
@@ -80,11 +81,11 @@ t.test('v3 config: read a config published over v1', async (t) => {
   const pub = await call('POST', `${B}/v1/cs/configs`, { form: { dataId, group: 'DEFAULT_GROUP', content: 'hello3' } })
   t.equal(pub.text, 'true', 'Nacos 3.0/3.1 keep the v1 client config API')
 
-  const got = await until('the config to be readable', async () => {
+  const got = await waitFor('the config to be readable', async () => {
     const a = await call('GET', `${B}/v3/client/cs/config`, { query: { dataId, groupName: 'DEFAULT_GROUP' } })
     const body = json(a) as Wrapped<{ content: string } | null>
     return a.status === 200 && body.code === 0 ? body : undefined
-  })
+  }, 20_000)
   t.equal(got.message, 'success')
   t.match(got.data, { content: 'hello3', contentType: 'text', md5: '7ce8be0fa3932e840f6a19c2b83e11ae' })
 

@@ -4,6 +4,7 @@ import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { compileRuleSet, evaluate, validateRuleSet } from '@flowtag/rules'
 import t from 'tap'
+import { waitFor } from '@flowtag/test-kit'
 import { startApp, type AppProcess } from '../src/cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
 import { drive, Tally, type Hop } from '../src/traffic.ts'
@@ -38,15 +39,6 @@ async function get(gateway: AppProcess, headers: Record<string, string>): Promis
 const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway' && h.service !== 'inventory-service').map((h) => `${h.service}@${h.version}`)
 const grpcHop = (hops: Hop[]) => hops.find((h) => h.service === 'inventory-service')
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 async function instancesOf(service: string) {
   const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=${service}&namespaceId=${namespace}`)
@@ -61,8 +53,7 @@ const inventoryV2 = await start('inventory-service', 'v2')
 await start('order-service', 'v1')
 const orderV2 = await start('order-service', 'v2', { DRAIN_MS: '1500' })
 const gateway = await start('gateway', 'v1')
-await until('all instances registered', async () =>
-  (await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 && (await instancesOf('inventory-service')).length === 2 ? true : undefined)
+await waitFor('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 && (await instancesOf('inventory-service')).length === 2 ? true : undefined), 15_000)
 
 t.test('each user lands where the RuleSet puts them, sticky, and the split is within tolerance', async (t) => {
   const compiled = compileRuleSet(validateRuleSet(canaryRuleSet(1, 30)))
@@ -98,7 +89,7 @@ t.test('a tagged request stays in v2 across both hops', async (t) => {
 
 t.test('a rule change takes effect without restart; an invalid RuleSet never does', async (t) => {
   await publish(canaryRuleSet(2, 100))
-  await until('rule v2 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 2 ? true : undefined))
+  await waitFor('rule v2 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 2 ? true : undefined), 15_000)
   for (let i = 0; i < 30; i++) {
     t.same(versions((await get(gateway, { 'x-user-id': `u-${i}` })).hops), ['order-service@v2', 'user-service@v2'])
   }
@@ -126,10 +117,10 @@ t.test('the lane is kept across HTTP → gRPC → HTTP: gateway, order-service, 
 t.test('a killed gRPC instance fails no call; with no inventory-service v2 the gRPC hop falls back to v1, the lane goes on', async (t) => {
   const tally = new Tally()
   const load = drive({ gatewayUrl: gateway.url, users: 200, testerShare: 1, concurrency: 6 }, () => tally)
-  await until('some load', async () => (tally.requests > 50 ? true : undefined))
+  await waitFor('some load', async () => (tally.requests > 50 ? true : undefined))
   inventoryV2.child.kill('SIGKILL') // no deregistration: still listed in Nacos until its beats stop
   const before = tally.requests
-  await until('load after the kill', async () => (tally.requests > before + 200 ? true : undefined))
+  await waitFor('load after the kill', async () => (tally.requests > before + 200 ? true : undefined))
   await load.stop()
   t.equal(tally.errors, 0, `no failed request (last error: ${tally.lastError || 'none'})`)
   for (let i = 0; i < 5; i++) {
@@ -142,7 +133,7 @@ t.test('a killed gRPC instance fails no call; with no inventory-service v2 the g
 
 t.test('with no user-service v2, the user hop falls back to v1 while order stays in v2', async (t) => {
   t.equal(await userV2.stop(), 0, 'user-service v2 stopped cleanly')
-  await until('user-service v2 gone from Nacos', async () => ((await instancesOf('user-service')).every((h) => h.metadata.version === 'v1') ? true : undefined))
+  await waitFor('user-service v2 gone from Nacos', async () => ((await instancesOf('user-service')).every((h) => h.metadata.version === 'v1') ? true : undefined), 15_000)
   await new Promise((r) => setTimeout(r, 300))
   for (let i = 0; i < 10; i++) {
     const { status, hops } = await get(gateway, { 'x-tester': 'true' })
@@ -153,16 +144,16 @@ t.test('with no user-service v2, the user hop falls back to v1 while order stays
 
 t.test('killing an instance under load fails no request', async (t) => {
   await publish(canaryRuleSet(4, 0))
-  await until('rule v4 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 4 ? true : undefined))
+  await waitFor('rule v4 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 4 ? true : undefined), 15_000)
   const second = await start('user-service', 'v1')
-  await until('two user-service v1 instances', async () => ((await instancesOf('user-service')).length === 2 ? true : undefined))
+  await waitFor('two user-service v1 instances', async () => ((await instancesOf('user-service')).length === 2 ? true : undefined), 15_000)
   await new Promise((r) => setTimeout(r, 500))
   const tally = new Tally()
   const load = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0, concurrency: 8 }, () => tally)
-  await until('some load', async () => (tally.requests > 100 ? true : undefined))
+  await waitFor('some load', async () => (tally.requests > 100 ? true : undefined), 15_000)
   userV1.child.kill('SIGKILL')
   const before = tally.requests
-  await until('load after the kill', async () => (tally.requests > before + 300 ? true : undefined))
+  await waitFor('load after the kill', async () => (tally.requests > before + 300 ? true : undefined), 15_000)
   await load.stop()
   t.equal(tally.errors, 0, `no failed request (last error: ${tally.lastError || 'none'})`)
   t.ok(tally.share('user-service', 'v1') === 1)
@@ -172,7 +163,7 @@ t.test('killing an instance under load fails no request', async (t) => {
 t.test('a stopped service deregisters before it stops answering', async (t) => {
   const port = orderV2.port
   const stopped = orderV2.stop('SIGTERM')
-  await until('order-service v2 deregistered', async () => ((await instancesOf('order-service')).some((h) => h.port === port) ? undefined : true), 5000)
+  await waitFor('order-service v2 deregistered', async () => ((await instancesOf('order-service')).some((h) => h.port === port) ? undefined : true), 5000)
   const health = await fetch(`${orderV2.url}/health`)
   t.equal(health.status, 200, 'alive after it left the registry')
   const order = await fetch(`${orderV2.url}/orders/9`, { headers: { 'x-flow-tag': 'v2' } })

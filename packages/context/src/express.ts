@@ -38,7 +38,19 @@ export interface FlowTagMiddleware {
 /**
  * Express middleware with the Fastify plugin's semantics: mount it early with `app.use()`.
  * The rest of the chain (body parsers, routes) runs inside the flow; Express 5's body
- * parsers keep the async context, whether mounted before or after this middleware.
+ * parsers keep the async context, whether mounted before or after this middleware. Sets `req.flow`.
+ *
+ * Options (`FlowTagOptions`, validated once with zod):
+ * - `mode`: `'edge'` (decide the lane from the rules) or `'service'` (carry the incoming one)
+ * - `rules`: a RuleStore (live) or a RuleSet document (fixed); required in edge mode
+ * - `trust`: which incoming `x-flow-tag` to honour: `'never'`, `'always'`, or
+ *   `{ cidrs?: string[], signed?: { keys: { id, secret }[], cookie?, query? } }` (signed tags also
+ *   from the cookie/query parameter, both @default `'flowtag'`). @default `'never'` at the edge,
+ *   `'always'` in service mode
+ * - `otel`: mark the active span and put the lane in OTel baggage @default true
+ * - `logger`: `{ debug, warn }` for refused tags (never their values) @default none
+ *
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
  */
 export function flowTag (options: ExpressFlowTagOptions): FlowTagMiddleware {
   const tagger = new FlowTagger(options)

@@ -64,7 +64,26 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
   done()
 }
 
-/** Tag requests with their lane (edge mode) or carry the incoming one (service mode). */
+/**
+ * Fastify plugin: tag each request with its lane (edge mode) or carry the incoming one (service
+ * mode). Adds `request.flow` and `fastify.flowTag` (the {@link FlowTagger}); hooks `onRequest`
+ * (`flowTagOnRequest`) and `preValidation` (`flowTagReenter`). The rest of the request runs in the
+ * flow: `currentFlow()` and the outbound dispatcher see it.
+ *
+ * Options (`FlowTagOptions`, validated once with zod):
+ * - `mode`: `'edge'` (decide the lane from the rules) or `'service'` (carry the incoming one)
+ * - `rules`: a RuleStore (live) or a RuleSet document (fixed); required in edge mode
+ * - `trust`: which incoming `x-flow-tag` to honour: `'never'`, `'always'`, or
+ *   `{ cidrs?: string[], signed?: { keys: { id, secret }[], cookie?, query? } }` (signed tags also
+ *   from the cookie/query parameter, both @default `'flowtag'`). @default `'never'` at the edge,
+ *   `'always'` in service mode
+ * - `otel`: mark the active span and put the lane in OTel baggage @default true
+ * - `logger`: `{ debug, warn }` for refused tags (never their values) @default none
+ *
+ * @example
+ * await app.register(fastifyFlowTag, { mode: 'edge', rules: store })
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` (at registration) naming the field
+ */
 export const fastifyFlowTag = fp(flowTagPlugin, { fastify: '5.x', name: '@flowtag/context' })
 export default fastifyFlowTag
 export { FlowTagger }

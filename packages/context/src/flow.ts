@@ -16,19 +16,21 @@ export interface FlowContext {
 
 const storage = new AsyncLocalStorage<FlowContext>()
 
-export function runWithFlow<T>(flow: FlowContext, fn: () => T): T {
+/**
+ * Run `fn` with `flow` as the current flow: it and everything it awaits or schedules see it
+ * through {@link currentFlow}. Returns what `fn` returns (a promise, if it is async).
+ */
+export function runWithFlow<T> (flow: FlowContext, fn: () => T): T {
   return storage.run(flow, fn)
 }
 
-export function currentFlow(): FlowContext | undefined {
+/** The flow of the request being handled, or `undefined` outside one. */
+export function currentFlow (): FlowContext | undefined {
   return storage.getStore()
 }
 
-export function currentTag(): string | undefined {
+/** The current flow's lane (`currentFlow()?.tag`): `undefined` outside a flow or when untagged. */
+export function currentTag (): string | undefined {
   return storage.getStore()?.tag
 }
 
-/** Enter a flow for the rest of the current synchronous execution and what it schedules (for hooks). */
-export function enterFlow(flow: FlowContext): void {
-  storage.enterWith(flow)
-}

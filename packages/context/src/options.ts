@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { compileCidrs, compileRuleSet, validateRuleSet, RulesError, type CompiledRuleSet, type Cidr, type RuleSetInput } from '@flowtag/rules'
+import { compileRuleSet, validateRuleSet, RulesError, type CompiledRuleSet, type RuleSetInput } from '@flowtag/rules'
+import { compileCidrs, type Cidr } from '@flowtag/rules/internals'
 import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { ContextError, errorCodes } from './errors.ts'
 import { MIN_SECRET_LENGTH } from './signing.ts'

@@ -20,9 +20,14 @@ function deleteHeader (carrier: Carrier, name: string): void {
 /**
  * Write the flow into outgoing headers: `x-flow-tag: <lane>` and, in `baggage`, the
  * `flowtag.lane` entry plus the flow's own baggage entries. Members already in the
- * carrier's baggage header are kept (those with the same keys are replaced).
+ * carrier's baggage header are kept (those with the same keys are replaced); over the W3C
+ * limit of 8192 bytes, inherited members are dropped first. Mutates `carrier`; never throws (an
+ * invalid tag or baggage key is left out). The OTel form is {@link FlowTagPropagator}.
+ *
+ * @param carrier a plain header object (Node, Fastify, Express, undici dispatch options)
+ * @param flow the flow to write. @default currentFlow() (nothing is written outside a flow)
  */
-export function inject (carrier: Carrier, flow: FlowContext | undefined = currentFlow()): void {
+export function writeFlowHeaders (carrier: Carrier, flow: FlowContext | undefined = currentFlow()): void {
   if (flow === undefined) return
   const tag = parseTag(flow.tag)
   const ours: string[] = []
@@ -64,6 +69,7 @@ export interface IncomingTag {
   baggage: Record<string, string>
 }
 
+/** What the carrier says about the lane (valid tag, whether an invalid one was seen, other baggage). */
 export function readIncoming (carrier: Carrier): IncomingTag {
   const header = headerValue(carrier, FLOW_TAG_HEADER)
   let tag = parseTag(header)
@@ -85,10 +91,13 @@ export function readIncoming (carrier: Carrier): IncomingTag {
 }
 
 /**
- * Read a flow from incoming headers (x-flow-tag, else the baggage entry). Undefined when
- * no valid tag is present. Does not apply any trust policy: that is the plugins' job.
+ * Read a flow from incoming headers: `x-flow-tag`, else the `flowtag.lane` baggage entry, plus
+ * the other baggage entries. Undefined when no valid tag is present (a repeated header counts as
+ * absent). Applies no trust policy, which is the plugins' job; never throws.
+ *
+ * @param carrier a plain header object; names are matched case-insensitively
  */
-export function extract (carrier: Carrier): FlowContext | undefined {
+export function readFlowHeaders (carrier: Carrier): FlowContext | undefined {
   const incoming = readIncoming(carrier)
   if (incoming.tag === undefined) return undefined
   return { tag: incoming.tag, decision: { tag: incoming.tag, reason: 'incoming tag' }, baggage: incoming.baggage }

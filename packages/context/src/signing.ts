@@ -21,6 +21,11 @@ function mac (secret: string, payload: string): Buffer {
  * A signed tag a tester can be handed by link or cookie: `<lane>~<expiry>~<keyId>~<mac>`,
  * expiry in Unix seconds, mac = base64url HMAC-SHA256 over the first three fields. Every
  * character is URL- and cookie-safe.
+ *
+ * @param ttlSeconds lifetime in seconds: an integer, at most 366 days
+ * @param key `{ id, secret }`, the id 1-32 characters of `[A-Za-z0-9._-]`, the secret at least 16 characters
+ * @param now the clock, in milliseconds since the epoch @default Date.now()
+ * @throws {ContextError} `FLOWTAG_CONTEXT_SIGNING` for an invalid lane, ttl or key
  */
 export function signTag (lane: string, ttlSeconds: number, key: SigningKey, now: number = Date.now()): string {
   if (parseTag(lane) === undefined) throw new ContextError(errorCodes.SIGNING, 'signTag: lane must be 1-64 characters of [A-Za-z0-9._-]')
@@ -42,7 +47,12 @@ export type SignedTagRefusal = 'malformed' | 'unknown-key' | 'bad-signature' | '
 
 export type SignedTagResult = { lane: string, keyId: string } | { refused: SignedTagRefusal }
 
-/** Verify a signed tag against the keys (by id). Constant-time MAC comparison. */
+/**
+ * Verify a signed tag against the keys (secret by key id). Constant-time MAC comparison. Never
+ * throws: returns `{ lane, keyId }` or `{ refused: 'malformed' | 'unknown-key' | 'bad-signature' | 'expired' }`.
+ *
+ * @param now the clock, in milliseconds since the epoch @default Date.now()
+ */
 export function verifySignedTag (token: unknown, keys: ReadonlyMap<string, string>, now: number = Date.now()): SignedTagResult {
   if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH) return { refused: 'malformed' }
   const parts = token.split('~')

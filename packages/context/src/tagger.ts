@@ -4,7 +4,8 @@
  * the request inside it.
  */
 import type { Context } from '@opentelemetry/api'
-import { cookieOf, evaluate, matchIp, type Facts } from '@flowtag/rules'
+import { evaluate, type Facts } from '@flowtag/rules'
+import { cookieOf, matchIp } from '@flowtag/rules/internals'
 import { FLOW_TAG_HEADER } from './codec.ts'
 import { runWithFlow, type FlowContext, type FlowDecision } from './flow.ts'
 import { countShadow, countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'
@@ -36,6 +37,23 @@ export interface FlowTagStats {
   shadowed: number
 }
 
+/**
+ * The framework-free core under the Fastify plugin and the Express middleware: decides each
+ * request's flow once (a signed tag, then a trusted incoming tag, then the rules), and runs the
+ * rest of the request inside it.
+ *
+ * Options (`FlowTagOptions`, validated once with zod):
+ * - `mode`: `'edge'` (decide the lane from the rules) or `'service'` (carry the incoming one)
+ * - `rules`: a RuleStore (live) or a RuleSet document (fixed); required in edge mode
+ * - `trust`: which incoming `x-flow-tag` to honour: `'never'`, `'always'`, or
+ *   `{ cidrs?: string[], signed?: { keys: { id, secret }[], cookie?, query? } }` (signed tags also
+ *   from the cookie/query parameter, both @default `'flowtag'`). @default `'never'` at the edge,
+ *   `'always'` in service mode
+ * - `otel`: mark the active span and put the lane in OTel baggage @default true
+ * - `logger`: `{ debug, warn }` for refused tags (never their values) @default none
+ *
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
+ */
 export class FlowTagger {
   readonly mode: 'edge' | 'service'
   readonly #o: ResolvedOptions
@@ -52,7 +70,11 @@ export class FlowTagger {
   get stats (): Readonly<FlowTagStats> { return { ...this.#stats } }
   get otel (): boolean { return this.#o.otel }
 
-  /** Decide the flow of one request. Never throws: a failure leaves the request untagged. */
+  /**
+   * Decide the flow of one request from its facts (`{ headers, query?, cookies?, ip? }`): returns
+   * `{ tag?, decision?: { tag, rule?, reason }, baggage }`. Never throws: a failure leaves the
+   * request untagged (logged at warn).
+   */
   decide (req: RequestFacts, log: TagLogger | undefined = this.#o.logger): FlowContext {
     try {
       return this.#decide(req, log)
@@ -138,6 +160,9 @@ export class FlowTagger {
   /**
    * Sign a lane with the first configured key (the one that signs; the others only verify),
    * e.g. to hand a tester a link or a cookie. Needs `trust.signed`.
+   *
+   * @param ttlSeconds lifetime in seconds (an integer, at most 366 days)
+   * @throws {ContextError} `FLOWTAG_CONTEXT_SIGNING` without signing keys, for an invalid lane or ttl
    */
   signTag (lane: string, ttlSeconds: number): string {
     const first = this.#o.signed?.keys.entries().next().value
@@ -156,7 +181,12 @@ export class FlowTagger {
   }
 }
 
-/** Create the core tagger (used by both adapters; handy for other frameworks). */
+/**
+ * Create the core tagger (used by both adapters; handy for other frameworks). See {@link FlowTagger}
+ * for the options.
+ *
+ * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
+ */
 export function createFlowTagger (options: FlowTagOptions): FlowTagger {
   return new FlowTagger(options)
 }

@@ -2,11 +2,11 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { request } from 'undici'
 import { fastifyFlowTag } from '../src/fastify.ts'
-import { currentFlow, inject, signTag } from '../src/index.ts'
+import { currentFlow, writeFlowHeaders, signTag } from '../src/index.ts'
 
 const key = { id: 'k1', secret: 'hop-test-secret-0001' }
 
-t.test('edge -> service over real HTTP: the lane and baggage travel with inject(), one hop further', async (t) => {
+t.test('edge -> service over real HTTP: the lane and baggage travel with writeFlowHeaders(), one hop further', async (t) => {
   const service = Fastify()
   t.teardown(() => service.close())
   await service.register(fastifyFlowTag, { mode: 'service', trust: { cidrs: ['127.0.0.0/8', '::1'] } })
@@ -25,7 +25,7 @@ t.test('edge -> service over real HTTP: the lane and baggage travel with inject(
     req.flow.baggage['request-id'] = 'r-1'
     await new Promise((resolve) => setTimeout(resolve, 2))
     const headers: Record<string, string | string[] | undefined> = { baggage: 'vendor=x' }
-    inject(headers)
+    writeFlowHeaders(headers)
     const res = await request(`${serviceUrl}/who`, { headers: headers as Record<string, string> })
     return res.body.json()
   })

@@ -1,51 +1,51 @@
 import t from 'tap'
-import { BAGGAGE_KEY, extract, FLOW_TAG_HEADER, inject, parseBaggage, runWithFlow, type FlowContext } from '../src/index.ts'
+import { BAGGAGE_KEY, readFlowHeaders, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, runWithFlow, type FlowContext } from '../src/index.ts'
 
-t.test('inject writes x-flow-tag and a baggage entry from the current flow', async (t) => {
+t.test('writeFlowHeaders writes x-flow-tag and a baggage entry from the current flow', async (t) => {
   const headers: Record<string, string | string[] | undefined> = {}
-  runWithFlow({ tag: 'v2', baggage: { tenant: 'acme co' } }, () => inject(headers))
+  runWithFlow({ tag: 'v2', baggage: { tenant: 'acme co' } }, () => writeFlowHeaders(headers))
   t.same(headers, { [FLOW_TAG_HEADER]: 'v2', baggage: 'flowtag.lane=v2,tenant=acme%20co' })
   const none: Record<string, string> = {}
-  inject(none)
+  writeFlowHeaders(none)
   t.same(none, {}, 'outside a flow: nothing')
-  inject(none, { baggage: {} })
+  writeFlowHeaders(none, { baggage: {} })
   t.same(none, {}, 'a flow without tag or baggage: nothing')
 })
 
-t.test('inject merges with an existing baggage header and replaces stale entries', async (t) => {
+t.test('writeFlowHeaders merges with an existing baggage header and replaces stale entries', async (t) => {
   const headers: Record<string, string | string[] | undefined> = { 'X-Flow-Tag': 'old', Baggage: 'userId=alice;prop=1, flowtag.lane=old,  other=x' }
-  inject(headers, { tag: 'v3', baggage: {} })
+  writeFlowHeaders(headers, { tag: 'v3', baggage: {} })
   t.same(headers, { [FLOW_TAG_HEADER]: 'v3', baggage: 'userId=alice;prop=1,other=x,flowtag.lane=v3' }, 'other members kept verbatim, one header per name')
   const arr: Record<string, string | string[] | undefined> = { baggage: ['a=1', 'b=2'] }
-  inject(arr, { tag: 'v1', baggage: { b: '3' } })
+  writeFlowHeaders(arr, { tag: 'v1', baggage: { b: '3' } })
   t.equal(arr.baggage, 'a=1,flowtag.lane=v1,b=3')
 })
 
-t.test('inject refuses to write an invalid tag or key, and keeps within the W3C size limit', async (t) => {
+t.test('writeFlowHeaders refuses to write an invalid tag or key, and keeps within the W3C size limit', async (t) => {
   const h: Record<string, string | string[] | undefined> = {}
-  inject(h, { tag: 'bad tag', baggage: { 'bad key': 'x', ok: 'y' } })
+  writeFlowHeaders(h, { tag: 'bad tag', baggage: { 'bad key': 'x', ok: 'y' } })
   t.same(h, { baggage: 'ok=y' })
   const big: Record<string, string | string[] | undefined> = { baggage: Array.from({ length: 170 }, (_, i) => `k${i}=${'v'.repeat(60)}`).join(',') }
-  inject(big, { tag: 'v2', baggage: {} })
+  writeFlowHeaders(big, { tag: 'v2', baggage: {} })
   t.ok((big.baggage as string).length <= 8192)
   t.ok((big.baggage as string).endsWith('flowtag.lane=v2'), 'our entry survives, inherited ones are dropped first')
 })
 
-t.test('extract reads x-flow-tag, else the baggage entry; invalid ones are ignored', async (t) => {
-  t.same(extract({ 'x-flow-tag': 'v2', baggage: 'tenant=acme%20co,flowtag.lane=v9' }), { tag: 'v2', decision: { tag: 'v2', reason: 'incoming tag' }, baggage: { tenant: 'acme co' } })
-  t.equal(extract({ baggage: `${BAGGAGE_KEY}=v9` })?.tag, 'v9')
-  t.equal(extract({ 'X-Flow-Tag': 'v4' })?.tag, 'v4', 'hand-built carriers with other casing')
-  t.equal(extract({ 'x-flow-tag': 'no good', baggage: 'flowtag.lane=v5' })?.tag, 'v5')
-  t.equal(extract({ 'x-flow-tag': ['v1', 'v2'] }), undefined, 'repeated header is ambiguous')
-  t.equal(extract({}), undefined)
-  t.equal(extract({ baggage: 'flowtag.lane=%ZZ' }), undefined)
+t.test('readFlowHeaders reads x-flow-tag, else the baggage entry; invalid ones are ignored', async (t) => {
+  t.same(readFlowHeaders({ 'x-flow-tag': 'v2', baggage: 'tenant=acme%20co,flowtag.lane=v9' }), { tag: 'v2', decision: { tag: 'v2', reason: 'incoming tag' }, baggage: { tenant: 'acme co' } })
+  t.equal(readFlowHeaders({ baggage: `${BAGGAGE_KEY}=v9` })?.tag, 'v9')
+  t.equal(readFlowHeaders({ 'X-Flow-Tag': 'v4' })?.tag, 'v4', 'hand-built carriers with other casing')
+  t.equal(readFlowHeaders({ 'x-flow-tag': 'no good', baggage: 'flowtag.lane=v5' })?.tag, 'v5')
+  t.equal(readFlowHeaders({ 'x-flow-tag': ['v1', 'v2'] }), undefined, 'repeated header is ambiguous')
+  t.equal(readFlowHeaders({}), undefined)
+  t.equal(readFlowHeaders({ baggage: 'flowtag.lane=%ZZ' }), undefined)
 })
 
-t.test('round trip through inject and extract', async (t) => {
+t.test('round trip through writeFlowHeaders and readFlowHeaders', async (t) => {
   const flow: FlowContext = { tag: 'canary.v2-1', baggage: { 'user-id': 'a,b;c=d', x: 'é' } }
   const headers: Record<string, string | string[] | undefined> = {}
-  inject(headers, flow)
-  const back = extract(headers)!
+  writeFlowHeaders(headers, flow)
+  const back = readFlowHeaders(headers)!
   t.equal(back.tag, flow.tag)
   t.same(back.baggage, flow.baggage)
 })

@@ -4,7 +4,7 @@
 // listed in `x-flowtag-tried`). Only calls with a single request message are retried: their
 // request is known when they fail.
 import { InterceptingCall, Metadata, status, type Interceptor, type InterceptingListener, type StatusObject } from '@grpc/grpc-js'
-import { BAGGAGE_KEY, currentFlow, FLOW_TAG_HEADER, inject, parseTag, signTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { BAGGAGE_KEY, currentFlow, FLOW_TAG_HEADER, parseTag, writeFlowHeaders, signTag, type Carrier, type FlowContext } from '@flowtag/context'
 import { ROUTING_ERROR_KEY } from './errors.ts'
 import { TRIED_KEY } from './keys.ts'
 import type { ResolvedGrpcOptions } from './options.ts'
@@ -21,7 +21,7 @@ export function writeFlow(md: Metadata, flow: FlowContext | undefined, signed?: 
   }
   const carrier: Carrier = {}
   if (existing.length > 0) carrier.baggage = existing.map(String).join(',')
-  inject(carrier, flow)
+  writeFlowHeaders(carrier, flow)
   md.remove(FLOW_TAG_HEADER)
   if (tag !== undefined) md.set(FLOW_TAG_HEADER, signed === undefined ? tag : signed(tag))
   if (typeof carrier.baggage === 'string') md.set('baggage', carrier.baggage)

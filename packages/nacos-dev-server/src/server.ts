@@ -34,6 +34,25 @@ const OPEN_PATHS = new Set([
   '/nacos/v1/ns/operator/metrics'
 ])
 
+/**
+ * Start an embedded Nacos-compatible server (naming and config over HTTP v1 and the v3 client
+ * API, auth, UDP push, config long polling) on loopback, for local work and tests. Resolves once
+ * listening; `close()` (idempotent) stops it and every timer.
+ *
+ * Options (durations in milliseconds):
+ * - `port` (0 picks a free one) @default 8848; `host` @default '127.0.0.1'
+ * - `auth`: `{ username, password, tokenTtlSeconds? (@default 18000), enabled? (@default true) }` @default off
+ * - `heartbeat`: `{ intervalMs @default 5000, timeoutMs @default 15000, deleteTimeoutMs @default 30000, checkIntervalMs @default 5000 }`
+ * - `push`: `{ delayMs @default 500, ackTimeoutMs @default 10000, subscriberTtlMs @default 30000 }`
+ * - `longPollMinMs` @default 10000; `cacheMillis` @default 10000; `maxBodyBytes` @default 10 MiB
+ * - `dataFile`: a JSON file keeping configs across restarts @default none; `log`: `(line) => void` @default silent
+ *
+ * @example
+ * const nacos = await startNacosDevServer({ port: 0 })
+ * // nacos.address is 'host:port' for a client's serverAddr
+ * @throws {DevServerError} `FLOWTAG_DEVSERVER_BAD_OPTION` naming the field; `FLOWTAG_DEVSERVER_DATA_FILE`
+ *   when the data file cannot be read or is not JSON; the listen error (e.g. `EADDRINUSE`)
+ */
 export async function startNacosDevServer(options: DevServerOptions = {}): Promise<NacosDevServer> {
   const opts = resolveOptions(options)
   const log = opts.log ?? (() => {})

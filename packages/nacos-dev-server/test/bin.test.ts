@@ -1,41 +1,59 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { exitOf, runNode, startNode, waitFor } from '@flowtag/test-kit'
 
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
 
-function run(args: string[]) {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  return { child, output: () => out }
-}
-
 t.test('the bin logs its address, serves, and stops cleanly on SIGTERM and SIGINT', async (t) => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    const { child, output } = run(['--port', '0'])
-    const exited = once(child, 'exit')
-    const end = Date.now() + 15_000
-    while (!/NACOS_SERVER_ADDR=(\S+)\)/.test(output()) && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
-    const address = /NACOS_SERVER_ADDR=(\S+)\)/.exec(output())?.[1]
-    t.ok(address, `logged its address: ${output()}`)
+    const child = startNode(t, bin, { args: ['--port', '0'] })
+    let out = ''
+    child.stdout?.on('data', (d) => (out += d))
+    child.stderr?.on('data', (d) => (out += d))
+    const address = await waitFor('the bin to log its address', () => /NACOS_SERVER_ADDR=(\S+)\)/.exec(out)?.[1], 15_000)
     const res = await fetch(`http://${address}/nacos/v1/ns/operator/metrics`)
     t.same(await res.json(), { status: 'UP' })
     child.kill(signal)
-    const [code] = await exited
-    t.equal(code, 0, `${signal} exits 0`)
+    t.equal((await exitOf(child, 'the bin')).code, 0, `${signal} exits 0`)
   }
 })
 
 t.test('bad arguments exit 2 with usage; a bad port exits 1 with a coded error', async (t) => {
-  const bad = run(['--nope'])
-  const [code] = await once(bad.child, 'exit')
-  t.equal(code, 2)
-  t.match(bad.output(), /usage: flowtag-nacos-dev/)
-  const port = run(['--port', '99999'])
-  const [code2] = await once(port.child, 'exit')
-  t.equal(code2, 1)
-  t.match(port.output(), /FLOWTAG_DEVSERVER_BAD_OPTION: @flowtag\/nacos-dev-server: invalid option "port"/)
+  const bad = await runNode(t, bin, { args: ['--nope'] })
+  t.equal(bad.code, 2)
+  t.match(bad.stdout + bad.stderr, /usage: flowtag-nacos-dev/)
+  const port = await runNode(t, bin, { args: ['--port', '99999'] })
+  t.equal(port.code, 1)
+  t.match(port.stdout + port.stderr, /FLOWTAG_DEVSERVER_BAD_OPTION: @flowtag\/nacos-dev-server: invalid option "port"/)
+})
+
+t.test('--help prints the usage and exits 0', async (t) => {
+  const help = await runNode(t, bin, { args: ['--help'] })
+  t.equal(help.code, 0)
+  t.match(help.stdout, /usage: flowtag-nacos-dev/)
+})
+
+t.test('--username/--password turn auth on, --data-file keeps configs, --verbose logs to stderr', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'devserver-bin-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const child = startNode(t, bin, { args: ['--port', '0', '--username', 'nacos', '--password', 'secret-pw', '--data-file', join(dir, 'data.json'), '--verbose'] })
+  let out = ''
+  let err = ''
+  child.stdout?.on('data', (d) => (out += d))
+  child.stderr?.on('data', (d) => (err += d))
+  const address = await waitFor('the bin to log its address', () => /NACOS_SERVER_ADDR=(\S+)\)/.exec(out)?.[1], 15_000)
+  const anonymous = await fetch(`http://${address}/nacos/v1/cs/configs?dataId=d&group=G`)
+  t.equal(anonymous.status, 403, 'auth is on')
+  await anonymous.body?.cancel()
+  const login = await fetch(`http://${address}/nacos/v1/auth/login`, { method: 'POST', body: new URLSearchParams({ username: 'nacos', password: 'secret-pw' }) })
+  const { accessToken } = await login.json() as { accessToken: string }
+  const published = await fetch(`http://${address}/nacos/v1/cs/configs?accessToken=${accessToken}`, { method: 'POST', body: new URLSearchParams({ dataId: 'd', group: 'G', content: 'kept' }) })
+  t.equal(await published.text(), 'true')
+  await waitFor('verbose lines on stderr', () => err.length > 0)
+  child.kill('SIGTERM')
+  t.equal((await exitOf(child, 'the bin')).code, 0)
+  t.match(readFileSync(join(dir, 'data.json'), 'utf8'), /kept/, 'the data file holds the config')
 })

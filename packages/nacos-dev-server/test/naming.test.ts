@@ -1,5 +1,6 @@
 import t from 'tap'
-import { start, until } from './fixtures/nacos.ts'
+import { waitFor } from '@flowtag/test-kit'
+import { start } from './fixtures/nacos.ts'
 
 const reg = { serviceName: 'orders', ip: '127.0.0.1', port: '9001' }
 
@@ -97,14 +98,14 @@ t.test('ephemeral health: unhealthy after the beat timeout, removed after the de
   // keep 9002 beating; 9001 goes silent
   const beating = setInterval(() => void call('PUT', '/v1/ns/instance/beat', { ...reg, port: '9002' }), 150)
   t.teardown(() => clearInterval(beating))
-  await until(async () => ((await hosts()).find((h) => h.port === 9001)?.healthy === false ? true : undefined))
+  await waitFor('9001 to turn unhealthy', async () => (await hosts()).find((h) => h.port === 9001)?.healthy === false)
   t.equal((await json('GET', '/v1/ns/instance/list', { serviceName: 'orders', healthyOnly: 'true' })).hosts.length, 1, 'healthyOnly hides it')
-  await until(async () => ((await hosts()).some((h) => h.port === 9001) ? undefined : true))
+  await waitFor('9001 to be deleted', async () => !(await hosts()).some((h) => h.port === 9001))
   t.same((await hosts()).map((h) => h.port), [9002], 'the beating instance stays')
 
   // an instance past its beat timeout turns healthy again on its next beat
   clearInterval(beating)
-  await until(async () => ((await hosts()).find((h) => h.port === 9002)?.healthy === false ? true : undefined))
+  await waitFor('9002 to turn unhealthy', async () => (await hosts()).find((h) => h.port === 9002)?.healthy === false)
   t.equal((await json('PUT', '/v1/ns/instance/beat', { ...reg, port: '9002' })).code, 10200)
   t.equal((await hosts()).find((h) => h.port === 9002)?.healthy, true)
 })

@@ -1,7 +1,8 @@
 // The official Node SDK (npm `nacos`, HTTP v1) as a test peer: it must not tell the dev server from Nacos.
 import t from 'tap'
 import nacos from 'nacos'
-import { start, until } from './fixtures/nacos.ts'
+import { waitFor } from '@flowtag/test-kit'
+import { start } from './fixtures/nacos.ts'
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {}, log() {} } as unknown as Console
 
@@ -35,9 +36,9 @@ t.test('naming: register, list, subscribe sees added and removed, deregister', a
   t.equal((await json('GET', '/v1/ns/instance/list', { serviceName: 'orders' })).hosts.length, 2)
 
   // pushed over UDP (well before the SDK's 10 s refresh)
-  await until(() => (seen.some((p) => p.join() === '9001,9002') ? true : undefined), 8000)
+  await waitFor('the SDK to see 9001 and 9002', () => seen.some((p) => p.join() === '9001,9002'), 8000)
   await client.deregisterInstance('orders', { ip: '127.0.0.1', port: 9001 })
-  await until(() => (seen.at(-1)?.join() === '9002' ? true : undefined), 8000)
+  await waitFor('the SDK to see 9002 alone', () => seen.at(-1)?.join() === '9002', 8000)
   t.pass('subscriber saw the instance added and removed')
 
   const all = await client.getAllInstances('orders')
@@ -57,11 +58,11 @@ t.test('config: publish, get, subscribe sees each change, remove', async (t) => 
   t.equal(await client.getConfig('rules.json', 'FLOWTAG'), '{"v":1}')
   const changes: Array<string | null> = []
   client.subscribe({ dataId: 'rules.json', group: 'FLOWTAG' }, (content: string | null) => changes.push(content))
-  await until(() => (changes.includes('{"v":1}') ? true : undefined))
+  await waitFor('the SDK to see v1', () => changes.includes('{"v":1}'))
   await client.publishSingle('rules.json', 'FLOWTAG', '{"v":2}')
-  await until(() => (changes.includes('{"v":2}') ? true : undefined))
+  await waitFor('the SDK to see v2', () => changes.includes('{"v":2}'))
   await client.publishSingle('rules.json', 'FLOWTAG', '{"v":3}')
-  await until(() => (changes.includes('{"v":3}') ? true : undefined))
+  await waitFor('the SDK to see v3', () => changes.includes('{"v":3}'))
   t.equal(await client.remove('rules.json', 'FLOWTAG'), true)
   t.equal(await client.getConfig('rules.json', 'FLOWTAG'), null)
   client.unSubscribe({ dataId: 'rules.json', group: 'FLOWTAG' }, () => {})

@@ -7,6 +7,29 @@ import { ServerPool } from './server-pool.ts'
 import { SnapshotStore } from './snapshot.ts'
 import type { TransportName } from './transport.ts'
 
+/**
+ * A Nacos client: `naming` (register, beat, watch services) and `config` (get, publish, listen)
+ * over one pool of servers. Speaks Nacos's HTTP v1 API (2.x) and the v3 client API (3.x),
+ * probed per server with `transport: 'auto'`; logs in with `username`/`password` when given.
+ * Creating one opens nothing: the first call does.
+ *
+ * Options (all durations in milliseconds):
+ * - `serverAddr`: `'host:port'`, a comma-separated list or an array (port @default 8848); or
+ *   `endpoint`, an address server answering one `ip:port` a line
+ * - `namespace` @default `''` (public); `group` @default `'DEFAULT_GROUP'`
+ * - `timeoutMs` per request @default 5000; `beatIntervalMs` until the server states its own
+ *   @default 5000; `namingPollIntervalMs` @default 10000; `recoveryProbeMs` @default 500
+ * - `transport`: `'auto' | 'http-v1' | 'http-v3'` @default 'auto'
+ * - `namingProtectEmpty`: keep a watched service's last non-empty list when a server answers an
+ *   empty one (a server restarted empty) @default true
+ * - `cacheDir`, `loadCacheAtStart` @default false: snapshots for starting while Nacos is down
+ * - `logger`: pino-like `{ debug, info, warn, error }` @default silent
+ *
+ * @example
+ * const nacos = new NacosClient({ serverAddr: '127.0.0.1:8848' })
+ * await nacos.naming.register('order-service', { ip: '10.0.0.5', port: 3000, metadata: { version: 'v2' } })
+ * @throws {NacosError} `FLOWTAG_NACOS_BAD_OPTION` naming the field when an option is invalid
+ */
 export class NacosClient {
   readonly naming: NamingClient
   readonly config: ConfigClient
@@ -16,7 +39,7 @@ export class NacosClient {
   readonly #closing = new AbortController()
   #closed: Promise<void> | undefined
 
-  /** Throws FLOWTAG_NACOS_BAD_OPTION naming the field when an option is invalid. */
+  /** @throws {NacosError} `FLOWTAG_NACOS_BAD_OPTION` naming the field when an option is invalid. */
   constructor(options: NacosClientOptions) {
     const o = resolveOptions(options)
     const { password: _p, secretKey: _s, ...visible } = o
@@ -42,12 +65,15 @@ export class NacosClient {
     return { origin: this.#pool.current?.origin ?? '', transport: this.#pool.transportName }
   }
 
-  /** Resolves once some server answers (probing its API and logging in); FLOWTAG_NACOS_UNREACHABLE otherwise. */
+  /**
+   * Resolves once some server answers (probing its API and logging in).
+   * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
+   */
   async ping(): Promise<void> {
     await this.#pool.exec('ping', async () => undefined)
   }
 
-  /** Ends every timer, poll, socket and UDP port. Does not deregister instances: do that first. */
+  /** Ends every timer, poll, socket and UDP port; idempotent. Does not deregister instances: do that first. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort()

@@ -73,7 +73,15 @@ export class ConfigClient {
 
   /**
    * Call `listener` with the new content (undefined when removed) each time the key changes.
-   * If the client did not know the key yet, its first load counts as a change.
+   * If the client did not know the key yet, its first load counts as a change. Changes come from
+   * a long poll (v1: held up to `configLongPollTimeoutMs`, @default 30000 ms) or md5 polling
+   * (v3: every `configPollIntervalMs`, @default 1000 ms); failed polls back off.
+   *
+   * @param dataId letters, digits and `-_:.`, at most 256 characters
+   * @param group @default the client's group (`'DEFAULT_GROUP'`)
+   * @returns the unsubscribe function
+   * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid key or listener;
+   *   `FLOWTAG_NACOS_CLOSED` after `close()`
    */
   listen(dataId: string, group: string | undefined, listener: ConfigListener): () => void {
     if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')

@@ -55,7 +55,19 @@ export class NamingClient implements Discovery {
     this.#offGrpcPush = ctx.pool.grpc?.onServiceInfo((raw) => this.#watches.onPushInfo(raw)) ?? (() => {})
   }
 
-  /** Register an instance and keep it alive with beats (ephemeral ones) until deregistered or closed. */
+  /**
+   * Register an instance and keep it alive with beats (ephemeral ones) until deregistered or
+   * closed; re-registers by itself when the server has forgotten it.
+   *
+   * @param service the service name (no whitespace, at most 512 characters)
+   * @param instance `{ ip, port, weight?, enabled?, healthy?, ephemeral?, clusterName?, metadata?, group? }`:
+   *   `weight` 0..10000 @default 1; `enabled`, `healthy`, `ephemeral` @default true;
+   *   `clusterName` @default 'DEFAULT'; `metadata` (strings; `version` is the lane) @default {};
+   *   `group` @default the client's group. The beat interval is the server's answer, or
+   *   `metadata['preserved.heart.beat.interval']` (ms), or the client's `beatIntervalMs`.
+   * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid instance;
+   *   `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_HTTP`, `FLOWTAG_NACOS_AUTH` from the server
+   */
   async register(service: string, instance: InstanceInput): Promise<void> {
     const spec = this.#spec(service, instance)
     await this.#ctx.pool.exec('register instance', (t, r) => t.register(r, this.#ctx.options.namespace, spec))
@@ -92,6 +104,15 @@ export class NamingClient implements Discovery {
     return this.#beats.has(regKey(this.#spec(service, instance)))
   }
 
+  /**
+   * The service's instances from the local cache (all of them, healthy or not: filter with
+   * `selectHealthy`). The first call loads the list and starts watching the service (UDP push
+   * where the server offers it, else polling every `namingPollIntervalMs`); later calls cost no
+   * request. With a `cacheDir` snapshot, served from it while Nacos is unreachable.
+   *
+   * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when no server answers and no snapshot is
+   *   known; `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid name; the server's error otherwise
+   */
   async instances(service: string): Promise<Instance[]> {
     parseArgument(serviceName, service, 'service')
     return this.#watches.instances(service)
@@ -105,6 +126,14 @@ export class NamingClient implements Discovery {
     return selectOne(selectHealthy(await this.instances(service)))
   }
 
+  /**
+   * Call `listener({ service, instances, added, removed, changed })` on every change of the
+   * service's list (starts watching it, as `instances` does). An empty answer after a non-empty
+   * list is held back under `namingProtectEmpty` unless this client deregistered the instances.
+   *
+   * @returns the unsubscribe function
+   * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` when `listener` is not a function or the name is invalid
+   */
   subscribe(service: string, listener: ServiceListener): () => void {
     if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
     parseArgument(serviceName, service, 'service')

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { NacosClient } from '../src/index.ts'
 import { recordingProxy } from './fixtures/recording-proxy.ts'
-import { memoryLogger, startDev, waitFor } from './fixtures/target.ts'
+import { memoryLogger, startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const auth = { username: 'nacos', password: 'pa55-word-xyz' }
 
@@ -59,5 +60,5 @@ t.test('bad credentials and missing credentials fail with FLOWTAG_NACOS_AUTH', a
   const ok = new NacosClient({ serverAddr: `127.0.0.1:${dev.port}`, ...auth, transport: 'http-v3' })
   t.teardown(() => ok.close())
   await ok.naming.register('authed', { ip: '127.0.0.1', port: 4300 })
-  await waitFor(async () => (await ok.naming.instances('authed')).length === 1, 'v3 with a token')
+  await waitFor('v3 with a token', async () => (await ok.naming.instances('authed')).length === 1, 15_000)
 })

@@ -2,7 +2,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { NacosClient, type ServiceChange } from '../src/index.ts'
-import { memoryLogger, startDev, waitFor } from './fixtures/target.ts'
+import { memoryLogger, startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('two servers: when one dies, naming and config carry on against the other', async (t) => {
   const a = await startDev()
@@ -33,14 +34,14 @@ t.test('two servers: when one dies, naming and config carry on against the other
   await a.close()
   aOpen = false
   // Beats move to b, which does not know the instance: it comes back there.
-  await waitFor(async () => (await onB.naming.instances('fo')).some((i) => i.port === 4400), 'instance on the second server')
+  await waitFor('instance on the second server', async () => (await onB.naming.instances('fo')).some((i) => i.port === 4400), 15_000)
   t.equal(client.server.origin, `http://127.0.0.1:${b.port}`)
   t.ok(logger.lines.some((l) => l.msg === 'nacos server failed, trying the next'))
 
   await onB.config.publish('fo-cfg', 'G', 'after failover')
-  await waitFor(() => seen.includes('after failover'), 'config change via the second server')
+  await waitFor('config change via the second server', () => seen.includes('after failover'), 15_000)
   await onB.naming.register('fo-peer', { ip: '127.0.0.1', port: 4401 })
-  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4401)), 'service change via the second server')
+  await waitFor('service change via the second server', () => changes.some((c) => c.added.some((i) => i.port === 4401)), 15_000)
 })
 
 t.test('a server answering 5xx is skipped; 4xx is not a reason to rotate', async (t) => {
@@ -90,10 +91,10 @@ t.test('address server (endpoint): the list is fetched, then refreshed when stal
   list = `127.0.0.1:${b.port}\r\n`
   await new Promise((r) => setTimeout(r, 1100))
   // The stale list is refreshed in the background; calls move over once it lands.
-  await waitFor(async () => {
+  await waitFor('moved to the listed server', async () => {
     await client.config.get('ep', 'G')
     return client.server.origin === `http://127.0.0.1:${b.port}`
-  }, 'moved to the listed server')
+  }, 15_000)
   t.equal(await client.config.get('ep', 'G'), undefined, 'b never had it')
   t.ok(served >= 2)
 

@@ -3,7 +3,8 @@ import Fastify from 'fastify'
 import t from 'tap'
 import fastifyNacos from '../src/fastify.ts'
 import { NacosClient, type ServiceChange } from '../src/index.ts'
-import { startDev, waitFor } from './fixtures/target.ts'
+import { startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('registers on listen with the real address, serves /health and /ready, leaves before closing', async (t) => {
   const dev = await startDev()
@@ -36,9 +37,9 @@ t.test('registers on listen with the real address, serves /health and /ready, le
   t.equal((await app.inject('/readyz')).statusCode, 503, 'not ready before listening')
   await app.listen({ port: 0, host: '127.0.0.1' })
   port = (app.server.address() as { port: number }).port
-  await waitFor(() => app.nacos.ready, 'registered')
-  await waitFor(async () => (await watcher.naming.instances('orders')).length === 1, 'visible to others')
-  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === port)), 'subscriber told')
+  await waitFor('registered', () => app.nacos.ready, 15_000)
+  await waitFor('visible to others', async () => (await watcher.naming.instances('orders')).length === 1, 15_000)
+  await waitFor('subscriber told', () => changes.some((c) => c.added.some((i) => i.port === port)), 15_000)
   t.match((await watcher.naming.instances('orders'))[0], { ip: '127.0.0.1', port, weight: 2, metadata: { version: 'v2', env: 'test', zone: 'a' } })
   t.same((await app.inject('/health')).json(), { status: 'ok' })
   t.same((await app.inject('/readyz')).json(), { status: 'ready' })
@@ -48,7 +49,7 @@ t.test('registers on listen with the real address, serves /health and /ready, le
   await app.close()
   t.ok(goneBeforeClose, 'deregistered in preClose')
   t.notOk(app.nacos.ready)
-  await waitFor(async () => (await watcher.naming.instances('orders')).length === 0, 'removed')
+  await waitFor('removed', async () => (await watcher.naming.instances('orders')).length === 0, 15_000)
 })
 
 t.test('drain(): deregister, report not ready and wait drainMs while still serving', async (t) => {
@@ -60,13 +61,13 @@ t.test('drain(): deregister, report not ready and wait drainMs while still servi
   t.teardown(() => app.close())
   await app.register(fastifyNacos, { client, service: 'drainer', drainMs: 300, healthPath: false })
   await app.listen({ port: 0, host: '127.0.0.1' })
-  await waitFor(() => app.nacos.ready, 'registered')
+  await waitFor('registered', () => app.nacos.ready, 15_000)
   const drained = app.nacos.drain()
   t.equal(app.nacos.draining, true)
   const ready = await app.inject('/ready')
   t.equal(ready.statusCode, 503)
   t.match(ready.json(), { status: 'not ready', draining: true })
-  await waitFor(async () => (await client.naming.instances('drainer')).length === 0, 'deregistered while draining')
+  await waitFor('deregistered while draining', async () => (await client.naming.instances('drainer')).length === 0, 15_000)
   await drained
   t.equal((await app.inject('/health')).statusCode, 404, 'health route disabled')
   await app.close()
@@ -86,7 +87,7 @@ t.test('Nacos down at start: listen anyway and register once it comes up', async
   await sleep(300)
   const dev = await startDev({ port })
   t.teardown(() => dev.close())
-  await waitFor(() => app.nacos.ready, 'registered in the background')
+  await waitFor('registered in the background', () => app.nacos.ready, 15_000)
   const watcher = new NacosClient({ serverAddr: `127.0.0.1:${port}` })
   t.teardown(() => watcher.close())
   t.equal((await watcher.naming.instances('late')).length, 1)

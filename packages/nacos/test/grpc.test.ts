@@ -11,7 +11,8 @@ import t from 'tap'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { NacosClient, type NacosClientOptions, type ServiceChange } from '../src/index.ts'
 import { runGoSdk } from './fixtures/go-sdk.ts'
-import { fastDev, memoryLogger, startDev, uniq, waitFor } from './fixtures/target.ts'
+import { unique as uniq, waitFor } from '@flowtag/test-kit'
+import { fastDev, memoryLogger, startDev } from './fixtures/target.ts'
 
 interface GrpcTarget {
   name: string
@@ -72,14 +73,14 @@ for (const target of targets) {
       lines.on('line', (l) => l === 'registered' && ok(Date.now()))
       proc.once('exit', (code) => fail(new Error(`child exited with ${code}`)))
     })
-    await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4701)), 'pushed add', 10_000)
+    await waitFor('pushed add', () => changes.some((c) => c.added.some((i) => i.port === 4701)), 10_000)
     const added = changes.find((c) => c.added.some((i) => i.port === 4701))?.at ?? 0
     figures.push(`${target.name}: register -> subscriber event ${added - registeredAt} ms`)
 
     const killedAt = Date.now()
     proc.kill('SIGKILL')
     await once(proc, 'exit')
-    await waitFor(() => changes.some((c) => c.removed.some((i) => i.port === 4701)), 'pushed removal after kill', 15_000)
+    await waitFor('pushed removal after kill', () => changes.some((c) => c.removed.some((i) => i.port === 4701)), 15_000)
     const removed = changes.find((c) => c.removed.some((i) => i.port === 4701))?.at ?? 0
     figures.push(`${target.name}: process killed -> removal event ${removed - killedAt} ms`)
     t.same(await watcher.naming.instances(svc), [], 'gone with its connection, no beat timeout')
@@ -101,15 +102,15 @@ for (const target of targets) {
       const before = seen.length
       const at = Date.now()
       await writer.config.publish(dataId, undefined, `v=${i}`, 'properties')
-      await waitFor(() => seen.length > before && seen.at(-1)?.content === `v=${i}`, `push of v=${i}`, 5000)
+      await waitFor(`push of v=${i}`, () => seen.length > before && seen.at(-1)?.content === `v=${i}`, 5000)
       latencies.push((seen.at(-1)?.at ?? 0) - at)
     }
     figures.push(`${target.name}: config publish -> listener ${latencies.join(', ')} ms`)
     // Nothing polls under gRPC here (long poll 30 s): these arrived by push.
     t.ok(Math.max(...latencies) < 3000, `pushed within 3 s (${latencies.join(', ')} ms)`)
-    await waitFor(async () => (await writer.config.get(dataId)) === 'v=4', 'readable')
+    await waitFor('readable', async () => (await writer.config.get(dataId)) === 'v=4')
     await writer.config.remove(dataId)
-    await waitFor(() => seen.at(-1)?.content === undefined, 'removal pushed', 5000)
+    await waitFor('removal pushed', () => seen.at(-1)?.content === undefined, 5000)
   })
 
   t.test(`${target.name}: namespaces keep instances apart`, async (t) => {
@@ -121,10 +122,10 @@ for (const target of targets) {
     const inPublic = new NacosClient(opts(s))
     t.teardown(() => Promise.all([inNs.close(), inPublic.close()]))
     await inNs.naming.register(svc, { ip: '127.0.0.1', port: 4702 })
-    await waitFor(async () => (await inNs.naming.instances(svc)).length === 1, 'listed in its namespace')
+    await waitFor('listed in its namespace', async () => (await inNs.naming.instances(svc)).length === 1)
     t.same(await inPublic.naming.instances(svc), [], 'not in public')
     await inNs.config.publish(svc, undefined, 'ns-only')
-    await waitFor(async () => (await inNs.config.get(svc)) === 'ns-only', 'config in its namespace')
+    await waitFor('config in its namespace', async () => (await inNs.config.get(svc)) === 'ns-only')
     t.equal(await inPublic.config.get(svc), undefined, 'config not in public')
   })
 
@@ -137,23 +138,23 @@ for (const target of targets) {
     if (s.auth) args.push('-user', s.auth.username, '-password', s.auth.password)
     const go = await runGoSdk(args)
     t.teardown(() => go.stop())
-    await waitFor(() => go.events.some((e) => e.event === 'ready'), 'Go SDK ready', 60_000)
+    await waitFor('Go SDK ready', () => go.events.some((e) => e.event === 'ready'), 60_000)
     t.notOk(go.events.some((e) => e.event === 'error'), `no errors: ${JSON.stringify(go.events.filter((e) => e.event === 'error'))}`)
     const hasGo = (e: { event: string; instances?: unknown }) => e.event === 'instances' && Array.isArray(e.instances) && e.instances.includes('127.0.0.9:9101')
-    await waitFor(() => go.events.some(hasGo), 'Go Subscribe callback with its own instance (a push)', 10_000)
+    await waitFor('Go Subscribe callback with its own instance (a push)', () => go.events.some(hasGo), 10_000)
 
     const node = new NacosClient(opts(s))
     t.teardown(() => node.close())
-    await waitFor(async () => (await node.naming.instances(svc)).some((i) => i.port === 9101 && i.metadata.lane === 'go'), 'Node sees the Go instance')
+    await waitFor('Node sees the Go instance', async () => (await node.naming.instances(svc)).some((i) => i.port === 9101 && i.metadata.lane === 'go'))
     await node.naming.register(svc, { ip: '127.0.0.1', port: 4703 })
-    await waitFor(() => go.events.some((e) => e.event === 'instances' && Array.isArray(e.instances) && e.instances.includes('127.0.0.1:4703')), 'Go hears of the Node instance', 10_000)
+    await waitFor('Go hears of the Node instance', () => go.events.some((e) => e.event === 'instances' && Array.isArray(e.instances) && e.instances.includes('127.0.0.1:4703')), 10_000)
 
     // The SDK sends its first batch listen up to 5 s after ListenConfig, then polls every 5 s:
     // publish once it listens, and only an event well inside the poll period counts as a push.
     await sleep(5500)
     const at = Date.now()
     await node.config.publish(dataId, undefined, 'from-node')
-    await waitFor(() => go.events.some((e) => e.event === 'config' && e.content === 'from-node'), 'Go ListenConfig callback', 10_000)
+    await waitFor('Go ListenConfig callback', () => go.events.some((e) => e.event === 'config' && e.content === 'from-node'), 10_000)
     const latency = (go.events.find((e) => e.event === 'config')?.t ?? 0) - at
     figures.push(`${target.name}: Go SDK config push ${latency} ms`)
     t.ok(latency < 1500, `Go SDK config callback within 1.5 s (${latency} ms), not its 5 s poll`)
@@ -182,7 +183,7 @@ for (const target of targets) {
       await provider.naming.register(svc, { ip: '127.0.0.1', port: 4704 })
       const sizes: number[] = []
       caller.naming.subscribe(svc, (c) => sizes.push(c.instances.length))
-      await waitFor(async () => (await caller.naming.instances(svc)).length === 1, 'listed')
+      await waitFor('listed', async () => (await caller.naming.instances(svc)).length === 1)
       const heard: Array<string | undefined> = []
       caller.config.listen('redo-cfg', undefined, (c) => heard.push(c))
       await sleep(200)
@@ -193,17 +194,17 @@ for (const target of targets) {
       const restartedAt = Date.now()
       const probe = new NacosClient({ serverAddr: s.address, transport: 'http-v1', namingProtectEmpty: false, namingPollIntervalMs: 100 })
       t.teardown(() => probe.close())
-      await waitFor(async () => (await probe.naming.instances(svc)).length === 1, 'instance registered again (redo)', 10_000)
+      await waitFor('instance registered again (redo)', async () => (await probe.naming.instances(svc)).length === 1, 10_000)
       figures.push(`dev: server restart -> instance redone ${Date.now() - restartedAt} ms`)
       t.same((await probe.naming.instances(svc)).map((i) => i.port), [4704], 'once, not doubled')
       t.notOk(sizes.includes(0), 'the caller never saw an empty list')
-      await waitFor(() => caller.naming.stats().stale.length === 0, 'caller no longer holds a stale list', 10_000)
+      await waitFor('caller no longer holds a stale list', () => caller.naming.stats().stale.length === 0, 10_000)
 
       const publisher = new NacosClient({ serverAddr: s.address, transport: 'grpc' })
       t.teardown(() => publisher.close())
       await sleep(300)
       await publisher.config.publish('redo-cfg', undefined, 'after-restart')
-      await waitFor(() => heard.includes('after-restart'), 'config listener redone', 10_000)
+      await waitFor('config listener redone', () => heard.includes('after-restart'), 10_000)
       t.ok(logger.lines.some((l) => l.msg === 'nacos grpc connection lost'), 'the loss was logged')
     })
 
@@ -221,7 +222,7 @@ for (const target of targets) {
       t.same(await onB.naming.instances(svc), [], 'only on the first server so far')
       const lostAt = Date.now()
       await a.close()
-      await waitFor(async () => (await onB.naming.instances(svc)).some((i) => i.port === 4707), 'redone on the second server', 10_000)
+      await waitFor('redone on the second server', async () => (await onB.naming.instances(svc)).some((i) => i.port === 4707), 10_000)
       figures.push(`dev: first server lost -> instance on the second ${Date.now() - lostAt} ms`)
       t.equal(client.server.origin, `http://${b.address}`)
     })

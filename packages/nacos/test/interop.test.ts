@@ -2,7 +2,8 @@
 import t from 'tap'
 import { NacosClient, type ServiceChange } from '../src/index.ts'
 import { officialConfig, officialNaming, type OfficialHost } from './fixtures/official-sdk.ts'
-import { flavours, targets, uniq, waitFor } from './fixtures/target.ts'
+import { flavours, targets } from './fixtures/target.ts'
+import { unique, waitFor } from '@flowtag/test-kit'
 
 // The official SDK speaks HTTP v1 only: run against targets that do.
 for (const target of targets()) {
@@ -19,25 +20,25 @@ for (const target of targets()) {
       await ours.close()
     })
     await theirs.ready()
-    const svc = uniq('interop')
+    const svc = unique('interop')
 
     // Official registers, we discover.
     const ourChanges: ServiceChange[] = []
     ours.naming.subscribe(svc, (c) => ourChanges.push(c))
     await theirs.registerInstance(svc, { ip: '127.0.0.1', port: 4701, metadata: { version: 'v1' } })
-    await waitFor(() => ourChanges.some((c) => c.added.some((i) => i.port === 4701 && i.metadata.version === 'v1')), 'ours sees theirs')
+    await waitFor('ours sees theirs', () => ourChanges.some((c) => c.added.some((i) => i.port === 4701 && i.metadata.version === 'v1')), 15_000)
 
     // We register, official discovers through its subscription.
     let theirView: OfficialHost[] = []
     theirs.subscribe(svc, (hosts) => (theirView = hosts))
     await ours.naming.register(svc, { ip: '127.0.0.1', port: 4702, metadata: { version: 'v2' } })
-    await waitFor(() => theirView.some((h) => h.port === 4702 && h.metadata.version === 'v2'), 'theirs sees ours')
+    await waitFor('theirs sees ours', () => theirView.some((h) => h.port === 4702 && h.metadata.version === 'v2'), 15_000)
     t.same((await theirs.getAllInstances(svc, 'DEFAULT_GROUP', '', false)).map((h) => h.port).sort(), [4701, 4702])
 
     await ours.naming.deregister(svc, { ip: '127.0.0.1', port: 4702 })
-    await waitFor(() => !theirView.some((h) => h.port === 4702), 'theirs sees our removal')
+    await waitFor('theirs sees our removal', () => !theirView.some((h) => h.port === 4702), 15_000)
     await theirs.deregisterInstance(svc, { ip: '127.0.0.1', port: 4701 })
-    await waitFor(() => ourChanges.some((c) => c.removed.some((i) => i.port === 4701)), 'ours sees their removal')
+    await waitFor('ours sees their removal', () => ourChanges.some((c) => c.removed.some((i) => i.port === 4701)), 15_000)
   })
 
   t.test(`${target.kind}: config both ways`, async (t) => {
@@ -52,19 +53,19 @@ for (const target of targets()) {
       await server.close() // ends the official client's held long poll
     })
     await theirs.ready()
-    const a = uniq('from-theirs')
-    const b = uniq('from-ours')
+    const a = unique('from-theirs')
+    const b = unique('from-ours')
 
     const oursSaw: Array<string | undefined> = []
     ours.config.listen(a, 'G', (c) => oursSaw.push(c))
     await theirs.publishSingle(a, 'G', 'published by the official SDK')
-    await waitFor(() => oursSaw.includes('published by the official SDK'), 'ours listener')
+    await waitFor('ours listener', () => oursSaw.includes('published by the official SDK'), 15_000)
     t.equal(await ours.config.get(a, 'G'), 'published by the official SDK')
 
     const theirsSaw: string[] = []
     theirs.subscribe({ dataId: b, group: 'G' }, (c) => theirsSaw.push(c))
     await ours.config.publish(b, 'G', 'published by flowtag')
-    await waitFor(() => theirsSaw.includes('published by flowtag'), 'theirs listener')
+    await waitFor('theirs listener', () => theirsSaw.includes('published by flowtag'), 15_000)
     t.equal(await theirs.getConfig(b, 'G'), 'published by flowtag')
   })
 }

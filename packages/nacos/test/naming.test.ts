@@ -1,7 +1,8 @@
 // Naming against real processes: the dev server always, a real Nacos when NACOS_SERVER_ADDR is set.
 import t from 'tap'
 import { NacosClient, type NacosClientOptions, type ServiceChange } from '../src/index.ts'
-import { flavours, memoryLogger, startDev, targets, uniq, waitFor } from './fixtures/target.ts'
+import { flavours, memoryLogger, startDev, targets } from './fixtures/target.ts'
+import { unique, waitFor } from '@flowtag/test-kit'
 
 for (const target of targets()) {
   const spoken = await flavours(target.kind)
@@ -18,28 +19,28 @@ for (const target of targets()) {
       const a = new NacosClient(base)
       const b = new NacosClient(base)
       t.teardown(() => Promise.all([a.close(), b.close()]))
-      const svc = uniq('naming')
+      const svc = unique('naming')
 
       t.same(await b.naming.instances(svc), [], 'an unknown service is empty, not an error')
       const changes: ServiceChange[] = []
       b.naming.subscribe(svc, (c) => changes.push(c))
 
       await a.naming.register(svc, { ip: '127.0.0.1', port: 4001, metadata: { version: 'v1', env: 'test' } })
-      await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4001)), 'added event')
+      await waitFor('added event', () => changes.some((c) => c.added.some((i) => i.port === 4001)), 15_000)
       const [first] = await b.naming.instances(svc)
       t.match(first, { ip: '127.0.0.1', port: 4001, weight: 1, healthy: true, enabled: true, serviceName: svc, metadata: { version: 'v1', env: 'test' } })
       t.equal(a.server.transport, transport === 'http' ? spoken[0] : transport, 'http prefers v1 where both exist')
 
       await a.naming.register(svc, { ip: '127.0.0.1', port: 4002, weight: 3, metadata: { version: 'v2' } })
-      await waitFor(async () => (await b.naming.instances(svc)).length === 2, 'two instances')
+      await waitFor('two instances', async () => (await b.naming.instances(svc)).length === 2, 15_000)
       t.equal((await b.naming.selectHealthy(svc)).length, 2)
       t.ok([4001, 4002].includes((await b.naming.selectOne(svc))?.port as number))
 
       await a.naming.update(svc, { ip: '127.0.0.1', port: 4002, weight: 5, metadata: { version: 'v2' } })
-      await waitFor(() => changes.some((c) => c.changed.some((i) => i.port === 4002 && i.weight === 5)), 'changed event')
+      await waitFor('changed event', () => changes.some((c) => c.changed.some((i) => i.port === 4002 && i.weight === 5)), 15_000)
 
       await a.naming.deregister(svc, { ip: '127.0.0.1', port: 4001 })
-      await waitFor(() => changes.some((c) => c.removed.some((i) => i.port === 4001)), 'removed event')
+      await waitFor('removed event', () => changes.some((c) => c.removed.some((i) => i.port === 4001)), 15_000)
       t.same((await b.naming.instances(svc)).map((i) => i.port), [4002])
       t.notOk(a.naming.isRegistered(svc, { ip: '127.0.0.1', port: 4001 }))
       t.ok(a.naming.isRegistered(svc, { ip: '127.0.0.1', port: 4002 }))
@@ -60,12 +61,12 @@ t.test('v1 subscriptions get UDP push: changes arrive well before the next poll'
   t.same(await b.naming.instances('pushed'), [])
   await a.naming.register('pushed', { ip: '127.0.0.1', port: 4100 })
   // The poll is 10 minutes away: only a push can deliver this in time.
-  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4100)), 'pushed add', 10_000)
+  await waitFor('pushed add', () => changes.some((c) => c.added.some((i) => i.port === 4100)), 10_000)
   // A second instance stays, so the removal is not an empty list (which empty protection holds).
   await a.naming.register('pushed', { ip: '127.0.0.1', port: 4101 })
-  await waitFor(() => changes.some((c) => c.added.some((i) => i.port === 4101)), 'pushed second add', 10_000)
+  await waitFor('pushed second add', () => changes.some((c) => c.added.some((i) => i.port === 4101)), 10_000)
   await a.naming.deregister('pushed', { ip: '127.0.0.1', port: 4100 })
-  await waitFor(() => changes.some((c) => c.removed.some((i) => i.port === 4100)), 'pushed removal', 10_000)
+  await waitFor('pushed removal', () => changes.some((c) => c.removed.some((i) => i.port === 4100)), 10_000)
 })
 
 for (const transport of ['http-v1', 'http-v3'] as const) {
@@ -78,13 +79,13 @@ for (const transport of ['http-v1', 'http-v3'] as const) {
     t.teardown(() => client.close())
     await client.naming.register('phoenix', { ip: '127.0.0.1', port: 4200 })
     // Let a beat or two go through, so v1 switches to light beats.
-    await waitFor(() => logger.lines.length > 0, 'register log')
+    await waitFor('register log', () => logger.lines.length > 0, 15_000)
     await new Promise((r) => setTimeout(r, 800))
     await dev.close()
     dev = await startDev({ port })
     const probe = new NacosClient({ serverAddr: `127.0.0.1:${port}`, transport: 'http-v1', namingPollIntervalMs: 100 })
     t.teardown(() => probe.close())
-    await waitFor(async () => (await probe.naming.instances('phoenix').catch(() => [])).some((i) => i.port === 4200), 'instance back after restart', 20_000)
+    await waitFor('instance back after restart', async () => (await probe.naming.instances('phoenix').catch(() => [])).some((i) => i.port === 4200), 20_000)
     t.ok(logger.lines.some((l) => l.msg === 'nacos instance re-registered'), 're-registered on 20404/21003')
   })
 }

@@ -1,6 +1,7 @@
 import { createSocket } from 'node:dgram'
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
+import { waitFor } from '@flowtag/test-kit'
 import { parsePushPacket, PushReceiver } from '../src/push-receiver.ts'
 import { memoryLogger } from './fixtures/target.ts'
 
@@ -38,8 +39,7 @@ t.test('the receiver acks every packet to its sender, echoing lastRefTime as a s
   send('{"type":"dump","data":"","lastRefTime":7}')
   send('{"type":"weird","data":"","lastRefTime":8}')
   send('garbage')
-  const end = Date.now() + 5000
-  while (acks.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+  await waitFor('three acks', () => acks.length >= 3, 5000)
   t.same(
     acks.map((a) => [a.type, a.lastRefTime]),
     [

@@ -3,7 +3,8 @@
 // of the restart, and config published right after it must arrive within a second.
 import t from 'tap'
 import { NacosClient, type ServiceChange } from '../src/index.ts'
-import { memoryLogger, startDev, waitFor } from './fixtures/target.ts'
+import { memoryLogger, startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 // Nacos's production beat pace, so failed beats back off as they do in the field (5 s, then 10 s, ...).
 const productionBeats = { heartbeat: { intervalMs: 5000, timeoutMs: 15_000, deleteTimeoutMs: 30_000, checkIntervalMs: 500 } }
@@ -62,18 +63,18 @@ for (const transport of ['http-v1', 'http-v3'] as const) {
 
     let ownBackAt = 0
     let ruleAt = 0
-    await waitFor(async () => {
+    await waitFor('own instance and rule back', async () => {
       if (ownBackAt === 0 && (await listed(port, 'orders')).includes(4801)) ownBackAt = Date.now()
       if (ruleAt === 0 && rules.includes('{"rules":["after-restart"]}')) ruleAt = Date.now()
       return ownBackAt !== 0 && ruleAt !== 0
-    }, 'own instance and rule back', 20_000)
+    }, 20_000)
     t.ok(ownBackAt - restartedAt <= 1000, `own instance listed ${ownBackAt - restartedAt} ms after the restart (<= 1000)`)
     t.ok(ruleAt - publishedAt <= 1000, `rule delivered ${ruleAt - publishedAt} ms after it was published (<= 1000)`)
     t.ok(providerLog.lines.some((l) => l.msg === 'nacos instance re-registered'), 're-registered')
     t.ok(provider.naming.stats().recoveries >= 1, 'the provider noticed the recovery')
 
     // The caller's watch comes round to the live list again; it never applied an empty one.
-    await waitFor(() => caller.naming.stats().stale.length === 0 && lengths.at(-1) === 1, 'caller back on a live list', 5000)
+    await waitFor('caller back on a live list', () => caller.naming.stats().stale.length === 0 && lengths.at(-1) === 1, 5000)
     clearInterval(sampler)
     t.equal(emptySeen, 0, 'the caller never served an empty list')
     t.notOk(lengths.includes(0), `no listener was told of an empty list (${JSON.stringify(lengths)})`)
@@ -91,19 +92,19 @@ t.test('an empty answer is held (stale) unless this client deregistered those in
   t.teardown(() => Promise.all([owner.close(), watcher.close()]))
 
   await owner.naming.register('solo', { ip: '127.0.0.1', port: 4901 })
-  await waitFor(async () => (await watcher.naming.instances('solo')).length === 1, 'watcher sees it')
-  await waitFor(async () => (await owner.naming.instances('solo')).length === 1, 'owner sees it')
+  await waitFor('watcher sees it', async () => (await watcher.naming.instances('solo')).length === 1, 15_000)
+  await waitFor('owner sees it', async () => (await owner.naming.instances('solo')).length === 1, 15_000)
   const ownerChanges: ServiceChange[] = []
   owner.naming.subscribe('solo', (c) => ownerChanges.push(c))
 
   await owner.naming.deregister('solo', { ip: '127.0.0.1', port: 4901 })
   // The owner saw its own instance leave: the empty list is news, applied.
-  await waitFor(async () => (await owner.naming.instances('solo')).length === 0, 'owner applies the empty list')
+  await waitFor('owner applies the empty list', async () => (await owner.naming.instances('solo')).length === 0, 15_000)
   t.match(ownerChanges.at(-1), { instances: [], removed: [{ port: 4901 }] })
   t.same(owner.naming.stats().stale, [])
 
   // The watcher did not: it keeps the last list, marked stale, counted, logged once.
-  await waitFor(() => watcher.naming.stats().emptyHeld >= 3, 'several empty answers held')
+  await waitFor('several empty answers held', () => watcher.naming.stats().emptyHeld >= 3, 15_000)
   t.match(await watcher.naming.instances('solo'), [{ port: 4901 }])
   t.same(watcher.naming.stats().stale, ['DEFAULT_GROUP@@solo'])
   t.equal(logger.lines.filter((l) => l.msg?.startsWith('nacos answered an empty instance list')).length, 1, 'logged once')
@@ -112,7 +113,7 @@ t.test('an empty answer is held (stale) unless this client deregistered those in
   const watcherChanges: ServiceChange[] = []
   watcher.naming.subscribe('solo', (c) => watcherChanges.push(c))
   await owner.naming.register('solo', { ip: '127.0.0.1', port: 4902 })
-  await waitFor(() => watcherChanges.some((c) => c.added.some((i) => i.port === 4902)), 'live list again')
+  await waitFor('live list again', () => watcherChanges.some((c) => c.added.some((i) => i.port === 4902)), 15_000)
   t.same(watcher.naming.stats().stale, [])
   t.same((await watcher.naming.instances('solo')).map((i) => i.port), [4902])
   t.ok(logger.lines.some((l) => l.msg?.startsWith('nacos service list no longer held')))

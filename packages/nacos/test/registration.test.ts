@@ -3,7 +3,8 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { NacosClient, NacosRegistration } from '../src/index.ts'
-import { startDev, waitFor } from './fixtures/target.ts'
+import { startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 async function listen(t: { teardown(fn: () => unknown): void }): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((_req, res) => res.end('ok'))
@@ -21,7 +22,7 @@ t.test('start registers the listened address; drain deregisters, waits drainMs a
   const registration = new NacosRegistration(client, { service: 'plain', version: 'v3', metadata: { zone: 'b' }, drainMs: 200 })
   t.equal(registration.ready, false, 'not ready before start')
   await registration.start(address)
-  await waitFor(() => registration.ready, 'registered')
+  await waitFor('registered', () => registration.ready, 15_000)
   t.match(registration.instance, { ip: '127.0.0.1', port: address.port, metadata: { version: 'v3', zone: 'b' } })
   const [listed] = await client.naming.instances('plain')
   t.match(listed, { port: address.port, metadata: { version: 'v3' } })
@@ -33,7 +34,7 @@ t.test('start registers the listened address; drain deregisters, waits drainMs a
   t.equal(registration.drain(), first, 'drain() is idempotent')
   await first
   t.ok(Date.now() - started >= 190, 'waited drainMs')
-  await waitFor(async () => (await client.naming.instances('plain')).length === 0, 'gone from nacos')
+  await waitFor('gone from nacos', async () => (await client.naming.instances('plain')).length === 0, 15_000)
   await registration.close()
 })
 
@@ -45,13 +46,13 @@ t.test('close() without drain() deregisters at once', async (t) => {
   const { address } = await listen(t)
   const registration = new NacosRegistration(client, { service: 'closer', drainMs: 60_000, ip: '127.0.0.2' })
   await registration.start({ address: '0.0.0.0', port: address.port })
-  await waitFor(() => registration.ready, 'registered')
+  await waitFor('registered', () => registration.ready, 15_000)
   t.equal(registration.instance?.ip, '127.0.0.2', 'ip option wins over the listened address')
   const started = Date.now()
   await registration.close()
   t.ok(Date.now() - started < 5000, 'no drain wait on close')
   t.equal(registration.registered, false)
-  await waitFor(async () => (await client.naming.instances('closer')).length === 0, 'gone from nacos')
+  await waitFor('gone from nacos', async () => (await client.naming.instances('closer')).length === 0, 15_000)
 })
 
 t.test('failFast: check() and start() reject when Nacos is unreachable', async (t) => {

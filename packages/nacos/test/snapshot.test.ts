@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import t from 'tap'
 import { NacosClient } from '../src/index.ts'
-import { startDev, waitFor } from './fixtures/target.ts'
+import { startDev } from './fixtures/target.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('start and keep routing from the disk snapshot while Nacos is down', async (t) => {
   const cacheDir = join(t.testdir(), 'cache')
@@ -11,7 +12,7 @@ t.test('start and keep routing from the disk snapshot while Nacos is down', asyn
   const addr = `127.0.0.1:${dev.port}`
   const writer = new NacosClient({ serverAddr: addr, cacheDir, namingPollIntervalMs: 100 })
   await writer.naming.register('snap', { ip: '127.0.0.1', port: 4500, metadata: { version: 'v2' } })
-  await waitFor(async () => (await writer.naming.instances('snap')).length === 1, 'instance listed')
+  await waitFor('instance listed', async () => (await writer.naming.instances('snap')).length === 1, 15_000)
   await writer.config.publish('rules', 'G', '{"rules":[]}')
   t.equal(await writer.config.get('rules', 'G'), '{"rules":[]}')
   t.equal(await writer.config.get('absent', 'G'), undefined)
@@ -38,7 +39,7 @@ t.test('start and keep routing from the disk snapshot while Nacos is down', asyn
   t.teardown(() => listenOnly.close())
   const fromDisk: Array<string | undefined> = []
   listenOnly.config.listen('rules', 'G', (c) => fromDisk.push(c))
-  await waitFor(() => fromDisk.length === 1, 'listener fed from the snapshot')
+  await waitFor('listener fed from the snapshot', () => fromDisk.length === 1, 15_000)
   t.same(fromDisk, ['{"rules":[]}'])
   t.same(seen, [], 'no event when the snapshot equals what the client already had')
 
@@ -55,12 +56,12 @@ t.test('start and keep routing from the disk snapshot while Nacos is down', asyn
   t.teardown(() => revived.close())
   t.equal((await revived.naming.instances('snap')).length, 1, 'snapshot first')
   // The restarted server lists nobody: empty protection holds the snapshot's list, marked stale.
-  await waitFor(() => revived.naming.stats().emptyHeld > 0, 'empty answer held')
+  await waitFor('empty answer held', () => revived.naming.stats().emptyHeld > 0, 15_000)
   t.match(await revived.naming.instances('snap'), [{ port: 4500 }], 'the held list is served')
   t.same(revived.naming.stats().stale, ['DEFAULT_GROUP@@snap'])
   // Without protection the server's (empty) answer replaces the snapshot.
   const unprotected = new NacosClient({ serverAddr: addr, cacheDir, loadCacheAtStart: true, namingPollIntervalMs: 100, namingProtectEmpty: false })
   t.teardown(() => unprotected.close())
   t.equal((await unprotected.naming.instances('snap')).length, 1, 'snapshot first')
-  await waitFor(async () => (await unprotected.naming.instances('snap')).length === 0, 'live list (empty) wins')
+  await waitFor('live list (empty) wins', async () => (await unprotected.naming.instances('snap')).length === 0, 15_000)
 })

@@ -1,13 +1,13 @@
 // The headers of an outbound request: the caller's, with the flow written in by
-// @flowtag/context's inject() (x-flow-tag and baggage), and Host set to the service name.
-import { BAGGAGE_KEY, FLOW_TAG_HEADER, inject, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
+// @flowtag/context's writeFlowHeaders() (x-flow-tag and baggage), and Host set to the service name.
+import { BAGGAGE_KEY, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 
 type Headers = Dispatcher.DispatchOptions['headers']
 
 /**
  * New headers for the instance request; the caller's object is never mutated. With a flow, the
- * lane comes from the flow only: a copied x-flow-tag is dropped (inject() writes the flow's),
+ * lane comes from the flow only: a copied x-flow-tag is dropped (writeFlowHeaders() writes the flow's),
  * and a flow without a tag also drops an inherited `flowtag.lane` baggage member, so a naively
  * forwarded incoming header cannot move a request to another lane. Other baggage members stay.
  */
@@ -28,7 +28,7 @@ export function outboundHeaders(headers: Headers, flow: FlowContext | undefined,
   if (!hasHost) out.host = host
   if (flow !== undefined) {
     // The common case (a valid tag, no baggage from the caller or of the flow's own) writes
-    // exactly what inject() would, without its per-request arrays, Set and string joins.
+    // exactly what writeFlowHeaders() would, without its per-request arrays, Set and string joins.
     const tag = flow.tag
     const member = out.baggage === undefined && typeof tag === 'string' && isEmpty(flow.baggage) ? laneMember(tag) : undefined
     if (member !== undefined) {
@@ -36,7 +36,7 @@ export function outboundHeaders(headers: Headers, flow: FlowContext | undefined,
       out.baggage = member
     } else {
       if (out.baggage !== undefined && parseTag(tag) === undefined) dropLane(out)
-      inject(out, flow)
+      writeFlowHeaders(out, flow)
     }
   }
   return out

@@ -5,7 +5,8 @@ import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
 import outboundPlugin from '../src/fastify.ts'
 import { FlowtagDispatcher } from '../src/index.ts'
-import { startInstance, until } from './fixtures/instances.ts'
+import { startInstance } from './fixtures/instances.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('fastify.outbound calls services in the lane of the request and closes on onClose', async (t) => {
   const [v1, v2] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2')])
@@ -35,7 +36,7 @@ t.test('fastify.outbound calls services in the lane of the request and closes on
   t.equal(app.outbound.snapshot('user-service')?.pools, 2)
 
   await app.close()
-  await until(() => v1.open === 0 && v2.open === 0, 10_000, 'pools closed by onClose')
+  await waitFor('pools closed by onClose', () => v1.open === 0 && v2.open === 0, 10_000)
   await t.rejects(request('http://user-service/', { dispatcher: app.outbound }), { code: 'FLOWTAG_OUTBOUND_CLOSED' })
 })
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { inject } from '@flowtag/context'
+import { writeFlowHeaders } from '@flowtag/context'
 import { outboundHeaders } from '../src/flow-headers.ts'
 
 const flow = { tag: 'v2', baggage: { user: 'ab', k: 'v' } }
@@ -28,7 +28,7 @@ t.test('flat arrays and iterables of pairs', async (t) => {
   t.same(outboundHeaders(new Map([['b', '2'], ['host', 'h']]), { tag: 'v3', baggage: {} }, 'svc'), { b: '2', host: 'h', 'x-flow-tag': 'v3', baggage: 'flowtag.lane=v3' })
 })
 
-t.test('the cached common case writes exactly what inject() writes', async (t) => {
+t.test('the cached common case writes exactly what writeFlowHeaders() writes', async (t) => {
   const cases: Array<[Record<string, string | undefined>, { tag?: string; baggage: Record<string, string> }]> = [
     [{ 'X-Flow-Tag': 'old', accept: 'json', connection: undefined }, { tag: 'v2', baggage: {} }],
     [{ accept: 'json' }, { tag: 'v2', baggage: {} }],
@@ -45,7 +45,7 @@ t.test('the cached common case writes exactly what inject() writes', async (t) =
       delete reference.BAGGAGE
     }
     reference.host = 'svc'
-    inject(reference, f)
+    writeFlowHeaders(reference, f)
     // Twice: the first call fills the per-tag cache, the second reads it.
     t.same(outboundHeaders(headers, f, 'svc'), reference, JSON.stringify([headers, f]))
     t.same(Object.keys(outboundHeaders(headers, f, 'svc')), Object.keys(reference), 'same header order')

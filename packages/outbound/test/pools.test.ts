@@ -3,7 +3,8 @@ import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowtagDispatcher } from '../src/index.ts'
-import { load, startInstance, until, type Instance } from './fixtures/instances.ts'
+import { load, startInstance, type Instance } from './fixtures/instances.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
 
@@ -19,16 +20,16 @@ t.test('pools are opened on use and closed when instances leave', async (t) => {
   })
   t.same([...seen].sort(), ['a', 'b'])
   t.equal(d.snapshot('svc')?.pools, 2)
-  await until(() => a.open > 0 && b.open > 0, 5000, 'server-side connections')
+  await waitFor('server-side connections', () => a.open > 0 && b.open > 0, 5000)
 
   discovery.set('svc', [at(b)])
-  await until(() => a.open === 0, 10_000, 'a to see its connections closed')
+  await waitFor('a to see its connections closed', () => a.open === 0, 10_000)
   t.equal(d.snapshot('svc')?.pools, 1)
   t.equal(d.snapshot('svc')?.instances, 1)
   t.ok(b.open > 0, 'b keeps its keep-alive connections')
 
   await d.close()
-  await until(() => b.open === 0, 10_000, 'b to see its connections closed')
+  await waitFor('b to see its connections closed', () => b.open === 0, 10_000)
   await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_CLOSED' })
 })
 
@@ -38,12 +39,12 @@ t.test('an in-flight request finishes when its instance leaves', async (t) => {
   const d = new FlowtagDispatcher({ discovery })
   t.teardown(() => d.close())
   const pending = request('http://svc/x?delay=300', { dispatcher: d })
-  await until(() => a.open > 0, 5000, 'the request to be sent')
+  await waitFor('the request to be sent', () => a.open > 0, 5000)
   discovery.set('svc', [])
   const res = await pending
   t.equal(res.statusCode, 200)
   t.equal(((await res.body.json()) as { id: string }).id, 'a')
-  await until(() => a.open === 0, 10_000, 'the pool to close after the response')
+  await waitFor('the pool to close after the response', () => a.open === 0, 10_000)
   await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' })
 })
 
@@ -52,8 +53,8 @@ t.test('destroy() fails in-flight requests at once', async (t) => {
   const discovery = new StaticDiscovery({ svc: [at(a)] })
   const d = new FlowtagDispatcher({ discovery })
   const pending = request('http://svc/x?delay=5000', { dispatcher: d })
-  await until(() => a.open > 0, 5000, 'the request to be sent')
+  await waitFor('the request to be sent', () => a.open > 0, 5000)
   await d.destroy(new Error('shutting down'))
   await t.rejects(pending, { message: 'shutting down' })
-  await until(() => a.open === 0, 10_000, 'the connection to be closed')
+  await waitFor('the connection to be closed', () => a.open === 0, 10_000)
 })

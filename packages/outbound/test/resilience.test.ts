@@ -3,7 +3,8 @@ import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowtagDispatcher } from '../src/index.ts'
-import { load, startInstance, until, type Instance } from './fixtures/instances.ts'
+import { load, startInstance, type Instance } from './fixtures/instances.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
 
@@ -39,7 +40,7 @@ t.test('an instance killed mid-load: no idempotent request fails, it is ejected,
 
   // It comes back on the same port; after its ejection time it is picked again.
   await startInstance(t, 'b', '', bPort)
-  await until(() => d.snapshot('svc')?.ejected.length === 0, 15_000, 'readmission')
+  await waitFor('readmission', () => d.snapshot('svc')?.ejected.length === 0, 15_000)
   const after = await load(150, 5, () => call(d, 'http://svc/users/1'))
   t.ok(after.every((r) => r.ok))
   t.ok(after.some((r) => r.id === 'b'), 'b serves again')
@@ -98,7 +99,7 @@ t.test('a caller abort is passed to the live attempt and never counts against th
   t.teardown(() => d.close())
   const ac = new AbortController()
   const pending = request('http://svc/x?delay=2000', { dispatcher: d, signal: ac.signal })
-  await until(() => a.open > 0, 5000, 'the request to be sent')
+  await waitFor('the request to be sent', () => a.open > 0, 5000)
   ac.abort()
   await t.rejects(pending, { name: 'AbortError' })
   t.same(d.snapshot('svc')?.ejected, [], 'not ejected')

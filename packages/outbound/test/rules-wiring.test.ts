@@ -5,7 +5,8 @@ import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
 import { createRuleStore, serviceLanes, staticSource } from '@flowtag/rules'
 import { FlowtagDispatcher } from '../src/index.ts'
-import { load, startInstance, until } from './fixtures/instances.ts'
+import { load, startInstance } from './fixtures/instances.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const doc = (services: object) => ({ version: 1, default: 'v1', rules: [], services })
 
@@ -31,12 +32,12 @@ t.test('lanes from a RuleStore: weights and strictness change live', async (t) =
   t.same([...(await ids(40))], ['one'], 'untagged traffic: the stable lane of the RuleSet')
 
   source.set(doc({ 'user-service': { stable: 'v1', candidates: ['v2'], weights: { v1: 0, v2: 100 } } }))
-  await until(() => serviceLanes(store.current, 'user-service')?.weights !== undefined, 5000, 'the new RuleSet')
+  await waitFor('the new RuleSet', () => serviceLanes(store.current, 'user-service')?.weights !== undefined, 5000)
   t.same([...(await ids(40))], ['two'], 'all untagged traffic moved to v2 by weight')
 
   const fallback = await runWithFlow({ tag: 'v9', baggage: {} }, () => request('http://user-service/', { dispatcher }))
   t.match(await fallback.body.json(), { id: 'one', tag: 'v9' }, 'non-strict: an empty lane falls back to stable (weights are for untagged traffic only)')
   source.set(doc({ 'user-service': { stable: 'v1', candidates: ['v2'], strict: true } }))
-  await until(() => serviceLanes(store.current, 'user-service')?.strict === true, 5000, 'the strict RuleSet')
+  await waitFor('the strict RuleSet', () => serviceLanes(store.current, 'user-service')?.strict === true, 5000)
   await runWithFlow({ tag: 'v9', baggage: {} }, () => t.rejects(request('http://user-service/', { dispatcher }), { code: 'FLOWTAG_OUTBOUND_NO_INSTANCE_IN_LANE' }))
 })

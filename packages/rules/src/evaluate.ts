@@ -114,6 +114,11 @@ function collect (k: KeyIndex, value: string | undefined): void {
  * the request's candidates rather than on the size of the rule set. Pure apart from
  * randomness for splits without a key; allocates nothing on the common paths (decisions are
  * pre-built and shared, frozen).
+ *
+ * @param ruleSet a validated RuleSet, or its compiled form (`compileRuleSet`, what a RuleStore holds)
+ * @param facts `{ headers, query?, cookies?, ip?, random? }`: header names lower-case as Node
+ *   gives them; `cookies` @default read from `headers.cookie`; `random` @default Math.random
+ * @returns `{ tag, rule?, reason }`: the lane, the rule that chose it (none for the default), why
  */
 export function evaluate (ruleSet: RuleSet | CompiledRuleSet, facts: Facts): Decision {
   const c = compileRuleSet(ruleSet)

@@ -20,8 +20,10 @@ function versionHint (value: unknown): string {
 }
 
 /**
- * Parse and validate one raw RuleSet document (JSON text). Throws a single RulesError
- * (code FLOWTAG_RULES_INVALID) listing every bad path.
+ * Parse and validate one raw RuleSet document (JSON text, at most 4 MiB).
+ *
+ * @param origin names the document in the error message @default 'document'
+ * @throws {RulesError} `FLOWTAG_RULES_INVALID`, one error listing every bad path in `err.issues`
  */
 export function parseRuleSet (text: string, origin = 'document'): RuleSet {
   if (typeof text !== 'string') throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: expected a JSON string, got ${typeof text}`, { issues: [{ path: '(root)', message: 'not a string' }] })
@@ -38,7 +40,12 @@ export function parseRuleSet (text: string, origin = 'document'): RuleSet {
   return validateRuleSet(json, origin)
 }
 
-/** Validate an already-parsed value against the RuleSet schema. */
+/**
+ * Validate an already-parsed value against the RuleSet schema (defaults filled in).
+ *
+ * @param origin names the document in the error message @default 'document'
+ * @throws {RulesError} `FLOWTAG_RULES_INVALID`, one error listing every bad path in `err.issues`
+ */
 export function validateRuleSet (value: unknown, origin = 'document'): RuleSet {
   const result = RuleSetSchema.safeParse(value)
   if (result.success) return result.data

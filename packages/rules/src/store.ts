@@ -57,6 +57,20 @@ interface State {
  * bad one is refused with one error listing the zod paths and the last good set stays.
  * The last good document is also written to `cacheFile` and read from there at start when
  * the source has nothing to give.
+ *
+ * Options (validated once with zod):
+ * - `source`: a RuleSource (`nacosSource`, `fileSource`, `staticSource`, or any `{ read, watch, close? }`)
+ * - `cacheFile`: path of the last good document, read at start when the source has nothing
+ *   (Nacos down) @default none
+ * - `startTimeoutMs`: how long `ready` waits for the source before falling back to the cache
+ *   file, in milliseconds (1..600000) @default 5000
+ * - `logger`: pino-like `{ warn, info }` @default none
+ * - `onError`: called with every refused document and source/cache failure (a RulesError:
+ *   `FLOWTAG_RULES_INVALID`, `FLOWTAG_RULES_SOURCE`, `FLOWTAG_RULES_CACHE`) @default none
+ *
+ * `ready` never rejects: it resolves with the first RuleSet in force, or `undefined`.
+ *
+ * @throws {RulesError} `FLOWTAG_RULES_BAD_OPTION` naming the field when an option is invalid
  */
 export class RuleStore {
   readonly source: RuleSource
@@ -95,7 +109,7 @@ export class RuleStore {
   get version (): number | undefined { return this.#state?.ruleSet.version }
   get stats (): Readonly<RuleStoreStats> { return { ...this.#stats } }
 
-  /** Evaluate the current RuleSet; undefined when there is none yet. */
+  /** Evaluate the current RuleSet (see `evaluate`); undefined when there is none yet. Never throws. */
   evaluate (facts: Facts): Decision | undefined {
     const s = this.#state
     return s === undefined ? undefined : evaluate(s.compiled, facts)
@@ -278,7 +292,12 @@ export class RuleStore {
   }
 }
 
-/** Create a RuleStore and start reading its source. `await store.ready` for the first set. */
+/**
+ * Create a RuleStore and start reading its source. `await store.ready` for the first set.
+ * Options: see {@link RuleStore}.
+ *
+ * @throws {RulesError} `FLOWTAG_RULES_BAD_OPTION` naming the field when an option is invalid
+ */
 export function createRuleStore (options: RuleStoreOptions): RuleStore {
   return new RuleStore(options)
 }

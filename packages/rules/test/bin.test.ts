@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
-import { doc } from './fixtures/wait.ts'
+import { doc } from './fixtures/doc.ts'
 
 const bin = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
 

@@ -3,7 +3,7 @@ import t from 'tap'
 import {
   checkLeases, compileRuleSet, createRuleStore, errorCodes, evaluate, RulesError, serviceLanes, setLease, staticSource, validateRuleSet
 } from '../src/index.ts'
-import { waitFor } from './fixtures/wait.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const at = (ms: number) => new Date(ms).toISOString()
 
@@ -38,10 +38,10 @@ t.test('the store flips once at the lease end, logs once and counts', async (t) 
   const compiled = store.compiled!
   t.equal(store.evaluate({ headers: { 'x-tester': 'yes' } })?.tag, 'v2')
   t.equal(store.compiled, compiled, 'no recompile per request')
-  await waitFor(() => store.evaluate({ headers: { 'x-tester': 'yes' } })?.tag === 'v1', 'the rule lease to end', 5000)
+  await waitFor('the rule lease to end', () => store.evaluate({ headers: { 'x-tester': 'yes' } })?.tag === 'v1', 5000)
   t.ok(Date.now() >= end, 'not before its end')
   t.same(serviceLanes(store.compiled, 'order-service')?.candidates, ['v2'], 'the lane lease is still on')
-  await waitFor(() => store.stats.leasesExpired === 2, 'the lane lease to end', 5000)
+  await waitFor('the lane lease to end', () => store.stats.leasesExpired === 2, 5000)
   t.same(serviceLanes(store.compiled, 'order-service')?.expired, ['v2'])
   const ran = logs.filter((l) => l.msg.includes('lease ran out'))
   t.equal(ran.length, 2, 'one line per lease end')

@@ -1,6 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { bucketOf, evaluate, validateRuleSet } from '../src/index.ts'
+import { evaluate, validateRuleSet } from '../src/index.ts'
+import { bucketOf } from '../src/internals.ts'
 
 // Fixed seeds: the ±1 point bound is statistical (binomial sd at 50% over 10k keys is 0.5
 // points), so the property is checked on a reproducible sample rather than a fresh one per run.

@@ -5,7 +5,8 @@ import {
   createRuleStore, errorCodes, fileSource, nacosSource, RuleStore, RulesError, staticSource,
   type NacosConfigLike, type RuleSource
 } from '../src/index.ts'
-import { doc, waitFor } from './fixtures/wait.ts'
+import { doc } from './fixtures/doc.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('options are validated with coded errors', async (t) => {
   t.throws(() => createRuleStore({} as never), { code: errorCodes.BAD_OPTION, message: /source/ })
@@ -60,16 +61,16 @@ t.test('file source: picks up edits, atomic replace and bad edits, debounced', a
   await store.ready
   t.equal(store.version, 1)
   await writeFile(file, doc(2))
-  await waitFor(() => store.version === 2, 'in-place edit')
+  await waitFor('in-place edit', () => store.version === 2)
   await writeFile(join(dir, 'next.tmp'), doc(3))
   await rename(join(dir, 'next.tmp'), file)
-  await waitFor(() => store.version === 3, 'atomic replace (rename)')
+  await waitFor('atomic replace (rename)', () => store.version === 3)
   await writeFile(file, '{"version": 4, "default": ')
-  await waitFor(() => errors.length === 1, 'bad edit refused')
+  await waitFor('bad edit refused', () => errors.length === 1)
   t.equal(errors[0]!.code, errorCodes.INVALID)
   t.equal(store.version, 3, 'last good kept')
   await writeFile(file, doc(5))
-  await waitFor(() => store.version === 5, 'recovers with the next good edit')
+  await waitFor('recovers with the next good edit', () => store.version === 5)
   await store.close() // waits for the pending cache write
   t.equal(JSON.parse(await readFile(cacheFile, 'utf8')).version, 5, 'last good persisted to the cache file')
 })
@@ -179,7 +180,7 @@ t.test('a source that hangs at start: the cache is used after startTimeoutMs, th
   t.equal((await store.ready)?.version, 7, 'started from the cache')
   t.match(errors[0], { code: errorCodes.SOURCE, message: /no answer within 30 ms/ })
   answer(doc(8))
-  await waitFor(() => store.version === 8, 'late answer')
+  await waitFor('late answer', () => store.version === 8)
   t.throws(() => createRuleStore({ source: slow, startTimeoutMs: 0 }), { code: errorCodes.BAD_OPTION, message: /startTimeoutMs/ })
 })
 
@@ -199,9 +200,9 @@ t.test('file source: a file that appears after start is picked up', async (t) =>
   t.equal(await store.ready, undefined)
   t.match(errors[0], { code: errorCodes.SOURCE, message: /no rule document/ })
   await writeFile(file, doc(3))
-  await waitFor(() => store.version === 3, 'created file')
+  await waitFor('created file', () => store.version === 3)
   await rm(file)
-  await waitFor(() => errors.length === 2, 'deletion reported')
+  await waitFor('deletion reported', () => errors.length === 2)
   t.equal(store.version, 3, 'deleting the file keeps the last good set')
 })
 

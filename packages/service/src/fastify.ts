@@ -117,7 +117,19 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
   })
 }
 
-/** Register with Nacos on listen, serve /health and /ready, tag requests, call others by lane. */
+/**
+ * The preset as a Fastify plugin: registers with Nacos on listen (deregisters, then drains, on
+ * close), serves `/health` and `/ready`, reads the RuleSet live, tags each request with its lane
+ * (`request.flow`) and decorates `fastify.flowtag` (the {@link FlowTagService}: `fetch` calls other
+ * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onReady`,
+ * `onListen`, `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
+ * `mode` @default 'service', `version`, `registration`, `trust`, `outbound`, `otel` @default true,
+ * `healthPath` @default '/health', `readyPath` @default '/ready'); `logger` @default `fastify.log`.
+ *
+ * @example
+ * await app.register(fastifyFlowTagService, { service: 'order-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })
+ * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` (at registration) naming the field
+ */
 export const fastifyFlowTagService = fp(fastifyFlowTagServicePlugin, { fastify: '5.x', name: '@flowtag/service' })
 export default fastifyFlowTagService
 export { FlowTagService }

@@ -26,11 +26,13 @@ const registrationSchema = registrationOptionsSchema.omit({ service: true, versi
 
 /** Rules from the Nacos config center: the RuleSet document under dataId/group. */
 const nacosRulesSchema = z.strictObject({
+  /** The RuleSet's dataId, 1-256 characters. */
   dataId: z.string().min(1).max(256),
+  /** @default 'DEFAULT_GROUP' */
   group: z.string().min(1).max(128).default('DEFAULT_GROUP'),
   /** The last good RuleSet is kept here, and read at start when Nacos has nothing to give. */
   cacheFile: z.string().min(1).optional(),
-  /** How long start-up waits for the first RuleSet before going on without (or with the cache). */
+  /** How long start-up waits for the first RuleSet before going on without (or with the cache), in milliseconds. @default 5000 */
   startTimeoutMs: z.int().min(1).max(600_000).default(5000)
 })
 
@@ -42,17 +44,17 @@ export const serviceOptionsSchema = z.strictObject({
   service: z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace'),
   /** This instance's lane label (`metadata.version`), e.g. `v1`, `v2`. */
   version: z.string().regex(LANE_PATTERN, 'a lane name: 1-64 characters of [A-Za-z0-9._-]').optional(),
-  /** `edge` decides each request's lane from the rules; `service` carries the incoming one. */
+  /** `edge` decides each request's lane from the rules; `service` carries the incoming one. @default 'service' */
   mode: z.enum(['edge', 'service']).default('service'),
   /** A NacosClient (left open) or the options to create one (closed with the service). */
   nacos: z.union([z.instanceof(NacosClient), z.record(z.string(), z.unknown())], { message: 'expected a NacosClient or client options ({ serverAddr, ... })' }),
-  /** Registration in Nacos (`false`: do not register, e.g. an edge nobody calls by name). */
+  /** Registration in Nacos (`false`: do not register, e.g. an edge nobody calls by name). @default {} (register, with @flowtag/nacos's defaults) */
   registration: z.union([z.literal(false), registrationSchema]).prefault({}),
   /** The RuleSet: `{ dataId, group }` in Nacos, a RuleStore (left open), or a fixed RuleSet document. */
   rules: z.unknown().optional(),
   /** Who may set a request's lane with `x-flow-tag` (see @flowtag/context); default: edge never, service always. */
   trust: z.unknown().optional(),
-  /** Put the lane on OpenTelemetry spans and baggage. */
+  /** Put the lane on OpenTelemetry spans and baggage. @default true */
   otel: z.boolean().default(true),
   /**
    * Debug headers for clients of an edge: the fallback receipt as `x-flowtag-fallback` on the
@@ -63,8 +65,11 @@ export const serviceOptionsSchema = z.strictObject({
   metrics: z.boolean().default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
+  /** Liveness route (`false`: none). @default '/health' */
   healthPath: path.default('/health'),
+  /** Readiness route: 200 when registered and not draining, else 503 (`false`: none). @default '/ready' */
   readyPath: path.default('/ready'),
+  /** pino-style logger. @default silent (the Fastify plugin: the app's logger) */
   logger: z.custom<ServiceLogger>(isLogger, 'expected a pino-style logger (debug/info/warn/error)').optional()
 })
 

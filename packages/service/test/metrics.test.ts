@@ -6,7 +6,8 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { fastifyFlowTagService } from '../src/fastify.ts'
 import { RULES_VERSION_METADATA } from '../src/index.ts'
-import { fastClient, startDev, testerRules, waitFor } from './fixtures/nacos.ts'
+import { waitFor } from '@flowtag/test-kit'
+import { fastClient, startDev, testerRules } from './fixtures/nacos.ts'
 
 class TestReader extends MetricReader {
   protected async onForceFlush (): Promise<void> {}

@@ -9,7 +9,8 @@ import t from 'tap'
 import { flowTagService } from '../src/express.ts'
 import { fastifyFlowTagService } from '../src/fastify.ts'
 import { createFlowTagService } from '../src/index.ts'
-import { fastClient, startDev, testerRules, waitFor } from './fixtures/nacos.ts'
+import { fastClient, startDev, testerRules } from './fixtures/nacos.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 const RULES = { dataId: 'rules.json', group: 'FLOWTAG' }
 

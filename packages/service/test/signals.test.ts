@@ -4,7 +4,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { NacosClient } from '@flowtag/nacos'
 import t from 'tap'
-import { startDev, waitFor } from './fixtures/nacos.ts'
+import { startDev } from './fixtures/nacos.ts'
+import { waitFor } from '@flowtag/test-kit'
 
 t.test('SIGTERM: deregister, drain while serving, then exit', async (t) => {
   const dev = await startDev()

@@ -23,7 +23,13 @@ async function readOrUndefined (path: string): Promise<string | undefined> {
 /**
  * A RuleSource over a JSON file. Watches the directory (editors and `mv` replace the file,
  * which a watch on the file itself would lose), debounces bursts of events, re-reads, and
- * delivers only when the text changed. Out-of-order reads are discarded.
+ * delivers only when the text changed. Out-of-order reads are discarded. A missing file reads
+ * as "no document".
+ *
+ * @param options `{ debounceMs? }`: quiet time after the last event before re-reading, in
+ *   milliseconds (0..60000) @default 50
+ * @throws {RulesError} `FLOWTAG_RULES_BAD_OPTION` for an invalid path or option; a read error
+ *   other than ENOENT reaches the store as `FLOWTAG_RULES_SOURCE`
  */
 export function fileSource (path: string, options: FileSourceOptions = {}): RuleSource {
   if (typeof path !== 'string' || path.length === 0) throw new RulesError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/rules: fileSource', 'path', 'must be a non-empty string'))

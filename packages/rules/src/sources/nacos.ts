@@ -21,7 +21,13 @@ const NacosSourceOptions = z.strictObject({
 })
 export type NacosSourceOptions = z.input<typeof NacosSourceOptions>
 
-/** A RuleSource over one Nacos config (dataId + group). The client is not closed by this source. */
+/**
+ * A RuleSource over one Nacos config (dataId + group). The client is not closed by this source.
+ *
+ * @param options `{ config, dataId, group? }`: `config` is `NacosClient.config` (or anything with
+ *   `get` and `listen`); `dataId` 1-256 characters; `group` @default 'DEFAULT_GROUP'
+ * @throws {RulesError} `FLOWTAG_RULES_BAD_OPTION` naming the field when an option is invalid
+ */
 export function nacosSource (options: NacosSourceOptions): RuleSource {
   const parsed = NacosSourceOptions.safeParse(options)
   if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: nacosSource', parsed.error))
