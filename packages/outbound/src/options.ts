@@ -77,7 +77,13 @@ export const outboundOptionsSchema = z.strictObject({
   /** Connections per instance (undici Pool `connections`); null = unlimited. */
   connections: z.number().int().min(1).max(65_536).nullable().default(null),
   /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
-  meter: meterSchema.optional()
+  meter: meterSchema.optional(),
+  /**
+   * Writes `x-flow-tag` as this function's answer for the flow's lane (e.g. a signed token from
+   * @flowtag/context's `signTag`), so services that trust only signed tags honour the hop.
+   * Called per request: keep it cheap (cache per lane). The baggage lane member stays plain.
+   */
+  signTag: z.custom<(lane: string) => string>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional()
 })
 
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>
