@@ -15,6 +15,11 @@ export const serviceEnvSchema = z.object({
   RULES_GROUP: z.string().min(1).default('FLOWTAG'),
   /** Serve this long after deregistering, so callers drop the instance first. */
   DRAIN_MS: z.coerce.number().int().min(0).max(600_000).default(1000),
+  /** Sign lanes on every hop and honour only signed ones at services (the demo sets one); unset: services trust the network. */
+  FLOWTAG_TAG_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  FLOWTAG_TAG_KEY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/).default('demo'),
+  /** Root of the disk snapshots; each app keeps its own under <root>/<service>. Unset: the preset's default. */
+  FLOWTAG_CACHE_DIR: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

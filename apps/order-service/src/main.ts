@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // order-service: runs as SERVICE_VERSION and calls user-service in the request's lane.
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
+import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
 
 interface Upstream {
   user?: unknown
@@ -20,7 +20,9 @@ await main('order-service', async (app, env) => {
     registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
     outbound: { stableLane: 'v1' },
     healthPath: HEALTH_PATH,
-    readyPath: READY_PATH
+    readyPath: READY_PATH,
+    // Signed lanes on every hop when FLOWTAG_TAG_KEY is set; rules and instances kept on disk.
+    ...trustAndCache(env, 'order-service')
   })
 
   app.get<{ Params: { id: string }; Querystring: { user?: string } }>('/orders/:id', async (request, reply) => {

@@ -182,7 +182,8 @@ export class FlowTagService {
     try {
       await this.nacos.ping()
       return
-    } catch {}
+    } catch { // unreachable: say what is served from disk below
+    }
     if (this.#closed !== undefined) return
     const rulesFile = (this.rules as { cacheFile?: string } | undefined)?.cacheFile
     const rulesAt = rulesFile === undefined ? undefined : await mtime(rulesFile)
