@@ -54,6 +54,10 @@ interface Watch {
   ticker: Ticker
   /** The list is held against an empty answer (empty protection). */
   stale: boolean
+  /** Until then (ms since epoch), instances missing from an answer are kept: the server answers again after an outage. */
+  keepMissingUntil: number
+  /** Missing instances are being kept (logged once per recovery). */
+  keeping: boolean
   /** The first load (server, else snapshot) has finished. */
   ready: Promise<void>
   lastError: unknown
@@ -68,6 +72,8 @@ export interface NamingStats {
   reregistered: number
   /** Times a server answered again after every server had failed. */
   recoveries: number
+  /** Answers after a recovery that lacked instances still held, kept instead of dropped (`namingRecoveryHoldMs`). */
+  missingKept: number
 }
 
 const serviceName = z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace')
@@ -83,6 +89,7 @@ export class NamingClient implements Discovery {
   readonly #ownGone = new Map<string, Set<string>>()
   readonly #offRecover: () => void
   #emptyHeld = 0
+  #missingKept = 0
   #reregistered = 0
 
   constructor(ctx: ClientContext) {
@@ -187,7 +194,8 @@ export class NamingClient implements Discovery {
       stale: [...this.#watches.values()].filter((w) => w.stale).map((w) => w.name),
       emptyHeld: this.#emptyHeld,
       reregistered: this.#reregistered,
-      recoveries: this.#ctx.pool.recoveries
+      recoveries: this.#ctx.pool.recoveries,
+      missingKept: this.#missingKept
     }
   }
 
@@ -264,7 +272,13 @@ export class NamingClient implements Discovery {
       reg.light = false
       reg.ticker.kick()
     }
-    for (const w of this.#watches.values()) w.ticker.kick()
+    // A server back after an outage may have restarted empty: for a while its lists lack the
+    // instances that have not registered again yet. Keep those until they have had time to.
+    const holdMs = this.#ctx.options.namingRecoveryHoldMs
+    for (const w of this.#watches.values()) {
+      if (holdMs > 0) w.keepMissingUntil = Date.now() + holdMs
+      w.ticker.kick()
+    }
   }
 
   // ---- watched services ----
@@ -286,6 +300,8 @@ export class NamingClient implements Discovery {
       listeners: new Set(),
       ticker: new Ticker(() => this.#poll(w)),
       stale: false,
+      keepMissingUntil: 0,
+      keeping: false,
       ready: Promise.resolve(),
       lastError: undefined
     }
@@ -354,6 +370,7 @@ export class NamingClient implements Discovery {
       this.#hold(w)
       return
     }
+    if (w.keepMissingUntil !== 0) snap = this.#keepMissing(w, snap)
     if (w.stale) {
       w.stale = false
       this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos service list no longer held: the server lists instances again')
@@ -374,6 +391,38 @@ export class NamingClient implements Discovery {
         this.#ctx.logger.error({ service: w.name, err: errInfo(err) }, 'nacos service listener threw')
       }
     }
+  }
+
+  /**
+   * Within `namingRecoveryHoldMs` of a recovery, an answer lacking instances held now (and not
+   * deregistered by this client) keeps them: a restarted server lists instances as they register
+   * again, one by one, and a partial list routes a lane's traffic elsewhere or nowhere.
+   */
+  #keepMissing(w: Watch, snap: ServiceSnapshot): ServiceSnapshot {
+    if (Date.now() >= w.keepMissingUntil) {
+      w.keepMissingUntil = 0
+      if (w.keeping) {
+        w.keeping = false
+        this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos recovery hold over: the server list applies in full again')
+      }
+      return snap
+    }
+    const listed = new Set(snap.instances.map(instanceKey))
+    const gone = this.#ownGone.get(w.name)
+    const missing = w.instances.filter((i) => !listed.has(instanceKey(i)) && gone?.has(instanceKey(i)) !== true)
+    if (missing.length === 0) return snap
+    this.#missingKept++
+    if (!w.keeping) {
+      w.keeping = true
+      this.#ctx.logger.warn(
+        { service: w.name, listed: snap.instances.length, kept: missing.length, holdMs: w.keepMissingUntil - Date.now() },
+        'nacos answered again without some instances; keeping them until they had time to register again (recovery hold)'
+      )
+      // Poll once more right after the hold, so the list applies in full then, not a poll interval later.
+      const timer = setTimeout(() => { if (this.#watches.get(w.name) === w) w.ticker.kick() }, w.keepMissingUntil - Date.now() + 10)
+      timer.unref()
+    }
+    return { ...snap, instances: [...snap.instances, ...missing] }
   }
 
   /** Whether every instance held was deregistered by this client: then an empty list is news. */
