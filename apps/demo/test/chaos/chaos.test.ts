@@ -50,7 +50,9 @@ async function until (what: string, check: () => Promise<boolean> | boolean, ms 
   for (;;) {
     try {
       if (await check()) return Date.now() - t0
-    } catch {}
+    } catch {
+      // not yet: a server still down answers with an error
+    }
     if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await sleep(100)
   }
@@ -72,12 +74,12 @@ const allListed = async (): Promise<boolean> => {
 }
 
 let version = 0
-let load: Load | undefined
+const load = new Load([])
 const published: RuleSetInput[] = []
 async function publish (percentV2: number): Promise<number> {
   const doc: RuleSetInput = canaryRuleSet(++version, percentV2)
   published.push(doc)
-  load?.addRules(doc)
+  load.addRules(doc)
   await admin.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
   return version
 }
@@ -92,15 +94,9 @@ async function applied (v: number, gateways: AppProcess[]): Promise<number> {
   }, 30_000)
 }
 
-const running = (): Load => {
-  if (load === undefined) throw new Error('no load running')
-  return load
-}
-
 /** Run one scenario under the load; its row counts what the load saw meanwhile. */
 async function scenario (name: string, fn: () => Promise<{ recoveryMs?: number, note?: string } | undefined>): Promise<void> {
   await t.test(name, async (t) => {
-    const load = running()
     const before: Counts = load.snapshot()
     const errorsBefore = load.errors.length
     const t0 = Date.now()
@@ -129,8 +125,7 @@ await publish(10)
 for (const s of ['user-service', 'order-service']) for (const v of ['v1', 'v1', 'v2', 'v2']) await start(s, v)
 const gateways = [await start('gateway', 'v1'), await start('gateway', 'v1')]
 await until('all instances registered', allListed)
-load = new Load(gateways.map((g) => g.url))
-for (const doc of published) load.addRules(doc)
+load.targets.push(...gateways.map((g) => g.url))
 await applied(version, gateways)
 load.start(4, 5)
 await sleep(1000)
@@ -157,9 +152,9 @@ await scenario('invalid rules mid-load', async () => {
 })
 
 await scenario('hostile x-flow-tag and baggage headers', async () => {
-  running().hostile = true
+  load.hostile = true
   await sleep(4000)
-  running().hostile = false
+  load.hostile = false
   return { note: 'forged, junk, 5 KB tags and 12 KB baggage on every request; never honoured' }
 })
 
@@ -178,7 +173,7 @@ await scenario('rolling restart of every service, gateways included', async () =
     const next = await start(old.name, old.version)
     if (isGateway) {
       await applied(version, [next])
-      const targets = running().targets
+      const targets = load.targets
       targets.push(next.url)
       targets.splice(targets.indexOf(old.url), 1)
       gateways.splice(gateways.indexOf(old), 1, next)
@@ -221,7 +216,7 @@ await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, asy
   return { recoveryMs: instancesMs, note: `instances back ${instancesMs} ms after the server answered; a RuleSet published then applied at ${rulesMs} ms` }
 })
 
-await running().stop()
+await load.stop()
 const target = `${nacos.kind}${real === undefined ? '' : ` (${real})`}`
 await writeReliability(target, rows, { elapsedS: Math.round((Date.now() - started) / 1000), outageMs: OUTAGE_MS, load: loadavg()[0]!.toFixed(1) })
 t.pass(`RELIABILITY.md updated for ${target}`)
