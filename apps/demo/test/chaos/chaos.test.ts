@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { NacosClient } from '@flowtag/nacos'
 import type { RuleSetInput } from '@flowtag/rules'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startApp, type AppProcess } from '../../src/cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../../src/rulesets.ts'
 import { Load, type Counts } from './load.ts'
@@ -95,12 +95,12 @@ async function applied (v: number, gateways: AppProcess[]): Promise<number> {
 }
 
 /** Run one scenario under the load; its row counts what the load saw meanwhile. */
-async function scenario (name: string, fn: () => Promise<{ recoveryMs?: number, note?: string } | undefined>): Promise<void> {
+async function scenario (name: string, fn: (t: Test) => Promise<{ recoveryMs?: number, note?: string } | undefined>): Promise<void> {
   await t.test(name, async (t) => {
     const before: Counts = load.snapshot()
     const errorsBefore = load.errors.length
     const t0 = Date.now()
-    const r = (await fn()) ?? {}
+    const r = (await fn(t)) ?? {}
     await sleep(1000) // answers to requests sent during the fault
     const now = load.snapshot()
     const row: Row = {
@@ -185,7 +185,7 @@ await scenario('rolling restart of every service, gateways included', async () =
   return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll` }
 })
 
-await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, async () => {
+await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, async (t) => {
   await nacos.kill()
   // A cold start while Nacos is down: a new gateway serves from its snapshot folder.
   const cold = await start('gateway', 'v1')
@@ -216,7 +216,9 @@ await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, asy
   return { recoveryMs: instancesMs, note: `instances back ${instancesMs} ms after the server answered; a RuleSet published then applied at ${rulesMs} ms` }
 })
 
-await load.stop()
-const target = `${nacos.kind}${real === undefined ? '' : ` (${real})`}`
-await writeReliability(target, rows, { elapsedS: Math.round((Date.now() - started) / 1000), outageMs: OUTAGE_MS, load: loadavg()[0]!.toFixed(1) })
-t.pass(`RELIABILITY.md updated for ${target}`)
+await t.test('figures written to RELIABILITY.md', async (t) => {
+  await load.stop()
+  const target = `${nacos.kind}${real === undefined ? '' : ` (${real})`}`
+  await writeReliability(target, rows, { elapsedS: Math.round((Date.now() - started) / 1000), outageMs: OUTAGE_MS, load: loadavg()[0]!.toFixed(1) })
+  t.equal(rows.length, 7, `${rows.length} rows for ${target}`)
+})
