@@ -42,6 +42,14 @@ export class NacosClient {
     return { origin: this.#pool.current?.origin ?? '', transport: this.#pool.transportName }
   }
 
+  /**
+   * Called when a server answers again after every server had failed (the first answer after an
+   * outage). Returns an unsubscribe function.
+   */
+  onRecover(listener: () => void): () => void {
+    return this.#pool.onRecover(listener)
+  }
+
   /** Resolves once some server answers (probing its API and logging in); FLOWTAG_NACOS_UNREACHABLE otherwise. */
   async ping(): Promise<void> {
     await this.#pool.exec('ping', async () => undefined)

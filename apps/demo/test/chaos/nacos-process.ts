@@ -80,12 +80,12 @@ export function realNacos (addr: string): NacosProcess {
       }
     },
     async restart () {
-      // Twice at most: on a starved machine Derby's first schema load can time out ("Login timeout exceeded").
+      // Three times at most: on a starved machine Derby's first schema load can time out ("Login timeout exceeded").
       for (let attempt = 1; ; attempt++) {
         const c = spawn(join(repo, 'tools/real-nacos/start.sh'), ['2'], { env: { ...process.env, NACOS_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })
         const [code] = (await once(c, 'exit')) as [number | null]
         if (code === 0) return
-        if (attempt === 2) throw new Error(`tools/real-nacos/start.sh exited ${code}`)
+        if (attempt === 3) throw new Error(`tools/real-nacos/start.sh exited ${code}`)
       }
     },
     async close () {} // scripts/test (or whoever started it) stops it
