@@ -33,6 +33,7 @@ export async function writeReliability (target: string, rows: Row[], info: { ela
     '| scenario | sent | failed | misrouted | recovery | took | note |',
     '|---|---:|---:|---:|---:|---:|---|',
     ...rows.map((r) => `| ${r.scenario} | ${r.sent} | ${r.failed} | ${r.misrouted} | ${r.recoveryMs === undefined ? '—' : `${(r.recoveryMs / 1000).toFixed(2)} s`} | ${(r.durationMs / 1000).toFixed(1)} s | ${r.note ?? ''} |`),
+    '',
     ''
   ].join('\n')
   let text = await readFile(file, 'utf8').catch(() => HEAD)
@@ -41,7 +42,7 @@ export async function writeReliability (target: string, rows: Row[], info: { ela
     const next = text.indexOf('\n## ', at + marker.length)
     text = text.slice(0, at) + lines + (next >= 0 ? text.slice(next + 1) : '')
   } else {
-    text = `${text.trimEnd()}\n\n${lines}`
+    text = `${text.trimEnd()}\n\n${lines.trimEnd()}\n`
   }
   await writeFile(file, text)
 }
