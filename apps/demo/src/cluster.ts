@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
@@ -10,6 +11,12 @@ const APPS: Record<string, string> = {
   'inventory-service': join(dirname(require.resolve('@flowtag/inventory-service/package.json')), 'src/main.ts'),
   'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts')
 }
+
+/**
+ * The key every app of this run signs and verifies lanes with (FLOWTAG_TAG_KEY wins): a forged
+ * `x-flow-tag` sent straight to a service is then ignored. One per run, never written anywhere.
+ */
+export const DEMO_TAG_KEY = process.env.FLOWTAG_TAG_KEY ?? randomBytes(24).toString('base64url')
 
 export interface AppProcess {
   name: string
@@ -46,6 +53,7 @@ export async function startApp(name: keyof typeof APPS | string, version: string
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
       DRAIN_MS: '300',
+      FLOWTAG_TAG_KEY: DEMO_TAG_KEY,
       ...opts.env
     }
   })

@@ -87,6 +87,22 @@ t.test('a tagged request stays in v2 across both hops', async (t) => {
   t.same(versions(forged.hops), [`order-service@${expected}`, `user-service@${expected}`])
 })
 
+t.test('a forged x-flow-tag sent straight to order-service is not honoured (lanes are signed)', async (t) => {
+  const order = apps.find((a) => a.name === 'order-service' && a.version === 'v1')!
+  // a user the rules keep in v1, so only an honoured forged tag could move the request to v2
+  const compiled = compileRuleSet(validateRuleSet(canaryRuleSet(1, 30)))
+  const user = Array.from({ length: 50 }, (_, i) => `f-${i}`).find((u) => evaluate(compiled, { headers: { 'x-user-id': u } }).tag === 'v1')!
+  for (const headers of [{ 'x-flow-tag': 'v2' }, { baggage: 'flowtag.lane=v2' }, { 'x-flow-tag': 'v2~9999999999~demo~AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }]) {
+    const res = await fetch(`${order.url}/orders/1?user=${user}`, { headers: { ...headers, 'x-user-id': user } })
+    const body = (await res.json()) as { hops: Hop[] }
+    t.equal(res.status, 200)
+    t.same(body.hops.map((h) => `${h.service}@${h.version}:${h.lane}`), ['order-service@v1:v1', 'user-service@v1:v1'], `${Object.keys(headers)[0]}: ignored; order-service decides by its rules (v1)`)
+  }
+  // the gateway's hops carry a signed tag, which order-service honours
+  const { hops } = await get(gateway, { 'x-tester': 'true' })
+  t.same(hops.filter((h) => h.service !== 'gateway').map((h) => h.lane), ['v2', 'v2'])
+})
+
 t.test('a rule change takes effect without restart; an invalid RuleSet never does', async (t) => {
   await publish(canaryRuleSet(2, 100))
   await waitFor('rule v2 at the gateway', async () => ((await get(gateway, { 'x-user-id': 'u-0' })).hops[0]?.ruleVersion === 2 ? true : undefined), 15_000)

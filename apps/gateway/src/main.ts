@@ -2,7 +2,7 @@
 // gateway: the edge. Decides each request's lane from the live RuleSet and routes it to
 // order-service in that lane; the answer lists which version served each hop.
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
+import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
 
 await main('gateway', async (app, env) => {
   // One call makes the app lane-aware: registers in Nacos on listen (/health, /ready), reads the
@@ -20,7 +20,9 @@ await main('gateway', async (app, env) => {
     // FLOWTAG_DEBUG=1: answers carry x-flowtag-fallback when a hop left the request's lane.
     debug: env.FLOWTAG_DEBUG,
     healthPath: HEALTH_PATH,
-    readyPath: READY_PATH
+    readyPath: READY_PATH,
+    // Signed lanes on every hop when FLOWTAG_TAG_KEY is set; rules and instances kept on disk.
+    ...trustAndCache(env, 'gateway')
   })
 
   app.get<{ Params: { id: string } }>('/api/orders/:id', async (request, reply) => {

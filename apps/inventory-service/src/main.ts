@@ -12,8 +12,12 @@ await main('inventory-service', async (app, env) => {
   const grpc = new FlowtagGrpcServer({
     nacos,
     registration: { service: 'inventory-service', version: env.SERVICE_VERSION, env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS, logger: app.log },
-    // Service mode: the lane comes with the call's metadata, trusted from the network.
-    flow: { logger: app.log }
+    // Service mode: the lane comes with the call's metadata; only signed lanes are honoured when
+    // FLOWTAG_TAG_KEY is set, otherwise the network is trusted.
+    flow: {
+      logger: app.log,
+      ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { trust: { signed: { keys: [{ id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY }] } } })
+    }
   })
 
   grpc.addService(InventoryService, {

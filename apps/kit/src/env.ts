@@ -21,6 +21,11 @@ export const serviceEnvSchema = z.object({
   FLOWTAG_DEBUG: z.enum(['0', '1']).default('0').transform((v) => v === '1'),
   /** Share (0-1) of requests this instance answers with 500: a bad build, for canary demos and tests. */
   FAIL_RATE: z.coerce.number().min(0).max(1).default(0),
+  /** Sign lanes on every hop and honour only signed ones at services (the demo sets one); unset: services trust the network. */
+  FLOWTAG_TAG_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  FLOWTAG_TAG_KEY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/).default('demo'),
+  /** Root of the disk snapshots; each app keeps its own under <root>/<service>. Unset: the preset's default. */
+  FLOWTAG_CACHE_DIR: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

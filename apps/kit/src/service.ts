@@ -1,4 +1,5 @@
 import type { NacosClientOptions } from '@flowtag/nacos'
+import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { readEnv, type ServiceEnv } from './env.ts'
 import { setupMetrics } from './metrics.ts'
@@ -15,6 +16,14 @@ export function nacosOptions(env: ServiceEnv): NacosClientOptions {
   const nacos: NacosClientOptions = { serverAddr: env.NACOS_SERVER_ADDR, namespace: env.NACOS_NAMESPACE, transport: 'auto' }
   if (env.NACOS_USERNAME !== undefined) Object.assign(nacos, { username: env.NACOS_USERNAME, password: env.NACOS_PASSWORD })
   return nacos
+}
+
+/** Tag signing (when FLOWTAG_TAG_KEY is set) and the snapshot folder (FLOWTAG_CACHE_DIR/<service>), for the preset. */
+export function trustAndCache(env: ServiceEnv, service: string): { signing?: { keys: Array<{ id: string; secret: string }> }; cacheDir?: string } {
+  return {
+    ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { signing: { keys: [{ id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY }] } }),
+    ...(env.FLOWTAG_CACHE_DIR === undefined ? {} : { cacheDir: join(env.FLOWTAG_CACHE_DIR, service) })
+  }
 }
 
 /** Close on SIGINT/SIGTERM: app.close() deregisters, drains, closes; then exit. */

@@ -5,7 +5,7 @@ import { credentials } from '@grpc/grpc-js'
 import { FlowtagGrpc } from '@flowtag/grpc'
 import { serviceLanes } from '@flowtag/rules'
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, InventoryClient, main, nacosOptions, READY_PATH, reserve, type Hop } from '@flowtag/demo-kit'
+import { callJson, HEALTH_PATH, InventoryClient, main, nacosOptions, READY_PATH, reserve, trustAndCache, type Hop } from '@flowtag/demo-kit'
 
 interface Upstream {
   user?: unknown
@@ -24,7 +24,9 @@ await main('order-service', async (app, env) => {
     registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
     outbound: { stableLane: 'v1' },
     healthPath: HEALTH_PATH,
-    readyPath: READY_PATH
+    readyPath: READY_PATH,
+    // Signed lanes on every hop when FLOWTAG_TAG_KEY is set; rules and instances kept on disk.
+    ...trustAndCache(env, 'order-service')
   })
 
   // gRPC hop: the same discovery and the same RuleSet lanes as the HTTP hop, per call.
@@ -32,7 +34,9 @@ await main('order-service', async (app, env) => {
     discovery: app.flowtag.discovery,
     stableLane: 'v1',
     lanes: (service) => serviceLanes(app.flowtag.rules?.compiled, service),
-    logger: app.log
+    logger: app.log,
+    // The gRPC hop signs the lane too when FLOWTAG_TAG_KEY is set (inventory-service verifies it).
+    ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { sign: { key: { id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY } } })
   })
   const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), grpcLanes.clientOptions())
   app.addHook('onClose', async function closeGrpc() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // user-service: the last hop. Runs as whichever version SERVICE_VERSION names (v1, v2, ...).
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { HEALTH_PATH, main, nacosOptions, READY_PATH } from '@flowtag/demo-kit'
+import { HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
 
 await main('user-service', async (app, env) => {
   // Service mode without outbound calls: registration, probes and request.flow; no rules needed.
@@ -11,7 +11,9 @@ await main('user-service', async (app, env) => {
     nacos: nacosOptions(env),
     registration: { env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS },
     healthPath: HEALTH_PATH,
-    readyPath: READY_PATH
+    readyPath: READY_PATH,
+    // Signed lanes on every hop when FLOWTAG_TAG_KEY is set; rules and instances kept on disk.
+    ...trustAndCache(env, 'user-service')
   })
 
   app.get<{ Params: { id: string } }>('/users/:id', async (request) => ({

@@ -66,6 +66,14 @@ export class NacosClient {
   }
 
   /**
+   * Called when a server answers again after every server had failed (the first answer after an
+   * outage). Returns an unsubscribe function.
+   */
+  onRecover(listener: () => void): () => void {
+    return this.#pool.onRecover(listener)
+  }
+
+  /**
    * Resolves once some server answers (probing its API and logging in).
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
    */

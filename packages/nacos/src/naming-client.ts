@@ -36,6 +36,8 @@ export interface NamingStats {
   reregistered: number
   /** Times a server answered again after every server had failed. */
   recoveries: number
+  /** Answers after a recovery that lacked instances still held, kept instead of dropped (`namingRecoveryHoldMs`). */
+  missingKept: number
 }
 
 const serviceName = z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace')
@@ -146,7 +148,8 @@ export class NamingClient implements Discovery {
       stale: this.#watches.stale(),
       emptyHeld: this.#watches.emptyHeld,
       reregistered: this.#beats.reregistered,
-      recoveries: this.#ctx.pool.recoveries
+      recoveries: this.#ctx.pool.recoveries,
+      missingKept: this.#watches.missingKept
     }
   }
 

@@ -101,6 +101,8 @@ export const clientOptionsSchema = z
      * Go clients call it push empty protection.
      */
     namingProtectEmpty: z.boolean().default(true),
+    /** After a server answers again following an outage, instances missing from its lists are kept this long (0: never). */
+    namingRecoveryHoldMs: z.number().int().min(0).max(600_000).default(5000),
     /** While no server answers, probe at this pace; the first answer re-registers, re-polls and resets back-offs. */
     recoveryProbeMs: ms(500)
   })

@@ -189,8 +189,13 @@ export class NacosRegistration {
       } catch (err) {
         if (signal.aborted || this.#draining) return
         this.#log.warn({ err, service: this.service, retryInMs: delay }, 'nacos registration failed, retrying')
-        await sleep(delay, undefined, { signal }).catch(() => {})
-        delay = Math.min(delay * 2, MAX_RETRY_MS)
+        // A server answering again ends the wait: a process started during an outage registers
+        // within a probe of Nacos coming back, not at the end of a back-off of up to 30 s.
+        const recovered = new AbortController()
+        const off = this.#client.onRecover(() => recovered.abort())
+        await sleep(delay, undefined, { signal: AbortSignal.any([signal, recovered.signal]) }).catch(() => {})
+        off()
+        delay = recovered.signal.aborted ? this.#o.retryMs : Math.min(delay * 2, MAX_RETRY_MS)
       }
     }
   }

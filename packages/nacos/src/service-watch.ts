@@ -23,6 +23,10 @@ interface Watch {
   ticker: Ticker
   /** The list is held against an empty answer (empty protection). */
   stale: boolean
+  /** Until then (ms since epoch), instances missing from an answer are kept: the server answers again after an outage. */
+  keepMissingUntil: number
+  /** Missing instances are being kept (logged once per recovery). */
+  keeping: boolean
   /** The first load (server, else snapshot) has finished. */
   ready: Promise<void>
   lastError: unknown
@@ -37,6 +41,7 @@ export class ServiceWatches {
   /** Per watched service, instances this client deregistered and has not yet seen leave the list. */
   readonly #ownGone = new Map<string, Set<string>>()
   #emptyHeld = 0
+  #missingKept = 0
 
   constructor(ctx: ClientContext) {
     this.#ctx = ctx
@@ -48,6 +53,11 @@ export class ServiceWatches {
   /** Empty answers (polls and pushes) held instead of applied, since the client started. */
   get emptyHeld(): number {
     return this.#emptyHeld
+  }
+
+  /** Answers after a recovery that lacked instances still held, kept instead of dropped (`namingRecoveryHoldMs`). */
+  get missingKept(): number {
+    return this.#missingKept
   }
 
   /** Watched services (`group@@service`) whose list is held against an empty answer. */
@@ -92,9 +102,17 @@ export class ServiceWatches {
     }
   }
 
-  /** Re-poll every watched service now (a server answers again after an outage). */
+  /**
+   * Re-poll every watched service now (a server answers again after an outage). It may have
+   * restarted empty: for a while its lists lack the instances that have not registered again
+   * yet, so those are kept for `namingRecoveryHoldMs`.
+   */
   recover(): void {
-    for (const w of this.#watches.values()) w.ticker.kick()
+    const holdMs = this.#ctx.options.namingRecoveryHoldMs
+    for (const w of this.#watches.values()) {
+      if (holdMs > 0) w.keepMissingUntil = Date.now() + holdMs
+      w.ticker.kick()
+    }
   }
 
   /** A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart. */
@@ -128,6 +146,8 @@ export class ServiceWatches {
       listeners: new Set(),
       ticker: new Ticker(() => this.#poll(w)),
       stale: false,
+      keepMissingUntil: 0,
+      keeping: false,
       ready: Promise.resolve(),
       lastError: undefined
     }
@@ -199,6 +219,7 @@ export class ServiceWatches {
       this.#hold(w)
       return
     }
+    if (w.keepMissingUntil !== 0) snap = this.#keepMissing(w, snap)
     if (w.stale) {
       w.stale = false
       this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos service list no longer held: the server lists instances again')
@@ -219,6 +240,38 @@ export class ServiceWatches {
         this.#ctx.logger.error({ service: w.name, err: errInfo(err) }, 'nacos service listener threw')
       }
     }
+  }
+
+  /**
+   * Within `namingRecoveryHoldMs` of a recovery, an answer lacking instances held now (and not
+   * deregistered by this client) keeps them: a restarted server lists instances as they register
+   * again, one by one, and a partial list routes a lane's traffic elsewhere or nowhere.
+   */
+  #keepMissing(w: Watch, snap: ServiceSnapshot): ServiceSnapshot {
+    if (Date.now() >= w.keepMissingUntil) {
+      w.keepMissingUntil = 0
+      if (w.keeping) {
+        w.keeping = false
+        this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos recovery hold over: the server list applies in full again')
+      }
+      return snap
+    }
+    const listed = new Set(snap.instances.map(instanceKey))
+    const gone = this.#ownGone.get(w.name)
+    const missing = w.instances.filter((i) => !listed.has(instanceKey(i)) && gone?.has(instanceKey(i)) !== true)
+    if (missing.length === 0) return snap
+    this.#missingKept++
+    if (!w.keeping) {
+      w.keeping = true
+      this.#ctx.logger.warn(
+        { service: w.name, listed: snap.instances.length, kept: missing.length, holdMs: w.keepMissingUntil - Date.now() },
+        'nacos answered again without some instances; keeping them until they had time to register again (recovery hold)'
+      )
+      // Poll once more right after the hold, so the list applies in full then, not a poll interval later.
+      const timer = setTimeout(() => { if (this.#watches.get(w.name) === w) w.ticker.kick() }, w.keepMissingUntil - Date.now() + 10)
+      timer.unref()
+    }
+    return { ...snap, instances: [...snap.instances, ...missing] }
   }
 
   /** Whether every instance held was deregistered by this client: then an empty list is news. */

@@ -74,3 +74,24 @@ t.test('bad options and a missing port name the field', async (t) => {
   const registration = new NacosRegistration(client, { service: 's' })
   await t.rejects(registration.start(undefined), { code: 'FLOWTAG_NACOS_BAD_OPTION', message: /"port"/ })
 })
+
+t.test('started while Nacos is down: registers within a second of Nacos answering, not at the end of its back-off', async (t) => {
+  // A port with nothing on it yet: the dev server starts there later.
+  const probe = await startDev()
+  const port = probe.port
+  await probe.close()
+  const client = new NacosClient({ serverAddr: `127.0.0.1:${port}` })
+  t.teardown(() => client.close())
+  const { address } = await listen(t)
+  const reg = new NacosRegistration(client, { service: 'late', retryMs: 1000 })
+  t.teardown(() => reg.close())
+  await reg.start(address)
+  // Failures at 0, 1, 3 and 7 s: the wait in progress is now 8 s long.
+  await new Promise((r) => setTimeout(r, 4000))
+  t.equal(reg.registered, false)
+  const dev = await startDev({ port })
+  t.teardown(() => dev.close())
+  const upAt = Date.now()
+  await waitFor('registered', () => reg.registered, 10_000)
+  t.ok(Date.now() - upAt <= 1500, `registered ${Date.now() - upAt} ms after Nacos answered (<= 1500; the back-off alone would wait up to 8 s)`)
+})

@@ -147,7 +147,7 @@ export class FlowtagDispatcher extends Dispatcher {
       else if (tag !== undefined && member.lane !== tag) noteFallback(flow, table, tag, member.lane)
       handler = withReceipts(handler, flow)
     }
-    const headers = outboundHeaders(opts.headers, flow, target.host)
+    const headers = outboundHeaders(opts.headers, flow, target.host, this.#opts.signTag)
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
     // What undici would derive from our Host header, given up front: deriving it costs an isIP() per request.
     if (headers.host === target.host) attemptOpts.servername = target.service

@@ -11,7 +11,7 @@ type Headers = Dispatcher.DispatchOptions['headers']
  * and a flow without a tag also drops an inherited `flowtag.lane` baggage member, so a naively
  * forwarded incoming header cannot move a request to another lane. Other baggage members stay.
  */
-export function outboundHeaders(headers: Headers, flow: FlowContext | undefined, host: string): Carrier {
+export function outboundHeaders(headers: Headers, flow: FlowContext | undefined, host: string, signTag?: (lane: string) => string): Carrier {
   const out: Carrier = {}
   let hasHost = false
   if (headers != null) {
@@ -38,6 +38,8 @@ export function outboundHeaders(headers: Headers, flow: FlowContext | undefined,
       if (out.baggage !== undefined && parseTag(tag) === undefined) dropLane(out)
       writeFlowHeaders(out, flow)
     }
+    // The lane in x-flow-tag travels signed; inject() only wrote it for a valid tag.
+    if (signTag !== undefined && typeof tag === 'string' && out[FLOW_TAG_HEADER] === tag) out[FLOW_TAG_HEADER] = signTag(tag)
   }
   return out
 }

@@ -86,7 +86,13 @@ export const outboundOptionsSchema = z.strictObject({
   /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
   meter: meterSchema.optional(),
   /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
-  logger: z.custom<OutboundLogger>(isLogger, { message: 'expected a logger with warn() and info()' }).default(stderrLogger)
+  logger: z.custom<OutboundLogger>(isLogger, { message: 'expected a logger with warn() and info()' }).default(stderrLogger),
+  /**
+   * Writes `x-flow-tag` as this function's answer for the flow's lane (e.g. a signed token from
+   * @flowtag/context's `signTag`), so services that trust only signed tags honour the hop.
+   * Called per request: keep it cheap (cache per lane). The baggage lane member stays plain.
+   */
+  signTag: z.custom<(lane: string) => string>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional()
 })
 
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>

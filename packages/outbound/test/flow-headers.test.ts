@@ -51,3 +51,11 @@ t.test('the cached common case writes exactly what writeFlowHeaders() writes', a
     t.same(Object.keys(outboundHeaders(headers, f, 'svc')), Object.keys(reference), 'same header order')
   }
 })
+
+t.test('signTag: x-flow-tag carries the signed form of the flow lane, a copied tag never', async (t) => {
+  const sign = (lane: string) => `${lane}~signed`
+  t.same(outboundHeaders({ 'x-flow-tag': 'evil' }, { tag: 'v2', baggage: {} }, 'svc', sign), { host: 'svc', 'x-flow-tag': 'v2~signed', baggage: 'flowtag.lane=v2' })
+  t.same(outboundHeaders({ baggage: 'a=1' }, flow, 'svc', sign), { host: 'svc', baggage: `a=1,${bag}`, 'x-flow-tag': 'v2~signed' })
+  t.same(outboundHeaders({ 'x-flow-tag': 'evil' }, { baggage: {} }, 'svc', sign), { host: 'svc' }, 'no lane: nothing signed, nothing copied')
+  t.same(outboundHeaders({}, { tag: 'not a tag!', baggage: {} }, 'svc', sign), { host: 'svc' }, 'an invalid lane is never signed')
+})

@@ -52,8 +52,24 @@ export const serviceOptionsSchema = z.strictObject({
   registration: z.union([z.literal(false), registrationSchema]).prefault({}),
   /** The RuleSet: `{ dataId, group }` in Nacos, a RuleStore (left open), or a fixed RuleSet document. */
   rules: z.unknown().optional(),
-  /** Who may set a request's lane with `x-flow-tag` (see @flowtag/context); default: edge never, service always. */
+  /** Who may set a request's lane with `x-flow-tag` (see @flowtag/context); default: edge never, service always (signed only with `signing`). */
   trust: z.unknown().optional(),
+  /**
+   * Sign the lane on every outbound hop and, in service mode, honour only signed incoming tags
+   * (unless `trust` says otherwise). Without it, service mode trusts the network.
+   */
+  signing: z.strictObject({
+    /** The first key signs; every key verifies (rotate by prepending). */
+    keys: z.array(z.strictObject({ id: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, '1-32 characters of [A-Za-z0-9._-]'), secret: z.string().min(16, 'at least 16 characters') })).min(1),
+    /** Lifetime of a hop's token, in seconds; a token is re-signed after half of it. */
+    ttlSeconds: z.int().min(10).max(86_400).default(300)
+  }).optional(),
+  /**
+   * Folder for the disk snapshots (the last good RuleSet and the Nacos client's instance and
+   * config snapshots), so a process started while Nacos is down serves from them; `false`: none.
+   * Default: `~/.flowtag/cache/<service>` (see README, "Cold start").
+   */
+  cacheDir: z.union([z.string().min(1), z.literal(false)]).optional(),
   /** Put the lane on OpenTelemetry spans and baggage. @default true */
   otel: z.boolean().default(true),
   /**

@@ -1,6 +1,10 @@
 // The preset's framework-free core: one object per service that owns the Nacos client, the
 // registration, the RuleStore, the request tagger and the lane-aware outbound dispatcher.
-import { FlowTagger, type RuleStoreLike } from '@flowtag/context'
+import { mkdirSync } from 'node:fs'
+import { readdir, stat } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { FlowTagger, signTag, type RuleStoreLike } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
 import { NacosClient, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
 import { FlowtagDispatcher } from '@flowtag/outbound'
@@ -61,6 +65,8 @@ export class FlowTagService {
   readonly fetch: ServiceFetch
   /** Per-lane server metrics; undefined with `metrics: false`. */
   readonly metrics: ServiceMetrics | undefined
+  /** Folder of the disk snapshots (rules, instances, configs); undefined when off or not writable. */
+  readonly cacheDir: string | undefined
   readonly #ownNacos: boolean
   readonly #ownRules: boolean
   #draining = false
@@ -78,9 +84,13 @@ export class FlowTagService {
     this.logger = o.logger ?? silent
     const log = this.logger
 
+    this.cacheDir = prepareCacheDir(o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir(o.service)), log)
+
     // Nothing below opens a connection until the RuleStore, which is created last.
     this.#ownNacos = !(o.nacos instanceof NacosClient)
-    this.nacos = o.nacos instanceof NacosClient ? o.nacos : createClient(o.nacos, log)
+    this.nacos = o.nacos instanceof NacosClient
+      ? o.nacos
+      : createClient(this.cacheDir === undefined || 'cacheDir' in o.nacos ? o.nacos : { ...o.nacos, cacheDir: join(this.cacheDir, 'nacos') }, log)
     this.discovery = this.nacos.naming
     this.registration = o.registration === false
       ? undefined
@@ -96,7 +106,8 @@ export class FlowTagService {
       this.tagger = new FlowTagger({
         mode: o.mode,
         ...(o.rules === undefined ? {} : { rules: view }),
-        ...(o.trust === undefined ? {} : { trust: o.trust as never }),
+        // With signing keys, a service honours only signed tags: a forged plain one is ignored.
+        ...(o.trust !== undefined ? { trust: o.trust as never } : o.signing !== undefined && o.mode === 'service' ? { trust: { signed: { keys: o.signing.keys } } } : {}),
         otel: o.otel,
         logger: log
       })
@@ -109,7 +120,8 @@ export class FlowTagService {
         ...o.outbound,
         discovery: this.discovery,
         // Per request: the service's lanes from the RuleSet in force (stable, strict, weights).
-        lanes: (service) => serviceLanes(view.compiled, service)
+        lanes: (service) => serviceLanes(view.compiled, service),
+        ...(o.signing === undefined ? {} : { signTag: laneSigner(o.signing.keys[0]!, o.signing.ttlSeconds) })
       })
     } catch (err) {
       throw asServiceOption(err, 'outbound')
@@ -121,9 +133,10 @@ export class FlowTagService {
       store = o.rules.store
     } else if (o.rules?.kind === 'nacos') {
       const r = o.rules.options
+      const cacheFile = r.cacheFile ?? this.#rulesCacheFile(r.dataId, r.group)
       store = createRuleStore({
         source: nacosSource({ config: this.nacos.config, dataId: r.dataId, group: r.group }),
-        ...(r.cacheFile === undefined ? {} : { cacheFile: r.cacheFile }),
+        ...(cacheFile === undefined ? {} : { cacheFile }),
         startTimeoutMs: r.startTimeoutMs,
         logger: log
       })
@@ -169,6 +182,49 @@ export class FlowTagService {
     this.#assertOpen()
     await this.registration?.check()
     await this.rules?.ready
+    if (this.cacheDir !== undefined) void this.#reportColdStart(this.cacheDir)
+  }
+
+  /** `<cacheDir>/rules/<namespace>/<group>/<dataId>` (the folder made now), or undefined without a cacheDir. */
+  #rulesCacheFile (dataId: string, group: string): string | undefined {
+    if (this.cacheDir === undefined) return undefined
+    const dir = join(this.cacheDir, 'rules', safe(this.nacos.options.namespace || 'public'), safe(group))
+    try {
+      mkdirSync(dir, { recursive: true })
+    } catch (err) {
+      this.logger.warn({ err, dir }, 'flowtag service: cannot create the rules cache folder; rules are not kept on disk')
+      return undefined
+    }
+    return join(dir, safe(dataId))
+  }
+
+  /** Said once at start when Nacos does not answer: what is served from disk, and how old it is. */
+  async #reportColdStart (dir: string): Promise<void> {
+    try {
+      await this.nacos.ping()
+      return
+    } catch { // unreachable: say what is served from disk below
+    }
+    if (this.#closed !== undefined) return
+    const rulesFile = (this.rules as { cacheFile?: string } | undefined)?.cacheFile
+    const rulesAt = rulesFile === undefined ? undefined : await mtime(rulesFile)
+    const namingDir = join(dir, 'nacos', safe(this.nacos.options.namespace || 'public'), 'naming')
+    const files = await readdir(namingDir).catch(() => [] as string[])
+    let instancesAt: number | undefined
+    for (const f of files) {
+      const at = await mtime(join(namingDir, f))
+      if (at !== undefined && (instancesAt === undefined || at > instancesAt)) instancesAt = at
+    }
+    const age = (at: number | undefined) => (at === undefined ? null : Math.max(0, Math.round((Date.now() - at) / 1000)))
+    const snapshot = {
+      rulesVersion: this.rules?.current?.version ?? null,
+      rulesAgeS: age(rulesAt),
+      instancesAgeS: age(instancesAt),
+      services: files.length,
+      cacheDir: dir
+    }
+    if (rulesAt === undefined && instancesAt === undefined) this.logger.warn({ snapshot }, 'flowtag service: Nacos unreachable at start and no disk snapshot; waiting for Nacos')
+    else this.logger.warn({ snapshot }, `flowtag service: Nacos unreachable at start; serving from the disk snapshot (rules ${snapshot.rulesAgeS ?? '-'} s old, instances ${snapshot.instancesAgeS ?? '-'} s old)`)
   }
 
   /**
@@ -226,6 +282,48 @@ export class FlowTagService {
  */
 export function createFlowTagService (options: FlowTagServiceOptions): FlowTagService {
   return new FlowTagService(options)
+}
+
+const safe = (s: string): string => encodeURIComponent(s)
+
+/**
+ * Per user and service, like the Java client's `~/nacos` cache and failover folders: private to
+ * the user (a shared tmp folder would let another local user plant a snapshot), kept across
+ * reboots (a cold start after a host restart still has it), and outside the working directory,
+ * which is often read-only in containers or shared by unrelated apps.
+ */
+function defaultCacheDir (service: string): string {
+  return join(homedir(), '.flowtag', 'cache', safe(service))
+}
+
+/** Create the folder now; a folder that cannot be made turns snapshots off with one warning. */
+function prepareCacheDir (dir: string | undefined, log: ServiceLogger): string | undefined {
+  if (dir === undefined) return undefined
+  try {
+    mkdirSync(dir, { recursive: true })
+    return dir
+  } catch (err) {
+    log.warn({ err, cacheDir: dir }, 'flowtag service: cannot create the cache folder; no disk snapshots (a start while Nacos is down will have nothing)')
+    return undefined
+  }
+}
+
+async function mtime (file: string): Promise<number | undefined> {
+  return stat(file).then((s) => s.mtimeMs, () => undefined)
+}
+
+/** A signed token per lane, re-signed after half its lifetime: one HMAC per lane and period, not per request. */
+function laneSigner (key: { id: string, secret: string }, ttlSeconds: number): (lane: string) => string {
+  const tokens = new Map<string, { token: string, renewAt: number }>()
+  return (lane) => {
+    const now = Date.now()
+    const hit = tokens.get(lane)
+    if (hit !== undefined && now < hit.renewAt) return hit.token
+    if (tokens.size > 256) tokens.clear()
+    const token = signTag(lane, ttlSeconds, key, now)
+    tokens.set(lane, { token, renewAt: now + (ttlSeconds * 1000) / 2 })
+    return token
+  }
 }
 
 function createClient (options: NacosClientOptions, log: ServiceLogger): NacosClient {

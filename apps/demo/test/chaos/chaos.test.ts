@@ -1,0 +1,227 @@
+// The chaos suite: the demo topology (gateways → order-service v1/v2 → user-service v1/v2, two
+// instances a lane, each its own process) under steady load while Nacos, instances and rules
+// misbehave. Every answer is judged (failed / misrouted); each scenario's figures go to a dated
+// table in RELIABILITY.md, and any failed or misrouted request fails the suite.
+// Against the dev server by default, or the real Nacos 2.5.0 NACOS_SERVER_ADDR names (started by
+// tools/real-nacos/start.sh, which this restarts). CHAOS_OUTAGE_MS sets the Nacos outage (60 s).
+import { mkdtemp, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { NacosClient } from '@flowtag/nacos'
+import type { RuleSetInput } from '@flowtag/rules'
+import t, { type Test } from 'tap'
+import { startApp, type AppProcess } from '../../src/cluster.ts'
+import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../../src/rulesets.ts'
+import { Load, type Counts } from './load.ts'
+import { devNacos, realNacos, type NacosProcess } from './nacos-process.ts'
+import { writeReliability, type Row } from './report.ts'
+
+const OUTAGE_MS = Number(process.env.CHAOS_OUTAGE_MS ?? 60_000)
+const real = process.env.NACOS_SERVER_ADDR
+const nacos: NacosProcess = real === undefined || real === '' ? await devNacos() : realNacos(real)
+const namespace = `chaos-${Date.now().toString(36)}`
+const cacheRoot = await mkdtemp(join(tmpdir(), 'flowtag-chaos-'))
+const env = { NACOS_NAMESPACE: namespace, FLOWTAG_CACHE_DIR: cacheRoot, DRAIN_MS: '1500' }
+const admin = new NacosClient({ serverAddr: nacos.addr, namespace, namingProtectEmpty: false })
+const apps: AppProcess[] = []
+const rows: Row[] = []
+const started = Date.now()
+
+t.teardown(async () => {
+  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
+  await admin.close()
+  await nacos.close()
+  await rm(cacheRoot, { recursive: true, force: true })
+})
+
+/** Lines that tell of a start from the disk snapshot (the apps' own log buffer keeps only the last 2,000). */
+const snapshotNotices: string[] = []
+const start = async (name: string, version: string): Promise<AppProcess> => {
+  const app = await startApp(name, version, { nacosAddr: nacos.addr, env, onLog: (who, line) => { if (line.includes('serving from the disk snapshot')) snapshotNotices.push(`${who} ${line}`) } })
+  apps.push(app)
+  return app
+}
+const stopApp = async (app: AppProcess, signal: NodeJS.Signals = 'SIGTERM') => {
+  await app.stop(signal)
+  apps.splice(apps.indexOf(app), 1)
+}
+
+async function until (what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> {
+  const t0 = Date.now()
+  for (;;) {
+    try {
+      if (await check()) return Date.now() - t0
+    } catch {
+      // not yet: a server still down answers with an error
+    }
+    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await sleep(100)
+  }
+}
+
+/** Ports of the healthy instances Nacos lists, all services. */
+async function listed (): Promise<Set<number>> {
+  const ports = new Set<number>()
+  for (const s of ['gateway', 'order-service', 'user-service']) {
+    const res = await fetch(`http://${nacos.addr}/nacos/v1/ns/instance/list?serviceName=${s}&namespaceId=${namespace}&healthyOnly=true`)
+    if (!res.ok) throw new Error(`instance list: ${res.status}`)
+    for (const h of ((await res.json()) as { hosts: Array<{ port: number, healthy: boolean }> }).hosts) if (h.healthy) ports.add(h.port)
+  }
+  return ports
+}
+const allListed = async (): Promise<boolean> => {
+  const ports = await listed()
+  return apps.every((a) => ports.has(a.port))
+}
+
+let version = 0
+const load = new Load([])
+const published: RuleSetInput[] = []
+async function publish (percentV2: number): Promise<number> {
+  const doc: RuleSetInput = canaryRuleSet(++version, percentV2)
+  published.push(doc)
+  load.addRules(doc)
+  await admin.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
+  return version
+}
+/** Time until every gateway decides with `v` (asked directly, outside the load). */
+async function applied (v: number, gateways: AppProcess[]): Promise<number> {
+  return until(`rule version ${v} at the gateways`, async () => {
+    for (const g of gateways) {
+      const body = (await (await fetch(`${g.url}/api/orders/probe`, { headers: { 'x-user-id': 'probe' } })).json()) as { hops?: Array<{ ruleVersion?: number }> }
+      if (body.hops?.[0]?.ruleVersion !== v) return false
+    }
+    return true
+  }, 30_000)
+}
+
+/** Run one scenario under the load; its row counts what the load saw meanwhile. */
+async function scenario (name: string, fn: (t: Test) => Promise<{ recoveryMs?: number, note?: string } | undefined>): Promise<void> {
+  await t.test(name, async (t) => {
+    const before: Counts = load.snapshot()
+    const errorsBefore = load.errors.length
+    const t0 = Date.now()
+    const r = (await fn(t)) ?? {}
+    await sleep(1000) // answers to requests sent during the fault
+    const now = load.snapshot()
+    const row: Row = {
+      scenario: name,
+      sent: now.sent - before.sent,
+      failed: now.failed - before.failed,
+      misrouted: now.misrouted - before.misrouted,
+      recoveryMs: r.recoveryMs,
+      durationMs: Date.now() - t0,
+      note: r.note
+    }
+    rows.push(row)
+    const why = load.errors.slice(errorsBefore, errorsBefore + 5).join('; ') || 'none'
+    t.ok(row.sent > 50, `${row.sent} requests sent`)
+    t.equal(row.failed, 0, `no failed request (${why})`)
+    t.equal(row.misrouted, 0, `no misrouted request (${why})`)
+  })
+}
+
+// The topology: two instances a lane, two gateways behind the load generator's round robin.
+await publish(10)
+for (const s of ['user-service', 'order-service']) for (const v of ['v1', 'v1', 'v2', 'v2']) await start(s, v)
+const gateways = [await start('gateway', 'v1'), await start('gateway', 'v1')]
+await until('all instances registered', allListed)
+load.targets.push(...gateways.map((g) => g.url))
+await applied(version, gateways)
+load.start(4, 5)
+await sleep(1000)
+
+await scenario('rules flip 10 → 50 → 100 → 10 %', async () => {
+  let worst = 0
+  for (const p of [50, 100, 10]) {
+    const v = await publish(p)
+    worst = Math.max(worst, await applied(v, gateways))
+    await sleep(2000)
+  }
+  return { recoveryMs: worst, note: 'worst time for a new RuleSet to apply at both gateways' }
+})
+
+await scenario('invalid rules mid-load', async () => {
+  const good = version
+  await admin.config.publish(RULES_DATA_ID, RULES_GROUP, '{ not json', 'json')
+  await sleep(1500)
+  await admin.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify({ version: good + 1, rules: [{ name: 'broken', lane: 'not a lane!' }] }), 'json')
+  await sleep(2000)
+  await applied(good, gateways) // still the last good set
+  const v = await publish(10)
+  return { recoveryMs: await applied(v, gateways), note: 'last good set kept; time for the next good one to apply' }
+})
+
+await scenario('hostile x-flow-tag and baggage headers', async () => {
+  load.hostile = true
+  await sleep(4000)
+  load.hostile = false
+  return { note: 'forged, junk, 5 KB tags and 12 KB baggage on every request; never honoured' }
+})
+
+await scenario('one instance SIGKILLed', async () => {
+  const victim = apps.find((a) => a.name === 'user-service' && a.version === 'v2')!
+  await stopApp(victim, 'SIGKILL')
+  await sleep(4000)
+  const replacement = await start('user-service', 'v2')
+  return { recoveryMs: await until('the replacement registered', async () => (await listed()).has(replacement.port)), note: 'user-service v2, one of two; a replacement started 4 s later (recovery: until it is listed)' }
+})
+
+await scenario('rolling restart of every service, gateways included', async () => {
+  const t0 = Date.now()
+  for (const old of [...apps]) {
+    const isGateway = old.name === 'gateway'
+    const next = await start(old.name, old.version)
+    if (isGateway) {
+      await applied(version, [next])
+      const targets = load.targets
+      targets.push(next.url)
+      targets.splice(targets.indexOf(old.url), 1)
+      gateways.splice(gateways.indexOf(old), 1, next)
+      await sleep(200) // in-flight requests to the old gateway finish before it stops
+    }
+    await until(`${old.name}@${old.version} replacement registered`, async () => (await listed()).has(next.port))
+    await stopApp(old, 'SIGTERM')
+  }
+  return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll` }
+})
+
+await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, async (t) => {
+  await nacos.kill()
+  // A cold start while Nacos is down: a new gateway serves from its snapshot folder.
+  const cold = await start('gateway', 'v1')
+  const coldLoad = new Load([cold.url])
+  for (const doc of published) coldLoad.addRules(doc)
+  const coldStarted = Date.now()
+  coldLoad.start(2, 5)
+  await sleep(Math.max(0, OUTAGE_MS - 5000))
+  await coldLoad.stop()
+  // Only the cold gateway started while Nacos was down: one notice, from it.
+  const notice = snapshotNotices.length === 1 && snapshotNotices[0]!.startsWith('gateway') ? snapshotNotices[0] : undefined
+  rows.push({
+    scenario: 'cold start while Nacos is down',
+    ...coldLoad.snapshot(),
+    durationMs: Date.now() - coldStarted,
+    note: notice === undefined ? 'no snapshot notice logged' : `logged once: "${/"msg":"([^"]+)"/.exec(notice)?.[1]}"`
+  })
+  t.equal(coldLoad.counts.failed + coldLoad.counts.misrouted, 0, `cold gateway: 0 failed / misrouted of ${coldLoad.counts.sent} (${coldLoad.errors.slice(0, 3).join('; ') || 'none'})`)
+  t.ok(notice, `the cold gateway said once that it serves from its snapshot (${snapshotNotices.length} notices)`)
+  await sleep(Math.min(5000, OUTAGE_MS))
+
+  await nacos.restart()
+  const back = Date.now()
+  const instancesMs = await until('every instance registered again', allListed)
+  const v = await publish(10)
+  await applied(v, [...gateways, cold])
+  const rulesMs = Date.now() - back
+  await stopApp(cold)
+  return { recoveryMs: instancesMs, note: `instances back ${instancesMs} ms after the server answered; a RuleSet published then applied at ${rulesMs} ms` }
+})
+
+await t.test('figures written to RELIABILITY.md', async (t) => {
+  await load.stop()
+  const target = `${nacos.kind}${real === undefined ? '' : ` (${real})`}`
+  await writeReliability(target, rows, { elapsedS: Math.round((Date.now() - started) / 1000), outageMs: OUTAGE_MS, load: loadavg()[0]!.toFixed(1) })
+  t.equal(rows.length, 7, `${rows.length} rows for ${target}`)
+})
