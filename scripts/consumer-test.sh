@@ -13,7 +13,7 @@ cd "$work"
 echo '{ "name": "flowtag-consumer", "private": true, "type": "module" }' > package.json
 # The registry's fastify, express, undici and typings next to the tarballs, as a user would.
 npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" \
-  fastify@5 express@5 undici@8 typescript@5.9 @types/node@24 @types/express@5 >/dev/null
+  fastify@5 express@5 undici@8 @grpc/grpc-js@1 typescript@5.9 @types/node@24 @types/express@5 >/dev/null
 passed=0 failed=0
 check() {
   local what=$1; shift
@@ -23,6 +23,10 @@ node24="$root/.tools/node_modules/.bin/node"
 node22="$root/.tools/node22/node_modules/.bin/node"
 check "scenario on Node 24 ($("$node24" --version))" timeout 120 "$node24" scenario.mjs
 check "scenario on Node 22 ($("$node22" --version))" timeout 120 "$node22" scenario.mjs
+# The bins from their tarballs: a RuleSet validated by flowtag-rules (@flowtag/rules) and flowtag (@flowtag/canary).
+echo '{ "version": 1, "rules": [{ "name": "beta", "when": { "headers": { "x-beta": { "equals": "yes" } } }, "lane": "v2" }], "default": "v1" }' > rules.json
+check "flowtag-rules validate on Node 22" "$node22" node_modules/@flowtag/rules/dist/bin.js validate rules.json
+check "flowtag rules validate on Node 24" "$node24" node_modules/.bin/flowtag rules validate rules.json
 check "tsc --noEmit, moduleResolution nodenext" "$node24" node_modules/typescript/bin/tsc -p tsconfig.nodenext.json
 check "tsc --noEmit, moduleResolution bundler" "$node24" node_modules/typescript/bin/tsc -p tsconfig.bundler.json
 echo "consumer: $passed passed, $failed failed"

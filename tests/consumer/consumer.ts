@@ -15,6 +15,10 @@ import { startNacosDevServer, DevServerError, type NacosDevServer } from '@flowt
 import { createFlowTagService, errorCodes as serviceCodes, type FlowTagService } from '@flowtag/service'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { flowTagService } from '@flowtag/service/express'
+import { credentials } from '@grpc/grpc-js'
+import { FlowtagGrpc, GrpcError } from '@flowtag/grpc'
+import { FlowtagGrpcServer } from '@flowtag/grpc/server'
+import { parseCanarySpec, CanaryError, type CanarySpec } from '@flowtag/canary'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
 const client = new NacosClient(options)
@@ -54,4 +58,11 @@ web.use(ft)
 const core: FlowTagService = createFlowTagService({ service: 'billing', nacos: { serverAddr: '127.0.0.1:8848' } })
 const badOption: string = serviceCodes.BAD_OPTION
 
-export { badOption, code, core, decision, dispatcher, seen, server, store }
+// gRPC in lanes: a channel option set for any generated client, and a lane-aware server.
+const grpcLanes = new FlowtagGrpc({ discovery: app.nacos.discovery, stableLane: 'v1' })
+const channel = { target: 'nacos:///inventory-service', credentials: credentials.createInsecure(), options: grpcLanes.clientOptions() }
+const grpcServer = new FlowtagGrpcServer({ nacos: client, registration: { service: 'inventory-service', version: 'v1' } })
+const spec: CanarySpec = parseCanarySpec({ service: 'order-service', candidate: 'v2', stable: 'v1' })
+const codeOf = (err: unknown) => (err instanceof GrpcError || err instanceof CanaryError ? err.code : undefined)
+
+export { badOption, channel, code, codeOf, core, decision, dispatcher, grpcServer, seen, server, spec, store }
