@@ -9,15 +9,15 @@ import { currentTag, runWithFlow, ContextError, type FlowContext } from '@flowta
 import { fastifyFlowTag } from '@flowtag/context/fastify'
 import { flowTag } from '@flowtag/context/express'
 import { createRuleStore, staticSource, evaluate, compileRuleSet, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
-import { FlowtagDispatcher, OutboundError, errorCodes as outboundCodes } from '@flowtag/outbound'
+import { FlowTagDispatcher, OutboundError, errorCodes as outboundCodes } from '@flowtag/outbound'
 import fastifyOutbound from '@flowtag/outbound/fastify'
 import { startNacosDevServer, DevServerError, type NacosDevServer } from '@flowtag/nacos-dev-server'
 import { createFlowTagService, errorCodes as serviceCodes, type FlowTagService } from '@flowtag/service'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { flowTagService } from '@flowtag/service/express'
 import { credentials } from '@grpc/grpc-js'
-import { FlowtagGrpc, GrpcError } from '@flowtag/grpc'
-import { FlowtagGrpcServer } from '@flowtag/grpc/server'
+import { FlowTagGrpc, GrpcError } from '@flowtag/grpc'
+import { FlowTagGrpcServer } from '@flowtag/grpc/server'
 import { parseCanarySpec, CanaryError, type CanarySpec } from '@flowtag/canary'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
@@ -36,7 +36,7 @@ const decision: string = evaluate(compileRuleSet(rules), { headers: {} }).tag
 const store = createRuleStore({ source: staticSource(rules) })
 const flow: FlowContext = { tag: 'v2', baggage: {} }
 const seen: string | undefined = runWithFlow(flow, () => currentTag())
-const dispatcher = new FlowtagDispatcher({ discovery: app.nacos.discovery, stableLane: 'v1' })
+const dispatcher = new FlowTagDispatcher({ discovery: app.nacos.discovery, stableLane: 'v1' })
 const server: NacosDevServer = await startNacosDevServer({ port: 0 })
 
 function code (err: unknown): string | undefined {
@@ -59,9 +59,9 @@ const core: FlowTagService = createFlowTagService({ service: 'billing', nacos: {
 const badOption: string = serviceCodes.BAD_OPTION
 
 // gRPC in lanes: a channel option set for any generated client, and a lane-aware server.
-const grpcLanes = new FlowtagGrpc({ discovery: app.nacos.discovery, stableLane: 'v1' })
+const grpcLanes = new FlowTagGrpc({ discovery: app.nacos.discovery, stableLane: 'v1' })
 const channel = { target: 'nacos:///inventory-service', credentials: credentials.createInsecure(), options: grpcLanes.clientOptions() }
-const grpcServer = new FlowtagGrpcServer({ nacos: client, registration: { service: 'inventory-service', version: 'v1' } })
+const grpcServer = new FlowTagGrpcServer({ nacos: client, registration: { service: 'inventory-service', version: 'v1' } })
 const spec: CanarySpec = parseCanarySpec({ service: 'order-service', candidate: 'v2', stable: 'v1' })
 const codeOf = (err: unknown) => (err instanceof GrpcError || err instanceof CanaryError ? err.code : undefined)
 

@@ -3,13 +3,13 @@
 // in Nacos (protocol=grpc) once bound and serves grpc.health.v1; the kit's HTTP side only
 // answers probes (/health, /ready) and /metrics.
 import { currentTag } from '@flowtag/context'
-import { FlowtagGrpcServer } from '@flowtag/grpc/server'
+import { FlowTagGrpcServer } from '@flowtag/grpc/server'
 import { NacosClient } from '@flowtag/nacos'
 import { HEALTH_PATH, InventoryService, main, nacosOptions, READY_PATH, type ReserveReply, type ReserveRequest } from '@flowtag/demo-kit'
 
 await main('inventory-service', async (app, env) => {
   const nacos = new NacosClient({ ...nacosOptions(env), logger: app.log })
-  const grpc = new FlowtagGrpcServer({
+  const grpc = new FlowTagGrpcServer({
     nacos,
     registration: { service: 'inventory-service', version: env.SERVICE_VERSION, env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS, logger: app.log },
     // Service mode: the lane comes with the call's metadata; only signed lanes are honoured when

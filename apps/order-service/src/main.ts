@@ -2,7 +2,7 @@
 // order-service: runs as SERVICE_VERSION and calls user-service (HTTP) and inventory-service
 // (gRPC) in the request's lane.
 import { credentials } from '@grpc/grpc-js'
-import { FlowtagGrpc } from '@flowtag/grpc'
+import { FlowTagGrpc } from '@flowtag/grpc'
 import { serviceLanes } from '@flowtag/rules'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { callJson, HEALTH_PATH, InventoryClient, main, nacosOptions, READY_PATH, reserve, trustAndCache, type Hop } from '@flowtag/demo-kit'
@@ -30,7 +30,7 @@ await main('order-service', async (app, env) => {
   })
 
   // gRPC hop: the same discovery and the same RuleSet lanes as the HTTP hop, per call.
-  const grpcLanes = new FlowtagGrpc({
+  const grpcLanes = new FlowTagGrpc({
     discovery: app.flowtag.discovery,
     stableLane: 'v1',
     lanes: (service) => serviceLanes(app.flowtag.rules?.compiled, service),

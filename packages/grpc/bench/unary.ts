@@ -1,7 +1,7 @@
 /**
  * Per-call cost of @flowtag/grpc against plain @grpc/grpc-js, unary calls, in one run:
  *  - baseline: a grpc-js client to a fixed address (`127.0.0.1:PORT`), no interceptor;
- *  - flowtag: the same client class on `nacos:///echo` through FlowtagGrpc (resolver, the
+ *  - flowtag: the same client class on `nacos:///echo` through FlowTagGrpc (resolver, the
  *    flowtag_lanes picker, the flow interceptor writing x-flow-tag/baggage), every call inside a
  *    flow tagged `v1`.
  * The server (plain grpc-js, JSON echo) and the load generator are processes of their own; the
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { credentials, InterceptingCall, makeGenericClientConstructor, Server, ServerCredentials, type Interceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { runWithFlow } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { FlowtagGrpc } from '../src/index.ts'
+import { FlowTagGrpc } from '../src/index.ts'
 
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
 const HEADING = '## gRPC unary calls (@flowtag/grpc)'
@@ -50,7 +50,7 @@ async function load(port: number, rounds: number, seconds: number, concurrency: 
   const noop: Interceptor = (options, nextCall) => new InterceptingCall(nextCall(options))
   const intercepted = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors: [noop] }) as unknown as Client
   const discovery = new StaticDiscovery({ echo: [{ ip: '127.0.0.1', port, metadata: { version: 'v1' } }] })
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1' })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1' })
   const flowtag = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions()) as unknown as Client
   const flow = { tag: 'v1', baggage: {} }
   const call = (c: Client) => new Promise<void>((resolve, reject) => c.echo({ id: 1, sku: 'abc' }, (err) => (err === null ? resolve() : reject(err))))
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     '',
     `\`node packages/grpc/bench/unary.ts\` (${rounds} interleaved rounds of ${seconds} s, ${concurrency} calls in flight; server and load generator`,
     'each in its own process; plain grpc-js server with a JSON echo). Baseline: a @grpc/grpc-js client to the fixed address.',
-    'flowtag: the same client on `nacos:///echo` through `FlowtagGrpc` (resolver from a StaticDiscovery, the `flowtag_lanes`',
+    'flowtag: the same client on `nacos:///echo` through `FlowTagGrpc` (resolver from a StaticDiscovery, the `flowtag_lanes`',
     'per-call picker, the flow interceptor writing `x-flow-tag`/`baggage`), every call in a flow tagged `v1`.',
     '',
     '| | calls/s (median) | client CPU µs/call (median) |',

@@ -8,7 +8,7 @@ export const errorCodes = {
   BAD_OPTION: 'FLOWTAG_GRPC_BAD_OPTION',
   /** A `nacos:` target that cannot be parsed, or names another namespace. */
   BAD_TARGET: 'FLOWTAG_GRPC_BAD_TARGET',
-  /** A `nacos:` channel made without `FlowtagGrpc#clientOptions()` (no Discovery to resolve it). */
+  /** A `nacos:` channel made without `FlowTagGrpc#clientOptions()` (no Discovery to resolve it). */
   NOT_CONFIGURED: 'FLOWTAG_GRPC_NOT_CONFIGURED',
   /** The gRPC server could not bind its address. */
   BIND_FAILED: 'FLOWTAG_GRPC_BIND_FAILED'

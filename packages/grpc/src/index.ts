@@ -1,5 +1,5 @@
-export { FlowtagGrpc, type FlowtagClientOptions } from './routing.ts'
-export { grpcOptionsSchema, type FlowtagGrpcOptions, type GrpcLogger } from './options.ts'
+export { FlowTagGrpc, type FlowTagClientOptions } from './routing.ts'
+export { grpcOptionsSchema, type FlowTagGrpcOptions, type GrpcLogger } from './options.ts'
 export { writeFlow } from './client-interceptor.ts'
 export { laneOfCall } from './balancer.ts'
 export { GrpcError, errorCodes, ROUTING_ERROR_KEY, type GrpcErrorCode } from './errors.ts'

@@ -4,7 +4,7 @@ import { experimental } from '@grpc/grpc-js'
 
 const EXCLUDED = experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX
 
-/** Channel option that names the FlowtagGrpc of a channel. */
+/** Channel option that names the FlowTagGrpc of a channel. */
 export const ROUTING_OPTION = `${EXCLUDED}.flowtag.routing`
 /** Resolver attribute (merged into the balancer's channel options) that carries the instance list. */
 export const INSTANCES_ATTRIBUTE = `${EXCLUDED}.flowtag.instances`

@@ -1,4 +1,4 @@
-// Options of FlowtagGrpc (the client side): the zod schema is the source of truth, parsed once.
+// Options of FlowTagGrpc (the client side): the zod schema is the source of truth, parsed once.
 import { z } from 'zod'
 import { optionErrorMessage } from '@flowtag/errors'
 import type { SigningKey } from '@flowtag/context'
@@ -67,7 +67,7 @@ export const grpcOptionsSchema = z.strictObject({
     .default(stderrLogger)
 })
 
-export type FlowtagGrpcOptions = z.input<typeof grpcOptionsSchema>
+export type FlowTagGrpcOptions = z.input<typeof grpcOptionsSchema>
 export type ResolvedGrpcOptions = z.output<typeof grpcOptionsSchema>
 
 export function parseGrpcOptions(input: unknown): ResolvedGrpcOptions {

@@ -1,4 +1,4 @@
-// FlowtagGrpc objects by id: channel options carry the id (a string, so options stay plain
+// FlowTagGrpc objects by id: channel options carry the id (a string, so options stay plain
 // data), the resolver and the balancer look the object up here.
 import type { ChannelOptions } from '@grpc/grpc-js'
 import type { ResolvedGrpcOptions } from './options.ts'
@@ -20,7 +20,7 @@ export function removeRouting(id: string): void {
   routings.delete(id)
 }
 
-/** The FlowtagGrpc a channel was made with (by the id in its options). */
+/** The FlowTagGrpc a channel was made with (by the id in its options). */
 export function routingOf(options: ChannelOptions): RoutingEntry | undefined {
   const id = options[ROUTING_OPTION]
   return typeof id === 'string' ? routings.get(id) : undefined

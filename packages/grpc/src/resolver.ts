@@ -30,7 +30,7 @@ class NacosResolver implements experimental.Resolver {
     const routing = routingOf(options)
     try {
       if (routing === undefined || routing.closed) {
-        throw new GrpcError(errorCodes.NOT_CONFIGURED, '@flowtag/grpc: a nacos: target needs the channel options of FlowtagGrpc#clientOptions()')
+        throw new GrpcError(errorCodes.NOT_CONFIGURED, '@flowtag/grpc: a nacos: target needs the channel options of FlowTagGrpc#clientOptions()')
       }
       const parsed = parseTarget(target)
       const ns = routing.options.namespace

@@ -1,9 +1,9 @@
-// FlowtagGrpc: the client side in one object. It validates the options once, registers the
+// FlowTagGrpc: the client side in one object. It validates the options once, registers the
 // `nacos` resolver and the `flowtag_lanes` balancer with @grpc/grpc-js (both global registries,
 // registered once per process), and hands out the client options a channel needs.
 import type { ChannelOptions, Interceptor } from '@grpc/grpc-js'
 import { flowInterceptor } from './client-interceptor.ts'
-import { parseGrpcOptions, type FlowtagGrpcOptions, type ResolvedGrpcOptions } from './options.ts'
+import { parseGrpcOptions, type FlowTagGrpcOptions, type ResolvedGrpcOptions } from './options.ts'
 import { registerBalancer } from './balancer.ts'
 import { registerResolver } from './resolver.ts'
 import { ROUTING_OPTION } from './keys.ts'
@@ -12,7 +12,7 @@ import { addRouting, removeRouting, type RoutingEntry } from './registry.ts'
 let nextId = 0
 
 /** What `clientOptions()` returns: pass it as the third argument of a generated client's constructor. */
-export interface FlowtagClientOptions extends ChannelOptions {
+export interface FlowTagClientOptions extends ChannelOptions {
   interceptors: Interceptor[]
 }
 
@@ -22,18 +22,18 @@ export interface FlowtagClientOptions extends ChannelOptions {
  * same fallback, strictness and error codes as @flowtag/outbound's HTTP dispatcher.
  *
  * ```ts
- * const lanes = new FlowtagGrpc({ discovery: nacos.naming, stableLane: 'v1', lanes: (s) => rules.current?.serviceLanes(s) })
+ * const lanes = new FlowTagGrpc({ discovery: nacos.naming, stableLane: 'v1', lanes: (s) => rules.current?.serviceLanes(s) })
  * const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), lanes.clientOptions())
  * ```
  * @throws {GrpcError} `FLOWTAG_GRPC_BAD_OPTION` naming the bad field.
  */
-export class FlowtagGrpc implements RoutingEntry {
+export class FlowTagGrpc implements RoutingEntry {
   readonly id: string
   readonly options: ResolvedGrpcOptions
   readonly #interceptor: Interceptor
   #closed = false
 
-  constructor(options: FlowtagGrpcOptions) {
+  constructor(options: FlowTagGrpcOptions) {
     this.options = parseGrpcOptions(options)
     registerResolver()
     registerBalancer()
@@ -46,7 +46,7 @@ export class FlowtagGrpc implements RoutingEntry {
    * Options for a client or channel: the flow interceptor (tag, baggage, retry on another
    * instance) and the id that ties `nacos:` targets to this object. Extra channel options merge in.
    */
-  clientOptions(extra: ChannelOptions = {}): FlowtagClientOptions {
+  clientOptions(extra: ChannelOptions = {}): FlowTagClientOptions {
     const interceptors = Array.isArray(extra.interceptors) ? [this.#interceptor, ...(extra.interceptors as Interceptor[])] : [this.#interceptor]
     return { ...extra, interceptors, [ROUTING_OPTION]: this.id }
   }

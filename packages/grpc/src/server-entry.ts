@@ -1,1 +1,1 @@
-export { FlowtagGrpcServer, grpcServerOptionsSchema, type FlowtagGrpcServerOptions } from './server.ts'
+export { FlowTagGrpcServer, grpcServerOptionsSchema, type FlowTagGrpcServerOptions } from './server.ts'

@@ -26,18 +26,18 @@ export const grpcServerOptionsSchema = z.strictObject({
   shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000)
 })
 
-export type FlowtagGrpcServerOptions = z.input<typeof grpcServerOptionsSchema>
+export type FlowTagGrpcServerOptions = z.input<typeof grpcServerOptionsSchema>
 
 /**
  * ```ts
- * const app = new FlowtagGrpcServer({ nacos, registration: { service: 'inventory-service', version: 'v2', drainMs: 2000 } })
+ * const app = new FlowTagGrpcServer({ nacos, registration: { service: 'inventory-service', version: 'v2', drainMs: 2000 } })
  * app.addService(InventoryService, { reserve: (call, cb) => cb(null, { lane: currentTag() }) })
  * const port = await app.listen('0.0.0.0:0')
  * process.on('SIGTERM', () => app.close())
  * ```
  * @throws {GrpcError} `FLOWTAG_GRPC_BAD_OPTION` naming the bad field.
  */
-export class FlowtagGrpcServer {
+export class FlowTagGrpcServer {
   /** The underlying grpc-js server (add interceptors through `options.server`). */
   readonly server: Server
   /** grpc.health.v1: `''` (the whole server) and every added service; SERVING once listening. */
@@ -49,7 +49,7 @@ export class FlowtagGrpcServer {
   #port = 0
   #closing: Promise<void> | undefined
 
-  constructor(options: FlowtagGrpcServerOptions = {}) {
+  constructor(options: FlowTagGrpcServerOptions = {}) {
     const parsed = grpcServerOptionsSchema.safeParse(options)
     if (!parsed.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error))
     const o = parsed.data

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { credentials } from '@grpc/grpc-js'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagGrpc } from '../src/index.ts'
+import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 /** An echo server in its own process: `kill()` is a crash (SIGKILL). */
@@ -29,7 +29,7 @@ t.test('killing one of two v2 instances under load fails no call and keeps the l
     ]
   })
   const logged: string[] = []
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 1, baseEjectionMs: 5000 }, logger: { warn: (_o, m) => logged.push(m), info: () => {} } })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 1, baseEjectionMs: 5000 }, logger: { warn: (_o, m) => logged.push(m), info: () => {} } })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   // Both v2 instances connected and used.
@@ -75,7 +75,7 @@ t.test('UNAVAILABLE before any response is retried once on another instance of t
     ]
   })
   const logged: Array<{ o: object; m: string }> = []
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 }, logger: { warn: (o, m) => logged.push({ o, m }), info: () => {} } })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000 }, logger: { warn: (o, m) => logged.push({ o, m }), info: () => {} } })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   for (let i = 0; i < 20; i++) t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client)), { id: 'good', tag: 'v2' })
@@ -83,7 +83,7 @@ t.test('UNAVAILABLE before any response is retried once on another instance of t
   t.match(logged, [{ o: { service: 'echo', lane: 'v2', instance: `127.0.0.1:${sick.port}`, timesEjected: 1 }, m: /ejected/ }])
 
   const single = new StaticDiscovery({ solo: [{ ip: '127.0.0.1', port: sick.port, metadata: { version: 'v2' } }] })
-  const soloLanes = new FlowtagGrpc({ discovery: single, stableLane: 'v2', outlier: { maxEjectionPercent: 0 }, logger: { warn: () => {}, info: () => {} } })
+  const soloLanes = new FlowTagGrpc({ discovery: single, stableLane: 'v2', outlier: { maxEjectionPercent: 0 }, logger: { warn: () => {}, info: () => {} } })
   const solo = new EchoClient('nacos:///solo', credentials.createInsecure(), soloLanes.clientOptions())
   t.teardown(() => { solo.close(); soloLanes.close() })
   const err = await echo(solo).catch((e: unknown) => e)

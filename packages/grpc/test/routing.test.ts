@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { credentials, Metadata, status } from '@grpc/grpc-js'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagGrpc } from '../src/index.ts'
+import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
@@ -20,7 +20,7 @@ async function cluster(t: Test, specs: Array<[string, string]>) {
 
 t.test('each call goes to its lane, untagged to stable, an empty lane falls back', async (t) => {
   const { discovery } = await cluster(t, [['a1', 'v1'], ['b2', 'v2']])
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   for (let i = 0; i < 10; i++) {
@@ -35,7 +35,7 @@ t.test('each call goes to its lane, untagged to stable, an empty lane falls back
 
 t.test('strict lanes fail with the outbound code; weights split untagged calls', async (t) => {
   const { discovery } = await cluster(t, [['a1', 'v1'], ['b2', 'v2']])
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet, lanes: () => ({ stable: 'v1', strict: true, weights: { v1: 50, v2: 50 } }) })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet, lanes: () => ({ stable: 'v1', strict: true, weights: { v1: 50, v2: 50 } }) })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   const err = await runWithFlow({ tag: 'v3', baggage: {} }, () => echo(client)).catch((e: unknown) => e)
@@ -53,7 +53,7 @@ t.test('list changes reach the picker without a registry call per RPC', async (t
   const { servers, discovery } = await cluster(t, [['a1', 'v1'], ['b2', 'v2']])
   let loads = 0
   const counting = { instances: (s: string) => { loads++; return discovery.instances(s) }, subscribe: discovery.subscribe.bind(discovery) }
-  const lanes = new FlowtagGrpc({ discovery: counting, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery: counting, stableLane: 'v1', logger: quiet })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client)), { id: 'b2' })
@@ -64,7 +64,7 @@ t.test('list changes reach the picker without a registry call per RPC', async (t
 
 t.test('bad input: unknown service, malformed target, invalid tag, no configuration', async (t) => {
   const { discovery } = await cluster(t, [['a1', 'v1']])
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet })
   t.teardown(() => lanes.close())
   const unknown = new EchoClient('nacos:///nobody', credentials.createInsecure(), lanes.clientOptions())
   const err = await echo(unknown).catch((e: unknown) => e)
@@ -88,6 +88,6 @@ t.test('bad input: unknown service, malformed target, invalid tag, no configurat
   md.set('x-flow-tag', 'not a tag!')
   t.match(await echo(client, md), { id: 'a1', tag: undefined }, 'an invalid incoming tag is ignored')
 
-  t.throws(() => new FlowtagGrpc({ discovery: {} as never }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"discovery"/ })
-  t.throws(() => new FlowtagGrpc({ discovery, maxRetries: 9 }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"maxRetries"/ })
+  t.throws(() => new FlowTagGrpc({ discovery: {} as never }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"discovery"/ })
+  t.throws(() => new FlowTagGrpc({ discovery, maxRetries: 9 }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"maxRetries"/ })
 })

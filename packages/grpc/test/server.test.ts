@@ -9,7 +9,7 @@ import { protoPath } from 'grpc-health-check'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagGrpc } from '../src/index.ts'
+import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
@@ -49,7 +49,7 @@ t.test('registers with protocol=grpc, serves health, resolves through Nacos, der
   const check = () => new Promise<string>((resolve, reject) => probe.check({ service: '' }, (err, res) => (err === null ? resolve(res.status) : reject(err))))
   t.equal(await check(), 'SERVING')
 
-  const lanes = new FlowtagGrpc({ discovery: admin.naming, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery: admin.naming, stableLane: 'v1', logger: quiet })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client)), { id: 'v2', tag: 'v2' })
@@ -72,8 +72,8 @@ t.test('incoming tags: trust policy of the service mode, signed tags', async (t)
     signed: [{ ip: '127.0.0.1', port: signedOnly.port }],
     never: [{ ip: '127.0.0.1', port: never.port }]
   })
-  const plain = new FlowtagGrpc({ discovery, logger: quiet })
-  const signing = new FlowtagGrpc({ discovery, logger: quiet, sign: { key } })
+  const plain = new FlowTagGrpc({ discovery, logger: quiet })
+  const signing = new FlowTagGrpc({ discovery, logger: quiet, sign: { key } })
   const clients = {
     plainToSigned: new EchoClient('nacos:///signed', credentials.createInsecure(), plain.clientOptions()),
     signedToSigned: new EchoClient('nacos:///signed', credentials.createInsecure(), signing.clientOptions()),
@@ -87,10 +87,10 @@ t.test('incoming tags: trust policy of the service mode, signed tags', async (t)
 })
 
 t.test('server options are validated', async (t) => {
-  const { FlowtagGrpcServer } = await import('../src/server-entry.ts')
-  t.throws(() => new FlowtagGrpcServer({ registration: { service: 'x' } }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"nacos"/ })
-  t.throws(() => new FlowtagGrpcServer({ shutdownTimeoutMs: -1 }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"shutdownTimeoutMs"/ })
-  t.throws(() => new FlowtagGrpcServer({ flow: { trust: 'sometimes' } as never }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"flow"/ })
-  const app = new FlowtagGrpcServer()
+  const { FlowTagGrpcServer } = await import('../src/server-entry.ts')
+  t.throws(() => new FlowTagGrpcServer({ registration: { service: 'x' } }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"nacos"/ })
+  t.throws(() => new FlowTagGrpcServer({ shutdownTimeoutMs: -1 }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"shutdownTimeoutMs"/ })
+  t.throws(() => new FlowTagGrpcServer({ flow: { trust: 'sometimes' } as never }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"flow"/ })
+  const app = new FlowTagGrpcServer()
   await t.rejects(app.listen('256.1.1.1:1'), { code: 'FLOWTAG_GRPC_BIND_FAILED' })
 })

@@ -1,17 +1,17 @@
 // A gateway hop in one of three forms: `node bench/gateway.ts <mode> <upstreamPort>`.
-//   flowtag    - FlowtagDispatcher: service name -> discovery -> lane -> weighted pick, tag injected
+//   flowtag    - FlowTagDispatcher: service name -> discovery -> lane -> weighted pick, tag injected
 //   pool       - a hand-written forwarder: one undici.Pool to the fixed upstream address
 //   reply-from - @fastify/reply-from with the upstream as base
 //   reply-from-pool - @fastify/reply-from with an undici 8 Pool to the upstream as its `undici`
 //                option: separates the cost of the undici major from the cost of lanes
 //   reply-from-flowtag - @fastify/reply-from with `base: 'http://user-service'` and the
-//                FlowtagDispatcher as its `undici` option: the gateway as proxy configuration
+//                FlowTagDispatcher as its `undici` option: the gateway as proxy configuration
 import Fastify, { type FastifyReply } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { Pool, type Dispatcher } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 
 /** The hand-written part both undici forms share: status and the body's headers. */
 function forward(reply: FastifyReply, res: Dispatcher.ResponseData) {
@@ -37,7 +37,7 @@ if (mode === 'pool') {
   })
 } else if (mode === 'flowtag') {
   const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   app.get('/*', async (req, reply) => {
     const res = await dispatcher.request({ origin: 'http://user-service', path: req.url, method: 'GET', headers: { accept: 'application/json' } })
     forward(reply, res)
@@ -51,7 +51,7 @@ if (mode === 'pool') {
   app.get('/*', (req, reply) => reply.from(req.url))
 } else if (mode === 'reply-from-flowtag') {
   const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   // reply-from 12 types `undici` with undici 7's types; at run time it needs only request().
   await app.register(replyFrom, { base: 'http://user-service', undici: dispatcher as never })
   app.get('/*', (req, reply) => reply.from(req.url))

@@ -4,7 +4,7 @@
 //   2. paired: each form under load at the same time as the hand-written forwarder (two
 //      autocannon processes), so both see the same machine; on a shared, noisy machine this
 //      is the steadier comparison;
-//   3. paired: reply-from with the FlowtagDispatcher next to stock reply-from (the cost of
+//   3. paired: reply-from with the FlowTagDispatcher next to stock reply-from (the cost of
 //      lanes in a gateway that is proxy configuration).
 // Every figure is also taken as gateway CPU time per request served (user + system).
 // `node bench/hop.ts [rounds] [seconds] [connections] [--write] [--modes=pool,flowtag,...]`
@@ -197,10 +197,10 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
     `**Gateway hop.** \`node packages/outbound/bench/hop.ts ${rounds} ${seconds} ${connections} --write\` — ${date}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(start)} at start and ${la(end)} at the end.`,
     `A Fastify gateway forwards \`GET /users/1\` to one upstream \`node:http\` server (a 71-byte JSON body). Each gateway form, the upstream and autocannon run in their own processes. Every gateway runs its handlers inside a flow (\`runWithFlow\`, as behind the tagging plugin).`,
     `- **pool**: the hand-written forwarder, \`undici.Pool\` to the fixed upstream address (the baseline).`,
-    `- **flowtag**: \`FlowtagDispatcher\`, \`origin: 'http://user-service'\`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag \`v1\`), picks by weight, adds \`x-flow-tag\`/\`baggage\`/\`Host\`, and wraps the handler for retry, outlier and metrics.`,
+    `- **flowtag**: \`FlowTagDispatcher\`, \`origin: 'http://user-service'\`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag \`v1\`), picks by weight, adds \`x-flow-tag\`/\`baggage\`/\`Host\`, and wraps the handler for retry, outlier and metrics.`,
     `- **reply-from**: stock \`@fastify/reply-from\` with \`base\` set to the upstream address. It brings its own undici 7 (an \`Agent\`), called through the callback API.`,
     `- **reply-from-pool**: the same \`@fastify/reply-from\` with \`undici: new Pool(upstream)\` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.`,
-    `- **reply-from-flowtag**: the same \`@fastify/reply-from\` with \`base: 'http://user-service'\` and \`undici: <FlowtagDispatcher>\` (the gateway as proxy configuration): reply-from's request handling, our dispatcher and undici 8 underneath.`,
+    `- **reply-from-flowtag**: the same \`@fastify/reply-from\` with \`base: 'http://user-service'\` and \`undici: <FlowTagDispatcher>\` (the gateway as proxy configuration): reply-from's request handling, our dispatcher and undici 8 underneath.`,
     '',
     `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
     '',
@@ -229,7 +229,7 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
       ...costs.map((c, i) => `| ${i + 1} | ${p.baseCpuPerRound[i]} | ${p.formCpuPerRound[i]} | ${pct(c)} | ${pct(p.rpsRatioPerRound[i]!)} |`),
       `| **median** | ${median(p.baseCpuPerRound).toFixed(1)} | ${median(p.formCpuPerRound).toFixed(1)} | **${pct(paired)}** | ${pct(p.medianRpsRatio)} |`,
       '',
-      `Goal: reply-from with the FlowtagDispatcher ≤ 1.05x stock reply-from's gateway CPU per request. **${verdict}** in this run: ${pct(paired)} paired (median of the rounds), ${pct(alone)} interleaved (phase 1 medians).`
+      `Goal: reply-from with the FlowTagDispatcher ≤ 1.05x stock reply-from's gateway CPU per request. **${verdict}** in this run: ${pct(paired)} paired (median of the rounds), ${pct(alone)} interleaved (phase 1 medians).`
     )
     const plain = byMode.get('reply-from-pool')?.cpuMicrosPerRequest
     const plainPaired = r.paired.find((x) => x.mode === 'reply-from-pool')?.medianCpuEfficiency

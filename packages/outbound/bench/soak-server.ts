@@ -1,5 +1,5 @@
 // A soak server: `node --expose-gc bench/soak-server.ts <flowtag|bare> <upstreamPort>`.
-//   flowtag - Fastify + the @flowtag/context edge plugin (20 rules) + one FlowtagDispatcher hop
+//   flowtag - Fastify + the @flowtag/context edge plugin (20 rules) + one FlowTagDispatcher hop
 //   bare    - Fastify + one undici.Pool hop to the same upstream (the baseline)
 // Answers `mem` on IPC with its RSS and heap after a full GC (a leak detector, not a peak meter).
 import Fastify from 'fastify'
@@ -7,7 +7,7 @@ import { Pool } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { fastifyFlowTag } from '@flowtag/context/fastify'
 import type { RuleSetInput } from '@flowtag/rules'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 
 const [mode, upstreamPort] = process.argv.slice(2)
 const app = Fastify({ logger: false })
@@ -31,7 +31,7 @@ if (mode === 'flowtag') {
       { ip: '127.0.0.1', port: Number(upstreamPort), clusterName: 'B', metadata: { version: 'v2' } }
     ]
   })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   await app.register(fastifyFlowTag, { mode: 'edge', rules })
   app.get('/users/:id', async (req, reply) => {
     const res = await dispatcher.request({ origin: 'http://user-service', path: `/users/${(req.params as { id: string }).id}`, method: 'GET' })

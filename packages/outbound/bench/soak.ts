@@ -1,5 +1,5 @@
 // Soak: is memory flat over a million requests through the edge plugin and one outbound hop?
-// The flowtag server (edge tagging, 20 rules, FlowtagDispatcher hop) and the bare baseline
+// The flowtag server (edge tagging, 20 rules, FlowTagDispatcher hop) and the bare baseline
 // (Fastify + undici.Pool hop) run side by side, each in its own process, each loaded by its own
 // autocannon process in chunks; after every chunk each server reports RSS and heap after a GC.
 // Drift = last RSS over the RSS once warm (after the warm-up chunks), for each server.
@@ -127,7 +127,7 @@ const section = [
   '## Soak: memory over a million requests (@flowtag/outbound)',
   '',
   `\`node packages/outbound/bench/soak.ts ${total} ${chunk} ${connections} --write\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(loadStart)} at start and ${la(loadavg())} at the end (other engineers' jobs share the machine), ${Math.round((Date.now() - t0) / 1000)} s.`,
-  `Two servers side by side, each in its own process and loaded by its own autocannon process (${connections} connections, ${chunk.toLocaleString('en')} requests a chunk, every request another \`x-user-id\`): **flowtag** — Fastify + the @flowtag/context edge plugin (20 rules: 19 header matches that miss, a sticky 10 % split) + one \`FlowtagDispatcher\` hop to \`http://user-service\` (lanes v1 and v2, so both lanes' headers and picks are exercised); **bare** — Fastify + one \`undici.Pool\` hop to the same upstream (its own process). RSS and heap are read after a full GC at the end of each chunk; "warm" is after the first ${WARMUP_CHUNKS} chunks (${(WARMUP_CHUNKS * chunk).toLocaleString('en')} requests).`,
+  `Two servers side by side, each in its own process and loaded by its own autocannon process (${connections} connections, ${chunk.toLocaleString('en')} requests a chunk, every request another \`x-user-id\`): **flowtag** — Fastify + the @flowtag/context edge plugin (20 rules: 19 header matches that miss, a sticky 10 % split) + one \`FlowTagDispatcher\` hop to \`http://user-service\` (lanes v1 and v2, so both lanes' headers and picks are exercised); **bare** — Fastify + one \`undici.Pool\` hop to the same upstream (its own process). RSS and heap are read after a full GC at the end of each chunk; "warm" is after the first ${WARMUP_CHUNKS} chunks (${(WARMUP_CHUNKS * chunk).toLocaleString('en')} requests).`,
   '',
   '| server | requests served | RSS warm | RSS at the end | RSS drift after warm-up | largest RSS drift on the way | heap drift | median req/s |',
   '|---|---:|---:|---:|---:|---:|---:|---:|',

@@ -54,7 +54,7 @@ const MAX_CACHED_ORIGINS = 1024
 // Proxy: methods callable on a composed dispatcher reach the real instance through this symbol.
 const kSelf = Symbol('flowtag.outbound.self')
 
-export class FlowtagDispatcher extends Dispatcher {
+export class FlowTagDispatcher extends Dispatcher {
   readonly #opts: ResolvedOptions
   readonly #metrics: OutboundMetrics
   readonly #poolOptions: Pool.Options
@@ -67,7 +67,7 @@ export class FlowtagDispatcher extends Dispatcher {
   #closed = false
   /** The lane config #routeFor read last (for the lease check in #route). */
   #cfg: LaneConfig | undefined
-  readonly [kSelf]: FlowtagDispatcher = this
+  readonly [kSelf]: FlowTagDispatcher = this
 
   constructor(options: OutboundOptions) {
     super()

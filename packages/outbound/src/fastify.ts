@@ -1,8 +1,8 @@
-// Fastify plugin: one FlowtagDispatcher per app, as `fastify.outbound`, closed on onClose.
+// Fastify plugin: one FlowTagDispatcher per app, as `fastify.outbound`, closed on onClose.
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Dispatcher } from 'undici'
-import { FlowtagDispatcher } from './dispatcher.ts'
+import { FlowTagDispatcher } from './dispatcher.ts'
 import { badOptionMessage } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 import type { OutboundOptions } from './options.ts'
@@ -10,7 +10,7 @@ import type { OutboundOptions } from './options.ts'
 declare module 'fastify' {
   interface FastifyInstance {
     /** Discovery-aware undici dispatcher: `request('http://<service>/path', { dispatcher: fastify.outbound })`. */
-    outbound: FlowtagDispatcher
+    outbound: FlowTagDispatcher
   }
 }
 
@@ -19,14 +19,14 @@ export interface FastifyOutboundOptions extends OutboundOptions {
   interceptors?: Dispatcher.DispatcherComposeInterceptor[]
 }
 
-const fastifyOutbound: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutbound(fastify: FastifyInstance, options: FastifyOutboundOptions) {
+const fastifyOutboundPlugin: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutboundPlugin(fastify: FastifyInstance, options: FastifyOutboundOptions) {
   const { interceptors, ...outboundOptions } = options
   if (interceptors !== undefined && (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))) {
     throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/outbound', 'interceptors', 'expected an array of undici interceptors'), '')
   }
-  const dispatcher = new FlowtagDispatcher(outboundOptions)
+  const dispatcher = new FlowTagDispatcher(outboundOptions)
   // A composed dispatcher is a Proxy of the same instance: snapshot() and close() still work.
-  const outbound = (interceptors === undefined || interceptors.length === 0 ? dispatcher : dispatcher.compose(interceptors)) as FlowtagDispatcher
+  const outbound = (interceptors === undefined || interceptors.length === 0 ? dispatcher : dispatcher.compose(interceptors)) as FlowTagDispatcher
 
   fastify.decorate('outbound', outbound)
   // onClose runs after in-flight requests have drained; the discovery is the caller's to close.
@@ -35,5 +35,5 @@ const fastifyOutbound: FastifyPluginAsync<FastifyOutboundOptions> = async functi
   })
 }
 
-export const outboundPlugin = fp(fastifyOutbound, { fastify: '5.x', name: '@flowtag/outbound' })
-export default outboundPlugin
+export const fastifyOutbound = fp(fastifyOutboundPlugin, { fastify: '5.x', name: '@flowtag/outbound' })
+export default fastifyOutbound

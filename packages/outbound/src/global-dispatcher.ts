@@ -1,5 +1,5 @@
 // Node's own fetch() (and undici's, and every SDK built on either) made lane-aware, opt-in: the
-// global dispatcher sends registered service names to a FlowtagDispatcher and every other host
+// global dispatcher sends registered service names to a FlowTagDispatcher and every other host
 // to the dispatcher that was global before, untouched.
 import { isIP } from 'node:net'
 import { Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
@@ -30,7 +30,7 @@ export type GlobalDispatcherOptions = z.input<typeof globalDispatcherOptionsSche
 
 /** What installGlobalDispatcher() returns. */
 export interface GlobalDispatcherInstallation {
-  /** The dispatcher now global: routes service names to the FlowtagDispatcher, the rest to `previous`. */
+  /** The dispatcher now global: routes service names to the FlowTagDispatcher, the rest to `previous`. */
   readonly dispatcher: GlobalRouter
   /** The global dispatcher before the installation; non-service hosts go there. */
   readonly previous: Dispatcher
@@ -68,7 +68,7 @@ const SERVICE: Decision = { service: true, until: Infinity, pending: null }
  *   `FLOWTAG_OUTBOUND_UNKNOWN_SERVICE`, it never falls back to DNS), "not a service" (zero
  *   instances, or the lookup failed) for `negativeTtlMs`.
  *
- * @param dispatcher a FlowtagDispatcher (or one composed from it) that serves the service names.
+ * @param dispatcher a FlowTagDispatcher (or one composed from it) that serves the service names.
  * @param options `services`, `discovery` (default `dispatcher.discovery`), `negativeTtlMs` (@default 30000).
  * @throws OutboundError `FLOWTAG_OUTBOUND_BAD_OPTION` for a bad option, or when
  *   neither `services`, `discovery` nor `dispatcher.discovery` says how to tell services apart.
@@ -192,7 +192,7 @@ export class GlobalRouter extends Dispatcher {
     return d
   }
 
-  // It owns no connections: the FlowtagDispatcher and the previous dispatcher are closed by their owners.
+  // It owns no connections: the FlowTagDispatcher and the previous dispatcher are closed by their owners.
   override close(): Promise<void>
   override close(callback: () => void): void
   override close(callback?: () => void): Promise<void> | void {

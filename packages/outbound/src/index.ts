@@ -1,4 +1,4 @@
-export { FlowtagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './dispatcher.ts'
+export { FlowTagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './dispatcher.ts'
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
 export { outboundOptionsSchema, type OutboundOptions, type OutboundLogger, type LaneConfig, type LanesResolver } from './options.ts'
 export { instanceKey, type Discovery, type Instance, type ServiceChange } from './discovery.ts'

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery, type Discovery, type Instance, type ServiceListener } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { load, startInstance } from './fixtures/instances.ts'
 
 /** Wraps a StaticDiscovery: counts instances() calls, can delay or fail the first ones. */
@@ -33,7 +33,7 @@ class CountingDiscovery implements Discovery {
 t.test('concurrent first requests await one initial load; later ones never call the registry', async (t) => {
   const a = await startInstance(t, 'a')
   const discovery = new CountingDiscovery(new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: a.port }] }), { delayMs: 200 })
-  const d = new FlowtagDispatcher({ discovery })
+  const d = new FlowTagDispatcher({ discovery })
   t.teardown(() => d.close())
   const replies = await load(200, 20, async () => (await request('http://svc/x', { dispatcher: d })).body.json())
   t.equal(replies.length, 200)
@@ -43,7 +43,7 @@ t.test('concurrent first requests await one initial load; later ones never call 
 t.test('a failed initial load is a coded error, and the next request tries again', async (t) => {
   const a = await startInstance(t, 'a')
   const discovery = new CountingDiscovery(new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: a.port }] }), { failures: 1 })
-  const d = new FlowtagDispatcher({ discovery })
+  const d = new FlowTagDispatcher({ discovery })
   t.teardown(() => d.close())
   await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_DISCOVERY_FAILED', statusCode: 503, cause: { message: 'registry down' } })
   const res = await request('http://svc/x', { dispatcher: d })
@@ -53,7 +53,7 @@ t.test('a failed initial load is a coded error, and the next request tries again
 })
 
 t.test('a request without a usable origin is refused with a coded error', async (t) => {
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery() })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery() })
   t.teardown(() => d.close())
   await t.rejects(d.request({ path: '/', method: 'GET' }), { code: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' })
   await t.rejects(d.request({ origin: 'not a url', path: '/', method: 'GET' }), { code: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' })

@@ -3,8 +3,8 @@ import Fastify from 'fastify'
 import { interceptors, request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import outboundPlugin from '../src/fastify.ts'
-import { FlowtagDispatcher } from '../src/index.ts'
+import fastifyOutbound from '../src/fastify.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { startInstance } from './fixtures/instances.ts'
 import { waitFor } from '@flowtag/test-kit'
 
@@ -20,14 +20,14 @@ t.test('fastify.outbound calls services in the lane of the request and closes on
   t.teardown(async () => {
     await app.close()
   })
-  await app.register(outboundPlugin, { discovery, stableLane: 'v1', interceptors: [interceptors.responseError()] })
+  await app.register(fastifyOutbound, { discovery, stableLane: 'v1', interceptors: [interceptors.responseError()] })
   app.addHook('onRequest', (req, _reply, done) => runWithFlow({ tag: req.headers['x-flow-tag'] as string | undefined, baggage: {} }, done))
   app.get('/orders/:id', async (req) => {
     const { body } = await request(`http://user-service/users/${(req.params as { id: string }).id}`, { dispatcher: app.outbound })
     return { user: await body.json() }
   })
   t.ok(app.hasDecorator('outbound'))
-  t.ok(app.outbound instanceof FlowtagDispatcher)
+  t.ok(app.outbound instanceof FlowTagDispatcher)
 
   const tagged = await app.inject({ url: '/orders/1', headers: { 'x-flow-tag': 'v2' } })
   t.match(tagged.json(), { user: { id: 'two', tag: 'v2' } })
@@ -45,7 +45,7 @@ t.test('bad options fail registration with a coded error', async (t) => {
   t.teardown(async () => {
     await app.close()
   })
-  app.register(outboundPlugin, { discovery: new StaticDiscovery(), maxRetries: -2 })
+  app.register(fastifyOutbound, { discovery: new StaticDiscovery(), maxRetries: -2 })
   await t.rejects(async () => {
     await app.ready()
   }, { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /maxRetries/ })
@@ -53,14 +53,14 @@ t.test('bad options fail registration with a coded error', async (t) => {
   t.teardown(async () => {
     await app2.close()
   })
-  app2.register(outboundPlugin, { discovery: new StaticDiscovery(), interceptors: ['x' as never] })
+  app2.register(fastifyOutbound, { discovery: new StaticDiscovery(), interceptors: ['x' as never] })
   await t.rejects(async () => {
     await app2.ready()
   }, { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /interceptors/ })
 })
 
 t.test('plugin metadata', async (t) => {
-  const meta = (outboundPlugin as unknown as Record<symbol, { name: string; fastify: string }>)[Symbol.for('plugin-meta')]
+  const meta = (fastifyOutbound as unknown as Record<symbol, { name: string; fastify: string }>)[Symbol.for('plugin-meta')]
   t.equal(meta?.name, '@flowtag/outbound')
   t.equal(meta?.fastify, '5.x')
 })

@@ -6,7 +6,7 @@ import express from 'express'
 import { fetch, interceptors, request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { startInstance, type Instance } from './fixtures/instances.ts'
 
 const at = (i: Instance, version: string) => ({ ip: '127.0.0.1', port: i.port, metadata: { version } })
@@ -14,7 +14,7 @@ const at = (i: Instance, version: string) => ({ ip: '127.0.0.1', port: i.port, m
 t.test('fetch() and composed interceptors', async (t) => {
   const [v1, v2] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2')])
   const discovery = new StaticDiscovery({ 'user-service': [at(v1, 'v1'), at(v2, 'v2')] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   t.teardown(() => dispatcher.close())
 
   const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => fetch('http://user-service/users/1', { dispatcher }))
@@ -35,7 +35,7 @@ t.test('fetch() and composed interceptors', async (t) => {
 t.test('an Express app calls the next service in the lane of its request', async (t) => {
   const [v1, v2] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2')])
   const discovery = new StaticDiscovery({ 'user-service': [at(v1, 'v1'), at(v2, 'v2')] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   t.teardown(() => dispatcher.close())
 
   const app = express()

@@ -1,5 +1,5 @@
 // An edge gateway as configuration: @fastify/http-proxy / @fastify/reply-from with the
-// FlowtagDispatcher as their `undici` option, behind the edge tagging plugin. A request the
+// FlowTagDispatcher as their `undici` option, behind the edge tagging plugin. A request the
 // rules put in v2 reaches the v2 instance; others reach v1; a forged x-flow-tag moves nothing.
 import t from 'tap'
 import Fastify from 'fastify'
@@ -8,7 +8,7 @@ import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { fastifyFlowTag } from '@flowtag/context/fastify'
 import outbound from '../src/fastify.ts'
-import { FlowtagDispatcher, OutboundError } from '../src/index.ts'
+import { FlowTagDispatcher, OutboundError } from '../src/index.ts'
 import { startInstance, type Instance } from './fixtures/instances.ts'
 
 const at = (i: Instance, version: string) => ({ ip: '127.0.0.1', port: i.port, metadata: { version } })
@@ -55,10 +55,10 @@ t.test('@fastify/http-proxy with undici: app.outbound keeps lanes', async (t) =>
   t.same(none.json(), { code: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE' })
 })
 
-t.test('@fastify/reply-from with undici: a FlowtagDispatcher', async (t) => {
+t.test('@fastify/reply-from with undici: a FlowTagDispatcher', async (t) => {
   const [v1, v2] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2')])
   const discovery = new StaticDiscovery({ 'user-service': [at(v1, 'v1'), at(v2, 'v2')] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   const app = Fastify()
   t.teardown(async () => {
     await app.close()

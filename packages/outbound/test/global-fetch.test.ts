@@ -1,5 +1,5 @@
 // Node's own global fetch() made lane-aware by installGlobalDispatcher(): service names go
-// through the FlowtagDispatcher in the request's flow; IP literals and non-service host names
+// through the FlowTagDispatcher in the request's flow; IP literals and non-service host names
 // go to the previous global dispatcher untouched; uninstall() puts everything back.
 // Runs on any Node the package supports: `node test/global-fetch.test.ts` works too.
 import t, { type Test } from 'tap'
@@ -8,7 +8,7 @@ import Fastify from 'fastify'
 import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { StaticDiscovery, type Instance as NacosInstance } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagDispatcher, installGlobalDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher, installGlobalDispatcher } from '../src/index.ts'
 import { startInstance, type Instance } from './fixtures/instances.ts'
 
 const kLegacy = Symbol.for('undici.globalDispatcher.1')
@@ -50,7 +50,7 @@ t.test('global fetch inside a Fastify request: services by lane, other hosts unt
   keepGlobal(t)
   const [v1, v2, outsider] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2'), startInstance(t, 'outsider')])
   const discovery = new CountingDiscovery({ 'user-service': [at(v1, 'v1'), at(v2, 'v2')], 'empty-service': [] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   t.teardown(() => dispatcher.close())
   const previous = previousAgent()
   t.teardown(() => previous.close())
@@ -110,7 +110,7 @@ t.test('a fixed services list, negative answers expire, uninstall in the wrong o
   keepGlobal(t)
   const [v1, outsider] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'outsider')])
   const discovery = new CountingDiscovery({ 'user-service': [at(v1, 'v1')] })
-  const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
   t.teardown(() => dispatcher.close())
   const previous = previousAgent()
   t.teardown(() => previous.close())
@@ -144,7 +144,7 @@ t.test('a fixed services list, negative answers expire, uninstall in the wrong o
 
 t.test('bad options are coded errors', async (t) => {
   keepGlobal(t)
-  const dispatcher = new FlowtagDispatcher({ discovery: new StaticDiscovery() })
+  const dispatcher = new FlowTagDispatcher({ discovery: new StaticDiscovery() })
   t.teardown(() => dispatcher.close())
   const before = getGlobalDispatcher()
   t.throws(() => installGlobalDispatcher({} as never), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"dispatcher"/ })

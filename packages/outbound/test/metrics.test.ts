@@ -3,7 +3,7 @@ import type { Meter } from '@opentelemetry/api'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { startInstance } from './fixtures/instances.ts'
 
 type Record_ = { name: string; value: number; attrs: Record<string, unknown> }
@@ -27,7 +27,7 @@ t.test('requests, errors, retries and durations by service, lane and instance', 
       { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v2' }, weight: 100_000 }
     ]
   })
-  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), outlier: { maxEjectionPercent: 0 } })
+  const d = new FlowTagDispatcher({ discovery, meter: recordingMeter(out), outlier: { maxEjectionPercent: 0 } })
   t.teardown(() => d.close())
 
   const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
@@ -73,7 +73,7 @@ t.test('an ejection is counted and logged, and so is the readmission', async (t)
       { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v2' }, weight: 100_000 }
     ]
   })
-  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), logger, outlier: { consecutiveFailures: 1, baseEjectionMs: 200, maxEjectionMs: 200 } })
+  const d = new FlowTagDispatcher({ discovery, meter: recordingMeter(out), logger, outlier: { consecutiveFailures: 1, baseEjectionMs: 200, maxEjectionMs: 200 } })
   t.teardown(() => d.close())
   const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))
   await res.body.dump()
@@ -87,7 +87,7 @@ t.test('an ejection is counted and logged, and so is the readmission', async (t)
 })
 
 t.test('a bad logger is refused by name', async (t) => {
-  t.throws(() => new FlowtagDispatcher({ discovery: new StaticDiscovery(), logger: {} as never }), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"logger"/ })
+  t.throws(() => new FlowTagDispatcher({ discovery: new StaticDiscovery(), logger: {} as never }), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"logger"/ })
 })
 
 t.test('ejections and fallbacks out of the requested lane are counted', async (t) => {
@@ -100,7 +100,7 @@ t.test('ejections and fallbacks out of the requested lane are counted', async (t
       { ip: '127.0.0.1', port: dead.port, metadata: { version: 'v1' }, weight: 100_000 }
     ]
   })
-  const d = new FlowtagDispatcher({ discovery, meter: recordingMeter(out), stableLane: 'v1', outlier: { consecutiveFailures: 1 } })
+  const d = new FlowTagDispatcher({ discovery, meter: recordingMeter(out), stableLane: 'v1', outlier: { consecutiveFailures: 1 } })
   t.teardown(() => d.close())
   // lane v2 has no instance: served by the stable lane v1, a fallback
   const res = await runWithFlow({ tag: 'v2', baggage: {} }, () => request('http://svc/x', { dispatcher: d }))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 
 const discovery = new StaticDiscovery()
 
@@ -22,7 +22,7 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
   ]
   for (const [opts, field] of cases) {
     t.throws(
-      () => new FlowtagDispatcher(opts as never),
+      () => new FlowTagDispatcher(opts as never),
       { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', name: 'OutboundError', message: new RegExp(`"${field.replace('.', '\\.')}"`) },
       field
     )
@@ -30,7 +30,7 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
 })
 
 t.test('defaults are accepted', async (t) => {
-  const d = new FlowtagDispatcher({ discovery })
+  const d = new FlowTagDispatcher({ discovery })
   t.ok(d)
   await d.close()
 })

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { load, startInstance, type Instance } from './fixtures/instances.ts'
 import { waitFor } from '@flowtag/test-kit'
 
@@ -11,7 +11,7 @@ const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
 t.test('pools are opened on use and closed when instances leave', async (t) => {
   const [a, b] = await Promise.all([startInstance(t, 'a'), startInstance(t, 'b')])
   const discovery = new StaticDiscovery({ svc: [at(a), at(b)] })
-  const d = new FlowtagDispatcher({ discovery, keepAliveTimeout: 60_000 })
+  const d = new FlowTagDispatcher({ discovery, keepAliveTimeout: 60_000 })
   t.teardown(() => d.close())
   const seen = new Set<string>()
   await load(60, 4, async () => {
@@ -36,7 +36,7 @@ t.test('pools are opened on use and closed when instances leave', async (t) => {
 t.test('an in-flight request finishes when its instance leaves', async (t) => {
   const a = await startInstance(t, 'a')
   const discovery = new StaticDiscovery({ svc: [at(a)] })
-  const d = new FlowtagDispatcher({ discovery })
+  const d = new FlowTagDispatcher({ discovery })
   t.teardown(() => d.close())
   const pending = request('http://svc/x?delay=300', { dispatcher: d })
   await waitFor('the request to be sent', () => a.open > 0, 5000)
@@ -51,7 +51,7 @@ t.test('an in-flight request finishes when its instance leaves', async (t) => {
 t.test('destroy() fails in-flight requests at once', async (t) => {
   const a = await startInstance(t, 'a')
   const discovery = new StaticDiscovery({ svc: [at(a)] })
-  const d = new FlowtagDispatcher({ discovery })
+  const d = new FlowTagDispatcher({ discovery })
   const pending = request('http://svc/x?delay=5000', { dispatcher: d })
   await waitFor('the request to be sent', () => a.open > 0, 5000)
   await d.destroy(new Error('shutting down'))

@@ -4,13 +4,13 @@ import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow, type FlowContext } from '@flowtag/context'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { startInstance } from './fixtures/instances.ts'
 
 const v1 = await startInstance(t, 'one', 'v1')
 const at = (port: number, version: string) => ({ ip: '127.0.0.1', port, metadata: { version } })
 
-async function call(d: FlowtagDispatcher, flow: FlowContext, service = 'user-service') {
+async function call(d: FlowTagDispatcher, flow: FlowContext, service = 'user-service') {
   return runWithFlow(flow, async () => {
     const res = await request(`http://${service}/u`, { dispatcher: d })
     return (await res.body.json()) as { id: string; tag: string | null; baggage: string | null }
@@ -18,7 +18,7 @@ async function call(d: FlowtagDispatcher, flow: FlowContext, service = 'user-ser
 }
 
 t.test('no instance in the lane: one entry per hop, in baggage downstream', async (t) => {
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ 'user-service': [at(v1.port, 'v1')] }), stableLane: 'v1' })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ 'user-service': [at(v1.port, 'v1')] }), stableLane: 'v1' })
   t.teardown(() => d.close())
   const flow: FlowContext = { tag: 'v2', baggage: {} }
   const r = await call(d, flow)
@@ -34,7 +34,7 @@ t.test('no instance in the lane: one entry per hop, in baggage downstream', asyn
 
 t.test('lease ran out: the stable lane serves, reason lease-expired', async (t) => {
   const v2 = await startInstance(t, 'two', 'v2')
-  const d = new FlowtagDispatcher({
+  const d = new FlowTagDispatcher({
     discovery: new StaticDiscovery({ 'user-service': [at(v1.port, 'v1'), at(v2.port, 'v2')] }),
     stableLane: 'v1',
     lanes: () => ({ stable: 'v1', expired: ['v2'] })
@@ -53,7 +53,7 @@ t.test('receipts from upstream hops come back into the flow, bounded', async (t)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => server.close())
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ 'order-service': [at((server.address() as { port: number }).port, 'v2')] }), stableLane: 'v1' })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ 'order-service': [at((server.address() as { port: number }).port, 'v2')] }), stableLane: 'v1' })
   t.teardown(() => d.close())
   const flow: FlowContext = { tag: 'v2', baggage: {} }
   await call(d, flow, 'order-service')

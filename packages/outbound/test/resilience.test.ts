@@ -2,13 +2,13 @@
 import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { load, startInstance, type Instance } from './fixtures/instances.ts'
 import { waitFor } from '@flowtag/test-kit'
 
 const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
 
-async function call(dispatcher: FlowtagDispatcher, url: string, method: 'GET' | 'POST' = 'GET'): Promise<{ ok: boolean; id?: string; code?: string }> {
+async function call(dispatcher: FlowTagDispatcher, url: string, method: 'GET' | 'POST' = 'GET'): Promise<{ ok: boolean; id?: string; code?: string }> {
   try {
     const res = await request(url, { dispatcher, method, body: method === 'POST' ? 'payload' : undefined })
     const body = (await res.body.json()) as { id: string }
@@ -22,7 +22,7 @@ t.test('an instance killed mid-load: no idempotent request fails, it is ejected,
   const [a, b, c] = await Promise.all([startInstance(t, 'a'), startInstance(t, 'b'), startInstance(t, 'c')])
   const bPort = b.port
   const discovery = new StaticDiscovery({ svc: [at(a), at(b), at(c)] })
-  const d = new FlowtagDispatcher({ discovery, outlier: { consecutiveFailures: 3, baseEjectionMs: 4000 } })
+  const d = new FlowTagDispatcher({ discovery, outlier: { consecutiveFailures: 3, baseEjectionMs: 4000 } })
   t.teardown(() => d.close())
 
   let done = 0
@@ -51,7 +51,7 @@ t.test('non-idempotent requests are not retried; GETs on the same instances are'
   await dead.kill()
   const discovery = new StaticDiscovery({ svc: [at(alive), at(dead)] })
   // No ejection, so the dead instance keeps being picked.
-  const d = new FlowtagDispatcher({ discovery, outlier: { maxEjectionPercent: 0 } })
+  const d = new FlowTagDispatcher({ discovery, outlier: { maxEjectionPercent: 0 } })
   t.teardown(() => d.close())
   const posts = await load(30, 3, () => call(d, 'http://svc/orders', 'POST'))
   const failed = posts.filter((r) => !r.ok)
@@ -66,7 +66,7 @@ t.test('when every instance is ejected the error is FLOWTAG_OUTBOUND_ALL_EJECTED
   const only = await startInstance(t, 'only')
   await only.kill()
   const discovery = new StaticDiscovery({ svc: [at(only)] })
-  const d = new FlowtagDispatcher({ discovery, outlier: { consecutiveFailures: 1, baseEjectionMs: 60_000 } })
+  const d = new FlowTagDispatcher({ discovery, outlier: { consecutiveFailures: 1, baseEjectionMs: 60_000 } })
   t.teardown(() => d.close())
   t.match(await call(d, 'http://svc/x'), { ok: false, code: 'ECONNREFUSED' }, 'nothing else to retry on')
   await t.rejects(request('http://svc/x', { dispatcher: d }), { code: 'FLOWTAG_OUTBOUND_ALL_EJECTED', statusCode: 503 })
@@ -76,7 +76,7 @@ t.test('at most maxEjectionPercent of a service is ejected at once', async (t) =
   const insts = await Promise.all(['p', 'q', 'r', 's'].map((id) => startInstance(t, id)))
   await Promise.all(insts.map((i) => i.kill()))
   const discovery = new StaticDiscovery({ svc: insts.map(at) })
-  const d = new FlowtagDispatcher({ discovery, maxRetries: 0, outlier: { consecutiveFailures: 1, maxEjectionPercent: 50, baseEjectionMs: 60_000 } })
+  const d = new FlowTagDispatcher({ discovery, maxRetries: 0, outlier: { consecutiveFailures: 1, maxEjectionPercent: 50, baseEjectionMs: 60_000 } })
   t.teardown(() => d.close())
   await load(40, 4, () => call(d, 'http://svc/x'))
   t.equal(d.snapshot('svc')?.ejected.length, 2, 'two of four')
@@ -86,7 +86,7 @@ t.test('at most maxEjectionPercent of a service is ejected at once', async (t) =
 t.test('headers timeout is configurable and not retried', async (t) => {
   const slow = await startInstance(t, 'slow')
   const discovery = new StaticDiscovery({ svc: [at(slow)] })
-  const d = new FlowtagDispatcher({ discovery, headersTimeout: 100 })
+  const d = new FlowTagDispatcher({ discovery, headersTimeout: 100 })
   t.teardown(() => d.close())
   t.match(await call(d, 'http://svc/x?delay=1000'), { ok: false, code: 'UND_ERR_HEADERS_TIMEOUT' })
   t.match(await call(d, 'http://svc/x'), { ok: true, id: 'slow' })
@@ -95,7 +95,7 @@ t.test('headers timeout is configurable and not retried', async (t) => {
 t.test('a caller abort is passed to the live attempt and never counts against the instance', async (t) => {
   const a = await startInstance(t, 'a')
   const discovery = new StaticDiscovery({ svc: [at(a)] })
-  const d = new FlowtagDispatcher({ discovery, outlier: { consecutiveFailures: 1 } })
+  const d = new FlowTagDispatcher({ discovery, outlier: { consecutiveFailures: 1 } })
   t.teardown(() => d.close())
   const ac = new AbortController()
   const pending = request('http://svc/x?delay=2000', { dispatcher: d, signal: ac.signal })
@@ -110,7 +110,7 @@ t.test('5xx answers eject an instance only when outlier.count5xx is on', async (
   const [good, sick] = await Promise.all([startInstance(t, 'good'), startInstance(t, 'sick', '', 0, { STATUS: '503' })])
   for (const count5xx of [false, true]) {
     const discovery = new StaticDiscovery({ svc: [at(good), at(sick)] })
-    const d = new FlowtagDispatcher({ discovery, outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000, count5xx } })
+    const d = new FlowTagDispatcher({ discovery, outlier: { consecutiveFailures: 3, baseEjectionMs: 60_000, count5xx } })
     const statuses: number[] = []
     for (let i = 0; i < 40; i++) {
       const res = await request('http://svc/x', { dispatcher: d })

@@ -3,7 +3,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowtagDispatcher, type OutboundOptions } from '../src/index.ts'
+import { FlowTagDispatcher, type OutboundOptions } from '../src/index.ts'
 import { load, startInstance, type Instance } from './fixtures/instances.ts'
 
 interface Reply {
@@ -14,7 +14,7 @@ interface Reply {
   host: string | null
 }
 
-async function get(dispatcher: FlowtagDispatcher, url: string): Promise<Reply> {
+async function get(dispatcher: FlowTagDispatcher, url: string): Promise<Reply> {
   const res = await request(url, { dispatcher })
   if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
   return (await res.body.json()) as Reply
@@ -44,7 +44,7 @@ t.test('routing', async (t) => {
     'user-service': [at(a, 'v1', { weight: 1 }), at(b, 'v1', { weight: 3 }), at(c, 'v1', { weight: 6 }), at(canary, 'v2')]
   })
   const make = (opts: Partial<OutboundOptions> = {}) => {
-    const d = new FlowtagDispatcher({ discovery, stableLane: 'v1', ...opts })
+    const d = new FlowTagDispatcher({ discovery, stableLane: 'v1', ...opts })
     t.teardown(() => d.close())
     return d
   }
@@ -121,7 +121,7 @@ t.test('routing', async (t) => {
     const disc = new StaticDiscovery({
       svc: [at(a, 'v1', { healthy: false }), at(b, 'v1', { enabled: false }), at(c, 'v1', { weight: 0 }), at(canary, 'v1')]
     })
-    const d = new FlowtagDispatcher({ discovery: disc, stableLane: 'v1' })
+    const d = new FlowTagDispatcher({ discovery: disc, stableLane: 'v1' })
     t.teardown(() => d.close())
     t.same(count(await load(100, 10, () => get(d, 'http://svc/x'))), { canary: 100 })
     // All four unpickable: a coded error, not a request to any of them.
@@ -131,7 +131,7 @@ t.test('routing', async (t) => {
 
   t.test('unlabelled instances form the stable lane, and list changes are followed', async (t) => {
     const disc = new StaticDiscovery({ plain: [at(a, ''), at(b, '')] })
-    const d = new FlowtagDispatcher({ discovery: disc })
+    const d = new FlowTagDispatcher({ discovery: disc })
     t.teardown(() => d.close())
     const n = count(await load(100, 10, () => get(d, 'http://plain/x')))
     t.same(Object.keys(n).sort(), ['a', 'b'])

@@ -4,7 +4,7 @@ import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
 import { createRuleStore, serviceLanes, staticSource } from '@flowtag/rules'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { load, startInstance } from './fixtures/instances.ts'
 import { waitFor } from '@flowtag/test-kit'
 
@@ -22,7 +22,7 @@ t.test('lanes from a RuleStore: weights and strictness change live', async (t) =
   const store = createRuleStore({ source })
   t.teardown(() => store.close())
   await store.ready
-  const dispatcher = new FlowtagDispatcher({ discovery, lanes: (service) => serviceLanes(store.current, service) })
+  const dispatcher = new FlowTagDispatcher({ discovery, lanes: (service) => serviceLanes(store.current, service) })
   t.teardown(() => dispatcher.close())
   const ids = async (n: number) => {
     const replies = await load(n, 5, async () => ((await (await request('http://user-service/', { dispatcher })).body.json()) as { id: string }).id)

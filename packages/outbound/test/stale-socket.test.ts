@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 
 interface Stale {
   server: Server
@@ -49,7 +49,7 @@ async function startStale(t: Test, hangAfterDrop = false): Promise<Stale> {
   return s
 }
 
-async function call(d: FlowtagDispatcher, method: string, body?: string | Readable): Promise<{ status?: number; code?: string; message?: string }> {
+async function call(d: FlowTagDispatcher, method: string, body?: string | Readable): Promise<{ status?: number; code?: string; message?: string }> {
   try {
     // HEAD closes its connection unless told not to; the point here is a reused one.
     const res = await request('http://svc/x', { dispatcher: d, method: method as 'GET', body, reset: method === 'HEAD' ? false : undefined })
@@ -62,7 +62,7 @@ async function call(d: FlowtagDispatcher, method: string, body?: string | Readab
 
 t.test('single-instance lane: three sequential GETs over a connection the instance drops all answer 200', async (t) => {
   const s = await startStale(t)
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
   t.teardown(() => d.close())
   const results = []
   for (let i = 0; i < 3; i++) results.push(await call(d, 'GET'))
@@ -75,7 +75,7 @@ t.test('single-instance lane: three sequential GETs over a connection the instan
 for (const method of ['HEAD', 'OPTIONS', 'PUT', 'DELETE']) {
   t.test(`${method} is sent again too (PUT with a string body)`, async (t) => {
     const s = await startStale(t)
-    const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+    const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
     t.teardown(() => d.close())
     const body = method === 'PUT' ? 'replayable' : undefined
     const results = []
@@ -88,7 +88,7 @@ for (const method of ['HEAD', 'OPTIONS', 'PUT', 'DELETE']) {
 
 t.test('a POST on the dropped connection fails as before, and is not sent again', async (t) => {
   const s = await startStale(t)
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
   t.teardown(() => d.close())
   // undici opens a second connection for the second request; the third reuses one.
   const results = []
@@ -102,7 +102,7 @@ t.test('a POST on the dropped connection fails as before, and is not sent again'
 
 t.test('a stream body (consumed by the first attempt) is not sent again', async (t) => {
   const s = await startStale(t)
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
   t.teardown(() => d.close())
   t.same(await call(d, 'PUT', 'first'), { status: 200 })
   t.same(await call(d, 'PUT', 'second'), { status: 200 })
@@ -113,7 +113,7 @@ t.test('a stream body (consumed by the first attempt) is not sent again', async 
 
 t.test('with two such instances every GET still answers', async (t) => {
   const [a, b] = [await startStale(t), await startStale(t)]
-  const d = new FlowtagDispatcher({
+  const d = new FlowTagDispatcher({
     discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: a.port }, { ip: '127.0.0.1', port: b.port }] })
   })
   t.teardown(() => d.close())
@@ -125,7 +125,7 @@ t.test('with two such instances every GET still answers', async (t) => {
 
 t.test('staleRetry: false leaves the failure to the caller', async (t) => {
   const s = await startStale(t)
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }), staleRetry: false })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }), staleRetry: false })
   t.teardown(() => d.close())
   const results = []
   for (let i = 0; i < 3; i++) results.push(await call(d, 'GET'))
@@ -141,7 +141,7 @@ t.test('a fresh connection closed without an answer is not a stale one: no secon
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   const port = (server.address() as AddressInfo).port
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port }] }) })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port }] }) })
   t.teardown(() => d.close())
   t.match(await call(d, 'GET'), { code: 'UND_ERR_SOCKET' })
   t.equal(requests, 1, 'a request that kills its instance is not sent to it twice')
@@ -149,7 +149,7 @@ t.test('a fresh connection closed without an answer is not a stale one: no secon
 
 t.test('destroy() reaches a fresh-connection attempt in flight', async (t) => {
   const s = await startStale(t, true)
-  const d = new FlowtagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
+  const d = new FlowTagDispatcher({ discovery: new StaticDiscovery({ svc: [{ ip: '127.0.0.1', port: s.port }] }) })
   t.same(await call(d, 'GET'), { status: 200 })
   t.same(await call(d, 'GET'), { status: 200 })
   const third = call(d, 'GET')

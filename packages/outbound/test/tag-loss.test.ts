@@ -8,7 +8,7 @@ import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { resetTagLossCounts, setTagLossMode, tagLossCounts, errorCodes } from '@flowtag/context'
 import { fastifyFlowTag } from '@flowtag/context/fastify'
-import { FlowtagDispatcher } from '../src/index.ts'
+import { FlowTagDispatcher } from '../src/index.ts'
 import { startInstance } from './fixtures/instances.ts'
 
 const upstream = await startInstance(t, 'up', 'v1')
@@ -19,7 +19,7 @@ const discovery = new StaticDiscovery({
     { ip: '127.0.0.1', port: v2.port, metadata: { version: 'v2' } }
   ]
 })
-const dispatcher = new FlowtagDispatcher({ discovery, stableLane: 'v1' })
+const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
 t.teardown(() => dispatcher.close())
 
 const URL = 'http://user-service/users/1'

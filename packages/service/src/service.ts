@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { FlowTagger, signTag, type RuleStoreLike } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
 import { NacosClient, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
-import { FlowtagDispatcher } from '@flowtag/outbound'
+import { FlowTagDispatcher } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
@@ -60,7 +60,7 @@ export class FlowTagService {
   /** Decides (edge) or carries (service) each request's lane. */
   readonly tagger: FlowTagger
   /** undici dispatcher for `http://<service>/...`: the request's lane, by weight, stable fallback. */
-  readonly dispatcher: FlowtagDispatcher
+  readonly dispatcher: FlowTagDispatcher
   /** undici `fetch` through `dispatcher`. */
   readonly fetch: ServiceFetch
   /** Per-lane server metrics; undefined with `metrics: false`. */
@@ -116,7 +116,7 @@ export class FlowTagService {
       throw asServiceOption(err, '', 'trust')
     }
     try {
-      this.dispatcher = new FlowtagDispatcher({
+      this.dispatcher = new FlowTagDispatcher({
         ...o.outbound,
         discovery: this.discovery,
         // Per request: the service's lanes from the RuleSet in force (stable, strict, weights).
