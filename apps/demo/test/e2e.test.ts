@@ -96,11 +96,12 @@ t.test('a forged x-flow-tag sent straight to order-service is not honoured (lane
     const res = await fetch(`${order.url}/orders/1?user=${user}`, { headers: { ...headers, 'x-user-id': user } })
     const body = (await res.json()) as { hops: Hop[] }
     t.equal(res.status, 200)
-    t.same(body.hops.map((h) => `${h.service}@${h.version}:${h.lane}`), ['order-service@v1:v1', 'user-service@v1:v1'], `${Object.keys(headers)[0]}: ignored; order-service decides by its rules (v1)`)
+    t.same(body.hops.map((h) => `${h.service}@${h.version}:${h.lane}`), ['order-service@v1:v1', 'inventory-service@v1:v1', 'user-service@v1:v1'], `${Object.keys(headers)[0]}: ignored; order-service decides by its rules (v1)`)
   }
-  // the gateway's hops carry a signed tag, which order-service honours
+  // the gateway's hops carry a signed tag, which order-service honours, and so does
+  // inventory-service on the gRPC hop (signed there too)
   const { hops } = await get(gateway, { 'x-tester': 'true' })
-  t.same(hops.filter((h) => h.service !== 'gateway').map((h) => h.lane), ['v2', 'v2'])
+  t.same(hops.filter((h) => h.service !== 'gateway').map((h) => `${h.service}:${h.lane}`), ['order-service:v2', 'inventory-service:v2', 'user-service:v2'])
 })
 
 t.test('a rule change takes effect without restart; an invalid RuleSet never does', async (t) => {
