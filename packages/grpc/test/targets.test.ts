@@ -2,7 +2,7 @@
 // retries, existing baggage in the metadata, option cross-checks.
 import t, { type Test } from 'tap'
 import { credentials, Metadata, status } from '@grpc/grpc-js'
-import { StaticDiscovery } from '@flowtag/nacos'
+import { NacosClient, StaticDiscovery } from '@flowtag/nacos'
 import { currentFlow, runWithFlow } from '@flowtag/context'
 import { FlowtagGrpc } from '../src/index.ts'
 import { EchoClient, EchoService, echo, startEcho } from './fixtures/echo.ts'
@@ -169,4 +169,27 @@ t.test('a change that arrives while the first load is pending wins over the olde
   t.match(await echo(c), { id: 'a1' })
   await new Promise((r) => setTimeout(r, 100))
   t.match(await echo(c), { id: 'a1' }, 'the late empty load did not replace the list')
+})
+
+t.test('signed tags are reused per lane and written beside baggage; a listed duplicate is one instance', async (t) => {
+  const key = { id: 'k1', secret: 'a-secret-of-at-least-32-characters!!' }
+  const signedOnly = await startEcho('signed', { flow: { trust: { signed: { keys: [key] } } } })
+  t.teardown(() => signedOnly.close())
+  const entry = { ip: '127.0.0.1', port: signedOnly.port }
+  const discovery = new StaticDiscovery({ signed: [entry, entry] })
+  const signing = new FlowtagGrpc({ discovery, logger: quiet, sign: { key } })
+  const c = new EchoClient('nacos:///signed', credentials.createInsecure(), signing.clientOptions())
+  t.teardown(() => { c.close(); signing.close() })
+  for (let i = 0; i < 3; i++) {
+    t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(c)), { id: 'signed', tag: 'v2' }, `call ${i + 1}: the signed tag is trusted`)
+  }
+  t.match(await runWithFlow({ tag: 'v2', baggage: { user: 'u1' } }, () => echo(c)), { id: 'signed', tag: 'v2' }, 'signed on the path that also writes baggage')
+  t.equal(signedOnly.calls, 4)
+})
+
+t.test('a server given nacos without registration is refused', async (t) => {
+  const { FlowtagGrpcServer } = await import('../src/server-entry.ts')
+  const nacos = new NacosClient({ serverAddr: '127.0.0.1:1' })
+  t.teardown(() => nacos.close())
+  t.throws(() => new FlowtagGrpcServer({ nacos }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"registration": nacos and registration go together/ })
 })
