@@ -58,3 +58,40 @@ t.test('http.server.request.duration in seconds by lane and status; the rule ver
   await waitFor('rule version 7 in metadata', async () => (await metadata()) === '7')
   t.equal((await admin.naming.instances('user-service'))[0]?.metadata.version, 'v2', 'the lane label stays')
 })
+
+t.test('a request the client abandons before the answer counts as aborted, apart from 5xx', async (t) => {
+  const reader = new TestReader()
+  const provider = new MeterProvider({ readers: [reader] })
+  metrics.setGlobalMeterProvider(provider)
+  t.teardown(async () => { await provider.shutdown(); metrics.disable() })
+  const dev = await startDev()
+  t.teardown(() => dev.close())
+
+  const app = Fastify()
+  await app.register(fastifyFlowTagService, { service: 'slow-service', version: 'v2', nacos: { serverAddr: dev.address, ...fastClient }, registration: false })
+  let arrived = false
+  let release: () => void = () => {}
+  app.get('/slow', async () => {
+    arrived = true
+    await new Promise<void>((resolve) => { release = resolve })
+    return { late: true }
+  })
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => { release(); return app.close() })
+
+  const ac = new AbortController()
+  const call = fetch(`${address}/slow`, { headers: { 'x-flow-tag': 'v2' }, signal: ac.signal })
+  await waitFor('the request to reach the handler', () => arrived)
+  ac.abort()
+  await t.rejects(call)
+
+  const aborted = async () => {
+    const { resourceMetrics } = await reader.collect()
+    return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).flatMap((m) => m.dataPoints.map((p) => ({ name: m.descriptor.name, attributes: p.attributes })))
+      .find((p) => p.attributes['error.type'] === 'aborted')
+  }
+  const point = await waitFor('an aborted request in the metrics', aborted, 5000)
+  t.match(point.attributes, { 'flowtag.lane': 'v2', 'http.request.method': 'GET', 'http.route': '/slow' })
+  t.notOk('http.response.status_code' in point.attributes, 'no status: it was never answered')
+  release()
+})

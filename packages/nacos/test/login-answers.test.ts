@@ -1,0 +1,61 @@
+// What the client makes of a login answer it cannot use, and of the v3-style wrapped one: a fake
+// Nacos on loopback scripts the login answer and serves an empty instance list to everything else.
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
+import { NacosClient } from '../src/index.ts'
+
+const auth = { username: 'nacos', password: 'pa55-word-xyz' }
+
+type LoginAnswer = { status: number; body: string }
+
+async function fakeNacos(t: { teardown(fn: () => unknown): void }, login: LoginAnswer, v3Login?: LoginAnswer) {
+  const seen: Array<{ url: string; token: string | undefined }> = []
+  const server = createServer((req: IncomingMessage, res) => {
+    req.resume()
+    seen.push({ url: req.url ?? '', token: req.headers.accesstoken as string | undefined })
+    if (req.url?.startsWith('/nacos/v1/auth/login') === true) res.writeHead(login.status, { 'content-type': 'application/json' }).end(login.body)
+    else if (req.url?.startsWith('/nacos/v3/auth/user/login') === true && v3Login !== undefined) res.writeHead(v3Login.status, { 'content-type': 'application/json' }).end(v3Login.body)
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'DEFAULT_GROUP@@flowtag-probe', hosts: [], cacheMillis: 10000 }))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    server.closeAllConnections()
+    return new Promise<void>((r) => server.close(() => r()))
+  })
+  return { addr: `127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
+}
+
+t.test('a login answer that is not JSON fails with FLOWTAG_NACOS_AUTH', async (t) => {
+  const fake = await fakeNacos(t, { status: 200, body: '<html>login</html>' })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000 })
+  t.teardown(() => c.close())
+  await t.rejects(c.naming.instances('orders'), { code: 'FLOWTAG_NACOS_AUTH', message: /answer is not JSON/ })
+  t.notOk(fake.seen.some((r) => r.url.startsWith('/nacos/v1/ns/instance/list?') && r.url.includes('orders')), 'no guarded call without a token')
+})
+
+t.test('a login answer without a token fails with FLOWTAG_NACOS_AUTH', async (t) => {
+  const fake = await fakeNacos(t, { status: 200, body: JSON.stringify({ data: { tokenTtl: 100 } }) })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000 })
+  t.teardown(() => c.close())
+  await t.rejects(c.naming.instances('orders'), { code: 'FLOWTAG_NACOS_AUTH', message: /no accessToken/ })
+})
+
+t.test('the token of a wrapped {data: {accessToken}} login answer is used', async (t) => {
+  const fake = await fakeNacos(t, { status: 200, body: JSON.stringify({ code: 0, data: { accessToken: 'tok-wrapped', tokenTtl: 100 } }) })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000 })
+  t.teardown(() => c.close())
+  t.same(await c.naming.instances('orders'), [])
+  const guarded = fake.seen.filter((r) => !r.url.startsWith('/nacos/v1/auth/login'))
+  t.ok(guarded.length > 0 && guarded.every((r) => r.token === 'tok-wrapped'), 'the wrapped token goes in the accessToken header')
+})
+
+t.test('a server without the v1 login (404) is logged in through the v3 one', async (t) => {
+  const fake = await fakeNacos(t, { status: 404, body: 'no such api' }, { status: 200, body: JSON.stringify({ accessToken: 'tok-v3' }) })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000 })
+  t.teardown(() => c.close())
+  t.same(await c.naming.instances('orders'), [])
+  t.ok(fake.seen.some((r) => r.url.startsWith('/nacos/v3/auth/user/login')), 'tried the v3 login')
+  const guarded = fake.seen.filter((r) => !r.url.includes('/auth/'))
+  t.ok(guarded.length > 0 && guarded.every((r) => r.token === 'tok-v3'), 'the v3 token is used')
+})
