@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { credentials, Metadata, status } from '@grpc/grpc-js'
 import { NacosClient, StaticDiscovery } from '@flowtag/nacos'
 import { currentFlow, runWithFlow } from '@flowtag/context'
-import { FlowtagGrpc } from '../src/index.ts'
+import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, EchoService, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
@@ -18,7 +18,7 @@ async function one(t: Test, service = 'echo') {
 
 t.test('nacos://<namespace>/<service>: the discovery namespace is accepted, another is refused', async (t) => {
   const { discovery } = await one(t)
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', namespace: 'ns1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', namespace: 'ns1', logger: quiet })
   t.teardown(() => lanes.close())
   const same = new EchoClient('nacos://ns1/echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => same.close())
@@ -30,7 +30,7 @@ t.test('nacos://<namespace>/<service>: the discovery namespace is accepted, anot
     t.match(await echo(other).catch((e: unknown) => e), { code: status.UNAVAILABLE, details: /target namespace "ns2" is not the discovery's \("ns1"\)/ })
   }
 
-  const unset = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet })
+  const unset = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet })
   t.teardown(() => unset.close())
   const any = new EchoClient('nacos://ns2/echo', credentials.createInsecure(), unset.clientOptions())
   t.teardown(() => any.close())
@@ -39,7 +39,7 @@ t.test('nacos://<namespace>/<service>: the discovery namespace is accepted, anot
 
 t.test('a group option prefixes plain service names; group@@service targets are kept', async (t) => {
   const { discovery } = await one(t, 'G@@echo')
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', group: 'G', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', group: 'G', logger: quiet })
   t.teardown(() => lanes.close())
   for (const target of ['nacos:///echo', 'nacos:///G@@echo']) {
     const c = new EchoClient(target, credentials.createInsecure(), lanes.clientOptions())
@@ -50,7 +50,7 @@ t.test('a group option prefixes plain service names; group@@service targets are 
 
 t.test('the interceptor alone carries the flow to a fixed address; maxRetries 0 does too', async (t) => {
   const { server, discovery } = await one(t)
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', maxRetries: 0, logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', maxRetries: 0, logger: quiet })
   t.teardown(() => lanes.close())
   const fixed = new EchoClient(`127.0.0.1:${server.port}`, credentials.createInsecure(), { interceptors: [lanes.interceptor] })
   t.teardown(() => fixed.close())
@@ -64,7 +64,7 @@ t.test('the interceptor alone carries the flow to a fixed address; maxRetries 0 
 
 t.test('baggage already in the metadata is kept beside the flow', async (t) => {
   const { discovery } = await one(t)
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet })
   t.teardown(() => lanes.close())
   const c = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => c.close())
@@ -80,7 +80,7 @@ t.test('baggage already in the metadata is kept beside the flow', async (t) => {
 
 t.test('outlier.maxEjectionMs below baseEjectionMs is refused', async (t) => {
   const discovery = new StaticDiscovery({})
-  t.throws(() => new FlowtagGrpc({ discovery, outlier: { baseEjectionMs: 5000, maxEjectionMs: 1000 } }), {
+  t.throws(() => new FlowTagGrpc({ discovery, outlier: { baseEjectionMs: 5000, maxEjectionMs: 1000 } }), {
     code: 'FLOWTAG_GRPC_BAD_OPTION',
     message: /"outlier.maxEjectionMs": must be >= outlier.baseEjectionMs/
   })
@@ -97,7 +97,7 @@ t.test('a new stable lane from the lanes resolver moves unlabelled instances wit
     ]
   })
   let stable = 'v1'
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet, lanes: () => ({ stable }) })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet, lanes: () => ({ stable }) })
   const client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { client.close(); lanes.close() })
   const ids = async (tag: string | undefined, n = 30) => {
@@ -113,8 +113,8 @@ t.test('a new stable lane from the lanes resolver moves unlabelled instances wit
 })
 
 t.test('server: ready while serving, not once closing; IPv6 peers are trusted by CIDR', async (t) => {
-  const { FlowtagGrpcServer } = await import('../src/server-entry.ts')
-  const app = new FlowtagGrpcServer({ shutdownTimeoutMs: 200, flow: { trust: { cidrs: ['::1/128'] } } })
+  const { FlowTagGrpcServer } = await import('../src/server-entry.ts')
+  const app = new FlowTagGrpcServer({ shutdownTimeoutMs: 200, flow: { trust: { cidrs: ['::1/128'] } } })
   t.equal(app.ready, false, 'not listening yet')
   app.addService(EchoService, {
     echo: (_call: unknown, cb: (err: null, reply: object) => void) => cb(null, { id: 'six', tag: currentFlow()?.tag, baggage: {} })
@@ -133,7 +133,7 @@ t.test('server: ready while serving, not once closing; IPv6 peers are trusted by
 
 t.test('nacos:<service> without slashes names the service too', async (t) => {
   const { discovery } = await one(t)
-  const lanes = new FlowtagGrpc({ discovery, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1', logger: quiet })
   t.teardown(() => lanes.close())
   const c = new EchoClient('nacos:echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => c.close())
@@ -143,7 +143,7 @@ t.test('nacos:<service> without slashes names the service too', async (t) => {
 t.test('a failing discovery fails calls with FLOWTAG_OUTBOUND_DISCOVERY_FAILED', async (t) => {
   for (const reason of [new Error('registry down'), 'registry down']) {
     const failing = { instances: () => Promise.reject(reason), subscribe: () => () => {} }
-    const lanes = new FlowtagGrpc({ discovery: failing, stableLane: 'v1', logger: quiet })
+    const lanes = new FlowTagGrpc({ discovery: failing, stableLane: 'v1', logger: quiet })
     const c = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
     t.teardown(() => { c.close(); lanes.close() })
     const err = await echo(c).catch((e: unknown) => e)
@@ -163,7 +163,7 @@ t.test('a change that arrives while the first load is pending wins over the olde
     },
     instances: () => new Promise<typeof live>((resolve) => setTimeout(() => resolve([]), 50))
   }
-  const lanes = new FlowtagGrpc({ discovery: racing, stableLane: 'v1', logger: quiet })
+  const lanes = new FlowTagGrpc({ discovery: racing, stableLane: 'v1', logger: quiet })
   const c = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions())
   t.teardown(() => { c.close(); lanes.close() })
   t.match(await echo(c), { id: 'a1' })
@@ -177,7 +177,7 @@ t.test('signed tags are reused per lane and written beside baggage; a listed dup
   t.teardown(() => signedOnly.close())
   const entry = { ip: '127.0.0.1', port: signedOnly.port }
   const discovery = new StaticDiscovery({ signed: [entry, entry] })
-  const signing = new FlowtagGrpc({ discovery, logger: quiet, sign: { key } })
+  const signing = new FlowTagGrpc({ discovery, logger: quiet, sign: { key } })
   const c = new EchoClient('nacos:///signed', credentials.createInsecure(), signing.clientOptions())
   t.teardown(() => { c.close(); signing.close() })
   for (let i = 0; i < 3; i++) {
@@ -188,8 +188,8 @@ t.test('signed tags are reused per lane and written beside baggage; a listed dup
 })
 
 t.test('a server given nacos without registration is refused', async (t) => {
-  const { FlowtagGrpcServer } = await import('../src/server-entry.ts')
+  const { FlowTagGrpcServer } = await import('../src/server-entry.ts')
   const nacos = new NacosClient({ serverAddr: '127.0.0.1:1' })
   t.teardown(() => nacos.close())
-  t.throws(() => new FlowtagGrpcServer({ nacos }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"registration": nacos and registration go together/ })
+  t.throws(() => new FlowTagGrpcServer({ nacos }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"registration": nacos and registration go together/ })
 })
