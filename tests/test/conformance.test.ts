@@ -8,7 +8,6 @@ import t from 'tap'
 import { call, json, openTarget, type ServiceInfo, type Target } from './fixtures/target.ts'
 import { unique, waitFor } from '@flowtag/test-kit'
 
-
 const target: Target = await openTarget('NACOS_SERVER_ADDR')
 t.teardown(() => target.close())
 const B = target.base
@@ -262,9 +261,9 @@ t.test('naming: instances without beats turn unhealthy, then are removed', async
   t.match(fresh.hosts[0], { healthy: true, instanceHeartBeatInterval: 1000, instanceHeartBeatTimeOut: 3000, ipDeleteTimeout: 11000 })
 
   const unhealthy = await waitFor('the instance to turn unhealthy', async () => {
-      const h = (await list({ serviceName: svc })).hosts[0]
-      return h !== undefined && !h.healthy ? h : undefined
-    }, 30_000)
+    const h = (await list({ serviceName: svc })).hosts[0]
+    return h !== undefined && !h.healthy ? h : undefined
+  }, 30_000)
   t.equal(unhealthy.port, 9030, 'still listed while unhealthy')
   t.same((await list({ serviceName: svc, healthyOnly: true })).hosts, [], 'healthyOnly hides it')
 

@@ -19,7 +19,7 @@ export interface CanaryActOptions {
 }
 
 /** Testers only in v2: where each canary starts from. */
-function baseRules(version: number) {
+function baseRules (version: number) {
   return {
     version,
     description: 'v2 for testers only; the canary controller adds the split',
@@ -30,7 +30,7 @@ function baseRules(version: number) {
   }
 }
 
-export async function runCanaryAct(o: CanaryActOptions): Promise<string[]> {
+export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
   const { client, say } = o
   const tty = process.stdout.isTTY === true
   const summary: string[] = []

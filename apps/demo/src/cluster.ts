@@ -40,7 +40,7 @@ export interface StartOptions {
 }
 
 /** Start one demo app as its own process and wait until it listens. */
-export async function startApp(name: keyof typeof APPS | string, version: string, opts: StartOptions): Promise<AppProcess> {
+export async function startApp (name: keyof typeof APPS | string, version: string, opts: StartOptions): Promise<AppProcess> {
   const script = APPS[name]
   if (script === undefined) throw new Error(`unknown app ${name}`)
   const child = spawn(process.execPath, [script], {
@@ -108,7 +108,7 @@ export async function startApp(name: keyof typeof APPS | string, version: string
     url,
     port: Number(new URL(url).port),
     logs,
-    async stop(signal = 'SIGTERM') {
+    async stop (signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
       child.kill(signal)
       const [code] = await exited

@@ -26,11 +26,11 @@ let client: NacosClient | undefined
 const apps: AppProcess[] = []
 let stopping: Promise<void> | undefined
 
-function say(line: string): void {
+function say (line: string): void {
   process.stdout.write(`${line}\n`)
 }
 
-async function shutdown(code: number): Promise<never> {
+async function shutdown (code: number): Promise<never> {
   stopping ??= (async () => {
     say('\nstopping: every instance deregisters, drains, then exits')
     await Promise.all(apps.map((a) => a.stop('SIGTERM')))
@@ -44,13 +44,13 @@ async function shutdown(code: number): Promise<never> {
 process.once('SIGINT', () => void shutdown(130))
 process.once('SIGTERM', () => void shutdown(143))
 
-function bar(share: number): string {
+function bar (share: number): string {
   const width = 30
   const full = Math.round(share * width)
   return `${'█'.repeat(full)}${'░'.repeat(width - full)}`
 }
 
-function render(title: string, tally: Tally, elapsed: number): void {
+function render (title: string, tally: Tally, elapsed: number): void {
   const lines = [
     `flowtag demo — ${title}   (rule version in force at the gateway: ${tally.ruleVersion ?? '?'}, ${elapsed.toFixed(0)} s)`,
     '',
@@ -65,11 +65,11 @@ function render(title: string, tally: Tally, elapsed: number): void {
   else say(lines.filter((l) => l !== '').join(' | '))
 }
 
-async function publishRules(doc: unknown): Promise<void> {
+async function publishRules (doc: unknown): Promise<void> {
   await client!.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
 }
 
-async function waitForVersion(gateway: AppProcess, version: number): Promise<void> {
+async function waitForVersion (gateway: AppProcess, version: number): Promise<void> {
   const end = Date.now() + 15_000
   while (Date.now() < end) {
     const res = await fetch(`${gateway.url}/api/orders/0`, { headers: { 'x-user-id': 'probe' } })
@@ -80,14 +80,14 @@ async function waitForVersion(gateway: AppProcess, version: number): Promise<voi
   throw new Error(`rule version ${version} did not reach the gateway`)
 }
 
-async function testerPath(gateway: AppProcess): Promise<string> {
+async function testerPath (gateway: AppProcess): Promise<string> {
   const res = await fetch(`${gateway.url}/api/orders/0`, { headers: { 'x-tester': 'true' } })
   const body = (await res.json()) as { hops?: Array<{ service: string; version: string }> }
   return (body.hops ?? []).filter((h) => h.service !== 'gateway').map((h) => `${h.service}@${h.version}`).join(' -> ')
 }
 
 /** Shadow rule, lane lease, fallback receipt: each shown on the running cluster. */
-async function features(gateway: AppProcess, nacosAddr: string, lastVersion: number): Promise<void> {
+async function features (gateway: AppProcess, nacosAddr: string, lastVersion: number): Promise<void> {
   const doc = rulesDoc(nacosAddr)
   let version = lastVersion + 1
   say(`\nshadow rule: live 10% of users in v2, shadow 40%, published as RuleSet v${version}; traffic for ${STEP_SECONDS} s`)
@@ -158,7 +158,11 @@ try {
   if (process.env.DEMO_CANARY !== '0') {
     // The canary controller moves v2 by itself (DEMO_CANARY=0: the timed steps below instead).
     const acts = await runCanaryAct({
-      client, nacosAddr, gateway, apps, say,
+      client,
+      nacosAddr,
+      gateway,
+      apps,
+      say,
       intervalSeconds: Number(process.env.DEMO_INTERVAL_SECONDS ?? 4),
       dashboardPort: Number(process.env.DASHBOARD_PORT ?? 8090)
     })

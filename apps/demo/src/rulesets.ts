@@ -1,7 +1,7 @@
 import type { RuleSetInput } from '@flowtag/rules'
 
 /** The demo's RuleSet at a given share of users in v2: testers always get v2, sticky by user id. */
-export function canaryRuleSet(version: number, percentV2: number): RuleSetInput {
+export function canaryRuleSet (version: number, percentV2: number): RuleSetInput {
   return {
     version,
     description: `order-service and user-service v2 canary at ${percentV2}%`,

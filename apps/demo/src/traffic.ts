@@ -17,7 +17,7 @@ export class Tally {
   ruleVersion: number | null = null
   lastError = ''
 
-  record(hops: Hop[]): void {
+  record (hops: Hop[]): void {
     this.requests++
     for (const h of hops) {
       if (h.service === 'gateway') {
@@ -30,7 +30,7 @@ export class Tally {
     }
   }
 
-  share(service: string, version: string): number {
+  share (service: string, version: string): number {
     const m = this.byHop.get(service)
     if (m === undefined) return 0
     let total = 0
@@ -52,7 +52,7 @@ export interface TrafficOptions {
  * Drive requests through the gateway until stopped; each answer is tallied into `tally()`,
  * which the caller may swap to start a new window. Bounded by the caller's stop().
  */
-export function drive(opts: TrafficOptions, tally: () => Tally): { stop(): Promise<void> } {
+export function drive (opts: TrafficOptions, tally: () => Tally): { stop(): Promise<void> } {
   const agent = new Agent({ connections: opts.concurrency })
   let running = true
   let n = 0
@@ -77,7 +77,7 @@ export function drive(opts: TrafficOptions, tally: () => Tally): { stop(): Promi
   }
   const workers = Array.from({ length: opts.concurrency }, worker)
   return {
-    async stop() {
+    async stop () {
       running = false
       await Promise.all(workers)
       await agent.close()

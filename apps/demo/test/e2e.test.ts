@@ -30,7 +30,7 @@ const start = async (name: string, version: string, env: Record<string, string> 
   return app
 }
 
-async function get(gateway: AppProcess, headers: Record<string, string>): Promise<{ status: number; hops: Hop[]; body: Record<string, unknown> }> {
+async function get (gateway: AppProcess, headers: Record<string, string>): Promise<{ status: number; hops: Hop[]; body: Record<string, unknown> }> {
   const res = await fetch(`${gateway.url}/api/orders/1`, { headers })
   const body = (await res.json()) as { hops?: Hop[] }
   return { status: res.status, hops: body.hops ?? [], body }
@@ -39,8 +39,7 @@ async function get(gateway: AppProcess, headers: Record<string, string>): Promis
 const versions = (hops: Hop[]) => hops.filter((h) => h.service !== 'gateway' && h.service !== 'inventory-service').map((h) => `${h.service}@${h.version}`)
 const grpcHop = (hops: Hop[]) => hops.find((h) => h.service === 'inventory-service')
 
-
-async function instancesOf(service: string) {
+async function instancesOf (service: string) {
   const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=${service}&namespaceId=${namespace}`)
   return ((await res.json()) as { hosts: Array<{ port: number; metadata: Record<string, string> }> }).hosts
 }

@@ -27,7 +27,7 @@ const start = async (name: string, version: string, env: Record<string, string> 
   apps.push(app)
   return app
 }
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms
   for (;;) {
     const v = await fn()
@@ -36,7 +36,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_
     await new Promise((r) => setTimeout(r, 100))
   }
 }
-async function instancesOf(service: string) {
+async function instancesOf (service: string) {
   const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=${service}&namespaceId=${namespace}`)
   return ((await res.json()) as { hosts: Array<{ metadata: Record<string, string> }> }).hosts
 }
@@ -51,7 +51,7 @@ await start('order-service', 'v2')
 const gateway = await start('gateway', 'v1', { FLOWTAG_DEBUG: '1' })
 await until('all instances registered', async () => ((await instancesOf('user-service')).length === 2 && (await instancesOf('order-service')).length === 2 && (await instancesOf('inventory-service')).length === 1 ? true : undefined))
 
-async function get(headers: Record<string, string>) {
+async function get (headers: Record<string, string>) {
   const res = await fetch(`${gateway.url}/api/orders/1`, { headers })
   const body = (await res.json()) as { hops?: Hop[] }
   return { status: res.status, hops: body.hops ?? [], receipt: res.headers.get('x-flowtag-fallback') }

@@ -26,19 +26,19 @@ await main('inventory-service', async (app, env) => {
     }
   })
 
-  app.get(HEALTH_PATH, { logLevel: 'warn' }, async function health() {
+  app.get(HEALTH_PATH, { logLevel: 'warn' }, async function health () {
     return { status: 'ok' }
   })
-  app.get(READY_PATH, { logLevel: 'warn' }, async function ready(_request, reply) {
+  app.get(READY_PATH, { logLevel: 'warn' }, async function ready (_request, reply) {
     return grpc.ready ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' })
   })
 
-  app.addHook('onListen', async function startGrpc() {
+  app.addHook('onListen', async function startGrpc () {
     const port = await grpc.listen(`${env.HOST}:${env.GRPC_PORT}`)
     app.log.info({ grpcPort: port }, 'gRPC listening')
   })
   // Deregister, drain DRAIN_MS, finish in-flight calls, shut down; then the Nacos client.
-  app.addHook('preClose', async function stopGrpc() {
+  app.addHook('preClose', async function stopGrpc () {
     await grpc.close()
     await nacos.close()
   })

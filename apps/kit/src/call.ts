@@ -5,7 +5,7 @@ type Fetch = (url: string) => Promise<{ status: number; text(): Promise<string> 
  * GET a JSON resource from another service. A routing failure (no instance, discovery down)
  * rejects fetch with `cause` = the flowtag error, which carries `statusCode` 503 and a code.
  */
-export async function callJson(fetch: Fetch, url: string): Promise<{ status: number; body: unknown }> {
+export async function callJson (fetch: Fetch, url: string): Promise<{ status: number; body: unknown }> {
   let res
   try {
     res = await fetch(url)

@@ -35,7 +35,7 @@ export class EnvError extends Error {
   readonly code = 'FLOWTAG_DEMO_BAD_ENV'
 }
 
-export function readEnv(env: NodeJS.ProcessEnv = process.env): ServiceEnv {
+export function readEnv (env: NodeJS.ProcessEnv = process.env): ServiceEnv {
   const parsed = serviceEnvSchema.safeParse(env)
   if (parsed.success) return parsed.data
   const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`)

@@ -38,7 +38,7 @@ export const InventoryClient = makeGenericClientConstructor(InventoryService, 'I
 export type InventoryClient = InstanceType<typeof InventoryClient>
 
 /** One Reserve call as a promise. */
-export function reserve(client: InventoryClient, request: ReserveRequest, deadlineMs = 5000): Promise<ReserveReply> {
+export function reserve (client: InventoryClient, request: ReserveRequest, deadlineMs = 5000): Promise<ReserveReply> {
   return new Promise((resolve, reject) => {
     const c = client as unknown as { reserve(req: ReserveRequest, opts: { deadline: number }, cb: (err: Error | null, reply: ReserveReply) => void): void }
     c.reserve(request, { deadline: Date.now() + deadlineMs }, (err, reply) => (err === null ? resolve(reply) : reject(err)))

@@ -10,7 +10,7 @@ import { METRICS_PATH } from './paths.ts'
  * OpenTelemetry metrics exported as Prometheus text at /metrics. The provider is registered
  * globally, so the flowtag packages' own instruments (outbound, tagging) land here too.
  */
-export function setupMetrics(app: FastifyInstance, labels: { service: string; version: string }): Meter {
+export function setupMetrics (app: FastifyInstance, labels: { service: string; version: string }): Meter {
   const exporter = new PrometheusExporter({ preventServerStart: true })
   const provider = new MeterProvider({ readers: [exporter] })
   metrics.setGlobalMeterProvider(provider)

@@ -12,14 +12,14 @@ import { HEALTH_PATH, METRICS_PATH, READY_PATH } from './paths.ts'
 export type BuildApp = (app: FastifyInstance, env: ServiceEnv) => Promise<void>
 
 /** The Nacos client options every demo app uses, from the environment. */
-export function nacosOptions(env: ServiceEnv): NacosClientOptions {
+export function nacosOptions (env: ServiceEnv): NacosClientOptions {
   const nacos: NacosClientOptions = { serverAddr: env.NACOS_SERVER_ADDR, namespace: env.NACOS_NAMESPACE, transport: 'auto' }
   if (env.NACOS_USERNAME !== undefined) Object.assign(nacos, { username: env.NACOS_USERNAME, password: env.NACOS_PASSWORD })
   return nacos
 }
 
 /** Tag signing (when FLOWTAG_TAG_KEY is set) and the snapshot folder (FLOWTAG_CACHE_DIR/<service>), for the preset. */
-export function trustAndCache(env: ServiceEnv, service: string): { signing?: { keys: Array<{ id: string; secret: string }> }; cacheDir?: string } {
+export function trustAndCache (env: ServiceEnv, service: string): { signing?: { keys: Array<{ id: string; secret: string }> }; cacheDir?: string } {
   return {
     ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { signing: { keys: [{ id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY }] } }),
     ...(env.FLOWTAG_CACHE_DIR === undefined ? {} : { cacheDir: join(env.FLOWTAG_CACHE_DIR, service) })
@@ -27,7 +27,7 @@ export function trustAndCache(env: ServiceEnv, service: string): { signing?: { k
 }
 
 /** Close on SIGINT/SIGTERM: app.close() deregisters, drains, closes; then exit. */
-export function closeOnSignals(app: FastifyInstance): void {
+export function closeOnSignals (app: FastifyInstance): void {
   let closing = false
   const stop = (signal: string) => {
     if (closing) return
@@ -46,7 +46,7 @@ export function closeOnSignals(app: FastifyInstance): void {
 }
 
 /** Answer a share of the app's own requests (not probes, not /metrics) with 500, after tagging. */
-function failSome(app: FastifyInstance, rate: number): void {
+function failSome (app: FastifyInstance, rate: number): void {
   let n = 0
   app.addHook('preHandler', async (request, reply) => {
     const url = request.routeOptions.url
@@ -65,7 +65,7 @@ function failSome(app: FastifyInstance, rate: number): void {
  * app's own build step, listen on HOST:PORT, stop on signals; exit 1 with the reason if it
  * cannot start.
  */
-export async function main(name: string, build: BuildApp): Promise<void> {
+export async function main (name: string, build: BuildApp): Promise<void> {
   try {
     const env = readEnv()
     const app = Fastify({

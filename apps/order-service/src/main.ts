@@ -39,7 +39,7 @@ await main('order-service', async (app, env) => {
     ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { sign: { key: { id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY } } })
   })
   const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), grpcLanes.clientOptions())
-  app.addHook('onClose', async function closeGrpc() {
+  app.addHook('onClose', async function closeGrpc () {
     inventory.close()
     grpcLanes.close()
   })

@@ -99,8 +99,18 @@ export class CanaryController {
     await readRules(options.nacos, spec) // fail now, not at the first step
     const now = Date.now()
     const state: CanaryState = {
-      spec, phase: 'converging', step: -1, weight: 0, ruleVersion: undefined, startedAt: now, stepStartedAt: now, publishedAt: now,
-      passedChecks: 0, failedChecks: 0, updatedAt: now, history: []
+      spec,
+      phase: 'converging',
+      step: -1,
+      weight: 0,
+      ruleVersion: undefined,
+      startedAt: now,
+      stepStartedAt: now,
+      publishedAt: now,
+      passedChecks: 0,
+      failedChecks: 0,
+      updatedAt: now,
+      history: []
     }
     const lastCommand = await store.readCommand(spec.service)
     if (lastCommand !== undefined) state.lastCommandId = lastCommand.id

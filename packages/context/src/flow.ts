@@ -33,4 +33,3 @@ export function currentFlow (): FlowContext | undefined {
 export function currentTag (): string | undefined {
   return storage.getStore()?.tag
 }
-

@@ -30,12 +30,12 @@ const Echo: ServiceDefinition = {
 const EchoClient = makeGenericClientConstructor(Echo, 'Echo')
 type Client = { echo(req: object, cb: (err: Error | null, res: unknown) => void): void; close(): void }
 
-function arg(name: string, fallback: number): number {
+function arg (name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
   return i === -1 ? fallback : Number(process.argv[i + 1])
 }
 
-async function serve(): Promise<void> {
+async function serve (): Promise<void> {
   const server = new Server()
   server.addService(Echo, { echo: (call: { request: unknown }, cb: (e: null, r: unknown) => void) => cb(null, call.request) })
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e === null ? resolve(p) : reject(e))))
@@ -44,7 +44,7 @@ async function serve(): Promise<void> {
   process.stdin.on('end', () => server.forceShutdown())
 }
 
-async function load(port: number, rounds: number, seconds: number, concurrency: number): Promise<void> {
+async function load (port: number, rounds: number, seconds: number, concurrency: number): Promise<void> {
   const plain = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as Client
   // The cost of grpc-js's interceptor machinery alone: one interceptor that does nothing.
   const noop: Interceptor = (options, nextCall) => new InterceptingCall(nextCall(options))
@@ -91,7 +91,7 @@ async function load(port: number, rounds: number, seconds: number, concurrency: 
   process.stdout.write('DONE\n')
 }
 
-function child(args: string[]): ChildProcess {
+function child (args: string[]): ChildProcess {
   return spawn(process.execPath, [self, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
 }
 
@@ -101,7 +101,7 @@ const median = (xs: number[]) => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-async function main(): Promise<void> {
+async function main (): Promise<void> {
   const rounds = arg('rounds', 6)
   const seconds = arg('seconds', 3)
   const concurrency = arg('concurrency', 32)

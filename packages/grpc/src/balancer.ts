@@ -25,20 +25,20 @@ interface Member extends OutlierState {
 class LanesConfig implements experimental.TypedLoadBalancingConfig {
   readonly service: string
   readonly routing: string
-  constructor(service: string, routing: string) {
+  constructor (service: string, routing: string) {
     this.service = service
     this.routing = routing
   }
 
-  getLoadBalancerName(): string {
+  getLoadBalancerName (): string {
     return LB_NAME
   }
 
-  toJsonObject(): object {
+  toJsonObject (): object {
     return { [LB_NAME]: { service: this.service, routing: this.routing } }
   }
 
-  static createFromJson(obj: unknown): LanesConfig {
+  static createFromJson (obj: unknown): LanesConfig {
     const o = obj as { service?: unknown; routing?: unknown } | null
     if (typeof o?.service !== 'string' || typeof o.routing !== 'string') throw new Error(`${LB_NAME}: config needs "service" and "routing" strings`)
     return new LanesConfig(o.service, o.routing)
@@ -47,7 +47,7 @@ class LanesConfig implements experimental.TypedLoadBalancingConfig {
 
 let registered = false
 
-export function registerBalancer(): void {
+export function registerBalancer (): void {
   if (registered) return
   registered = true
   experimental.registerLoadBalancerType(LB_NAME, LanesBalancer, LanesConfig)
@@ -64,11 +64,11 @@ class LanesBalancer implements experimental.LoadBalancer {
   #outlier: OutlierDetector<Member> | null = null
   #destroyed = false
 
-  constructor(helper: experimental.ChannelControlHelper) {
+  constructor (helper: experimental.ChannelControlHelper) {
     this.#helper = helper
   }
 
-  updateAddressList(endpoints: experimental.StatusOr<experimental.Endpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions): boolean {
+  updateAddressList (endpoints: experimental.StatusOr<experimental.Endpoint[]>, config: experimental.TypedLoadBalancingConfig, options: ChannelOptions): boolean {
     if (!(config instanceof LanesConfig)) return false
     const routing = routingOf(options)
     if (routing === undefined) return false
@@ -126,7 +126,7 @@ class LanesBalancer implements experimental.LoadBalancer {
     return true
   }
 
-  #onState(member: Member, next: connectivityState): void {
+  #onState (member: Member, next: connectivityState): void {
     if (this.#members.get(member.key) !== member) return
     member.state = next
     // Keep every instance connected (as round_robin does): lanes need their instances at hand.
@@ -134,13 +134,13 @@ class LanesBalancer implements experimental.LoadBalancer {
     this.#publish()
   }
 
-  #drop(m: Member): void {
+  #drop (m: Member): void {
     m.subchannel.removeConnectivityStateListener(m.listener)
     m.subchannel.unref()
   }
 
   /** Rebuild the lane index and hand the channel a new picker (queued calls pick again). */
-  #publish(): void {
+  #publish (): void {
     if (this.#destroyed) return
     this.#index = new LaneIndex(this.#service, this.#members.values(), info)
     let ready = false
@@ -154,7 +154,7 @@ class LanesBalancer implements experimental.LoadBalancer {
   }
 
   /** The route of this service for the current call (the lanes resolver is read per call). */
-  route(): Route {
+  route (): Route {
     const o = (this.#routing as RoutingEntry).options
     const route = resolveRoute(o.lanes?.(this.#service), { stable: o.stableLane, strict: o.strict }, this.#route)
     if (route.stable !== this.#stable) {
@@ -167,42 +167,42 @@ class LanesBalancer implements experimental.LoadBalancer {
     return (this.#route = route)
   }
 
-  callEnded(member: Member, code: status): void {
+  callEnded (member: Member, code: status): void {
     if (code === status.UNAVAILABLE) this.#outlier?.recordFailure(member)
     else this.#outlier?.recordSuccess(member)
   }
 
-  member(key: string): Member | undefined {
+  member (key: string): Member | undefined {
     return this.#members.get(key)
   }
 
-  #logEjection(m: Member, ejected: boolean, until: number): void {
+  #logEjection (m: Member, ejected: boolean, until: number): void {
     const log = (this.#routing as RoutingEntry).options.logger
     const obj = { service: this.#service, lane: m.lane, instance: m.key }
     if (ejected) log.warn({ ...obj, ejectedForMs: until - m.lastEjectedAt, timesEjected: m.timesEjected }, 'gRPC instance ejected after consecutive UNAVAILABLE calls')
     else log.info(obj, 'ejected gRPC instance readmitted')
   }
 
-  exitIdle(): void {
+  exitIdle (): void {
     for (const m of this.#members.values()) if (m.state === connectivityState.IDLE && eligible(m.instance)) m.subchannel.startConnecting()
   }
 
-  resetBackoff(): void {}
+  resetBackoff (): void {}
 
-  destroy(): void {
+  destroy (): void {
     this.#destroyed = true
     this.#outlier?.close()
     for (const m of this.#members.values()) this.#drop(m)
     this.#members.clear()
   }
 
-  getTypeName(): string {
+  getTypeName (): string {
     return LB_NAME
   }
 }
 
 /** Unreachable instances (TRANSIENT_FAILURE) are out like ejected ones: a call would fail there. */
-function info(m: Member) {
+function info (m: Member) {
   const ok = eligible(m.instance)
   const out = m.ejectedUntil !== 0 || m.state === connectivityState.TRANSIENT_FAILURE || m.state === connectivityState.SHUTDOWN
   return { lane: m.lane, weight: m.instance.weight, pickable: ok && !out, ejected: ok && out }
@@ -214,12 +214,12 @@ class LanesPicker implements experimental.Picker {
   readonly #balancer: LanesBalancer
   readonly #index: LaneIndex<Member>
 
-  constructor(balancer: LanesBalancer, index: LaneIndex<Member>) {
+  constructor (balancer: LanesBalancer, index: LaneIndex<Member>) {
     this.#balancer = balancer
     this.#index = index
   }
 
-  pick(args: experimental.PickArgs): experimental.PickResult {
+  pick (args: experimental.PickArgs): experimental.PickResult {
     const md = args.metadata
     const tag = laneOfCall(md)
     const tried = md.get(TRIED_KEY)
@@ -262,7 +262,7 @@ class LanesPicker implements experimental.Picker {
 }
 
 /** The lane of a call: its `x-flow-tag` (a signed tag's lane part); an invalid tag is ignored. */
-export function laneOfCall(md: Metadata): string | undefined {
+export function laneOfCall (md: Metadata): string | undefined {
   const v = md.get(FLOW_TAG_HEADER)[0]
   if (typeof v !== 'string') return undefined
   const tilde = v.indexOf('~')

@@ -10,7 +10,7 @@ import { TRIED_KEY } from './keys.ts'
 import type { ResolvedGrpcOptions } from './options.ts'
 
 /** Write the flow into `md`. A tag already in the metadata is replaced: the flow decides the lane. */
-export function writeFlow(md: Metadata, flow: FlowContext | undefined, signed?: (lane: string) => string): void {
+export function writeFlow (md: Metadata, flow: FlowContext | undefined, signed?: (lane: string) => string): void {
   if (flow === undefined) return
   const tag = parseTag(flow.tag)
   const existing = md.get('baggage')
@@ -28,13 +28,13 @@ export function writeFlow(md: Metadata, flow: FlowContext | undefined, signed?: 
   else md.remove('baggage')
 }
 
-function isEmpty(obj: object): boolean {
+function isEmpty (obj: object): boolean {
   for (const _ in obj) return false
   return true
 }
 
 /** Signed tags per lane, reused until half their lifetime is gone (signing is an HMAC). */
-function signer(o: ResolvedGrpcOptions): ((lane: string) => string) | undefined {
+function signer (o: ResolvedGrpcOptions): ((lane: string) => string) | undefined {
   const sign = o.sign
   if (sign === undefined) return undefined
   const cache = new Map<string, { token: string; renewAt: number }>()
@@ -49,16 +49,16 @@ function signer(o: ResolvedGrpcOptions): ((lane: string) => string) | undefined 
   }
 }
 
-export function flowInterceptor(o: ResolvedGrpcOptions): Interceptor {
+export function flowInterceptor (o: ResolvedGrpcOptions): Interceptor {
   const signed = signer(o)
   const maxRetries = o.maxRetries
-  return function flowtagInterceptor(options, nextCall) {
+  return function flowtagInterceptor (options, nextCall) {
     // Captured now: the caller's async context is the call's flow.
     const flow = currentFlow()
     const retryable = maxRetries > 0 && options.method_definition?.requestStream !== true
     if (!retryable) {
       return new InterceptingCall(nextCall(options), {
-        start(md, listener, next) {
+        start (md, listener, next) {
           writeFlow(md, flow, signed)
           next(md, listener)
         }
@@ -88,22 +88,22 @@ export function flowInterceptor(o: ResolvedGrpcOptions): Interceptor {
       retry.halfClose()
     }
     const call: InterceptingCall = new InterceptingCall(nextCall(options), {
-      start(md, listener, next) {
+      start (md, listener, next) {
         writeFlow(md, flow, signed)
         metadata = md
         // A server that is going away may send headers, then UNAVAILABLE with no message: that
         // call is still retried (the retry's own headers are then not passed on a second time).
         next(md, {
-          onReceiveMetadata(m, nextMd) {
+          onReceiveMetadata (m, nextMd) {
             headersPassed = true
             nextMd(m)
           },
-          onReceiveMessage(m, nextMsg) {
+          onReceiveMessage (m, nextMsg) {
             // grpc-js passes a unary call without an answer a null message before its status.
             if (m !== null) responded = true
             nextMsg(m)
           },
-          onReceiveStatus(s, nextStatus) {
+          onReceiveStatus (s, nextStatus) {
             const routingError = s.metadata.get(ROUTING_ERROR_KEY).length > 0
             if (s.code !== status.UNAVAILABLE || responded || routingError || attempts >= maxRetries || metadata === null) {
               nextStatus(s)
@@ -119,7 +119,7 @@ export function flowInterceptor(o: ResolvedGrpcOptions): Interceptor {
           }
         })
       },
-      sendMessage(m, next) {
+      sendMessage (m, next) {
         message = m
         hasMessage = true
         next(m)

@@ -21,7 +21,7 @@ export class GrpcError extends FlowtagError {
   static override readonly brand: string = 'flowtag.grpc.error'
   declare readonly code: GrpcErrorCode
 
-  constructor(code: GrpcErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor (code: GrpcErrorCode, message: string, options?: { cause?: unknown }) {
     super(code, message, options)
   }
 }

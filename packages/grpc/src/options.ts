@@ -70,7 +70,7 @@ export const grpcOptionsSchema = z.strictObject({
 export type FlowTagGrpcOptions = z.input<typeof grpcOptionsSchema>
 export type ResolvedGrpcOptions = z.output<typeof grpcOptionsSchema>
 
-export function parseGrpcOptions(input: unknown): ResolvedGrpcOptions {
+export function parseGrpcOptions (input: unknown): ResolvedGrpcOptions {
   const result = grpcOptionsSchema.safeParse(input)
   if (!result.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error))
   const o = result.data

@@ -12,16 +12,16 @@ export interface RoutingEntry {
 
 const routings = new Map<string, RoutingEntry>()
 
-export function addRouting(entry: RoutingEntry): void {
+export function addRouting (entry: RoutingEntry): void {
   routings.set(entry.id, entry)
 }
 
-export function removeRouting(id: string): void {
+export function removeRouting (id: string): void {
   routings.delete(id)
 }
 
 /** The FlowTagGrpc a channel was made with (by the id in its options). */
-export function routingOf(options: ChannelOptions): RoutingEntry | undefined {
+export function routingOf (options: ChannelOptions): RoutingEntry | undefined {
   const id = options[ROUTING_OPTION]
   return typeof id === 'string' ? routings.get(id) : undefined
 }

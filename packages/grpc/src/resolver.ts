@@ -11,7 +11,7 @@ import { parseTarget } from './target.ts'
 
 let registered = false
 
-export function registerResolver(): void {
+export function registerResolver (): void {
   if (registered) return
   registered = true
   experimental.registerResolver('nacos', NacosResolver)
@@ -25,7 +25,7 @@ class NacosResolver implements experimental.Resolver {
   #unsubscribe: (() => void) | null = null
   #destroyed = false
 
-  constructor(target: experimental.GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions) {
+  constructor (target: experimental.GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions) {
     this.#listener = listener
     const routing = routingOf(options)
     try {
@@ -63,7 +63,7 @@ class NacosResolver implements experimental.Resolver {
 
   #config: { loadBalancingConfig: Array<Record<string, object>>; methodConfig: [] } | null = null
 
-  #report(list: readonly Instance[]): void {
+  #report (list: readonly Instance[]): void {
     if (this.#destroyed || this.#config === null) return
     this.#last = list
     const endpoints = list.map((i) => ({ addresses: [{ host: i.ip, port: i.port }] }))
@@ -75,7 +75,7 @@ class NacosResolver implements experimental.Resolver {
     )
   }
 
-  #fail(code: status, details: string, flowtagCode: string): void {
+  #fail (code: status, details: string, flowtagCode: string): void {
     if (this.#destroyed) return
     const metadata = new Metadata()
     metadata.set(ROUTING_ERROR_KEY, flowtagCode)
@@ -83,18 +83,18 @@ class NacosResolver implements experimental.Resolver {
   }
 
   /** The channel asks again (e.g. after a failure): the cache is current, report it once more. */
-  updateResolution(): void {
+  updateResolution (): void {
     if (this.#error !== null) this.#fail(status.UNAVAILABLE, this.#error.message, this.#error.code)
     else if (this.#last !== null) this.#report(this.#last)
   }
 
-  destroy(): void {
+  destroy (): void {
     this.#destroyed = true
     this.#unsubscribe?.()
     this.#unsubscribe = null
   }
 
-  static getDefaultAuthority(target: experimental.GrpcUri): string {
+  static getDefaultAuthority (target: experimental.GrpcUri): string {
     const path = target.path.startsWith('/') ? target.path.slice(1) : target.path
     return path === '' ? 'nacos' : path.replace('@@', '.')
   }

@@ -33,7 +33,7 @@ export class FlowTagGrpc implements RoutingEntry {
   readonly #interceptor: Interceptor
   #closed = false
 
-  constructor(options: FlowTagGrpcOptions) {
+  constructor (options: FlowTagGrpcOptions) {
     this.options = parseGrpcOptions(options)
     registerResolver()
     registerBalancer()
@@ -46,22 +46,22 @@ export class FlowTagGrpc implements RoutingEntry {
    * Options for a client or channel: the flow interceptor (tag, baggage, retry on another
    * instance) and the id that ties `nacos:` targets to this object. Extra channel options merge in.
    */
-  clientOptions(extra: ChannelOptions = {}): FlowTagClientOptions {
+  clientOptions (extra: ChannelOptions = {}): FlowTagClientOptions {
     const interceptors = Array.isArray(extra.interceptors) ? [this.#interceptor, ...(extra.interceptors as Interceptor[])] : [this.#interceptor]
     return { ...extra, interceptors, [ROUTING_OPTION]: this.id }
   }
 
   /** The interceptor alone, for clients that target fixed addresses but should carry the flow. */
-  get interceptor(): Interceptor {
+  get interceptor (): Interceptor {
     return this.#interceptor
   }
 
-  get closed(): boolean {
+  get closed (): boolean {
     return this.#closed
   }
 
   /** Forget this object: channels made with it can no longer resolve (close them first). Idempotent. */
-  close(): void {
+  close (): void {
     this.#closed = true
     removeRouting(this.id)
   }

@@ -49,7 +49,7 @@ export class FlowTagGrpcServer {
   #port = 0
   #closing: Promise<void> | undefined
 
-  constructor(options: FlowTagGrpcServerOptions = {}) {
+  constructor (options: FlowTagGrpcServerOptions = {}) {
     const parsed = grpcServerOptionsSchema.safeParse(options)
     if (!parsed.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error))
     const o = parsed.data
@@ -72,7 +72,7 @@ export class FlowTagGrpcServer {
   }
 
   /** Add a service whose handlers run inside their call's flow (`currentFlow()`, outbound calls carry it on). */
-  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+  addService (definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
     const wrapped: UntypedServiceImplementation = {}
     for (const [name, handler] of Object.entries(implementation)) wrapped[name] = this.#inFlow(handler as (...args: unknown[]) => unknown) as never
     this.server.addService(definition, wrapped)
@@ -84,11 +84,11 @@ export class FlowTagGrpcServer {
     }
   }
 
-  #inFlow(handler: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+  #inFlow (handler: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
     const tagger = this.#tagger
-    return function handleInFlow(...args: unknown[]) {
+    return function handleInFlow (...args: unknown[]) {
       const call = args[0] as { metadata: Metadata; getPeer(): string }
-      const flow = tagger.decide({ headers: headersOf(call.metadata), get ip() { return peerIp(call.getPeer()) } } as never)
+      const flow = tagger.decide({ headers: headersOf(call.metadata), get ip () { return peerIp(call.getPeer()) } } as never)
       return tagger.run(flow, tagger.otelContext(flow), () => handler(...args))
     }
   }
@@ -98,7 +98,7 @@ export class FlowTagGrpcServer {
    * @returns the bound port.
    * @throws {GrpcError} `FLOWTAG_GRPC_BIND_FAILED`
    */
-  async listen(address = '0.0.0.0:0', credentials: ServerCredentials = ServerCredentials.createInsecure()): Promise<number> {
+  async listen (address = '0.0.0.0:0', credentials: ServerCredentials = ServerCredentials.createInsecure()): Promise<number> {
     try {
       this.#port = await new Promise<number>((resolve, reject) => this.server.bindAsync(address, credentials, (err, port) => (err === null ? resolve(port) : reject(err))))
     } catch (err) {
@@ -111,12 +111,12 @@ export class FlowTagGrpcServer {
     return this.#port
   }
 
-  get port(): number {
+  get port (): number {
     return this.#port
   }
 
   /** Registered (when registering) and not draining. */
-  get ready(): boolean {
+  get ready (): boolean {
     return this.#closing === undefined && (this.#registration?.ready ?? this.#port !== 0)
   }
 
@@ -124,12 +124,12 @@ export class FlowTagGrpcServer {
    * Deregister, report NOT_SERVING, wait the registration's drainMs while still serving, let
    * in-flight calls finish (up to shutdownTimeoutMs, then cancel them), shut down. Idempotent.
    */
-  close(): Promise<void> {
+  close (): Promise<void> {
     this.#closing ??= this.#close()
     return this.#closing
   }
 
-  async #close(): Promise<void> {
+  async #close (): Promise<void> {
     this.health.setStatus('', 'NOT_SERVING')
     for (const s of this.#services) this.health.setStatus(s, 'NOT_SERVING')
     await this.#registration?.drain()
@@ -147,14 +147,14 @@ export class FlowTagGrpcServer {
   }
 }
 
-function headersOf(md: Metadata): Record<string, string | string[] | undefined> {
+function headersOf (md: Metadata): Record<string, string | string[] | undefined> {
   const out: Record<string, string | string[] | undefined> = {}
   for (const [k, v] of Object.entries(md.getMap())) if (typeof v === 'string') out[k] = v
   return out
 }
 
 /** `ipv4:1.2.3.4:5`, `1.2.3.4:5`, `[::1]:5` or `ipv6:[::1]:5` to the address alone. */
-function peerIp(peer: string): string {
+function peerIp (peer: string): string {
   const p = peer.replace(/^ipv[46]:/, '')
   if (p.startsWith('[')) return p.slice(1, p.indexOf(']'))
   const colon = p.lastIndexOf(':')

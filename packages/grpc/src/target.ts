@@ -14,7 +14,7 @@ const SERVICE = /^(?:[\w.:-]{1,128}@@)?[\w.:-]{1,512}$/
 /**
  * @throws {GrpcError} `FLOWTAG_GRPC_BAD_TARGET` for an empty or malformed service name.
  */
-export function parseTarget(uri: experimental.GrpcUri): NacosTarget {
+export function parseTarget (uri: experimental.GrpcUri): NacosTarget {
   const service = uri.path.startsWith('/') ? uri.path.slice(1) : uri.path
   if (!SERVICE.test(service)) {
     throw new GrpcError(errorCodes.BAD_TARGET, `@flowtag/grpc: invalid target "${uri.scheme}://${uri.authority ?? ''}/${uri.path}": expected nacos:///<service>`)

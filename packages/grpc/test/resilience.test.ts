@@ -12,7 +12,7 @@ import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 /** An echo server in its own process: `kill()` is a crash (SIGKILL). */
-async function echoProcess(t: Test, id: string): Promise<{ port: number; kill(): void }> {
+async function echoProcess (t: Test, id: string): Promise<{ port: number; kill(): void }> {
   const child = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/echo-process.ts', import.meta.url)), id], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string]

@@ -9,7 +9,7 @@ import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
 
-async function cluster(t: Test, specs: Array<[string, string]>) {
+async function cluster (t: Test, specs: Array<[string, string]>) {
   const servers = await Promise.all(specs.map(([id]) => startEcho(id)))
   t.teardown(() => Promise.all(servers.map((s) => s.close())))
   const discovery = new StaticDiscovery({

@@ -14,7 +14,7 @@ import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs
   while (Date.now() < end) {
     if (await check()) return

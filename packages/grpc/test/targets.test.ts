@@ -9,7 +9,7 @@ import { EchoClient, EchoService, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
 
-async function one(t: Test, service = 'echo') {
+async function one (t: Test, service = 'echo') {
   const server = await startEcho('a1')
   t.teardown(() => server.close())
   const discovery = new StaticDiscovery({ [service]: [{ ip: '127.0.0.1', port: server.port, metadata: { version: 'v1' } }] })

@@ -16,7 +16,7 @@ const releaseLatency: number[] = []
 let errors = 0
 let stop = false
 
-async function timed(method: 'PUT' | 'POST', path: string, body: string, into: number[] | undefined): Promise<void> {
+async function timed (method: 'PUT' | 'POST', path: string, body: string, into: number[] | undefined): Promise<void> {
   const t0 = performance.now()
   try {
     const res = await pool.request({ method, path, body, headers: form })
@@ -31,7 +31,7 @@ async function timed(method: 'PUT' | 'POST', path: string, body: string, into: n
 const ident = (i: number) => `serviceName=bench-${i % 50}&ip=127.0.0.1&port=${20000 + i}`
 
 let registered = 0
-async function instance(i: number, intervalMs: number): Promise<void> {
+async function instance (i: number, intervalMs: number): Promise<void> {
   await timed('POST', '/nacos/v1/ns/instance', ident(i), undefined)
   registered++
   // spread the beats over the interval, as independent processes would
@@ -45,7 +45,7 @@ async function instance(i: number, intervalMs: number): Promise<void> {
 }
 
 let publishedAt = 0
-async function listener(j: number): Promise<void> {
+async function listener (j: number): Promise<void> {
   let md5 = ''
   while (!stop) {
     const body = `Listening-Configs=${encodeURIComponent(`bench.json\u0002BENCH\u0002${md5}\u0001own-${j}\u0002BENCH\u0002\u0001`)}`
@@ -64,7 +64,7 @@ async function listener(j: number): Promise<void> {
   }
 }
 
-async function publisher(): Promise<void> {
+async function publisher (): Promise<void> {
   let n = 0
   while (!stop) {
     publishedAt = performance.now()

@@ -12,7 +12,7 @@ const seconds = Number(process.argv[2] ?? 20)
 const INSTANCES = 1000
 const LISTENERS = 100
 
-function startServer(script: string, args: string[]): Promise<{ child: ChildProcess; addr: string }> {
+function startServer (script: string, args: string[]): Promise<{ child: ChildProcess; addr: string }> {
   const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   return new Promise((resolve, reject) => {
     let out = ''
@@ -40,14 +40,14 @@ interface LoadResult {
   errors: number
 }
 
-function load(addr: string, listeners: number): Promise<LoadResult> {
+function load (addr: string, listeners: number): Promise<LoadResult> {
   const child = spawn(process.execPath, [here('./load.ts'), addr, String(INSTANCES), String(listeners), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`)))))
 }
 
-async function measure(name: string, script: string, args: string[], listeners: number) {
+async function measure (name: string, script: string, args: string[], listeners: number) {
   const { child, addr } = await startServer(script, args)
   const cpu0 = cpuMs(child.pid!)
   const r = await load(addr, listeners)

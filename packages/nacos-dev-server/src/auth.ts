@@ -10,11 +10,11 @@ export class Auth {
   readonly #opts: AuthOptions
   readonly #tokens = new Map<string, number>()
 
-  constructor(opts: AuthOptions) {
+  constructor (opts: AuthOptions) {
     this.#opts = opts
   }
 
-  login(call: Call): Reply {
+  login (call: Call): Reply {
     const username = call.params.get('username') ?? ''
     const password = call.params.get('password') ?? ''
     if (!this.#matches(username, password)) throw forbidden(call, 'user not found!')
@@ -27,7 +27,7 @@ export class Auth {
   }
 
   /** Throws Nacos's 403 unless the call carries a live token (or the user's credentials). */
-  check(call: Call): void {
+  check (call: Call): void {
     const token = tokenOf(call)
     if (token === undefined) {
       const username = call.params.get('username')
@@ -44,7 +44,7 @@ export class Auth {
   }
 
   /** For gRPC calls (token in the metadata headers): undefined when the token is live, else Nacos's refusal text. */
-  refusal(token: string | undefined): string | undefined {
+  refusal (token: string | undefined): string | undefined {
     if (token === undefined || token === '') return 'user not found!'
     const expires = this.#tokens.get(token)
     if (expires === undefined) return 'token invalid!'
@@ -55,17 +55,17 @@ export class Auth {
     return undefined
   }
 
-  #matches(username: string, password: string): boolean {
+  #matches (username: string, password: string): boolean {
     return username === this.#opts.username && safeEqual(password, this.#opts.password)
   }
 
-  #sweep(): void {
+  #sweep (): void {
     const now = Date.now()
     for (const [t, exp] of this.#tokens) if (exp <= now) this.#tokens.delete(t)
   }
 }
 
-function tokenOf(call: Call): string | undefined {
+function tokenOf (call: Call): string | undefined {
   const authz = call.headers.authorization
   if (authz !== undefined && authz.startsWith('Bearer ')) return authz.slice(7).trim()
   const header = call.headers.accesstoken
@@ -73,14 +73,14 @@ function tokenOf(call: Call): string | undefined {
   return call.params.get('accessToken') ?? undefined
 }
 
-function safeEqual(a: string, b: string): boolean {
+function safeEqual (a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
 /** Nacos's filters answer through sendError: Spring Boot's JSON error page. */
-function forbidden(call: Call, message: string): HttpAnswer {
+function forbidden (call: Call, message: string): HttpAnswer {
   const body = JSON.stringify({ timestamp: new Date().toISOString(), status: 403, error: 'Forbidden', message, path: call.path })
   return new HttpAnswer(403, body, 'application/json;charset=UTF-8')
 }

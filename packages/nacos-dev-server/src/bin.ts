@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { startNacosDevServer, type DevServerOptions } from './index.ts'
 
-const usage = `usage: flowtag-nacos-dev [--port 8848] [--host 127.0.0.1] [--data-file path] [--username u --password p]`
+const usage = 'usage: flowtag-nacos-dev [--port 8848] [--host 127.0.0.1] [--data-file path] [--username u --password p]'
 
 let values
 try {
@@ -36,7 +36,7 @@ if (values.verbose) options.log = (line) => console.error(line)
 
 try {
   const server = await startNacosDevServer(options)
-  console.log(`nacos dev server listening on ${server.url}/nacos${server.grpcPort === undefined ? "" : ` and gRPC :${server.grpcPort}`} (NACOS_SERVER_ADDR=${server.address})`)
+  console.log(`nacos dev server listening on ${server.url}/nacos${server.grpcPort === undefined ? '' : ` and gRPC :${server.grpcPort}`} (NACOS_SERVER_ADDR=${server.address})`)
   const stop = (signal: string) => {
     console.log(`${signal}: stopping`)
     server.close().then(() => process.exit(0), () => process.exit(1))

@@ -16,12 +16,12 @@ interface Deps {
 const KEY_CHARS = /^[a-zA-Z0-9_\-.:]+$/
 
 /** Nacos's ParamUtils checks; v1 config answers them as `caused: <message>;`. */
-function keyOf(call: Call, flavour: Flavour): { tenant: string; group: string; dataId: string } {
+function keyOf (call: Call, flavour: Flavour): { tenant: string; group: string; dataId: string } {
   const groupParam = flavour === 'v1' ? 'group' : 'groupName'
   const dataId = optional(call, 'dataId')
   const group = optional(call, groupParam)
   const tenantRaw = optional(call, flavour === 'v1' ? 'tenant' : 'namespaceId') ?? ''
-  if (dataId === undefined) throw new BadParam(`Required request parameter 'dataId' for method parameter type String is not present`, true)
+  if (dataId === undefined) throw new BadParam('Required request parameter \'dataId\' for method parameter type String is not present', true)
   if (group === undefined) throw new BadParam(`Required request parameter '${groupParam}' for method parameter type String is not present`, true)
   if (dataId.length > 256 || !KEY_CHARS.test(dataId)) throw new BadParam(`invalid dataId : ${dataId}`)
   if (group.length > 128 || !KEY_CHARS.test(group)) throw new BadParam(`invalid group : ${group}`)
@@ -30,7 +30,7 @@ function keyOf(call: Call, flavour: Flavour): { tenant: string; group: string; d
   return { tenant: tenantRaw === 'public' ? '' : tenantRaw, group, dataId }
 }
 
-function v1(fn: (call: Call) => Reply | undefined): Handler {
+function v1 (fn: (call: Call) => Reply | undefined): Handler {
   return (call) => {
     try {
       return fn(call)
@@ -47,15 +47,15 @@ const CONTENT_TYPES: Record<string, string> = {
   html: 'text/html;charset=UTF-8'
 }
 
-function typeOf(call: Call): string {
+function typeOf (call: Call): string {
   const t = optional(call, 'type')
   return t !== undefined && CONFIG_TYPES.has(t) ? t : 'text'
 }
 
-function content(call: Call, flavour: Flavour, opts: ResolvedOptions): string {
+function content (call: Call, flavour: Flavour, opts: ResolvedOptions): string {
   const c = call.params.get('content')
   if (c === null || c.trim() === '') {
-    throw new BadParam(flavour === 'v1' ? `Required request parameter 'content' for method parameter type String is not present` : `Required parameter 'content' type String is not present`, true)
+    throw new BadParam(flavour === 'v1' ? 'Required request parameter \'content\' for method parameter type String is not present' : 'Required parameter \'content\' type String is not present', true)
   }
   if (Buffer.byteLength(c) > opts.maxBodyBytes) throw new BadParam('too large content')
   return c
@@ -76,7 +76,7 @@ const v3Item = (item: ConfigItem) => ({
   tag: null
 })
 
-export function configV1(d: Deps): Record<string, Handler> {
+export function configV1 (d: Deps): Record<string, Handler> {
   const { store, polls, opts } = d
   return {
     'GET /nacos/v1/cs/configs': v1((call) => {
@@ -126,7 +126,7 @@ export function configV1(d: Deps): Record<string, Handler> {
 }
 
 /** v3: the client API reads; the admin API (login required on Nacos 3) publishes and deletes. */
-export function configV3(d: Deps): Record<string, Handler> {
+export function configV3 (d: Deps): Record<string, Handler> {
   const { store, opts } = d
   const get = (call: Call) => {
     const k = keyOf(call, 'v3')

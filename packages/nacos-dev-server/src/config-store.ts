@@ -28,21 +28,21 @@ export class ConfigStore extends EventEmitter<{ change: [string] }> {
   readonly #items = new Map<string, ConfigItem>()
   readonly #file: string | undefined
 
-  constructor(file?: string) {
+  constructor (file?: string) {
     super()
     this.#file = file
     if (file !== undefined) this.#load(file)
   }
 
-  get(tenant: string, group: string, dataId: string): ConfigItem | undefined {
+  get (tenant: string, group: string, dataId: string): ConfigItem | undefined {
     return this.#items.get(configKey(tenant, group, dataId))
   }
 
-  md5Of(key: string): string {
+  md5Of (key: string): string {
     return this.#items.get(key)?.md5 ?? ''
   }
 
-  publish(tenant: string, group: string, dataId: string, content: string, type: string): void {
+  publish (tenant: string, group: string, dataId: string, content: string, type: string): void {
     const key = configKey(tenant, group, dataId)
     const prev = this.#items.get(key)
     const hash = md5(content)
@@ -51,18 +51,18 @@ export class ConfigStore extends EventEmitter<{ change: [string] }> {
     if (prev?.md5 !== hash) this.emit('change', key)
   }
 
-  remove(tenant: string, group: string, dataId: string): void {
+  remove (tenant: string, group: string, dataId: string): void {
     const key = configKey(tenant, group, dataId)
     if (!this.#items.delete(key)) return
     this.#save()
     this.emit('change', key)
   }
 
-  size(): number {
+  size (): number {
     return this.#items.size
   }
 
-  #load(file: string): void {
+  #load (file: string): void {
     let raw: string
     try {
       raw = readFileSync(file, 'utf8')
@@ -84,7 +84,7 @@ export class ConfigStore extends EventEmitter<{ change: [string] }> {
     }
   }
 
-  #save(): void {
+  #save (): void {
     if (this.#file === undefined) return
     const tmp = `${this.#file}.${process.pid}.tmp`
     writeFileSync(tmp, JSON.stringify({ configs: [...this.#items.values()] }, null, 1))

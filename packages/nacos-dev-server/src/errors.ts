@@ -24,7 +24,7 @@ export class HttpAnswer extends Error {
   readonly status: number
   readonly body: string
   readonly contentType: string
-  constructor(status: number, body: string, contentType = 'text/plain;charset=UTF-8') {
+  constructor (status: number, body: string, contentType = 'text/plain;charset=UTF-8') {
     super(body)
     this.status = status
     this.body = body

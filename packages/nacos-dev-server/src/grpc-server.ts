@@ -38,10 +38,10 @@ const str = (v: unknown, def = ''): string => (typeof v === 'string' && v !== ''
 const nsOf = (v: unknown): string => str(v, DEFAULT_NAMESPACE)
 const tenantOf = (v: unknown): string => (str(v) === 'public' ? '' : str(v))
 
-function answer(type: string, body: Body = {}): WireMessage {
+function answer (type: string, body: Body = {}): WireMessage {
   return { type, headers: {}, body: { resultCode: 200, errorCode: 0, success: true, message: 'success', requestId: '', ...body } }
 }
-function failure(type: string, errorCode: number, message: string): WireMessage {
+function failure (type: string, errorCode: number, message: string): WireMessage {
   return { type, headers: {}, body: { resultCode: 500, errorCode, success: false, message, requestId: '' } }
 }
 
@@ -52,7 +52,7 @@ export class GrpcServer {
   #keepAlive: NodeJS.Timeout | undefined
   readonly #pending = new Map<string, NodeJS.Timeout>()
 
-  constructor(deps: Deps) {
+  constructor (deps: Deps) {
     this.#deps = deps
     const method = (path: string, stream: boolean) => ({
       path,
@@ -83,7 +83,7 @@ export class GrpcServer {
   }
 
   /** Binds `host:port`; rejects when the port is taken. */
-  bind(host: string, port: number): Promise<number> {
+  bind (host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
       this.#server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, bound) => {
@@ -97,7 +97,7 @@ export class GrpcServer {
     })
   }
 
-  close(): Promise<void> {
+  close (): Promise<void> {
     clearInterval(this.#keepAlive)
     for (const t of this.#pending.values()) clearTimeout(t)
     this.#server.forceShutdown()
@@ -106,11 +106,11 @@ export class GrpcServer {
   }
 
   /** Live connections (for tests and the metrics endpoint). */
-  get connections(): number {
+  get connections (): number {
     return [...this.#conns.values()].filter((c) => c.stream !== undefined).length
   }
 
-  #conn(peer: string): Conn {
+  #conn (peer: string): Conn {
     let conn = this.#conns.get(peer)
     if (conn === undefined) {
       const [ip, port] = [peer.slice(0, peer.lastIndexOf(':')).replace(/^\[|\]$/g, ''), peer.slice(peer.lastIndexOf(':') + 1)]
@@ -120,7 +120,7 @@ export class GrpcServer {
     return conn
   }
 
-  #stream(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+  #stream (call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const peer = call.getPeer()
     const conn = this.#conn(peer)
     call.on('data', (bytes: Buffer) => {
@@ -141,7 +141,7 @@ export class GrpcServer {
   }
 
   /** The connection is gone: its instances, subscriptions and listeners go with it. */
-  #drop(conn: Conn): void {
+  #drop (conn: Conn): void {
     this.#conns.delete(conn.peer)
     conn.stream = undefined
     for (const key of conn.instances) {
@@ -152,7 +152,7 @@ export class GrpcServer {
     conn.instances.clear()
   }
 
-  #beatAll(): void {
+  #beatAll (): void {
     for (const conn of this.#conns.values()) {
       for (const key of conn.instances) {
         const [ns, name, ipPortCluster] = key.split(SEP) as [string, string, string]
@@ -163,7 +163,7 @@ export class GrpcServer {
     }
   }
 
-  #request(peer: string, msg: WireMessage): WireMessage {
+  #request (peer: string, msg: WireMessage): WireMessage {
     const respType = msg.type.replace(/Request$/, 'Response')
     if (msg.type === 'ServerCheckRequest') return answer('ServerCheckResponse', { connectionId: this.#conn(peer).id, supportAbilityNegotiation: true })
     const conn = this.#conns.get(peer)
@@ -228,7 +228,7 @@ export class GrpcServer {
     }
   }
 
-  #instance(conn: Conn, b: Body): WireMessage {
+  #instance (conn: Conn, b: Body): WireMessage {
     const ns = nsOf(b.namespace)
     const name = groupedName(str(b.groupName, DEFAULT_GROUP), str(b.serviceName))
     const i = (b.instance ?? {}) as Body
@@ -244,7 +244,7 @@ export class GrpcServer {
     return answer('InstanceResponse', { type: b.type })
   }
 
-  #register(conn: Conn, ns: string, name: string, i: Body): void {
+  #register (conn: Conn, ns: string, name: string, i: Body): void {
     const cluster = str(i.clusterName, DEFAULT_CLUSTER)
     const metadata: Record<string, string> = {}
     for (const [k, v] of Object.entries((i.metadata ?? {}) as Body)) metadata[k] = String(v)
@@ -261,7 +261,7 @@ export class GrpcServer {
     conn.instances.add(`${ns}${SEP}${name}${SEP}${String(i.ip)}#${Number(i.port)}#${cluster}`)
   }
 
-  #serviceInfo(ns: string, group: string, service: string): Body {
+  #serviceInfo (ns: string, group: string, service: string): Body {
     return {
       name: service,
       groupName: group,
@@ -277,7 +277,7 @@ export class GrpcServer {
   }
 
   // Like Nacos's PushDelayTask (and the UDP pusher here): changes within the push delay merge into one push.
-  #serviceChanged(ns: string, name: string): void {
+  #serviceChanged (ns: string, name: string): void {
     const key = `${ns}${SEP}${name}`
     if (this.#pending.has(key)) return
     this.#pending.set(
@@ -291,12 +291,12 @@ export class GrpcServer {
     )
   }
 
-  #configChanged(key: string): void {
+  #configChanged (key: string): void {
     const [tenant, group, dataId] = key.split(SEP) as [string, string, string]
     for (const conn of this.#conns.values()) if (conn.listens.has(key)) this.#push(conn, 'ConfigChangeNotifyRequest', { dataId, group, tenant, module: 'config' })
   }
 
-  #push(conn: Conn, type: string, body: Body): void {
+  #push (conn: Conn, type: string, body: Body): void {
     if (conn.stream === undefined) return
     try {
       conn.stream.write(encodePayload({ type, headers: {}, body: { ...body, requestId: String(++conn.pushId), headers: {} } }))

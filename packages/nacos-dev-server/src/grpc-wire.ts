@@ -33,7 +33,7 @@ export const requestPath = '/Request/request'
 export const biStreamPath = '/BiRequestStream/requestBiStream'
 
 /** Encodes a message as a Nacos `Payload`. */
-export function encodePayload(message: WireMessage): Buffer {
+export function encodePayload (message: WireMessage): Buffer {
   const payload = PayloadType.create({
     metadata: { type: message.type, headers: message.headers, clientIp: message.clientIp ?? '' },
     body: { type_url: '', value: Buffer.from(JSON.stringify(message.body)) }
@@ -42,7 +42,7 @@ export function encodePayload(message: WireMessage): Buffer {
 }
 
 /** Decodes a Nacos `Payload`; a body that is not JSON decodes as `{}`. */
-export function decodePayload(bytes: Buffer): WireMessage {
+export function decodePayload (bytes: Buffer): WireMessage {
   const raw = PayloadType.toObject(PayloadType.decode(bytes), { defaults: true }) as {
     metadata?: { type?: string; headers?: Record<string, string>; clientIp?: string }
     body?: { value?: Uint8Array }

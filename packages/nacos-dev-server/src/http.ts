@@ -29,7 +29,7 @@ export const json = (value: unknown, status = 200): Reply => ({
 })
 
 /** Read the body up to a limit; 413 past it, so a client can't make the server buffer without bound. */
-export async function readBody(req: IncomingMessage, limit: number): Promise<string> {
+export async function readBody (req: IncomingMessage, limit: number): Promise<string> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) throw new HttpAnswer(413, 'Request Entity Too Large')
   const chunks: Buffer[] = []
@@ -43,7 +43,7 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<str
 }
 
 /** Query and form body merged; values kept as sent (config content keeps its white space). */
-export function parseParams(url: URL, body: string, contentType: string | undefined): URLSearchParams {
+export function parseParams (url: URL, body: string, contentType: string | undefined): URLSearchParams {
   const params = new URLSearchParams()
   const add = (source: URLSearchParams) => {
     for (const [k, v] of source) params.append(k, v)
@@ -55,7 +55,7 @@ export function parseParams(url: URL, body: string, contentType: string | undefi
   return params
 }
 
-export function send(res: ServerResponse, reply: Reply): void {
+export function send (res: ServerResponse, reply: Reply): void {
   if (res.writableEnded || res.destroyed) return
   res.statusCode = reply.status ?? 200
   res.setHeader('content-type', reply.contentType ?? 'text/plain;charset=UTF-8')
@@ -64,12 +64,12 @@ export function send(res: ServerResponse, reply: Reply): void {
 }
 
 /** Nacos's WebUtils.optional: trimmed, and blank counts as absent. Content is read raw instead. */
-export function optional(call: Call, name: string): string | undefined {
+export function optional (call: Call, name: string): string | undefined {
   const v = call.params.get(name)?.trim()
   return v === undefined || v === '' ? undefined : v
 }
 
-export function bool(value: string | undefined, fallback: boolean): boolean {
+export function bool (value: string | undefined, fallback: boolean): boolean {
   if (value === undefined) return fallback
   return value.toLowerCase() === 'true'
 }

@@ -20,7 +20,7 @@ interface Poll {
 const MAX_KEYS = 10_000
 
 /** Parse `Listening-Configs`: records ended by \u0001, fields split by \u0002. */
-export function parseListening(raw: string | null): Listened[] {
+export function parseListening (raw: string | null): Listened[] {
   if (raw === null || raw.trim() === '') throw new HttpAnswer(400, 'caused: invalid probeModify;')
   // Nacos URL-decodes once more after form decoding; the key characters make that a no-op but for '%'.
   let text = raw
@@ -50,7 +50,7 @@ export function parseListening(raw: string | null): Listened[] {
 }
 
 /** The answer body: the changed keys, encoded as Java's URLEncoder would, one line. */
-function encode(changed: Listened[]): string {
+function encode (changed: Listened[]): string {
   if (changed.length === 0) return ''
   const raw = changed.map((k) => `${k.echo}\u0001`).join('')
   return `${encodeURIComponent(raw).replace(/%20/g, '+')}\n`
@@ -64,12 +64,12 @@ export class LongPolls {
   readonly #polls = new Set<Poll>()
   readonly #store: ConfigStore
 
-  constructor(store: ConfigStore) {
+  constructor (store: ConfigStore) {
     this.#store = store
     store.on('change', (key) => this.#changed(key))
   }
 
-  handle(keys: Listened[], res: ServerResponse, holdMs: number | undefined): void {
+  handle (keys: Listened[], res: ServerResponse, holdMs: number | undefined): void {
     const changed = keys.filter((k) => this.#store.md5Of(k.key) !== k.md5)
     if (changed.length > 0 || holdMs === undefined) {
       send(res, { body: encode(changed) })
@@ -83,22 +83,22 @@ export class LongPolls {
     })
   }
 
-  count(): number {
+  count (): number {
     return this.#polls.size
   }
 
-  close(): void {
+  close (): void {
     for (const poll of this.#polls) this.#finish(poll, [])
   }
 
-  #changed(key: string): void {
+  #changed (key: string): void {
     for (const poll of this.#polls) {
       const hit = poll.keys.filter((k) => k.key === key)
       if (hit.length > 0) this.#finish(poll, hit)
     }
   }
 
-  #finish(poll: Poll, changed: Listened[]): void {
+  #finish (poll: Poll, changed: Listened[]): void {
     clearTimeout(poll.timer)
     this.#polls.delete(poll)
     send(poll.res, { body: encode(changed) })

@@ -14,7 +14,7 @@ interface Deps {
 const clustersOf = (raw: string | undefined) => (raw === undefined ? [] : raw.split(',').filter((c) => c !== ''))
 
 /** The instance a register call describes (v1 and v3 take the same form). */
-function instanceOf(call: Call, flavour: Flavour): InstanceInput {
+function instanceOf (call: Call, flavour: Flavour): InstanceInput {
   const metadata = metadataOf(optional(call, 'metadata'))
   const timings = checkTimings(metadata)
   if (timings !== undefined) throw new BadParam(timings)
@@ -30,7 +30,7 @@ function instanceOf(call: Call, flavour: Flavour): InstanceInput {
   }
 }
 
-function identityOf(call: Call, flavour: Flavour) {
+function identityOf (call: Call, flavour: Flavour) {
   return {
     namespaceId: namespaceOf(call),
     ...serviceOf(call, flavour),
@@ -51,18 +51,18 @@ interface BeatInfo {
   ephemeral?: boolean
 }
 
-function parseBeat(raw: string): BeatInfo {
+function parseBeat (raw: string): BeatInfo {
   let beat: unknown
   try {
     beat = JSON.parse(raw)
   } catch {
-    throw new BadParam(`Param 'beat' is illegal, the value should be a JSON object.`)
+    throw new BadParam('Param \'beat\' is illegal, the value should be a JSON object.')
   }
-  if (beat === null || typeof beat !== 'object' || Array.isArray(beat)) throw new BadParam(`Param 'beat' is illegal, the value should be a JSON object.`)
+  if (beat === null || typeof beat !== 'object' || Array.isArray(beat)) throw new BadParam('Param \'beat\' is illegal, the value should be a JSON object.')
   return beat as BeatInfo
 }
 
-export function namingV1(d: Deps): Record<string, Handler> {
+export function namingV1 (d: Deps): Record<string, Handler> {
   const { store, pusher, opts } = d
 
   const serviceInfo = (namespaceId: string, name: string, group: string, clustersRaw: string, healthyOnly: boolean) => ({
@@ -194,7 +194,7 @@ export function namingV1(d: Deps): Record<string, Handler> {
 }
 
 /** The v3 client API: same store, `{code, message, data}` answers, ungrouped service names. */
-export function namingV3(d: Deps): Record<string, Handler> {
+export function namingV3 (d: Deps): Record<string, Handler> {
   const { store } = d
   return {
     'POST /nacos/v3/client/ns/instance': (call) => {
@@ -230,13 +230,13 @@ export function namingV3(d: Deps): Record<string, Handler> {
 export const ok = (data: unknown): Reply => json({ code: 0, message: 'success', data })
 
 /** v3 answers a bad parameter with 400 and a wrapped body. */
-export function v3Error(err: BadParam): Reply {
+export function v3Error (err: BadParam): Reply {
   return err.missing
     ? json({ code: 10000, message: 'parameter missing', data: err.message }, 400)
     : json({ code: 20002, message: 'parameter validate error', data: err.message }, 400)
 }
 
-function positive(call: Call, name: string): number {
+function positive (call: Call, name: string): number {
   const n = Number(need(call, name, 'v1'))
   if (!Number.isInteger(n) || n < 1) throw new BadParam(`Param '${name}' is illegal, the value should be a positive integer.`)
   return n
@@ -249,13 +249,13 @@ const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1'
  * is on this host, so it is pushed on loopback even when it names the host's external address
  * (the official SDK sends its first interface's address), keeping dev traffic on the machine.
  */
-function pushTarget(call: Call): string {
+function pushTarget (call: Call): string {
   const given = optional(call, 'clientIP')
   if (given === undefined || (isLoopback(call.remoteAddress) && !isLoopback(given))) return call.remoteAddress
   return given
 }
 
-function header(call: Call, name: string): string | undefined {
+function header (call: Call, name: string): string | undefined {
   const v = call.headers[name]
   return Array.isArray(v) ? v[0] : v
 }

@@ -70,29 +70,29 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
   readonly #opts: ResolvedOptions['heartbeat']
   readonly #timer: NodeJS.Timeout
 
-  constructor(opts: ResolvedOptions['heartbeat']) {
+  constructor (opts: ResolvedOptions['heartbeat']) {
     super()
     this.#opts = opts
     this.#timer = setInterval(() => this.checkHealth(Date.now()), opts.checkIntervalMs).unref()
   }
 
-  close(): void {
+  close (): void {
     clearInterval(this.#timer)
   }
 
-  service(namespaceId: string, name: string): Service | undefined {
+  service (namespaceId: string, name: string): Service | undefined {
     return this.#namespaces.get(namespaceId)?.get(name)
   }
 
-  services(namespaceId: string): Service[] {
+  services (namespaceId: string): Service[] {
     return [...(this.#namespaces.get(namespaceId)?.values() ?? [])]
   }
 
-  namespaces(): string[] {
+  namespaces (): string[] {
     return [...this.#namespaces.keys()]
   }
 
-  register(namespaceId: string, name: string, input: InstanceInput): void {
+  register (namespaceId: string, name: string, input: InstanceInput): void {
     let services = this.#namespaces.get(namespaceId)
     if (services === undefined) this.#namespaces.set(namespaceId, (services = new Map()))
     let service = services.get(name)
@@ -110,11 +110,11 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     this.emit('change', namespaceId, name)
   }
 
-  find(namespaceId: string, name: string, ip: string, port: number, cluster: string): StoredInstance | undefined {
+  find (namespaceId: string, name: string, ip: string, port: number, cluster: string): StoredInstance | undefined {
     return this.service(namespaceId, name)?.instances.get(instanceKey(ip, port, cluster))
   }
 
-  deregister(namespaceId: string, name: string, ip: string, port: number, cluster: string): boolean {
+  deregister (namespaceId: string, name: string, ip: string, port: number, cluster: string): boolean {
     const service = this.service(namespaceId, name)
     if (service === undefined || !service.instances.delete(instanceKey(ip, port, cluster))) return false
     this.#dropIfEmpty(service)
@@ -122,7 +122,7 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     return true
   }
 
-  update(namespaceId: string, name: string, ip: string, port: number, cluster: string, patch: Partial<StoredInstance>): boolean {
+  update (namespaceId: string, name: string, ip: string, port: number, cluster: string, patch: Partial<StoredInstance>): boolean {
     const instance = this.find(namespaceId, name, ip, port, cluster)
     if (instance === undefined) return false
     Object.assign(instance, patch)
@@ -131,7 +131,7 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
   }
 
   /** A beat refreshes the instance and revives it at once when it was unhealthy. */
-  beat(instance: StoredInstance, namespaceId: string): void {
+  beat (instance: StoredInstance, namespaceId: string): void {
     instance.lastBeat = Date.now()
     if (!instance.healthy) {
       instance.healthy = true
@@ -139,11 +139,11 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     }
   }
 
-  beatInterval(instance: StoredInstance | undefined): number {
+  beatInterval (instance: StoredInstance | undefined): number {
     return metaMs(instance, BEAT_INTERVAL) ?? this.#opts.intervalMs
   }
 
-  view(i: StoredInstance): HostView {
+  view (i: StoredInstance): HostView {
     return {
       instanceId: instanceId(i),
       ip: i.ip,
@@ -163,7 +163,7 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
   }
 
   /** Listed hosts: never disabled ones; optionally only healthy ones and only some clusters. */
-  hosts(namespaceId: string, name: string, clusters: string[], healthyOnly: boolean): HostView[] {
+  hosts (namespaceId: string, name: string, clusters: string[], healthyOnly: boolean): HostView[] {
     const out: HostView[] = []
     for (const i of this.service(namespaceId, name)?.instances.values() ?? []) {
       if (!i.enabled || (healthyOnly && !i.healthy)) continue
@@ -173,7 +173,7 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     return out
   }
 
-  checkHealth(now: number): void {
+  checkHealth (now: number): void {
     for (const [namespaceId, services] of this.#namespaces) {
       for (const service of services.values()) {
         if (service.emptySince !== undefined && now - service.emptySince > EMPTY_SERVICE_TTL_MS) services.delete(service.name)
@@ -198,7 +198,7 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     }
   }
 
-  counts(): { services: number; instances: number } {
+  counts (): { services: number; instances: number } {
     let services = 0
     let instances = 0
     for (const ns of this.#namespaces.values()) {
@@ -208,12 +208,12 @@ export class NamingStore extends EventEmitter<{ change: [string, string] }> {
     return { services, instances }
   }
 
-  #dropIfEmpty(service: Service): void {
+  #dropIfEmpty (service: Service): void {
     if (service.instances.size === 0) service.emptySince ??= Date.now()
   }
 }
 
-function metaMs(i: StoredInstance | undefined, key: string): number | undefined {
+function metaMs (i: StoredInstance | undefined, key: string): number | undefined {
   const raw = i?.metadata[key]
   if (raw === undefined) return undefined
   const n = Number(raw)
@@ -221,12 +221,12 @@ function metaMs(i: StoredInstance | undefined, key: string): number | undefined 
 }
 
 /** Nacos's checkInstanceIsLegal: timeouts below the beat interval are refused. */
-export function checkTimings(metadata: Record<string, string>): string | undefined {
+export function checkTimings (metadata: Record<string, string>): string | undefined {
   const interval = Number(metadata[BEAT_INTERVAL] ?? 5000)
   for (const key of [BEAT_TIMEOUT, DELETE_TIMEOUT]) {
     const v = metadata[key]
     if (v !== undefined && !(Number(v) >= interval)) {
-      return `Instance 'heart beat timeout' and 'ip delete timeout' must grater than 'heart beat interval'`
+      return 'Instance \'heart beat timeout\' and \'ip delete timeout\' must grater than \'heart beat interval\''
     }
   }
   return undefined

@@ -53,7 +53,7 @@ export const optionsSchema = z.strictObject({
 export type DevServerOptions = z.input<typeof optionsSchema>
 export type ResolvedOptions = z.output<typeof optionsSchema>
 
-export function resolveOptions(input: unknown): ResolvedOptions {
+export function resolveOptions (input: unknown): ResolvedOptions {
   const parsed = optionsSchema.safeParse(input ?? {})
   if (!parsed.success) throw new DevServerError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/nacos-dev-server', parsed.error))
   return parsed.data

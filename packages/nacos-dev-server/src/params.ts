@@ -4,7 +4,7 @@ import { DEFAULT_CLUSTER, DEFAULT_GROUP, DEFAULT_NAMESPACE } from './naming-stor
 /** A parameter Nacos would refuse; each API flavour turns it into its own 400 answer. */
 export class BadParam extends Error {
   readonly missing: boolean
-  constructor(message: string, missing = false) {
+  constructor (message: string, missing = false) {
     super(message)
     this.missing = missing
   }
@@ -12,7 +12,7 @@ export class BadParam extends Error {
 
 export type Flavour = 'v1' | 'v3'
 
-export function need(call: Call, name: string, flavour: Flavour): string {
+export function need (call: Call, name: string, flavour: Flavour): string {
   const v = optional(call, name)
   if (v !== undefined) return v
   throw new BadParam(flavour === 'v1' ? `Param '${name}' is required.` : `Required parameter '${name}' type String is not present`, true)
@@ -20,15 +20,15 @@ export function need(call: Call, name: string, flavour: Flavour): string {
 
 const illegal = (name: string) => new BadParam(`Param '${name}' is illegal, illegal characters should not appear in the param.`)
 
-export function namespaceOf(call: Call): string {
+export function namespaceOf (call: Call): string {
   const ns = optional(call, 'namespaceId') ?? DEFAULT_NAMESPACE
-  if (ns.length > 64) throw new BadParam(`Param 'namespaceId' is illegal, the param length should not exceed 64.`)
+  if (ns.length > 64) throw new BadParam('Param \'namespaceId\' is illegal, the param length should not exceed 64.')
   if (!/^[\w-]+$/.test(ns)) throw illegal('namespaceId')
   return ns
 }
 
 /** The grouped service name. v1 accepts `group@@service` in serviceName; v3 takes them apart. */
-export function serviceOf(call: Call, flavour: Flavour): { name: string; group: string; service: string } {
+export function serviceOf (call: Call, flavour: Flavour): { name: string; group: string; service: string } {
   const raw = need(call, 'serviceName', flavour)
   let group = optional(call, 'groupName') ?? DEFAULT_GROUP
   let service = raw
@@ -43,35 +43,35 @@ export function serviceOf(call: Call, flavour: Flavour): { name: string; group: 
   return { name: `${group}@@${service}`, group, service }
 }
 
-export function clusterOf(call: Call): string {
+export function clusterOf (call: Call): string {
   const c = optional(call, 'clusterName') ?? optional(call, 'cluster') ?? DEFAULT_CLUSTER
   if (c.length > 64 || !/^[0-9a-zA-Z\-_]+$/.test(c)) throw illegal('clusterName')
   return c
 }
 
-export function portOf(raw: string): number {
+export function portOf (raw: string): number {
   const port = Number(raw)
-  if (!/^\d+$/.test(raw) || port > 65535) throw new BadParam(`Param 'port' is illegal, the value should be between 0 and 65535.`)
+  if (!/^\d+$/.test(raw) || port > 65535) throw new BadParam('Param \'port\' is illegal, the value should be between 0 and 65535.')
   return port
 }
 
-export function ipOf(raw: string): string {
+export function ipOf (raw: string): string {
   if (raw.length > 128 || /[\s/?#@]/.test(raw)) throw illegal('ip')
   return raw
 }
 
-export function weightOf(raw: string | undefined): number {
+export function weightOf (raw: string | undefined): number {
   if (raw === undefined) return 1
   const w = Number(raw)
-  if (!Number.isFinite(w)) throw new BadParam(`Param 'weight' is illegal, the value should be a number.`)
+  if (!Number.isFinite(w)) throw new BadParam('Param \'weight\' is illegal, the value should be a number.')
   if (w < 0 || w > 10000) throw new BadParam('instance format invalid: The weights range from 0.0 to 10000.0')
   return w
 }
 
 /** Metadata as Nacos parses it: a JSON object, else `k1=v1,k2=v2`; values kept as strings. */
-export function metadataOf(raw: string | undefined): Record<string, string> {
+export function metadataOf (raw: string | undefined): Record<string, string> {
   if (raw === undefined) return {}
-  if (raw.length > 1024) throw new BadParam(`Param 'metadata' is illegal, the param length should not exceed 1024.`)
+  if (raw.length > 1024) throw new BadParam('Param \'metadata\' is illegal, the param length should not exceed 1024.')
   let parsed: unknown
   try {
     parsed = JSON.parse(raw)

@@ -53,7 +53,7 @@ const OPEN_PATHS = new Set([
  * @throws {DevServerError} `FLOWTAG_DEVSERVER_BAD_OPTION` naming the field; `FLOWTAG_DEVSERVER_DATA_FILE`
  *   when the data file cannot be read or is not JSON; the listen error (e.g. `EADDRINUSE`)
  */
-export async function startNacosDevServer(options: DevServerOptions = {}): Promise<NacosDevServer> {
+export async function startNacosDevServer (options: DevServerOptions = {}): Promise<NacosDevServer> {
   const opts = resolveOptions(options)
   const log = opts.log ?? (() => {})
   const naming = new NamingStore(opts.heartbeat)
@@ -89,7 +89,7 @@ export async function startNacosDevServer(options: DevServerOptions = {}): Promi
     routes.set(`POST ${p}`, { handler: login, v3: false })
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://nacos')
     const body = await readBody(req, opts.maxBodyBytes)
     const call: Call = {
@@ -169,7 +169,7 @@ export async function startNacosDevServer(options: DevServerOptions = {}): Promi
     address: `${host}:${port}`,
     port,
     grpcPort,
-    close() {
+    close () {
       closing ??= new Promise<void>((resolve) => {
         void grpcServer?.close()
         naming.close()

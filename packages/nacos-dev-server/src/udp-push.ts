@@ -6,7 +6,7 @@ import type { ResolvedOptions } from './options.ts'
 const PUSHABLE_AGENT = /^(Nacos-Java-Client|Nacos-Go-Client|Nacos-DNS|Nacos-C-Client|vip-client4cpp|Nacos-CSharp-Client):v\d/
 const GZIP_FROM_BYTES = 1024
 
-export function canPush(userAgent: string | undefined, clientVersion: string | undefined): boolean {
+export function canPush (userAgent: string | undefined, clientVersion: string | undefined): boolean {
   // Nacos consults Client-Version only when User-Agent is empty.
   const agent = userAgent !== undefined && userAgent !== '' ? userAgent : clientVersion
   return agent !== undefined && PUSHABLE_AGENT.test(agent)
@@ -47,7 +47,7 @@ export class UdpPusher {
   acks = 0
   pushes = 0
 
-  constructor(opts: ResolvedOptions['push'], data: PushData) {
+  constructor (opts: ResolvedOptions['push'], data: PushData) {
     this.#opts = opts
     this.#data = data
     this.#socket = createSocket('udp4')
@@ -57,7 +57,7 @@ export class UdpPusher {
     this.#socket.unref()
   }
 
-  async bind(host: string): Promise<void> {
+  async bind (host: string): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.#socket.once('error', reject)
       this.#socket.bind(0, host === '0.0.0.0' || host === '::' ? undefined : host, () => {
@@ -67,7 +67,7 @@ export class UdpPusher {
     })
   }
 
-  subscribe(namespaceId: string, service: string, clusters: string[], ip: string, port: number): void {
+  subscribe (namespaceId: string, service: string, clusters: string[], ip: string, port: number): void {
     const key = `${namespaceId}\u0000${service}\u0000${ip}:${port}`
     const known = this.#subs.get(key)
     if (known !== undefined) {
@@ -81,7 +81,7 @@ export class UdpPusher {
   }
 
   /** A service changed: push it to every live subscriber, after Nacos's push delay. */
-  changed(namespaceId: string, service: string): void {
+  changed (namespaceId: string, service: string): void {
     const now = Date.now()
     for (const [key, sub] of this.#subs) {
       if (now - sub.lastSeen > this.#opts.subscriberTtlMs) this.#subs.delete(key)
@@ -89,11 +89,11 @@ export class UdpPusher {
     }
   }
 
-  subscriberCount(): number {
+  subscriberCount (): number {
     return this.#subs.size
   }
 
-  close(): void {
+  close (): void {
     for (const t of this.#timers) clearTimeout(t)
     for (const p of this.#pending.values()) clearTimeout(p.timer)
     this.#timers.clear()
@@ -102,7 +102,7 @@ export class UdpPusher {
     this.#socket.close()
   }
 
-  #later(fn: () => void): void {
+  #later (fn: () => void): void {
     const t = setTimeout(() => {
       this.#timers.delete(t)
       fn()
@@ -110,7 +110,7 @@ export class UdpPusher {
     this.#timers.add(t)
   }
 
-  #push(sub: Subscriber): void {
+  #push (sub: Subscriber): void {
     const lastRefTime = process.hrtime.bigint().toString()
     const data = JSON.stringify(this.#data(sub))
     // lastRefTime is written as a bare integer that may exceed 2^53: built by hand, not JSON.stringify.
@@ -123,7 +123,7 @@ export class UdpPusher {
     this.#send(pending)
   }
 
-  #ackTimer(key: string): NodeJS.Timeout {
+  #ackTimer (key: string): NodeJS.Timeout {
     return setTimeout(() => {
       const p = this.#pending.get(key)
       if (p === undefined) return
@@ -137,11 +137,11 @@ export class UdpPusher {
     }, this.#opts.ackTimeoutMs).unref()
   }
 
-  #send(p: PendingAck): void {
+  #send (p: PendingAck): void {
     this.#socket.send(p.packet, p.port, p.ip, () => {})
   }
 
-  #onAck(msg: Buffer, ip: string, port: number): void {
+  #onAck (msg: Buffer, ip: string, port: number): void {
     // Read lastRefTime from the text: clients echo it as a string or a number, beyond 2^53 either way.
     const m = /"lastRefTime"\s*:\s*"?(\d+)"?/.exec(msg.toString('utf8'))
     if (m === null) return

@@ -25,7 +25,7 @@ interface Peer {
 }
 
 /** One gRPC channel (one TCP connection, one peer address) to the dev server. */
-function peer(t: { teardown(fn: () => unknown): void }, port: number): Peer {
+function peer (t: { teardown(fn: () => unknown): void }, port: number): Peer {
   const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
   let stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined
   const pushes: WireMessage[] = []
@@ -37,7 +37,7 @@ function peer(t: { teardown(fn: () => unknown): void }, port: number): Peer {
     pushes,
     raw,
     request: (type, body = {}, headers = {}) => raw(encodePayload({ type, headers, body })),
-    async connect(withAbilities = true) {
+    async connect (withAbilities = true) {
       stream = client.makeBidiStreamRequest(biStreamPath, id, id)
       stream.on('data', (bytes: Buffer) => pushes.push(decodePayload(bytes)))
       stream.on('error', () => {})
@@ -53,11 +53,11 @@ function peer(t: { teardown(fn: () => unknown): void }, port: number): Peer {
       // The connection counts as registered once the setup has arrived.
       await waitFor('the connection to register', async () => (await p.request('HealthCheckRequest')).body.success === true, 5000)
     },
-    hangUp() {
+    hangUp () {
       stream?.end()
       stream?.cancel()
     },
-    close() {
+    close () {
       stream?.cancel()
       client.close()
     }

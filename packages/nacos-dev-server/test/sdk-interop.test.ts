@@ -4,7 +4,7 @@ import nacos from 'nacos'
 import { waitFor } from '@flowtag/test-kit'
 import { start } from './fixtures/nacos.ts'
 
-const quiet = { info() {}, warn() {}, error() {}, debug() {}, log() {} } as unknown as Console
+const quiet = { info () {}, warn () {}, error () {}, debug () {}, log () {} } as unknown as Console
 
 // The SDK's bundled typings lag its JavaScript (no metadata on Instance, no close()): type what is used.
 interface Host {

@@ -16,7 +16,7 @@ interface Packet {
 }
 
 /** A UDP subscriber on loopback that records packets and acks them unless told not to. */
-async function subscriber(t: { teardown(fn: () => unknown): void }, ack = true) {
+async function subscriber (t: { teardown(fn: () => unknown): void }, ack = true) {
   const socket: Socket = createSocket('udp4')
   const packets: Packet[] = []
   socket.on('message', (msg, from) => {
@@ -31,7 +31,6 @@ async function subscriber(t: { teardown(fn: () => unknown): void }, ack = true) 
   t.teardown(() => socket.close())
   return { port: socket.address().port, packets }
 }
-
 
 t.test('a recognised SDK that gives udpPort is pushed each change and its acks are matched', async (t) => {
   const { server, call } = await start(t, { push: { delayMs: 10 } })

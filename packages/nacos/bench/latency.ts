@@ -29,7 +29,7 @@ const percentile = (xs: number[], p: number): number => {
 const fmt = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a')
 
 /** Wait until check() holds (polled every 2 ms; latencies are stamped in the callbacks, not here). */
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+async function until (check: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = performance.now() + timeoutMs
   while (performance.now() < end) {
     if (check()) return true
@@ -44,7 +44,7 @@ const firstView = (views: Views, after: number, seen: (p: Set<number>) => boolea
   views.find((v) => v.at >= after && seen(v.ports))?.at
 
 // ---- config ----
-async function benchConfig() {
+async function benchConfig () {
   const publisher = new NacosClient({ serverAddr: addr })
   const ours = new NacosClient({ serverAddr: addr, transport: 'http' })
   const grpc = new NacosClient({ serverAddr: addr, transport: 'grpc' })
@@ -94,7 +94,7 @@ async function benchConfig() {
 }
 
 // ---- naming ----
-async function benchNaming(oursFirst: boolean, pairs: number) {
+async function benchNaming (oursFirst: boolean, pairs: number) {
   const registrar = new NacosClient({ serverAddr: addr })
   const ours = new NacosClient({ serverAddr: addr, transport: 'http' })
   const grpc = new NacosClient({ serverAddr: addr, transport: 'grpc' })
@@ -199,7 +199,9 @@ ${
   realAddr === undefined
     ? `gRPC config push goal on the dev server: p99 ≤ 20 ms — ${percentile(config.grpc, 99) <= 20 ? 'met' : 'missed'} (${fmt(percentile(config.grpc, 99))} ms).`
     : `gRPC config push goal on real Nacos: within 20 ms of the server's own delay, taken as our HTTP long poll's (answered after the same dump): p50 ${fmt(percentile(config.grpc, 50) - percentile(config.ours, 50))} ms, p99 ${fmt(percentile(config.grpc, 99) - percentile(config.ours, 99))} ms apart.`
-}${realAddr === undefined ? '' : `
+}${realAddr === undefined
+? ''
+: `
 A real Nacos answers held long polls only after its own change-dump task has run (about 100 ms after a publish) and pushes instance changes after its push delay, so the server bounds both clients alike here.`}
 `
 

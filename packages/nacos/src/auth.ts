@@ -20,7 +20,7 @@ export class Authenticator {
   readonly #logger: Logger
   readonly #states = new Map<string, TokenState>()
 
-  constructor(http: HttpClient, username: string, password: string, logger: Logger) {
+  constructor (http: HttpClient, username: string, password: string, logger: Logger) {
     this.#http = http
     this.#username = username
     this.#password = password
@@ -28,7 +28,7 @@ export class Authenticator {
   }
 
   /** A valid token for `server`, logging in when there is none or it is about to expire; throws FLOWTAG_NACOS_AUTH. */
-  async token(server: ServerAddress): Promise<string | undefined> {
+  async token (server: ServerAddress): Promise<string | undefined> {
     const state = this.#state(server)
     if (state.token === undefined || Date.now() >= state.refreshAt) {
       state.login ??= this.#login(server, state).finally(() => {
@@ -40,17 +40,17 @@ export class Authenticator {
   }
 
   /** The server refused the token: the next call logs in again. */
-  drop(server: ServerAddress): void {
+  drop (server: ServerAddress): void {
     this.#state(server).token = undefined
   }
 
-  #state(server: ServerAddress): TokenState {
+  #state (server: ServerAddress): TokenState {
     let state = this.#states.get(server.origin)
     if (state === undefined) this.#states.set(server.origin, (state = { token: undefined, refreshAt: 0, login: undefined }))
     return state
   }
 
-  async #login(server: ServerAddress, state: TokenState): Promise<void> {
+  async #login (server: ServerAddress, state: TokenState): Promise<void> {
     const form = { username: this.#username, password: this.#password }
     let res = await this.#http.send(server, { method: 'POST', path: '/nacos/v1/auth/login', form })
     if (res.status === 404 || res.status === 410) res = await this.#http.send(server, { method: 'POST', path: '/nacos/v3/auth/user/login', form })

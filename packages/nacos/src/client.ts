@@ -40,7 +40,7 @@ export class NacosClient {
   #closed: Promise<void> | undefined
 
   /** @throws {NacosError} `FLOWTAG_NACOS_BAD_OPTION` naming the field when an option is invalid. */
-  constructor(options: NacosClientOptions) {
+  constructor (options: NacosClientOptions) {
     const o = resolveOptions(options)
     const { password: _p, secretKey: _s, ...visible } = o
     this.options = Object.freeze(visible)
@@ -61,7 +61,7 @@ export class NacosClient {
   }
 
   /** The server currently used, and the API it speaks once probed. */
-  get server(): { origin: string; transport: TransportName | undefined } {
+  get server (): { origin: string; transport: TransportName | undefined } {
     return { origin: this.#pool.current?.origin ?? '', transport: this.#pool.transportName }
   }
 
@@ -69,7 +69,7 @@ export class NacosClient {
    * Called when a server answers again after every server had failed (the first answer after an
    * outage). Returns an unsubscribe function.
    */
-  onRecover(listener: () => void): () => void {
+  onRecover (listener: () => void): () => void {
     return this.#pool.onRecover(listener)
   }
 
@@ -77,12 +77,12 @@ export class NacosClient {
    * Resolves once some server answers (probing its API and logging in).
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
    */
-  async ping(): Promise<void> {
+  async ping (): Promise<void> {
     await this.#pool.exec('ping', async () => undefined)
   }
 
   /** Ends every timer, poll, socket and UDP port; idempotent. Does not deregister instances: do that first. */
-  close(): Promise<void> {
+  close (): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort()
       await Promise.allSettled([this.naming.close(), this.config.close()])

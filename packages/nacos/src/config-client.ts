@@ -34,7 +34,7 @@ export class ConfigClient {
   #failures = 0
   readonly #offRecover: () => void
 
-  constructor(ctx: ClientContext) {
+  constructor (ctx: ClientContext) {
     this.#ctx = ctx
     this.#offRecover = ctx.pool.onRecover(() => {
       // Nacos answers again (to any call of this client): poll now instead of at the end of the back-off.
@@ -45,7 +45,7 @@ export class ConfigClient {
   }
 
   /** Current content; undefined when absent. Served from the last known content when Nacos is unreachable. */
-  async get(dataId: string, group?: string): Promise<string | undefined> {
+  async get (dataId: string, group?: string): Promise<string | undefined> {
     const e = this.#entry(dataId, group)
     try {
       return await this.#fetch(e)
@@ -59,14 +59,14 @@ export class ConfigClient {
     }
   }
 
-  async publish(dataId: string, group: string | undefined, content: string, type?: string): Promise<void> {
+  async publish (dataId: string, group: string | undefined, content: string, type?: string): Promise<void> {
     const e = this.#entry(dataId, group)
     if (typeof content !== 'string' || content.trim() === '') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "content": a non-blank string')
     const t = parseArgument(typeSchema, type, 'type')
     await this.#ctx.pool.exec('publish config', (tr, r) => tr.publishConfig(r, this.#ctx.options.namespace, e, content, t))
   }
 
-  async remove(dataId: string, group?: string): Promise<void> {
+  async remove (dataId: string, group?: string): Promise<void> {
     const e = this.#entry(dataId, group)
     await this.#ctx.pool.exec('remove config', (tr, r) => tr.removeConfig(r, this.#ctx.options.namespace, e))
   }
@@ -83,7 +83,7 @@ export class ConfigClient {
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid key or listener;
    *   `FLOWTAG_NACOS_CLOSED` after `close()`
    */
-  listen(dataId: string, group: string | undefined, listener: ConfigListener): () => void {
+  listen (dataId: string, group: string | undefined, listener: ConfigListener): () => void {
     if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
     if (this.#ctx.closing.aborted) throw new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
     const e = this.#entry(dataId, group)
@@ -96,13 +96,13 @@ export class ConfigClient {
     }
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.#offRecover()
     this.#restart.abort()
     await this.#loop
   }
 
-  #entry(dataId: string, group: string | undefined): Entry {
+  #entry (dataId: string, group: string | undefined): Entry {
     parseArgument(keyPart, dataId, 'dataId')
     const g = group ?? this.#ctx.options.group
     parseArgument(keyPart.max(128), g, 'group')
@@ -112,12 +112,12 @@ export class ConfigClient {
     return e
   }
 
-  #listened(): Entry[] {
+  #listened (): Entry[] {
     return [...this.#entries.values()].filter((e) => e.listeners.size > 0)
   }
 
   /** Start the loop, or restart the poll in flight with the new key set. */
-  #kick(): void {
+  #kick (): void {
     this.#restart.abort()
     if (this.#loop === undefined && this.#listened().length > 0) {
       this.#loop = this.#run().finally(() => {
@@ -127,7 +127,7 @@ export class ConfigClient {
     }
   }
 
-  async #run(): Promise<void> {
+  async #run (): Promise<void> {
     const { options, pool, closing } = this.#ctx
     for (;;) {
       const keys = this.#listened()
@@ -163,7 +163,7 @@ export class ConfigClient {
   }
 
   /** Fetch from the server; notify listeners if the content differs from what was held. */
-  async #fetch(e: Entry): Promise<string | undefined> {
+  async #fetch (e: Entry): Promise<string | undefined> {
     const value = await this.#ctx.pool.exec('get config', (t, r) => t.getConfig(r, this.#ctx.options.namespace, e))
     const content = value?.content
     const wasKnown = e.known
@@ -177,7 +177,7 @@ export class ConfigClient {
     return content
   }
 
-  async #fromSnapshot(e: Entry): Promise<boolean> {
+  async #fromSnapshot (e: Entry): Promise<boolean> {
     const saved = await this.#ctx.snapshots.loadConfig(e.dataId, e.group)
     if (saved === undefined || e.known) return e.known
     e.known = true
@@ -186,7 +186,7 @@ export class ConfigClient {
     return true
   }
 
-  #notify(e: Entry): void {
+  #notify (e: Entry): void {
     for (const listener of e.listeners) {
       try {
         listener(e.content)

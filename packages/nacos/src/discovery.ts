@@ -34,12 +34,12 @@ export interface Discovery {
 }
 
 /** Identity of an instance within a service: what Nacos keys instances by. */
-export function instanceKey(i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {
+export function instanceKey (i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {
   return `${i.ip}#${i.port}#${i.clusterName}`
 }
 
 /** Diff two lists of one service by instance identity. */
-export function diffInstances(service: string, before: Instance[], after: Instance[]): ServiceChange {
+export function diffInstances (service: string, before: Instance[], after: Instance[]): ServiceChange {
   const old = new Map(before.map((i) => [instanceKey(i), i]))
   const added: Instance[] = []
   const changed: Instance[] = []
@@ -54,7 +54,7 @@ export function diffInstances(service: string, before: Instance[], after: Instan
   return { service, instances: after, added, removed: [...old.values()], changed }
 }
 
-function sameInstance(a: Instance, b: Instance): boolean {
+function sameInstance (a: Instance, b: Instance): boolean {
   if (a.weight !== b.weight || a.healthy !== b.healthy || a.enabled !== b.enabled) return false
   const ka = Object.keys(a.metadata)
   if (ka.length !== Object.keys(b.metadata).length) return false

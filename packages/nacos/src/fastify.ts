@@ -37,7 +37,7 @@ const pluginOptions = registrationOptionsSchema.omit({ logger: true }).extend({
 
 export type FastifyNacosOptions = Omit<z.input<typeof pluginOptions>, 'nacos'> & { nacos?: NacosClientOptions }
 
-const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async function fastifyNacosPlugin(fastify, rawOptions) {
+const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async function fastifyNacosPlugin (fastify, rawOptions) {
   const { register: _r, prefix: _p, logLevel: _l, ...rest } = rawOptions as FastifyNacosOptions & Record<string, unknown>
   const { client: given, nacos, healthPath, readyPath, ...registrationOptions } = parseOptions(pluginOptions, rest)
   if ((given === undefined) === (nacos === undefined)) {
@@ -51,13 +51,13 @@ const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async functi
     client,
     discovery: client.naming,
     registration,
-    get ready() {
+    get ready () {
       return registration.ready
     },
-    get registered() {
+    get registered () {
       return registration.registered
     },
-    get draining() {
+    get draining () {
       return registration.draining
     },
     drain: () => registration.drain()
@@ -65,38 +65,38 @@ const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async functi
   fastify.decorate('nacos', state)
 
   if (healthPath !== false) {
-    fastify.get(healthPath, { logLevel: 'warn' }, async function health() {
+    fastify.get(healthPath, { logLevel: 'warn' }, async function health () {
       return { status: 'ok' }
     })
   }
   if (readyPath !== false) {
-    fastify.get(readyPath, { logLevel: 'warn' }, async function ready(_request, reply) {
+    fastify.get(readyPath, { logLevel: 'warn' }, async function ready (_request, reply) {
       if (registration.ready) return { status: 'ready' }
       return reply.code(503).send({ status: 'not ready', registered: registration.registered, draining: registration.draining })
     })
   }
 
-  fastify.addHook('onReady', async function nacosCheck() {
+  fastify.addHook('onReady', async function nacosCheck () {
     await registration.check()
   })
 
-  fastify.addHook('onListen', async function nacosRegister() {
+  fastify.addHook('onListen', async function nacosRegister () {
     const address = fastify.server.address()
     // A pipe or socket path has no port: start() then needs the port option.
     await registration.start(typeof address === 'object' && address !== null ? address : undefined)
   })
 
-  fastify.addHook('preClose', async function nacosDrain() {
+  fastify.addHook('preClose', async function nacosDrain () {
     await registration.drain()
   })
 
-  fastify.addHook('onClose', async function nacosClose() {
+  fastify.addHook('onClose', async function nacosClose () {
     await registration.close()
     if (given === undefined) await client.close()
   })
 }
 
-function createClient(options: NacosClientOptions, fastify: FastifyInstance): NacosClient {
+function createClient (options: NacosClientOptions, fastify: FastifyInstance): NacosClient {
   try {
     return new NacosClient({ logger: fastify.log.child({ module: 'nacos' }), ...options })
   } catch (err) {

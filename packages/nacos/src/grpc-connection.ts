@@ -45,7 +45,7 @@ export class GrpcConnection {
   #connectionId = ''
   readonly #opts: ConnectionOptions
 
-  constructor(opts: ConnectionOptions) {
+  constructor (opts: ConnectionOptions) {
     this.#opts = opts
     const target = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port + GRPC_PORT_OFFSET}`
     this.origin = target
@@ -65,16 +65,16 @@ export class GrpcConnection {
     })
   }
 
-  get connectionId(): string {
+  get connectionId (): string {
     return this.#connectionId
   }
 
-  get closed(): boolean {
+  get closed (): boolean {
     return this.#closed
   }
 
   /** Server check, bi-stream and set-up; rejects with FLOWTAG_NACOS_UNREACHABLE when the server does not speak gRPC. */
-  async open(): Promise<void> {
+  async open (): Promise<void> {
     const check = await this.request('ServerCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
     this.#connectionId = String(check.body.connectionId ?? '')
     const negotiates = check.body.supportAbilityNegotiation === true
@@ -123,7 +123,7 @@ export class GrpcConnection {
    * One unary call. Resolves with the decoded response; rejects with FLOWTAG_NACOS_UNREACHABLE on
    * transport errors, FLOWTAG_NACOS_AUTH on 403, FLOWTAG_NACOS_HTTP on other error responses.
    */
-  request(type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
+  request (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
     const payload = encodePayload({ type, headers, body: { ...body, headers: {}, requestId: '', module: this.#opts.module } })
     return new Promise((resolve, reject) => {
       this.#client.makeUnaryRequest(requestPath, id, id, payload, { deadline: Date.now() + timeoutMs }, (err, out) => {
@@ -148,7 +148,7 @@ export class GrpcConnection {
   }
 
   /** Ends the stream and the channel; `onClose` runs once. */
-  close(why = 'closed by the client'): void {
+  close (why = 'closed by the client'): void {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#health)
@@ -159,7 +159,7 @@ export class GrpcConnection {
     this.#opts.onClose(why)
   }
 
-  #answer(msg: WireMessage): void {
+  #answer (msg: WireMessage): void {
     const requestId = msg.body.requestId
     const handler = this.#opts.handlers[msg.type]
     let body: Record<string, unknown> | undefined
@@ -177,7 +177,7 @@ export class GrpcConnection {
     this.#stream?.write(encodePayload({ type, headers: {}, body: { resultCode: 200, errorCode: 0, success: true, ...body, requestId } }))
   }
 
-  async #checkHealth(): Promise<void> {
+  async #checkHealth (): Promise<void> {
     if (this.#closed) return
     try {
       await this.request('HealthCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
@@ -191,13 +191,13 @@ export class GrpcConnection {
 export class GrpcAnswerError extends NacosError {
   readonly errorCode: number
   readonly response: WireMessage
-  constructor(message: string, errorCode: number, response: WireMessage) {
+  constructor (message: string, errorCode: number, response: WireMessage) {
     super('FLOWTAG_NACOS_HTTP', message)
     this.errorCode = errorCode
     this.response = response
   }
 }
 
-function delay(ms: number): Promise<void> {
+function delay (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }

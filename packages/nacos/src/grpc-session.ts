@@ -38,12 +38,12 @@ export class GrpcSession {
   connects = 0
   readonly #opts: SessionOptions
 
-  constructor(opts: SessionOptions) {
+  constructor (opts: SessionOptions) {
     this.#opts = opts
   }
 
   /** The live connection to `server`, opened (and the redo record replayed) when needed. */
-  async connection(r: ServerRequester): Promise<GrpcConnection> {
+  async connection (r: ServerRequester): Promise<GrpcConnection> {
     const server = r.server
     const origin = `${server.host}:${server.port}`
     const live = this.#conn
@@ -57,7 +57,7 @@ export class GrpcSession {
     return opening
   }
 
-  close(): void {
+  close (): void {
     this.#closed = true
     clearTimeout(this.#retry)
     const conn = this.#conn
@@ -65,7 +65,7 @@ export class GrpcSession {
     conn?.close()
   }
 
-  async #open(r: ServerRequester): Promise<GrpcConnection> {
+  async #open (r: ServerRequester): Promise<GrpcConnection> {
     const server = r.server
     const previous = this.#conn
     this.#conn = undefined
@@ -106,7 +106,7 @@ export class GrpcSession {
     return conn
   }
 
-  #lost(conn: GrpcConnection, why: string): void {
+  #lost (conn: GrpcConnection, why: string): void {
     if (this.#conn !== conn) return
     this.#conn = undefined
     if (this.#closed) return
@@ -115,7 +115,7 @@ export class GrpcSession {
     this.#scheduleReconnect()
   }
 
-  #scheduleReconnect(): void {
+  #scheduleReconnect (): void {
     if (this.#closed || this.#retry !== undefined || !this.#opts.holdsState()) return
     const wait = Math.min(BACKOFF_MIN_MS * 2 ** Math.min(this.#failures, 6), BACKOFF_MAX_MS)
     this.#retry = setTimeout(() => {

@@ -39,14 +39,14 @@ export interface ServerRequester {
 /** Server identity the recognises as an SDK with a version: needed for UDP push on v1. */
 export const USER_AGENT = 'Nacos-Java-Client:v2.6.3'
 
-export function encodeParams(params: Params | undefined): string {
+export function encodeParams (params: Params | undefined): string {
   const out = new URLSearchParams()
   for (const [k, v] of Object.entries(params ?? {})) if (v !== undefined) out.append(k, String(v))
   return out.toString()
 }
 
 /** Marks failures that make the caller try the next server (connection errors, timeouts, 5xx). */
-export function isRetryable(err: unknown): boolean {
+export function isRetryable (err: unknown): boolean {
   return err instanceof NacosError && err.code === 'FLOWTAG_NACOS_UNREACHABLE'
 }
 
@@ -55,13 +55,13 @@ export class HttpClient {
   readonly #timeoutMs: number
   readonly #closing: AbortSignal
 
-  constructor(timeoutMs: number, closing: AbortSignal) {
+  constructor (timeoutMs: number, closing: AbortSignal) {
     this.#timeoutMs = timeoutMs
     this.#closing = closing
     this.#agent = new Agent({ keepAliveTimeout: 10_000, connections: 16, connect: { timeout: timeoutMs } })
   }
 
-  async send(server: ServerAddress, spec: RequestSpec, extraHeaders: Record<string, string> = {}): Promise<RawResponse> {
+  async send (server: ServerAddress, spec: RequestSpec, extraHeaders: Record<string, string> = {}): Promise<RawResponse> {
     try {
       return await this.#send(server, spec, extraHeaders)
     } catch (err) {
@@ -73,7 +73,7 @@ export class HttpClient {
     }
   }
 
-  async #send(server: ServerAddress, spec: RequestSpec, extraHeaders: Record<string, string>): Promise<RawResponse> {
+  async #send (server: ServerAddress, spec: RequestSpec, extraHeaders: Record<string, string>): Promise<RawResponse> {
     if (this.#closing.aborted) throw closedError()
     const query = encodeParams(spec.query)
     const path = query === '' ? spec.path : `${spec.path}?${query}`
@@ -110,16 +110,16 @@ export class HttpClient {
     }
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     await this.#agent.destroy()
   }
 }
 
-export function closedError(): NacosError {
+export function closedError (): NacosError {
   return new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
 }
 
-export function clip(text: string): string {
+export function clip (text: string): string {
   const t = text.trim()
   return t.length > 200 ? `${t.slice(0, 200)}...` : t
 }

@@ -16,7 +16,7 @@ interface Registration {
   mustRegister: boolean
 }
 
-export function regKey(s: Pick<InstanceSpec, 'group' | 'service' | 'ip' | 'port' | 'clusterName'>): string {
+export function regKey (s: Pick<InstanceSpec, 'group' | 'service' | 'ip' | 'port' | 'clusterName'>): string {
   return `${s.group}@@${s.service}#${s.ip}#${s.port}#${s.clusterName}`
 }
 
@@ -25,21 +25,21 @@ export class BeatLoop {
   readonly #registrations = new Map<string, Registration>()
   #reregistered = 0
 
-  constructor(ctx: ClientContext) {
+  constructor (ctx: ClientContext) {
     this.#ctx = ctx
   }
 
   /** Own instances registered again because the server had lost them or answered again after an outage. */
-  get reregistered(): number {
+  get reregistered (): number {
     return this.#reregistered
   }
 
-  has(key: string): boolean {
+  has (key: string): boolean {
     return this.#registrations.has(key)
   }
 
   /** Start beating for a just-registered ephemeral instance. */
-  start(spec: InstanceSpec): void {
+  start (spec: InstanceSpec): void {
     const configured = Number(spec.metadata['preserved.heart.beat.interval'])
     const reg: Registration = {
       spec,
@@ -55,7 +55,7 @@ export class BeatLoop {
   }
 
   /** Stop beating; resolves once a (re-)registration in flight has landed. */
-  async stop(key: string): Promise<void> {
+  async stop (key: string): Promise<void> {
     const reg = this.#registrations.get(key)
     if (reg === undefined) return
     reg.stopped = true
@@ -65,13 +65,13 @@ export class BeatLoop {
   }
 
   /** Later beats carry the new values. */
-  update(spec: InstanceSpec): void {
+  update (spec: InstanceSpec): void {
     const reg = this.#registrations.get(regKey(spec))
     if (reg !== undefined) reg.spec = spec
   }
 
   /** A server answers after every server had failed: register own instances again right away (back-offs reset). */
-  recover(): void {
+  recover (): void {
     for (const reg of this.#registrations.values()) {
       reg.mustRegister = true
       reg.failures = 0
@@ -80,12 +80,12 @@ export class BeatLoop {
     }
   }
 
-  close(): void {
+  close (): void {
     for (const key of [...this.#registrations.keys()]) void this.stop(key)
   }
 
   /** One beat (or registration); resolves with the delay until the next. */
-  async #beat(reg: Registration): Promise<number> {
+  async #beat (reg: Registration): Promise<number> {
     const ns = this.#ctx.options.namespace
     try {
       if (reg.mustRegister) {
@@ -114,7 +114,7 @@ export class BeatLoop {
     }
   }
 
-  async #reregister(reg: Registration, why: string): Promise<void> {
+  async #reregister (reg: Registration, why: string): Promise<void> {
     await this.#ctx.pool.exec('re-register instance', (t, r) => t.register(r, this.#ctx.options.namespace, reg.spec))
     this.#reregistered++
     this.#ctx.logger.info({ service: grouped(reg.spec.group, reg.spec.service), ip: reg.spec.ip, port: reg.spec.port, why }, 'nacos instance re-registered')

@@ -49,7 +49,7 @@ export class NamingClient implements Discovery {
   readonly #offRecover: () => void
   readonly #offGrpcPush: () => void
 
-  constructor(ctx: ClientContext) {
+  constructor (ctx: ClientContext) {
     this.#ctx = ctx
     this.#beats = new BeatLoop(ctx)
     this.#watches = new ServiceWatches(ctx)
@@ -70,7 +70,7 @@ export class NamingClient implements Discovery {
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid instance;
    *   `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_HTTP`, `FLOWTAG_NACOS_AUTH` from the server
    */
-  async register(service: string, instance: InstanceInput): Promise<void> {
+  async register (service: string, instance: InstanceInput): Promise<void> {
     const spec = this.#spec(service, instance)
     await this.#ctx.pool.exec('register instance', (t, r) => t.register(r, this.#ctx.options.namespace, spec))
     this.#watches.registered(grouped(spec.group, spec.service), instanceKey(spec))
@@ -80,7 +80,7 @@ export class NamingClient implements Discovery {
     this.#ctx.logger.info({ service: grouped(spec.group, spec.service), ip: spec.ip, port: spec.port }, 'nacos instance registered')
   }
 
-  async deregister(service: string, instance: InstanceRef): Promise<void> {
+  async deregister (service: string, instance: InstanceRef): Promise<void> {
     const spec = this.#spec(service, { ...instance, ip: instance.ip, port: instance.port })
     // A (re-)registration in flight must land before the deregistration, not after it.
     await this.#beats.stop(regKey(spec))
@@ -95,14 +95,14 @@ export class NamingClient implements Discovery {
   }
 
   /** Change weight, enabled or metadata of a registered instance (beats carry the new values too). */
-  async update(service: string, instance: InstanceInput): Promise<void> {
+  async update (service: string, instance: InstanceInput): Promise<void> {
     const spec = this.#spec(service, instance)
     await this.#ctx.pool.exec('update instance', (t, r) => t.update(r, this.#ctx.options.namespace, spec))
     this.#beats.update(spec)
   }
 
   /** Whether this client currently keeps the instance registered. */
-  isRegistered(service: string, instance: Pick<InstanceRef, 'ip' | 'port' | 'clusterName' | 'group'>): boolean {
+  isRegistered (service: string, instance: Pick<InstanceRef, 'ip' | 'port' | 'clusterName' | 'group'>): boolean {
     return this.#beats.has(regKey(this.#spec(service, instance)))
   }
 
@@ -115,16 +115,16 @@ export class NamingClient implements Discovery {
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when no server answers and no snapshot is
    *   known; `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid name; the server's error otherwise
    */
-  async instances(service: string): Promise<Instance[]> {
+  async instances (service: string): Promise<Instance[]> {
     parseArgument(serviceName, service, 'service')
     return this.#watches.instances(service)
   }
 
-  async selectHealthy(service: string): Promise<Instance[]> {
+  async selectHealthy (service: string): Promise<Instance[]> {
     return selectHealthy(await this.instances(service))
   }
 
-  async selectOne(service: string): Promise<Instance | undefined> {
+  async selectOne (service: string): Promise<Instance | undefined> {
     return selectOne(selectHealthy(await this.instances(service)))
   }
 
@@ -136,14 +136,14 @@ export class NamingClient implements Discovery {
    * @returns the unsubscribe function
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` when `listener` is not a function or the name is invalid
    */
-  subscribe(service: string, listener: ServiceListener): () => void {
+  subscribe (service: string, listener: ServiceListener): () => void {
     if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
     parseArgument(serviceName, service, 'service')
     return this.#watches.subscribe(service, listener)
   }
 
   /** Empty protection and recovery figures (for health pages, metrics and tests). */
-  stats(): NamingStats {
+  stats (): NamingStats {
     return {
       stale: this.#watches.stale(),
       emptyHeld: this.#watches.emptyHeld,
@@ -153,14 +153,14 @@ export class NamingClient implements Discovery {
     }
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.#offRecover()
     this.#offGrpcPush()
     this.#beats.close()
     await this.#watches.close()
   }
 
-  #spec(service: string, instance: Partial<InstanceInput> & Pick<InstanceInput, 'ip' | 'port'>): InstanceSpec {
+  #spec (service: string, instance: Partial<InstanceInput> & Pick<InstanceInput, 'ip' | 'port'>): InstanceSpec {
     parseArgument(serviceName, service, 'service')
     const i = parseArgument(instanceSchema, instance, 'instance')
     const [group, bare] = splitService(service, i.group ?? this.#ctx.options.group)
@@ -168,7 +168,7 @@ export class NamingClient implements Discovery {
   }
 
   /** A server answers after every server had failed: it may have restarted empty. */
-  #recover(): void {
+  #recover (): void {
     if (this.#ctx.closing.aborted) return
     this.#beats.recover()
     this.#watches.recover()

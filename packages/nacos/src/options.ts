@@ -16,7 +16,7 @@ export interface ServerAddress {
 }
 
 /** `host[:port]` with an optional http(s):// scheme; undefined when malformed. */
-export function parseAddress(item: string, defaultPort = DEFAULT_PORT): ServerAddress | undefined {
+export function parseAddress (item: string, defaultPort = DEFAULT_PORT): ServerAddress | undefined {
   const m = addrPattern.exec(item.trim())
   const port = m?.[3] === undefined ? defaultPort : Number(m[3])
   if (m === null || port < 1 || port > 65535) return undefined
@@ -122,19 +122,19 @@ export type NacosClientOptions = z.input<typeof clientOptionsSchema>
 export type ResolvedOptions = z.output<typeof clientOptionsSchema>
 
 /** Validate options; throws FLOWTAG_NACOS_BAD_OPTION naming the first bad field. */
-export function parseOptions<S extends z.ZodType>(schema: S, input: unknown, prefix?: string): z.output<S> {
+export function parseOptions<S extends z.ZodType> (schema: S, input: unknown, prefix?: string): z.output<S> {
   const result = schema.safeParse(input ?? {})
   if (result.success) return result.data
   throw badOption(fieldOf(result.error, prefix), result.error.issues[0]?.message ?? 'invalid')
 }
 
 /** The same for call arguments: FLOWTAG_NACOS_BAD_ARGUMENT. */
-export function parseArgument<S extends z.ZodType>(schema: S, input: unknown, name: string): z.output<S> {
+export function parseArgument<S extends z.ZodType> (schema: S, input: unknown, name: string): z.output<S> {
   const result = schema.safeParse(input)
   if (result.success) return result.data
   throw badArgument(fieldOf(result.error, name), result.error.issues[0]?.message ?? 'invalid')
 }
 
-export function resolveOptions(input: NacosClientOptions): ResolvedOptions {
+export function resolveOptions (input: NacosClientOptions): ResolvedOptions {
   return parseOptions(clientOptionsSchema, input)
 }

@@ -14,7 +14,7 @@ export interface PushPacket {
 type Reviver = (this: unknown, key: string, value: unknown, context: { source?: string }) => unknown
 
 /** Parse a push packet, reading lastRefTime from its source text instead of through a JS number. */
-export function parsePushPacket(buf: Buffer): PushPacket {
+export function parsePushPacket (buf: Buffer): PushPacket {
   const bytes = buf.length > 1 && buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf
   const reviver: Reviver = (key, value, context) => (key === 'lastRefTime' && typeof value === 'number' ? (context.source ?? String(value)) : value)
   const raw = JSON.parse(bytes.toString('utf8'), reviver as Parameters<typeof JSON.parse>[1]) as Record<string, unknown>
@@ -33,7 +33,7 @@ export class PushReceiver {
   #port: Promise<number>
   #closed = false
 
-  constructor(host: string, logger: Logger, onService: (data: string) => void, dump: () => string) {
+  constructor (host: string, logger: Logger, onService: (data: string) => void, dump: () => string) {
     this.#logger = logger
     this.#onService = onService
     this.#dump = dump
@@ -51,11 +51,11 @@ export class PushReceiver {
     this.#port.catch(() => {})
   }
 
-  port(): Promise<number> {
+  port (): Promise<number> {
     return this.#port
   }
 
-  #handle(msg: Buffer, rinfo: RemoteInfo): void {
+  #handle (msg: Buffer, rinfo: RemoteInfo): void {
     let packet: PushPacket
     try {
       packet = parsePushPacket(msg)
@@ -82,7 +82,7 @@ export class PushReceiver {
     if (!this.#closed) this.#socket.send(JSON.stringify(ack), rinfo.port, rinfo.address)
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     await this.#port.catch(() => undefined)

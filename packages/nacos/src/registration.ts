@@ -77,7 +77,7 @@ export class NacosRegistration {
   #drained: Promise<void> | undefined
   #closed: Promise<void> | undefined
 
-  constructor(client: NacosClient, options: NacosRegistrationOptions) {
+  constructor (client: NacosClient, options: NacosRegistrationOptions) {
     this.#client = client
     this.#o = parseOptions(registrationOptionsSchema, options)
     this.#log = this.#o.logger
@@ -85,20 +85,20 @@ export class NacosRegistration {
   }
 
   /** Registered in Nacos and not draining. */
-  get ready(): boolean {
+  get ready (): boolean {
     return this.#registered && !this.#draining
   }
 
-  get registered(): boolean {
+  get registered (): boolean {
     return this.#registered
   }
 
-  get draining(): boolean {
+  get draining (): boolean {
     return this.#draining
   }
 
   /** The instance as registered (address, weight, metadata), once `start()` was called. */
-  get instance(): Readonly<InstanceInput> | undefined {
+  get instance (): Readonly<InstanceInput> | undefined {
     return this.#instance
   }
 
@@ -106,7 +106,7 @@ export class NacosRegistration {
    * With `failFast`, check that Nacos answers (call it before listening); otherwise a no-op.
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE`
    */
-  async check(): Promise<void> {
+  async check (): Promise<void> {
     if (this.#o.failFast) await this.#client.ping()
   }
 
@@ -115,7 +115,7 @@ export class NacosRegistration {
    * trying in the background, or, with `failFast`, once registered.
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_OPTION` when there is no port; with `failFast`, the registration error.
    */
-  async start(listening: ListenAddress | undefined): Promise<void> {
+  async start (listening: ListenAddress | undefined): Promise<void> {
     if (this.#registering !== undefined) return this.#registering
     const o = this.#o
     const metadata = { ...o.metadata, ...this.#extraMetadata }
@@ -142,7 +142,7 @@ export class NacosRegistration {
    * with the new metadata (Nacos replaces it). Updates are applied in call order; a failed
    * re-registration is logged and the next update or beat-driven re-registration carries it.
    */
-  updateMetadata(metadata: Record<string, string>): Promise<void> {
+  updateMetadata (metadata: Record<string, string>): Promise<void> {
     Object.assign(this.#extraMetadata, metadata)
     const instance = this.#instance
     if (instance === undefined) return Promise.resolve()
@@ -160,18 +160,18 @@ export class NacosRegistration {
   }
 
   /** Stop registering, deregister, report not ready, then wait `drainMs`. Idempotent. */
-  drain(): Promise<void> {
+  drain (): Promise<void> {
     this.#drained ??= this.#drain(true)
     return this.#drained
   }
 
   /** Stop background work and deregister if still registered (without the drain wait). Idempotent. */
-  close(): Promise<void> {
+  close (): Promise<void> {
     this.#closed ??= (this.#drained ?? this.#drain(false)).then(() => {}, () => {})
     return this.#closed
   }
 
-  async #registerOnce(first: InstanceInput): Promise<void> {
+  async #registerOnce (first: InstanceInput): Promise<void> {
     const instance = this.#instance ?? first
     await this.#client.naming.register(this.service, instance)
     if (this.#draining) return
@@ -179,7 +179,7 @@ export class NacosRegistration {
     this.#log.info({ service: this.service, ip: instance.ip, port: instance.port }, 'registered in nacos')
   }
 
-  async #keepRegistering(instance: InstanceInput): Promise<void> {
+  async #keepRegistering (instance: InstanceInput): Promise<void> {
     let delay = this.#o.retryMs
     const signal = this.#stopping.signal
     while (!signal.aborted && !this.#draining) {
@@ -200,7 +200,7 @@ export class NacosRegistration {
     }
   }
 
-  async #drain(wait: boolean): Promise<void> {
+  async #drain (wait: boolean): Promise<void> {
     this.#draining = true
     this.#stopping.abort()
     await this.#registering?.catch(() => {})
@@ -219,7 +219,7 @@ export class NacosRegistration {
   }
 }
 
-function advertised(listening: ListenAddress | undefined, ip: string | undefined, port: number | undefined): { ip: string; port: number } {
+function advertised (listening: ListenAddress | undefined, ip: string | undefined, port: number | undefined): { ip: string; port: number } {
   const host = listening?.address
   const wildcard = host === undefined || host === '0.0.0.0' || host === '::'
   const resolvedPort = port ?? listening?.port

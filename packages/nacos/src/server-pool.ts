@@ -59,7 +59,7 @@ export class ServerPool {
   /** Created once (its sessions and redo record are per client, not per server). */
   readonly #grpc: GrpcTransport | undefined
 
-  constructor(opts: PoolOptions, closing: AbortController) {
+  constructor (opts: PoolOptions, closing: AbortController) {
     this.#opts = opts
     this.#closing = closing
     this.#http = new HttpClient(opts.timeoutMs, closing.signal)
@@ -68,51 +68,51 @@ export class ServerPool {
     this.#grpc =
       opts.transport === 'auto' || opts.transport === 'grpc'
         ? createGrpcTransport({
-            namespace: opts.namespace,
-            timeoutMs: opts.timeoutMs,
-            logger: opts.logger,
-            reconnect: () => this.exec('grpc reconnect', async (t, r) => (t as GrpcTransport).connect?.(r))
-          })
+          namespace: opts.namespace,
+          timeoutMs: opts.timeoutMs,
+          logger: opts.logger,
+          reconnect: () => this.exec('grpc reconnect', async (t, r) => (t as GrpcTransport).connect?.(r))
+        })
         : undefined
   }
 
   /** The gRPC transport, when the options allow it (for push subscriptions and figures). */
-  get grpc(): GrpcTransport | undefined {
+  get grpc (): GrpcTransport | undefined {
     return this.#grpc
   }
 
-  get closed(): boolean {
+  get closed (): boolean {
     return this.#closing.signal.aborted
   }
 
   /** The server currently preferred (for logs and tests); undefined before an endpoint answered. */
-  get current(): ServerAddress | undefined {
+  get current (): ServerAddress | undefined {
     return this.#servers[this.#current]?.address
   }
 
   /** Every server known now. */
-  get servers(): ServerAddress[] {
+  get servers (): ServerAddress[] {
     return this.#servers.map((s) => s.address)
   }
 
   /** Whether every server failed the last call (until one answers again). */
-  get down(): boolean {
+  get down (): boolean {
     return this.#down
   }
 
   /** Times a server answered again after every server had failed. */
-  get recoveries(): number {
+  get recoveries (): number {
     return this.#recoveries
   }
 
   /** Called (asynchronously) with the first answer after every server had failed; returns the remover. */
-  onRecover(listener: () => void): () => void {
+  onRecover (listener: () => void): () => void {
     this.#onRecover.add(listener)
     return () => this.#onRecover.delete(listener)
   }
 
   /** The API flavour of the current server, once known. */
-  get transportName(): TransportName | undefined {
+  get transportName (): TransportName | undefined {
     return this.#servers[this.#current]?.transport?.name
   }
 
@@ -153,13 +153,13 @@ export class ServerPool {
     throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     clearTimeout(this.#probeTimer)
     this.#grpc?.close()
     await this.#http.close()
   }
 
-  #markDown(): void {
+  #markDown (): void {
     if (this.#down || this.closed) return
     this.#down = true
     this.#opts.logger.warn({ servers: this.servers.map((s) => s.origin), probeMs: this.#opts.recoveryProbeMs }, 'nacos unreachable, probing until it answers')
@@ -167,7 +167,7 @@ export class ServerPool {
   }
 
   // Beats and polls back off while Nacos is down; this cheap call notices its return at a fixed pace.
-  #scheduleProbe(): void {
+  #scheduleProbe (): void {
     if (!this.#down || this.closed) return
     this.#probeTimer = setTimeout(() => {
       this.#probeTimer = undefined
@@ -179,7 +179,7 @@ export class ServerPool {
     this.#probeTimer.unref()
   }
 
-  #answered(): void {
+  #answered (): void {
     if (!this.#down) return
     this.#down = false
     this.#recoveries++
@@ -198,7 +198,7 @@ export class ServerPool {
   }
 
   /** With an endpoint: fetch the list when there is none, else refresh it in the background when stale. */
-  async #refreshList(): Promise<void> {
+  async #refreshList (): Promise<void> {
     const endpoint = this.#opts.endpoint
     if (endpoint === undefined || Date.now() - this.#listFetchedAt < this.#opts.endpointRefreshMs) return
     this.#listing ??= this.#fetchList(endpoint).finally(() => {
@@ -207,7 +207,7 @@ export class ServerPool {
     if (this.#servers.length === 0) await this.#listing
   }
 
-  async #fetchList(endpoint: ServerAddress): Promise<void> {
+  async #fetchList (endpoint: ServerAddress): Promise<void> {
     try {
       const res = await this.#http.send(endpoint, { method: 'GET', path: '/nacos/serverlist' })
       if (res.status !== 200) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `address server ${endpoint.origin} answered ${res.status}`)
@@ -229,7 +229,7 @@ export class ServerPool {
     }
   }
 
-  #requester(state: ServerState): ServerRequester {
+  #requester (state: ServerState): ServerRequester {
     const auth = this.#auth
     const server = state.address
     return {
@@ -249,14 +249,14 @@ export class ServerPool {
     }
   }
 
-  #signed(spec: RequestSpec): RequestSpec {
+  #signed (spec: RequestSpec): RequestSpec {
     const { accessKey, secretKey } = this.#opts
     if (spec.sign === undefined || accessKey === undefined || secretKey === undefined) return spec
     const s = sign(spec.sign, accessKey, secretKey)
     return { ...spec, headers: { ...spec.headers, ...s.headers }, query: { ...spec.query, ...s.query } }
   }
 
-  async #probe(state: ServerState, r: ServerRequester): Promise<Transport> {
+  async #probe (state: ServerState, r: ServerRequester): Promise<Transport> {
     const choice = this.#opts.transport
     if (choice === 'http-v1') return (state.transport = httpV1)
     if (choice === 'http-v3') return (state.transport = httpV3)
@@ -283,15 +283,15 @@ export class ServerPool {
   }
 }
 
-function newState(address: ServerAddress): ServerState {
+function newState (address: ServerAddress): ServerState {
   return { address, transport: undefined }
 }
 
-function tokenHeader(token: string | undefined): Record<string, string> {
+function tokenHeader (token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { accesstoken: token }
 }
 
 /** A refusal from a server (4xx, a Nacos error code, an unsupported API) still shows it is up. */
-function answeredWith(err: unknown): boolean {
+function answeredWith (err: unknown): boolean {
   return err instanceof NacosError && (err.code === 'FLOWTAG_NACOS_HTTP' || err.code === 'FLOWTAG_NACOS_AUTH' || err.code === 'FLOWTAG_NACOS_UNSUPPORTED')
 }

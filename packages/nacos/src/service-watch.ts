@@ -43,7 +43,7 @@ export class ServiceWatches {
   #emptyHeld = 0
   #missingKept = 0
 
-  constructor(ctx: ClientContext) {
+  constructor (ctx: ClientContext) {
     this.#ctx = ctx
     this.#preloaded = ctx.options.loadCacheAtStart
       ? ctx.snapshots.loadAllServices().then((files) => new Map(files.map((f) => [f.name, f])))
@@ -51,22 +51,22 @@ export class ServiceWatches {
   }
 
   /** Empty answers (polls and pushes) held instead of applied, since the client started. */
-  get emptyHeld(): number {
+  get emptyHeld (): number {
     return this.#emptyHeld
   }
 
   /** Answers after a recovery that lacked instances still held, kept instead of dropped (`namingRecoveryHoldMs`). */
-  get missingKept(): number {
+  get missingKept (): number {
     return this.#missingKept
   }
 
   /** Watched services (`group@@service`) whose list is held against an empty answer. */
-  stale(): string[] {
+  stale (): string[] {
     return [...this.#watches.values()].filter((w) => w.stale).map((w) => w.name)
   }
 
   /** The instance is (again) this client's: its leaving would be news once more. */
-  registered(name: string, key: string): void {
+  registered (name: string, key: string): void {
     this.#ownGone.get(name)?.delete(key)
   }
 
@@ -74,7 +74,7 @@ export class ServiceWatches {
    * This client is about to deregister the instance: an empty list that follows is news, not a
    * server that lost state. Noted before the call (a push may beat its answer); returns the undo.
    */
-  expectLeave(name: string, key: string): () => void {
+  expectLeave (name: string, key: string): () => void {
     let gone = this.#ownGone.get(name)
     if (this.#watches.has(name)) {
       if (gone === undefined) this.#ownGone.set(name, (gone = new Set()))
@@ -83,7 +83,7 @@ export class ServiceWatches {
     return () => gone?.delete(key)
   }
 
-  async instances(service: string): Promise<Instance[]> {
+  async instances (service: string): Promise<Instance[]> {
     const w = this.#watch(service)
     await w.ready
     if (!w.known) await this.#load(w)
@@ -94,7 +94,7 @@ export class ServiceWatches {
     return w.instances
   }
 
-  subscribe(service: string, listener: ServiceListener): () => void {
+  subscribe (service: string, listener: ServiceListener): () => void {
     const w = this.#watch(service)
     w.listeners.add(listener)
     return () => {
@@ -107,7 +107,7 @@ export class ServiceWatches {
    * restarted empty: for a while its lists lack the instances that have not registered again
    * yet, so those are kept for `namingRecoveryHoldMs`.
    */
-  recover(): void {
+  recover (): void {
     const holdMs = this.#ctx.options.namingRecoveryHoldMs
     for (const w of this.#watches.values()) {
       if (holdMs > 0) w.keepMissingUntil = Date.now() + holdMs
@@ -116,7 +116,7 @@ export class ServiceWatches {
   }
 
   /** A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart. */
-  onPushInfo(raw: { name?: unknown; groupName?: unknown; hosts?: unknown; lastRefTime?: unknown }): void {
+  onPushInfo (raw: { name?: unknown; groupName?: unknown; hosts?: unknown; lastRefTime?: unknown }): void {
     const rawName = String(raw.name ?? '')
     const name = rawName.includes('@@') ? rawName : grouped(String(raw.groupName ?? this.#ctx.options.group), rawName)
     const w = this.#watches.get(name)
@@ -124,13 +124,13 @@ export class ServiceWatches {
     this.#apply(w, parseServiceInfo(raw, w.service, w.group))
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     for (const w of this.#watches.values()) w.ticker.stop()
     this.#watches.clear()
     await this.#receiver?.close()
   }
 
-  #watch(service: string): Watch {
+  #watch (service: string): Watch {
     const [group, bare] = splitService(service, this.#ctx.options.group)
     const name = grouped(group, bare)
     const existing = this.#watches.get(name)
@@ -156,7 +156,7 @@ export class ServiceWatches {
     return w
   }
 
-  async #start(w: Watch): Promise<void> {
+  async #start (w: Watch): Promise<void> {
     const cached = (await this.#preloaded).get(w.name)
     if (cached !== undefined) {
       // Serve the snapshot at once; the server's answer follows in the background.
@@ -169,7 +169,7 @@ export class ServiceWatches {
   }
 
   /** One attempt at the server; on failure fall back to the disk snapshot if nothing is known yet. */
-  async #load(w: Watch): Promise<void> {
+  async #load (w: Watch): Promise<void> {
     try {
       await this.#refresh(w)
     } catch (err) {
@@ -183,14 +183,14 @@ export class ServiceWatches {
     }
   }
 
-  #fromFile(w: Watch, file: ServiceFile): void {
+  #fromFile (w: Watch, file: ServiceFile): void {
     w.instances = file.instances
     w.lastRefTime = 0 // any server answer wins over a snapshot
     w.known = true
   }
 
   /** One poll of a watched service; resolves with the delay until the next. */
-  async #poll(w: Watch): Promise<number> {
+  async #poll (w: Watch): Promise<number> {
     try {
       await this.#refresh(w)
     } catch (err) {
@@ -200,7 +200,7 @@ export class ServiceWatches {
     return this.#ctx.options.namingPollIntervalMs
   }
 
-  async #refresh(w: Watch): Promise<void> {
+  async #refresh (w: Watch): Promise<void> {
     const ns = this.#ctx.options.namespace
     // gRPC subscribes (pushes follow on the connection); v1 asks for UDP push with each list.
     const snap = await this.#ctx.pool.exec('list instances', async (t, r) =>
@@ -211,7 +211,7 @@ export class ServiceWatches {
     this.#apply(w, snap)
   }
 
-  #apply(w: Watch, snap: ServiceSnapshot): void {
+  #apply (w: Watch, snap: ServiceSnapshot): void {
     if (this.#watches.get(w.name) !== w) return
     // A poll answered before a newer push must not roll the list back.
     if (w.known && snap.lastRefTime < w.lastRefTime) return
@@ -247,7 +247,7 @@ export class ServiceWatches {
    * deregistered by this client) keeps them: a restarted server lists instances as they register
    * again, one by one, and a partial list routes a lane's traffic elsewhere or nowhere.
    */
-  #keepMissing(w: Watch, snap: ServiceSnapshot): ServiceSnapshot {
+  #keepMissing (w: Watch, snap: ServiceSnapshot): ServiceSnapshot {
     if (Date.now() >= w.keepMissingUntil) {
       w.keepMissingUntil = 0
       if (w.keeping) {
@@ -275,13 +275,13 @@ export class ServiceWatches {
   }
 
   /** Whether every instance held was deregistered by this client: then an empty list is news. */
-  #sawLeave(w: Watch): boolean {
+  #sawLeave (w: Watch): boolean {
     const gone = this.#ownGone.get(w.name)
     return gone !== undefined && w.instances.every((i) => gone.has(instanceKey(i)))
   }
 
   /** Own deregistrations the server now reflects need no more remembering. */
-  #forgetLeft(name: string, listed: Instance[]): void {
+  #forgetLeft (name: string, listed: Instance[]): void {
     const gone = this.#ownGone.get(name)
     if (gone === undefined) return
     const present = new Set(listed.map(instanceKey))
@@ -291,7 +291,7 @@ export class ServiceWatches {
 
   // An empty answer after a non-empty list is what a server restarted without its ephemeral
   // instances says in the seconds before they register again; routing on it fails every call.
-  #hold(w: Watch): void {
+  #hold (w: Watch): void {
     this.#emptyHeld++
     if (w.stale) return
     w.stale = true
@@ -302,7 +302,7 @@ export class ServiceWatches {
   }
 
   /** Bind the UDP socket once; undefined (no push) if that fails. */
-  #pushTarget(): Promise<PushTarget | undefined> {
+  #pushTarget (): Promise<PushTarget | undefined> {
     this.#push ??= (async () => {
       const loopback = this.#ctx.pool.servers.every((s) => isLoopback(s.host))
       const host = this.#ctx.options.udpHost ?? (loopback ? '127.0.0.1' : '0.0.0.0')
@@ -319,7 +319,7 @@ export class ServiceWatches {
     return this.#push
   }
 
-  #dump(): string {
+  #dump (): string {
     const out: Record<string, unknown> = {}
     for (const w of this.#watches.values()) out[w.name] = { name: w.name, hosts: w.instances, lastRefTime: w.lastRefTime }
     return JSON.stringify(out)

@@ -12,7 +12,7 @@ export interface Signed {
 
 const hmac = (data: string, key: string): string => createHmac('sha1', key).update(data, 'utf8').digest('base64')
 
-export function sign(hint: SignHint, accessKey: string, secretKey: string, now: number = Date.now()): Signed {
+export function sign (hint: SignHint, accessKey: string, secretKey: string, now: number = Date.now()): Signed {
   const ts = String(now)
   if (hint.kind === 'config') {
     const resource = [hint.tenant, hint.group].filter((s) => s !== undefined && s !== '').join('+')

@@ -20,21 +20,21 @@ export class SnapshotStore {
   /** Last write per file: writes to one file run in order, and flush() waits for all. */
   readonly #pending = new Map<string, Promise<void>>()
 
-  constructor(cacheDir: string | undefined, namespace: string, logger: Logger) {
+  constructor (cacheDir: string | undefined, namespace: string, logger: Logger) {
     this.#root = cacheDir === undefined ? undefined : join(cacheDir, safe(namespace === '' ? 'public' : namespace))
     this.#logger = logger
   }
 
-  get enabled(): boolean {
+  get enabled (): boolean {
     return this.#root !== undefined
   }
 
-  async saveService(file: ServiceFile): Promise<void> {
+  async saveService (file: ServiceFile): Promise<void> {
     if (this.#root === undefined) return
     await this.#write(join(this.#root, 'naming'), `${safe(file.name)}.json`, JSON.stringify(file))
   }
 
-  async loadService(name: string): Promise<ServiceFile | undefined> {
+  async loadService (name: string): Promise<ServiceFile | undefined> {
     if (this.#root === undefined) return undefined
     const text = await this.#read(join(this.#root, 'naming', `${safe(name)}.json`))
     if (text === undefined) return undefined
@@ -46,7 +46,7 @@ export class SnapshotStore {
     }
   }
 
-  async loadAllServices(): Promise<ServiceFile[]> {
+  async loadAllServices (): Promise<ServiceFile[]> {
     if (this.#root === undefined) return []
     const names = await readdir(join(this.#root, 'naming')).catch(() => [] as string[])
     const out: ServiceFile[] = []
@@ -59,13 +59,13 @@ export class SnapshotStore {
   }
 
   /** `undefined` content records "absent on the server". */
-  async saveConfig(dataId: string, group: string, content: string | undefined): Promise<void> {
+  async saveConfig (dataId: string, group: string, content: string | undefined): Promise<void> {
     if (this.#root === undefined) return
     await this.#write(join(this.#root, 'config', safe(group)), safe(dataId), JSON.stringify({ content: content ?? null }))
   }
 
   /** `null` = known absent, `undefined` = no snapshot. */
-  async loadConfig(dataId: string, group: string): Promise<string | null | undefined> {
+  async loadConfig (dataId: string, group: string): Promise<string | null | undefined> {
     if (this.#root === undefined) return undefined
     const text = await this.#read(join(this.#root, 'config', safe(group), safe(dataId)))
     if (text === undefined) return undefined
@@ -78,15 +78,15 @@ export class SnapshotStore {
   }
 
   /** Wait for every snapshot write in flight. */
-  async flush(): Promise<void> {
+  async flush (): Promise<void> {
     await Promise.all(this.#pending.values())
   }
 
-  async #read(path: string): Promise<string | undefined> {
+  async #read (path: string): Promise<string | undefined> {
     return readFile(path, 'utf8').catch(() => undefined)
   }
 
-  #write(dir: string, name: string, text: string): Promise<void> {
+  #write (dir: string, name: string, text: string): Promise<void> {
     const path = join(dir, name)
     const next = (this.#pending.get(path) ?? Promise.resolve()).then(() => this.#writeNow(dir, name, text))
     this.#pending.set(path, next)
@@ -97,7 +97,7 @@ export class SnapshotStore {
   }
 
   // Write then rename, so a crash mid-write never leaves a torn snapshot.
-  async #writeNow(dir: string, name: string, text: string): Promise<void> {
+  async #writeNow (dir: string, name: string, text: string): Promise<void> {
     try {
       await mkdir(dir, { recursive: true })
       const tmp = join(dir, `.${name}.${process.pid}.${++this.#seq}.tmp`)

@@ -7,34 +7,34 @@ export class StaticDiscovery implements Discovery {
   #lists = new Map<string, Instance[]>()
   #listeners = new Map<string, Set<ServiceListener>>()
 
-  constructor(services: Record<string, StaticInstance[]> = {}) {
+  constructor (services: Record<string, StaticInstance[]> = {}) {
     for (const [service, list] of Object.entries(services)) this.#lists.set(service, list.map((i) => complete(service, i)))
   }
 
-  async instances(service: string): Promise<Instance[]> {
+  async instances (service: string): Promise<Instance[]> {
     return this.#lists.get(service) ?? []
   }
 
-  subscribe(service: string, listener: ServiceListener): () => void {
+  subscribe (service: string, listener: ServiceListener): () => void {
     let set = this.#listeners.get(service)
     if (set === undefined) this.#listeners.set(service, (set = new Set()))
     set.add(listener)
     return () => set.delete(listener)
   }
 
-  set(service: string, list: StaticInstance[]): void {
+  set (service: string, list: StaticInstance[]): void {
     const next = list.map((i) => complete(service, i))
     const change = diffInstances(service, this.#lists.get(service) ?? [], next)
     this.#lists.set(service, next)
     for (const listener of this.#listeners.get(service) ?? []) listener(change)
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.#listeners.clear()
   }
 }
 
-function complete(service: string, i: StaticInstance): Instance {
+function complete (service: string, i: StaticInstance): Instance {
   const clusterName = i.clusterName ?? 'DEFAULT'
   return {
     instanceId: i.instanceId ?? `${i.ip}#${i.port}#${clusterName}#DEFAULT_GROUP@@${service}`,

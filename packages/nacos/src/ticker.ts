@@ -11,19 +11,19 @@ export class Ticker {
   #last = 1000
 
   /** `task` does one run and resolves with the delay (ms) until the next; it must not reject. */
-  constructor(task: () => Promise<number>) {
+  constructor (task: () => Promise<number>) {
     this.#task = task
   }
 
   /** Schedule the next run in `delay` ms (replacing a scheduled one). */
-  schedule(delay: number): void {
+  schedule (delay: number): void {
     if (this.#stopped) return
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => void this.#run(), delay)
   }
 
   /** Run now; if a run is in flight, run again as soon as it ends. */
-  kick(): void {
+  kick (): void {
     if (this.#stopped) return
     if (this.#running !== undefined) {
       this.#kicked = true
@@ -33,17 +33,17 @@ export class Ticker {
     void this.#run()
   }
 
-  stop(): void {
+  stop (): void {
     this.#stopped = true
     clearTimeout(this.#timer)
   }
 
   /** Resolves once no run is in flight (e.g. before a deregister that must land after a beat). */
-  async idle(): Promise<void> {
+  async idle (): Promise<void> {
     await this.#running
   }
 
-  async #run(): Promise<void> {
+  async #run (): Promise<void> {
     this.#timer = undefined
     // A task that breaks its promise not to reject still keeps its chain (at the last pace).
     const run = this.#task().catch(() => this.#last)

@@ -40,7 +40,7 @@ const nsName = (ns: string): string => (ns === '' ? 'public' : ns)
 const tenant = (ns: string): string => (ns === 'public' ? '' : ns)
 const ckey = (dataId: string, group: string): string => `${group}\u0002${dataId}`
 
-function instanceBody(inst: InstanceSpec): Record<string, unknown> {
+function instanceBody (inst: InstanceSpec): Record<string, unknown> {
   return {
     ip: inst.ip,
     port: inst.port,
@@ -54,7 +54,7 @@ function instanceBody(inst: InstanceSpec): Record<string, unknown> {
   }
 }
 
-export function parseGrpcServiceInfo(raw: Record<string, unknown>, service: string, group: string): ServiceSnapshot {
+export function parseGrpcServiceInfo (raw: Record<string, unknown>, service: string, group: string): ServiceSnapshot {
   const hosts = Array.isArray(raw.hosts) ? raw.hosts : []
   const lastRefTime = Number(raw.lastRefTime)
   return {
@@ -64,7 +64,7 @@ export function parseGrpcServiceInfo(raw: Record<string, unknown>, service: stri
   }
 }
 
-export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
+export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport {
   const instances = new Map<string, { ns: string; spec: InstanceSpec }>()
   const subscriptions = new Map<string, Subscription>()
   const serviceListeners = new Set<(raw: Record<string, unknown>) => void>()
@@ -77,13 +77,13 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     for (const w of [...configWaiters]) w(key)
   }
 
-  async function headers(r: ServerRequester): Promise<Record<string, string>> {
+  async function headers (r: ServerRequester): Promise<Record<string, string>> {
     const token = await r.token?.()
     return token === undefined ? {} : { accessToken: token }
   }
 
   /** One call with the token in the headers; a 403 logs in again once and retries. */
-  async function call(conn: GrpcConnection, r: ServerRequester, type: string, body: Record<string, unknown>) {
+  async function call (conn: GrpcConnection, r: ServerRequester, type: string, body: Record<string, unknown>) {
     try {
       return await conn.request(type, body, await headers(r))
     } catch (err) {
@@ -156,26 +156,26 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
     name: 'grpc',
     canPush: false,
 
-    async connect(r) {
+    async connect (r) {
       await naming.connection(r)
     },
 
-    onServiceInfo(listener) {
+    onServiceInfo (listener) {
       serviceListeners.add(listener)
       return () => serviceListeners.delete(listener)
     },
 
-    get connects() {
+    get connects () {
       return naming.connects + config.connects
     },
 
-    close() {
+    close () {
       naming.close()
       config.close()
       for (const w of [...configWaiters]) w(undefined)
     },
 
-    async register(r, ns, inst) {
+    async register (r, ns, inst) {
       // Persistent instances are not connection-scoped: they keep the HTTP API (and its beats-free life).
       if (!inst.ephemeral) return httpV1.register(r, ns, inst)
       const conn = await naming.connection(r)
@@ -183,7 +183,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       instances.set(instanceKeyOf(inst), { ns, spec: inst })
     },
 
-    async deregister(r, ns, inst) {
+    async deregister (r, ns, inst) {
       if (!inst.ephemeral) return httpV1.deregister(r, ns, inst)
       // Forget it first: a reconnect racing this call must not bring it back.
       instances.delete(instanceKeyOf(inst))
@@ -191,26 +191,26 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       await call(conn, r, 'InstanceRequest', registerBody(ns, inst, 'deregisterInstance'))
     },
 
-    async update(r, ns, inst) {
+    async update (r, ns, inst) {
       if (!inst.ephemeral) return httpV1.update(r, ns, inst)
       // Registering again on the same connection replaces the instance's fields.
       await transport.register(r, ns, inst)
     },
 
-    async beat(r, ns, inst) {
+    async beat (r, ns, inst) {
       if (!inst.ephemeral) return httpV1.beat(r, ns, inst, false)
       // The connection keeps ephemeral instances alive; make sure there is one (and it was redone).
       await naming.connection(r)
       return { intervalMs: undefined, lightBeatEnabled: false, notFound: !instances.has(instanceKeyOf(inst)) }
     },
 
-    async list(r, ns, service, group) {
+    async list (r, ns, service, group) {
       const conn = await naming.connection(r)
       const res = await call(conn, r, 'ServiceQueryRequest', { namespace: nsName(ns), serviceName: service, groupName: group, cluster: '', healthyOnly: false, udpPort: 0 })
       return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group)
     },
 
-    async watch(r, ns, service, group) {
+    async watch (r, ns, service, group) {
       const s: Subscription = { ns, service, group }
       subscriptions.set(grouped(group, service), s)
       const conn = await naming.connection(r)
@@ -218,13 +218,13 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group)
     },
 
-    async unwatch(r, ns, service, group) {
+    async unwatch (r, ns, service, group) {
       subscriptions.delete(grouped(group, service))
       const conn = await naming.connection(r)
       await call(conn, r, 'SubscribeServiceRequest', subscribeBody({ ns, service, group }, false))
     },
 
-    async getConfig(r, ns, key) {
+    async getConfig (r, ns, key) {
       const conn = await config.connection(r)
       try {
         const res = await call(conn, r, 'ConfigQueryRequest', { dataId: key.dataId, group: key.group, tenant: tenant(ns), tag: '' })
@@ -238,7 +238,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       }
     },
 
-    async publishConfig(r, ns, key, content, type) {
+    async publishConfig (r, ns, key, content, type) {
       const conn = await config.connection(r)
       await call(conn, r, 'ConfigPublishRequest', {
         dataId: key.dataId,
@@ -250,12 +250,12 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
       })
     },
 
-    async removeConfig(r, ns, key) {
+    async removeConfig (r, ns, key) {
       const conn = await config.connection(r)
       await call(conn, r, 'ConfigRemoveRequest', { dataId: key.dataId, group: key.group, tenant: tenant(ns), tag: '' })
     },
 
-    async listenConfigs(r, ns, keys, timeoutMs, signal) {
+    async listenConfigs (r, ns, keys, timeoutMs, signal) {
       const conn = await config.connection(r)
       const wanted = new Set(keys.map((k) => ckey(k.dataId, k.group)))
       // Wait for a push from the moment the listen is sent, so none falls between the two.
@@ -289,6 +289,6 @@ export function createGrpcTransport(opts: GrpcTransportOptions): GrpcTransport {
   return transport
 }
 
-function instanceKeyOf(s: InstanceSpec): string {
+function instanceKeyOf (s: InstanceSpec): string {
   return `${s.group}@@${s.service}#${s.ip}#${s.port}#${s.clusterName}`
 }

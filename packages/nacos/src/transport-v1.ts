@@ -22,7 +22,7 @@ const CS = '/nacos/v1/cs'
 // The public namespace is the empty id on v1 (2.x also maps `public` to it).
 const nsId = (ns: string): string | undefined => (ns === '' || ns === 'public' ? undefined : ns)
 
-function identity(ns: string, inst: InstanceSpec) {
+function identity (ns: string, inst: InstanceSpec) {
   return {
     serviceName: grouped(inst.group, inst.service),
     groupName: inst.group,
@@ -34,7 +34,7 @@ function identity(ns: string, inst: InstanceSpec) {
   }
 }
 
-function full(ns: string, inst: InstanceSpec) {
+function full (ns: string, inst: InstanceSpec) {
   return {
     ...identity(ns, inst),
     weight: inst.weight,
@@ -48,37 +48,37 @@ export const httpV1: Transport = {
   name: 'http-v1',
   canPush: true,
 
-  async register(r, ns, inst) {
+  async register (r, ns, inst) {
     const res = await r.request({ method: 'POST', path: `${NS}/instance`, form: full(ns, inst), sign: naming(inst) })
     if (res.status !== 200) throw httpError(res, 'register instance')
   },
 
-  async deregister(r, ns, inst) {
+  async deregister (r, ns, inst) {
     const res = await r.request({ method: 'DELETE', path: `${NS}/instance`, query: identity(ns, inst), sign: naming(inst) })
     if (res.status !== 200) throw httpError(res, 'deregister instance')
   },
 
-  async update(r, ns, inst) {
+  async update (r, ns, inst) {
     const res = await r.request({ method: 'PUT', path: `${NS}/instance`, form: full(ns, inst), sign: naming(inst) })
     // Nacos 3.0/3.1 class the v1 update as an admin API (410); registering again replaces the instance.
     if (res.status === 410) return httpV1.register(r, ns, inst)
     if (res.status !== 200) throw httpError(res, 'update instance')
   },
 
-  async beat(r, ns, inst, light): Promise<BeatResult> {
+  async beat (r, ns, inst, light): Promise<BeatResult> {
     const id = identity(ns, inst)
     // The server refreshes the instance named *inside* the beat JSON, so it carries the grouped name.
     const beat = light
       ? undefined
       : JSON.stringify({
-          serviceName: id.serviceName,
-          ip: inst.ip,
-          port: inst.port,
-          cluster: inst.clusterName,
-          weight: inst.weight,
-          metadata: inst.metadata,
-          scheduled: false
-        })
+        serviceName: id.serviceName,
+        ip: inst.ip,
+        port: inst.port,
+        cluster: inst.clusterName,
+        weight: inst.weight,
+        metadata: inst.metadata,
+        scheduled: false
+      })
     const res = await r.request({
       method: 'PUT',
       path: `${NS}/instance/beat`,
@@ -96,7 +96,7 @@ export const httpV1: Transport = {
     }
   },
 
-  async list(r, ns, service, group, push?: PushTarget): Promise<ServiceSnapshot> {
+  async list (r, ns, service, group, push?: PushTarget): Promise<ServiceSnapshot> {
     const res = await r.request({
       method: 'GET',
       path: `${NS}/instance/list`,
@@ -115,7 +115,7 @@ export const httpV1: Transport = {
     return parseServiceInfo(parseJson(res, 'list instances'), service, group)
   },
 
-  async getConfig(r, ns, key): Promise<ConfigValue | undefined> {
+  async getConfig (r, ns, key): Promise<ConfigValue | undefined> {
     const res = await r.request({ method: 'GET', path: `${CS}/configs`, query: { dataId: key.dataId, group: key.group, tenant: nsId(ns) }, sign: config(ns, key) })
     if (res.status === 404) return undefined
     if (res.status !== 200) throw httpError(res, 'get config')
@@ -123,7 +123,7 @@ export const httpV1: Transport = {
     return { content: res.body, md5: md5(res.body), type: typeof type === 'string' ? type : undefined }
   },
 
-  async publishConfig(r, ns, key, content, type) {
+  async publishConfig (r, ns, key, content, type) {
     const res = await r.request({
       method: 'POST',
       path: `${CS}/configs`,
@@ -133,12 +133,12 @@ export const httpV1: Transport = {
     if (res.status !== 200 || res.body.trim() !== 'true') throw httpError(res, 'publish config')
   },
 
-  async removeConfig(r, ns, key) {
+  async removeConfig (r, ns, key) {
     const res = await r.request({ method: 'DELETE', path: `${CS}/configs`, query: { dataId: key.dataId, group: key.group, tenant: nsId(ns) }, sign: config(ns, key) })
     if (res.status !== 200) throw httpError(res, 'remove config')
   },
 
-  async listenConfigs(r, ns, keys, timeoutMs, signal): Promise<ConfigKey[]> {
+  async listenConfigs (r, ns, keys, timeoutMs, signal): Promise<ConfigKey[]> {
     const tenant = nsId(ns)
     const suffix = tenant === undefined ? '' : `\u0002${tenant}`
     const listening = keys.map((k) => `${k.dataId}\u0002${k.group}\u0002${k.md5}${suffix}\u0001`).join('')
@@ -163,7 +163,7 @@ export const httpV1: Transport = {
 }
 
 /** Map a v1 ServiceInfo (list answer or UDP push payload). */
-export function parseServiceInfo(raw: unknown, service: string, group: string): ServiceSnapshot {
+export function parseServiceInfo (raw: unknown, service: string, group: string): ServiceSnapshot {
   const info = (raw ?? {}) as Record<string, unknown>
   const hosts = Array.isArray(info.hosts) ? info.hosts : []
   const lastRefTime = Number(info.lastRefTime)

@@ -17,14 +17,14 @@ interface Wrapped {
   data: unknown
 }
 
-function unwrap(res: RawResponse, what: string): Wrapped {
+function unwrap (res: RawResponse, what: string): Wrapped {
   if (res.status === 403) throw httpError(res, what)
   const body = parseJson(res, what) as Partial<Wrapped> | null
   if (body === null || typeof body !== 'object' || typeof body.code !== 'number') throw httpError(res, what)
   return { code: body.code, message: String(body.message ?? ''), data: body.data }
 }
 
-export function isWrapped(body: string): boolean {
+export function isWrapped (body: string): boolean {
   try {
     return typeof (JSON.parse(body) as { code?: unknown }).code === 'number'
   } catch {
@@ -32,14 +32,14 @@ export function isWrapped(body: string): boolean {
   }
 }
 
-function expectOk(w: Wrapped, res: RawResponse, what: string): unknown {
+function expectOk (w: Wrapped, res: RawResponse, what: string): unknown {
   if (w.code !== 0) {
     throw new NacosError('FLOWTAG_NACOS_HTTP', `${what} failed: HTTP ${res.status} code ${w.code} ${clip(w.message)}`, { statusCode: res.status })
   }
   return w.data
 }
 
-function identity(ns: string, inst: InstanceSpec) {
+function identity (ns: string, inst: InstanceSpec) {
   return {
     serviceName: inst.service,
     groupName: inst.group,
@@ -51,11 +51,11 @@ function identity(ns: string, inst: InstanceSpec) {
   }
 }
 
-function full(ns: string, inst: InstanceSpec) {
+function full (ns: string, inst: InstanceSpec) {
   return { ...identity(ns, inst), weight: inst.weight, enabled: inst.enabled, healthy: inst.healthy, metadata: JSON.stringify(inst.metadata) }
 }
 
-async function call(r: ServerRequester, spec: Parameters<ServerRequester['request']>[0], what: string): Promise<unknown> {
+async function call (r: ServerRequester, spec: Parameters<ServerRequester['request']>[0], what: string): Promise<unknown> {
   const res = await r.request(spec)
   if ((res.status === 404 || res.status === 410) && !isWrapped(res.body)) {
     // No such API here (e.g. a server without the admin API): not a transient failure.
@@ -68,20 +68,20 @@ export const httpV3: Transport = {
   name: 'http-v3',
   canPush: false,
 
-  async register(r, ns, inst) {
+  async register (r, ns, inst) {
     await call(r, { method: 'POST', path: `${NS}/instance`, form: full(ns, inst) }, 'register instance')
   },
 
-  async deregister(r, ns, inst) {
+  async deregister (r, ns, inst) {
     await call(r, { method: 'DELETE', path: `${NS}/instance`, query: identity(ns, inst) }, 'deregister instance')
   },
 
   // The client API has no update; registering the same ip:port again replaces the instance.
-  async update(r, ns, inst) {
+  async update (r, ns, inst) {
     await call(r, { method: 'POST', path: `${NS}/instance`, form: full(ns, inst) }, 'update instance')
   },
 
-  async beat(r, ns, inst): Promise<BeatResult> {
+  async beat (r, ns, inst): Promise<BeatResult> {
     const res = await r.request({ method: 'POST', path: `${NS}/instance`, query: { heartBeat: true }, form: full(ns, inst) })
     const w = unwrap(res, 'beat')
     if (w.code === 21003) return { intervalMs: undefined, lightBeatEnabled: false, notFound: true }
@@ -89,7 +89,7 @@ export const httpV3: Transport = {
     return { intervalMs: undefined, lightBeatEnabled: false, notFound: false }
   },
 
-  async list(r, ns, service, group) {
+  async list (r, ns, service, group) {
     const res = await r.request({
       method: 'GET',
       path: `${NS}/instance/list`,
@@ -102,7 +102,7 @@ export const httpV3: Transport = {
     return { name: grouped(group, service), instances: hosts.map((h) => toInstance(h, service)), lastRefTime: Date.now() }
   },
 
-  async getConfig(r, ns, key): Promise<ConfigValue | undefined> {
+  async getConfig (r, ns, key): Promise<ConfigValue | undefined> {
     const res = await r.request({ method: 'GET', path: `${CS}/config`, query: { dataId: key.dataId, groupName: key.group, namespaceId: nsId(ns) } })
     const w = unwrap(res, 'get config')
     if (w.code === 20004 || (res.status === 404 && w.code !== 0)) return undefined
@@ -112,7 +112,7 @@ export const httpV3: Transport = {
     return { content, md5: md5(content), type: typeof type === 'string' ? type : undefined }
   },
 
-  async publishConfig(r, ns, key, content, type) {
+  async publishConfig (r, ns, key, content, type) {
     await call(
       r,
       { method: 'POST', path: `${ADMIN_CS}/config`, form: { dataId: key.dataId, groupName: key.group, namespaceId: nsId(ns), content, type } },
@@ -120,7 +120,7 @@ export const httpV3: Transport = {
     )
   },
 
-  async removeConfig(r, ns, key) {
+  async removeConfig (r, ns, key) {
     await call(r, { method: 'DELETE', path: `${ADMIN_CS}/config`, query: { dataId: key.dataId, groupName: key.group, namespaceId: nsId(ns) } }, 'remove config')
   }
 }

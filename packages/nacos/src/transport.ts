@@ -73,24 +73,24 @@ export interface Transport {
   listenConfigs?: (r: ServerRequester, ns: string, keys: Array<ConfigKey & { md5: string }>, timeoutMs: number, signal: AbortSignal) => Promise<ConfigKey[]>
 }
 
-export function md5(content: string): string {
+export function md5 (content: string): string {
   return createHash('md5').update(content, 'utf8').digest('hex')
 }
 
 export const grouped = (group: string, service: string): string => `${group}@@${service}`
 
 /** `group@@service` -> [group, service]; a bare name takes the default group. */
-export function splitService(name: string, defaultGroup: string): [string, string] {
+export function splitService (name: string, defaultGroup: string): [string, string] {
   const at = name.indexOf('@@')
   return at < 0 ? [defaultGroup, name] : [name.slice(0, at), name.slice(at + 2)]
 }
 
-export function httpError(res: RawResponse, what: string): NacosError {
+export function httpError (res: RawResponse, what: string): NacosError {
   const code = res.status === 403 ? 'FLOWTAG_NACOS_AUTH' : 'FLOWTAG_NACOS_HTTP'
   return new NacosError(code, `${what} failed: HTTP ${res.status} ${clip(res.body)}`, { statusCode: res.status })
 }
 
-export function parseJson(res: RawResponse, what: string): unknown {
+export function parseJson (res: RawResponse, what: string): unknown {
   try {
     return JSON.parse(res.body)
   } catch (err) {
@@ -99,7 +99,7 @@ export function parseJson(res: RawResponse, what: string): unknown {
 }
 
 /** Map one host of a Nacos answer to our Instance. */
-export function toInstance(raw: unknown, service: string): Instance {
+export function toInstance (raw: unknown, service: string): Instance {
   const h = (raw ?? {}) as Record<string, unknown>
   const metadata: Record<string, string> = {}
   if (typeof h.metadata === 'object' && h.metadata !== null) {

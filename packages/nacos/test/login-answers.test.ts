@@ -9,7 +9,7 @@ const auth = { username: 'nacos', password: 'pa55-word-xyz' }
 
 type LoginAnswer = { status: number; body: string }
 
-async function fakeNacos(t: { teardown(fn: () => unknown): void }, login: LoginAnswer, v3Login?: LoginAnswer) {
+async function fakeNacos (t: { teardown(fn: () => unknown): void }, login: LoginAnswer, v3Login?: LoginAnswer) {
   const seen: Array<{ url: string; token: string | undefined }> = []
   const server = createServer((req: IncomingMessage, res) => {
     req.resume()

@@ -31,7 +31,7 @@ const bad: Array<[string, Record<string, unknown>]> = [
   ['secretKey', { serverAddr: 'h:1', accessKey: 'ak' }],
   ['timeoutMs', { serverAddr: 'h:1', timeoutMs: -1 }],
   ['timeoutMs', { serverAddr: 'h:1', timeoutMs: '5' }],
-  ['logger', { serverAddr: 'h:1', logger: { info() {} } }],
+  ['logger', { serverAddr: 'h:1', logger: { info () {} } }],
   ['transport', { serverAddr: 'h:1', transport: 'udp' }],
   ['loadCacheAtStart', { serverAddr: 'h:1', loadCacheAtStart: 'yes' }],
   ['configLongPollTimeoutMs', { serverAddr: 'h:1', configLongPollTimeoutMs: 5 }],

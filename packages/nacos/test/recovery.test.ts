@@ -10,7 +10,7 @@ import { waitFor } from '@flowtag/test-kit'
 const productionBeats = { heartbeat: { intervalMs: 5000, timeoutMs: 15_000, deleteTimeoutMs: 30_000, checkIntervalMs: 500 } }
 const DOWN_MS = 8000
 
-async function listed(port: number, service: string): Promise<number[]> {
+async function listed (port: number, service: string): Promise<number[]> {
   const res = await fetch(`http://127.0.0.1:${port}/nacos/v1/ns/instance/list?serviceName=DEFAULT_GROUP@@${service}&groupName=DEFAULT_GROUP`)
   const body = (await res.json()) as { hosts: Array<{ port: number }> }
   return body.hosts.map((h) => h.port)

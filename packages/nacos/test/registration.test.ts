@@ -6,7 +6,7 @@ import { NacosClient, NacosRegistration } from '../src/index.ts'
 import { startDev } from './fixtures/target.ts'
 import { waitFor } from '@flowtag/test-kit'
 
-async function listen(t: { teardown(fn: () => unknown): void }): Promise<{ server: Server; address: AddressInfo }> {
+async function listen (t: { teardown(fn: () => unknown): void }): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((_req, res) => res.end('ok'))
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))

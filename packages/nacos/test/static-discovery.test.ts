@@ -5,8 +5,16 @@ t.test('StaticDiscovery fills in defaults, lists, and tells subscribers what cha
   const d = new StaticDiscovery({ svc: [{ ip: '10.0.0.1', port: 80, metadata: { version: 'v1' } }] })
   const [one] = await d.instances('svc')
   t.same(one, {
-    instanceId: '10.0.0.1#80#DEFAULT#DEFAULT_GROUP@@svc', ip: '10.0.0.1', port: 80, weight: 1, healthy: true,
-    enabled: true, ephemeral: true, clusterName: 'DEFAULT', serviceName: 'svc', metadata: { version: 'v1' }
+    instanceId: '10.0.0.1#80#DEFAULT#DEFAULT_GROUP@@svc',
+    ip: '10.0.0.1',
+    port: 80,
+    weight: 1,
+    healthy: true,
+    enabled: true,
+    ephemeral: true,
+    clusterName: 'DEFAULT',
+    serviceName: 'svc',
+    metadata: { version: 'v1' }
   })
   t.same(await d.instances('nobody'), [], 'an unknown service is empty')
 

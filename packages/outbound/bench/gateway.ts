@@ -14,7 +14,7 @@ import { runWithFlow } from '@flowtag/context'
 import { FlowTagDispatcher } from '../src/index.ts'
 
 /** The hand-written part both undici forms share: status and the body's headers. */
-function forward(reply: FastifyReply, res: Dispatcher.ResponseData) {
+function forward (reply: FastifyReply, res: Dispatcher.ResponseData) {
   reply.code(res.statusCode)
   const type = res.headers['content-type']
   const length = res.headers['content-length']

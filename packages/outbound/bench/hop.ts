@@ -30,7 +30,7 @@ const modes: readonly Mode[] = only === undefined ? allModes : allModes.filter((
 const children: ChildProcess[] = []
 const gateways = new Map<Mode, { child: ChildProcess; port: number }>()
 
-function start(file: string, args: string[] = []): Promise<{ child: ChildProcess; port: number }> {
+function start (file: string, args: string[] = []): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, [here(file), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.push(child)
   return new Promise((resolve, reject) => {
@@ -56,7 +56,7 @@ interface Stats {
   served: number
 }
 
-function stats(mode: Mode): Promise<Stats> {
+function stats (mode: Mode): Promise<Stats> {
   const { child } = gateways.get(mode)!
   return new Promise((resolve) => {
     const onMessage = (m: { stats?: Stats }) => {
@@ -69,7 +69,7 @@ function stats(mode: Mode): Promise<Stats> {
   })
 }
 
-function autocannon(mode: Mode, duration: number, conns: number): Promise<Load> {
+function autocannon (mode: Mode, duration: number, conns: number): Promise<Load> {
   const url = `http://127.0.0.1:${gateways.get(mode)!.port}/users/1`
   const child = spawn(process.execPath, [autocannonBin, '-j', '-c', String(conns), '-d', String(duration), url], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
@@ -84,7 +84,7 @@ function autocannon(mode: Mode, duration: number, conns: number): Promise<Load> 
 }
 
 /** Loads the given forms at the same time; CPU per request from the gateways' own counters. */
-async function measure(forms: Mode[], duration: number, conns: number): Promise<Result[]> {
+async function measure (forms: Mode[], duration: number, conns: number): Promise<Result[]> {
   const before = await Promise.all(forms.map(stats))
   const loads = await Promise.all(forms.map((m) => autocannon(m, duration, conns)))
   const after = await Promise.all(forms.map(stats))
@@ -106,7 +106,7 @@ const pct = (x: number) => `${x.toFixed(3)}x`
 const baseline: Mode = modes[0]!
 
 /** A paired comparison: `form` and `base` loaded at the same time, half the connections each. */
-async function pair(base: Mode, form: Mode) {
+async function pair (base: Mode, form: Mode) {
   const rps: number[] = []
   const cpu: number[] = []
   const baseCpu: number[] = []
@@ -132,7 +132,7 @@ async function pair(base: Mode, form: Mode) {
 }
 
 /** What this run's figures cannot say by themselves; kept with the writer so --write keeps it. */
-const NOTES = `Lanes cost per request: a cached origin → service lookup, the lane's alias-table pick, one copy of the caller's headers with \`x-flow-tag\`/\`baggage\`/\`Host\` written in (when neither the caller nor the flow adds baggage members, the \`baggage\` value is cached per tag, not built per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.`
+const NOTES = 'Lanes cost per request: a cached origin → service lookup, the lane\'s alias-table pick, one copy of the caller\'s headers with `x-flow-tag`/`baggage`/`Host` written in (when neither the caller nor the flow adds baggage members, the `baggage` value is cached per tag, not built per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.'
 
 const loadAtStart = loadavg()
 try {
@@ -188,19 +188,19 @@ try {
 type Interleaved = { mode: Mode; rpsPerRound: number[]; medianRoundRatio: number; cpuMicrosPerRequest: number; cpuRatio: number; p99: number; errors: number }
 type Paired = Awaited<ReturnType<typeof pair>>
 
-function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Paired | undefined }, start: number[], end: number[]): string {
+function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Paired | undefined }, start: number[], end: number[]): string {
   const cpus = os.cpus()
   const date = new Date().toISOString().slice(0, 10)
   const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ')
   const byMode = new Map(r.interleaved.map((x) => [x.mode, x]))
   const lines = [
     `**Gateway hop.** \`node packages/outbound/bench/hop.ts ${rounds} ${seconds} ${connections} --write\` — ${date}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(start)} at start and ${la(end)} at the end.`,
-    `A Fastify gateway forwards \`GET /users/1\` to one upstream \`node:http\` server (a 71-byte JSON body). Each gateway form, the upstream and autocannon run in their own processes. Every gateway runs its handlers inside a flow (\`runWithFlow\`, as behind the tagging plugin).`,
-    `- **pool**: the hand-written forwarder, \`undici.Pool\` to the fixed upstream address (the baseline).`,
-    `- **flowtag**: \`FlowTagDispatcher\`, \`origin: 'http://user-service'\`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag \`v1\`), picks by weight, adds \`x-flow-tag\`/\`baggage\`/\`Host\`, and wraps the handler for retry, outlier and metrics.`,
-    `- **reply-from**: stock \`@fastify/reply-from\` with \`base\` set to the upstream address. It brings its own undici 7 (an \`Agent\`), called through the callback API.`,
-    `- **reply-from-pool**: the same \`@fastify/reply-from\` with \`undici: new Pool(upstream)\` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.`,
-    `- **reply-from-flowtag**: the same \`@fastify/reply-from\` with \`base: 'http://user-service'\` and \`undici: <FlowTagDispatcher>\` (the gateway as proxy configuration): reply-from's request handling, our dispatcher and undici 8 underneath.`,
+    'A Fastify gateway forwards `GET /users/1` to one upstream `node:http` server (a 71-byte JSON body). Each gateway form, the upstream and autocannon run in their own processes. Every gateway runs its handlers inside a flow (`runWithFlow`, as behind the tagging plugin).',
+    '- **pool**: the hand-written forwarder, `undici.Pool` to the fixed upstream address (the baseline).',
+    '- **flowtag**: `FlowTagDispatcher`, `origin: \'http://user-service\'`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag `v1`), picks by weight, adds `x-flow-tag`/`baggage`/`Host`, and wraps the handler for retry, outlier and metrics.',
+    '- **reply-from**: stock `@fastify/reply-from` with `base` set to the upstream address. It brings its own undici 7 (an `Agent`), called through the callback API.',
+    '- **reply-from-pool**: the same `@fastify/reply-from` with `undici: new Pool(upstream)` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.',
+    '- **reply-from-flowtag**: the same `@fastify/reply-from` with `base: \'http://user-service\'` and `undici: <FlowTagDispatcher>` (the gateway as proxy configuration): reply-from\'s request handling, our dispatcher and undici 8 underneath.',
     '',
     `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
     '',
@@ -246,7 +246,7 @@ function markdown(r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Pa
 }
 
 /** Replaces the "Gateway hop" part of BENCHMARKS.md (up to the next bold part or section). */
-function writeSection(section: string): void {
+function writeSection (section: string): void {
   const file = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
   const text = readFileSync(file, 'utf8')
   const start = text.indexOf('**Gateway hop.**')

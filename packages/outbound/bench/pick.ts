@@ -4,7 +4,7 @@ import type { Instance } from '@flowtag/nacos'
 import { select } from '../src/select.ts'
 import { ServiceTable } from '../src/service-table.ts'
 
-function table(n: number): ServiceTable {
+function table (n: number): ServiceTable {
   const t = new ServiceTable(
     {
       service: 'svc',

@@ -8,7 +8,7 @@ export class AliasTable<T> {
   readonly #n: number
 
   /** `weights[i]` is the weight of `items[i]`; every weight must be finite and > 0. */
-  constructor(items: readonly T[], weights: readonly number[]) {
+  constructor (items: readonly T[], weights: readonly number[]) {
     const n = items.length
     if (n === 0 || weights.length !== n) throw new RangeError('AliasTable needs one positive weight per item')
     this.items = items
@@ -41,19 +41,19 @@ export class AliasTable<T> {
     for (const i of small) this.#prob[i] = 1
   }
 
-  get size(): number {
+  get size (): number {
     return this.#n
   }
 
   /** Index of a weighted random item; `u` in [0, 1) (Math.random() by default). */
-  pickIndex(u: number = Math.random()): number {
+  pickIndex (u: number = Math.random()): number {
     const x = u * this.#n
     const i = x | 0
     // The fractional part of x is a second uniform number, independent of i.
     return x - i < (this.#prob[i] as number) ? i : (this.#alias[i] as number)
   }
 
-  pick(u?: number): T {
+  pick (u?: number): T {
     return this.items[this.pickIndex(u)] as T
   }
 }

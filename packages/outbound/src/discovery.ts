@@ -31,17 +31,17 @@ export interface Discovery {
 }
 
 /** Identity of an instance within a service, as Nacos keys them: `ip#port#cluster`. */
-export function instanceKey(i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {
+export function instanceKey (i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {
   return `${i.ip}#${i.port}#${i.clusterName ?? 'DEFAULT'}`
 }
 
 /** Healthy, enabled and with a positive weight: may be picked (unless ejected). */
-export function eligible(i: Instance): boolean {
+export function eligible (i: Instance): boolean {
   return i.healthy && i.enabled && Number.isFinite(i.weight) && i.weight > 0
 }
 
 /** The lane an instance is labelled with; unlabelled instances belong to the stable lane. */
-export function laneOf(i: Instance, labelKey: string, stable: string): string {
+export function laneOf (i: Instance, labelKey: string, stable: string): string {
   const v = i.metadata[labelKey]
   return v === undefined || v === '' ? stable : v
 }

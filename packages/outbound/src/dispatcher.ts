@@ -69,7 +69,7 @@ export class FlowTagDispatcher extends Dispatcher {
   #cfg: LaneConfig | undefined
   readonly [kSelf]: FlowTagDispatcher = this
 
-  constructor(options: OutboundOptions) {
+  constructor (options: OutboundOptions) {
     super()
     this.#opts = parseOptions(options)
     this.#metrics = createMetrics(this.#opts.meter)
@@ -83,7 +83,7 @@ export class FlowTagDispatcher extends Dispatcher {
     }
   }
 
-  override dispatch(opts: DispatchOptions, handler: Handler): boolean {
+  override dispatch (opts: DispatchOptions, handler: Handler): boolean {
     if (this.#closed) {
       handler.onResponseError?.(null as never, new OutboundError('FLOWTAG_OUTBOUND_CLOSED', 'the outbound dispatcher is closed', ''))
       return false
@@ -119,7 +119,7 @@ export class FlowTagDispatcher extends Dispatcher {
     return true
   }
 
-  #route(entry: ServiceEntry, target: Target, flow: ReturnType<typeof currentFlow>, opts: DispatchOptions, handler: Handler): boolean {
+  #route (entry: ServiceEntry, target: Target, flow: ReturnType<typeof currentFlow>, opts: DispatchOptions, handler: Handler): boolean {
     const table = entry.table
     let tag = flow?.tag === '' ? undefined : flow?.tag
     let route: Route
@@ -158,7 +158,7 @@ export class FlowTagDispatcher extends Dispatcher {
     return true
   }
 
-  #routeFor(table: ServiceTable): Route {
+  #routeFor (table: ServiceTable): Route {
     const cfg = this.#opts.lanes?.(table.service)
     // Kept for the lease check of this request (expired candidate lanes are served by stable).
     this.#cfg = cfg
@@ -167,7 +167,7 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 
   /** Ejections are logged and counted, never silent; readmissions are logged at info. */
-  #onEjection(member: Member, ejected: boolean, untilMs: number): void {
+  #onEjection (member: Member, ejected: boolean, untilMs: number): void {
     const log = { service: member.attrs.service, lane: member.lane, instance: member.attrs.instance }
     if (ejected) {
       this.#metrics.ejections.add(1, member.attrs)
@@ -175,7 +175,7 @@ export class FlowTagDispatcher extends Dispatcher {
     } else this.#opts.logger.info(log, 'ejected instance readmitted')
   }
 
-  #target(origin: DispatchOptions['origin']): Target {
+  #target (origin: DispatchOptions['origin']): Target {
     if (origin == null || origin === '') throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', 'the request has no origin (expected http://<service>/...)', '')
     if (typeof origin !== 'string') return toTarget(origin)
     if (origin === this.#lastOrigin && this.#lastTarget !== null) return this.#lastTarget
@@ -197,7 +197,7 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 
   /** The service's table; the first request for a service starts its watch and initial load. */
-  #entry(target: Target): ServiceEntry {
+  #entry (target: Target): ServiceEntry {
     let entry = this.#services.get(target.key)
     if (entry !== undefined) return entry
     const table = new ServiceTable(
@@ -238,12 +238,12 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 
   /** The Discovery this dispatcher resolves service names through (as given; never closed here). */
-  get discovery(): Discovery {
+  get discovery (): Discovery {
     return this[kSelf].#opts.discovery
   }
 
   /** Routing state of a service this dispatcher has seen (for health pages, logs and tests). */
-  snapshot(service: string, protocol = 'http:'): ServiceSnapshot | undefined {
+  snapshot (service: string, protocol = 'http:'): ServiceSnapshot | undefined {
     const table = this[kSelf].#services.get(`${protocol}//${service}`)?.table
     if (table === undefined) return undefined
     const lanes: Record<string, LaneSnapshot> = {}
@@ -253,19 +253,19 @@ export class FlowTagDispatcher extends Dispatcher {
     return { instances: table.members.size, available: table.available, ejected, pools: table.openPools, lanes }
   }
 
-  override close(): Promise<void>
-  override close(callback: () => void): void
-  override close(callback?: () => void): Promise<void> | void {
+  override close (): Promise<void>
+  override close (callback: () => void): void
+  override close (callback?: () => void): Promise<void> | void {
     const done = this[kSelf].#shutdown()
     if (callback === undefined) return done
     done.then(callback, callback)
   }
 
-  override destroy(): Promise<void>
-  override destroy(err: Error | null): Promise<void>
-  override destroy(callback: () => void): void
-  override destroy(err: Error | null, callback: () => void): void
-  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+  override destroy (): Promise<void>
+  override destroy (err: Error | null): Promise<void>
+  override destroy (callback: () => void): void
+  override destroy (err: Error | null, callback: () => void): void
+  override destroy (a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
     const err = typeof a === 'function' ? null : (a ?? null)
     const callback = typeof a === 'function' ? a : b
     const done = this[kSelf].#shutdown(err)
@@ -274,7 +274,7 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 
   /** Stops watching every service and closes (or destroys, when given an error) every pool. */
-  async #shutdown(destroyWith?: Error | null): Promise<void> {
+  async #shutdown (destroyWith?: Error | null): Promise<void> {
     this.#closed = true
     const entries = [...this.#services.values()]
     this.#services.clear()
@@ -283,7 +283,7 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 }
 
-function toTarget(url: URL): Target {
+function toTarget (url: URL): Target {
   const service = url.hostname
   return { service, host: url.host, protocol: url.protocol, key: `${url.protocol}//${service}` }
 }

@@ -19,7 +19,7 @@ export interface FastifyOutboundOptions extends OutboundOptions {
   interceptors?: Dispatcher.DispatcherComposeInterceptor[]
 }
 
-const fastifyOutboundPlugin: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutboundPlugin(fastify: FastifyInstance, options: FastifyOutboundOptions) {
+const fastifyOutboundPlugin: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutboundPlugin (fastify: FastifyInstance, options: FastifyOutboundOptions) {
   const { interceptors, ...outboundOptions } = options
   if (interceptors !== undefined && (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))) {
     throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/outbound', 'interceptors', 'expected an array of undici interceptors'), '')
@@ -30,7 +30,7 @@ const fastifyOutboundPlugin: FastifyPluginAsync<FastifyOutboundOptions> = async 
 
   fastify.decorate('outbound', outbound)
   // onClose runs after in-flight requests have drained; the discovery is the caller's to close.
-  fastify.addHook('onClose', async function closeOutbound() {
+  fastify.addHook('onClose', async function closeOutbound () {
     await dispatcher.close()
   })
 }

@@ -11,7 +11,7 @@ type Headers = Dispatcher.DispatchOptions['headers']
  * and a flow without a tag also drops an inherited `flowtag.lane` baggage member, so a naively
  * forwarded incoming header cannot move a request to another lane. Other baggage members stay.
  */
-export function outboundHeaders(headers: Headers, flow: FlowContext | undefined, host: string, signTag?: (lane: string) => string): Carrier {
+export function outboundHeaders (headers: Headers, flow: FlowContext | undefined, host: string, signTag?: (lane: string) => string): Carrier {
   const out: Carrier = {}
   let hasHost = false
   if (headers != null) {
@@ -48,7 +48,7 @@ const MAX_CACHED_TAGS = 256
 /** `flowtag.lane=<tag>` per valid tag (tags are few: the lanes), so neither is rebuilt per request. */
 const laneMembers = new Map<string, string>()
 
-function laneMember(tag: string): string | undefined {
+function laneMember (tag: string): string | undefined {
   let member = laneMembers.get(tag)
   if (member === undefined) {
     if (parseTag(tag) === undefined) return undefined
@@ -58,13 +58,13 @@ function laneMember(tag: string): string | undefined {
   return member
 }
 
-function isEmpty(obj: object | undefined): boolean {
+function isEmpty (obj: object | undefined): boolean {
   for (const _ in obj) return false
   return true
 }
 
 /** Copies one header, returns true when it is Host. */
-function copy(out: Carrier, name: string, value: string | string[] | undefined, flow: FlowContext | undefined): boolean {
+function copy (out: Carrier, name: string, value: string | string[] | undefined, flow: FlowContext | undefined): boolean {
   if (value === undefined) return false
   const len = name.length
   // Only names of these exact lengths need the (allocating) lower-casing.
@@ -85,7 +85,7 @@ function copy(out: Carrier, name: string, value: string | string[] | undefined, 
   return false
 }
 
-function dropLane(out: Carrier): void {
+function dropLane (out: Carrier): void {
   const kept = parseBaggage(out.baggage)
     .filter((e) => e.key !== BAGGAGE_KEY)
     .map((e) => e.raw)

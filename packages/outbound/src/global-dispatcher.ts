@@ -73,7 +73,7 @@ const SERVICE: Decision = { service: true, until: Infinity, pending: null }
  * @throws OutboundError `FLOWTAG_OUTBOUND_BAD_OPTION` for a bad option, or when
  *   neither `services`, `discovery` nor `dispatcher.discovery` says how to tell services apart.
  */
-export function installGlobalDispatcher(dispatcher: Dispatcher, options: GlobalDispatcherOptions = {}): GlobalDispatcherInstallation {
+export function installGlobalDispatcher (dispatcher: Dispatcher, options: GlobalDispatcherOptions = {}): GlobalDispatcherInstallation {
   if (typeof (dispatcher as { dispatch?: unknown } | null)?.dispatch !== 'function') {
     throw badOption('dispatcher', 'expected an undici Dispatcher')
   }
@@ -92,7 +92,7 @@ export function installGlobalDispatcher(dispatcher: Dispatcher, options: GlobalD
   return {
     dispatcher: router,
     previous,
-    uninstall() {
+    uninstall () {
       if (!installed) return true
       if (getGlobalDispatcher() !== router) return false
       installed = false
@@ -115,7 +115,7 @@ export class GlobalRouter extends Dispatcher {
   /** By host name: origins of one host (ports, schemes) share one lookup. */
   readonly #byHost = new Map<string, Decision>()
 
-  constructor(flowtag: Dispatcher, previous: Dispatcher, services: readonly string[] | undefined, discovery: Discovery | undefined, negativeTtlMs: number) {
+  constructor (flowtag: Dispatcher, previous: Dispatcher, services: readonly string[] | undefined, discovery: Discovery | undefined, negativeTtlMs: number) {
     super()
     this.#flowtag = flowtag
     this.#previous = previous
@@ -125,7 +125,7 @@ export class GlobalRouter extends Dispatcher {
     if (services !== undefined) for (const s of services) this.#byHost.set(s.toLowerCase(), SERVICE)
   }
 
-  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const decision = this.#decide(opts.origin)
     if (decision.pending === null) return (decision.service ? this.#flowtag : this.#previous).dispatch(opts, handler)
     // The first request to a host name waits for the one lookup (the flow is kept: promise
@@ -142,13 +142,13 @@ export class GlobalRouter extends Dispatcher {
   }
 
   /** Whether `host` is routed as a service (looks it up if needed); for tests and health pages. */
-  async isService(host: string): Promise<boolean> {
+  async isService (host: string): Promise<boolean> {
     const d = this.#hostDecision(host.toLowerCase())
     if (d.pending !== null) await d.pending
     return d.service
   }
 
-  #decide(origin: Dispatcher.DispatchOptions['origin']): Decision {
+  #decide (origin: Dispatcher.DispatchOptions['origin']): Decision {
     if (origin == null || origin === '') return PASS
     if (typeof origin !== 'string') return this.#decideUrl(origin)
     const cached = this.#byOrigin.get(origin)
@@ -165,12 +165,12 @@ export class GlobalRouter extends Dispatcher {
     return d
   }
 
-  #decideUrl(url: URL): Decision {
+  #decideUrl (url: URL): Decision {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') return PASS
     return this.#hostDecision(url.hostname)
   }
 
-  #hostDecision(host: string): Decision {
+  #hostDecision (host: string): Decision {
     if (host === 'localhost' || host.endsWith('.localhost') || isIP(host.startsWith('[') ? host.slice(1, -1) : host) !== 0) return PASS
     const cached = this.#byHost.get(host)
     if (cached !== undefined && (cached.pending !== null || cached.until > performance.now())) return cached
@@ -193,18 +193,18 @@ export class GlobalRouter extends Dispatcher {
   }
 
   // It owns no connections: the FlowTagDispatcher and the previous dispatcher are closed by their owners.
-  override close(): Promise<void>
-  override close(callback: () => void): void
-  override close(callback?: () => void): Promise<void> | void {
+  override close (): Promise<void>
+  override close (callback: () => void): void
+  override close (callback?: () => void): Promise<void> | void {
     if (callback === undefined) return Promise.resolve()
     queueMicrotask(callback)
   }
 
-  override destroy(): Promise<void>
-  override destroy(err: Error | null): Promise<void>
-  override destroy(callback: () => void): void
-  override destroy(err: Error | null, callback: () => void): void
-  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+  override destroy (): Promise<void>
+  override destroy (err: Error | null): Promise<void>
+  override destroy (callback: () => void): void
+  override destroy (err: Error | null, callback: () => void): void
+  override destroy (a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
     const callback = typeof a === 'function' ? a : b
     if (callback === undefined) return Promise.resolve()
     queueMicrotask(callback)

@@ -32,7 +32,7 @@ export interface Route {
  * The route of a service: `cfg` (from a LanesResolver) over the defaults. Returns `last` when
  * nothing changed, so that callers can key caches on the route's identity.
  */
-export function resolveRoute(cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }, last: Route | null): Route {
+export function resolveRoute (cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }, last: Route | null): Route {
   const stable = cfg?.stable ?? defaults.stable
   const strict = cfg?.strict ?? defaults.strict
   const weights = cfg?.weights
@@ -65,7 +65,7 @@ export interface Lane<M> {
 /** A share of untagged traffic that no member can serve (an empty lane under a strict route). */
 class Unserved {
   readonly lane: string
-  constructor(lane: string) {
+  constructor (lane: string) {
     this.lane = lane
   }
 }
@@ -88,7 +88,7 @@ export class LaneIndex<M> {
   readonly available: number
   #weighted: Weighted<M> | null = null
 
-  constructor(service: string, members: Iterable<M>, info: (m: M) => MemberInfo) {
+  constructor (service: string, members: Iterable<M>, info: (m: M) => MemberInfo) {
     this.service = service
     const grouped = new Map<string, { members: M[]; items: M[]; weights: number[]; ejected: number }>()
     let size = 0
@@ -120,7 +120,7 @@ export class LaneIndex<M> {
    * @throws {OutboundError} `FLOWTAG_OUTBOUND_UNKNOWN_SERVICE` (no member at all),
    *   `FLOWTAG_OUTBOUND_ALL_EJECTED`, `FLOWTAG_OUTBOUND_NO_INSTANCE_IN_LANE`.
    */
-  select(tag: string | undefined, route: Route, exclude?: readonly M[]): M {
+  select (tag: string | undefined, route: Route, exclude?: readonly M[]): M {
     let lane = tag
     if (lane === undefined) {
       if (route.weights === undefined) lane = route.stable
@@ -143,12 +143,12 @@ export class LaneIndex<M> {
   }
 
   /** The lane `m` is filed under in this index. */
-  laneOfMember(m: M): string | undefined {
+  laneOfMember (m: M): string | undefined {
     for (const lane of this.lanes.values()) if (lane.members.includes(m)) return lane.name
     return undefined
   }
 
-  #pickIn(name: string, exclude: readonly M[] | undefined): M | undefined {
+  #pickIn (name: string, exclude: readonly M[] | undefined): M | undefined {
     const lane = this.lanes.get(name)
     if (lane === undefined || lane.table === null) return undefined
     if (exclude === undefined || exclude.length === 0) return lane.table.pick()
@@ -169,7 +169,7 @@ export class LaneIndex<M> {
     return last
   }
 
-  #weightedFor(route: Route): Weighted<M> {
+  #weightedFor (route: Route): Weighted<M> {
     const weights = route.weights as Record<string, number>
     const wt = this.#weighted
     if (wt !== null && wt.stable === route.stable && wt.strict === route.strict && (wt.source === weights || sameWeights(wt.source, weights))) return wt
@@ -177,7 +177,7 @@ export class LaneIndex<M> {
   }
 
   /** One alias table over every member untagged traffic can reach, weighted lane share × member share. */
-  #buildWeighted(weights: Record<string, number>, route: Route): Weighted<M> {
+  #buildWeighted (weights: Record<string, number>, route: Route): Weighted<M> {
     const shares = new Map<M | Unserved, number>()
     const add = (item: M | Unserved, w: number) => shares.set(item, (shares.get(item) ?? 0) + w)
     const spread = (name: string, w: number): boolean => {
@@ -197,7 +197,7 @@ export class LaneIndex<M> {
     return { source: weights, stable: route.stable, strict: route.strict, table: items.length === 0 ? null : new AliasTable(items, [...shares.values()]) }
   }
 
-  #noInstance(lane: string, route: Route, exclude: readonly M[] | undefined): OutboundError {
+  #noInstance (lane: string, route: Route, exclude: readonly M[] | undefined): OutboundError {
     const service = this.service
     if (this.size === 0) return new OutboundError(errorCodes.UNKNOWN_SERVICE, `no instance of service "${service}" is registered`, service, lane)
     const tried = exclude !== undefined && exclude.length > 0
@@ -218,7 +218,7 @@ export class LaneIndex<M> {
   }
 }
 
-function sameWeights(a: Record<string, number>, b: Record<string, number>): boolean {
+function sameWeights (a: Record<string, number>, b: Record<string, number>): boolean {
   let n = 0
   for (const k in b) {
     if (a[k] !== b[k]) return false

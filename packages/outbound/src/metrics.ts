@@ -22,7 +22,7 @@ export interface OutboundMetrics {
 // Seconds, the semconv's advisory boundaries: a canary judges p99 against 1 s.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
-export function createMetrics(meter: Meter = metrics.getMeter('@flowtag/outbound')): OutboundMetrics {
+export function createMetrics (meter: Meter = metrics.getMeter('@flowtag/outbound')): OutboundMetrics {
   return {
     requests: meter.createCounter('flowtag.outbound.requests', { description: 'Outbound requests by service, lane and instance' }),
     errors: meter.createCounter('flowtag.outbound.errors', { description: 'Outbound requests that failed' }),
@@ -37,12 +37,12 @@ export function createMetrics(meter: Meter = metrics.getMeter('@flowtag/outbound
   }
 }
 
-export function errorAttributes(base: Attributes, err: unknown): Attributes {
+export function errorAttributes (base: Attributes, err: unknown): Attributes {
   const code = (err as { code?: unknown } | null)?.code
   return { ...base, 'error.type': typeof code === 'string' ? code : ((err as Error | null)?.name ?? 'Error') }
 }
 
 /** Seconds since `start` (a `performance.now()` reading). */
-export function secondsSince(start: number): number {
+export function secondsSince (start: number): number {
   return (performance.now() - start) / 1000
 }

@@ -98,7 +98,7 @@ export const outboundOptionsSchema = z.strictObject({
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>
 export type ResolvedOptions = z.output<typeof outboundOptionsSchema>
 
-export function parseOptions(input: unknown): ResolvedOptions {
+export function parseOptions (input: unknown): ResolvedOptions {
   const result = outboundOptionsSchema.safeParse(input)
   if (!result.success) {
     throw new OutboundError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error), '')

@@ -32,7 +32,7 @@ const INSTANCE_FAILURES = new Set([...CONNECTION_ERRORS, 'UND_ERR_HEADERS_TIMEOU
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 
-export function isRetryable(opts: Dispatcher.DispatchOptions): boolean {
+export function isRetryable (opts: Dispatcher.DispatchOptions): boolean {
   const body = opts.body
   return IDEMPOTENT.has(opts.method) && (body == null || typeof body === 'string' || body instanceof Uint8Array)
 }
@@ -46,14 +46,14 @@ const STALE_ERRORS = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
  * one got none, or headers would have started). Raw ECONNRESET/EPIPE carry no counts; they need
  * an established connection, so they qualify.
  */
-export function isStaleConnection(err: unknown): boolean {
+export function isStaleConnection (err: unknown): boolean {
   const e = err as { code?: unknown; socket?: { bytesRead?: unknown } } | null
   if (typeof e?.code !== 'string' || !STALE_ERRORS.has(e.code)) return false
   const read = e.socket?.bytesRead
   return typeof read !== 'number' || read > 0
 }
 
-export function isConnectionError(err: unknown): boolean {
+export function isConnectionError (err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && CONNECTION_ERRORS.has(code)
 }
@@ -70,43 +70,43 @@ class StableController implements Controller {
   rawHeaders: Controller['rawHeaders'] = null
   rawTrailers: Controller['rawTrailers'] = null
 
-  set target(c: Controller | null) {
+  set target (c: Controller | null) {
     this.#target = c
     if (c === null) return
     if (this.#aborted) c.abort(this.#reason as Error)
     else if (this.#paused) c.pause()
   }
 
-  get aborted(): boolean {
+  get aborted (): boolean {
     return this.#aborted || (this.#target?.aborted ?? false)
   }
 
-  get paused(): boolean {
+  get paused (): boolean {
     return this.#paused
   }
 
-  get reason(): Error | null {
+  get reason (): Error | null {
     return this.#reason ?? this.#target?.reason ?? null
   }
 
   /** Aborted by the caller (not by a connection failure): never retried. */
-  get abortedByCaller(): boolean {
+  get abortedByCaller (): boolean {
     return this.#aborted
   }
 
-  abort(reason: Error): void {
+  abort (reason: Error): void {
     if (this.#aborted) return
     this.#aborted = true
     this.#reason = reason
     this.#target?.abort(reason)
   }
 
-  pause(): void {
+  pause (): void {
     this.#paused = true
     this.#target?.pause()
   }
 
-  resume(): void {
+  resume (): void {
     this.#paused = false
     this.#target?.resume()
   }
@@ -138,7 +138,7 @@ export class OutboundHandler implements Handler {
   #responded = false
 
   /** `opts` is already addressed to `member` (its origin). */
-  constructor(handler: Handler, ctx: AttemptContext, opts: Dispatcher.DispatchOptions, member: Member) {
+  constructor (handler: Handler, ctx: AttemptContext, opts: Dispatcher.DispatchOptions, member: Member) {
     this.#handler = handler
     this.#ctx = ctx
     this.#opts = opts
@@ -149,49 +149,49 @@ export class OutboundHandler implements Handler {
   }
 
   /** Sends the current attempt to the picked member's pool. */
-  send(): void {
+  send (): void {
     // A pool's "busy" answer is not passed on: this dispatcher emits no 'drain' of its own, and
     // each pool queues what it cannot send yet.
     this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this)
   }
 
-  onRequestStart(controller: Controller, context: unknown): void {
+  onRequestStart (controller: Controller, context: unknown): void {
     this.#controller.target = controller
     if (this.#started) return
     this.#started = true
     this.#handler.onRequestStart?.(this.#controller, context)
   }
 
-  onRequestUpgrade(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+  onRequestUpgrade (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
     this.#responded = true
     this.#ctx.table.recordSuccess(this.#member)
     this.#handler.onRequestUpgrade?.(this.#controller, statusCode, headers, socket)
   }
 
-  onResponseStarted(): void {
+  onResponseStarted (): void {
     this.#handler.onResponseStarted?.()
   }
 
-  onBodySent(chunk: Buffer): void {
+  onBodySent (chunk: Buffer): void {
     this.#handler.onBodySent?.(chunk)
   }
 
-  onRequestSent(): void {
+  onRequestSent (): void {
     this.#handler.onRequestSent?.()
   }
 
-  onResponseStart(controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+  onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     this.#responded = true
     this.#controller.rawHeaders = controller?.rawHeaders ?? null
     this.#ctx.table.recordResponse(this.#member, statusCode)
     this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
   }
 
-  onResponseData(_controller: Controller, chunk: Buffer): void {
+  onResponseData (_controller: Controller, chunk: Buffer): void {
     this.#handler.onResponseData?.(this.#controller, chunk)
   }
 
-  onResponseEnd(controller: Controller, trailers: IncomingHttpHeaders): void {
+  onResponseEnd (controller: Controller, trailers: IncomingHttpHeaders): void {
     const attrs = this.#member.attrs
     this.#ctx.metrics.requests.add(1, attrs)
     this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
@@ -201,7 +201,7 @@ export class OutboundHandler implements Handler {
     this.#handler.onResponseEnd?.(this.#controller, trailers)
   }
 
-  onResponseError(_controller: Controller | null, err: Error): void {
+  onResponseError (_controller: Controller | null, err: Error): void {
     const member = this.#member
     const code = (err as { code?: unknown }).code
     if (!this.#responded && !this.#controller.abortedByCaller && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
@@ -223,7 +223,7 @@ export class OutboundHandler implements Handler {
   }
 
   /** An instance not tried yet; undefined when there is none or the retry budget is spent. */
-  #next(): Member | undefined {
+  #next (): Member | undefined {
     const tried = (this.#tried ??= [])
     tried.push(this.#member)
     if (tried.length > this.#ctx.maxRetries) return undefined
@@ -234,7 +234,7 @@ export class OutboundHandler implements Handler {
     }
   }
 
-  #switchTo(next: Member): void {
+  #switchTo (next: Member): void {
     this.#ctx.metrics.retries.add(1, next.attrs)
     this.#member = next
     this.#opts = { ...this.#opts, origin: next.origin }
@@ -243,7 +243,7 @@ export class OutboundHandler implements Handler {
   }
 
   /** The same instance again, over a connection of its own (the pool may hold more aged ones). */
-  #resendFresh(): boolean {
+  #resendFresh (): boolean {
     this.#staleRetryable = false
     this.#controller.target = null
     if (!this.#ctx.table.sendFresh(this.#member, this.#opts, this)) return false

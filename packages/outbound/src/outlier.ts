@@ -25,7 +25,7 @@ export interface OutlierState {
   lastEjectedAt: number
 }
 
-export function freshOutlierState(): OutlierState {
+export function freshOutlierState (): OutlierState {
   return { consecutiveFailures: 0, timesEjected: 0, ejectedUntil: 0, lastEjectedAt: 0 }
 }
 
@@ -45,21 +45,21 @@ export class OutlierDetector<M extends OutlierState> {
   #timer: NodeJS.Timeout | null = null
   #closed = false
 
-  constructor(policy: OutlierPolicy, host: OutlierHost<M>) {
+  constructor (policy: OutlierPolicy, host: OutlierHost<M>) {
     this.#policy = policy
     this.#host = host
   }
 
-  get policy(): OutlierPolicy {
+  get policy (): OutlierPolicy {
     return this.#policy
   }
 
-  recordSuccess(member: M): void {
+  recordSuccess (member: M): void {
     member.consecutiveFailures = 0
   }
 
   /** A failure: eject after N in a row, unless too much of the service is out already. */
-  recordFailure(member: M, now: number = Date.now()): void {
+  recordFailure (member: M, now: number = Date.now()): void {
     if (this.#closed || member.ejectedUntil !== 0 || !this.#host.has(member)) return
     const policy = this.#policy
     if (++member.consecutiveFailures < policy.consecutiveFailures) return
@@ -78,19 +78,19 @@ export class OutlierDetector<M extends OutlierState> {
   }
 
   /** Stop the readmission timer; no ejection afterwards. */
-  close(): void {
+  close (): void {
     this.#closed = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
   }
 
-  #ejectedCount(): number {
+  #ejectedCount (): number {
     let n = 0
     for (const m of this.#host.members()) if (m.ejectedUntil !== 0) n++
     return n
   }
 
-  #maxEjected(): number {
+  #maxEjected (): number {
     const pct = this.#policy.maxEjectionPercent
     if (pct === 0) return 0
     let size = 0
@@ -99,7 +99,7 @@ export class OutlierDetector<M extends OutlierState> {
   }
 
   /** One timer per service, for the earliest readmission. */
-  #schedule(now: number): void {
+  #schedule (now: number): void {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
     let next = Infinity
@@ -109,7 +109,7 @@ export class OutlierDetector<M extends OutlierState> {
     this.#timer.unref()
   }
 
-  #readmit(): void {
+  #readmit (): void {
     this.#timer = null
     const now = Date.now()
     const back: M[] = []

@@ -8,6 +8,6 @@ export type { Route }
  * Pick a member for `tag` (undefined for untagged traffic). Throws a coded OutboundError when
  * nothing can serve it. `exclude` (retries only) lists members already tried; that path is O(n).
  */
-export function select(table: ServiceTable, tag: string | undefined, route: Route, exclude?: readonly Member[]): Member {
+export function select (table: ServiceTable, tag: string | undefined, route: Route, exclude?: readonly Member[]): Member {
   return table.index.select(tag, route, exclude)
 }

@@ -49,7 +49,7 @@ export class ServiceTable {
   /** One-request clients of stale-connection retries, until they finish. */
   readonly #fresh = new Set<Client>()
 
-  constructor(config: TableConfig, stableLane: string) {
+  constructor (config: TableConfig, stableLane: string) {
     this.service = config.service
     this.#config = config
     this.#stableLane = stableLane
@@ -63,21 +63,21 @@ export class ServiceTable {
   }
 
   /** The current lanes; replaced (never mutated) on every change. */
-  get index(): LaneIndex<Member> {
+  get index (): LaneIndex<Member> {
     return this.#index
   }
 
-  get lanes(): ReadonlyMap<string, Lane<Member>> {
+  get lanes (): ReadonlyMap<string, Lane<Member>> {
     return this.#index.lanes
   }
 
   /** Pickable members across all lanes. */
-  get available(): number {
+  get available (): number {
     return this.#index.available
   }
 
   /** Replace the instance list: new members get no pool until first used, leaving members' pools close. */
-  update(instances: readonly Instance[]): void {
+  update (instances: readonly Instance[]): void {
     if (this.#closed) return
     const seen = new Set<string>()
     for (const instance of instances) {
@@ -108,17 +108,17 @@ export class ServiceTable {
    * This service's route under `cfg` (from the lanes resolver) and the defaults; the same object
    * while nothing changed. A new stable lane moves the unlabelled members with it.
    */
-  routeFor(cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }): Route {
+  routeFor (cfg: LaneConfig | undefined, defaults: { stable: string; strict: boolean }): Route {
     const route = resolveRoute(cfg, defaults, this.#route)
     if (route.stable !== this.#stableLane) this.#setStableLane(route.stable)
     return (this.#route = route)
   }
 
-  get stableLane(): string {
+  get stableLane (): string {
     return this.#stableLane
   }
 
-  #setStableLane(stable: string): void {
+  #setStableLane (stable: string): void {
     this.#stableLane = stable
     for (const m of this.members.values()) {
       const lane = laneOf(m.instance, this.#config.labelKey, stable)
@@ -130,11 +130,11 @@ export class ServiceTable {
     this.rebuild()
   }
 
-  rebuild(): void {
+  rebuild (): void {
     this.#index = new LaneIndex(this.service, this.members.values(), info)
   }
 
-  poolFor(member: Member): Pool {
+  poolFor (member: Member): Pool {
     if (member.pool === null) member.pool = new Pool(member.origin, this.#config.poolOptions)
     return member.pool
   }
@@ -143,7 +143,7 @@ export class ServiceTable {
    * Send one request to `member` over a new connection of its own, closed once the request is
    * done: the member's pool may hold more kept-alive connections the instance has given up on.
    */
-  sendFresh(member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+  sendFresh (member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.#closed) return false
     const { connections: _one, ...options } = this.#config.poolOptions
     const client = new Client(member.origin, options)
@@ -157,38 +157,38 @@ export class ServiceTable {
     return true
   }
 
-  get openPools(): number {
+  get openPools (): number {
     let n = 0
     for (const m of this.members.values()) if (m.pool !== null) n++
     return n
   }
 
-  recordSuccess(member: Member): void {
+  recordSuccess (member: Member): void {
     this.#outlier.recordSuccess(member)
   }
 
   /** An answer arrived: a success, unless 5xx answers count as failures. */
-  recordResponse(member: Member, statusCode: number): void {
+  recordResponse (member: Member, statusCode: number): void {
     if (statusCode >= 500 && this.#config.outlier.count5xx) this.#outlier.recordFailure(member)
     else this.#outlier.recordSuccess(member)
   }
 
   /** A connection-level failure (see OutlierDetector#recordFailure). */
-  recordFailure(member: Member, now?: number): void {
+  recordFailure (member: Member, now?: number): void {
     this.#outlier.recordFailure(member, now)
   }
 
   /** Close every pool gracefully (in-flight requests finish) and stop the readmission timer. */
-  close(): Promise<void> {
+  close (): Promise<void> {
     return this.#end((pool) => pool.close())
   }
 
   /** Destroy every pool at once: in-flight requests fail with `err`. */
-  destroy(err: Error | null): Promise<void> {
+  destroy (err: Error | null): Promise<void> {
     return this.#end((pool) => pool.destroy(err))
   }
 
-  async #end(end: (d: Dispatcher) => Promise<void>): Promise<void> {
+  async #end (end: (d: Dispatcher) => Promise<void>): Promise<void> {
     this.#closed = true
     this.#outlier.close()
     const closing: Promise<void>[] = []
@@ -201,16 +201,16 @@ export class ServiceTable {
   }
 }
 
-function info(m: Member) {
+function info (m: Member) {
   const ok = eligible(m.instance)
   return { lane: m.lane, weight: m.instance.weight, pickable: ok && m.ejectedUntil === 0, ejected: ok && m.ejectedUntil !== 0 }
 }
 
-function attributes(service: string, lane: string, origin: string): Attributes {
+function attributes (service: string, lane: string, origin: string): Attributes {
   return { service, lane, instance: origin.slice(origin.indexOf('//') + 2) }
 }
 
-function closePool(member: Member): void {
+function closePool (member: Member): void {
   const pool = member.pool
   member.pool = null
   // Graceful: requests already on this instance complete, then its sockets close.

@@ -3,7 +3,7 @@
 import { checkOutboundFlow, FLOW_TAG_HEADER, type FlowContext } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 
-function carriedTag(headers: Dispatcher.DispatchOptions['headers']): string | undefined {
+function carriedTag (headers: Dispatcher.DispatchOptions['headers']): string | undefined {
   if (headers == null) return undefined
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === FLOW_TAG_HEADER) return String(headers[i + 1])
@@ -18,6 +18,6 @@ function carriedTag(headers: Dispatcher.DispatchOptions['headers']): string | un
 }
 
 /** undefined when the call may go; in strict mode, the error to fail it with at the call site. */
-export function tagLossCheck(flow: FlowContext | undefined, headers: Dispatcher.DispatchOptions['headers']): Error | undefined {
+export function tagLossCheck (flow: FlowContext | undefined, headers: Dispatcher.DispatchOptions['headers']): Error | undefined {
   return checkOutboundFlow(flow, flow === undefined ? undefined : carriedTag(headers))
 }

@@ -11,21 +11,24 @@ class CountingDiscovery implements Discovery {
   failures: number
   delayMs: number
   readonly inner: StaticDiscovery
-  constructor(inner: StaticDiscovery, { failures = 0, delayMs = 0 } = {}) {
+  constructor (inner: StaticDiscovery, { failures = 0, delayMs = 0 } = {}) {
     this.inner = inner
     this.failures = failures
     this.delayMs = delayMs
   }
-  async instances(service: string): Promise<Instance[]> {
+
+  async instances (service: string): Promise<Instance[]> {
     this.calls++
     await new Promise((r) => setTimeout(r, this.delayMs))
     if (this.failures-- > 0) throw new Error('registry down')
     return this.inner.instances(service)
   }
-  subscribe(service: string, listener: ServiceListener): () => void {
+
+  subscribe (service: string, listener: ServiceListener): () => void {
     return this.inner.subscribe(service, listener)
   }
-  close(): Promise<void> {
+
+  close (): Promise<void> {
     return this.inner.close()
   }
 }

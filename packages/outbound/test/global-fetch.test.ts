@@ -18,14 +18,14 @@ const at = (i: Instance, version: string) => ({ ip: '127.0.0.1', port: i.port, m
 /** A StaticDiscovery that counts instances() calls per service. */
 class CountingDiscovery extends StaticDiscovery {
   readonly asked = new Map<string, number>()
-  override instances(service: string): Promise<NacosInstance[]> {
+  override instances (service: string): Promise<NacosInstance[]> {
     this.asked.set(service, (this.asked.get(service) ?? 0) + 1)
     return super.instances(service)
   }
 }
 
 /** The "previous" global dispatcher: resolves every *.example name to loopback, like a DNS would. */
-function previousAgent(): Agent {
+function previousAgent (): Agent {
   return new Agent({
     connect: {
       lookup: (host: string, opts: object, cb: (err: Error | null, addr: LookupAddress[] | string, family?: number) => void) => {
@@ -37,7 +37,7 @@ function previousAgent(): Agent {
 }
 
 /** Restores the process's own global dispatcher (both slots) after a test. */
-function keepGlobal(t: Test) {
+function keepGlobal (t: Test) {
   const original = getGlobalDispatcher()
   const originalLegacy = legacySlot()
   t.teardown(() => {

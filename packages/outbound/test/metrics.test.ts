@@ -9,7 +9,7 @@ import { startInstance } from './fixtures/instances.ts'
 type Record_ = { name: string; value: number; attrs: Record<string, unknown> }
 
 /** A Meter that remembers every measurement. */
-function recordingMeter(out: Record_[]): Meter {
+function recordingMeter (out: Record_[]): Meter {
   const instrument = (name: string) => ({
     add: (value: number, attrs: Record<string, unknown> = {}) => out.push({ name, value, attrs }),
     record: (value: number, attrs: Record<string, unknown> = {}) => out.push({ name, value, attrs })

@@ -27,14 +27,25 @@ class RecordingController implements Controller {
 interface Sent { port: number, handler: Dispatcher.DispatchHandler }
 
 const instance = (port: number): Instance => ({
-  instanceId: `127.0.0.1#${port}`, ip: '127.0.0.1', port, weight: 1, healthy: true, enabled: true,
-  ephemeral: true, clusterName: 'DEFAULT', serviceName: 'svc', metadata: { version: 'v1' }
+  instanceId: `127.0.0.1#${port}`,
+  ip: '127.0.0.1',
+  port,
+  weight: 1,
+  healthy: true,
+  enabled: true,
+  ephemeral: true,
+  clusterName: 'DEFAULT',
+  serviceName: 'svc',
+  metadata: { version: 'v1' }
 })
 
 /** A table of `ports` whose pools record what is sent to them instead of opening connections. */
 function setup (ports: number[], maxRetries = 1) {
   const table = new ServiceTable({
-    service: 'svc', labelKey: 'version', protocol: 'http:', poolOptions: {},
+    service: 'svc',
+    labelKey: 'version',
+    protocol: 'http:',
+    poolOptions: {},
     outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
   }, 'v1')
   table.update(ports.map(instance))

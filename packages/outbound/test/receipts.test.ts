@@ -10,7 +10,7 @@ import { startInstance } from './fixtures/instances.ts'
 const v1 = await startInstance(t, 'one', 'v1')
 const at = (port: number, version: string) => ({ ip: '127.0.0.1', port, metadata: { version } })
 
-async function call(d: FlowTagDispatcher, flow: FlowContext, service = 'user-service') {
+async function call (d: FlowTagDispatcher, flow: FlowContext, service = 'user-service') {
   return runWithFlow(flow, async () => {
     const res = await request(`http://${service}/u`, { dispatcher: d })
     return (await res.body.json()) as { id: string; tag: string | null; baggage: string | null }

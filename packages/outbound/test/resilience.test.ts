@@ -8,7 +8,7 @@ import { waitFor } from '@flowtag/test-kit'
 
 const at = (i: Instance) => ({ ip: '127.0.0.1', port: i.port })
 
-async function call(dispatcher: FlowTagDispatcher, url: string, method: 'GET' | 'POST' = 'GET'): Promise<{ ok: boolean; id?: string; code?: string }> {
+async function call (dispatcher: FlowTagDispatcher, url: string, method: 'GET' | 'POST' = 'GET'): Promise<{ ok: boolean; id?: string; code?: string }> {
   try {
     const res = await request(url, { dispatcher, method, body: method === 'POST' ? 'payload' : undefined })
     const body = (await res.body.json()) as { id: string }

@@ -14,13 +14,13 @@ interface Reply {
   host: string | null
 }
 
-async function get(dispatcher: FlowTagDispatcher, url: string): Promise<Reply> {
+async function get (dispatcher: FlowTagDispatcher, url: string): Promise<Reply> {
   const res = await request(url, { dispatcher })
   if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
   return (await res.body.json()) as Reply
 }
 
-function count(replies: Reply[]): Record<string, number> {
+function count (replies: Reply[]): Record<string, number> {
   const out: Record<string, number> = {}
   for (const r of replies) out[r.id] = (out[r.id] ?? 0) + 1
   return out

@@ -6,7 +6,7 @@ import { ServiceTable, type Member } from '../src/service-table.ts'
 
 const outlier = { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 120_000, maxEjectionPercent: 100, count5xx: false }
 
-function table(list: Array<Partial<Instance> & { port: number }>, stable = 'v1'): ServiceTable {
+function table (list: Array<Partial<Instance> & { port: number }>, stable = 'v1'): ServiceTable {
   const st = new ServiceTable({ service: 'svc', labelKey: 'version', protocol: 'http:', poolOptions: {}, outlier }, stable)
   st.update(
     list.map((i) => ({
@@ -26,7 +26,7 @@ function table(list: Array<Partial<Instance> & { port: number }>, stable = 'v1')
   return st
 }
 
-function shares(st: ServiceTable, tag: string | undefined, route: Route, n = 20_000): Record<number, number> {
+function shares (st: ServiceTable, tag: string | undefined, route: Route, n = 20_000): Record<number, number> {
   const out: Record<number, number> = {}
   for (let i = 0; i < n; i++) {
     const port = select(st, tag, route).instance.port

@@ -19,7 +19,7 @@ interface Stale {
 }
 
 /** Answers the first request on each connection (keep-alive), drops the connection on the next one. */
-async function startStale(t: Test, hangAfterDrop = false): Promise<Stale> {
+async function startStale (t: Test, hangAfterDrop = false): Promise<Stale> {
   const seen = new WeakMap<Socket, number>()
   const s: Stale = { server: createServer(), port: 0, answered: 0, dropped: 0, connections: 0 }
   s.server.keepAliveTimeout = 60_000
@@ -49,7 +49,7 @@ async function startStale(t: Test, hangAfterDrop = false): Promise<Stale> {
   return s
 }
 
-async function call(d: FlowTagDispatcher, method: string, body?: string | Readable): Promise<{ status?: number; code?: string; message?: string }> {
+async function call (d: FlowTagDispatcher, method: string, body?: string | Readable): Promise<{ status?: number; code?: string; message?: string }> {
   try {
     // HEAD closes its connection unless told not to; the point here is a reused one.
     const res = await request('http://svc/x', { dispatcher: d, method: method as 'GET', body, reset: method === 'HEAD' ? false : undefined })

@@ -35,7 +35,9 @@ const keySource = fc.oneof(
 const matches = fc.dictionary(fc.constantFrom(...NAMES), stringMatch, { minKeys: 1, maxKeys: 2 })
 // At most two kinds of condition per rule (and often none), so that random requests match often.
 const when = fc.record({
-  headers: matches, cookies: matches, query: matches,
+  headers: matches,
+  cookies: matches,
+  query: matches,
   ip: fc.uniqueArray(fc.constantFrom(...CIDRS), { minLength: 1, maxLength: 4 }),
   users: fc.uniqueArray(fc.constantFrom(...USERS), { minLength: 1, maxLength: 3 })
 }).chain((all) => fc.subarray(Object.keys(all) as Array<keyof typeof all>, { maxLength: 2 })

@@ -25,7 +25,7 @@ const doc: RuleSetInput = {
 const rs = validateRuleSet(doc)
 
 t.test('each matcher, first match wins, default last', async (t) => {
-  t.same(evaluate(rs, { headers: {} , random: () => 0.99 }), { tag: 'v1', reason: 'no rule matched: default lane' })
+  t.same(evaluate(rs, { headers: {}, random: () => 0.99 }), { tag: 'v1', reason: 'no rule matched: default lane' })
   t.equal(evaluate(rs, { headers: { 'x-tester': 'yes' } }).rule, 'testers', 'header names are matched lower-case')
   t.equal(evaluate(rs, { headers: { 'x-tester': 'no' }, random: () => 0.99 }).tag, 'v1')
   t.equal(evaluate(rs, { headers: { cookie: 'a=1; beta=true; c=3' } }).rule, 'beta-cookie')
@@ -73,11 +73,15 @@ t.test('split rest, blue-green switch, key sources', async (t) => {
 })
 
 t.test('prototype keys in facts never match or throw', async (t) => {
-  const proto = validateRuleSet({ version: 1, rules: [
-    { name: 'c', when: { cookies: { constructor: { prefix: 'x' } } }, lane: 'a' },
-    { name: 'h', when: { headers: { constructor: { prefix: 'x' } } }, lane: 'b' },
-    { name: 'q', when: { query: { toString: { exists: true } } }, lane: 'c' }
-  ], default: 'd' })
+  const proto = validateRuleSet({
+    version: 1,
+    rules: [
+      { name: 'c', when: { cookies: { constructor: { prefix: 'x' } } }, lane: 'a' },
+      { name: 'h', when: { headers: { constructor: { prefix: 'x' } } }, lane: 'b' },
+      { name: 'q', when: { query: { toString: { exists: true } } }, lane: 'c' }
+    ],
+    default: 'd'
+  })
   t.equal(evaluate(proto, { headers: {}, cookies: {}, query: {} }).tag, 'd')
   t.equal(evaluate(proto, { headers: { cookie: 'constructor=xy' } }).tag, 'a')
 })
