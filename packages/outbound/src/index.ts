@@ -2,5 +2,4 @@ export { FlowTagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './di
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
 export { outboundOptionsSchema, type OutboundOptions, type OutboundLogger, type LaneConfig, type LanesResolver } from './options.ts'
 export { instanceKey, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
-export { AliasTable } from './alias-table.ts'
 export { installGlobalDispatcher, GlobalRouter, globalDispatcherOptionsSchema, type GlobalDispatcherOptions, type GlobalDispatcherInstallation } from './global-dispatcher.ts'
