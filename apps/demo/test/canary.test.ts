@@ -3,6 +3,7 @@
 // found in Nacos and moves the RuleSet. A canary without traffic waits, then ends by its
 // deadline; a healthy v2 is promoted to 100% step by step; a v2 failing 20% of its requests is
 // rolled back within two analysis intervals, after which no request reaches v2.
+import { waitFor } from '@flowtag/test-kit'
 import { CanaryController, candidateWeight, readRules } from '@flowtag/canary'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
@@ -39,15 +40,8 @@ const start = async (name: string, v: string, env: Record<string, string> = {}) 
   apps.push(app)
   return app
 }
-async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+// One polling helper for every test (@flowtag/test-kit); these waits are longer than its default.
+const until = <T>(what: string, check: () => Promise<T>, ms = 20_000) => waitFor(what, check, ms)
 
 await publish(base())
 await start('user-service', 'v1')

@@ -1,6 +1,7 @@
 // Shadow rules, lane leases and fallback receipts end to end: the Nacos dev server, the gateway
 // (debug headers on), order-service and user-service v1/v2, each its own process; the
 // flowtag-rules CLI as another.
+import { waitFor } from '@flowtag/test-kit'
 import { execFile } from 'node:child_process'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
@@ -27,15 +28,8 @@ const start = async (name: string, version: string, env: Record<string, string> 
   apps.push(app)
   return app
 }
-async function until<T> (what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+// One polling helper for every test (@flowtag/test-kit); these waits are longer than its default.
+const until = <T>(what: string, check: () => Promise<T>, ms = 15_000) => waitFor(what, check, ms)
 async function instancesOf (service: string) {
   const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=${service}&namespaceId=${namespace}`)
   return ((await res.json()) as { hosts: Array<{ metadata: Record<string, string> }> }).hosts
