@@ -1,0 +1,139 @@
+// The flowtag CLI's other answers, each as its own process against the Nacos dev server: usage
+// errors, unreachable Nacos, bad specs, a controller stopped and taken over (with its dashboard),
+// a command no controller applies, and `status --watch` following a canary to its end.
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, runNode, startNode, exitOf, unique, waitFor } from '@flowtag/test-kit'
+import t from 'tap'
+import { StateStore } from '../src/index.ts'
+import { baseRules, world } from './fixtures/world.ts'
+
+const BIN = join(import.meta.dirname, '../src/bin.ts')
+
+function cli (t: { teardown (fn: () => unknown): void }, addr: string, args: string[]) {
+  return runNode(t, BIN, { args: ['--nacos', addr, ...args] }, 30_000)
+}
+
+/** A started CLI process with its output collected as it comes. */
+function started (t: { teardown (fn: () => unknown): void }, addr: string, args: string[]) {
+  const child = startNode(t, BIN, { args: ['--nacos', addr, ...args] })
+  const io = { stdout: '', stderr: '' }
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => { io.stdout += d })
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => { io.stderr += d })
+  return { child, io, exit: () => exitOf(child, `flowtag ${args.join(' ')}`, 30_000) }
+}
+
+t.test('usage errors exit 2 without touching Nacos; an unreachable Nacos exits 3', async (t) => {
+  const nowhere = `127.0.0.1:${await freePort()}`
+  let r = await cli(t, nowhere, ['--bogus'])
+  t.equal(r.code, 2, 'unknown option')
+  t.match(r.stderr, /Unknown option '--bogus'/)
+  t.match(r.stderr, /usage: flowtag/)
+  r = await cli(t, nowhere, [])
+  t.equal(r.code, 2, 'no command')
+  t.match(r.stdout, /^usage: flowtag/)
+  r = await cli(t, nowhere, ['--help'])
+  t.equal(r.code, 0, '--help')
+  t.match(r.stdout, /exit codes:/)
+  for (const args of [['canary', 'frob', 'x'], ['instances'], ['canary', 'status'], ['canary', 'pause'], ['canary', 'start', '--resume'], ['rules', 'validate']]) {
+    r = await cli(t, nowhere, [...args, '--json'])
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`)
+    t.equal(JSON.parse(r.stdout).exitCode, 2, 'the JSON error says so too')
+  }
+  r = await cli(t, nowhere, ['rules', 'get', '--json'])
+  t.equal(r.code, 3, 'Nacos unreachable: exit 3')
+  t.match(JSON.parse(r.stdout), { code: 'FLOWTAG_NACOS_UNREACHABLE', exitCode: 3 })
+  t.match(r.stderr, /^flowtag: no Nacos server reachable/)
+})
+
+t.test('rules: missing, unchanged, forced; bad specs and conflicts on canary start', async (t) => {
+  const { dev } = await world(t, { traffic: false })
+  const addr = dev.address
+  const dir = await mkdtemp(join(tmpdir(), 'flowtag-cli-edges-'))
+  const same = join(dir, 'same.json')
+  await writeFile(same, JSON.stringify(baseRules))
+
+  let r = await cli(t, addr, ['rules', 'get', '--data-id', unique('none')])
+  t.equal(r.code, 1, 'no RuleSet: exit 1')
+  t.match(r.stderr, /no RuleSet at FLOWTAG\/none-/)
+  r = await cli(t, addr, ['rules', 'diff', same])
+  t.equal(r.code, 0)
+  t.equal(r.stdout, 'no change\n')
+  r = await cli(t, addr, ['rules', 'publish', same])
+  t.equal(r.code, 4, 'the same version: refused')
+  t.match(r.stderr, /version 1 is not above the one in force \(1\); bump it or pass --force/)
+  r = await cli(t, addr, ['rules', 'publish', same, '--force'])
+  t.equal(r.code, 0, '--force publishes it anyway')
+  t.match(r.stdout, /published version 1 \(0 changes\) to FLOWTAG\/flowtag-rules\.json/)
+  r = await cli(t, addr, ['rules', 'validate', same])
+  t.equal(r.stdout, 'valid: version 1, 1 rules, 1 services\n')
+
+  r = await cli(t, addr, ['instances', 'order-service', '--data-id', unique('none')])
+  t.equal(r.code, 0)
+  t.match(r.stdout, /^rule version in force: -\n/)
+  t.match(r.stdout, /order-service\s+127\.0\.0\.1:\d+\s+v1 /)
+  t.match(r.stdout, /order-service\s+127\.0\.0\.1:\d+\s+v2 /)
+
+  const notJson = join(dir, 'not-json.json')
+  await writeFile(notJson, '{ service: ')
+  r = await cli(t, addr, ['canary', 'start', notJson])
+  t.equal(r.code, 1, 'a spec that is not JSON: exit 1')
+  const decreasing = join(dir, 'decreasing.json')
+  await writeFile(decreasing, JSON.stringify({ service: 'order-service', candidate: 'v2', stable: 'v1', steps: [50, 10] }))
+  r = await cli(t, addr, ['canary', 'start', decreasing])
+  t.equal(r.code, 1, 'an invalid spec: exit 1')
+  t.match(r.stderr, /steps/)
+  const noRules = join(dir, 'no-rules.json')
+  await writeFile(noRules, JSON.stringify({ service: 'order-service', candidate: 'v2', stable: 'v1' }))
+  r = await cli(t, addr, ['canary', 'start', noRules, '--data-id', unique('none')])
+  t.equal(r.code, 1, 'no RuleSet to roll out on: exit 1')
+  t.match(r.stderr, /no RuleSet at FLOWTAG\/none-/)
+  r = await cli(t, addr, ['canary', 'start', '--resume', 'order-service', '--json'])
+  t.equal(r.code, 4, 'nothing to resume: exit 4')
+  t.match(JSON.parse(r.stdout), { error: /no canary of "order-service" to resume/, exitCode: 4 })
+  r = await cli(t, addr, ['canary', 'status', 'order-service', '--json'])
+  t.equal(r.code, 4, 'no canary: exit 4')
+})
+
+t.test('a stopped controller leaves its canary to --resume; commands wait for one; status --watch follows it', async (t) => {
+  const { dev, nacos } = await world(t, { traffic: false })
+  const addr = dev.address
+  const store = new StateStore(nacos.config, 'FLOWTAG')
+  const dir = await mkdtemp(join(tmpdir(), 'flowtag-cli-edges-'))
+  const spec = join(dir, 'canary.json')
+  await writeFile(spec, JSON.stringify({ service: 'order-service', candidate: 'v2', stable: 'v1', steps: [10, 100], intervalMs: 60_000, minRequests: 20 }))
+
+  const first = started(t, addr, ['canary', 'start', spec])
+  await waitFor('the first step to converge', async () => (await store.load('order-service'))?.phase === 'waiting', 20_000)
+  first.child.kill('SIGTERM')
+  t.equal((await first.exit()).code, 0, 'a stopped controller is not a failed canary')
+  t.match(first.io.stderr, /controller stopped at waiting; `flowtag canary start --resume order-service` takes over/)
+  t.match(first.io.stdout, /step 1 10% step: step 1\/2: v2 at 10%/, 'plain lines, one per decision')
+
+  let r = await cli(t, addr, ['canary', 'pause', 'order-service', '--timeout', '700'])
+  t.equal(r.code, 5, 'no controller applied it: exit 5')
+  t.match(r.stderr, /no controller applied "pause" within 700 ms/)
+
+  const second = started(t, addr, ['canary', 'start', '--resume', 'order-service', '--dashboard-port', '0', '--token', 'open-sesame'])
+  const url = await waitFor('the dashboard address', () => /dashboard: (http:\S+)#token=open-sesame/.exec(second.io.stderr)?.[1], 20_000)
+  const page = await fetch(url)
+  t.equal(page.status, 200, 'the dashboard is served')
+  // The pending pause is applied by the controller that took over.
+  await waitFor('the pause to be applied', async () => (await store.load('order-service'))?.phase === 'paused', 20_000)
+
+  const watch = started(t, addr, ['canary', 'status', 'order-service', '--watch'])
+  await waitFor('a first status', () => /order-service v2→ paused/.test(watch.io.stdout), 20_000)
+  r = await cli(t, addr, ['canary', 'abort', 'order-service'])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, /order-service v2→ aborted/)
+  const end = await second.exit()
+  t.equal(end.code, 1, 'the canary ended aborted: exit 1')
+  t.match(second.io.stdout, /restart: controller took over at step 1 \(waiting\)/)
+  t.match(second.io.stdout, /abort: aborted by cli/)
+  t.match(second.io.stdout, /order-service: aborted\n$/)
+  const watched = await watch.exit()
+  t.equal(watched.code, 1, '--watch ends with the canary, exit 1 for an abort')
+  t.ok((watch.io.stdout.match(/^order-service v2→ /gm) ?? []).length >= 2, 'it printed the status more than once')
+  t.match(watch.io.stdout, /order-service v2→ aborted/)
+})
