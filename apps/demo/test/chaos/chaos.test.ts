@@ -63,16 +63,28 @@ async function until (what: string, check: () => Promise<boolean> | boolean, ms 
 /** Ports of the healthy instances Nacos lists, all services. */
 async function listed (): Promise<Set<number>> {
   const ports = new Set<number>()
-  for (const s of ['gateway', 'order-service', 'user-service']) {
+  for (const s of ['gateway', 'order-service', 'inventory-service', 'user-service']) {
     const res = await fetch(`http://${nacos.addr}/nacos/v1/ns/instance/list?serviceName=${s}&namespaceId=${namespace}&healthyOnly=true`)
     if (!res.ok) throw new Error(`instance list: ${res.status}`)
     for (const h of ((await res.json()) as { hosts: Array<{ port: number, healthy: boolean }> }).hosts) if (h.healthy) ports.add(h.port)
   }
   return ports
 }
+// inventory-service registers its gRPC port (logged once bound), the others their HTTP port.
+const grpcPorts = new Map<AppProcess, number>()
+function registeredPort (a: AppProcess): number | undefined {
+  if (a.name !== 'inventory-service') return a.port
+  if (!grpcPorts.has(a)) {
+    for (const line of a.logs) {
+      const m = /"grpcPort":(\d+)/.exec(line)
+      if (m !== null) grpcPorts.set(a, Number(m[1]))
+    }
+  }
+  return grpcPorts.get(a)
+}
 const allListed = async (): Promise<boolean> => {
   const ports = await listed()
-  return apps.every((a) => ports.has(a.port))
+  return apps.every((a) => ports.has(registeredPort(a) ?? -1))
 }
 
 let version = 0
@@ -124,7 +136,8 @@ async function scenario (name: string, fn: (t: Test) => Promise<{ recoveryMs?: n
 
 // The topology: two instances a lane, two gateways behind the load generator's round robin.
 await publish(10)
-for (const s of ['user-service', 'order-service']) for (const v of ['v1', 'v1', 'v2', 'v2']) await start(s, v)
+// order-service calls inventory-service (gRPC) and user-service (HTTP) on every request.
+for (const s of ['user-service', 'inventory-service', 'order-service']) for (const v of ['v1', 'v1', 'v2', 'v2']) await start(s, v)
 const gateways = [await start('gateway', 'v1'), await start('gateway', 'v1')]
 await until('all instances registered', allListed)
 load.targets.push(...gateways.map((g) => g.url))
@@ -181,7 +194,7 @@ await scenario('rolling restart of every service, gateways included', async () =
       gateways.splice(gateways.indexOf(old), 1, next)
       await sleep(200) // in-flight requests to the old gateway finish before it stops
     }
-    await until(`${old.name}@${old.version} replacement registered`, async () => (await listed()).has(next.port))
+    await until(`${old.name}@${old.version} replacement registered`, async () => (await listed()).has(registeredPort(next) ?? -1))
     await stopApp(old, 'SIGTERM')
   }
   return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll` }

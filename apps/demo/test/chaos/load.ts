@@ -91,7 +91,8 @@ export class Load {
 
   #judge (headers: Record<string, string>, hops: Hop[]): void {
     const gw = hops[0]
-    if (gw?.service !== 'gateway' || hops.length !== 3) return this.#fail('misrouted', `unexpected hops ${JSON.stringify(hops)}`)
+    // gateway, order-service, inventory-service (gRPC), user-service
+    if (gw?.service !== 'gateway' || hops.length !== 4) return this.#fail('misrouted', `unexpected hops ${JSON.stringify(hops)}`)
     const rules = gw.ruleVersion == null ? undefined : this.#rules.get(gw.ruleVersion)
     if (rules === undefined) return this.#fail('misrouted', `gateway decided with unknown rule version ${gw.ruleVersion}`)
     const expected = evaluate(rules, { headers }).tag

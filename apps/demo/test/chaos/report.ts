@@ -28,7 +28,7 @@ export async function writeReliability (target: string, rows: Row[], info: { ela
     `${marker}`,
     '',
     `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${info.elapsedS} s in all, Nacos outage ${info.outageMs / 1000} s, load average ${info.load} on a shared 2-core machine.`,
-    'Topology: 2 gateways (3 during the outage) → order-service v1 ×2, v2 ×2 → user-service v1 ×2, v2 ×2, each its own process; lanes signed on every hop; load: 4 workers, 5 % testers, 500 sticky users.',
+    'Topology: 2 gateways (3 during the outage) → order-service v1 ×2, v2 ×2 → inventory-service (gRPC) v1 ×2, v2 ×2 and user-service v1 ×2, v2 ×2, each its own process; lanes signed on every hop (gRPC included); a hop is misrouted when any of the four answers from another lane; load: 4 workers, 5 % testers, 500 sticky users.',
     '',
     '| scenario | sent | failed | misrouted | recovery | took | note |',
     '|---|---:|---:|---:|---:|---:|---|',
