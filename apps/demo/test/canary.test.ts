@@ -4,7 +4,7 @@
 // deadline; a healthy v2 is promoted to 100% step by step; a v2 failing 20% of its requests is
 // rolled back within two analysis intervals, after which no request reaches v2.
 import { waitFor } from '@flowtag/test-kit'
-import { CanaryController, candidateWeight, readRules } from '@flowtag/canary'
+import { CanaryController, candidateWeight, readRules, StateStore, TERMINAL } from '@flowtag/canary'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import t from 'tap'
@@ -67,6 +67,15 @@ const spec = {
 }
 const controllerOptions = { nacos, tickMs: 250 }
 
+/**
+ * The previous canary's final state as Nacos serves it: a real Nacos applies a publish a moment
+ * later, and a canary is refused while the stored one is not final.
+ */
+const previousSettled = () => until('the previous canary\'s final state in Nacos', async () => {
+  const state = await new StateStore(nacos.config, rules.group).load(spec.service)
+  return state === undefined || TERMINAL.has(state.phase) || undefined
+})
+
 t.test('no traffic: the canary waits (never a silent pass), then ends as its deadline says', async (t) => {
   const c = await CanaryController.start({ ...spec, maxWaitMs: 3000 }, controllerOptions)
   t.teardown(() => c.close())
@@ -82,6 +91,7 @@ t.test('a healthy v2 is promoted to 100% step by step', async (t) => {
   const tally = new Tally()
   const traffic = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0, concurrency: 4 }, () => tally)
   t.teardown(() => traffic.stop())
+  await previousSettled()
   const c = await CanaryController.start({ ...spec, steps: [20, 50, 100] }, controllerOptions)
   t.teardown(() => c.close())
   const end = await c.done
@@ -101,6 +111,7 @@ t.test('a v2 failing 20% of its requests is rolled back within two intervals; af
   let tally = new Tally()
   const traffic = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0.02, concurrency: 4 }, () => tally)
   t.teardown(() => traffic.stop())
+  await previousSettled()
   const c = await CanaryController.start({ ...spec, steps: [20, 50, 100] }, controllerOptions)
   t.teardown(() => c.close())
   const end = await c.done
