@@ -6,7 +6,7 @@ import type { Discovery } from './discovery.ts'
 import { OutboundError } from './errors.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
-import { parseOptions, type LaneConfig, type OutboundOptions, type ResolvedOptions } from './options.ts'
+import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
 import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable, type Member } from './service-table.ts'
@@ -65,8 +65,6 @@ export class FlowTagDispatcher extends Dispatcher {
   #lastOrigin = ''
   #lastTarget: Target | null = null
   #closed = false
-  /** The lane config #routeFor read last (for the lease check in #route). */
-  #cfg: LaneConfig | undefined
   readonly [kSelf]: FlowTagDispatcher = this
 
   constructor (options: OutboundOptions) {
@@ -126,9 +124,11 @@ export class FlowTagDispatcher extends Dispatcher {
     let member
     let leased: string | undefined
     try {
-      route = this.#routeFor(table)
+      const cfg = this.#opts.lanes?.(table.service)
+      // Reused while the service's configuration stays the same (one object less per request).
+      route = table.routeFor(cfg, this.#defaults)
       // A candidate lane whose lease ran out (@flowtag/rules) is no longer routed: stable serves.
-      const expired = this.#cfg?.expired
+      const expired = cfg?.expired
       if (expired !== undefined && tag !== undefined && expired.includes(tag)) {
         leased = tag
         tag = route.stable
@@ -156,14 +156,6 @@ export class FlowTagDispatcher extends Dispatcher {
     if (ctx === null || ctx.route !== route || ctx.tag !== tag) ctx = entry.ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
     new OutboundHandler(handler, ctx, attemptOpts, member).send()
     return true
-  }
-
-  #routeFor (table: ServiceTable): Route {
-    const cfg = this.#opts.lanes?.(table.service)
-    // Kept for the lease check of this request (expired candidate lanes are served by stable).
-    this.#cfg = cfg
-    // Reused while the service's configuration stays the same (one object less per request).
-    return table.routeFor(cfg, this.#defaults)
   }
 
   /** Ejections are logged and counted, never silent; readmissions are logged at info. */
@@ -209,7 +201,7 @@ export class FlowTagDispatcher extends Dispatcher {
         outlier: this.#opts.outlier,
         onEjection: (m, ejected, until) => this.#onEjection(m, ejected, until)
       },
-      // Corrected by #routeFor on each request when lanes() names another stable lane.
+      // Corrected by table.routeFor on each request when lanes() names another stable lane.
       this.#opts.stableLane
     )
     const discovery = this.#opts.discovery
