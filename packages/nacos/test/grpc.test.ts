@@ -189,7 +189,6 @@ for (const target of targets) {
     t.ok(latency < 1500, `Go SDK config callback within 1.5 s (${latency} ms), not its 5 s poll`)
   })
 
-
   t.test(`${target.name}: BatchInstanceRequest on the wire: one entry per connection and service`, async (t) => {
     const s = await target.start()
     t.teardown(() => s.close())
