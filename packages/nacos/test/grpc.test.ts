@@ -399,6 +399,8 @@ for (const target of targets) {
       const user = new NacosClient({ serverAddr: s.address, transport: 'grpc', username: 'u', password: 'p' })
       t.teardown(() => Promise.all([anon.close(), user.close()]))
       await t.rejects(anon.naming.register('auth-svc', { ip: '127.0.0.1', port: 4705 }), { code: 'FLOWTAG_NACOS_AUTH' })
+      await t.rejects(anon.naming.batchRegister('auth-svc', [{ ip: '127.0.0.1', port: 4705 }]), { code: 'FLOWTAG_NACOS_AUTH' })
+      t.notOk(anon.naming.isRegistered('auth-svc', { ip: '127.0.0.1', port: 4705 }), 'a refused batch holds nothing')
       await user.naming.register('auth-svc', { ip: '127.0.0.1', port: 4705 })
       await sleep(2500)
       await user.config.publish('auth-cfg', undefined, 'x')
