@@ -5,13 +5,14 @@ import t from 'tap'
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { AlwaysOffSampler, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
+import type { RuleSetInput } from '@flowtag/rules'
 import { fastifyFlowTag } from '../src/fastify.ts'
 import { LANE_ATTRIBUTE, RULE_ATTRIBUTE, RULE_VERSION_ATTRIBUTE } from '../src/index.ts'
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
 t.teardown(() => context.disable())
 
-const rules = {
+const rules: RuleSetInput = {
   version: 7,
   user: { header: 'x-user-id' },
   rules: [
