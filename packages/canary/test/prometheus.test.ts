@@ -150,8 +150,15 @@ t.test('a real Prometheus scraping real instances', async (t) => {
     })()
     t.teardown(async () => { running = false; await traffic })
     const c = await CanaryController.start({
-      service: SERVICE, candidate: 'v2', stable: 'v1', steps: [30, 100], intervalMs: 2500, minRequests: 20,
-      convergenceTimeoutMs: 10_000, deadlineMs: 60_000, prometheus: { url }
+      service: SERVICE,
+      candidate: 'v2',
+      stable: 'v1',
+      steps: [30, 100],
+      intervalMs: 2500,
+      minRequests: 20,
+      convergenceTimeoutMs: 10_000,
+      deadlineMs: 60_000,
+      prometheus: { url }
     }, { nacos, tickMs: 200 })
     t.teardown(() => c.close())
     const end = await c.done
@@ -167,8 +174,15 @@ t.test('a real Prometheus scraping real instances', async (t) => {
   await t.test('a spec naming a Prometheus that is down: never judged, paused at the convergence timeout', async (t) => {
     const dead = `http://127.0.0.1:${await freePort()}`
     const c = await CanaryController.start({
-      service: SERVICE, candidate: 'v2', stable: 'v1', steps: [30, 100], intervalMs: 500, minRequests: 1,
-      convergenceTimeoutMs: 1500, deadlineMs: 60_000, prometheus: { url: dead }
+      service: SERVICE,
+      candidate: 'v2',
+      stable: 'v1',
+      steps: [30, 100],
+      intervalMs: 500,
+      minRequests: 1,
+      convergenceTimeoutMs: 1500,
+      deadlineMs: 60_000,
+      prometheus: { url: dead }
     }, { nacos, tickMs: 100, prometheusAuthorization: 'Bearer x' })
     t.teardown(() => c.close())
     await waitFor('paused', () => c.state.phase === 'paused')
