@@ -384,7 +384,9 @@ export class CanaryController {
     this.#lastJudgement = j
     const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - s.stepStartedAt }
 
-    if (j.errorRateHigh) {
+    if (reading === undefined) {
+      // no data: the sustained-error clock neither runs on nor restarts
+    } else if (j.errorRateHigh) {
       s.errorRateHighSince ??= now
       if (!s.alerted && now - s.errorRateHighSince >= spec.thresholds.errorRate.sustainedMs) {
         s.alerted = true
