@@ -1,7 +1,7 @@
 // The flowtag CLI's other answers, each as its own process against the Nacos dev server: usage
 // errors, unreachable Nacos, bad specs, a controller stopped and taken over (with its dashboard),
 // a command no controller applies, and `status --watch` following a canary to its end.
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, runNode, startNode, exitOf, unique, waitFor } from '@flowtag/test-kit'
@@ -102,6 +102,7 @@ t.test('rules: missing, unchanged, forced; bad specs and conflicts on canary sta
 t.test('canary start --prometheus: the figures come from that Prometheus; one that is down holds the step', async (t) => {
   const { dev, nacos } = await world(t)
   const dir = await mkdtemp(join(tmpdir(), 'flowtag-cli-prom-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
   const spec = join(dir, 'spec.json')
   await writeFile(spec, JSON.stringify({ service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 300, minRequests: 5, convergenceTimeoutMs: 1000, prometheus: { matchers: 'env="test"' } }))
   const dead = `http://127.0.0.1:${await freePort()}`
