@@ -28,6 +28,12 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
   { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq chromium >/dev/null; } ||
     echo "setup: could not install chromium; the canary dashboard's browser test will fail" >&2
 fi
+# The canary's PrometheusSource test runs Debian's Prometheus (2.42) scraping real instances.
+if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq prometheus >/dev/null; } ||
+    echo "setup: could not install prometheus; the canary's Prometheus test will fail" >&2
+fi
 export PATH="$tools/node_modules/.bin:$PATH"
 cd "$root"
 pnpm install --frozen-lockfile --prefer-offline --reporter=append-only

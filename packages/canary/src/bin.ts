@@ -28,6 +28,9 @@ options:
   --data-id <id>          RuleSet data id (default flowtag-rules.json); --group <g> (default FLOWTAG)
   --json                  machine-readable output
   --dashboard-port <n>    canary start: serve the dashboard there; --token <t> protects its buttons
+  --prometheus <url>      canary start: read the lanes' figures from this Prometheus instead of scraping
+                          the instances (spec.prometheus.url); $FLOWTAG_PROMETHEUS_AUTHORIZATION is
+                          sent as its Authorization header
   --timeout <ms>          how long a command waits for the controller (default 15000)
 
 exit codes: 0 done; 1 invalid input or the canary failed (rolled back / aborted); 2 usage;
@@ -61,6 +64,7 @@ const { values: opts, positionals } = (() => {
         resume: { type: 'boolean', default: false },
         'dashboard-port': { type: 'string' },
         token: { type: 'string' },
+        prometheus: { type: 'string' },
         timeout: { type: 'string', default: '15000' },
         help: { type: 'boolean', short: 'h', default: false }
       }
@@ -150,7 +154,8 @@ async function rulesCommand (sub: string | undefined, file: string | undefined):
 }
 
 async function canaryStart (arg: string | undefined): Promise<number> {
-  const options = { nacos: nacos(), logger: { info () {}, warn (obj: object, msg: string) { if (!opts.json) process.stderr.write(`${msg} ${JSON.stringify(obj)}\n`) } } }
+  const authorization = process.env.FLOWTAG_PROMETHEUS_AUTHORIZATION
+  const options = { nacos: nacos(), ...(authorization === undefined || authorization === '' ? {} : { prometheusAuthorization: authorization }), logger: { info () {}, warn (obj: object, msg: string) { if (!opts.json) process.stderr.write(`${msg} ${JSON.stringify(obj)}\n`) } } }
   let controller: CanaryController
   try {
     if (opts.resume) {
@@ -158,6 +163,7 @@ async function canaryStart (arg: string | undefined): Promise<number> {
       controller = await CanaryController.resume(arg, { ...options, group: rules.group })
     } else {
       const spec = JSON.parse(await readFileText(arg)) as Record<string, unknown>
+      if (opts.prometheus !== undefined) spec.prometheus = { ...(spec.prometheus as object | undefined), url: opts.prometheus }
       controller = await CanaryController.start({ rules, ...spec }, options)
     }
   } catch (err) {

@@ -8,11 +8,12 @@ import { parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
 import { judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
+import { PrometheusSource } from './prometheus.ts'
 import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
 import { parseCanarySpec, type CanarySpec } from './spec.ts'
 import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
 import { confirm, notify, type CanaryEvent } from './webhooks.ts'
-import { summarize, type LaneWindow } from './window.ts'
+import { emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
 export const RULES_VERSION_METADATA = 'flowtag.rules.version'
@@ -25,8 +26,10 @@ export interface ControllerLogger {
 export interface ControllerOptions {
   /** The Nacos client: config for RuleSets and state, naming for instances. Left open on close. */
   nacos: NacosClient
-  /** Where lane figures come from. @default scraping each instance's `spec.metricsPath` */
+  /** Where lane figures come from. @default a PrometheusSource when `spec.prometheus` is set, else scraping each instance's `spec.metricsPath` */
   metrics?: MetricsSource
+  /** `Authorization` header value for `spec.prometheus` (kept out of the spec, which is stored in Nacos). */
+  prometheusAuthorization?: string
   /** How often the controller looks (convergence, commands, live series), ms. @default min(1000, spec.intervalMs) */
   tickMs?: number
   logger?: ControllerLogger
@@ -63,6 +66,8 @@ export class CanaryController {
   #state: CanaryState
   #baseline: Reading | undefined
   #previous: Reading | undefined
+  /** Why the last reading failed; undefined once one succeeds. A check then has no data. */
+  #readError: Error | undefined
   #nextCheckAt = 0
   #convergence: Convergence = { version: undefined, applied: 0, total: 0, instances: [] }
   #lastJudgement: Judgement | undefined
@@ -77,7 +82,10 @@ export class CanaryController {
     this.#state = state
     this.#nacos = options.nacos
     this.#store = new StateStore(options.nacos.config, state.spec.rules.group)
-    this.#metrics = options.metrics ?? new ScrapeSource({ discovery: options.nacos.naming, metricsPath: state.spec.metricsPath })
+    const prometheus = state.spec.prometheus
+    this.#metrics = options.metrics ?? (prometheus === undefined
+      ? new ScrapeSource({ discovery: options.nacos.naming, metricsPath: state.spec.metricsPath })
+      : new PrometheusSource({ ...prometheus, ...(options.prometheusAuthorization === undefined ? {} : { authorization: options.prometheusAuthorization }) }))
     this.#tickMs = options.tickMs ?? Math.min(1000, state.spec.intervalMs)
     this.#log = options.logger ?? silent
     this.done = this.#run()
@@ -306,18 +314,32 @@ export class CanaryController {
     const c = this.#convergence
     // A candidate that has no instance yet (still starting, or not in the cache) is not converged.
     const hasCandidate = c.instances.some((i) => i.service === s.spec.service && i.lane === s.spec.candidate)
-    if (c.total > 0 && c.applied === c.total && hasCandidate) {
-      s.phase = 'waiting'
-      s.stepStartedAt = now
-      this.#baseline = await this.#metrics.read(s.spec.service)
-      this.#nextCheckAt = now + s.spec.intervalMs
-      this.#audit('converged', `rule version ${c.version} on ${c.applied} of ${c.total} instances after ${now - s.publishedAt} ms; the step's window starts`)
-      return
+    const converged = c.total > 0 && c.applied === c.total && hasCandidate
+    if (converged) {
+      // The window starts at a reading: without one (the source failed) the step stays
+      // converging, and the convergence timeout below still bounds it.
+      let baseline: Reading | undefined
+      try {
+        baseline = await this.#metrics.read(s.spec.service)
+        this.#readError = undefined
+      } catch (err) {
+        this.#readError = err as Error
+        this.#log.warn({ err, service: this.service }, 'flowtag canary: cannot read the metrics the step\'s window starts from')
+      }
+      if (baseline !== undefined) {
+        this.#baseline = baseline
+        s.phase = 'waiting'
+        s.stepStartedAt = baseline.at
+        this.#nextCheckAt = baseline.at + s.spec.intervalMs
+        this.#audit('converged', `rule version ${c.version} on ${c.applied} of ${c.total} instances after ${baseline.at - s.publishedAt} ms; the step's window starts`)
+        return
+      }
     }
     if (now - s.publishedAt > s.spec.convergenceTimeoutMs) {
       s.phase = 'paused'
       s.pausedBy = 'convergence'
-      const message = `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service}`} after ${s.spec.convergenceTimeoutMs} ms: not judging an unconverged step`
+      const why = converged ? `converged, but no metrics to start the step's window from (${this.#readError?.message ?? 'read failed'})` : `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service}`}`
+      const message = `${why} after ${s.spec.convergenceTimeoutMs} ms: ${converged ? 'no window to judge' : 'not judging an unconverged step'}`
       this.#audit('pause', message, { instances: c.instances })
       await this.#notify('pause', message)
     }
@@ -329,9 +351,11 @@ export class CanaryController {
     try {
       reading = await this.#metrics.read(s.spec.service)
     } catch (err) {
+      this.#readError = err as Error
       this.#log.warn({ err, service: this.service }, 'flowtag canary: reading metrics failed')
       return
     }
+    this.#readError = undefined
     if (this.#previous !== undefined) {
       const lanes: SeriesPoint['lanes'] = {}
       for (const [lane, f] of laneWindow(reading, this.#previous)) {
@@ -349,15 +373,20 @@ export class CanaryController {
   async #check (now: number): Promise<void> {
     const s = this.#state
     const spec = s.spec
-    const reading = this.#previous ?? await this.#metrics.read(spec.service)
-    const lanes = laneWindow(reading, this.#baseline)
-    const candidate = summarize(lanes.get(spec.candidate) ?? { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: [] })
-    const stable = summarize(lanes.get(spec.stable) ?? { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: [] })
-    const j = judge(spec, candidate, stable)
+    // No data is no data: the last good reading is not judged as if it were now.
+    const reading = this.#readError === undefined ? this.#previous : undefined
+    const lanes = reading === undefined ? new Map<string, Figures>() : laneWindow(reading, this.#baseline)
+    const candidate = summarize(lanes.get(spec.candidate) ?? emptyFigures())
+    const stable = summarize(lanes.get(spec.stable) ?? emptyFigures())
+    const j: Judgement = reading === undefined
+      ? { verdict: 'waiting', reason: `no metrics: ${this.#readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
+      : judge(spec, candidate, stable)
     this.#lastJudgement = j
     const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - s.stepStartedAt }
 
-    if (j.errorRateHigh) {
+    if (reading === undefined) {
+      // no data: the sustained-error clock neither runs on nor restarts
+    } else if (j.errorRateHigh) {
       s.errorRateHighSince ??= now
       if (!s.alerted && now - s.errorRateHighSince >= spec.thresholds.errorRate.sustainedMs) {
         s.alerted = true

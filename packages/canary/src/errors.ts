@@ -13,7 +13,9 @@ export const errorCodes = {
   /** The command does not apply in the canary's current state (e.g. promote a rolled-back one). */
   BAD_STATE: 'FLOWTAG_CANARY_BAD_STATE',
   /** The dashboard/API token is missing or wrong. */
-  UNAUTHORIZED: 'FLOWTAG_CANARY_UNAUTHORIZED'
+  UNAUTHORIZED: 'FLOWTAG_CANARY_UNAUTHORIZED',
+  /** The metrics source (Prometheus) cannot be reached or answers an error: no data, never a pass. */
+  METRICS_UNAVAILABLE: 'FLOWTAG_CANARY_METRICS_UNAVAILABLE'
 } as const
 
 export type CanaryErrorCode = typeof errorCodes[keyof typeof errorCodes]

@@ -5,6 +5,7 @@ import { optionErrorMessage } from '@flowtag/errors'
 import { KeySourceSchema, LANE_PATTERN } from '@flowtag/rules'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
+import { PrometheusSpecSchema } from './prometheus.ts'
 
 const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
 const ms = (max: number) => z.number().int().min(1).max(max)
@@ -72,7 +73,9 @@ export const CanarySpecSchema = z.strictObject({
     timeoutMs: ms(60_000).default(5000)
   }).prefault({}),
   /** Path of the instances' Prometheus text. */
-  metricsPath: z.string().startsWith('/').default('/metrics')
+  metricsPath: z.string().startsWith('/').default('/metrics'),
+  /** Read the lanes' figures from this Prometheus (`{ url, matchers?, serviceLabel?, laneLabel?, instanceLabel? }`) instead of scraping the instances. */
+  prometheus: PrometheusSpecSchema.optional()
 }).superRefine((s, ctx) => {
   if (s.candidate === s.stable) ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'must differ from stable' })
 })

@@ -1,7 +1,7 @@
 // The flowtag CLI's other answers, each as its own process against the Nacos dev server: usage
 // errors, unreachable Nacos, bad specs, a controller stopped and taken over (with its dashboard),
 // a command no controller applies, and `status --watch` following a canary to its end.
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, runNode, startNode, exitOf, unique, waitFor } from '@flowtag/test-kit'
@@ -89,11 +89,36 @@ t.test('rules: missing, unchanged, forced; bad specs and conflicts on canary sta
   r = await cli(t, addr, ['canary', 'start', noRules, '--data-id', unique('none')])
   t.equal(r.code, 1, 'no RuleSet to roll out on: exit 1')
   t.match(r.stderr, /no RuleSet at FLOWTAG\/none-/)
+  r = await cli(t, addr, ['canary', 'start', noRules, '--prometheus', 'prometheus:9090'])
+  t.equal(r.code, 1, '--prometheus that is not a URL: exit 1')
+  t.match(r.stderr, /invalid option "prometheus\.url": must be an http\(s\) URL/)
   r = await cli(t, addr, ['canary', 'start', '--resume', 'order-service', '--json'])
   t.equal(r.code, 4, 'nothing to resume: exit 4')
   t.match(JSON.parse(r.stdout), { error: /no canary of "order-service" to resume/, exitCode: 4 })
   r = await cli(t, addr, ['canary', 'status', 'order-service', '--json'])
   t.equal(r.code, 4, 'no canary: exit 4')
+})
+
+t.test('canary start --prometheus: the figures come from that Prometheus; one that is down holds the step', async (t) => {
+  const { dev, nacos } = await world(t)
+  const dir = await mkdtemp(join(tmpdir(), 'flowtag-cli-prom-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const spec = join(dir, 'spec.json')
+  await writeFile(spec, JSON.stringify({ service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 300, minRequests: 5, convergenceTimeoutMs: 1000, prometheus: { matchers: 'env="test"' } }))
+  const dead = `http://127.0.0.1:${await freePort()}`
+  const run = started(t, dev.address, ['canary', 'start', spec, '--prometheus', dead])
+  const store = new StateStore(nacos.config, 'FLOWTAG')
+  const paused = await waitFor('paused at convergence', async () => {
+    const s = await store.load('order-service')
+    return s?.phase === 'paused' ? s : undefined
+  }, 20_000)
+  t.same(paused.spec.prometheus, { url: dead, matchers: 'env="test"', serviceLabel: 'job', laneLabel: 'flowtag_version', instanceLabel: 'instance' }, '--prometheus sets the spec\'s url, the file\'s other fields kept')
+  t.match(paused.history.at(-1)?.message, /no metrics to start the step's window from \(@flowtag\/canary: Prometheus at http:\/\/127\.0\.0\.1:\d+ cannot be reached/)
+  t.notOk(paused.history.some((e) => e.event === 'check'), 'never judged')
+  t.match(run.io.stderr, /FLOWTAG_CANARY_METRICS_UNAVAILABLE|cannot read the metrics/, 'warned about on stderr')
+  const abort = await cli(t, dev.address, ['canary', 'abort', 'order-service'])
+  t.equal(abort.code, 0)
+  t.equal((await run.exit()).code, 1, 'aborted: exit 1')
 })
 
 t.test('a stopped controller leaves its canary to --resume; commands wait for one; status --watch follows it', async (t) => {

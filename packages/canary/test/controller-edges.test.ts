@@ -232,9 +232,13 @@ t.test('metrics that cannot be read are warned about; the step is judged once th
   m.mode.failReads = 1_000_000
   const log = recorder()
   const first = await CanaryController.start({ ...fast, steps: [10, 100], intervalMs: 300 }, { nacos, metrics: m.source, tickMs: 100, logger: log })
-  await waitFor('a failed tick', () => log.warnings.includes('flowtag canary: tick failed; trying again'), 15_000)
-  t.ok(log.warnings.includes('flowtag canary: reading metrics failed'))
+  await waitFor('failed reads after convergence', () => first.convergence.applied === 2 && log.warnings.filter((w) => /reading metrics failed/.test(w)).length >= 5, 15_000)
+  t.ok(log.warnings.some((w) => /cannot read the metrics the step's window starts from/.test(w)), 'the failed read at convergence is warned about')
   t.notOk(first.state.history.some((e) => e.event === 'check' || e.event === 'wait'), 'nothing is judged without figures')
+  // The step's window opens at a reading: without one the step is still converging (not
+  // `waiting` with no window, no audit entry, and a check due at once).
+  t.equal(first.state.phase, 'converging', 'converged instances, but no reading: still converging')
+  t.notOk(first.state.history.some((e) => e.event === 'converged'))
   m.mode.failReads = 0
   m.mode.perRead = 0
   await waitFor('a check waiting for traffic', () => first.state.history.some((e) => e.event === 'wait'), 15_000)
@@ -254,6 +258,24 @@ t.test('metrics that cannot be read are warned about; the step is judged once th
   const check = end.history.slice(restart).find((e) => e.event === 'check')
   t.match(check?.data, { verdict: 'pass', candidate: { requests: Number } })
   t.ok((check?.data as { candidate: { requests: number } }).candidate.requests > 0, 'judged on the figures read at the check')
+})
+
+t.test('a reading that fails mid-step is no data: the check waits, it never judges the last good reading', async (t) => {
+  const { nacos } = await world(t, { traffic: false })
+  const m = driven()
+  const c = await CanaryController.start({ ...fast, steps: [10, 100], intervalMs: 300 }, { nacos, metrics: m.source, tickMs: 100 })
+  t.teardown(() => c.close())
+  // From the moment the step's window opens, every reading fails.
+  const off = c.onUpdate((s) => { if (s.history.at(-1)?.event === 'converged') m.mode.failReads = 1_000_000 })
+  await waitFor('a check without data', () => c.state.history.some((e) => e.event === 'wait'), 15_000)
+  off()
+  const wait = c.state.history.find((e) => e.event === 'wait')!
+  t.match(wait.message, /waiting for traffic: no metrics: metrics endpoint down/)
+  t.match(wait.data, { verdict: 'waiting', candidate: { requests: 0 } })
+  t.notOk(c.state.history.some((e) => e.event === 'check'), 'no pass on stale figures')
+  t.equal(c.state.step, 0)
+  m.mode.failReads = 0
+  t.equal((await c.done).phase, 'promoted', 'judged again once readings come back')
 })
 
 t.test('a missing or invalid RuleSet in force refuses the start', async (t) => {

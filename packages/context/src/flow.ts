@@ -11,6 +11,8 @@ export interface FlowDecision {
 export interface FlowContext {
   tag?: string
   decision?: FlowDecision
+  /** Version of the RuleSet that decided `decision` at this edge; undefined when the lane came from a tag. */
+  ruleVersion?: number
   baggage: Record<string, string>
 }
 

@@ -6,7 +6,7 @@ export { parseBaggage, type BaggageEntry } from './baggage.ts'
 export { signTag, verifySignedTag, type SigningKey, type SignedTagResult, type SignedTagRefusal } from './signing.ts'
 export { FlowTagger, createFlowTagger, type FlowTagStats, type RequestFacts } from './tagger.ts'
 export { FlowTagOptionsSchema, type FlowTagOptions, type RuleStoreLike, type TagLogger } from './options.ts'
-export { LANE_ATTRIBUTE } from './otel.ts'
+export { LANE_ATTRIBUTE, RULE_ATTRIBUTE, RULE_VERSION_ATTRIBUTE } from './otel.ts'
 export { ContextError, errorCodes, type ContextErrorCode } from './errors.ts'
 export {
   checkOutboundFlow, setTagLossMode, tagLossMode, tagLossCounts, resetTagLossCounts, runUntagged,

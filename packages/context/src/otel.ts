@@ -4,6 +4,10 @@ import { BAGGAGE_KEY } from './codec.ts'
 
 /** Span attribute set on the active span when a request gets a lane. */
 export const LANE_ATTRIBUTE = 'flowtag.lane'
+/** Span attribute naming the rule that matched (set only when a rule decided the lane, not the default). */
+export const RULE_ATTRIBUTE = 'flowtag.rule'
+/** Span attribute with the version of the RuleSet that decided the lane (set only when the rules decided it). */
+export const RULE_VERSION_ATTRIBUTE = 'flowtag.rule_version'
 
 const probeKey = createContextKey('flowtag.context.probe')
 const probe = ROOT_CONTEXT.setValue(probeKey, true)
@@ -28,13 +32,19 @@ function readProbe (): boolean {
 }
 
 /**
- * Mark the active span with the lane and return the active OTel context with the lane in
- * its baggage, so OTel's own propagators carry it on. With no OTel SDK registered this is
- * a few no-op calls.
+ * Mark the active span with the lane (and, when the rules decided it, the matched rule's name
+ * and the RuleSet's version) and return the active OTel context with the lane in its baggage,
+ * so OTel's own propagators carry it on. A span that is not recording is left alone (nothing
+ * is built for it); with no OTel SDK registered this is a few no-op calls.
  */
-export function otelContextFor (tag: string): Context {
+export function otelContextFor (tag: string, rule?: string, ruleVersion?: number): Context {
   const active = context.active()
-  trace.getSpan(active)?.setAttribute(LANE_ATTRIBUTE, tag)
+  const span = trace.getSpan(active)
+  if (span?.isRecording() === true) {
+    span.setAttribute(LANE_ATTRIBUTE, tag)
+    if (rule !== undefined) span.setAttribute(RULE_ATTRIBUTE, rule)
+    if (ruleVersion !== undefined) span.setAttribute(RULE_VERSION_ATTRIBUTE, ruleVersion)
+  }
   const bag = propagation.getBaggage(active) ?? propagation.createBaggage()
   return propagation.setBaggage(active, bag.setEntry(BAGGAGE_KEY, { value: tag }))
 }

@@ -143,7 +143,7 @@ export class FlowTagger {
         this.#stats.shadowed++
         countShadow(decision, evaluate(shadow, req), compiled.version, shadow.version)
       }
-      return { tag: decision.tag, decision, baggage }
+      return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage }
     }
     this.#stats.untagged++
     // no rules (service mode) or none in force yet (store still empty): no lane; outbound uses stable
@@ -170,9 +170,13 @@ export class FlowTagger {
     return signTag(lane, ttlSeconds, { id: first[0], secret: first[1] })
   }
 
-  /** The OTel context to run the request in (lane on the span and in baggage), if enabled. */
+  /**
+   * The OTel context to run the request in, if enabled: the lane in its baggage, and on the
+   * active span `flowtag.lane`, plus `flowtag.rule` (the matched rule's name) and
+   * `flowtag.rule_version` when the rules decided the lane.
+   */
   otelContext (flow: FlowContext): Context | undefined {
-    return this.#o.otel && flow.tag !== undefined && otelContextManagerActive() ? otelContextFor(flow.tag) : undefined
+    return this.#o.otel && flow.tag !== undefined && otelContextManagerActive() ? otelContextFor(flow.tag, flow.decision?.rule, flow.ruleVersion) : undefined
   }
 
   /** Run `fn` inside the flow (AsyncLocalStorage) and, when given, the OTel context. */

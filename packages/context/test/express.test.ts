@@ -23,7 +23,7 @@ t.test('edge mode, trust policies and bad tags: same semantics as the Fastify pl
   t.teardown(server.close)
 
   const a = await get(server.origin, { 'x-tester': 'yes' })
-  t.same(a.body.flow, { tag: 'v2', decision: { tag: 'v2', rule: 'testers', reason: 'rule "testers" matched' }, baggage: {} })
+  t.same(a.body.flow, { tag: 'v2', decision: { tag: 'v2', rule: 'testers', reason: 'rule "testers" matched' }, ruleVersion: 1, baggage: {} })
   t.same(a.body.als, a.body.flow)
   t.equal((await get(server.origin, { 'x-flow-tag': 'v9' })).body.flow.tag, 'v1', 'plain tag ignored at the edge')
   const token = signTag('qa', 60, key)

@@ -27,7 +27,7 @@ t.test('edge mode: rules decide; request.flow and ALS agree; incoming tags ignor
   const app = await buildApp({ mode: 'edge', rules }, logs)
   t.teardown(() => app.close())
   const a = await flowOf(app, { 'x-tester': 'yes' })
-  t.same(a.flow, { tag: 'v2', decision: { tag: 'v2', rule: 'testers', reason: 'rule "testers" matched' }, baggage: {} })
+  t.same(a.flow, { tag: 'v2', decision: { tag: 'v2', rule: 'testers', reason: 'rule "testers" matched' }, ruleVersion: 1, baggage: {} })
   t.same(a.als, a.flow, 'handler runs inside the flow')
   const b = await flowOf(app, { 'x-flow-tag': 'evil', 'x-user-id': 'u1' })
   t.not(b.flow.tag, 'evil', 'a plain x-flow-tag is ignored at the edge by default')

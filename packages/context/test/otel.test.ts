@@ -29,7 +29,7 @@ t.test('Fastify: lane on the active span and in OTel baggage, also after a body'
   app.post('/x', async () => ({ baggage: laneInBaggage(), span: trace.getActiveSpan() !== undefined }))
   const res = await app.inject({ method: 'POST', url: '/x', payload: { a: 1 } })
   t.same(res.json(), { baggage: 'v2', span: true })
-  t.same(spans, [{ [LANE_ATTRIBUTE]: 'v2' }])
+  t.same(spans, [{ [LANE_ATTRIBUTE]: 'v2', 'flowtag.rule_version': 1 }], 'the default decided: no rule, the RuleSet version')
 })
 
 t.test('Fastify: otel: false leaves OTel alone; no span is fine', async (t) => {

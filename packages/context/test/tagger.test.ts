@@ -20,7 +20,7 @@ t.test('signed and cidrs together; trusted baggage without a lane still carried'
   t.equal(tagger.decide({ headers: {}, query: { l: [signTag('qa2', 60, key)] }, ip: '8.8.8.8' }).tag, 'qa2', 'repeated query param: first')
   t.equal(tagger.decide({ headers: { 'x-flow-tag': 'v7' }, ip: '127.0.0.1' }).tag, 'v7')
   const f = tagger.decide({ headers: { baggage: 'tenant=a' }, ip: '127.0.0.1' })
-  t.same(f, { tag: 'v1', decision: { tag: 'v1', reason: 'no rule matched: default lane' }, baggage: { tenant: 'a' } })
+  t.same(f, { tag: 'v1', decision: { tag: 'v1', reason: 'no rule matched: default lane' }, ruleVersion: 1, baggage: { tenant: 'a' } })
 })
 
 t.test('decide never throws: a failing rule source leaves the request untagged and warns', async (t) => {
