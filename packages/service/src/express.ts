@@ -97,6 +97,10 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     }
     const flow = tagger.decide(facts(req))
     req.flow = flow
+    // pino-http (or any logger on `req.log` with pino's `child`): every log line of the request
+    // says which lane it is in, as in the Fastify preset.
+    const log = (req as { log?: { child?: (bindings: object) => unknown } }).log
+    if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
     if (service.receipts) receiptOnHeaders(res, flow)
     const metrics = service.metrics
     if (metrics !== undefined) {

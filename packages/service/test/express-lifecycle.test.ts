@@ -5,6 +5,8 @@ import { NacosClient } from '@flowtag/nacos'
 import { listenOnLoopback, waitFor } from '@flowtag/test-kit'
 import express from 'express'
 import Fastify from 'fastify'
+import { pinoHttp } from 'pino-http'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import { flowTagService } from '../src/express.ts'
 import { fastifyFlowTagService } from '../src/fastify.ts'
@@ -38,6 +40,23 @@ t.test('attach() registers a server the app listens on itself; closed adapters r
   t.equal(late.listening, false)
   t.throws(() => ft.attach(createServer(app)), { code: 'FLOWTAG_SERVICE_CLOSED' })
   await t.rejects(ft.listen(app), { code: 'FLOWTAG_SERVICE_CLOSED' })
+})
+
+t.test('with pino-http in front, every log line of the request carries its lane', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const sink = new Writable({ write (chunk, _enc, done) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); done() } })
+  const ft = flowTagService({ service: 'logged', nacos: { serverAddr: '127.0.0.1:1', timeoutMs: 300 }, registration: false, signals: false })
+  t.teardown(() => ft.close())
+  const app = express()
+  app.use(pinoHttp({ autoLogging: false }, sink))
+  app.use(ft)
+  app.get('/work', (req, res) => { req.log.info('working'); res.json({ ok: true }) })
+  const server = createServer(app)
+  t.teardown(() => server.close())
+  const port = await listenOnLoopback(server)
+  await (await fetch(`http://127.0.0.1:${port}/work`, { headers: { 'x-flow-tag': 'v2' } })).json()
+  await (await fetch(`http://127.0.0.1:${port}/work`)).json()
+  t.same(lines.filter((l) => l.msg === 'working').map((l) => l.lane), ['v2', 'none'])
 })
 
 t.test('failFast listen with Nacos down rejects and leaves no server listening', async (t) => {
