@@ -8,7 +8,8 @@
 # ('nacos-test-pw', admin password with --auth), NACOS_START_TIMEOUT (180 s),
 # NACOS_JVM_OPTS (heap etc.), REAL_NACOS_HOME (<repo>/.real-nacos), MVN (mvn),
 # NACOS_CLUSTER (unset: standalone; else the members, 127.0.0.1:P1,127.0.0.1:P2,..., this port
-# among them: one node of a 2.x cluster on embedded storage, as start-cluster.sh runs them).
+# among them: one node of a 2.x cluster on embedded storage, as start-cluster.sh runs them),
+# NACOS_CLIENT_EXPIRED_MS (cluster only, 30000: when a node drops a dead peer's clients).
 # Prints NACOS_SERVER_ADDR=127.0.0.1:PORT once the server answers; on failure exits non-zero
 # with the log tail. State (data, logs, pid) lives in $REAL_NACOS_HOME/v<major>-<port>/ and
 # is wiped on each start so every run begins empty.
@@ -25,7 +26,7 @@ for arg in "$@"; do
     2|3) major=$arg ;;
     --auth) auth=true ;;
     --jars-only) jars_only=true ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "start.sh: unknown argument '$arg' (expected 2, 3, --auth or --jars-only)" >&2; exit 2 ;;
   esac
 done
@@ -114,6 +115,10 @@ else
     -DembeddedStorage=true
     -Dnacos.core.member.lookup.type=file
     -Dnacos.inetutils.prefer-hostname-over-ip=false
+    # Instances a node holds for clients connected to another node are renewed by Distro every
+    # 5 s and dropped when not renewed for this long (Nacos's default: 3 min), e.g. after that
+    # node died. Shorter here so a test sees the survivors without the dead node's copies.
+    -Dnacos.naming.client.expired.time="${NACOS_CLIENT_EXPIRED_MS:-30000}"
   )
 fi
 case "$major" in
