@@ -70,6 +70,11 @@ t.teardown(async () => {
   await Promise.all(clients.map((c) => c.app.stop('SIGKILL')))
   await rm(cacheRoot, { recursive: true, force: true })
 })
+// A failed set-up (a throw at the top level) or a timeout ends the process without the teardown:
+// never leave an app behind.
+process.once('exit', () => {
+  for (const c of clients) c.app.child.kill('SIGKILL')
+})
 
 async function until (what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> {
   const t0 = Date.now()
