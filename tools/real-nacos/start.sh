@@ -2,10 +2,14 @@
 # Start a real Nacos server (standalone, embedded Derby) from Maven Central artifacts.
 #
 #   tools/real-nacos/start.sh [2|3] [--auth]
+#   tools/real-nacos/start.sh [2|3] --jars-only   # only resolve the jars (no server)
 #
 # Env: NACOS_PORT (8848; gRPC = +1000 and +1001, JRaft = -1000), NACOS_PASSWORD
 # ('nacos-test-pw', admin password with --auth), NACOS_START_TIMEOUT (180 s),
-# NACOS_JVM_OPTS (heap etc.), REAL_NACOS_HOME (<repo>/.real-nacos), MVN (mvn).
+# NACOS_JVM_OPTS (heap etc.), REAL_NACOS_HOME (<repo>/.real-nacos), MVN (mvn),
+# NACOS_CLUSTER (unset: standalone; else the members, 127.0.0.1:P1,127.0.0.1:P2,..., this port
+# among them: one node of a 2.x cluster on embedded storage, as start-cluster.sh runs them),
+# NACOS_CLIENT_EXPIRED_MS (cluster only, 30000: when a node drops a dead peer's clients).
 # Prints NACOS_SERVER_ADDR=127.0.0.1:PORT once the server answers; on failure exits non-zero
 # with the log tail. State (data, logs, pid) lives in $REAL_NACOS_HOME/v<major>-<port>/ and
 # is wiped on each start so every run begins empty.
@@ -16,12 +20,14 @@ repo=$(cd "$here/../.." && pwd)
 
 major=2
 auth=false
+jars_only=false
 for arg in "$@"; do
   case "$arg" in
     2|3) major=$arg ;;
     --auth) auth=true ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) echo "start.sh: unknown argument '$arg' (expected 2, 3 or --auth)" >&2; exit 2 ;;
+    --jars-only) jars_only=true ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "start.sh: unknown argument '$arg' (expected 2, 3, --auth or --jars-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -35,17 +41,23 @@ home="$state_root/v$major-$port"
 pidfile="$home/nacos.pid"
 log="$home/server.log"
 base="http://127.0.0.1:$port/nacos"
+cluster=${NACOS_CLUSTER:-}
 
 if [[ ! "$port" =~ ^[0-9]+$ ]] || (( port < 1025 || port > 64534 )); then
   echo "start.sh: NACOS_PORT must be 1025..64534 (gRPC uses port+1001), got '$port'" >&2
   exit 2
 fi
-if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+if [[ -n "$cluster" ]]; then
+  [[ "$major" == 2 ]] || { echo "start.sh: NACOS_CLUSTER is for Nacos 2 only" >&2; exit 2; }
+  [[ ",$cluster," == *",127.0.0.1:$port,"* ]] ||
+    { echo "start.sh: NACOS_CLUSTER '$cluster' must list this node, 127.0.0.1:$port" >&2; exit 2; }
+fi
+if [[ "$jars_only" != true && -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   echo "start.sh: a Nacos started by this script already runs on port $port (pid $(cat "$pidfile")); run stop.sh first" >&2
   exit 1
 fi
 for p in "$port" $((port + 1000)) $((port + 1001)) $((port - 1000)); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+  if [[ "$jars_only" != true ]] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     echo "start.sh: port $p is already in use (Nacos needs $port, $((port + 1000)), $((port + 1001)), $((port - 1000)))" >&2
     exit 1
   fi
@@ -65,18 +77,22 @@ if [[ ! -f "$lib/.complete" || "$proj/pom.xml" -nt "$lib/.complete" ]]; then
   fi
   touch "$lib/.complete"
 fi
+# start-cluster.sh resolves the jars once before starting its nodes side by side.
+[[ "$jars_only" == true ]] && exit 0
 
 rm -rf "$home"
 mkdir -p "$home"
 
 props=(
-  -Dnacos.standalone=true
   -Dnacos.home="$home"
   -Dnacos.server.ip=127.0.0.1
   -Dserver.address=127.0.0.1
   -Dnacos.inetutils.ip-address=127.0.0.1
   -Dserver.tomcat.basedir="$home"
   -Dserver.error.include-message=always
+  # Derby's first connection (the schema load) times out after Hikari's 10 s by default, which a
+  # starved machine exceeds ("Login timeout exceeded"): give it a minute.
+  -Ddb.pool.config.connectionTimeout=60000
   -Dnacos.core.auth.enabled="$auth"
   -Dnacos.core.auth.system.type=nacos
   -Dnacos.core.auth.enable.userAgentAuthWhite=false
@@ -85,6 +101,26 @@ props=(
   # base64 of "flowtag-real-nacos-token-secret-key-0123456789" (46 bytes)
   -Dnacos.core.auth.plugin.nacos.token.secret.key=Zmxvd3RhZy1yZWFsLW5hY29zLXRva2VuLXNlY3JldC1rZXktMDEyMzQ1Njc4OQ==
 )
+if [[ -z "$cluster" ]]; then
+  props+=(-Dnacos.standalone=true)
+else
+  # A member of a cluster: the members come from conf/cluster.conf (file lookup); config lives in
+  # the embedded Derby of each node, replicated by JRaft (port P-1000), naming's ephemeral data
+  # by Distro over the cluster gRPC port (P+1001). Every member is 127.0.0.1:P, so the node's own
+  # address must be exactly that (no hostname, no interface guess).
+  mkdir -p "$home/conf"
+  tr ',' '\n' <<<"$cluster" >"$home/conf/cluster.conf"
+  props+=(
+    -Dnacos.standalone=false
+    -DembeddedStorage=true
+    -Dnacos.core.member.lookup.type=file
+    -Dnacos.inetutils.prefer-hostname-over-ip=false
+    # Instances a node holds for clients connected to another node are renewed by Distro every
+    # 5 s and dropped when not renewed for this long (Nacos's default: 3 min), e.g. after that
+    # node died. Shorter here so a test sees the survivors without the dead node's copies.
+    -Dnacos.naming.client.expired.time="${NACOS_CLIENT_EXPIRED_MS:-30000}"
+  )
+fi
 case "$major" in
   2)
     props+=(
@@ -130,7 +166,10 @@ fail() {
   echo "start.sh: $1" >&2
   echo "---- last lines of $log ----" >&2
   tail -n 60 "$log" >&2 || true
+  # Wait for the JVM to go (SIGKILL after 10 s): a half-started one keeps its ports.
   kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
   rm -f "$pidfile"
   exit 1
 }
@@ -163,5 +202,5 @@ fi
 
 ms=$(( ($(date +%s%N) - started) / 1000000 ))
 rss=$(ps -o rss= -p "$pid" | tr -d ' ')
-echo "real-nacos: v$major pid $pid port $port auth=$auth ready in ${ms} ms, RSS $((rss / 1024)) MiB, log $log" >&2
+echo "real-nacos: v$major pid $pid port $port auth=$auth${cluster:+ cluster=$cluster} ready in ${ms} ms, RSS $((rss / 1024)) MiB, log $log" >&2
 echo "NACOS_SERVER_ADDR=127.0.0.1:$port"

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 const repo = join(dirname(fileURLToPath(import.meta.url)), '../../../..')
 
 export interface NacosProcess {
-  readonly kind: 'dev server' | 'real Nacos 2.5.0'
+  readonly kind: 'dev server' | 'real Nacos 2.5.0' | 'real Nacos 2.5.0 cluster node'
   readonly addr: string
   kill(): Promise<void>
   /** Start again, empty; resolves once it answers. */
@@ -56,12 +56,16 @@ export async function devNacos (): Promise<NacosProcess> {
   return { kind: 'dev server', addr: `127.0.0.1:${port}`, kill, restart: start, close: kill }
 }
 
-/** The real Nacos 2.5.0 at `addr`, started by tools/real-nacos/start.sh (which this restarts). */
-export function realNacos (addr: string): NacosProcess {
+/**
+ * The real Nacos 2.5.0 at `addr`, started by tools/real-nacos/start.sh (which this restarts);
+ * with `cluster` (the members, `127.0.0.1:P1,...`), one node of the cluster start-cluster.sh ran,
+ * restarted as a member of it.
+ */
+export function realNacos (addr: string, cluster?: string): NacosProcess {
   const port = Number(addr.split(':').pop())
   const home = join(process.env.REAL_NACOS_HOME ?? join(repo, '.real-nacos'), `v2-${port}`)
   return {
-    kind: 'real Nacos 2.5.0',
+    kind: cluster === undefined ? 'real Nacos 2.5.0' : 'real Nacos 2.5.0 cluster node',
     addr,
     async kill () {
       const pid = Number((await readFile(join(home, 'nacos.pid'), 'utf8')).trim())
@@ -82,7 +86,7 @@ export function realNacos (addr: string): NacosProcess {
     async restart () {
       // Three times at most: on a starved machine Derby's first schema load can time out ("Login timeout exceeded").
       for (let attempt = 1; ; attempt++) {
-        const c = spawn(join(repo, 'tools/real-nacos/start.sh'), ['2'], { env: { ...process.env, NACOS_PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] })
+        const c = spawn(join(repo, 'tools/real-nacos/start.sh'), ['2'], { env: { ...process.env, NACOS_PORT: String(port), ...(cluster === undefined ? {} : { NACOS_CLUSTER: cluster }) }, stdio: ['ignore', 'ignore', 'inherit'] })
         const [code] = (await once(c, 'exit')) as [number | null]
         if (code === 0) return
         if (attempt === 3) throw new Error(`tools/real-nacos/start.sh exited ${code}`)

@@ -1,4 +1,5 @@
-// Writes the chaos figures into RELIABILITY.md: one dated section per target, replaced on each run.
+// Writes the chaos figures into RELIABILITY.md: one dated section per target (and one for the
+// Nacos cluster failover test), replaced on each run.
 import { readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,12 +24,23 @@ another lane than the RuleSet the gateway decided with gives (checked on every a
 `
 
 export async function writeReliability (target: string, rows: Row[], info: { elapsedS: number, outageMs: number, load: string }): Promise<void> {
-  const marker = `## Chaos suite: ${target}`
+  await writeSection(`## Chaos suite: ${target}`, [
+    `${stamp()} UTC, ${info.elapsedS} s in all, Nacos outage ${info.outageMs / 1000} s, load average ${info.load} on a shared 2-core machine.`,
+    'Topology: 2 gateways (3 during the outage) → order-service v1 ×2, v2 ×2 → inventory-service (gRPC) v1 ×2, v2 ×2 and user-service v1 ×2, v2 ×2, each its own process; lanes signed on every hop (gRPC included); a hop is misrouted when any of the four answers from another lane; load: 4 workers, 5 % testers, 500 sticky users.'
+  ], rows)
+}
+
+/** `YYYY-MM-DD HH:MM` of now, UTC. */
+export function stamp (): string {
+  return new Date().toISOString().slice(0, 16).replace('T', ' ')
+}
+
+/** Replace (or append) the section headed `marker`: its intro lines, then the table of rows. */
+export async function writeSection (marker: string, intro: string[], rows: Row[]): Promise<void> {
   const lines = [
-    `${marker}`,
+    marker,
     '',
-    `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${info.elapsedS} s in all, Nacos outage ${info.outageMs / 1000} s, load average ${info.load} on a shared 2-core machine.`,
-    'Topology: 2 gateways (3 during the outage) → order-service v1 ×2, v2 ×2 → inventory-service (gRPC) v1 ×2, v2 ×2 and user-service v1 ×2, v2 ×2, each its own process; lanes signed on every hop (gRPC included); a hop is misrouted when any of the four answers from another lane; load: 4 workers, 5 % testers, 500 sticky users.',
+    ...intro,
     '',
     '| scenario | sent | failed | misrouted | recovery | took | note |',
     '|---|---:|---:|---:|---:|---:|---|',
