@@ -64,6 +64,9 @@ export class ServerPool {
     this.#closing = closing
     this.#http = new HttpClient(opts.timeoutMs, closing.signal)
     this.#servers = (opts.servers ?? []).map(newState)
+    // Start at a random server, as the Java and Go SDKs do: the clients of a cluster spread over
+    // its nodes, so one node's death does not move every connection at once.
+    this.#current = Math.floor(Math.random() * this.#servers.length)
     this.#auth = opts.username === undefined || opts.password === undefined ? undefined : new Authenticator(this.#http, opts.username, opts.password, opts.logger)
     this.#grpc =
       opts.transport === 'auto' || opts.transport === 'grpc'
@@ -219,7 +222,8 @@ export class ServerPool {
       const known = new Map(this.#servers.map((s) => [s.address.origin, s]))
       const current = this.current?.origin
       this.#servers = addrs.map((a) => known.get(a.origin) ?? newState(a))
-      this.#current = Math.max(0, this.#servers.findIndex((s) => s.address.origin === current))
+      const kept = this.#servers.findIndex((s) => s.address.origin === current)
+      this.#current = kept === -1 ? Math.floor(Math.random() * this.#servers.length) : kept
       this.#listFetchedAt = Date.now()
     } catch (err) {
       // Keep the last list; only a client that never had one fails.

@@ -6,42 +6,55 @@ import { memoryLogger, startDev } from './fixtures/target.ts'
 import { waitFor } from '@flowtag/test-kit'
 
 t.test('two servers: when one dies, naming and config carry on against the other', async (t) => {
-  const a = await startDev()
-  const b = await startDev()
-  let aOpen = true
-  t.teardown(async () => {
-    if (aOpen) await a.close()
-    await b.close()
-  })
+  const servers = [await startDev(), await startDev()]
+  const open = new Set(servers)
+  t.teardown(() => Promise.all([...open].map((s) => s.close())))
   const logger = memoryLogger()
   const client = new NacosClient({
-    serverAddr: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+    serverAddr: servers.map((s) => `127.0.0.1:${s.port}`),
     beatIntervalMs: 200,
     namingPollIntervalMs: 200,
     logger
   })
   t.teardown(() => client.close())
-  const onB = new NacosClient({ serverAddr: `127.0.0.1:${b.port}`, namingPollIntervalMs: 100 })
-  t.teardown(() => onB.close())
 
   await client.naming.register('fo', { ip: '127.0.0.1', port: 4400 })
-  t.equal(client.server.origin, `http://127.0.0.1:${a.port}`)
+  // The client starts at a random server of its list: the one it talks to dies.
+  const dying = servers.find((s) => client.server.origin === `http://127.0.0.1:${s.port}`)!
+  const survivor = servers.find((s) => s !== dying)!
+  t.ok(dying, 'the client talks to one of its servers')
+  const onSurvivor = new NacosClient({ serverAddr: `127.0.0.1:${survivor.port}`, namingPollIntervalMs: 100 })
+  t.teardown(() => onSurvivor.close())
   const seen: Array<string | undefined> = []
   client.config.listen('fo-cfg', 'G', (c) => seen.push(c))
   const changes: ServiceChange[] = []
   client.naming.subscribe('fo-peer', (c) => changes.push(c))
 
-  await a.close()
-  aOpen = false
-  // Beats move to b, which does not know the instance: it comes back there.
-  await waitFor('instance on the second server', async () => (await onB.naming.instances('fo')).some((i) => i.port === 4400), 15_000)
-  t.equal(client.server.origin, `http://127.0.0.1:${b.port}`)
+  await dying.close()
+  open.delete(dying)
+  // Beats move to the survivor, which does not know the instance: it comes back there.
+  await waitFor('instance on the surviving server', async () => (await onSurvivor.naming.instances('fo')).some((i) => i.port === 4400), 15_000)
+  t.equal(client.server.origin, `http://127.0.0.1:${survivor.port}`)
   t.ok(logger.lines.some((l) => l.msg === 'nacos server failed, trying the next'))
 
-  await onB.config.publish('fo-cfg', 'G', 'after failover')
-  await waitFor('config change via the second server', () => seen.includes('after failover'), 15_000)
-  await onB.naming.register('fo-peer', { ip: '127.0.0.1', port: 4401 })
-  await waitFor('service change via the second server', () => changes.some((c) => c.added.some((i) => i.port === 4401)), 15_000)
+  await onSurvivor.config.publish('fo-cfg', 'G', 'after failover')
+  await waitFor('config change via the surviving server', () => seen.includes('after failover'), 15_000)
+  await onSurvivor.naming.register('fo-peer', { ip: '127.0.0.1', port: 4401 })
+  await waitFor('service change via the surviving server', () => changes.some((c) => c.added.some((i) => i.port === 4401)), 15_000)
+})
+
+t.test('clients start at a random server of their list, so the clients of a cluster spread over its nodes', async (t) => {
+  const servers = [await startDev(), await startDev()]
+  t.teardown(() => Promise.all(servers.map((s) => s.close())))
+  const used = new Set<string>()
+  // 16 clients all on one server of two: 2 × 2^-16 if the start were random, certain if it were not.
+  for (let i = 0; i < 16; i++) {
+    const client = new NacosClient({ serverAddr: servers.map((s) => `127.0.0.1:${s.port}`) })
+    await client.config.get('spread', 'G')
+    used.add(client.server.origin)
+    await client.close()
+  }
+  t.equal(used.size, 2, 'both servers were chosen')
 })
 
 t.test('a server answering 5xx is skipped; 4xx is not a reason to rotate', async (t) => {
