@@ -3,7 +3,7 @@
 import { fieldOf, type IssueList } from '@flowtag/errors'
 import { NacosClient, registrationOptionsSchema, type NacosClientOptions } from '@flowtag/nacos'
 import { outboundOptionsSchema } from '@flowtag/outbound'
-import { LANE_PATTERN, validateRuleSet, type RulesError, type RuleSetInput, type RuleStore } from '@flowtag/rules'
+import { LANE_PATTERN, validateRuleSet, type RuleIssue, type RulesError, type RuleSetInput, type RuleStore } from '@flowtag/rules'
 import type { FlowTagOptions } from '@flowtag/context'
 import { z } from 'zod'
 import { badServiceOption } from './errors.ts'
@@ -143,12 +143,10 @@ function inlineRuleSet (r: object): object {
   try {
     return validateRuleSet(r, 'rules')
   } catch (err) {
-    const issues = (err as RulesError).issues ?? []
-    const [first, ...rest] = issues
-    if (first === undefined) throw badServiceOption('rules', (err as Error).message, err)
+    // validateRuleSet lists at least one issue, each at a path inside the object (an unknown key first)
+    const [first, ...rest] = (err as RulesError).issues as [RuleIssue, ...RuleIssue[]]
     const others = rest.length === 0 ? '' : `; also ${rest.slice(0, 5).map((i) => `rules.${i.path}: ${i.message}`).join('; ')}${rest.length > 5 ? `; and ${rest.length - 5} more` : ''}`
-    const field = first.path === '(root)' ? 'rules' : `rules.${first.path}`
-    throw badServiceOption(field, `${first.message}, in the RuleSet document given as the "rules" option${others}`, err)
+    throw badServiceOption(`rules.${first.path}`, `${first.message}, in the RuleSet document given as the "rules" option${others}`, err)
   }
 }
 
@@ -158,7 +156,7 @@ function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string,
   if (result.success) return result.data
   const unknown = result.error.issues.find((i) => i.code === 'unrecognized_keys')
   if (unknown !== undefined) return failOn({ issues: [unknown] } as IssueList, prefix, `unknown key${where}`)
-  return failOn(result.error as IssueList, prefix, result.error.issues[0]?.message ?? 'invalid')
+  return failOn(result.error as IssueList, prefix, (result.error.issues[0] as { message: string }).message)
 }
 
 function failOn (issues: IssueList, prefix: string | undefined, problem: string): never {

@@ -113,7 +113,7 @@ export class FlowTagService {
       })
     } catch (err) {
       // the tagger's options are ours at the top level (mode, trust, otel)
-      throw asServiceOption(err, '', 'trust')
+      throw asServiceOption(err, '')
     }
     try {
       this.dispatcher = new FlowTagDispatcher({
