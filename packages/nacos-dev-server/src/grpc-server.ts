@@ -13,8 +13,12 @@ interface Conn {
   id: string
   peer: string
   stream: grpc.ServerDuplexStream<Buffer, Buffer> | undefined
-  /** `ns\u0002group@@service\u0002ip#port#cluster` of the instances this connection registered. */
-  instances: Set<string>
+  /**
+   * What this connection publishes, per service (`ns\u0002group@@service`): one entry each, as
+   * Nacos keeps it (a register or a batch replaces the service's previous one; a deregister
+   * removes it whole). Values are the `ip#port#cluster` of the instances.
+   */
+  published: Map<string, string[]>
   /** `ns\u0002group@@service`. */
   subscriptions: Set<string>
   /** Config keys (configKey()) it listens to. */
@@ -43,6 +47,25 @@ function answer (type: string, body: Body = {}): WireMessage {
 }
 function failure (type: string, errorCode: number, message: string): WireMessage {
   return { type, headers: {}, body: { resultCode: 500, errorCode, success: false, message, requestId: '' } }
+}
+
+/** An exception raised in a handler: Nacos answers an ErrorResponse whose resultCode is the error code. */
+function raised (errorCode: number, message: string): WireMessage {
+  const res = failure('ErrorResponse', errorCode, message)
+  res.body.resultCode = errorCode
+  return res
+}
+
+/** The request types served here, the response class of each handler, and the fields an empty one carries. */
+const HANDLERS: Record<string, { response: string; defaults: Body }> = {
+  InstanceRequest: { response: 'InstanceResponse', defaults: {} },
+  BatchInstanceRequest: { response: 'BatchInstanceResponse', defaults: {} },
+  SubscribeServiceRequest: { response: 'SubscribeServiceResponse', defaults: {} },
+  ServiceQueryRequest: { response: 'QueryServiceResponse', defaults: {} },
+  ConfigQueryRequest: { response: 'ConfigQueryResponse', defaults: { lastModified: 0, beta: false } },
+  ConfigPublishRequest: { response: 'ConfigPublishResponse', defaults: {} },
+  ConfigRemoveRequest: { response: 'ConfigRemoveResponse', defaults: {} },
+  ConfigBatchListenRequest: { response: 'ConfigChangeBatchListenResponse', defaults: { changedConfigs: [] } }
 }
 
 export class GrpcServer {
@@ -114,7 +137,7 @@ export class GrpcServer {
     let conn = this.#conns.get(peer)
     if (conn === undefined) {
       const [ip, port] = [peer.slice(0, peer.lastIndexOf(':')).replace(/^\[|\]$/g, ''), peer.slice(peer.lastIndexOf(':') + 1)]
-      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, instances: new Set(), subscriptions: new Set(), listens: new Set(), pushId: 0 }
+      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, published: new Map(), subscriptions: new Set(), listens: new Set(), pushId: 0 }
       this.#conns.set(peer, conn)
     }
     return conn
@@ -144,45 +167,46 @@ export class GrpcServer {
   #drop (conn: Conn): void {
     this.#conns.delete(conn.peer)
     conn.stream = undefined
-    for (const key of conn.instances) {
-      const [ns, name, ipPortCluster] = key.split(SEP) as [string, string, string]
-      const [ip, port, cluster] = ipPortCluster.split('#') as [string, string, string]
-      this.#deps.naming.deregister(ns, name, ip, Number(port), cluster)
-    }
-    conn.instances.clear()
+    for (const key of [...conn.published.keys()]) this.#unpublish(conn, key)
   }
 
   #beatAll (): void {
     for (const conn of this.#conns.values()) {
-      for (const key of conn.instances) {
-        const [ns, name, ipPortCluster] = key.split(SEP) as [string, string, string]
-        const [ip, port, cluster] = ipPortCluster.split('#') as [string, string, string]
-        const instance = this.#deps.naming.find(ns, name, ip, Number(port), cluster)
-        if (instance !== undefined) this.#deps.naming.beat(instance, ns)
+      for (const [key, list] of conn.published) {
+        const [ns, name] = key.split(SEP) as [string, string]
+        for (const ipPortCluster of list) {
+          const [ip, port, cluster] = ipPortCluster.split('#') as [string, string, string]
+          const instance = this.#deps.naming.find(ns, name, ip, Number(port), cluster)
+          if (instance !== undefined) this.#deps.naming.beat(instance, ns)
+        }
       }
     }
   }
 
   #request (peer: string, msg: WireMessage): WireMessage {
-    const respType = msg.type.replace(/Request$/, 'Response')
     if (msg.type === 'ServerCheckRequest') return answer('ServerCheckResponse', { connectionId: this.#conn(peer).id, supportAbilityNegotiation: true })
     const conn = this.#conns.get(peer)
     if (conn?.stream === undefined) return failure('ErrorResponse', 301, 'Connection is unregistered.')
     if (msg.type === 'HealthCheckRequest') return answer('HealthCheckResponse')
+    const handled = HANDLERS[msg.type]
+    // Nacos looks the handler up first (302 when there is none), then its auth filter refuses
+    // with an empty instance of the handler's response class (resultCode 500, errorCode 403).
+    if (handled === undefined) return failure('ErrorResponse', 302, 'RequestHandler Not Found')
     const auth = this.#deps.auth
     if (auth !== undefined && this.#deps.opts.auth?.enabled === true) {
       const refusal = auth.refusal(msg.headers.accessToken ?? msg.headers.accesstoken)
-      if (refusal !== undefined) return failure(respType, 403, refusal)
+      if (refusal !== undefined) return { type: handled.response, headers: {}, body: { resultCode: 500, errorCode: 403, message: refusal, ...handled.defaults, success: false, requestId: '' } }
     }
     const b = msg.body
     switch (msg.type) {
       case 'InstanceRequest':
         return this.#instance(conn, b)
       case 'BatchInstanceRequest': {
+        if (b.type !== 'batchRegisterInstance') return raised(400, `Unsupported request type ${String(b.type)}`)
         const ns = nsOf(b.namespace)
         const name = groupedName(str(b.groupName, DEFAULT_GROUP), str(b.serviceName))
-        for (const i of Array.isArray(b.instances) ? (b.instances as Body[]) : []) this.#register(conn, ns, name, i)
-        return answer('BatchInstanceResponse', { type: str(b.type) })
+        this.#publish(conn, ns, name, Array.isArray(b.instances) ? (b.instances as Body[]) : [])
+        return answer('BatchInstanceResponse', { type: 'batchRegisterInstance' })
       }
       case 'SubscribeServiceRequest': {
         const ns = nsOf(b.namespace)
@@ -224,7 +248,7 @@ export class GrpcServer {
         return answer('ConfigChangeBatchListenResponse', { changedConfigs: changed })
       }
       default:
-        return failure('ErrorResponse', 302, `RequestHandler Not Found: ${msg.type}`)
+        return failure('ErrorResponse', 302, 'RequestHandler Not Found')
     }
   }
 
@@ -233,32 +257,52 @@ export class GrpcServer {
     const name = groupedName(str(b.groupName, DEFAULT_GROUP), str(b.serviceName))
     const i = (b.instance ?? {}) as Body
     if (b.type === 'registerInstance') {
-      this.#register(conn, ns, name, i)
+      this.#publish(conn, ns, name, [i])
     } else if (b.type === 'deregisterInstance') {
-      const cluster = str(i.clusterName, DEFAULT_CLUSTER)
-      conn.instances.delete(`${ns}${SEP}${name}${SEP}${String(i.ip)}#${Number(i.port)}#${cluster}`)
-      this.#deps.naming.deregister(ns, name, String(i.ip), Number(i.port), cluster)
+      // Whatever instance it names, Nacos drops the connection's whole entry for the service.
+      this.#unpublish(conn, `${ns}${SEP}${name}`)
     } else {
-      return failure('ErrorResponse', 400, `Unsupported request type ${String(b.type)}`)
+      return raised(400, `Unsupported request type ${String(b.type)}`)
     }
     return answer('InstanceResponse', { type: b.type })
   }
 
-  #register (conn: Conn, ns: string, name: string, i: Body): void {
-    const cluster = str(i.clusterName, DEFAULT_CLUSTER)
-    const metadata: Record<string, string> = {}
-    for (const [k, v] of Object.entries((i.metadata ?? {}) as Body)) metadata[k] = String(v)
-    this.#deps.naming.register(ns, name, {
-      ip: String(i.ip),
-      port: Number(i.port),
-      clusterName: cluster,
-      weight: Number(i.weight ?? 1),
-      healthy: i.healthy !== false,
-      enabled: i.enabled !== false,
-      ephemeral: true,
-      metadata
-    })
-    conn.instances.add(`${ns}${SEP}${name}${SEP}${String(i.ip)}#${Number(i.port)}#${cluster}`)
+  /** The connection's entry for the service becomes `list` (one instance or a batch); instances it no longer names leave. */
+  #publish (conn: Conn, ns: string, name: string, list: Body[]): void {
+    const key = `${ns}${SEP}${name}`
+    const next: string[] = []
+    for (const i of list) {
+      const cluster = str(i.clusterName, DEFAULT_CLUSTER)
+      const metadata: Record<string, string> = {}
+      for (const [k, v] of Object.entries((i.metadata ?? {}) as Body)) metadata[k] = String(v)
+      this.#deps.naming.register(ns, name, {
+        ip: String(i.ip),
+        port: Number(i.port),
+        clusterName: cluster,
+        weight: Number(i.weight ?? 1),
+        healthy: i.healthy !== false,
+        enabled: i.enabled !== false,
+        ephemeral: true,
+        metadata
+      })
+      const id = `${String(i.ip)}#${Number(i.port)}#${cluster}`
+      if (!next.includes(id)) next.push(id)
+    }
+    for (const id of conn.published.get(key) ?? []) if (!next.includes(id)) this.#deregisterId(ns, name, id)
+    conn.published.set(key, next)
+  }
+
+  #unpublish (conn: Conn, key: string): void {
+    const list = conn.published.get(key)
+    if (list === undefined) return
+    conn.published.delete(key)
+    const [ns, name] = key.split(SEP) as [string, string]
+    for (const id of list) this.#deregisterId(ns, name, id)
+  }
+
+  #deregisterId (ns: string, name: string, ipPortCluster: string): void {
+    const [ip, port, cluster] = ipPortCluster.split('#') as [string, string, string]
+    this.#deps.naming.deregister(ns, name, ip, Number(port), cluster)
   }
 
   #serviceInfo (ns: string, group: string, service: string): Body {

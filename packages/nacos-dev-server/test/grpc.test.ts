@@ -117,19 +117,24 @@ t.test('naming: register, query, batch, deregister; unknown types are refused', 
   const batch = await c.request('BatchInstanceRequest', { groupName: 'G', serviceName: 'orders', type: 'batchRegisterInstance', instances: [instance(9002), instance(9003, { weight: undefined, healthy: false, clusterName: 'C1' })] })
   t.match(batch, { type: 'BatchInstanceResponse', body: { success: true, type: 'batchRegisterInstance' } })
   const hosts = ((await c.request('ServiceQueryRequest', { groupName: 'G', serviceName: 'orders' })).body.serviceInfo as { hosts: Array<Record<string, unknown>> }).hosts
-  t.same(hosts.map((h) => h.port).sort(), [9001, 9002, 9003])
+  // One entry per connection and service, as Nacos keeps it: the batch replaces the single register.
+  t.same(hosts.map((h) => h.port).sort(), [9002, 9003])
   t.match(hosts.find((h) => h.port === 9003), { weight: 1, healthy: false, clusterName: 'C1' })
-  t.match(await c.request('BatchInstanceRequest', { serviceName: 'none', instances: 'not a list' }), { body: { success: true, type: '' } })
+  t.match(await c.request('BatchInstanceRequest', { serviceName: 'none', type: 'batchRegisterInstance', instances: 'not a list' }), { body: { success: true, type: 'batchRegisterInstance' } })
+  t.match(await c.request('BatchInstanceRequest', { serviceName: 'none', type: 'batchDeregisterInstance', instances: [] }), {
+    type: 'ErrorResponse',
+    body: { success: false, resultCode: 400, errorCode: 400, message: 'Unsupported request type batchDeregisterInstance' }
+  })
 
   const dereg = await c.request('InstanceRequest', { groupName: 'G', serviceName: 'orders', type: 'deregisterInstance', instance: { ip: '127.0.0.1', port: 9001 } })
   t.match(dereg, { type: 'InstanceResponse', body: { success: true, type: 'deregisterInstance' } })
-  t.same((await json('GET', '/v1/ns/instance/list', { serviceName: 'G@@orders' })).hosts.map((h: { port: number }) => h.port).sort(), [9002, 9003])
+  t.same((await json('GET', '/v1/ns/instance/list', { serviceName: 'G@@orders' })).hosts, [], 'a deregister drops the connection\'s whole entry for the service, whatever instance it names')
 
   t.match(await c.request('InstanceRequest', { serviceName: 'orders', type: 'updateInstance', instance: instance(9001) }), {
     type: 'ErrorResponse',
     body: { success: false, errorCode: 400, message: 'Unsupported request type updateInstance' }
   })
-  t.match(await c.request('NoSuchRequest'), { type: 'ErrorResponse', body: { success: false, errorCode: 302, message: 'RequestHandler Not Found: NoSuchRequest' } })
+  t.match(await c.request('NoSuchRequest'), { type: 'ErrorResponse', body: { success: false, resultCode: 500, errorCode: 302, message: 'RequestHandler Not Found' } })
   // bytes that are not a Payload: an error answer, not a broken server
   t.match(await c.raw(Buffer.from([0xff, 0xff, 0xff, 0xff])), { type: 'ErrorResponse', body: { success: false, errorCode: 500 } })
   t.match(await c.request('HealthCheckRequest'), { body: { success: true } })
@@ -140,7 +145,7 @@ t.test("a connection's instances live as long as it does: kept past the heartbea
   const c = peer(t, server.grpcPort!)
   await c.connect()
   await c.request('InstanceRequest', { serviceName: 'orders', type: 'registerInstance', instance: instance(9001) })
-  await c.request('BatchInstanceRequest', { serviceName: 'orders', instances: [instance(9002)] })
+  await c.request('BatchInstanceRequest', { serviceName: 'orders', type: 'batchRegisterInstance', instances: [instance(9001), instance(9002)] })
   const list = () => json('GET', '/v1/ns/instance/list', { serviceName: 'orders' }) as Promise<{ hosts: Array<{ port: number; healthy: boolean }> }>
   // well past deleteTimeoutMs without any HTTP beat: the connection keeps them
   await new Promise((r) => setTimeout(r, 1000))

@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
+import { GrpcConnection } from '../src/grpc-connection.ts'
 import { NacosClient } from '../src/index.ts'
 import { officialConfig, officialNaming, type OfficialHost } from '../test/fixtures/official-sdk.ts'
 
@@ -44,13 +46,21 @@ const firstView = (views: Views, after: number, seen: (p: Set<number>) => boolea
   views.find((v) => v.at >= after && seen(v.ports))?.at
 
 // ---- config ----
-async function benchConfig () {
+/** `alone`: only the gRPC listener (and the bare connection) in the process, no HTTP or official listener. */
+async function benchConfig (alone = false, rounds = configRounds) {
   const publisher = new NacosClient({ serverAddr: addr })
-  const ours = new NacosClient({ serverAddr: addr, transport: 'http' })
+  const ours = alone ? undefined : new NacosClient({ serverAddr: addr, transport: 'http' })
   const grpc = new NacosClient({ serverAddr: addr, transport: 'grpc' })
-  const theirs = officialConfig(addr, mkdtempSync(join(tmpdir(), 'nacos-bench-')))
-  await theirs.ready()
-  const dataId = `bench-cfg-${run}`
+  const theirs = alone ? undefined : officialConfig(addr, mkdtempSync(join(tmpdir(), 'nacos-bench-')))
+  await theirs?.ready()
+  const dataId = `bench-cfg-${run}${alone ? '-alone' : ''}`
+  // Where the gRPC time goes: a bare config connection listening to the same key stamps when the
+  // server's ConfigChangeNotifyRequest arrives (the client's listener is one ConfigQueryRequest later).
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
+  let pushedAt: number | undefined
+  const silent = { debug () {}, info () {}, warn () {}, error () {} }
+  const raw = new GrpcConnection({ host, port, module: 'config', namespace: '', timeoutMs: 5000, logger: silent, handlers: { ConfigChangeNotifyRequest: () => { pushedAt ??= performance.now(); return {} } }, onClose: () => {} })
+  await raw.open()
   let oursLast: string | undefined
   let theirsLast: string | undefined
   let grpcLast: string | undefined
@@ -61,26 +71,37 @@ async function benchConfig () {
   })
   const oursAt = new Map<string, number>()
   const theirsAt = new Map<string, number>()
-  ours.config.listen(dataId, 'BENCH', (c) => {
+  ours?.config.listen(dataId, 'BENCH', (c) => {
     oursLast = c
     if (c !== undefined) oursAt.set(c, performance.now())
   })
-  theirs.subscribe({ dataId, group: 'BENCH' }, (c) => {
+  theirs?.subscribe({ dataId, group: 'BENCH' }, (c: string) => {
     theirsLast = c
     theirsAt.set(c, performance.now())
   })
   // Warm up: both listeners established and seeing a first value.
   await publisher.config.publish(dataId, 'BENCH', 'warm')
-  await until(() => oursLast === 'warm' && theirsLast === 'warm' && grpcLast === 'warm', 15_000)
-  const lat = { ours: [] as number[], theirs: [] as number[], grpc: [] as number[], oursMissed: 0, theirsMissed: 0, grpcMissed: 0 }
-  for (let i = 0; i < configRounds; i++) {
+  await until(() => (alone || (oursLast === 'warm' && theirsLast === 'warm')) && grpcLast === 'warm', 15_000)
+  // How long callbacks wait for the event loop this process shares (the tail's other source).
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 })
+  loopDelay.enable()
+  await raw.request('ConfigBatchListenRequest', { listen: true, configListenContexts: [{ dataId, group: 'BENCH', md5: '', tenant: '' }] }, {})
+  const lat = { ours: [] as number[], theirs: [] as number[], grpc: [] as number[], oursMissed: 0, theirsMissed: 0, grpcMissed: 0, published: [] as number[], pushed: [] as number[], query: [] as number[], loopP99: 0, loopMax: 0 }
+  for (let i = 0; i < rounds; i++) {
     const content = `v${i}`
+    pushedAt = undefined
     const t0 = performance.now()
     await publisher.config.publish(dataId, 'BENCH', content)
-    await until(() => oursAt.has(content) && theirsAt.has(content) && grpcAt.has(content), 5000)
+    lat.published.push(performance.now() - t0)
+    await until(() => (alone || (oursAt.has(content) && theirsAt.has(content))) && grpcAt.has(content) && pushedAt !== undefined, 5000)
     const g = grpcAt.get(content)
     if (g === undefined) lat.grpcMissed++
     else lat.grpc.push(g - t0)
+    if (pushedAt !== undefined) {
+      lat.pushed.push(pushedAt - t0)
+      if (g !== undefined) lat.query.push(g - pushedAt)
+    }
+    if (alone) continue
     const a = oursAt.get(content)
     const b = theirsAt.get(content)
     if (a === undefined) lat.oursMissed++
@@ -88,8 +109,12 @@ async function benchConfig () {
     if (b === undefined) lat.theirsMissed++
     else lat.theirs.push(b - t0)
   }
-  theirs.close()
-  await Promise.all([ours.close(), grpc.close(), publisher.close()])
+  loopDelay.disable()
+  lat.loopP99 = loopDelay.percentile(99) / 1e6
+  lat.loopMax = loopDelay.max / 1e6
+  theirs?.close()
+  raw.close()
+  await Promise.all([ours?.close(), grpc.close(), publisher.close()])
   return lat
 }
 
@@ -157,6 +182,9 @@ async function benchNaming (oursFirst: boolean, pairs: number) {
 const started = new Date()
 const load = loadavg().map((n) => n.toFixed(1)).join(' / ')
 const config = await benchConfig()
+// The same gRPC path with nothing else listening in the process: what is left of the tail is the
+// machine's (the other listeners' work shares this event loop in the run above).
+const alone = await benchConfig(true)
 const first = await benchNaming(true, Math.ceil(instancePairs / 2))
 const second = await benchNaming(false, Math.floor(instancePairs / 2))
 const naming = {
@@ -193,6 +221,9 @@ ${row('official nacos 2.6.3', config.theirs, config.theirsMissed)}
 ${row('@flowtag/nacos gRPC', naming.grpc, naming.grpcMissed)}
 ${row('@flowtag/nacos HTTP', naming.ours, naming.oursMissed)}
 ${row('official nacos 2.6.3', naming.theirs, naming.theirsMissed)}
+
+Where the gRPC config time goes (same rounds): the publish call itself (HTTP v1, answered after the server has pushed) p50 ${fmt(percentile(config.published, 50))} / p99 ${fmt(percentile(config.published, 99))} ms; publish → ConfigChangeNotifyRequest on a bare connection p50 ${fmt(percentile(config.pushed, 50))} / p99 ${fmt(percentile(config.pushed, 99))} ms; that push → our listener (one ConfigQueryRequest) p50 ${fmt(percentile(config.query, 50))} / p99 ${fmt(percentile(config.query, 99))} ms; event-loop delay of this process (all clients and the server share it) p99 ${fmt(config.loopP99)} / max ${fmt(config.loopMax)} ms.
+The gRPC listener alone in the process (no HTTP or official listener, ${alone.grpc.length} rounds right after): publish → listener p50 ${fmt(percentile(alone.grpc, 50))} / p99 ${fmt(percentile(alone.grpc, 99))} ms (push p50 ${fmt(percentile(alone.pushed, 50))} / p99 ${fmt(percentile(alone.pushed, 99))}, push → listener p50 ${fmt(percentile(alone.query, 50))} / p99 ${fmt(percentile(alone.query, 99))}, publish call p50 ${fmt(percentile(alone.published, 50))} / p99 ${fmt(percentile(alone.published, 99))}; event-loop delay p99 ${fmt(alone.loopP99)} / max ${fmt(alone.loopMax)}).
 
 Ratios (lower is better): gRPC/HTTP config p50 ${ratio(config.grpc, config.ours, 50)}, p99 ${ratio(config.grpc, config.ours, 99)}; gRPC/official config p50 ${ratio(config.grpc, config.theirs, 50)}, p99 ${ratio(config.grpc, config.theirs, 99)}; HTTP/official config p50 ${ratio(config.ours, config.theirs, 50)}, p99 ${ratio(config.ours, config.theirs, 99)}; instances gRPC/HTTP p50 ${ratio(naming.grpc, naming.ours, 50)}, p99 ${ratio(naming.grpc, naming.ours, 99)}; gRPC/official p50 ${ratio(naming.grpc, naming.theirs, 50)}, p99 ${ratio(naming.grpc, naming.theirs, 99)}.
 ${

@@ -123,7 +123,25 @@ export class GrpcConnection {
    * One unary call. Resolves with the decoded response; rejects with FLOWTAG_NACOS_UNREACHABLE on
    * transport errors, FLOWTAG_NACOS_AUTH on 403, FLOWTAG_NACOS_HTTP on other error responses.
    */
-  request (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
+  async request (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
+    const res = await this.exchange(type, body, headers, timeoutMs)
+    const errorCode = Number(res.body.errorCode ?? 0)
+    const resultCode = Number(res.body.resultCode ?? 200)
+    if (res.type === 'ErrorResponse' || resultCode !== 200) {
+      const message = `${type} to ${this.origin}: ${String(res.body.message ?? res.type)} (errorCode ${errorCode})`
+      // 301: the server does not know this connection (restarted, or not set up yet): reconnect.
+      if (errorCode === 301) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', message)
+      if (errorCode === 403) throw new NacosError('FLOWTAG_NACOS_AUTH', message, { statusCode: 403 })
+      throw new GrpcAnswerError(message, errorCode, res)
+    }
+    return res
+  }
+
+  /**
+   * One unary call, answered as the server answered it (error responses included: `type`,
+   * `resultCode`, `errorCode` as sent). Rejects with FLOWTAG_NACOS_UNREACHABLE on transport errors only.
+   */
+  exchange (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
     const payload = encodePayload({ type, headers, body: { ...body, headers: {}, requestId: '', module: this.#opts.module } })
     return new Promise((resolve, reject) => {
       this.#client.makeUnaryRequest(requestPath, id, id, payload, { deadline: Date.now() + timeoutMs }, (err, out) => {
@@ -131,18 +149,7 @@ export class GrpcConnection {
           reject(new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${type} to ${this.origin}: ${err?.message ?? 'no answer'}`, { cause: err }))
           return
         }
-        const res = decodePayload(out)
-        const errorCode = Number(res.body.errorCode ?? 0)
-        const resultCode = Number(res.body.resultCode ?? 200)
-        if (res.type === 'ErrorResponse' || resultCode !== 200) {
-          const message = `${type} to ${this.origin}: ${String(res.body.message ?? res.type)} (errorCode ${errorCode})`
-          // 301: the server does not know this connection (restarted, or not set up yet): reconnect.
-          if (errorCode === 301) reject(new NacosError('FLOWTAG_NACOS_UNREACHABLE', message))
-          else if (errorCode === 403) reject(new NacosError('FLOWTAG_NACOS_AUTH', message, { statusCode: 403 }))
-          else reject(new GrpcAnswerError(message, errorCode, res))
-          return
-        }
-        resolve(res)
+        resolve(decodePayload(out))
       })
     })
   }

@@ -1,7 +1,7 @@
 export * from './discovery.ts'
 export * from './static-discovery.ts'
 export { NacosClient } from './client.ts'
-export type { NamingClient, NamingStats, InstanceInput, InstanceRef } from './naming-client.ts'
+export type { NamingClient, NamingStats, InstanceInput, InstanceRef, BatchInstanceInput, BatchRegisterOptions } from './naming-client.ts'
 export type { ConfigClient, ConfigListener } from './config-client.ts'
 export type { NacosClientOptions } from './options.ts'
 export { NacosRegistration, registrationOptionsSchema, type NacosRegistrationOptions, type ListenAddress } from './registration.ts'

@@ -38,6 +38,11 @@ export class BeatLoop {
     return this.#registrations.has(key)
   }
 
+  /** The instances kept registered (beating) of one service (`group@@service`). */
+  specsOf (name: string): InstanceSpec[] {
+    return [...this.#registrations.values()].filter((r) => grouped(r.spec.group, r.spec.service) === name).map((r) => r.spec)
+  }
+
   /** Start beating for a just-registered ephemeral instance. */
   start (spec: InstanceSpec): void {
     const configured = Number(spec.metadata['preserved.heart.beat.interval'])

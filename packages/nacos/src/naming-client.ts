@@ -25,6 +25,11 @@ const instanceSchema = z.strictObject({
 })
 
 export type InstanceInput = z.input<typeof instanceSchema>
+/** An instance of a batch: its group is the batch's, and it is ephemeral. */
+export type BatchInstanceInput = Omit<InstanceInput, 'group' | 'ephemeral'> & { ephemeral?: true }
+
+const batchOptionsSchema = z.strictObject({ group: z.string().regex(/^[a-zA-Z0-9\-_:.]+$/).max(128).optional() })
+export type BatchRegisterOptions = z.input<typeof batchOptionsSchema>
 export type InstanceRef = Pick<InstanceInput, 'ip' | 'port' | 'clusterName' | 'group' | 'ephemeral'>
 
 export interface NamingStats {
@@ -78,6 +83,62 @@ export class NamingClient implements Discovery {
     if (!spec.ephemeral) return
     this.#beats.start(spec)
     this.#ctx.logger.info({ service: grouped(spec.group, spec.service), ip: spec.ip, port: spec.port }, 'nacos instance registered')
+  }
+
+  /**
+   * Make `instances` this client's ephemeral instances of `service`, at once: over gRPC one
+   * `BatchInstanceRequest` (what Nacos lists for this client's connection becomes exactly this
+   * list; redone as one batch after a reconnect). Instances of the service this client registered
+   * before and that the list leaves out are deregistered; an empty list deregisters them all.
+   * Over HTTP (v1, v3), where Nacos has no batch for ephemeral instances, the instances are
+   * registered one by one (each then beats on its own) and the left-out ones deregistered: the
+   * same end state, not atomic (a watcher may see it arrive in steps).
+   *
+   * @param service the service name (`group@@service` allowed)
+   * @param instances `[{ ip, port, weight?, enabled?, healthy?, clusterName?, metadata? }]` as for
+   *   `register`; all ephemeral (no `ephemeral: false`), no per-instance `group`; the same
+   *   `ip:port:cluster` twice counts once (the last one)
+   * @param options `{ group? }` @default the client's group
+   * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid or persistent instance or a bad
+   *   group; `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_HTTP`, `FLOWTAG_NACOS_AUTH` from the server
+   */
+  async batchRegister (service: string, instances: BatchInstanceInput[], options: BatchRegisterOptions = {}): Promise<void> {
+    const opts = parseArgument(batchOptionsSchema, options, 'options')
+    if (!Array.isArray(instances)) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": expected an array')
+    const byKey = new Map<string, InstanceSpec>()
+    for (const instance of instances) {
+      const i = instance as InstanceInput
+      if (i.ephemeral === false) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": a batch registers ephemeral instances only')
+      if (i.group !== undefined) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": the group is the batch\'s (options.group), not an instance\'s')
+      const spec = this.#spec(service, { ...i, ...(opts.group === undefined ? {} : { group: opts.group }) })
+      byKey.set(regKey(spec), spec)
+    }
+    const [group, bare] = splitService(service, opts.group ?? this.#ctx.options.group)
+    const name = grouped(group, bare)
+    const specs = [...byKey.values()]
+    const previous = this.#beats.specsOf(name)
+    const dropped = previous.filter((s) => !byKey.has(regKey(s)))
+    // Registrations in flight land before the batch, not after it.
+    for (const s of [...dropped, ...specs]) await this.#beats.stop(regKey(s))
+    const undo = dropped.map((s) => this.#watches.expectLeave(name, instanceKey(s)))
+    const ns = this.#ctx.options.namespace
+    try {
+      await this.#ctx.pool.exec('batch register instances', async (t, r) => {
+        if (t.batchRegister !== undefined) return t.batchRegister(r, ns, group, bare, specs)
+        for (const s of specs) await t.register(r, ns, s)
+        for (const s of dropped) await t.deregister(r, ns, s)
+      })
+    } catch (err) {
+      for (const u of undo) u()
+      // What the server holds is unknown: the instances held before beat again (and re-register if lost).
+      for (const s of previous) this.#beats.start(s)
+      throw err
+    }
+    for (const s of specs) {
+      this.#watches.registered(name, instanceKey(s))
+      this.#beats.start(s)
+    }
+    this.#ctx.logger.info({ service: name, instances: specs.map((s) => `${s.ip}:${s.port}`), deregistered: dropped.length }, 'nacos instances batch registered')
   }
 
   async deregister (service: string, instance: InstanceRef): Promise<void> {

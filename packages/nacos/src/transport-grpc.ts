@@ -30,6 +30,23 @@ export interface GrpcTransport extends Transport {
   close(): void
 }
 
+/**
+ * What this client publishes for one service on its naming connection. Nacos keeps one entry per
+ * connection and service: a register or a batch replaces the previous one, a deregister drops it
+ * whole. So several instances of one service go as one BatchInstanceRequest, always all of them.
+ */
+interface Published {
+  ns: string
+  service: string
+  group: string
+  /** By instance key, in registration order. */
+  specs: Map<string, InstanceSpec>
+  /** Set by `batchRegister`: sent as a batch even with one instance. */
+  batch: boolean
+  /** Serializes changes to this entry (each one is sent whole). */
+  queue: Promise<unknown>
+}
+
 interface Subscription {
   ns: string
   service: string
@@ -65,7 +82,7 @@ export function parseGrpcServiceInfo (raw: Record<string, unknown>, service: str
 }
 
 export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport {
-  const instances = new Map<string, { ns: string; spec: InstanceSpec }>()
+  const published = new Map<string, Published>()
   const subscriptions = new Map<string, Subscription>()
   const serviceListeners = new Set<(raw: Record<string, unknown>) => void>()
   const configWaiters = new Set<(key: ConfigKey | undefined) => void>()
@@ -100,6 +117,48 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     type,
     instance: instanceBody(spec)
   })
+
+  /** Sends a service's entry as it now stands: one instance, a batch, or (none left) a deregister. */
+  async function sendEntry (conn: GrpcConnection, r: ServerRequester, p: Published, dropped?: InstanceSpec): Promise<void> {
+    const specs = [...p.specs.values()]
+    if (specs.length === 0 && !p.batch) {
+      if (dropped !== undefined) await call(conn, r, 'InstanceRequest', registerBody(p.ns, dropped, 'deregisterInstance'))
+      return
+    }
+    if (specs.length === 1 && !p.batch) {
+      await call(conn, r, 'InstanceRequest', registerBody(p.ns, specs[0] as InstanceSpec, 'registerInstance'))
+      return
+    }
+    await call(conn, r, 'BatchInstanceRequest', {
+      namespace: nsName(p.ns),
+      serviceName: p.service,
+      groupName: p.group,
+      type: 'batchRegisterInstance',
+      instances: specs.map(instanceBody)
+    })
+  }
+
+  function entryOf (ns: string, group: string, service: string): Published {
+    const key = `${ns}\u0002${grouped(group, service)}`
+    let p = published.get(key)
+    if (p === undefined) {
+      p = { ns, service, group, specs: new Map(), batch: false, queue: Promise.resolve() }
+      published.set(key, p)
+    }
+    return p
+  }
+
+  /** Runs one change of an entry after the previous one (a change is a whole new entry sent). */
+  function serial<T> (p: Published, task: () => Promise<T>): Promise<T> {
+    const run = p.queue.then(task, task)
+    p.queue = run.catch(() => {})
+    return run
+  }
+
+  function forget (p: Published): void {
+    const key = `${p.ns}\u0002${grouped(p.group, p.service)}`
+    if (p.specs.size === 0 && published.get(key) === p) published.delete(key)
+  }
   const subscribeBody = (s: Subscription, subscribe: boolean) => ({
     namespace: nsName(s.ns),
     serviceName: s.service,
@@ -120,10 +179,11 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
         return {}
       }
     },
-    // Redo: instances first (a subscriber of its own service then sees itself), then
-    // subscriptions, whose answers are delivered like pushes.
+    // Redo: instances first (a subscriber of its own service then sees itself), one request per
+    // service as it was last sent (a batch stays a batch), then subscriptions, whose answers are
+    // delivered like pushes.
     redo: async (conn, r) => {
-      for (const { ns, spec } of instances.values()) await call(conn, r, 'InstanceRequest', registerBody(ns, spec, 'registerInstance'))
+      for (const p of published.values()) if (p.specs.size > 0) await sendEntry(conn, r, p)
       for (const s of subscriptions.values()) {
         const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
         const info = res.body.serviceInfo
@@ -131,7 +191,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       }
     },
     reconnect: opts.reconnect,
-    holdsState: () => instances.size > 0 || subscriptions.size > 0
+    holdsState: () => published.size > 0 || subscriptions.size > 0
   })
 
   const config = new GrpcSession({
@@ -178,17 +238,52 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     async register (r, ns, inst) {
       // Persistent instances are not connection-scoped: they keep the HTTP API (and its beats-free life).
       if (!inst.ephemeral) return httpV1.register(r, ns, inst)
-      const conn = await naming.connection(r)
-      await call(conn, r, 'InstanceRequest', registerBody(ns, inst, 'registerInstance'))
-      instances.set(instanceKeyOf(inst), { ns, spec: inst })
+      const p = entryOf(ns, inst.group, inst.service)
+      await serial(p, async () => {
+        const conn = await naming.connection(r)
+        const before = new Map(p.specs)
+        // In the record before the call: a reconnect racing it redoes the entry with this instance.
+        p.specs.set(instanceKeyOf(inst), inst)
+        try {
+          await sendEntry(conn, r, p)
+        } catch (err) {
+          p.specs = before
+          forget(p)
+          throw err
+        }
+      })
+    },
+
+    async batchRegister (r, ns, group, service, specs) {
+      const p = entryOf(ns, group, service)
+      await serial(p, async () => {
+        const conn = await naming.connection(r)
+        const before = { specs: p.specs, batch: p.batch }
+        p.specs = new Map(specs.map((s) => [instanceKeyOf(s), s]))
+        p.batch = true
+        try {
+          // An empty batch is valid: Nacos then lists none of this connection's instances of the service.
+          await sendEntry(conn, r, p)
+        } catch (err) {
+          Object.assign(p, before)
+          throw err
+        }
+        if (p.specs.size === 0) forget(p)
+      })
     },
 
     async deregister (r, ns, inst) {
       if (!inst.ephemeral) return httpV1.deregister(r, ns, inst)
-      // Forget it first: a reconnect racing this call must not bring it back.
-      instances.delete(instanceKeyOf(inst))
-      const conn = await naming.connection(r)
-      await call(conn, r, 'InstanceRequest', registerBody(ns, inst, 'deregisterInstance'))
+      const p = entryOf(ns, inst.group, inst.service)
+      await serial(p, async () => {
+        // Forget it first: a reconnect racing this call must not bring it back.
+        const had = p.specs.delete(instanceKeyOf(inst))
+        forget(p)
+        if (!had) return
+        const conn = await naming.connection(r)
+        // The others of the service stay: they are sent again without it (Nacos drops the whole entry on a deregister).
+        await sendEntry(conn, r, p, inst)
+      })
     },
 
     async update (r, ns, inst) {
@@ -201,7 +296,8 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       if (!inst.ephemeral) return httpV1.beat(r, ns, inst, false)
       // The connection keeps ephemeral instances alive; make sure there is one (and it was redone).
       await naming.connection(r)
-      return { intervalMs: undefined, lightBeatEnabled: false, notFound: !instances.has(instanceKeyOf(inst)) }
+      const p = published.get(`${ns}\u0002${grouped(inst.group, inst.service)}`)
+      return { intervalMs: undefined, lightBeatEnabled: false, notFound: p?.specs.has(instanceKeyOf(inst)) !== true }
     },
 
     async list (r, ns, service, group) {

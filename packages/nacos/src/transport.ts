@@ -65,6 +65,11 @@ export interface Transport {
   getConfig(r: ServerRequester, ns: string, key: ConfigKey): Promise<ConfigValue | undefined>
   publishConfig(r: ServerRequester, ns: string, key: ConfigKey, content: string, type: string | undefined): Promise<void>
   removeConfig(r: ServerRequester, ns: string, key: ConfigKey): Promise<void>
+  /**
+   * Make `specs` (ephemeral, all of one service) this client's instances of the service, in one
+   * request; where the API has it (gRPC's BatchInstanceRequest).
+   */
+  batchRegister?: (r: ServerRequester, ns: string, group: string, service: string, specs: InstanceSpec[]) => Promise<void>
   /** Subscribe to a service's changes (pushed) and answer its list now; where the API has it. */
   watch?: (r: ServerRequester, ns: string, service: string, group: string) => Promise<ServiceSnapshot>
   /** End a subscription made with `watch`. */

@@ -7,9 +7,10 @@ import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { NacosClient, type NacosClientOptions, type ServiceChange } from '../src/index.ts'
+import { GrpcConnection } from '../src/grpc-connection.ts'
 import { runGoSdk } from './fixtures/go-sdk.ts'
 import { unique as uniq, waitFor } from '@flowtag/test-kit'
 import { fastDev, memoryLogger, startDev } from './fixtures/target.ts'
@@ -42,6 +43,34 @@ for (const [name, addr, auth] of real) {
 }
 
 const child = resolve(import.meta.dirname, 'fixtures/grpc-child.ts')
+const silent = { debug () {}, info () {}, warn () {}, error () {} }
+
+/** A bare naming or config connection, for requests sent as they are and answers read as sent. */
+async function rawConnection (t: Test, addr: string, module: 'naming' | 'config' = 'naming'): Promise<GrpcConnection> {
+  const at = addr.lastIndexOf(':')
+  const conn = new GrpcConnection({ host: addr.slice(0, at), port: Number(addr.slice(at + 1)), module, namespace: '', timeoutMs: 5000, logger: silent, handlers: { NotifySubscriberRequest: () => ({}) }, onClose: () => {} })
+  t.teardown(() => conn.close())
+  await conn.open()
+  return conn
+}
+
+const wireInstance = (service: string, port: number) => ({ ip: '127.0.0.1', port, weight: 1, enabled: true, healthy: true, ephemeral: true, clusterName: 'DEFAULT', serviceName: service, metadata: {} })
+
+/** The request types the gRPC transport sends, and the response class Nacos 2.5.0's handler answers (refusals included). */
+const refusedTypes = (svc: string): Array<[string, 'naming' | 'config', Record<string, unknown>, string, Record<string, unknown>]> => {
+  const base = { namespace: 'public', serviceName: svc, groupName: 'DEFAULT_GROUP' }
+  const cfg = { dataId: svc, group: 'DEFAULT_GROUP', tenant: '' }
+  return [
+    ['ServiceQueryRequest', 'naming', { ...base, cluster: '', healthyOnly: false, udpPort: 0 }, 'QueryServiceResponse', {}],
+    ['InstanceRequest', 'naming', { ...base, type: 'registerInstance', instance: wireInstance(svc, 1) }, 'InstanceResponse', {}],
+    ['BatchInstanceRequest', 'naming', { ...base, type: 'batchRegisterInstance', instances: [wireInstance(svc, 1)] }, 'BatchInstanceResponse', {}],
+    ['SubscribeServiceRequest', 'naming', { ...base, clusters: '', subscribe: true }, 'SubscribeServiceResponse', {}],
+    ['ConfigQueryRequest', 'config', { ...cfg, tag: '' }, 'ConfigQueryResponse', { lastModified: 0, beta: false }],
+    ['ConfigPublishRequest', 'config', { ...cfg, content: 'x', casMd5: '', additionMap: {} }, 'ConfigPublishResponse', {}],
+    ['ConfigRemoveRequest', 'config', { ...cfg, tag: '' }, 'ConfigRemoveResponse', {}],
+    ['ConfigBatchListenRequest', 'config', { listen: true, configListenContexts: [{ ...cfg, md5: '' }] }, 'ConfigChangeBatchListenResponse', { changedConfigs: [] }]
+  ]
+}
 /** Figures for the log (and BENCHMARKS.md by hand): push latencies per target. */
 const figures: string[] = []
 
@@ -160,6 +189,103 @@ for (const target of targets) {
     t.ok(latency < 1500, `Go SDK config callback within 1.5 s (${latency} ms), not its 5 s poll`)
   })
 
+  t.test(`${target.name}: BatchInstanceRequest on the wire: one entry per connection and service`, async (t) => {
+    const s = await target.start()
+    t.teardown(() => s.close())
+    const svc = uniq('grpc-wire-batch')
+    const token = s.auth === undefined ? undefined : await login(s)
+    const headers: Record<string, string> = token === undefined ? {} : { accessToken: token }
+    const a = await rawConnection(t, s.addr)
+    const b = await rawConnection(t, s.addr)
+    const base = { namespace: 'public', serviceName: svc, groupName: 'DEFAULT_GROUP' }
+    const batch = async (c: GrpcConnection, ports: number[], type = 'batchRegisterInstance') => c.exchange('BatchInstanceRequest', { ...base, type, instances: ports.map((p) => wireInstance(svc, p)) }, headers)
+    const single = async (c: GrpcConnection, port: number, type: string) => c.exchange('InstanceRequest', { ...base, type, instance: wireInstance(svc, port) }, headers)
+    const listed = async (): Promise<number[]> => {
+      const res = await a.exchange('ServiceQueryRequest', { ...base, cluster: '', healthyOnly: false, udpPort: 0 }, headers)
+      const hosts = ((res.body.serviceInfo ?? {}) as { hosts?: Array<{ port: number }> }).hosts ?? []
+      return hosts.map((h) => h.port).sort((x, y) => x - y)
+    }
+    const expect = async (ports: number[], what: string) => {
+      // A real Nacos applies a registration a moment after it answers.
+      await waitFor(what, async () => JSON.stringify(await listed()) === JSON.stringify(ports), 5000).catch(() => {})
+      t.same(await listed(), ports, what)
+    }
+    const ok = await batch(a, [1, 2])
+    t.match(ok, { type: 'BatchInstanceResponse', body: { resultCode: 200, errorCode: 0, type: 'batchRegisterInstance', success: true } })
+    await expect([1, 2], 'a batch lists all its instances')
+    await batch(a, [3])
+    await expect([3], 'a later batch of the same connection replaces the earlier one')
+    await batch(b, [4, 5])
+    await expect([3, 4, 5], 'another connection has its own entry')
+    t.match(await single(a, 6, 'registerInstance'), { type: 'InstanceResponse', body: { resultCode: 200, type: 'registerInstance' } })
+    await expect([4, 5, 6], 'a single register replaces the batch')
+    await single(a, 7, 'registerInstance')
+    await expect([4, 5, 7], 'a second single register replaces the first')
+    await batch(a, [8, 9])
+    await expect([4, 5, 8, 9], 'a batch replaces a single register')
+    await single(a, 8, 'deregisterInstance')
+    await expect([4, 5], 'a deregister of one drops the whole entry')
+    await batch(a, [10, 10])
+    await expect([4, 5, 10], 'the same instance twice is listed once')
+    await batch(a, [])
+    await expect([4, 5], 'an empty batch drops the entry')
+    t.match(await batch(a, [1], 'batchDeregisterInstance'), { type: 'ErrorResponse', body: { resultCode: 400, errorCode: 400, message: 'Unsupported request type batchDeregisterInstance' } })
+    b.close()
+    await expect([], 'a closed connection takes its batch with it')
+  })
+
+  t.test(`${target.name}: batchRegister: one batch, replaced by the next, merged with register, redone whole`, async (t) => {
+    const s = await target.start()
+    t.teardown(() => s.close())
+    const svc = uniq('grpc-batch')
+    const watcher = new NacosClient(opts(s))
+    const a = new NacosClient(opts(s))
+    const b = new NacosClient(opts(s))
+    t.teardown(() => Promise.all([watcher.close(), a.close(), b.close()]))
+    const sizes: number[] = []
+    watcher.naming.subscribe(svc, (c) => sizes.push(c.instances.length))
+    t.same(await watcher.naming.instances(svc), [])
+    const ports = async () => (await watcher.naming.instances(svc)).map((i) => i.port).sort((x, y) => x - y)
+    const expect = async (want: number[], what: string) => {
+      await waitFor(what, async () => JSON.stringify(await ports()) === JSON.stringify(want), 10_000).catch(() => {})
+      t.same(await ports(), want, what)
+    }
+    const at = Date.now()
+    await a.naming.batchRegister(svc, [{ ip: '127.0.0.1', port: 4711, metadata: { version: 'v1' } }, { ip: '127.0.0.1', port: 4712 }])
+    await expect([4711, 4712], 'both listed')
+    figures.push(`${target.name}: batchRegister(2) -> both pushed ${Date.now() - at} ms`)
+    t.equal((await watcher.naming.instances(svc)).find((i) => i.port === 4711)?.metadata.version, 'v1', 'metadata kept')
+    t.ok(a.naming.isRegistered(svc, { ip: '127.0.0.1', port: 4712 }))
+    await a.naming.batchRegister(svc, [{ ip: '127.0.0.1', port: 4712 }, { ip: '127.0.0.1', port: 4713 }])
+    await expect([4712, 4713], 'the next batch replaces it')
+    t.notOk(a.naming.isRegistered(svc, { ip: '127.0.0.1', port: 4711 }), 'the left-out one is no longer held')
+    await a.naming.register(svc, { ip: '127.0.0.1', port: 4714 })
+    await expect([4712, 4713, 4714], 'a register adds to the batch (sent whole)')
+    await a.naming.deregister(svc, { ip: '127.0.0.1', port: 4712 })
+    await expect([4713, 4714], 'a deregister keeps the others')
+    await b.naming.register(svc, { ip: '127.0.0.1', port: 4715 })
+    await b.naming.register(svc, { ip: '127.0.0.1', port: 4716 })
+    await expect([4713, 4714, 4715, 4716], 'two registers of one service on one connection are both listed')
+    await a.naming.batchRegister(svc, [])
+    await expect([4715, 4716], 'an empty batch deregisters all of them')
+    t.notOk(a.naming.isRegistered(svc, { ip: '127.0.0.1', port: 4713 }))
+    await b.close()
+    await expect([], 'closing the client takes its instances')
+    await t.rejects(a.naming.batchRegister(svc, [{ ip: '127.0.0.1', port: 1, ephemeral: false as unknown as true }]), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
+    await t.rejects(a.naming.batchRegister(svc, [{ ip: 'nope', port: 1 }]), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
+    await t.rejects(a.naming.batchRegister(svc, 'x' as unknown as []), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
+    await t.rejects(a.naming.batchRegister(svc, [], { group: 'bad group' }), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
+    await t.rejects(a.naming.batchRegister(svc, [{ ip: '127.0.0.1', port: 1, group: 'G' } as never]), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
+  })
+
+  if (target.name.includes('auth')) {
+    t.test(`${target.name}: refusals come in the handler's response class`, async (t) => {
+      const s = await target.start()
+      t.teardown(() => s.close())
+      await checkRefusals(t, s.addr)
+    })
+  }
+
   if (target.name.includes('auth')) {
     t.test(`${target.name}: gRPC calls without a token are refused`, async (t) => {
       const s = await target.start()
@@ -227,6 +353,45 @@ for (const target of targets) {
       t.equal(client.server.origin, `http://${b.address}`)
     })
 
+    t.test('dev: auth: refusals come in the handler\'s response class, as on Nacos 2.5.0', async (t) => {
+      const s = await startDev({ auth: { username: 'nacos', password: 'pw' } })
+      t.teardown(() => s.close())
+      await checkRefusals(t, s.address)
+      const conn = await rawConnection(t, s.address)
+      t.match(await conn.exchange('NoSuchRequest', {}, {}), { type: 'ErrorResponse', body: { resultCode: 500, errorCode: 302, message: 'RequestHandler Not Found' } }, 'no handler: 302 before auth')
+    })
+
+    t.test('dev: batchRegister is redone as one batch after a restart, over HTTP it registers one by one', async (t) => {
+      let s = await startDev()
+      const port = s.port
+      t.teardown(() => s.close())
+      const svc = uniq('grpc-batch-redo')
+      const provider = new NacosClient({ serverAddr: s.address, transport: 'grpc' })
+      t.teardown(() => provider.close())
+      await provider.naming.batchRegister(svc, [{ ip: '127.0.0.1', port: 4721 }, { ip: '127.0.0.1', port: 4722 }])
+      await s.close()
+      await sleep(800)
+      s = await startNacosDevServer({ ...fastDev, port })
+      const probe = new NacosClient({ serverAddr: s.address, transport: 'http-v1', namingProtectEmpty: false, namingPollIntervalMs: 100 })
+      t.teardown(() => probe.close())
+      // Sent one by one, the dev server (like Nacos) would list only the last of them.
+      await waitFor('batch redone', async () => (await probe.naming.instances(svc)).length === 2, 10_000)
+      await sleep(300)
+      t.same((await probe.naming.instances(svc)).map((i) => i.port).sort(), [4721, 4722], 'both, once each')
+
+      for (const transport of ['http-v1', 'http-v3'] as const) {
+        const hsvc = uniq(`batch-${transport}`)
+        const http = new NacosClient({ serverAddr: s.address, transport, beatIntervalMs: 200 })
+        t.teardown(() => http.close())
+        await http.naming.batchRegister(hsvc, [{ ip: '127.0.0.1', port: 4731 }, { ip: '127.0.0.1', port: 4732 }])
+        await waitFor(`${transport}: both listed`, async () => (await probe.naming.instances(hsvc)).length === 2, 5000)
+        await http.naming.batchRegister(hsvc, [{ ip: '127.0.0.1', port: 4732 }])
+        await waitFor(`${transport}: the left-out one deregistered`, async () => (await probe.naming.instances(hsvc)).length === 1, 5000)
+        await sleep(3500) // past the dev server's 3 s beat timeout: the instance beats on its own
+        t.same((await probe.naming.instances(hsvc)).filter((i) => i.healthy).map((i) => i.port), [4732], `${transport}: kept alive by beats`)
+      }
+    })
+
     t.test('dev: auth: the token rides in the headers and is refreshed', async (t) => {
       const s = await startDev({ auth: { username: 'u', password: 'p', tokenTtlSeconds: 2 } })
       t.teardown(() => s.close())
@@ -234,12 +399,34 @@ for (const target of targets) {
       const user = new NacosClient({ serverAddr: s.address, transport: 'grpc', username: 'u', password: 'p' })
       t.teardown(() => Promise.all([anon.close(), user.close()]))
       await t.rejects(anon.naming.register('auth-svc', { ip: '127.0.0.1', port: 4705 }), { code: 'FLOWTAG_NACOS_AUTH' })
+      await t.rejects(anon.naming.batchRegister('auth-svc', [{ ip: '127.0.0.1', port: 4705 }]), { code: 'FLOWTAG_NACOS_AUTH' })
+      t.notOk(anon.naming.isRegistered('auth-svc', { ip: '127.0.0.1', port: 4705 }), 'a refused batch holds nothing')
       await user.naming.register('auth-svc', { ip: '127.0.0.1', port: 4705 })
       await sleep(2500)
       await user.config.publish('auth-cfg', undefined, 'x')
       t.equal(await user.config.get('auth-cfg'), 'x', 'still accepted after the first token expired')
     })
   }
+}
+
+async function login (s: GrpcTarget): Promise<string | undefined> {
+  if (s.auth === undefined) return undefined
+  const res = await fetch(`http://${s.addr}/nacos/v1/auth/login`, { method: 'POST', body: new URLSearchParams(s.auth) })
+  return ((await res.json()) as { accessToken: string }).accessToken
+}
+
+/** Every request type the transport sends, without a token and with a bad one: refused in its handler's response class. */
+async function checkRefusals (t: Test, addr: string): Promise<void> {
+  const naming = await rawConnection(t, addr)
+  const config = await rawConnection(t, addr, 'config')
+  for (const [headers, message] of [[{}, 'user not found!'], [{ accessToken: 'not-a-token' }, 'token invalid!']] as const) {
+    for (const [type, module, body, response, defaults] of refusedTypes(uniq('refused'))) {
+      const res = await (module === 'naming' ? naming : config).exchange(type, body, headers)
+      const { requestId: _, ...fields } = res.body
+      t.strictSame({ type: res.type, ...fields }, { type: response, resultCode: 500, errorCode: 403, message, success: false, ...defaults }, `${type} (${message}) -> ${response}`)
+    }
+  }
+  t.match(await naming.exchange('HealthCheckRequest', {}, {}), { type: 'HealthCheckResponse', body: { resultCode: 200 } }, 'health checks need no token')
 }
 
 t.teardown(() => {

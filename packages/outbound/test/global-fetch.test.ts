@@ -124,17 +124,18 @@ t.test('a fixed services list, negative answers expire, uninstall in the wrong o
   t.notOk(discovery.asked.has('other.example'))
 
   // Stacked: undone in reverse order only.
-  const top = installGlobalDispatcher(dispatcher, { negativeTtlMs: 500 })
+  const top = installGlobalDispatcher(dispatcher, { negativeTtlMs: 2000 })
   t.equal(top.previous, fixed.dispatcher)
   t.equal(fixed.uninstall(), false, 'not the global dispatcher any more: nothing changed')
   t.equal(getGlobalDispatcher(), top.dispatcher)
 
-  // A name with no instance passes through until its negative answer expires.
+  // A name with no instance passes through until its negative answer expires (2 s: two requests
+  // fit in it even on a loaded CI machine).
   const late = () => runWithFlow({ tag: 'v1', baggage: {} }, async () => (await globalThis.fetch(`http://late-service:${outsider.port}/late`)).json())
   t.match(await late(), { id: 'outsider', tag: null })
   discovery.set('late-service', [at(v1, 'v1')])
   t.match(await late(), { id: 'outsider', tag: null }, 'still cached as not a service')
-  await new Promise((r) => setTimeout(r, 550))
+  await new Promise((r) => setTimeout(r, 2100))
   t.match(await late(), { id: 'one', tag: 'v1', host: `late-service:${outsider.port}` }, 'asked again after negativeTtlMs: now a service')
 
   t.equal(top.uninstall(), true)
