@@ -16,7 +16,7 @@ interface Container {
   name: string
   image: string
   ports: Array<{ name: string; containerPort: number }>
-  env: Array<{ name: string; value: string }>
+  env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }>
   livenessProbe: { httpGet: { path: string; port: string } }
   readinessProbe: { httpGet: { path: string; port: string } }
 }
@@ -38,6 +38,9 @@ t.test('k8s Deployments: probes on the apps\' real paths and port, known variabl
     t.equal(port?.containerPort, Number(c.env.find((e) => e.name === 'PORT')?.value), 'probe port is the port the app listens on')
     for (const e of c.env) t.ok(envNames.has(e.name), `${d.metadata.name}: ${e.name} is read by the apps`)
     t.equal(c.env.find((e) => e.name === 'SERVICE_VERSION')?.value, version)
+    // the lane-signing key comes from a Secret, never a literal, and is required (no app starts unsigned)
+    const key = c.env.find((e) => e.name === 'FLOWTAG_TAG_KEY')
+    t.same(key, { name: 'FLOWTAG_TAG_KEY', valueFrom: { secretKeyRef: { name: 'flowtag-tag-key', key: 'FLOWTAG_TAG_KEY' } } }, `${d.metadata.name}: FLOWTAG_TAG_KEY from the Secret`)
     seen.add(`${app}@${version}`)
   }
   t.same([...seen].sort(), ['gateway@v1', 'inventory-service@v1', 'inventory-service@v2', 'order-service@v1', 'order-service@v2', 'user-service@v1', 'user-service@v2'])
@@ -68,7 +71,9 @@ t.test('docker-compose: every app from the Dockerfile, on nacos, with variables 
     t.ok(APPS.includes(svc.build!.args.APP), `${name} builds a demo app`)
     const env = svc.environment ?? {}
     for (const k of Object.keys(env)) t.ok(envNames.has(k), `${name}: ${k} is read by the apps`)
-    const parsed = serviceEnvSchema.safeParse(env)
+    // the signing key comes from docker/.env (not committed); compose stops with a message without it
+    t.match(env.FLOWTAG_TAG_KEY, /^\$\{FLOWTAG_TAG_KEY:\?[^}]*docker\/\.env[^}]*\}$/, `${name}: FLOWTAG_TAG_KEY from docker/.env, required`)
+    const parsed = serviceEnvSchema.safeParse({ ...env, FLOWTAG_TAG_KEY: 'a-key-of-sixteen-or-more' })
     t.ok(parsed.success, `${name}: values validate`)
     t.equal(env.NACOS_SERVER_ADDR, 'nacos:8848')
     t.equal(env.PORT, '8080', 'the port the Dockerfile exposes and probes')
@@ -84,6 +89,16 @@ t.test('docker-compose: every app from the Dockerfile, on nacos, with variables 
   t.match(cmd, `group=${defaults.RULES_GROUP}`)
   t.match(cmd, 'content@/rules/flowtag-rules.json')
   t.same(compose.services['rules-init']!.volumes, ['./rules:/rules:ro'])
+})
+
+t.test('docker/.env.example names every variable compose needs from docker/.env, which git ignores', async (t) => {
+  const example = read('docker/.env.example')
+  const compose = read('docker/docker-compose.yml')
+  const required = [...new Set([...compose.matchAll(/\$\{(\w+):\?/g)].map((m) => m[1]))]
+  t.same(required, ['FLOWTAG_TAG_KEY'])
+  for (const name of required) t.match(example, new RegExp(`^${name}=$`, 'm'), `${name} in the example, without a value`)
+  t.match(read('.gitignore'), /^docker\/\.env$/m, 'docker/.env is never committed')
+  t.ok(envNames.has('FLOWTAG_TAG_KEY'), 'the apps read it')
 })
 
 t.test('Dockerfile: Node 24, the port and probe the apps use', async (t) => {

@@ -7,10 +7,9 @@
  *   node bench/edge.ts [--rounds 8] [--seconds 2] [--connections 50] [--no-write]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { evaluate, compileRuleSet, validateRuleSet, type RuleSetInput } from '@flowtag/rules'
+import { firstLine, loadAverage, machine, median, numberArg, writeSection } from '@flowtag/test-kit/bench'
 
 const self = fileURLToPath(import.meta.url)
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
@@ -77,8 +76,7 @@ async function decideNsPerOp (): Promise<{ plain: number, shadow: number }> {
   const a: number[] = []
   const b: number[] = []
   for (let r = 0; r < 5; r++) { a.push(run(plain, 500_000)); b.push(run(shadowed, 500_000)) }
-  const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[2]!
-  return { plain: med(a), shadow: med(b) }
+  return { plain: median(a), shadow: median(b) }
 }
 
 async function load (ports: Record<Variant, string>, rounds: number, seconds: number, connections: number): Promise<void> {
@@ -108,19 +106,6 @@ function child (args: string[]): ChildProcess {
   return spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
-function firstLine (cp: ChildProcess, prefix: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const onData = (d: Buffer) => {
-      buf += d
-      const line = buf.split('\n').find((l) => l.startsWith(prefix))
-      if (line !== undefined) { cp.stdout!.off('data', onData); resolve(line) }
-    }
-    cp.stdout!.on('data', onData)
-    cp.once('exit', (code) => reject(new Error(`child exited (${code}) before printing ${prefix}`)))
-  })
-}
-
 async function startServer (variant: Variant): Promise<{ port: string, stop: () => Promise<void> }> {
   const srv = child(['server', variant])
   const port = (await firstLine(srv, 'LISTENING ')).split(' ')[1]!
@@ -146,16 +131,11 @@ function evaluateNsPerOp (doc: RuleSetInput = ruleSet()): { ns: number, ops: num
   return { ns, ops }
 }
 
-function arg (name: string, fallback: number): number {
-  const i = process.argv.indexOf(name)
-  return i === -1 ? fallback : Number(process.argv[i + 1])
-}
-
 async function main (): Promise<void> {
-  const rounds = arg('--rounds', 8)
-  const seconds = arg('--seconds', 2)
-  const connections = arg('--connections', 50)
-  const loadStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const rounds = numberArg('--rounds', 8)
+  const seconds = numberArg('--seconds', 2)
+  const connections = numberArg('--connections', 50)
+  const loadStart = loadAverage()
   const ev = evaluateNsPerOp()
   console.log(`evaluate(): ${ev.ns.toFixed(1)} ns/op (20 rules, ${ev.ops} ops)`)
   const dec = await decideNsPerOp()
@@ -187,7 +167,6 @@ async function main (): Promise<void> {
   } finally {
     for (const s of servers.values()) await s.stop()
   }
-  const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
   const bareRounds = results.get('bare')!.map((m) => m.rps)
   const bareCpu = results.get('bare')!.map((m) => m.cpuUs)
   const rows = VARIANTS.map((v) => {
@@ -211,7 +190,7 @@ async function main (): Promise<void> {
   const section = [
     HEADING,
     '',
-    `Run \`node packages/context/bench/edge.ts\` with the Node to measure (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}, load average at start ${loadStart}).`,
+    `Run \`node packages/context/bench/edge.ts\` with the Node to measure (${new Date().toISOString().slice(0, 10)}, ${machine()}, load average at start ${loadStart}).`,
     `Each server in its own process, autocannon in another (${connections} connections; one 1 s warm-up per server, then ${rounds} rounds of ${seconds} s per server: the four servers run side by side and are measured in turn by one autocannon process, order rotated each round, so short bursts of other load hit all four alike; each round's figure is divided by bare Fastify's in the same round). ` +
       'Every request carries a different `x-user-id`. The edge plugin evaluates 20 rules (19 header matches that miss, then a 10% weighted split keyed by `x-user-id`), and enters the flow (OTel on, as by default, but no OTel SDK registered, so no span or baggage work); the handler reads `currentTag()`. ' +
       '`flowtag-edge-shadow` is the same edge with a `shadow` RuleSet (the same 20 rules, the split at 25%): one more `evaluate()` per request and one counter add per request (`flowtag.context.shadow_decisions`; through the OTel API with no SDK registered, so the add itself is a no-op and an SDK\'s aggregation comes on top). ' +
@@ -231,21 +210,8 @@ async function main (): Promise<void> {
   ].join('\n')
   console.log('\n' + section)
   if (process.argv.includes('--no-write')) return
-  let text = ''
-  try { text = await readFile(benchmarksFile, 'utf8') } catch { text = '# Benchmarks\n\n' }
-  const start = text.indexOf(HEADING)
-  const sibling = text.indexOf(HEADING_BASE)
-  if (start === -1 && sibling !== -1) {
-    // Next to the other Node's section.
-    const after = text.indexOf('\n## ', sibling + HEADING_BASE.length)
-    text = after === -1 ? text.replace(/\n*$/, '\n\n') + section : text.slice(0, after + 1) + section + '\n' + text.slice(after + 1)
-  } else if (start === -1) {
-    text = text.replace(/\n*$/, '\n\n') + section
-  } else {
-    const next = text.indexOf('\n## ', start + HEADING.length)
-    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(next + 1))
-  }
-  await writeFile(benchmarksFile, text)
+  // a new Node's section goes next to the other Node's
+  await writeSection(benchmarksFile, section, { start: HEADING, nextTo: HEADING_BASE })
   console.log(`written to ${benchmarksFile}`)
 }
 

@@ -1,10 +1,11 @@
 // The Nacos client: one server pool shared by naming and config.
+import { join } from 'node:path'
 import { ConfigClient } from './config-client.ts'
 import type { ClientContext } from './context.ts'
 import { NamingClient } from './naming-client.ts'
 import { resolveOptions, type NacosClientOptions, type ResolvedOptions } from './options.ts'
 import { ServerPool } from './server-pool.ts'
-import { SnapshotStore } from './snapshot.ts'
+import { snapshotScope, SnapshotStore } from './snapshot.ts'
 import type { TransportName } from './transport.ts'
 
 /**
@@ -34,6 +35,12 @@ export class NacosClient {
   readonly naming: NamingClient
   readonly config: ConfigClient
   readonly options: Readonly<Omit<ResolvedOptions, 'password' | 'secretKey'>>
+  /**
+   * This client's cluster and namespace as a relative folder, `<cluster>/<namespace|public>`
+   * (see `snapshotScope`): where its snapshots go under `cacheDir`, and a key for other caches
+   * that must not mix clusters or namespaces (the preset's RuleSet cache uses it).
+   */
+  readonly snapshotScope: string
   readonly #pool: ServerPool
   readonly #snapshots: SnapshotStore
   readonly #closing = new AbortController()
@@ -48,7 +55,8 @@ export class NacosClient {
       { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
       this.#closing
     )
-    this.#snapshots = new SnapshotStore(o.cacheDir, o.namespace, o.logger)
+    this.snapshotScope = snapshotScope(o, o.namespace)
+    this.#snapshots = new SnapshotStore(o.cacheDir === undefined ? undefined : join(o.cacheDir, this.snapshotScope), o.logger)
     const ctx: ClientContext = {
       options: o,
       pool: this.#pool,
@@ -58,6 +66,11 @@ export class NacosClient {
     }
     this.naming = new NamingClient(ctx)
     this.config = new ConfigClient(ctx)
+  }
+
+  /** The folder of this client's disk snapshots (`<cacheDir>/<snapshotScope>`); undefined without `cacheDir`. */
+  get snapshotDir (): string | undefined {
+    return this.#snapshots.root
   }
 
   /** The server currently used, and the API it speaks once probed. */

@@ -3,7 +3,7 @@
 // Failed polls back off; the first answer after an outage ends the back-off at once.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
-import { errInfo, type ClientContext } from './context.ts'
+import type { ClientContext } from './context.ts'
 import { NacosError } from './errors.ts'
 import { parseArgument } from './options.ts'
 import { md5, type ConfigKey } from './transport.ts'
@@ -52,7 +52,7 @@ export class ConfigClient {
     } catch (err) {
       if ((err as NacosError).code !== 'FLOWTAG_NACOS_UNREACHABLE') throw err
       if (e.known || (await this.#fromSnapshot(e))) {
-        this.#ctx.logger.warn({ dataId: e.dataId, group: e.group, err: errInfo(err) }, 'nacos unreachable, serving config from cache')
+        this.#ctx.logger.warn({ dataId: e.dataId, group: e.group, err }, 'nacos unreachable, serving config from cache')
         return e.content
       }
       throw err
@@ -156,7 +156,7 @@ export class ConfigClient {
         // Nothing from the server yet: let listeners start from the disk snapshot.
         for (const e of keys) if (!e.known && (await this.#fromSnapshot(e)) && e.content !== undefined) this.#notify(e)
         const wait = Math.min(1000 * 2 ** Math.min(failures - 1, 5), 30_000)
-        this.#ctx.logger.warn({ err: errInfo(err), retryInMs: wait }, 'nacos config poll failed')
+        this.#ctx.logger.warn({ err, retryInMs: wait }, 'nacos config poll failed')
         await sleep(wait, undefined, { signal }).catch(() => {})
       }
     }
@@ -191,7 +191,7 @@ export class ConfigClient {
       try {
         listener(e.content)
       } catch (err) {
-        this.#ctx.logger.error({ dataId: e.dataId, group: e.group, err: errInfo(err) }, 'nacos config listener threw')
+        this.#ctx.logger.error({ dataId: e.dataId, group: e.group, err }, 'nacos config listener threw')
       }
     }
   }

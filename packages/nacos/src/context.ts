@@ -12,9 +12,3 @@ export interface ClientContext {
   /** Aborted by close(): ends every wait, poll and request. */
   closing: AbortSignal
 }
-
-/** A compact error for logs: never the request, never credentials. */
-export const errInfo = (err: unknown): { message: string; code?: string } => {
-  const e = err as { message?: unknown; code?: unknown }
-  return typeof e.code === 'string' ? { message: String(e.message), code: e.code } : { message: String(e?.message ?? err) }
-}

@@ -173,7 +173,7 @@ export class GrpcConnection {
     try {
       body = handler?.(msg.body) ?? (msg.type === 'ClientDetectionRequest' ? {} : undefined)
     } catch (err) {
-      this.#opts.logger.error({ type: msg.type, err: { message: (err as Error).message } }, 'nacos grpc push handler threw')
+      this.#opts.logger.error({ type: msg.type, err }, 'nacos grpc push handler threw')
       body = undefined
     }
     if (body === undefined) {

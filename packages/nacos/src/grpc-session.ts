@@ -127,7 +127,7 @@ export class GrpcSession {
         },
         (err: unknown) => {
           this.#failures++
-          this.#opts.logger.debug({ module: this.#opts.module, err: { message: (err as Error).message } }, 'nacos grpc reconnect failed')
+          this.#opts.logger.debug({ module: this.#opts.module, err }, 'nacos grpc reconnect failed')
           this.#scheduleReconnect()
         }
       )

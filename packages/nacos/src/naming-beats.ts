@@ -1,7 +1,7 @@
 // The beat loop of own ephemeral instances: one ticker per instance, at the pace the server asks
 // for, backing off while the cluster is unreachable, and registering again when the server has
 // forgotten the instance or answers again after an outage.
-import { errInfo, type ClientContext } from './context.ts'
+import type { ClientContext } from './context.ts'
 import { Ticker } from './ticker.ts'
 import { grouped, type InstanceSpec } from './transport.ts'
 
@@ -114,7 +114,7 @@ export class BeatLoop {
       // Back off while the cluster is unreachable, but never so long that the instance expires for
       // good; the pool's recovery probe cuts the wait short when a server answers again.
       const next = Math.min(reg.intervalMs * 2 ** Math.min(reg.failures, 3), Math.max(reg.intervalMs, 15_000))
-      this.#ctx.logger.warn({ err: errInfo(err), failures: reg.failures, retryInMs: next }, 'nacos beat failed')
+      this.#ctx.logger.warn({ err, failures: reg.failures, retryInMs: next }, 'nacos beat failed')
       return next
     }
   }

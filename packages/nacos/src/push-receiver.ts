@@ -43,7 +43,7 @@ export class PushReceiver {
       this.#socket.once('error', reject)
       this.#socket.bind(0, host, () => {
         this.#socket.off('error', reject)
-        this.#socket.on('error', (err) => this.#logger.warn({ err: { message: err.message } }, 'nacos udp socket error'))
+        this.#socket.on('error', (err) => this.#logger.warn({ err }, 'nacos udp socket error'))
         resolve(this.#socket.address().port)
       })
     })
@@ -60,7 +60,7 @@ export class PushReceiver {
     try {
       packet = parsePushPacket(msg)
     } catch (err) {
-      this.#logger.warn({ err: { message: (err as Error).message }, from: rinfo.address }, 'nacos push packet unreadable')
+      this.#logger.warn({ err, from: rinfo.address }, 'nacos push packet unreadable')
       return
     }
     let ack: { type: string; lastRefTime: string; data: string }
@@ -76,7 +76,7 @@ export class PushReceiver {
       try {
         this.#onService(packet.data)
       } catch (err) {
-        this.#logger.warn({ err: { message: (err as Error).message } }, 'nacos push data rejected')
+        this.#logger.warn({ err }, 'nacos push data rejected')
       }
     }
     if (!this.#closed) this.#socket.send(JSON.stringify(ack), rinfo.port, rinfo.address)

@@ -149,7 +149,7 @@ export class ServerPool {
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
         if (this.#opts.transport === 'auto' || this.#opts.transport === 'http') state.transport = undefined
-        if (n > 1) this.#opts.logger.warn({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos server failed, trying the next')
+        if (n > 1) this.#opts.logger.warn({ server: state.address.origin, err }, 'nacos server failed, trying the next')
       }
     }
     this.#markDown()
@@ -194,7 +194,7 @@ export class ServerPool {
         try {
           listener()
         } catch (err) {
-          this.#opts.logger.error({ err: { message: (err as Error).message } }, 'nacos recovery listener threw')
+          this.#opts.logger.error({ err }, 'nacos recovery listener threw')
         }
       }
     })
@@ -228,7 +228,7 @@ export class ServerPool {
     } catch (err) {
       // Keep the last list; only a client that never had one fails.
       if (this.#servers.length === 0) throw err
-      this.#opts.logger.warn({ endpoint: endpoint.origin, err: { message: (err as Error).message } }, 'nacos address server failed, keeping the last list')
+      this.#opts.logger.warn({ endpoint: endpoint.origin, err }, 'nacos address server failed, keeping the last list')
       this.#listFetchedAt = Date.now()
     }
   }
@@ -271,19 +271,35 @@ export class ServerPool {
         return (state.transport = grpc)
       } catch (err) {
         if (choice === 'grpc' || (err as NacosError).code === 'FLOWTAG_NACOS_AUTH') throw err
-        this.#opts.logger.debug({ server: state.address.origin, err: { message: (err as Error).message } }, 'nacos grpc not offered, using HTTP')
+        this.#opts.logger.debug({ server: state.address.origin, err }, 'nacos grpc not offered, using HTTP')
       }
     }
     // v1 first: where both exist (3.0/3.1) it is the one with UDP push and config long polling.
     const probeQuery = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
-    const v1 = await r.request({ method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
+    const v1 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
     if (v1.status === 200) return (state.transport = httpV1)
     if (v1.status === 403) throw httpError(v1, 'probe')
-    const v3 = await r.request({ method: 'GET', path: '/nacos/v3/client/ns/instance/list', query: probeQuery })
+    const v3 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v3/client/ns/instance/list', query: probeQuery })
     // Any wrapped {code: n} answer (even "service not exist") shows the v3 client API is there.
     if (v3.status === 200 || (v3.status !== 403 && isWrapped(v3.body))) return (state.transport = httpV3)
     if (v3.status === 403) throw httpError(v3, 'probe')
     throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${v1.status}/${v3.status})`)
+  }
+}
+
+/**
+ * One request of the API probe. Its failure is the server's, not the probe URL's: any operation
+ * (a config get too) probes first, and its error must not read as a failed naming call.
+ */
+async function probeRequest (state: ServerState, r: ServerRequester, spec: RequestSpec): Promise<RawResponse> {
+  try {
+    return await r.request(spec)
+  } catch (err) {
+    if (!isRetryable(err)) throw err
+    const e = err as NacosError
+    // http.ts words it `<method> <origin><path> failed|timed out: <why>`, or `<origin> answered <status> to ...`
+    const why = e.statusCode !== undefined ? `answered ${e.statusCode}` : e.message.replace(`${spec.method} ${state.address.origin}${spec.path} `, '')
+    throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${state.address.origin} did not answer (probing its API): ${why}`, { cause: err, ...(e.statusCode === undefined ? {} : { statusCode: e.statusCode }) })
   }
 }
 

@@ -2,7 +2,7 @@
 // snapshot for when Nacos is down. A server that restarted empty must not empty the callers'
 // view: a list going from some instances to none is held (empty protection) until the server
 // knows instances again, unless this client deregistered those instances itself.
-import { errInfo, type ClientContext } from './context.ts'
+import type { ClientContext } from './context.ts'
 import { diffInstances, instanceKey, type Instance, type ServiceListener } from './discovery.ts'
 import { NacosError } from './errors.ts'
 import { PushReceiver } from './push-receiver.ts'
@@ -178,7 +178,7 @@ export class ServiceWatches {
       const file = await this.#ctx.snapshots.loadService(w.name)
       if (file !== undefined && !w.known) {
         this.#fromFile(w, file)
-        this.#ctx.logger.warn({ service: w.name, err: errInfo(err) }, 'nacos unreachable, serving instances from snapshot')
+        this.#ctx.logger.warn({ service: w.name, err }, 'nacos unreachable, serving instances from snapshot')
       }
     }
   }
@@ -195,7 +195,7 @@ export class ServiceWatches {
       await this.#refresh(w)
     } catch (err) {
       w.lastError = err
-      if (!this.#ctx.closing.aborted) this.#ctx.logger.debug({ service: w.name, err: errInfo(err) }, 'nacos service poll failed')
+      if (!this.#ctx.closing.aborted) this.#ctx.logger.debug({ service: w.name, err }, 'nacos service poll failed')
     }
     return this.#ctx.options.namingPollIntervalMs
   }
@@ -237,7 +237,7 @@ export class ServiceWatches {
       try {
         listener(change)
       } catch (err) {
-        this.#ctx.logger.error({ service: w.name, err: errInfo(err) }, 'nacos service listener threw')
+        this.#ctx.logger.error({ service: w.name, err }, 'nacos service listener threw')
       }
     }
   }
@@ -312,7 +312,7 @@ export class ServiceWatches {
       try {
         return { udpPort: await receiver.port(), clientIp }
       } catch (err) {
-        this.#ctx.logger.warn({ err: errInfo(err) }, 'nacos udp push unavailable, polling only')
+        this.#ctx.logger.warn({ err }, 'nacos udp push unavailable, polling only')
         return undefined
       }
     })()

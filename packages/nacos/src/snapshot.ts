@@ -1,9 +1,12 @@
 // Disk snapshots in cacheDir so a process can start, and keep routing, while Nacos is down.
-// Layout: <cacheDir>/<namespace|public>/naming/<group@@service>.json, .../config/<group>/<dataId>.
+// Layout: <cacheDir>/<cluster>/<namespace|public>/naming/<group@@service>.json, .../config/<group>/<dataId>,
+// where <cluster> names the server list (or address server) the snapshots came from.
+import { createHash } from 'node:crypto'
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Instance } from './discovery.ts'
 import type { Logger } from './logger.ts'
+import type { ServerAddress } from './options.ts'
 
 export interface ServiceFile {
   name: string
@@ -13,6 +16,24 @@ export interface ServiceFile {
 
 const safe = (s: string): string => encodeURIComponent(s)
 
+/**
+ * The folder, relative to a cacheDir, of the snapshots of one Nacos cluster and namespace:
+ * `<cluster>/<namespace|public>`. `<cluster>` is a file-name-safe key of the server list (order
+ * does not matter, `http://` and `https://` of one host:port are one server) or of the address
+ * server: the first server's `host_port`, `+n` for n more, and a hash of the whole list, e.g.
+ * `10.0.0.5_8848+2-3f9a0c1b2d4e`. Two clusters or namespaces sharing a cacheDir never read each
+ * other's snapshots.
+ */
+export function snapshotScope (where: { serverAddr?: readonly ServerAddress[] | undefined, endpoint?: ServerAddress | undefined }, namespace: string): string {
+  const list = where.endpoint !== undefined ? [where.endpoint] : [...(where.serverAddr ?? [])]
+  const names = list.map((a) => `${a.host.toLowerCase()}:${a.port}`).sort()
+  const key = `${where.endpoint !== undefined ? 'endpoint' : 'servers'}:${names.join(',')}`
+  const first = (names[0] ?? 'none').replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 64)
+  const more = names.length > 1 ? `+${names.length - 1}` : ''
+  const hash = createHash('sha256').update(key).digest('hex').slice(0, 12)
+  return join(`${where.endpoint !== undefined ? 'endpoint-' : ''}${first}${more}-${hash}`, safe(namespace === '' ? 'public' : namespace))
+}
+
 export class SnapshotStore {
   readonly #root: string | undefined
   readonly #logger: Logger
@@ -20,9 +41,15 @@ export class SnapshotStore {
   /** Last write per file: writes to one file run in order, and flush() waits for all. */
   readonly #pending = new Map<string, Promise<void>>()
 
-  constructor (cacheDir: string | undefined, namespace: string, logger: Logger) {
-    this.#root = cacheDir === undefined ? undefined : join(cacheDir, safe(namespace === '' ? 'public' : namespace))
+  /** @param root the folder of one cluster and namespace (`<cacheDir>/<snapshotScope>`); undefined: no snapshots */
+  constructor (root: string | undefined, logger: Logger) {
+    this.#root = root
     this.#logger = logger
+  }
+
+  /** The folder the snapshots go to, when enabled. */
+  get root (): string | undefined {
+    return this.#root
   }
 
   get enabled (): boolean {
@@ -104,7 +131,7 @@ export class SnapshotStore {
       await writeFile(tmp, text)
       await rename(tmp, join(dir, name))
     } catch (err) {
-      this.#logger.warn({ err: { message: (err as Error).message }, dir }, 'nacos snapshot write failed')
+      this.#logger.warn({ err, dir }, 'nacos snapshot write failed')
     }
   }
 }

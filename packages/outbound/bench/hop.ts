@@ -11,9 +11,8 @@
 // --write replaces the "Gateway hop" part of BENCHMARKS.md with this run's figures.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { readFileSync, writeFileSync } from 'node:fs'
-import os, { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { loadAverage, machine, median, writeSection } from '@flowtag/test-kit/bench'
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const flags = process.argv.slice(2).filter((a) => a.startsWith('--'))
@@ -95,11 +94,6 @@ async function measure (forms: Mode[], duration: number, conns: number): Promise
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
 const r3 = (x: number) => Number(x.toFixed(3))
 
 const pct = (x: number) => `${x.toFixed(3)}x`
@@ -134,7 +128,7 @@ async function pair (base: Mode, form: Mode) {
 /** What this run's figures cannot say by themselves; kept with the writer so --write keeps it. */
 const NOTES = 'Lanes cost per request: a cached origin → service lookup, the lane\'s alias-table pick, one copy of the caller\'s headers with `x-flow-tag`/`baggage`/`Host` written in (when neither the caller nor the flow adds baggage members, the `baggage` value is cached per tag, not built per request), and a wrapping handler (retry, outlier counts, one counter add and one histogram record). Single interleaved rounds on this shared machine swing widely; read the medians and the paired phases.'
 
-const loadAtStart = loadavg()
+const loadAtStart = loadAverage()
 try {
   const upstream = await start('upstream.ts')
   for (const m of modes) gateways.set(m, await start('gateway.ts', [m, String(upstream.port)]))
@@ -175,12 +169,17 @@ try {
   // Phase 3: the gateway-as-configuration form side by side with stock reply-from.
   const proxied = modes.includes('reply-from') && modes.includes('reply-from-flowtag') && baseline !== 'reply-from' ? await pair('reply-from', 'reply-from-flowtag') : undefined
 
-  const loadAtEnd = loadavg()
+  const loadAtEnd = loadAverage()
   const result = { rounds, seconds, connections, node: process.version, interleaved, paired, proxied }
   console.log(JSON.stringify(result, null, 2))
   const section = markdown(result, loadAtStart, loadAtEnd)
   process.stdout.write(`\n${section}`)
-  if (write) writeSection(section)
+  if (write) {
+    // the part runs up to the next bold part (**Pick cost**) or section
+    const file = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
+    await writeSection(file, section, { start: '**Gateway hop.**', until: ['**Pick cost**'] })
+    console.error(`wrote the Gateway hop part of ${file}`)
+  }
 } finally {
   for (const c of children) c.kill()
 }
@@ -188,13 +187,11 @@ try {
 type Interleaved = { mode: Mode; rpsPerRound: number[]; medianRoundRatio: number; cpuMicrosPerRequest: number; cpuRatio: number; p99: number; errors: number }
 type Paired = Awaited<ReturnType<typeof pair>>
 
-function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Paired | undefined }, start: number[], end: number[]): string {
-  const cpus = os.cpus()
+function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: Paired | undefined }, start: string, end: string): string {
   const date = new Date().toISOString().slice(0, 10)
-  const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ')
   const byMode = new Map(r.interleaved.map((x) => [x.mode, x]))
   const lines = [
-    `**Gateway hop.** \`node packages/outbound/bench/hop.ts ${rounds} ${seconds} ${connections} --write\` — ${date}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(start)} at start and ${la(end)} at the end.`,
+    `**Gateway hop.** \`node packages/outbound/bench/hop.ts ${rounds} ${seconds} ${connections} --write\` — ${date}, ${machine()}, load average ${start} at start and ${end} at the end.`,
     'A Fastify gateway forwards `GET /users/1` to one upstream `node:http` server (a 71-byte JSON body). Each gateway form, the upstream and autocannon run in their own processes. Every gateway runs its handlers inside a flow (`runWithFlow`, as behind the tagging plugin).',
     '- **pool**: the hand-written forwarder, `undici.Pool` to the fixed upstream address (the baseline).',
     '- **flowtag**: `FlowTagDispatcher`, `origin: \'http://user-service\'`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag `v1`), picks by weight, adds `x-flow-tag`/`baggage`/`Host`, and wraps the handler for retry, outlier and metrics.',
@@ -243,16 +240,4 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
   }
   lines.push('', NOTES, '')
   return lines.join('\n')
-}
-
-/** Replaces the "Gateway hop" part of BENCHMARKS.md (up to the next bold part or section). */
-function writeSection (section: string): void {
-  const file = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
-  const text = readFileSync(file, 'utf8')
-  const start = text.indexOf('**Gateway hop.**')
-  if (start < 0) throw new Error('BENCHMARKS.md has no "**Gateway hop.**" part to replace')
-  const ends = [text.indexOf('\n**Pick cost**', start), text.indexOf('\n## ', start)].filter((i) => i >= 0)
-  const end = ends.length === 0 ? text.length : Math.min(...ends) + 1
-  writeFileSync(file, text.slice(0, start) + section + text.slice(end))
-  console.error(`wrote the Gateway hop part of ${file}`)
 }

@@ -6,9 +6,8 @@
 // `node bench/soak.ts [requests=1000000] [chunk=50000] [connections=16] [--write]`
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { readFileSync, writeFileSync } from 'node:fs'
-import os, { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { loadAverage, machine, median, writeSection } from '@flowtag/test-kit/bench'
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const total = Number(args[0] ?? 1_000_000)
@@ -73,7 +72,7 @@ if (process.argv[2] === '--load') {
 }
 
 const mb = (b: number) => (b / 1048576).toFixed(1)
-const loadStart = loadavg()
+const loadStart = loadAverage()
 const t0 = Date.now()
 const samples = new Map<Mode, Array<Mem & { at: number }>>([['flowtag', []], ['bare', []]])
 const rates = new Map<Mode, number[]>([['flowtag', []], ['bare', []]])
@@ -119,14 +118,11 @@ const drift = (m: Mode) => {
 const f = drift('flowtag')
 const b = drift('bare')
 const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`
-const median = (xs: number[]) => { const s = [...xs].sort((a, c) => a - c); return s[s.length >> 1] ?? 0 }
-const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ')
-const cpus = os.cpus()
 const ok = f.drift <= 0.05
 const section = [
   '## Soak: memory over a million requests (@flowtag/outbound)',
   '',
-  `\`node packages/outbound/bench/soak.ts ${total} ${chunk} ${connections} --write\` — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${la(loadStart)} at start and ${la(loadavg())} at the end (other engineers' jobs share the machine), ${Math.round((Date.now() - t0) / 1000)} s.`,
+  `\`node packages/outbound/bench/soak.ts ${total} ${chunk} ${connections} --write\` — ${new Date().toISOString().slice(0, 10)}, ${machine()}, load average ${loadStart} at start and ${loadAverage()} at the end (other engineers' jobs share the machine), ${Math.round((Date.now() - t0) / 1000)} s.`,
   `Two servers side by side, each in its own process and loaded by its own autocannon process (${connections} connections, ${chunk.toLocaleString('en')} requests a chunk, every request another \`x-user-id\`): **flowtag** — Fastify + the @flowtag/context edge plugin (20 rules: 19 header matches that miss, a sticky 10 % split) + one \`FlowTagDispatcher\` hop to \`http://user-service\` (lanes v1 and v2, so both lanes' headers and picks are exercised); **bare** — Fastify + one \`undici.Pool\` hop to the same upstream (its own process). RSS and heap are read after a full GC at the end of each chunk; "warm" is after the first ${WARMUP_CHUNKS} chunks (${(WARMUP_CHUNKS * chunk).toLocaleString('en')} requests).`,
   '',
   '| server | requests served | RSS warm | RSS at the end | RSS drift after warm-up | largest RSS drift on the way | heap drift | median req/s |',
@@ -140,15 +136,7 @@ const section = [
 process.stdout.write(`\n${section}`)
 if (write) {
   const file = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
-  let text = readFileSync(file, 'utf8')
-  const head = '## Soak: memory over a million requests'
-  const at = text.indexOf(head)
-  if (at === -1) text = `${text.trimEnd()}\n\n${section}`
-  else {
-    const next = text.indexOf('\n## ', at + head.length)
-    text = text.slice(0, at) + section + (next === -1 ? '' : text.slice(next + 1))
-  }
-  writeFileSync(file, text)
+  await writeSection(file, section, { start: '## Soak: memory over a million requests' })
   console.error(`written to ${file}`)
 }
 if (!ok || errors > 0) process.exitCode = 1

@@ -50,10 +50,6 @@ export class OutlierDetector<M extends OutlierState> {
     this.#host = host
   }
 
-  get policy (): OutlierPolicy {
-    return this.#policy
-  }
-
   recordSuccess (member: M): void {
     member.consecutiveFailures = 0
   }

@@ -143,6 +143,32 @@ t.test('a fixed services list, negative answers expire, uninstall in the wrong o
   t.equal(getGlobalDispatcher(), previous)
 })
 
+t.test('a composed dispatcher with a discovery given; the router owns no connections', async (t) => {
+  keepGlobal(t)
+  const [v1, v2] = await Promise.all([startInstance(t, 'one', 'v1'), startInstance(t, 'two', 'v2')])
+  const discovery = new CountingDiscovery({ 'user-service': [at(v1, 'v1'), at(v2, 'v2')] })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
+  t.teardown(() => dispatcher.close())
+  const composed = dispatcher.compose((dispatch) => dispatch) // an interceptor chain over it
+  t.throws(() => installGlobalDispatcher(composed, { discovery: {} as never }), { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', message: /"discovery": expected a Discovery/ })
+  const installation = installGlobalDispatcher(composed, { discovery })
+  t.teardown(() => installation.uninstall())
+  const call = () => runWithFlow({ tag: 'v2', baggage: {} }, async () => (await globalThis.fetch('http://user-service/a')).json())
+  t.match(await call(), { id: 'two', tag: 'v2' }, 'the given discovery tells services apart')
+  t.equal(discovery.asked.get('user-service'), 2, 'asked once by the router, once by the dispatcher')
+
+  // Someone closes or destroys the global dispatcher (a library's shutdown): the router owns no
+  // connections, so the FlowTagDispatcher and the previous dispatcher go on serving.
+  const router = installation.dispatcher
+  await router.close()
+  await new Promise<void>((resolve) => { router.close(resolve) })
+  await router.destroy()
+  await router.destroy(null)
+  await new Promise<void>((resolve) => { router.destroy(resolve) })
+  await new Promise<void>((resolve) => { router.destroy(new Error('shutting down'), resolve) })
+  t.match(await call(), { id: 'two', tag: 'v2' }, 'still serving after close and destroy')
+})
+
 t.test('bad options are coded errors', async (t) => {
   keepGlobal(t)
   const dispatcher = new FlowTagDispatcher({ discovery: new StaticDiscovery() })

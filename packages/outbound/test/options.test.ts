@@ -18,7 +18,8 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
     [{ discovery, lanes: 'v1' }, 'lanes'],
     [{ discovery, meter: {} }, 'meter'],
     [{ discovery, typo: true }, 'typo'],
-    [{ discovery, outlier: { typo: 1 } }, 'outlier.typo']
+    [{ discovery, outlier: { typo: 1 } }, 'outlier.typo'],
+    [{ discovery, signTag: 'a-token' }, 'signTag']
   ]
   for (const [opts, field] of cases) {
     t.throws(

@@ -9,9 +9,19 @@ function pathText (path: readonly PropertyKey[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.')
 }
 
-/** Turn zod issues into `{ path, message }` pairs (zod paths joined with dots). */
+/**
+ * Turn zod issues into `{ path, message }` pairs (zod paths joined with dots). An unknown key is
+ * one issue per key, at the key's own path (`services.order-service.stabel`, not the object
+ * holding it), and comes first: a typo'd key is the cause of the "required" issue beside it.
+ */
 export function issuesOf (error: z.ZodError): RuleIssue[] {
-  return error.issues.map((i) => ({ path: pathText(i.path), message: i.message }))
+  const unknown: RuleIssue[] = []
+  const other: RuleIssue[] = []
+  for (const i of error.issues) {
+    if (i.code === 'unrecognized_keys') for (const key of i.keys) unknown.push({ path: pathText([...i.path, key]), message: 'unknown key' })
+    else other.push({ path: pathText(i.path), message: i.message })
+  }
+  return [...unknown, ...other]
 }
 
 function versionHint (value: unknown): string {

@@ -10,9 +10,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
-import { readFile, writeFile } from 'node:fs/promises'
-import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { firstLine, loadAverage, machine, median, numberArg, writeSection } from '@flowtag/test-kit/bench'
 
 const self = fileURLToPath(import.meta.url)
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
@@ -101,36 +100,16 @@ function child (args: string[]): ChildProcess {
   return spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
-function firstLine (cp: ChildProcess, prefix: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let buf = ''
-    const onData = (d: Buffer) => {
-      buf += d
-      const line = buf.split('\n').find((l) => l.startsWith(prefix))
-      if (line !== undefined) { cp.stdout!.off('data', onData); resolve(line) }
-    }
-    cp.stdout!.on('data', onData)
-    cp.once('exit', (code) => reject(new Error(`child exited (${code}) before printing ${prefix}`)))
-  })
-}
-
 async function stop (cp: ChildProcess): Promise<void> {
   cp.kill('SIGTERM')
   await new Promise((resolve) => cp.exitCode !== null ? resolve(null) : cp.once('exit', resolve))
 }
 
-function arg (name: string, fallback: number): number {
-  const i = process.argv.indexOf(name)
-  return i === -1 ? fallback : Number(process.argv[i + 1])
-}
-
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
-
 async function main (): Promise<void> {
-  const rounds = arg('--rounds', 6)
-  const seconds = arg('--seconds', 2)
-  const connections = arg('--connections', 32)
-  const loadStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const rounds = numberArg('--rounds', 6)
+  const seconds = numberArg('--seconds', 2)
+  const connections = numberArg('--connections', 32)
+  const loadStart = loadAverage()
   const { startNacosDevServer } = await import('@flowtag/nacos-dev-server')
   const { NacosClient } = await import('@flowtag/nacos')
   const dev = await startNacosDevServer({ port: 0, host: '127.0.0.1' })
@@ -171,7 +150,7 @@ async function main (): Promise<void> {
     await nacos.close()
     await dev.close()
   }
-  const loadEnd = loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const loadEnd = loadAverage()
   const pair = (off: Variant, onV: Variant, what: string) => {
     const a = results.get(off)!
     const b = results.get(onV)!
@@ -190,7 +169,7 @@ async function main (): Promise<void> {
   const section = [
     HEADING,
     '',
-    `Run \`node packages/service/bench/metrics.ts\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs: ${cpus()[0]?.model ?? 'unknown'}; load average ${loadStart} at start, ${loadEnd} at the end: the machine is shared with other engineers' jobs).`,
+    `Run \`node packages/service/bench/metrics.ts\` (${new Date().toISOString().slice(0, 10)}, ${machine()}; load average ${loadStart} at start, ${loadEnd} at the end: the machine is shared with other engineers' jobs).`,
     `The @flowtag/service preset in edge mode, each variant its own process, autocannon in another (${connections} connections, one 1 s warm-up each, then ${rounds} rounds of ${seconds} s per variant, order rotated each round; each "on" figure is divided by its "off" twin in the same round). ` +
       '"off": `metrics: false` and no MeterProvider (the instruments are the API\'s no-ops). "on": the OpenTelemetry SDK MeterProvider with the Prometheus exporter, as the demo apps run it: `http.server.request.duration` (seconds, with `flowtag.lane`, method, route, status), and on the hop also `http.client.request.duration` and the outbound request counter, per lane and instance. ' +
       'The hop variants call a plain Node upstream (its own process) found through the Nacos dev server by `app.flowtag.fetch`.',
@@ -209,15 +188,7 @@ async function main (): Promise<void> {
   ].join('\n')
   console.log('\n' + section)
   if (process.argv.includes('--no-write')) return
-  let text = ''
-  try { text = await readFile(benchmarksFile, 'utf8') } catch { text = '# Benchmarks\n\n' }
-  const start = text.indexOf(HEADING)
-  if (start === -1) text = text.replace(/\n*$/, '\n\n') + section
-  else {
-    const next = text.indexOf('\n## ', start + HEADING.length)
-    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(next + 1))
-  }
-  await writeFile(benchmarksFile, text)
+  await writeSection(benchmarksFile, section, { start: HEADING })
   console.log(`written to ${benchmarksFile}`)
 }
 

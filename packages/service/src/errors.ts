@@ -18,16 +18,17 @@ export function badServiceOption (field: string, problem: string, cause?: unknow
 
 /**
  * The error of a composed package's constructor (its own bad-option error) as ours, with the
- * field named as our user wrote it: `nacos.serverAddr`, not `serverAddr`.
+ * field named as our user wrote it: `nacos.serverAddr`, not `serverAddr`. Any other error, or a
+ * bad-option error not worded the shared way, is returned as it is.
  */
-export function asServiceOption (err: unknown, prefix: string, fallback = prefix): unknown {
+export function asServiceOption (err: unknown, prefix: string): unknown {
   const code = (err as { code?: unknown } | null)?.code
   if (typeof code !== 'string' || !code.endsWith('_BAD_OPTION')) return err
   const message = (err as Error).message
   // Every package words it the same way (@flowtag/errors): `<pkg>: invalid option "<field>": <problem>`.
   const named = /invalid option "([^"]+)": ([\s\S]*)$/.exec(message)
-  if (named !== null) return badServiceOption(join(prefix, named[1] as string), named[2] as string, err)
-  return badServiceOption(fallback, message.replace(/^@flowtag\/[\w-]+: /, ''), err)
+  if (named === null) return err
+  return badServiceOption(join(prefix, named[1] as string), named[2] as string, err)
 }
 
 function join (prefix: string, field: string): string {

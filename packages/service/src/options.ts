@@ -3,7 +3,7 @@
 import { fieldOf, type IssueList } from '@flowtag/errors'
 import { NacosClient, registrationOptionsSchema, type NacosClientOptions } from '@flowtag/nacos'
 import { outboundOptionsSchema } from '@flowtag/outbound'
-import { LANE_PATTERN, validateRuleSet, type RuleSetInput, type RuleStore } from '@flowtag/rules'
+import { LANE_PATTERN, validateRuleSet, type RuleIssue, type RulesError, type RuleSetInput, type RuleStore } from '@flowtag/rules'
 import type { FlowTagOptions } from '@flowtag/context'
 import { z } from 'zod'
 import { badServiceOption } from './errors.ts'
@@ -123,22 +123,42 @@ export function parseServiceOptions (input: unknown): ResolvedServiceOptions {
   if (o.rules !== undefined) {
     const r = o.rules
     if (typeof r !== 'object' || r === null || Array.isArray(r)) throw badServiceOption('rules', 'expected { dataId, group }, a RuleStore or a RuleSet object')
-    if ('dataId' in r) rules = { kind: 'nacos', options: check(nacosRulesSchema, r, 'rules') }
-    else if (isStore(r)) rules = { kind: 'store', store: r }
-    else {
-      try {
-        rules = { kind: 'document', document: validateRuleSet(r, 'RuleSet') }
-      } catch (err) {
-        throw badServiceOption('rules', (err as Error).message, err)
-      }
-    }
+    if (isStore(r)) rules = { kind: 'store', store: r }
+    else if ('dataId' in r || !RULESET_KEYS.some((k) => k in r)) rules = { kind: 'nacos', options: check(nacosRulesSchema, r, 'rules', ' in rules from the Nacos config center (its keys: dataId, group, cacheFile, startTimeoutMs)') }
+    else rules = { kind: 'document', document: inlineRuleSet(r) }
   }
   if (o.mode === 'edge' && rules === undefined) throw badServiceOption('rules', 'edge mode needs rules ({ dataId, group }, a RuleStore or a RuleSet)')
   return { ...o, nacos: o.nacos as NacosClient | NacosClientOptions, rules }
 }
 
-function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string): z.output<S> {
+/**
+ * Keys only a RuleSet document has: an object under `rules` with none of them (and no `dataId`)
+ * is read as the Nacos spec, so `{ dataid: ... }` is reported as a bad key of that spec, not as a
+ * RuleSet without a version.
+ */
+const RULESET_KEYS = ['version', 'default', 'rules', 'services', 'user', 'shadow']
+
+/** A RuleSet given inline: the first bad field is named by its path under `rules`. */
+function inlineRuleSet (r: object): object {
+  try {
+    return validateRuleSet(r, 'rules')
+  } catch (err) {
+    // validateRuleSet lists at least one issue, each at a path inside the object (an unknown key first)
+    const [first, ...rest] = (err as RulesError).issues as [RuleIssue, ...RuleIssue[]]
+    const others = rest.length === 0 ? '' : `; also ${rest.slice(0, 5).map((i) => `rules.${i.path}: ${i.message}`).join('; ')}${rest.length > 5 ? `; and ${rest.length - 5} more` : ''}`
+    throw badServiceOption(`rules.${first.path}`, `${first.message}, in the RuleSet document given as the "rules" option${others}`, err)
+  }
+}
+
+/** Parse with `schema`; the error names the first bad field (an unknown key before the rest). */
+function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string, where = ''): z.output<S> {
   const result = schema.safeParse(input)
   if (result.success) return result.data
-  throw badServiceOption(fieldOf(result.error as IssueList, prefix), result.error.issues[0]?.message ?? 'invalid')
+  const unknown = result.error.issues.find((i) => i.code === 'unrecognized_keys')
+  if (unknown !== undefined) return failOn({ issues: [unknown] } as IssueList, prefix, `unknown key${where}`)
+  return failOn(result.error as IssueList, prefix, (result.error.issues[0] as { message: string }).message)
+}
+
+function failOn (issues: IssueList, prefix: string | undefined, problem: string): never {
+  throw badServiceOption(fieldOf(issues, prefix), problem)
 }

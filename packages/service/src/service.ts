@@ -113,7 +113,7 @@ export class FlowTagService {
       })
     } catch (err) {
       // the tagger's options are ours at the top level (mode, trust, otel)
-      throw asServiceOption(err, '', 'trust')
+      throw asServiceOption(err, '')
     }
     try {
       this.dispatcher = new FlowTagDispatcher({
@@ -185,10 +185,13 @@ export class FlowTagService {
     if (this.cacheDir !== undefined) void this.#reportColdStart(this.cacheDir)
   }
 
-  /** `<cacheDir>/rules/<namespace>/<group>/<dataId>` (the folder made now), or undefined without a cacheDir. */
+  /**
+   * `<cacheDir>/rules/<cluster>/<namespace>/<group>/<dataId>` (the folder made now; `<cluster>` as
+   * in the Nacos client's snapshots), or undefined without a cacheDir.
+   */
   #rulesCacheFile (dataId: string, group: string): string | undefined {
     if (this.cacheDir === undefined) return undefined
-    const dir = join(this.cacheDir, 'rules', safe(this.nacos.options.namespace || 'public'), safe(group))
+    const dir = join(this.cacheDir, 'rules', this.nacos.snapshotScope, safe(group))
     try {
       mkdirSync(dir, { recursive: true })
     } catch (err) {
@@ -208,8 +211,9 @@ export class FlowTagService {
     if (this.#closed !== undefined) return
     const rulesFile = (this.rules as { cacheFile?: string } | undefined)?.cacheFile
     const rulesAt = rulesFile === undefined ? undefined : await mtime(rulesFile)
-    const namingDir = join(dir, 'nacos', safe(this.nacos.options.namespace || 'public'), 'naming')
-    const files = await readdir(namingDir).catch(() => [] as string[])
+    const snapshots = this.nacos.snapshotDir
+    const namingDir = snapshots === undefined ? '' : join(snapshots, 'naming')
+    const files = snapshots === undefined ? [] : await readdir(namingDir).catch(() => [] as string[])
     let instancesAt: number | undefined
     for (const f of files) {
       const at = await mtime(join(namingDir, f))
@@ -224,7 +228,7 @@ export class FlowTagService {
       cacheDir: dir
     }
     if (rulesAt === undefined && instancesAt === undefined) this.logger.warn({ snapshot }, 'flowtag service: Nacos unreachable at start and no disk snapshot; waiting for Nacos')
-    else this.logger.warn({ snapshot }, `flowtag service: Nacos unreachable at start; serving from the disk snapshot (rules ${snapshot.rulesAgeS ?? '-'} s old, instances ${snapshot.instancesAgeS ?? '-'} s old)`)
+    else this.logger.warn({ snapshot }, `flowtag service: Nacos unreachable at start; serving from the disk snapshot (${ageText('rules', snapshot.rulesAgeS)}, ${ageText('instances', snapshot.instancesAgeS)})`)
   }
 
   /**
@@ -306,6 +310,11 @@ function prepareCacheDir (dir: string | undefined, log: ServiceLogger): string |
     log.warn({ err, cacheDir: dir }, 'flowtag service: cannot create the cache folder; no disk snapshots (a start while Nacos is down will have nothing)')
     return undefined
   }
+}
+
+/** `rules 12 s old`, or `no rules snapshot` when there is none. */
+function ageText (what: string, ageS: number | null): string {
+  return ageS === null ? `no ${what} snapshot` : `${what} ${ageS} s old`
 }
 
 async function mtime (file: string): Promise<number | undefined> {

@@ -73,6 +73,28 @@ t.test('a process started while Nacos is down serves from its last disk snapshot
   const snapshot = JSON.parse(notices[0]!).snapshot
   t.match(snapshot, { rulesVersion: 1, rulesAgeS: Number, instancesAgeS: Number, services: 1 })
   t.ok(snapshot.rulesAgeS >= 0 && snapshot.rulesAgeS < 60, `rules snapshot ${snapshot.rulesAgeS} s old`)
+  t.match(JSON.parse(notices[0]!).msg, /\(rules \d+ s old, instances \d+ s old\)$/, 'the ages in the message')
+
+  // Without a RuleSet of its own, a process on the same folder says so in words, not "rules - s".
+  const plainLog = logSink()
+  const plain = Fastify({ logger: { stream: plainLog.stream } })
+  await plain.register(fastifyFlowTagService, { service: 'gateway', nacos: nacos as never, registration: false, cacheDir: dir })
+  await plain.ready()
+  t.teardown(() => plain.close())
+  await waitFor('the notice without rules', () => plainLog.lines.some((l) => l.includes('Nacos unreachable at start')), 5000)
+  t.match(JSON.parse(plainLog.lines.find((l) => l.includes('Nacos unreachable at start'))!).msg, /\(no rules snapshot, instances \d+ s old\)$/)
+
+  // The same folder, another namespace or another cluster: none of these snapshots is theirs.
+  for (const [what, other] of [['namespace', { ...nacos, namespace: 'other' }], ['cluster', { ...nacos, serverAddr: '127.0.0.1:1' }]] as const) {
+    const otherLog = logSink()
+    const app = await edge(other, dir, otherLog.stream, { rules: { ...RULES, startTimeoutMs: 200 } })
+    t.teardown(() => app.close())
+    t.equal(app.flowtag.rules?.version, undefined, `another ${what}: no RuleSet from the first one's cache`)
+    await waitFor(`another ${what}: the notice`, () => otherLog.lines.some((l) => l.includes('Nacos unreachable at start')), 5000)
+    t.ok(otherLog.lines.some((l) => l.includes('no disk snapshot; waiting for Nacos')), `another ${what}: no snapshot of the first one's is served`)
+    // user-service still listens: had the first one's instance snapshot been read, this call would reach it
+    t.not((await app.inject({ url: '/api' })).statusCode, 200, `another ${what}: no instances of the first one's`)
+  }
 })
 
 t.test('cacheDir false keeps nothing on disk; an unwritable folder turns snapshots off with a warning', async (t) => {
