@@ -108,3 +108,34 @@ t.test('UNAVAILABLE before any response is retried once on another instance of t
   const err = await echo(solo).catch((e: unknown) => e)
   t.match(err, { code: 14, details: /sick is going away/ }, 'no other instance: the original status, not a routing error')
 })
+
+t.test('maxRetries 2: a call tries up to three instances of its lane', async (t) => {
+  const servers = await Promise.all([startEcho('sick1', {}, true), startEcho('sick2', {}, true), startEcho('good')])
+  t.teardown(() => Promise.all(servers.map((s) => s.close())))
+  const [sick1, sick2, good] = servers
+  const discovery = new StaticDiscovery({
+    echo: [
+      { ip: '127.0.0.1', port: sick1!.port, metadata: { version: 'v2' }, weight: 100 },
+      { ip: '127.0.0.1', port: sick2!.port, metadata: { version: 'v2' }, weight: 100 },
+      { ip: '127.0.0.1', port: good!.port, metadata: { version: 'v2' } }
+    ]
+  })
+  const quiet = { warn: () => {}, info: () => {} }
+  // No ejection: every call meets the sick instances again.
+  const twice = new FlowTagGrpc({ discovery, stableLane: 'v2', maxRetries: 2, outlier: { maxEjectionPercent: 0 }, logger: quiet })
+  const onlyOnce = new FlowTagGrpc({ discovery, stableLane: 'v2', maxRetries: 1, outlier: { maxEjectionPercent: 0 }, logger: quiet })
+  const c2 = new EchoClient('nacos:///echo', credentials.createInsecure(), twice.clientOptions())
+  const c1 = new EchoClient('nacos:///echo', credentials.createInsecure(), onlyOnce.clientOptions())
+  t.teardown(() => { c1.close(); c2.close(); twice.close(); onlyOnce.close() })
+  for (let i = 0; i < 10; i++) t.match(await echo(c2), { id: 'good' }, 'three instances tried at most: the good one answers')
+  let failed = 0
+  for (let i = 0; i < 10; i++) {
+    const r = await echoCall(c1)
+    if ('error' in r) {
+      failed++
+      t.match(r.error, { code: 14, details: /sick\d is going away/ }, 'the last attempt\'s own status')
+    }
+  }
+  // Each call meets a sick instance first with p = 200/201 and again with p = 100/101.
+  t.ok(failed > 0, `maxRetries 1: a call whose two attempts meet the two sick instances fails (${failed} of 10)`)
+})
