@@ -1,18 +1,21 @@
 /**
  * Per-call cost of @flowtag/grpc against plain @grpc/grpc-js, unary calls, in one run:
  *  - baseline: a grpc-js client to a fixed address (`127.0.0.1:PORT`), no interceptor;
+ *  - noop: the same with one no-op interceptor (the cost of grpc-js's interceptor chain);
  *  - flowtag: the same client class on `nacos:///echo` through FlowTagGrpc (resolver, the
- *    flowtag_lanes picker, the flow interceptor writing x-flow-tag/baggage), every call inside a
- *    flow tagged `v1`.
- * The server (plain grpc-js, JSON echo) and the load generator are processes of their own; the
- * load generator runs the variants interleaved, round by round, with the same concurrency.
- * Writes its section into the root BENCHMARKS.md (unless --no-write).
- *   node bench/unary.ts [--rounds 6] [--seconds 3] [--concurrency 32] [--no-write]
+ *    flowtag_lanes picker, the flow written into x-flow-tag/baggage, retries armed), every call
+ *    inside a flow tagged `v1`.
+ * Every variant has its own server process (plain grpc-js, JSON echo) and its own load-generator
+ * process (its client, `concurrency` calls in flight, CPU time per call from process.cpuUsage()).
+ * Two phases: interleaved rounds (one variant at a time, order rotating), then paired rounds
+ * (baseline and flowtag loaded at the same time, so both see the same machine). Each figure is a
+ * ratio to the baseline of the same round; the verdict is the median of those ratios.
+ *   node bench/unary.ts [--rounds 8] [--seconds 2] [--concurrency 32] [--write]
+ * --write replaces the "gRPC unary calls" section of BENCHMARKS.md with this run's figures.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { credentials, InterceptingCall, makeGenericClientConstructor, Server, ServerCredentials, type Interceptor, type ServiceDefinition } from '@grpc/grpc-js'
 import { runWithFlow } from '@flowtag/context'
@@ -22,6 +25,8 @@ import { FlowTagGrpc } from '../src/index.ts'
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
 const HEADING = '## gRPC unary calls (@flowtag/grpc)'
 const self = fileURLToPath(import.meta.url)
+const VARIANTS = ['baseline', 'noop', 'flowtag'] as const
+type Variant = (typeof VARIANTS)[number]
 
 const json = { s: (v: unknown) => Buffer.from(JSON.stringify(v)), d: (b: Buffer) => JSON.parse(b.toString()) as unknown }
 const Echo: ServiceDefinition = {
@@ -29,6 +34,12 @@ const Echo: ServiceDefinition = {
 }
 const EchoClient = makeGenericClientConstructor(Echo, 'Echo')
 type Client = { echo(req: object, cb: (err: Error | null, res: unknown) => void): void; close(): void }
+
+interface Run {
+  rps: number
+  errors: number
+  cpuUsPerCall: number
+}
 
 function arg (name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`)
@@ -39,27 +50,28 @@ async function serve (): Promise<void> {
   const server = new Server()
   server.addService(Echo, { echo: (call: { request: unknown }, cb: (e: null, r: unknown) => void) => cb(null, call.request) })
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e === null ? resolve(p) : reject(e))))
-  process.stdout.write(`LISTENING ${port}\n`)
-  process.stdin.resume()
-  process.stdin.on('end', () => server.forceShutdown())
+  process.send!({ port })
+  process.on('disconnect', () => server.forceShutdown())
 }
 
-async function load (port: number, rounds: number, seconds: number, concurrency: number): Promise<void> {
-  const plain = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as Client
-  // The cost of grpc-js's interceptor machinery alone: one interceptor that does nothing.
-  const noop: Interceptor = (options, nextCall) => new InterceptingCall(nextCall(options))
-  const intercepted = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors: [noop] }) as unknown as Client
-  const discovery = new StaticDiscovery({ echo: [{ ip: '127.0.0.1', port, metadata: { version: 'v1' } }] })
-  const lanes = new FlowTagGrpc({ discovery, stableLane: 'v1' })
-  const flowtag = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions()) as unknown as Client
-  const flow = { tag: 'v1', baggage: {} }
-  const call = (c: Client) => new Promise<void>((resolve, reject) => c.echo({ id: 1, sku: 'abc' }, (err) => (err === null ? resolve() : reject(err))))
-  const variants: Record<string, () => Promise<void>> = {
-    baseline: () => call(plain),
-    noop: () => call(intercepted),
-    flowtag: () => runWithFlow(flow, () => call(flowtag))
+/** A load generator: one client of one variant; runs `{ run: ms }` on request, answers with a Run. */
+async function load (variant: Variant, port: number, concurrency: number): Promise<void> {
+  let client: Client
+  let wrap = (fn: () => Promise<void>): Promise<void> => fn()
+  let lanes: FlowTagGrpc | undefined
+  if (variant === 'baseline') client = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as Client
+  else if (variant === 'noop') {
+    const noop: Interceptor = (options, nextCall) => new InterceptingCall(nextCall(options))
+    client = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors: [noop] }) as unknown as Client
+  } else {
+    const discovery = new StaticDiscovery({ echo: [{ ip: '127.0.0.1', port, metadata: { version: 'v1' } }] })
+    lanes = new FlowTagGrpc({ discovery, stableLane: 'v1' })
+    client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions()) as unknown as Client
+    const flow = { tag: 'v1', baggage: {} }
+    wrap = (fn) => runWithFlow(flow, fn)
   }
-  const run = async (fn: () => Promise<void>, ms: number) => {
+  const call = () => new Promise<void>((resolve, reject) => client.echo({ id: 1, sku: 'abc' }, (err) => (err === null ? resolve() : reject(err))))
+  const run = async (ms: number): Promise<Run> => {
     let calls = 0
     let errors = 0
     const end = performance.now() + ms
@@ -68,7 +80,7 @@ async function load (port: number, rounds: number, seconds: number, concurrency:
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
         try {
-          await fn()
+          await wrap(call)
           calls++
         } catch {
           errors++
@@ -79,20 +91,36 @@ async function load (port: number, rounds: number, seconds: number, concurrency:
     const cpu = process.cpuUsage(cpu0)
     return { rps: calls / elapsed, errors, cpuUsPerCall: (cpu.user + cpu.system) / Math.max(1, calls) }
   }
-  for (const fn of Object.values(variants)) await run(fn, 1000) // warm-up: connections, JIT
-  for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? ['baseline', 'noop', 'flowtag'] : ['flowtag', 'noop', 'baseline']
-    for (const v of order) process.stdout.write(JSON.stringify({ round: r, variant: v, ...(await run(variants[v]!, seconds * 1000)) }) + '\n')
-  }
-  plain.close()
-  intercepted.close()
-  flowtag.close()
-  lanes.close()
-  process.stdout.write('DONE\n')
+  await run(1500) // warm-up: connections, JIT
+  process.on('message', (m: { run?: number }) => {
+    if (m.run !== undefined) run(m.run).then((r) => process.send!({ result: r }), (err: unknown) => process.send!({ error: String(err) }))
+  })
+  process.on('disconnect', () => {
+    client.close()
+    lanes?.close()
+  })
+  process.send!({ ready: true })
 }
 
+const children: ChildProcess[] = []
+
 function child (args: string[]): ChildProcess {
-  return spawn(process.execPath, [self, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const c = spawn(process.execPath, [self, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  children.push(c)
+  return c
+}
+
+function message<T> (c: ChildProcess, key: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: Record<string, unknown>) => {
+      if (m.error !== undefined) reject(new Error(String(m.error)))
+      else if (key in m) {
+        c.off('message', on)
+        resolve(m[key] as T)
+      }
+    }
+    c.on('message', on)
+  })
 }
 
 const median = (xs: number[]) => {
@@ -102,72 +130,104 @@ const median = (xs: number[]) => {
 }
 
 async function main (): Promise<void> {
-  const rounds = arg('rounds', 6)
-  const seconds = arg('seconds', 3)
+  const rounds = arg('rounds', 8)
+  const seconds = arg('seconds', 2)
   const concurrency = arg('concurrency', 32)
+  const write = process.argv.includes('--write')
+  const loads: number[] = [loadavg()[0]!]
   const loadStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
-  const server = child(['serve'])
-  const port = await new Promise<number>((resolve) => {
-    createInterface({ input: server.stdout! }).on('line', (l) => { if (l.startsWith('LISTENING ')) resolve(Number(l.slice(10))) })
-  })
-  const results: Array<{ round: number; variant: string; rps: number; errors: number; cpuUsPerCall: number }> = []
-  const gen = child(['load', String(port), String(rounds), String(seconds), String(concurrency)])
-  await new Promise<void>((resolve) => {
-    createInterface({ input: gen.stdout! }).on('line', (l) => {
-      if (l === 'DONE') resolve()
-      else if (l.startsWith('{')) {
-        const r = JSON.parse(l)
-        results.push(r)
-        console.log(l)
-      }
-    })
-  })
-  server.stdin!.end()
-  server.kill()
+  const gens = {} as Record<Variant, ChildProcess>
+  for (const v of VARIANTS) {
+    const server = child(['serve'])
+    const port = await message<number>(server, 'port')
+    gens[v] = child(['load', v, String(port), String(concurrency)])
+  }
+  await Promise.all(VARIANTS.map((v) => message(gens[v], 'ready')))
+  const ms = seconds * 1000
+  const runOf = (v: Variant) => {
+    const result = message<Run>(gens[v], 'result')
+    gens[v].send({ run: ms })
+    return result
+  }
+
+  // Interleaved: one variant at a time, the order rotating round by round.
+  const interleaved: Array<Record<Variant, Run>> = []
+  for (let r = 0; r < rounds; r++) {
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!)
+    const round = {} as Record<Variant, Run>
+    for (const v of order) round[v] = await runOf(v)
+    interleaved.push(round)
+    loads.push(loadavg()[0]!)
+    console.log(JSON.stringify({ phase: 'interleaved', round: r, ...round }))
+  }
+  // Paired: baseline and flowtag under load at the same time.
+  const paired: Array<{ baseline: Run; flowtag: Run }> = []
+  for (let r = 0; r < rounds; r++) {
+    // Which of the two starts first biases a pair (up to 1.4× in an A/A check on a busy machine): alternate it.
+    const [baseline, flowtag] = r % 2 === 0
+      ? await Promise.all([runOf('baseline'), runOf('flowtag')])
+      : await Promise.all([runOf('flowtag'), runOf('baseline')]).then(([f, b]) => [b, f] as const)
+    paired.push({ baseline, flowtag })
+    loads.push(loadavg()[0]!)
+    console.log(JSON.stringify({ phase: 'paired', round: r, baseline, flowtag }))
+  }
+  for (const c of children) c.disconnect()
   const loadEnd = loadavg().map((x) => x.toFixed(1)).join(' / ')
-  const by = (v: string) => results.filter((r) => r.variant === v)
-  const ratios = [...new Set(results.map((r) => r.round))].map((round) => {
-    const b = results.find((r) => r.round === round && r.variant === 'baseline')!
-    const f = results.find((r) => r.round === round && r.variant === 'flowtag')!
-    const n = results.find((r) => r.round === round && r.variant === 'noop')!
-    return { rps: f.rps / b.rps, cpu: f.cpuUsPerCall / b.cpuUsPerCall, noopRps: n.rps / b.rps, overNoop: f.rps / n.rps }
-  })
-  const rpsRatio = median(ratios.map((r) => r.rps))
-  const cpuRatio = median(ratios.map((r) => r.cpu))
-  const noopRatio = median(ratios.map((r) => r.noopRps))
-  const overNoop = median(ratios.map((r) => r.overNoop))
-  const spread = ratios.map((r) => r.rps.toFixed(2)).join(', ')
-  const lo = Math.min(...ratios.map((r) => r.rps))
-  const hi = Math.max(...ratios.map((r) => r.rps))
-  // Rounds that disagree by more than 1.5× say the machine's load, not the code, set the figure.
-  const noisy = hi / lo > 1.5
-  const errors = results.reduce((n, r) => n + r.errors, 0)
+
+  const ratio = (rs: Array<Partial<Record<Variant, Run>>>, v: Variant, f: (r: Run) => number) => rs.map((r) => f(r[v]!) / f(r.baseline!))
+  const iRps = ratio(interleaved, 'flowtag', (r) => r.rps)
+  const iCpu = ratio(interleaved, 'flowtag', (r) => r.cpuUsPerCall)
+  const nRps = ratio(interleaved, 'noop', (r) => r.rps)
+  const nCpu = ratio(interleaved, 'noop', (r) => r.cpuUsPerCall)
+  const pRps = ratio(paired, 'flowtag', (r) => r.rps)
+  const pCpu = ratio(paired, 'flowtag', (r) => r.cpuUsPerCall)
+  const spreadOf = (xs: number[]) => Math.max(...xs) / Math.min(...xs)
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ')
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+  const med = (rs: Array<Partial<Record<Variant, Run>>>, v: Variant, f: (r: Run) => number) => median(rs.map((r) => f(r[v]!)))
+  const errors = [...interleaved, ...paired].reduce((n, r) => n + Object.values(r).reduce((m, x) => m + x.errors, 0), 0)
+  const loadMax = Math.max(...loads)
+  const loadMedian = median(loads)
+  const ncpu = cpus().length
+  // The machine, not the code, sets the figures when it is busier than its CPUs or when rounds
+  // disagree by more than 1.5×.
+  const quiet = loadMax < ncpu * 2 && spreadOf(pRps) <= 1.5
+  const verdict = (x: number) => (!quiet ? 'not resolvable in this run' : x >= 0.95 ? 'met' : 'missed')
   const section = [
     HEADING,
     '',
-    `\`node packages/grpc/bench/unary.ts\` (${rounds} interleaved rounds of ${seconds} s, ${concurrency} calls in flight; server and load generator`,
-    'each in its own process; plain grpc-js server with a JSON echo). Baseline: a @grpc/grpc-js client to the fixed address.',
-    'flowtag: the same client on `nacos:///echo` through `FlowTagGrpc` (resolver from a StaticDiscovery, the `flowtag_lanes`',
-    'per-call picker, the flow interceptor writing `x-flow-tag`/`baggage`), every call in a flow tagged `v1`.',
+    `\`node packages/grpc/bench/unary.ts --rounds ${rounds} --seconds ${seconds} --concurrency ${concurrency}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${ncpu} CPUs: ${cpus()[0]?.model.trim() ?? 'unknown'}).`,
+    'Unary calls, a JSON echo; every variant has its own plain grpc-js server process and its own load-generator process',
+    `(${concurrency} calls in flight; client CPU per call from \`process.cpuUsage()\`). Baseline: a @grpc/grpc-js client to the fixed`,
+    'address. noop: the same with one no-op interceptor. flowtag: the same client class on `nacos:///echo` through `FlowTagGrpc`',
+    '(resolver from a StaticDiscovery, the `flowtag_lanes` per-call picker, the flow written into `x-flow-tag`/`baggage` by the',
+    'channel of `clientOptions()`, retries armed), every call in a flow tagged `v1`. Interleaved: one variant at a time, order',
+    `rotating; paired: baseline and flowtag loaded at the same time, which starts first alternating. ${rounds} rounds of ${seconds} s each; every ratio is taken within a round.`,
     '',
-    '| | calls/s (median) | client CPU µs/call (median) |',
+    '| | calls/s (median, interleaved) | client CPU µs/call (median, interleaved) |',
     '| --- | --- | --- |',
-    `| plain @grpc/grpc-js, fixed address | ${fmt(median(by('baseline').map((r) => r.rps)))} | ${median(by('baseline').map((r) => r.cpuUsPerCall)).toFixed(1)} |`,
-    `| plain @grpc/grpc-js + one no-op interceptor | ${fmt(median(by('noop').map((r) => r.rps)))} | ${median(by('noop').map((r) => r.cpuUsPerCall)).toFixed(1)} |`,
-    `| @flowtag/grpc, \`nacos:///echo\` in a lane | ${fmt(median(by('flowtag').map((r) => r.rps)))} | ${median(by('flowtag').map((r) => r.cpuUsPerCall)).toFixed(1)} |`,
+    `| plain @grpc/grpc-js, fixed address | ${fmt(med(interleaved, 'baseline', (r) => r.rps))} | ${med(interleaved, 'baseline', (r) => r.cpuUsPerCall).toFixed(1)} |`,
+    `| plain @grpc/grpc-js + one no-op interceptor | ${fmt(med(interleaved, 'noop', (r) => r.rps))} | ${med(interleaved, 'noop', (r) => r.cpuUsPerCall).toFixed(1)} |`,
+    `| @flowtag/grpc, \`nacos:///echo\` in a lane | ${fmt(med(interleaved, 'flowtag', (r) => r.rps))} | ${med(interleaved, 'flowtag', (r) => r.cpuUsPerCall).toFixed(1)} |`,
     '',
-    `**Throughput ${rpsRatio.toFixed(2)}× plain grpc-js** (median of per-round ratios; goal ≥ 0.95×: ${noisy ? 'not resolvable in this run' : rpsRatio >= 0.95 ? 'met' : 'missed'}),`,
-    `client CPU per call ${cpuRatio.toFixed(2)}×. Per-round throughput ratios: ${spread}. A no-op interceptor alone (grpc-js's`,
-    `interceptor chain, which propagation needs) is ${noopRatio.toFixed(2)}× plain; @flowtag/grpc is ${overNoop.toFixed(2)}× the no-op-interceptor client. Errors: ${errors}.`,
-    `Node ${process.version}, ${cpus().length} CPUs shared with other work; load average ${loadStart} at the start, ${loadEnd} at the end.`,
-    ...(noisy
-      ? ['', `The per-round ratios span ${lo.toFixed(2)}–${hi.toFixed(2)}: the machine's load, not the code, decides single rounds, so the`, 'median is not a measurement of the overhead. Re-run on a quiet machine (load average below the CPU count) before quoting it.']
-      : []),
+    '| flowtag ÷ baseline, median of per-round ratios | throughput | client CPU per call | throughput per round |',
+    '| --- | --- | --- | --- |',
+    `| paired | **${median(pRps).toFixed(2)}×** | ${median(pCpu).toFixed(2)}× | ${list(pRps)} |`,
+    `| interleaved | ${median(iRps).toFixed(2)}× | ${median(iCpu).toFixed(2)}× | ${list(iRps)} |`,
+    `| (no-op interceptor ÷ baseline, interleaved) | ${median(nRps).toFixed(2)}× | ${median(nCpu).toFixed(2)}× | ${list(nRps)} |`,
+    '',
+    `Goal ≥ 0.95× plain throughput (paired median): ${verdict(median(pRps))}. Errors: ${errors}. Load average ${loadStart} at the start,`,
+    `${loadEnd} at the end; 1-minute load average per round: median ${loadMedian.toFixed(1)}, max ${loadMax.toFixed(1)}.`,
+    ...(quiet
+      ? []
+      : ['', `The machine was busy (load average up to ${loadMax.toFixed(1)} on ${ncpu} CPUs; paired rounds span ${Math.min(...pRps).toFixed(2)}–${Math.max(...pRps).toFixed(2)}×):`, 'the load, not the code, decides single rounds. Re-run on a quiet machine before quoting the ratios.']),
     ''
   ].join('\n')
   console.log('\n' + section)
-  if (process.argv.includes('--no-write')) return
+  if (!write) {
+    console.log('(not written: pass --write to replace the section in BENCHMARKS.md)')
+    return
+  }
   let text = ''
   try { text = await readFile(benchmarksFile, 'utf8') } catch { text = '# Benchmarks\n\n' }
   const start = text.indexOf(HEADING)
@@ -182,5 +242,11 @@ async function main (): Promise<void> {
 
 const [mode, ...rest] = process.argv.slice(2)
 if (mode === 'serve') await serve()
-else if (mode === 'load') await load(Number(rest[0]), Number(rest[1]), Number(rest[2]), Number(rest[3]))
-else await main()
+else if (mode === 'load') await load(rest[0] as Variant, Number(rest[1]), Number(rest[2]))
+else {
+  try {
+    await main()
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill()
+  }
+}

@@ -20,6 +20,8 @@ interface Member extends OutlierState {
   readonly subchannel: Subchannel
   state: connectivityState
   readonly listener: experimental.ConnectivityStateListener
+  /** The pick result that sends a call here, made once: a pick allocates nothing. */
+  readonly picked: experimental.PickResult
 }
 
 class LanesConfig implements experimental.TypedLoadBalancingConfig {
@@ -110,6 +112,13 @@ class LanesBalancer implements experimental.LoadBalancer {
         subchannel,
         state: subchannel.getConnectivityState(),
         listener: (_sub, _prev, next) => this.#onState(member, next),
+        picked: {
+          pickResultType: experimental.PickResultType.COMPLETE,
+          subchannel,
+          status: null,
+          onCallStarted: null,
+          onCallEnded: (code) => this.callEnded(member, code)
+        },
         ...freshOutlierState()
       }
       subchannel.ref()
@@ -250,14 +259,7 @@ class LanesPicker implements experimental.Picker {
       if (member.state === connectivityState.IDLE) member.subchannel.startConnecting()
       return QUEUE
     }
-    const balancer = this.#balancer
-    return {
-      pickResultType: experimental.PickResultType.COMPLETE,
-      subchannel: member.subchannel,
-      status: null,
-      onCallStarted: null,
-      onCallEnded: (code) => balancer.callEnded(member, code)
-    }
+    return member.picked
   }
 }
 

@@ -1,8 +1,9 @@
 // FlowTagGrpc: the client side in one object. It validates the options once, registers the
 // `nacos` resolver and the `flowtag_lanes` balancer with @grpc/grpc-js (both global registries,
 // registered once per process), and hands out the client options a channel needs.
-import type { ChannelOptions, Interceptor } from '@grpc/grpc-js'
+import type { ClientOptions, Interceptor } from '@grpc/grpc-js'
 import { flowInterceptor } from './client-interceptor.ts'
+import { FlowChannel, flowCallConfig, flowChannelFactory, type FlowCallConfig } from './flow-channel.ts'
 import { parseGrpcOptions, type FlowTagGrpcOptions, type ResolvedGrpcOptions } from './options.ts'
 import { registerBalancer } from './balancer.ts'
 import { registerResolver } from './resolver.ts'
@@ -12,9 +13,7 @@ import { addRouting, removeRouting, type RoutingEntry } from './registry.ts'
 let nextId = 0
 
 /** What `clientOptions()` returns: pass it as the third argument of a generated client's constructor. */
-export interface FlowTagClientOptions extends ChannelOptions {
-  interceptors: Interceptor[]
-}
+export type FlowTagClientOptions = ClientOptions
 
 /**
  * Lanes for gRPC clients: `nacos:///<service>` targets resolved through `discovery`, each call
@@ -31,6 +30,7 @@ export class FlowTagGrpc implements RoutingEntry {
   readonly id: string
   readonly options: ResolvedGrpcOptions
   readonly #interceptor: Interceptor
+  readonly #calls: FlowCallConfig
   #closed = false
 
   constructor (options: FlowTagGrpcOptions) {
@@ -39,19 +39,25 @@ export class FlowTagGrpc implements RoutingEntry {
     registerBalancer()
     this.id = `flowtag-${process.pid}-${nextId++}`
     this.#interceptor = flowInterceptor(this.options)
+    this.#calls = flowCallConfig(this.options)
     addRouting(this)
   }
 
   /**
-   * Options for a client or channel: the flow interceptor (tag, baggage, retry on another
-   * instance) and the id that ties `nacos:` targets to this object. Extra channel options merge in.
+   * Options for a client: the id that ties `nacos:` targets to this object, and a channel whose
+   * calls carry the caller's flow (`x-flow-tag`, `baggage`) and retry on another instance (a
+   * `channelFactoryOverride` wrapping grpc-js's channel; no interceptor, so no per-call
+   * interceptor chain). `extra` client options merge in: interceptors run above that channel, a
+   * `channelFactoryOverride` or `channelOverride` of `extra` is wrapped.
    */
-  clientOptions (extra: ChannelOptions = {}): FlowTagClientOptions {
-    const interceptors = Array.isArray(extra.interceptors) ? [this.#interceptor, ...(extra.interceptors as Interceptor[])] : [this.#interceptor]
-    return { ...extra, interceptors, [ROUTING_OPTION]: this.id }
+  clientOptions (extra: ClientOptions = {}): FlowTagClientOptions {
+    const options: FlowTagClientOptions = { ...extra, [ROUTING_OPTION]: this.id }
+    if (extra.channelOverride !== undefined) options.channelOverride = new FlowChannel(extra.channelOverride, this.#calls)
+    else options.channelFactoryOverride = flowChannelFactory(this.#calls, extra.channelFactoryOverride)
+    return options
   }
 
-  /** The interceptor alone, for clients that target fixed addresses but should carry the flow. */
+  /** The flow interceptor alone (writes the flow, no retries), for clients of fixed addresses that should carry the flow. */
   get interceptor (): Interceptor {
     return this.#interceptor
   }
