@@ -1,9 +1,10 @@
 // The discovery-aware undici Dispatcher: `http://<service>/path` goes to an instance of
 // <service> in the request's lane, picked by weight, through one Pool per instance.
-import { Dispatcher, type Pool } from 'undici'
+import { Dispatcher } from 'undici'
 import { currentFlow } from '@flowtag/context'
 import type { Discovery } from './discovery.ts'
 import { OutboundError } from './errors.ts'
+import { defaultPoolFactory, type InstancePoolOptions, type PoolFactory } from './instance-pool.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
 import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
@@ -57,7 +58,8 @@ const kSelf = Symbol('flowtag.outbound.self')
 export class FlowTagDispatcher extends Dispatcher {
   readonly #opts: ResolvedOptions
   readonly #metrics: OutboundMetrics
-  readonly #poolOptions: Pool.Options
+  readonly #poolOptions: InstancePoolOptions
+  readonly #factory: PoolFactory
   readonly #defaults: { stable: string; strict: boolean }
   readonly #services = new Map<string, ServiceEntry>()
   readonly #targets = new Map<string, Target>()
@@ -79,6 +81,7 @@ export class FlowTagDispatcher extends Dispatcher {
       bodyTimeout: this.#opts.bodyTimeout,
       keepAliveTimeout: this.#opts.keepAliveTimeout
     }
+    this.#factory = this.#opts.factory ?? defaultPoolFactory
   }
 
   override dispatch (opts: DispatchOptions, handler: Handler): boolean {
@@ -198,6 +201,7 @@ export class FlowTagDispatcher extends Dispatcher {
         labelKey: this.#opts.labelKey,
         protocol: target.protocol,
         poolOptions: this.#poolOptions,
+        factory: this.#factory,
         outlier: this.#opts.outlier,
         onEjection: (m, ejected, until) => this.#onEjection(m, ejected, until)
       },

@@ -152,7 +152,7 @@ export class OutboundHandler implements Handler {
   send (): void {
     // A pool's "busy" answer is not passed on: this dispatcher emits no 'drain' of its own, and
     // each pool queues what it cannot send yet.
-    this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this)
+    this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this as never)
   }
 
   onRequestStart (controller: Controller, context: unknown): void {
