@@ -4,3 +4,4 @@ export { outboundOptionsSchema, type OutboundOptions, type OutboundLogger, type 
 export { instanceKey, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
 export { installGlobalDispatcher, GlobalRouter, globalDispatcherOptionsSchema, type GlobalDispatcherOptions, type GlobalDispatcherInstallation } from './global-dispatcher.ts'
 export { defaultPoolFactory, type PoolFactory, type InstancePool, type InstancePoolOptions } from './instance-pool.ts'
+export { dispatcherOf } from './dispatcher-of.ts'
