@@ -1,14 +1,18 @@
-// A gateway hop in one of three forms: `node bench/gateway.ts <mode> <upstreamPort>`.
+// A gateway hop in one of these forms: `node bench/gateway.ts <mode> <upstreamPort>`.
 //   flowtag    - FlowTagDispatcher: service name -> discovery -> lane -> weighted pick, tag injected
 //   pool       - a hand-written forwarder: one undici.Pool to the fixed upstream address
-//   pool7      - the same forwarder over an undici 7 Pool (the undici reply-from brings)
 //   reply-from - @fastify/reply-from with the upstream as base
 //   reply-from-pool - @fastify/reply-from with an undici 8 Pool to the upstream as its `undici`
 //                option: separates the cost of the undici major from the cost of lanes
 //   reply-from-flowtag - @fastify/reply-from with `base: 'http://user-service'` and the
 //                FlowTagDispatcher as its `undici` option: the gateway as proxy configuration
 //   reply-from-flowtag-u7 - the same, with undici 7 Pools under the dispatcher (its `factory`
-//                option): the undici reply-from itself brings, so only lanes differ from reply-from
+//                option); reply-from still calls undici 8's request() (the dispatcher's own)
+//   reply-from-flowtag-via7 - the same pools, and reply-from's `undici` is dispatcherOf(undici 7
+//                Dispatcher, dispatcher): undici 7's request() over our dispatcher, so only
+//                lanes differ from stock reply-from
+//   pool7, pool7-api8 - the hand-written forwarder over an undici 7 Pool, with undici 7's
+//                request() or undici 8's (for bench/profile.ts: which part costs)
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { constants as perf, PerformanceObserver } from 'node:perf_hooks'
@@ -18,7 +22,7 @@ import { Dispatcher as Dispatcher8, Pool, type Dispatcher } from 'undici'
 import { Dispatcher as Dispatcher7, Pool as Pool7 } from 'undici7'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { runWithFlow } from '@flowtag/context'
-import { FlowTagDispatcher } from '../src/index.ts'
+import { dispatcherOf, FlowTagDispatcher } from '../src/index.ts'
 
 /** The hand-written part both undici forms share: status and the body's headers. */
 function forward (reply: FastifyReply, res: Dispatcher.ResponseData) {
@@ -79,17 +83,11 @@ if (mode === 'pool') {
   // reply-from 12 types `undici` with undici 7's types; at run time it needs only request().
   await app.register(replyFrom, { base: 'http://user-service', undici: dispatcher as never })
   app.get('/*', (req, reply) => reply.from(req.url))
-} else if (mode === 'reply-from-flowtag-bridge7') {
+} else if (mode === 'reply-from-flowtag-via7') {
   const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })
-  const factory = (origin: string, opts: Pool7.Options) => new Pool7(origin, opts)
-  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1', factory })
-  class Bridge extends Dispatcher7 {
-    override dispatch (o: never, h: never) { return dispatcher.dispatch(o, h) }
-    override close () { return dispatcher.close() }
-    override destroy () { return dispatcher.destroy() }
-  }
-  const via = new Bridge().compose((d) => d)
-  await app.register(replyFrom, { base: 'http://user-service', undici: via as never })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1', factory: (origin, opts) => new Pool7(origin, opts) })
+  // reply-from calls request() on its `undici` option: undici 7's here, dispatching through ours.
+  await app.register(replyFrom, { base: 'http://user-service', undici: dispatcherOf(Dispatcher7, dispatcher) as never })
   app.get('/*', (req, reply) => reply.from(req.url))
 } else {
   throw new Error(`unknown mode ${mode}`)
