@@ -11,20 +11,24 @@ import { waitFor } from '@flowtag/test-kit'
 import { startApp, type AppProcess } from '../src/cluster.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
 
-const dev = await startNacosDevServer({ port: 0 })
+// The embedded dev server, or a real Nacos when NACOS_SERVER_ADDR names one (as e2e.test.ts).
+const real = process.env.NACOS_SERVER_ADDR
+const dev = real === undefined || real === '' ? await startNacosDevServer({ port: 0 }) : undefined
+const nacosAddr = dev?.address ?? real!
 const namespace = `gateway-${Date.now().toString(36)}`
-const client = new NacosClient({ serverAddr: dev.address, namespace })
+const client = new NacosClient({ serverAddr: nacosAddr, namespace })
 const servers: Server[] = []
-let gateway: AppProcess | undefined
+const apps: AppProcess[] = []
 t.teardown(async () => {
-  await gateway?.stop('SIGKILL')
+  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
   await client.close()
   for (const s of servers) s.close()
-  await dev.close()
+  await dev?.close()
 })
 
 await client.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(canaryRuleSet(3, 0)), 'json')
-gateway = await startApp('gateway', 'v1', { nacosAddr: dev.address, env: { NACOS_NAMESPACE: namespace } })
+const gateway = await startApp('gateway', 'v1', { nacosAddr, env: { NACOS_NAMESPACE: namespace } })
+apps.push(gateway)
 
 /** A stand-in order-service instance answering with `answer`. */
 async function standIn (answer: (res: import('node:http').ServerResponse) => void): Promise<number> {
@@ -38,19 +42,19 @@ async function standIn (answer: (res: import('node:http').ServerResponse) => voi
 }
 
 async function get (headers: Record<string, string> = {}) {
-  const res = await fetch(`${gateway!.url}/api/orders/7`, { headers })
+  const res = await fetch(`${gateway.url}/api/orders/7`, { headers })
   const text = await res.text()
   return { status: res.status, headers: res.headers, text, body: JSON.parse(text) as { error?: string; message?: string; hops: Array<Record<string, unknown>>; order?: unknown } }
 }
 
 const instances = async () => {
-  const res = await fetch(`http://${dev.address}/nacos/v1/ns/instance/list?serviceName=order-service&namespaceId=${namespace}`)
+  const res = await fetch(`http://${nacosAddr}/nacos/v1/ns/instance/list?serviceName=order-service&namespaceId=${namespace}`)
   return ((await res.json()) as { hosts: Array<{ port: number }> }).hosts
 }
 const only = async (port: number) => {
   for (const h of await instances()) if (h.port !== port) await client.naming.deregister('order-service', { ip: '127.0.0.1', port: h.port })
+  // The gateway hears of the change by push: each test waits until it answers from this instance.
   await client.naming.register('order-service', { ip: '127.0.0.1', port, metadata: { version: 'v1' } })
-  // The gateway hears of the change by push; wait until it answers from this instance.
 }
 
 t.test('no order-service registered: 503 with the routing code, the gateway hop first', async (t) => {

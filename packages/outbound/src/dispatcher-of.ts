@@ -24,7 +24,7 @@ interface Target {
 
 const classSchema = z.custom<abstract new () => DispatcherBase>(
   (v) => typeof v === 'function' && typeof (v as { prototype?: { compose?: unknown } }).prototype?.compose === 'function' && typeof (v as { prototype?: { request?: unknown } }).prototype?.request === 'function',
-  { message: 'expected an undici Dispatcher class (with compose() and request()), e.g. Dispatcher of undici 7' }
+{ message: 'expected an undici Dispatcher class (with compose() and request()), e.g. Dispatcher of undici 7' }
 )
 const targetSchema = z.custom<Target>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Target).dispatch === 'function' && typeof (v as Target).close === 'function' && typeof (v as Target).destroy === 'function',

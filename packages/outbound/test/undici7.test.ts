@@ -12,7 +12,7 @@ import { StaticDiscovery } from '@flowtag/nacos'
 import { fastifyFlowTag } from '@flowtag/context/fastify'
 import { runWithFlow } from '@flowtag/context'
 import { dispatcherOf, FlowTagDispatcher, OutboundError, type InstancePoolOptions } from '../src/index.ts'
-import { startInstance, type Instance } from './fixtures/instances.ts'
+import { startInstance } from './fixtures/instances.ts'
 
 const at = (i: { port: number }, version = 'v1') => ({ ip: '127.0.0.1', port: i.port, metadata: { version } })
 
