@@ -42,8 +42,9 @@ const argsSchema = z.strictObject({ Dispatcher: classSchema, dispatcher: targetS
  * or destroy `dispatcher`.
  *
  * Use it for `@fastify/reply-from`'s `undici` option: reply-from 12 bundles undici 7, and the
- * request() of undici 8 costs it ≈ 1.4× the CPU per request (its objects survive young-generation
- * collections); through this bridge it costs what stock reply-from costs.
+ * request() of undici 8 costs it ≈ 1.2–1.4× the CPU per request (its objects survive
+ * young-generation collections); through this bridge its GC time per request is stock
+ * reply-from's (`bench/profile.ts`).
  *
  * @example
  * import { Dispatcher as Dispatcher7 } from 'undici7'   // npm:undici@7, or reply-from's own
