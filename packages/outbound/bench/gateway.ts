@@ -11,6 +11,7 @@
 //   reply-from-flowtag-via7 - the same pools, and reply-from's `undici` is dispatcherOf(undici 7
 //                Dispatcher, dispatcher): undici 7's request() over our dispatcher, so only
 //                lanes differ from stock reply-from
+//   reply-from-flowtag-via7-pool8 - undici 7's request() through dispatcherOf(), undici 8 Pools
 //   pool7, pool7-api8 - the hand-written forwarder over an undici 7 Pool, with undici 7's
 //                request() or undici 8's (for bench/profile.ts: which part costs)
 import { writeFileSync } from 'node:fs'
@@ -83,9 +84,10 @@ if (mode === 'pool') {
   // reply-from 12 types `undici` with undici 7's types; at run time it needs only request().
   await app.register(replyFrom, { base: 'http://user-service', undici: dispatcher as never })
   app.get('/*', (req, reply) => reply.from(req.url))
-} else if (mode === 'reply-from-flowtag-via7') {
+} else if (mode === 'reply-from-flowtag-via7' || mode === 'reply-from-flowtag-via7-pool8') {
   const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })
-  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1', factory: (origin, opts) => new Pool7(origin, opts) })
+  const factory = mode === 'reply-from-flowtag-via7' ? (origin: string, opts: Pool7.Options) => new Pool7(origin, opts) : undefined
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1', factory })
   // reply-from calls request() on its `undici` option: undici 7's here, dispatching through ours.
   await app.register(replyFrom, { base: 'http://user-service', undici: dispatcherOf(Dispatcher7, dispatcher) as never })
   app.get('/*', (req, reply) => reply.from(req.url))

@@ -24,9 +24,9 @@ const connections = Number(args[2] ?? 32)
 const write = flags.includes('--write')
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7'] as const
+const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8'] as const
 /** The reply-from forms with lanes, each paired with stock reply-from in phase 3. */
-const lanesForms: readonly Mode[] = ['reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7']
+const lanesForms: readonly Mode[] = ['reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8']
 /** The form the goal is judged on: what the README tells a gateway to write. */
 const goalForm: Mode = 'reply-from-flowtag-via7'
 type Mode = (typeof allModes)[number]
@@ -208,7 +208,8 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
     '- **reply-from-pool**: the same `@fastify/reply-from` with `undici: new Pool(upstream)` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.',
     '- **reply-from-flowtag**: the same `@fastify/reply-from` with `base: \'http://user-service\'` and `undici: <FlowTagDispatcher>` (the gateway as proxy configuration): reply-from\'s request handling, our dispatcher and undici 8 underneath (its `request()` and its Pools).',
     '- **reply-from-flowtag-u7**: as reply-from-flowtag, with undici 7 Pools under the dispatcher (`factory: (origin, opts) => new Pool7(origin, opts)`); reply-from still calls the dispatcher\'s own `request()`, undici 8\'s.',
-    '- **reply-from-flowtag-via7**: as reply-from-flowtag-u7, and `undici: dispatcherOf(Dispatcher7, dispatcher)`: reply-from calls undici 7\'s `request()`, which dispatches through our dispatcher to undici 7 Pools. Only lanes differ from stock reply-from. This is what the README tells a gateway to write.',
+    '- **reply-from-flowtag-via7**: as reply-from-flowtag-u7, and `undici: dispatcherOf(Dispatcher7, dispatcher)`: reply-from calls undici 7\'s `request()`, which dispatches through our dispatcher to undici 7 Pools. Lanes and two handler-API conversions differ from stock reply-from. This is what the README tells a gateway to write.',
+    '- **reply-from-flowtag-via7-pool8**: as reply-from-flowtag-via7, with the default undici 8 Pools under the dispatcher (one handler-API conversion).',
     '',
     `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
     '',
@@ -244,7 +245,7 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
     if (plain !== undefined) {
       lines.push(
         '',
-        `Where the cost was: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians). The undici 8 part that costs is its \`request()\` API (RequestHandler and body stream; \`node bench/profile.ts\`): the per-request objects survive young-generation collections, so each scavenge copies megabytes (about 10x the GC time per request; the bytes allocated per request are the same). undici 7 Pools alone do not help while reply-from calls undici 8's \`request()\` (reply-from-flowtag-u7); undici 7's \`request()\` through \`dispatcherOf()\` does (reply-from-flowtag-via7).`
+        `Where the cost was: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians). The undici 8 part that costs is its \`request()\` API (RequestHandler and body stream; \`node bench/profile.ts\`): the per-request objects survive young-generation collections, so each scavenge copies megabytes (about 10x the GC time per request; the bytes allocated per request are the same). undici 7 Pools alone do not help while reply-from calls undici 8's \`request()\` (reply-from-flowtag-u7); undici 7's \`request()\` through \`dispatcherOf()\` does (reply-from-flowtag-via7, and reply-from-flowtag-via7-pool8 over undici 8 Pools). The measured cost of each form is the phase 3 table; the GC time is in \`node bench/profile.ts <form>\`.`
       )
     }
   }
