@@ -12,7 +12,7 @@ import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable, type Member } from './service-table.ts'
 import { tagLossCheck } from './tag-loss-hook.ts'
-import { noteFallback, withReceipts } from './receipts.ts'
+import { noteFallback } from './receipts.ts'
 
 type Handler = Dispatcher.DispatchHandler
 type DispatchOptions = Dispatcher.DispatchOptions
@@ -148,7 +148,6 @@ export class FlowTagDispatcher extends Dispatcher {
       // Fallback receipt hook (@flowtag/context): where and why this request left its lane.
       if (leased !== undefined) noteFallback(flow, table, leased, member.lane, 'lease-expired')
       else if (tag !== undefined && member.lane !== tag) noteFallback(flow, table, tag, member.lane)
-      handler = withReceipts(handler, flow)
     }
     const headers = outboundHeaders(opts.headers, flow, target.host, this.#opts.signTag)
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
@@ -157,7 +156,7 @@ export class FlowTagDispatcher extends Dispatcher {
     // Read-only to the handler, so one object serves every request of the same route and tag.
     let ctx = entry.ctx
     if (ctx === null || ctx.route !== route || ctx.tag !== tag) ctx = entry.ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
-    new OutboundHandler(handler, ctx, attemptOpts, member).send()
+    new OutboundHandler(handler, ctx, attemptOpts, member, flow).send()
     return true
   }
 
