@@ -4,6 +4,8 @@
 //   reply-from - @fastify/reply-from with the upstream as base
 //   reply-from-pool - @fastify/reply-from with an undici 8 Pool to the upstream as its `undici`
 //                option: separates the cost of the undici major from the cost of lanes
+//   reply-from-pool7 - the same with an undici 7 Pool: no lanes, the undici reply-from bundles,
+//                but given as its `undici` option
 //   reply-from-flowtag - @fastify/reply-from with `base: 'http://user-service'` and the
 //                FlowTagDispatcher as its `undici` option: the gateway as proxy configuration
 //   reply-from-flowtag-u7 - the same, with undici 7 Pools under the dispatcher (its `factory`
@@ -76,6 +78,9 @@ if (mode === 'pool') {
   app.get('/*', (req, reply) => reply.from(req.url))
 } else if (mode === 'reply-from-pool') {
   await app.register(replyFrom, { base: upstream, undici: new Pool(upstream) as never })
+  app.get('/*', (req, reply) => reply.from(req.url))
+} else if (mode === 'reply-from-pool7') {
+  await app.register(replyFrom, { base: upstream, undici: new Pool7(upstream) as never })
   app.get('/*', (req, reply) => reply.from(req.url))
 } else if (mode === 'reply-from-flowtag' || mode === 'reply-from-flowtag-u7') {
   const discovery = new StaticDiscovery({ 'user-service': [{ ip: '127.0.0.1', port: Number(upstreamPort), metadata: { version: 'v1' } }] })

@@ -24,7 +24,7 @@ const connections = Number(args[2] ?? 32)
 const write = flags.includes('--write')
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url))
 const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js')
-const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8'] as const
+const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-pool7', 'reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8'] as const
 /** The reply-from forms with lanes, each paired with stock reply-from in phase 3. */
 const lanesForms: readonly Mode[] = ['reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8']
 /** The form the goal is judged on: what the README tells a gateway to write. */
@@ -206,6 +206,7 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
     '- **flowtag**: `FlowTagDispatcher`, `origin: \'http://user-service\'`. Per request it resolves the service from the StaticDiscovery cache, selects the lane (tag `v1`), picks by weight, adds `x-flow-tag`/`baggage`/`Host`, and wraps the handler for retry, outlier and metrics.',
     '- **reply-from**: stock `@fastify/reply-from` with `base` set to the upstream address. It brings its own undici 7 (an `Agent`), called through the callback API.',
     '- **reply-from-pool**: the same `@fastify/reply-from` with `undici: new Pool(upstream)` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.',
+    '- **reply-from-pool7**: the same with `undici: new Pool7(upstream)` of undici 7: no lanes, reply-from\'s own undici major, given as an instance (what the lanes forms are compared with, minus the lanes).',
     '- **reply-from-flowtag**: the same `@fastify/reply-from` with `base: \'http://user-service\'` and `undici: <FlowTagDispatcher>` (the gateway as proxy configuration): reply-from\'s request handling, our dispatcher and undici 8 underneath (its `request()` and its Pools).',
     '- **reply-from-flowtag-u7**: as reply-from-flowtag, with undici 7 Pools under the dispatcher (`factory: (origin, opts) => new Pool7(origin, opts)`); reply-from still calls the dispatcher\'s own `request()`, undici 8\'s.',
     '- **reply-from-flowtag-via7**: as reply-from-flowtag-u7, and `undici: dispatcherOf(Dispatcher7, dispatcher)`: reply-from calls undici 7\'s `request()`, which dispatches through our dispatcher to undici 7 Pools. Lanes and two handler-API conversions differ from stock reply-from. This is what the README tells a gateway to write.',
