@@ -1,13 +1,38 @@
 #!/usr/bin/env node
-// gateway: the edge. Decides each request's lane from the live RuleSet and routes it to
-// order-service in that lane; the answer lists which version served each hop.
+// gateway: the edge. Decides each request's lane from the live RuleSet and proxies it to
+// order-service in that lane (@fastify/reply-from over the lane-aware dispatcher); the answer
+// lists which version served each hop.
+import type { Readable } from 'node:stream'
+import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
+import { HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
+
+/** The gateway's own hop in an answer. */
+interface GatewayHop {
+  service: 'gateway'
+  version: string
+  lane: string | null
+  rule: string | null
+  /** The RuleSet version this request was decided with. */
+  ruleVersion: number | null
+}
+
+/** An answer's body: order-service's (its hops first), or an error code and message. */
+type UpstreamBody = Record<string, unknown> & { hops?: unknown[] }
+
+/** What `answer` needs of a Fastify reply (reply-from's hooks type theirs for any server). */
+interface AnyReply {
+  request: object
+  code (status: number): { type (contentType: string): { send (body: unknown): unknown } }
+}
+
+/** The receipt header is the edge's to show (with FLOWTAG_DEBUG=1), never an upstream's. */
+const FALLBACK_HEADER = 'x-flowtag-fallback'
 
 await main('gateway', async (app, env) => {
   // One call makes the app lane-aware: registers in Nacos on listen (/health, /ready), reads the
   // RuleSet live from the config center, tags each request by the rules (edge mode), and gives
-  // app.flowtag.fetch for calls by service name in the request's lane.
+  // app.flowtag.dispatcher for calls by service name in the request's lane.
   await app.register(fastifyFlowTagService, {
     service: 'gateway',
     version: env.SERVICE_VERSION,
@@ -25,15 +50,64 @@ await main('gateway', async (app, env) => {
     ...trustAndCache(env, 'gateway')
   })
 
-  app.get<{ Params: { id: string } }>('/api/orders/:id', async (request, reply) => {
+  // The proxy is configuration: a service name as the upstream, the lane-aware dispatcher as
+  // reply-from's undici. Retries of connection failures are the dispatcher's (each on another
+  // instance), so reply-from's own (including its retries of 503 answers) are off.
+  await app.register(replyFrom, {
+    base: 'http://order-service',
+    // reply-from 12 types `undici` with undici 7's types; at run time it calls only request().
+    undici: app.flowtag.dispatcher as never,
+    disableRequestLogging: true
+  })
+
+  // Keyed by the Fastify request; read when the answer is built.
+  const hops = new WeakMap<object, GatewayHop>()
+  const hopOf = (request: object): GatewayHop => hops.get(request) ?? { service: 'gateway', version: env.SERVICE_VERSION, lane: null, rule: null, ruleVersion: null }
+
+  /** Answers `body` with the gateway's hop first. */
+  const answer = (reply: AnyReply, status: number, body: UpstreamBody) =>
+    reply.code(status).type('application/json; charset=utf-8').send({ ...body, hops: [hopOf(reply.request), ...(body.hops ?? [])] })
+
+  // A routing failure (no instance in the lane, discovery down) reaches reply-from as the
+  // cause of its error and carries statusCode 503 and a code; anything else is a bad gateway.
+  const onError: FastifyReplyFromHooks['onError'] = (reply, { error }) => {
+    const cause = (error as { cause?: { code?: string; statusCode?: number; message?: string } }).cause
+    const routing = typeof cause?.code === 'string' && typeof cause.statusCode === 'number'
+    answer(reply, routing ? cause.statusCode! : 502, { error: routing ? cause.code : 'FLOWTAG_DEMO_UPSTREAM', message: cause?.message ?? error.message })
+  }
+
+  app.get<{ Params: { id: string } }>('/api/orders/:id', {
+    // Right after the tagging hook decided the lane: the rule version of that decision.
+    onRequest: async (request) => {
+      const decision = request.flow.decision
+      hops.set(request, { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion: app.flowtag.rules?.version ?? null })
+    }
+  }, (request, reply) => {
     const user = request.headers['x-user-id']
     const query = typeof user === 'string' ? `?user=${encodeURIComponent(user)}` : ''
-    // The rule version this request was decided with: read now, not after the upstream call.
-    const ruleVersion = app.flowtag.rules?.version ?? null
-    const up = await callJson(app.flowtag.fetch, `http://order-service/orders/${encodeURIComponent(request.params.id)}${query}`)
-    const body = up.body as { hops?: unknown[] }
-    const decision = request.flow.decision
-    const self = { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion }
-    return reply.code(up.status).send({ ...body, hops: [self, ...(body.hops ?? [])] })
+    return reply.from(`/orders/${encodeURIComponent(request.params.id)}${query}`, {
+      retryDelay: () => null,
+      // The body is rewritten (its length changes) and the receipt header is the edge's.
+      rewriteHeaders: (headers) => {
+        const { 'content-length': _length, [FALLBACK_HEADER]: _receipt, ...rest } = headers
+        return rest
+      },
+      onResponse: (_request, reply, res) => {
+        readJson(res.stream as Readable).then(
+          (body) => answer(reply, res.statusCode, body),
+          () => answer(reply, res.statusCode, { error: 'FLOWTAG_DEMO_BAD_UPSTREAM', message: 'non-JSON answer from order-service' })
+        ).catch((err: unknown) => reply.send(err))
+      },
+      onError
+    })
   })
 })
+
+/** The upstream answer as JSON (an object); rejects on anything else. */
+async function readJson (stream: Readable): Promise<UpstreamBody> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not a JSON object')
+  return body as UpstreamBody
+}

@@ -3,6 +3,7 @@
 import type { Instance } from '@flowtag/nacos'
 import { select } from '../src/select.ts'
 import { ServiceTable } from '../src/service-table.ts'
+import { defaultPoolFactory } from '../src/instance-pool.ts'
 
 function table (n: number): ServiceTable {
   const t = new ServiceTable(
@@ -10,7 +11,8 @@ function table (n: number): ServiceTable {
       service: 'svc',
       labelKey: 'version',
       protocol: 'http:',
-      poolOptions: {},
+      poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
+      factory: defaultPoolFactory,
       outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
     },
     'v1'

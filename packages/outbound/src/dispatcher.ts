@@ -1,9 +1,10 @@
 // The discovery-aware undici Dispatcher: `http://<service>/path` goes to an instance of
 // <service> in the request's lane, picked by weight, through one Pool per instance.
-import { Dispatcher, type Pool } from 'undici'
+import { Dispatcher } from 'undici'
 import { currentFlow } from '@flowtag/context'
 import type { Discovery } from './discovery.ts'
 import { OutboundError } from './errors.ts'
+import { defaultPoolFactory, type InstancePoolOptions, type PoolFactory } from './instance-pool.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
 import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
@@ -11,7 +12,7 @@ import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable, type Member } from './service-table.ts'
 import { tagLossCheck } from './tag-loss-hook.ts'
-import { noteFallback, withReceipts } from './receipts.ts'
+import { noteFallback } from './receipts.ts'
 
 type Handler = Dispatcher.DispatchHandler
 type DispatchOptions = Dispatcher.DispatchOptions
@@ -57,7 +58,8 @@ const kSelf = Symbol('flowtag.outbound.self')
 export class FlowTagDispatcher extends Dispatcher {
   readonly #opts: ResolvedOptions
   readonly #metrics: OutboundMetrics
-  readonly #poolOptions: Pool.Options
+  readonly #poolOptions: InstancePoolOptions
+  readonly #factory: PoolFactory
   readonly #defaults: { stable: string; strict: boolean }
   readonly #services = new Map<string, ServiceEntry>()
   readonly #targets = new Map<string, Target>()
@@ -79,6 +81,7 @@ export class FlowTagDispatcher extends Dispatcher {
       bodyTimeout: this.#opts.bodyTimeout,
       keepAliveTimeout: this.#opts.keepAliveTimeout
     }
+    this.#factory = this.#opts.factory ?? defaultPoolFactory
   }
 
   override dispatch (opts: DispatchOptions, handler: Handler): boolean {
@@ -145,7 +148,6 @@ export class FlowTagDispatcher extends Dispatcher {
       // Fallback receipt hook (@flowtag/context): where and why this request left its lane.
       if (leased !== undefined) noteFallback(flow, table, leased, member.lane, 'lease-expired')
       else if (tag !== undefined && member.lane !== tag) noteFallback(flow, table, tag, member.lane)
-      handler = withReceipts(handler, flow)
     }
     const headers = outboundHeaders(opts.headers, flow, target.host, this.#opts.signTag)
     const attemptOpts: DispatchOptions & { servername?: string } = { ...opts, origin: member.origin, headers }
@@ -154,7 +156,7 @@ export class FlowTagDispatcher extends Dispatcher {
     // Read-only to the handler, so one object serves every request of the same route and tag.
     let ctx = entry.ctx
     if (ctx === null || ctx.route !== route || ctx.tag !== tag) ctx = entry.ctx = { table, route, tag, metrics: this.#metrics, maxRetries: this.#opts.maxRetries, staleRetry: this.#opts.staleRetry }
-    new OutboundHandler(handler, ctx, attemptOpts, member).send()
+    new OutboundHandler(handler, ctx, attemptOpts, member, flow).send()
     return true
   }
 
@@ -198,6 +200,7 @@ export class FlowTagDispatcher extends Dispatcher {
         labelKey: this.#opts.labelKey,
         protocol: target.protocol,
         poolOptions: this.#poolOptions,
+        factory: this.#factory,
         outlier: this.#opts.outlier,
         onEjection: (m, ejected, until) => this.#onEjection(m, ejected, until)
       },

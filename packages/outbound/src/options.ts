@@ -2,6 +2,7 @@
 import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
 import type { Discovery } from './discovery.ts'
+import type { PoolFactory } from './instance-pool.ts'
 import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 
@@ -83,6 +84,13 @@ export const outboundOptionsSchema = z.strictObject({
   keepAliveTimeout: ms(3_600_000).default(4_000),
   /** Connections per instance (undici Pool `connections`); null = unlimited. */
   connections: z.number().int().min(1).max(65_536).nullable().default(null),
+  /**
+   * Creates the dispatcher of one instance, like undici Agent's `factory`: called with the
+   * instance's origin (`http://ip:port`) and the pool options above, once per instance on its
+   * first pick, and once per stale-connection retry with `connections: 1`. Default: an undici 8
+   * `Pool` (a `Client` for stale-connection retries). Any undici ≥ 7 `Pool`/`Client` fits.
+   */
+  factory: z.custom<PoolFactory>((v) => typeof v === 'function', { message: 'expected a function (origin, options) => Dispatcher' }).optional(),
   /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
   meter: meterSchema.optional(),
   /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */

@@ -1,10 +1,12 @@
-// Wraps the caller's handler for one logical request: forwards every v2 callback, records the
-// outcome (metrics, outlier detection) and, on a connection-level failure before any response,
-// dispatches again to another instance when the request is idempotent and its body replayable;
-// a kept-alive connection closed under such a request, with no other instance left to try, is
-// replaced by a fresh one to the same instance, once.
+// Wraps the caller's handler for one logical request: forwards every v2 callback, merges an
+// upstream's fallback receipt into the flow, records the outcome (metrics, outlier detection)
+// and, on a connection-level failure before any response, dispatches again to another instance
+// when the request is idempotent and its body replayable; a kept-alive connection closed under
+// such a request, with no other instance left to try, is replaced by a fresh one to the same
+// instance, once.
 import type { Dispatcher } from 'undici'
 import type { Duplex } from 'node:stream'
+import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
 import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
 import { select, type Route } from './select.ts'
 import type { Member, ServiceTable } from './service-table.ts'
@@ -136,13 +138,16 @@ export class OutboundHandler implements Handler {
   #tried: Member[] | null = null
   #started = false
   #responded = false
+  /** The request's flow: an upstream's fallback receipt is merged into it. */
+  readonly #flow: FlowContext | undefined
 
   /** `opts` is already addressed to `member` (its origin). */
-  constructor (handler: Handler, ctx: AttemptContext, opts: Dispatcher.DispatchOptions, member: Member) {
+  constructor (handler: Handler, ctx: AttemptContext, opts: Dispatcher.DispatchOptions, member: Member, flow?: FlowContext) {
     this.#handler = handler
     this.#ctx = ctx
     this.#opts = opts
     this.#member = member
+    this.#flow = flow
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
@@ -152,7 +157,7 @@ export class OutboundHandler implements Handler {
   send (): void {
     // A pool's "busy" answer is not passed on: this dispatcher emits no 'drain' of its own, and
     // each pool queues what it cannot send yet.
-    this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this)
+    this.#ctx.table.poolFor(this.#member).dispatch(this.#opts, this as never)
   }
 
   onRequestStart (controller: Controller, context: unknown): void {
@@ -184,6 +189,9 @@ export class OutboundHandler implements Handler {
     this.#responded = true
     this.#controller.rawHeaders = controller?.rawHeaders ?? null
     this.#ctx.table.recordResponse(this.#member, statusCode)
+    // Fallback receipt hook: a receipt written further down reaches the caller's flow (the edge).
+    const receipt = this.#flow === undefined ? undefined : headers?.[FALLBACK_HEADER]
+    if (receipt !== undefined) mergeFallback(this.#flow!, receipt)
     this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
   }
 

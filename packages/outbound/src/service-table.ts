@@ -1,9 +1,11 @@
 // One service's instances as the HTTP dispatcher sees them: members keyed by instance identity,
-// each with its undici Pool (opened on first use), indexed into lanes by a LaneIndex that is
-// rebuilt only when the list changes or an instance is ejected or readmitted.
-import { Client, Pool, type Dispatcher } from 'undici'
+// each with its pool (an undici Pool, or what the factory option makes; opened on first use),
+// indexed into lanes by a LaneIndex that is rebuilt only when the list changes or an instance
+// is ejected or readmitted.
+import type { Dispatcher } from 'undici'
 import { eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
 import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type Route } from './lanes.ts'
+import type { InstancePool, InstancePoolOptions, PoolFactory } from './instance-pool.ts'
 import { freshOutlierState, OutlierDetector, type OutlierPolicy, type OutlierState } from './outlier.ts'
 
 export interface Attributes {
@@ -20,7 +22,7 @@ export interface Member extends OutlierState {
   lane: string
   /** Metric attributes, built once per list change (not per request). */
   attrs: Attributes
-  pool: Pool | null
+  pool: InstancePool | null
 }
 
 export type { OutlierPolicy }
@@ -29,7 +31,9 @@ export interface TableConfig {
   service: string
   labelKey: string
   protocol: string
-  poolOptions: Pool.Options
+  poolOptions: InstancePoolOptions
+  /** Creates each member's pool (and the one-connection dispatcher of a stale-connection retry). */
+  factory: PoolFactory
   outlier: OutlierPolicy
   /** Called after an instance is ejected (`ejected`, until `untilMs`) or readmitted. */
   onEjection?: (member: Member, ejected: boolean, untilMs: number) => void
@@ -46,8 +50,8 @@ export class ServiceTable {
   readonly #config: TableConfig
   readonly #outlier: OutlierDetector<Member>
   #closed = false
-  /** One-request clients of stale-connection retries, until they finish. */
-  readonly #fresh = new Set<Client>()
+  /** One-connection dispatchers of stale-connection retries, until they finish. */
+  readonly #fresh = new Set<InstancePool>()
 
   constructor (config: TableConfig, stableLane: string) {
     this.service = config.service
@@ -134,8 +138,8 @@ export class ServiceTable {
     this.#index = new LaneIndex(this.service, this.members.values(), info)
   }
 
-  poolFor (member: Member): Pool {
-    if (member.pool === null) member.pool = new Pool(member.origin, this.#config.poolOptions)
+  poolFor (member: Member): InstancePool {
+    if (member.pool === null) member.pool = this.#config.factory(member.origin, this.#config.poolOptions)
     return member.pool
   }
 
@@ -145,10 +149,9 @@ export class ServiceTable {
    */
   sendFresh (member: Member, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     if (this.#closed) return false
-    const { connections: _one, ...options } = this.#config.poolOptions
-    const client = new Client(member.origin, options)
+    const client = this.#config.factory(member.origin, { ...this.#config.poolOptions, connections: 1 })
     this.#fresh.add(client)
-    client.dispatch(opts, handler)
+    client.dispatch(opts, handler as never)
     // Graceful: resolves after the request above has completed.
     client.close().then(
       () => this.#fresh.delete(client),
@@ -188,7 +191,7 @@ export class ServiceTable {
     return this.#end((pool) => pool.destroy(err))
   }
 
-  async #end (end: (d: Dispatcher) => Promise<void>): Promise<void> {
+  async #end (end: (d: InstancePool) => Promise<void>): Promise<void> {
     this.#closed = true
     this.#outlier.close()
     const closing: Promise<void>[] = []

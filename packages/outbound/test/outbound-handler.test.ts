@@ -7,6 +7,7 @@ import type { Instance } from '@flowtag/nacos'
 import { createMetrics } from '../src/metrics.ts'
 import { OutboundHandler, isConnectionError, isRetryable, isStaleConnection, type AttemptContext } from '../src/outbound-handler.ts'
 import { ServiceTable } from '../src/service-table.ts'
+import { defaultPoolFactory } from '../src/instance-pool.ts'
 
 type Controller = Dispatcher.DispatchController
 
@@ -45,7 +46,8 @@ function setup (ports: number[], maxRetries = 1) {
     service: 'svc',
     labelKey: 'version',
     protocol: 'http:',
-    poolOptions: {},
+    poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
+    factory: defaultPoolFactory,
     outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
   }, 'v1')
   table.update(ports.map(instance))
