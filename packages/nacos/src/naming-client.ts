@@ -53,6 +53,7 @@ export class NamingClient implements Discovery {
   readonly #watches: ServiceWatches
   readonly #offRecover: () => void
   readonly #offGrpcPush: () => void
+  readonly #offGrpcReconnect: () => void
 
   constructor (ctx: ClientContext) {
     this.#ctx = ctx
@@ -60,6 +61,8 @@ export class NamingClient implements Discovery {
     this.#watches = new ServiceWatches(ctx)
     this.#offRecover = ctx.pool.onRecover(() => this.#recover())
     this.#offGrpcPush = ctx.pool.grpc?.onServiceInfo((raw) => this.#watches.onPushInfo(raw)) ?? (() => {})
+    // The redone subscriptions answer before the pool announces its recovery: hold from here.
+    this.#offGrpcReconnect = ctx.pool.grpc?.onReconnect(() => this.#watches.holdMissing()) ?? (() => {})
   }
 
   /**
@@ -217,6 +220,7 @@ export class NamingClient implements Discovery {
   async close (): Promise<void> {
     this.#offRecover()
     this.#offGrpcPush()
+    this.#offGrpcReconnect()
     this.#beats.close()
     await this.#watches.close()
   }

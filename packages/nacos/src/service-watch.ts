@@ -108,11 +108,15 @@ export class ServiceWatches {
    * yet, so those are kept for `namingRecoveryHoldMs`.
    */
   recover (): void {
+    this.holdMissing()
+    for (const w of this.#watches.values()) w.ticker.kick()
+  }
+
+  /** Start the recovery hold of every watched service (a gRPC reconnect, before its redo). */
+  holdMissing (): void {
     const holdMs = this.#ctx.options.namingRecoveryHoldMs
-    for (const w of this.#watches.values()) {
-      if (holdMs > 0) w.keepMissingUntil = Date.now() + holdMs
-      w.ticker.kick()
-    }
+    if (holdMs === 0) return
+    for (const w of this.#watches.values()) w.keepMissingUntil = Date.now() + holdMs
   }
 
   /** A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart. */

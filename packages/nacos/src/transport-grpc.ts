@@ -25,6 +25,11 @@ export interface GrpcTransport extends Transport {
   connect(r: ServerRequester): Promise<void>
   /** Service infos pushed or re-read after a reconnect (raw Nacos ServiceInfo). */
   onServiceInfo(listener: (raw: Record<string, unknown>) => void): () => void
+  /**
+   * Called when the naming connection comes back after a loss, before its subscriptions are
+   * redone: their answers may come from a server that restarted empty.
+   */
+  onReconnect(listener: () => void): () => void
   /** Naming and config connections set up so far (reconnects = this minus 2). */
   readonly connects: number
   close(): void
@@ -85,6 +90,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
   const published = new Map<string, Published>()
   const subscriptions = new Map<string, Subscription>()
   const serviceListeners = new Set<(raw: Record<string, unknown>) => void>()
+  const reconnectListeners = new Set<() => void>()
   const configWaiters = new Set<(key: ConfigKey | undefined) => void>()
 
   const emitService = (raw: Record<string, unknown>): void => {
@@ -183,6 +189,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     // service as it was last sent (a batch stays a batch), then subscriptions, whose answers are
     // delivered like pushes.
     redo: async (conn, r) => {
+      if (naming.connects > 0) for (const l of reconnectListeners) l()
       for (const p of published.values()) if (p.specs.size > 0) await sendEntry(conn, r, p)
       for (const s of subscriptions.values()) {
         const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
@@ -223,6 +230,11 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     onServiceInfo (listener) {
       serviceListeners.add(listener)
       return () => serviceListeners.delete(listener)
+    },
+
+    onReconnect (listener) {
+      reconnectListeners.add(listener)
+      return () => reconnectListeners.delete(listener)
     },
 
     get connects () {

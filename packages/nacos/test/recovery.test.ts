@@ -54,6 +54,9 @@ for (const transport of ['http-v1', 'http-v3'] as const) {
     await new Promise((r) => setTimeout(r, DOWN_MS))
     dev = await startDev({ ...productionBeats, port })
     const restartedAt = Date.now()
+    // 4801 is listed again at once (its own client follows): the caller, back a moment later,
+    // gets a partial list as its first answer, not an empty one.
+    await early.naming.register('orders', { ip: '127.0.0.1', port: 4801 })
 
     // A RuleSet published right after the restart, by another client.
     const publisher = new NacosClient({ serverAddr: addr, transport: 'http-v1' })
@@ -119,47 +122,56 @@ t.test('an empty answer is held (stale) unless this client deregistered those in
   t.ok(logger.lines.some((l) => l.msg?.startsWith('nacos service list no longer held')))
 })
 
-t.test('after a recovery, instances missing from the restarted server are kept for namingRecoveryHoldMs, then dropped', async (t) => {
-  let dev = await startDev(productionBeats)
-  const port = dev.port
-  t.teardown(() => dev.close())
-  const addr = `127.0.0.1:${port}`
-  // It polls too, so it notices the outage and registers again as soon as the server answers.
-  const provider = new NacosClient({ serverAddr: addr, namingPollIntervalMs: 300 })
-  // Registers 4802 and goes away without deregistering: the restarted server never lists it again.
-  const gone = new NacosClient({ serverAddr: addr })
-  const log = memoryLogger()
-  const caller = new NacosClient({ serverAddr: addr, namingPollIntervalMs: 300, namingRecoveryHoldMs: 3000, logger: log })
-  t.teardown(() => Promise.all([provider.close(), caller.close(), gone.close()]))
-  await provider.naming.register('orders', { ip: '127.0.0.1', port: 4801 })
-  provider.naming.subscribe('orders', () => {})
-  await gone.naming.register('orders', { ip: '127.0.0.1', port: 4802 })
-  await gone.close()
-  await waitFor('both listed', async () => (await caller.naming.instances('orders')).length === 2, 5000)
+// Over gRPC the redone subscriptions answer before the pool announces its recovery: the hold
+// must already be on then.
+for (const transport of ['http', 'grpc'] as const) {
+  t.test(`${transport}: after a recovery, instances missing from the restarted server are kept for namingRecoveryHoldMs, then dropped`, async (t) => {
+    let dev = await startDev(productionBeats)
+    const port = dev.port
+    t.teardown(() => dev.close())
+    const addr = `127.0.0.1:${port}`
+    // It polls too, so it notices the outage and registers again as soon as the server answers,
+    // before the caller (probing more slowly) is back: the caller's first answer is partial.
+    const provider = new NacosClient({ serverAddr: addr, transport, namingPollIntervalMs: 300, recoveryProbeMs: 100 })
+    // Registers 4802 and goes away during the outage: the restarted server never lists it again.
+    const gone = new NacosClient({ serverAddr: addr, transport })
+    const log = memoryLogger()
+    const caller = new NacosClient({ serverAddr: addr, transport, namingPollIntervalMs: 1000, namingRecoveryHoldMs: 3000, recoveryProbeMs: 1000, logger: log })
+    const early = new NacosClient({ serverAddr: addr, transport: 'http' })
+    t.teardown(() => Promise.all([provider.close(), caller.close(), gone.close(), early.close()]))
+    await provider.naming.register('orders', { ip: '127.0.0.1', port: 4801 })
+    provider.naming.subscribe('orders', () => {})
+    await gone.naming.register('orders', { ip: '127.0.0.1', port: 4802 })
+    await waitFor('both listed', async () => (await caller.naming.instances('orders')).length === 2, 5000)
 
-  const views: Array<{ at: number, ports: string }> = []
-  const sampler = setInterval(() => {
-    caller.naming.instances('orders').then((l) => views.push({ at: Date.now(), ports: l.map((i) => i.port).sort().join() }), () => {})
-  }, 20)
-  t.teardown(() => clearInterval(sampler))
+    const views: Array<{ at: number, ports: string }> = []
+    const sampler = setInterval(() => {
+      caller.naming.instances('orders').then((l) => views.push({ at: Date.now(), ports: l.map((i) => i.port).sort().join() }), () => {})
+    }, 20)
+    t.teardown(() => clearInterval(sampler))
 
-  await dev.close()
-  await new Promise((r) => setTimeout(r, 1500))
-  dev = await startDev({ ...productionBeats, port })
-  const restartedAt = Date.now()
-  await waitFor('the provider registered again', async () => (await listed(port, 'orders')).includes(4801), 5000)
-  await waitFor('the missing instance dropped after the hold', async () => (await caller.naming.instances('orders')).length === 1, 10_000)
-  const droppedAt = Date.now()
-  clearInterval(sampler)
+    await dev.close()
+    await gone.close() // while the server is down: it never registers again
+    await new Promise((r) => setTimeout(r, 1500))
+    dev = await startDev({ ...productionBeats, port })
+    const restartedAt = Date.now()
+    // 4801 is listed again at once (its own client follows): the caller, back a moment later,
+    // gets a partial list as its first answer, not an empty one.
+    await early.naming.register('orders', { ip: '127.0.0.1', port: 4801 })
+    await waitFor('the provider registered again', async () => (await listed(port, 'orders')).includes(4801), 5000)
+    await waitFor('the missing instance dropped after the hold', async () => (await caller.naming.instances('orders')).length === 1, 10_000)
+    const droppedAt = Date.now()
+    clearInterval(sampler)
 
-  t.ok(views.some((v) => v.at < restartedAt + 2500 && v.at > restartedAt + 500), 'sampled during the hold')
-  const partialEarly = views.filter((v) => v.at < restartedAt + 2500 && v.ports !== '4801,4802')
-  t.same(partialEarly, [], 'within the hold the caller never served a partial list')
-  t.ok(droppedAt - restartedAt >= 2500 && droppedAt - restartedAt <= 6000, `dropped ${droppedAt - restartedAt} ms after the restart (hold 3000 ms)`)
-  t.ok(caller.naming.stats().missingKept >= 1, 'counted')
-  t.equal(log.lines.filter((l) => String(l.msg).includes('recovery hold')).length >= 1, true, 'logged')
-  t.same((await caller.naming.instances('orders')).map((i) => i.port), [4801])
-})
+    t.ok(views.some((v) => v.at < restartedAt + 2500 && v.at > restartedAt + 500), 'sampled during the hold')
+    const partialEarly = views.filter((v) => v.at < restartedAt + 2500 && v.ports !== '4801,4802')
+    t.same(partialEarly, [], 'within the hold the caller never served a partial list')
+    t.ok(droppedAt - restartedAt >= 2500 && droppedAt - restartedAt <= 6000, `dropped ${droppedAt - restartedAt} ms after the restart (hold 3000 ms)`)
+    t.ok(caller.naming.stats().missingKept >= 1, 'counted')
+    t.equal(log.lines.filter((l) => String(l.msg).includes('recovery hold')).length >= 1, true, 'logged')
+    t.same((await caller.naming.instances('orders')).map((i) => i.port), [4801])
+  })
+}
 
 t.test('namingRecoveryHoldMs 0: a partial answer after a recovery applies at once', async (t) => {
   let dev = await startDev(productionBeats)
