@@ -4,6 +4,8 @@
 // lists which version served each hop.
 import type { Readable } from 'node:stream'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
+import { dispatcherOf } from '@flowtag/outbound'
+import { Dispatcher } from 'undici'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { HEALTH_PATH, main, nacosOptions, READY_PATH, trustAndCache } from '@flowtag/demo-kit'
 
@@ -55,8 +57,10 @@ await main('gateway', async (app, env) => {
   // instance), so reply-from's own (including its retries of 503 answers) are off.
   await app.register(replyFrom, {
     base: 'http://order-service',
-    // reply-from 12 types `undici` with undici 7's types; at run time it calls only request().
-    undici: app.flowtag.dispatcher as never,
+    // reply-from 12 calls request() of undici 7 (the major it bundles); presented as an undici 7
+    // Dispatcher, the lane-aware dispatcher costs it stock reply-from's CPU per request
+    // (undici 8's request() costs ≈ 1.1–1.4×: BENCHMARKS.md, "Gateway hop").
+    undici: dispatcherOf(Dispatcher, app.flowtag.dispatcher),
     disableRequestLogging: true
   })
 
