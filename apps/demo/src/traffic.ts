@@ -16,6 +16,14 @@ export class Tally {
   readonly byHop = new Map<string, Map<string, number>>()
   ruleVersion: number | null = null
   lastError = ''
+  /** The first 100 error lines, for tests that tell kinds of failure apart. */
+  readonly errorLines: string[] = []
+
+  fail (line: string): void {
+    this.errors++
+    this.lastError = line
+    if (this.errorLines.length < 100) this.errorLines.push(line)
+  }
 
   record (hops: Hop[]): void {
     this.requests++
@@ -64,14 +72,12 @@ export function drive (opts: TrafficOptions, tally: () => Tally): { stop(): Prom
       const t = tally()
       try {
         const res = await request(`${opts.gatewayUrl}/api/orders/${i}`, { headers, dispatcher: agent })
-        const body = (await res.body.json()) as { hops?: Hop[]; error?: string; message?: string }
+        const body = (await res.body.json()) as { hops?: Hop[]; error?: string; message?: string; details?: string | null }
         if (res.statusCode !== 200) {
-          t.errors++
-          t.lastError = `${res.statusCode} ${body.error ?? ''} ${body.message ?? ''}`
+          t.fail(`${res.statusCode} ${body.error ?? ''} ${body.message ?? ''} ${body.details ?? ''}`.trimEnd())
         } else t.record(body.hops ?? [])
       } catch (err) {
-        t.errors++
-        t.lastError = (err as Error).message
+        t.fail((err as Error).message)
       }
     }
   }
