@@ -1,53 +1,13 @@
 // A kept-alive connection the instance closes when the next request arrives on it: idempotent
 // requests are sent once more on a fresh connection (to the same instance when it is the only one).
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import t, { type Test } from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
 import { request } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '../src/index.ts'
-
-interface Stale {
-  server: Server
-  port: number
-  /** Requests answered, and requests whose connection was dropped unanswered. */
-  answered: number
-  dropped: number
-  /** Connections accepted. */
-  connections: number
-}
-
-/** Answers the first request on each connection (keep-alive), drops the connection on the next one. */
-async function startStale (t: Test, hangAfterDrop = false): Promise<Stale> {
-  const seen = new WeakMap<Socket, number>()
-  const s: Stale = { server: createServer(), port: 0, answered: 0, dropped: 0, connections: 0 }
-  s.server.keepAliveTimeout = 60_000
-  s.server.on('connection', () => s.connections++)
-  s.server.on('request', (req, res) => {
-    const n = (seen.get(req.socket) ?? 0) + 1
-    seen.set(req.socket, n)
-    if (n > 1) {
-      s.dropped++
-      req.socket.destroy()
-      return
-    }
-    req.resume()
-    // Never answer once a connection was dropped: the fresh attempt stays in flight.
-    if (hangAfterDrop && s.dropped > 0) return
-    req.on('end', () => {
-      s.answered++
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end(JSON.stringify({ method: req.method }))
-    })
-  })
-  await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve))
-  s.port = (s.server.address() as AddressInfo).port
-  t.teardown(() => {
-    s.server.closeAllConnections()
-    return new Promise<void>((resolve) => s.server.close(() => resolve()))
-  })
-  return s
-}
+import { startStale } from './fixtures/stale.ts'
 
 async function call (d: FlowTagDispatcher, method: string, body?: string | Readable): Promise<{ status?: number; code?: string; message?: string }> {
   try {

@@ -1,9 +1,9 @@
 // The dispatcher over pools of another undici major: the `factory` option with undici 7 Pools
 // (the undici @fastify/reply-from 12 bundles), on real loopback servers, and dispatcherOf(), which
 // gives reply-from undici 7's request() over the dispatcher.
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
-import t, { type Test } from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t from 'tap'
 import Fastify from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import { request } from 'undici'
@@ -13,6 +13,7 @@ import { fastifyFlowTag } from '@flowtag/context/fastify'
 import { runWithFlow } from '@flowtag/context'
 import { dispatcherOf, FlowTagDispatcher, OutboundError, type InstancePoolOptions } from '../src/index.ts'
 import { startInstance } from './fixtures/instances.ts'
+import { startStale } from './fixtures/stale.ts'
 
 const at = (i: { port: number }, version = 'v1') => ({ ip: '127.0.0.1', port: i.port, metadata: { version } })
 
@@ -101,37 +102,6 @@ t.test('an undici 7 connect timeout is a connection failure: retried elsewhere',
   t.match(await get(d), { status: 200, body: { id: 'b' } })
   t.ok(hung.length >= 1, 'the first attempt met the connect timeout')
 })
-
-interface Stale { server: Server; port: number; answered: number; dropped: number; connections: number }
-
-/** Answers the first request on each kept-alive connection and drops the connection on the next. */
-async function startStale (t: Test): Promise<Stale> {
-  const seen = new WeakMap<Socket, number>()
-  const s: Stale = { server: createServer(), port: 0, answered: 0, dropped: 0, connections: 0 }
-  s.server.keepAliveTimeout = 60_000
-  s.server.on('connection', () => s.connections++)
-  s.server.on('request', (req, res) => {
-    const n = (seen.get(req.socket) ?? 0) + 1
-    seen.set(req.socket, n)
-    if (n > 1) {
-      s.dropped++
-      req.socket.destroy()
-      return
-    }
-    req.resume()
-    req.on('end', () => {
-      s.answered++
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end('{"id":"stale"}')
-    })
-  })
-  await new Promise<void>((resolve) => s.server.listen(0, '127.0.0.1', resolve))
-  s.port = (s.server.address() as AddressInfo).port
-  t.teardown(() => {
-    s.server.closeAllConnections()
-    return new Promise<void>((resolve) => s.server.close(() => resolve()))
-  })
-  return s
-}
 
 t.test('stale kept-alive connection of an undici 7 pool: sent once more over a fresh one from the factory', async (t) => {
   const s = await startStale(t)

@@ -16,6 +16,7 @@ import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../../src/rulesets.ts
 import { Load, type Counts } from './load.ts'
 import { devNacos, realNacos, type NacosProcess } from './nacos-process.ts'
 import { writeReliability, type Row } from './report.ts'
+import { until, applied } from './probes.ts'
 
 const OUTAGE_MS = Number(process.env.CHAOS_OUTAGE_MS ?? 60_000)
 const real = process.env.NACOS_SERVER_ADDR
@@ -45,19 +46,6 @@ const start = async (name: string, version: string): Promise<AppProcess> => {
 const stopApp = async (app: AppProcess, signal: NodeJS.Signals = 'SIGTERM') => {
   await app.stop(signal)
   apps.splice(apps.indexOf(app), 1)
-}
-
-async function until (what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> {
-  const t0 = Date.now()
-  for (;;) {
-    try {
-      if (await check()) return Date.now() - t0
-    } catch {
-      // not yet: a server still down answers with an error
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(100)
-  }
 }
 
 /** Ports of the healthy instances Nacos lists, all services. */
@@ -96,16 +84,6 @@ async function publish (percentV2: number): Promise<number> {
   load.addRules(doc)
   await admin.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
   return version
-}
-/** Time until every gateway decides with `v` (asked directly, outside the load). */
-async function applied (v: number, gateways: AppProcess[]): Promise<number> {
-  return until(`rule version ${v} at the gateways`, async () => {
-    for (const g of gateways) {
-      const body = (await (await fetch(`${g.url}/api/orders/probe`, { headers: { 'x-user-id': 'probe' } })).json()) as { hops?: Array<{ ruleVersion?: number }> }
-      if (body.hops?.[0]?.ruleVersion !== v) return false
-    }
-    return true
-  }, 30_000)
 }
 
 /** Run one scenario under the load; its row counts what the load saw meanwhile. */

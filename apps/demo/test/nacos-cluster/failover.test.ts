@@ -18,6 +18,7 @@ import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from '../../src/rulesets.ts
 import { Load, type Counts } from '../chaos/load.ts'
 import { realNacos } from '../chaos/nacos-process.ts'
 import { stamp, writeSection, type Row } from '../chaos/report.ts'
+import { until, applied } from '../chaos/probes.ts'
 
 const members = process.env.NACOS_CLUSTER_ADDR ?? ''
 const nodes = members.split(',').map((a) => a.trim()).filter((a) => a !== '')
@@ -76,20 +77,6 @@ t.teardown(async () => {
 process.once('exit', () => {
   for (const c of clients) c.app.child.kill('SIGKILL')
 })
-
-async function until (what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<number> {
-  const t0 = Date.now()
-  let last = ''
-  for (;;) {
-    try {
-      if (await check()) return Date.now() - t0
-    } catch (err) {
-      last = ` (last: ${(err as Error).message})` // a node still down or electing answers with an error
-    }
-    if (Date.now() - t0 > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}${last}`)
-    await sleep(100)
-  }
-}
 
 async function getJson<T> (node: string, path: string): Promise<T> {
   const res = await fetch(`http://${node}/nacos${path}`, { signal: AbortSignal.timeout(5000) })
@@ -159,16 +146,6 @@ async function publish (node: string, percentV2: number): Promise<{ version: num
     return true
   })
   return { version, ms }
-}
-/** Time until every gateway decides with `v` (asked directly, outside the load). */
-async function applied (v: number, gateways: AppProcess[]): Promise<number> {
-  return until(`rule version ${v} at the gateways`, async () => {
-    for (const g of gateways) {
-      const body = (await (await fetch(`${g.url}/api/orders/probe`, { headers: { 'x-user-id': 'probe' } })).json()) as { hops?: Array<{ ruleVersion?: number }> }
-      if (body.hops?.[0]?.ruleVersion !== v) return false
-    }
-    return true
-  }, 30_000)
 }
 
 /** Run one scenario under the load; its row counts what the load saw meanwhile. */
