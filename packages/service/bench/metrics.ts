@@ -181,7 +181,7 @@ async function main (): Promise<void> {
     '',
     `Reading: the median CPU-cost ratio says recording the per-lane metrics costs ${((1 / edge.cpu - 1) * 100).toFixed(1)}% more server CPU per request on the edge and ${((1 / hop.cpu - 1) * 100).toFixed(1)}% on the edge + hop path (1.0 = free). ` +
       (Math.max(edge.spread, hop.spread) > 0.1
-        ? `But the per-round CPU ratios spread over ${edge.spread.toFixed(2)} (edge) and ${hop.spread.toFixed(2)} (hop), far more than the effect being measured: with this load average the run can neither confirm nor bound the cost; run it again on a quiet machine. `
+        ? `But the per-round CPU ratios spread over ${edge.spread.toFixed(2)} (edge) and ${hop.spread.toFixed(2)} (hop), more than the effect being measured: single rounds cannot bound the cost, only the median of several (and more rounds) can. `
         : `The per-round CPU ratios stay within ${Math.max(edge.spread, hop.spread).toFixed(2)} of each other, so the medians are a fair reading. `) +
       'Where the cost is: the OTel SDK hashes every data point\'s attributes (sorted keys, JSON) on each record once a reader is installed; the preset records 5-6 attributes per request (lane, instance lane, method, route, status; error.type on failures).',
     ''
