@@ -138,12 +138,10 @@ t.test('a killed gRPC instance fails no call; with no inventory-service v2 the g
   const before = tally.requests
   await waitFor('load after the kill', async () => (tally.requests > before + 200 ? true : undefined))
   await load.stop()
-  // A call the instance had answered, killed between its reply and its status (grpc-js writes
-  // them apart), fails with the connection: gRPC commits a call once its answer arrives, so it is
-  // not retried (the same in grpc-java and Envoy). Every other call is retried on v1 and passes.
-  const midReply = tally.errorLines.filter((l) => /^503 inventory-service unavailable .*(ECONNRESET|Connection dropped)/.test(l))
-  t.equal(tally.errors - midReply.length, 0, `no failed request but those killed mid-reply (errors: ${tally.errorLines.join('; ') || 'none'})`)
-  t.ok(midReply.length <= 6, `at most the 6 calls in flight at the kill (${midReply.length})`)
+  // Calls the instance had not answered are retried on v1; so are those it had answered but
+  // died before their status (grpc-js writes the two apart): Check is in order-service's
+  // idempotentMethods, so its reply is held until the status.
+  t.equal(tally.errors, 0, `no failed request (errors: ${tally.errorLines.join('; ') || 'none'})`)
   for (let i = 0; i < 5; i++) {
     const { status, hops } = await get(gateway, { 'x-tester': 'true' })
     t.equal(status, 200)

@@ -5,7 +5,7 @@
 import { currentTag } from '@flowtag/context'
 import { FlowTagGrpcServer } from '@flowtag/grpc/server'
 import { NacosClient } from '@flowtag/nacos'
-import { HEALTH_PATH, InventoryService, main, nacosOptions, READY_PATH, type ReserveReply, type ReserveRequest } from '@flowtag/demo-kit'
+import { HEALTH_PATH, InventoryService, main, nacosOptions, READY_PATH, type StockReply, type StockRequest } from '@flowtag/demo-kit'
 
 await main('inventory-service', async (app, env) => {
   const nacos = new NacosClient({ ...nacosOptions(env), logger: app.log })
@@ -21,8 +21,8 @@ await main('inventory-service', async (app, env) => {
   })
 
   grpc.addService(InventoryService, {
-    reserve: (call: { request: ReserveRequest }, cb: (err: Error | null, reply: ReserveReply) => void) => {
-      cb(null, { sku: call.request.sku, reserved: true, hops: [{ service: 'inventory-service', version: env.SERVICE_VERSION, lane: currentTag() ?? null }] })
+    check: (call: { request: StockRequest }, cb: (err: Error | null, reply: StockReply) => void) => {
+      cb(null, { sku: call.request.sku, inStock: true, hops: [{ service: 'inventory-service', version: env.SERVICE_VERSION, lane: currentTag() ?? null }] })
     }
   })
 

@@ -2,4 +2,4 @@ export { closeOnSignals, main, nacosOptions, trustAndCache, type BuildApp } from
 export { readEnv, serviceEnvSchema, EnvError, type ServiceEnv } from './env.ts'
 export { callJson } from './call.ts'
 export { HEALTH_PATH, READY_PATH, METRICS_PATH } from './paths.ts'
-export { InventoryService, InventoryClient, reserve, type Hop, type ReserveReply, type ReserveRequest } from './inventory.ts'
+export { InventoryService, InventoryClient, checkStock, type Hop, type StockReply, type StockRequest } from './inventory.ts'

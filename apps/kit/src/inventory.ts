@@ -9,22 +9,23 @@ export interface Hop {
   lane: string | null
 }
 
-export interface ReserveRequest {
+export interface StockRequest {
   sku: string
 }
 
-export interface ReserveReply {
+export interface StockReply {
   sku: string
-  reserved: boolean
+  inStock: boolean
   hops: Hop[]
 }
 
 const serialize = (v: unknown) => Buffer.from(JSON.stringify(v))
 const deserialize = (b: Buffer) => JSON.parse(b.toString('utf8')) as unknown
 
-export const InventoryService: ServiceDefinition = {
-  reserve: {
-    path: '/flowtag.demo.Inventory/Reserve',
+export const InventoryService = {
+  // A read: safe to run twice, so order-service lists it in `idempotentMethods`.
+  check: {
+    path: '/flowtag.demo.Inventory/Check',
     requestStream: false,
     responseStream: false,
     requestSerialize: serialize,
@@ -32,15 +33,15 @@ export const InventoryService: ServiceDefinition = {
     responseSerialize: serialize,
     responseDeserialize: deserialize
   }
-}
+} satisfies ServiceDefinition
 
 export const InventoryClient = makeGenericClientConstructor(InventoryService, 'Inventory')
 export type InventoryClient = InstanceType<typeof InventoryClient>
 
-/** One Reserve call as a promise. */
-export function reserve (client: InventoryClient, request: ReserveRequest, deadlineMs = 5000): Promise<ReserveReply> {
+/** One Check call as a promise. */
+export function checkStock (client: InventoryClient, request: StockRequest, deadlineMs = 5000): Promise<StockReply> {
   return new Promise((resolve, reject) => {
-    const c = client as unknown as { reserve(req: ReserveRequest, opts: { deadline: number }, cb: (err: Error | null, reply: ReserveReply) => void): void }
-    c.reserve(request, { deadline: Date.now() + deadlineMs }, (err, reply) => (err === null ? resolve(reply) : reject(err)))
+    const c = client as unknown as { check(req: StockRequest, opts: { deadline: number }, cb: (err: Error | null, reply: StockReply) => void): void }
+    c.check(request, { deadline: Date.now() + deadlineMs }, (err, reply) => (err === null ? resolve(reply) : reject(err)))
   })
 }

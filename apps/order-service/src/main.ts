@@ -5,7 +5,7 @@ import { credentials } from '@grpc/grpc-js'
 import { FlowTagGrpc } from '@flowtag/grpc'
 import { serviceLanes } from '@flowtag/rules'
 import fastifyFlowTagService from '@flowtag/service/fastify'
-import { callJson, HEALTH_PATH, InventoryClient, main, nacosOptions, READY_PATH, reserve, trustAndCache, type Hop } from '@flowtag/demo-kit'
+import { callJson, HEALTH_PATH, InventoryClient, InventoryService, main, nacosOptions, READY_PATH, checkStock, trustAndCache, type Hop } from '@flowtag/demo-kit'
 
 interface Upstream {
   user?: unknown
@@ -35,6 +35,8 @@ await main('order-service', async (app, env) => {
     stableLane: 'v1',
     lanes: (service) => serviceLanes(app.flowtag.rules?.compiled, service),
     logger: app.log,
+    // A read: a reply whose status a dying instance never sent is run again on another instance.
+    idempotentMethods: [InventoryService.check],
     // The gRPC hop signs the lane too when FLOWTAG_TAG_KEY is set (inventory-service verifies it).
     ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { sign: { key: { id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY } } })
   })
@@ -49,7 +51,7 @@ await main('order-service', async (app, env) => {
     const self = { service: 'order-service', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null }
     let stock: { hops: Hop[] }
     try {
-      stock = await reserve(inventory, { sku: request.params.id })
+      stock = await checkStock(inventory, { sku: request.params.id })
     } catch (err) {
       const e = err as { code?: number; details?: string }
       request.log.warn({ grpcCode: e.code, details: e.details }, 'inventory-service call failed')

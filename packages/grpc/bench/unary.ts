@@ -1,10 +1,14 @@
 /**
- * Per-call cost of @flowtag/grpc against plain @grpc/grpc-js, unary calls, in one run:
+ * Per-call cost of @flowtag/grpc against plain @grpc/grpc-js, unary calls, in one run. Every call
+ * is made inside a flow tagged `v1` (`runWithFlow` per call), as a call made while handling a
+ * request of a lane-aware service is, whichever client makes it:
  *  - baseline: a grpc-js client to a fixed address (`127.0.0.1:PORT`), no interceptor;
- *  - noop: the same with one no-op interceptor (the cost of grpc-js's interceptor chain);
+ *  - headers: the same, the caller writing `x-flow-tag` and `baggage` into each call's Metadata
+ *    by hand (what carrying the lane costs on the wire, without @flowtag/grpc);
  *  - flowtag: the same client class on `nacos:///echo` through FlowTagGrpc (resolver, the
- *    flowtag_lanes picker, the flow written into x-flow-tag/baggage, retries armed), every call
- *    inside a flow tagged `v1`.
+ *    flowtag_lanes picker, the flow written into x-flow-tag/baggage, retries armed);
+ *  - noflow: the baseline client called outside any flow (what entering a flow per call costs:
+ *    @flowtag/context's AsyncLocalStorage, paid once per request by the edge or service plugin).
  * Every variant has its own server process (plain grpc-js, JSON echo) and its own load-generator
  * process (its client, `concurrency` calls in flight, CPU time per call from process.cpuUsage()).
  * Two phases: interleaved rounds (one variant at a time, order rotating), then paired rounds
@@ -17,7 +21,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { credentials, InterceptingCall, makeGenericClientConstructor, Server, ServerCredentials, type Interceptor, type ServiceDefinition } from '@grpc/grpc-js'
+import { credentials, makeGenericClientConstructor, Metadata, Server, ServerCredentials, type ServiceDefinition } from '@grpc/grpc-js'
 import { runWithFlow } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowTagGrpc } from '../src/index.ts'
@@ -25,7 +29,7 @@ import { FlowTagGrpc } from '../src/index.ts'
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
 const HEADING = '## gRPC unary calls (@flowtag/grpc)'
 const self = fileURLToPath(import.meta.url)
-const VARIANTS = ['baseline', 'noop', 'flowtag'] as const
+const VARIANTS = ['baseline', 'headers', 'flowtag', 'noflow'] as const
 type Variant = (typeof VARIANTS)[number]
 
 const json = { s: (v: unknown) => Buffer.from(JSON.stringify(v)), d: (b: Buffer) => JSON.parse(b.toString()) as unknown }
@@ -33,7 +37,7 @@ const Echo: ServiceDefinition = {
   echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: json.s, requestDeserialize: json.d, responseSerialize: json.s, responseDeserialize: json.d }
 }
 const EchoClient = makeGenericClientConstructor(Echo, 'Echo')
-type Client = { echo(req: object, cb: (err: Error | null, res: unknown) => void): void; close(): void }
+type Client = { echo(req: object, md: Metadata, cb: (err: Error | null, res: unknown) => void): void; close(): void }
 
 interface Run {
   rps: number
@@ -57,20 +61,26 @@ async function serve (): Promise<void> {
 /** A load generator: one client of one variant; runs `{ run: ms }` on request, answers with a Run. */
 async function load (variant: Variant, port: number, concurrency: number): Promise<void> {
   let client: Client
-  let wrap = (fn: () => Promise<void>): Promise<void> => fn()
   let lanes: FlowTagGrpc | undefined
-  if (variant === 'baseline') client = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as Client
-  else if (variant === 'noop') {
-    const noop: Interceptor = (options, nextCall) => new InterceptingCall(nextCall(options))
-    client = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure(), { interceptors: [noop] }) as unknown as Client
-  } else {
+  let metadata = () => new Metadata()
+  if (variant === 'flowtag') {
     const discovery = new StaticDiscovery({ echo: [{ ip: '127.0.0.1', port, metadata: { version: 'v1' } }] })
     lanes = new FlowTagGrpc({ discovery, stableLane: 'v1' })
     client = new EchoClient('nacos:///echo', credentials.createInsecure(), lanes.clientOptions()) as unknown as Client
-    const flow = { tag: 'v1', baggage: {} }
-    wrap = (fn) => runWithFlow(flow, fn)
+  } else {
+    client = new EchoClient(`127.0.0.1:${port}`, credentials.createInsecure()) as unknown as Client
+    if (variant === 'headers') {
+      metadata = () => {
+        const md = new Metadata()
+        md.set('x-flow-tag', 'v1')
+        md.set('baggage', 'flowtag.lane=v1')
+        return md
+      }
+    }
   }
-  const call = () => new Promise<void>((resolve, reject) => client.echo({ id: 1, sku: 'abc' }, (err) => (err === null ? resolve() : reject(err))))
+  const flow = { tag: 'v1', baggage: {} }
+  const wrap = variant === 'noflow' ? (fn: () => Promise<void>) => fn() : (fn: () => Promise<void>) => runWithFlow(flow, fn)
+  const call = () => new Promise<void>((resolve, reject) => client.echo({ id: 1, sku: 'abc' }, metadata(), (err) => (err === null ? resolve() : reject(err))))
   const run = async (ms: number): Promise<Run> => {
     let calls = 0
     let errors = 0
@@ -177,8 +187,10 @@ async function main (): Promise<void> {
   const ratio = (rs: Array<Partial<Record<Variant, Run>>>, v: Variant, f: (r: Run) => number) => rs.map((r) => f(r[v]!) / f(r.baseline!))
   const iRps = ratio(interleaved, 'flowtag', (r) => r.rps)
   const iCpu = ratio(interleaved, 'flowtag', (r) => r.cpuUsPerCall)
-  const nRps = ratio(interleaved, 'noop', (r) => r.rps)
-  const nCpu = ratio(interleaved, 'noop', (r) => r.cpuUsPerCall)
+  const hRps = ratio(interleaved, 'headers', (r) => r.rps)
+  const hCpu = ratio(interleaved, 'headers', (r) => r.cpuUsPerCall)
+  const nRps = ratio(interleaved, 'noflow', (r) => r.rps)
+  const nCpu = ratio(interleaved, 'noflow', (r) => r.cpuUsPerCall)
   const pRps = ratio(paired, 'flowtag', (r) => r.rps)
   const pCpu = ratio(paired, 'flowtag', (r) => r.cpuUsPerCall)
   const spreadOf = (xs: number[]) => Math.max(...xs) / Math.min(...xs)
@@ -198,23 +210,28 @@ async function main (): Promise<void> {
     '',
     `\`node packages/grpc/bench/unary.ts --rounds ${rounds} --seconds ${seconds} --concurrency ${concurrency}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${ncpu} CPUs: ${cpus()[0]?.model.trim() ?? 'unknown'}).`,
     'Unary calls, a JSON echo; every variant has its own plain grpc-js server process and its own load-generator process',
-    `(${concurrency} calls in flight; client CPU per call from \`process.cpuUsage()\`). Baseline: a @grpc/grpc-js client to the fixed`,
-    'address. noop: the same with one no-op interceptor. flowtag: the same client class on `nacos:///echo` through `FlowTagGrpc`',
-    '(resolver from a StaticDiscovery, the `flowtag_lanes` per-call picker, the flow written into `x-flow-tag`/`baggage` by the',
-    'channel of `clientOptions()`, retries armed), every call in a flow tagged `v1`. Interleaved: one variant at a time, order',
-    `rotating; paired: baseline and flowtag loaded at the same time, which starts first alternating. ${rounds} rounds of ${seconds} s each; every ratio is taken within a round.`,
+    `(${concurrency} calls in flight; client CPU per call from \`process.cpuUsage()\`). Every call but noflow's is made inside a flow`,
+    'tagged `v1` (`runWithFlow` per call), as a call made while a lane-aware service handles a request is, whichever client makes it.',
+    'Baseline: a @grpc/grpc-js client to the fixed address. headers: the same, the caller writing `x-flow-tag` and `baggage` into',
+    'each call\'s Metadata by hand. flowtag: the same client class on `nacos:///echo` through `FlowTagGrpc` (resolver from a',
+    'StaticDiscovery, the `flowtag_lanes` per-call picker, the flow written into `x-flow-tag`/`baggage` by the channel of',
+    '`clientOptions()`, retries armed). noflow: the baseline client outside any flow (what entering a flow costs, paid once per',
+    'request by the @flowtag/context edge or service plugin, whose own benchmark counts it). Interleaved: one variant at a time,',
+    `order rotating; paired: baseline and flowtag loaded at the same time, which starts first alternating. ${rounds} rounds of ${seconds} s each; every ratio is taken within a round.`,
     '',
     '| | calls/s (median, interleaved) | client CPU µs/call (median, interleaved) |',
     '| --- | --- | --- |',
-    `| plain @grpc/grpc-js, fixed address | ${fmt(med(interleaved, 'baseline', (r) => r.rps))} | ${med(interleaved, 'baseline', (r) => r.cpuUsPerCall).toFixed(1)} |`,
-    `| plain @grpc/grpc-js + one no-op interceptor | ${fmt(med(interleaved, 'noop', (r) => r.rps))} | ${med(interleaved, 'noop', (r) => r.cpuUsPerCall).toFixed(1)} |`,
+    `| plain @grpc/grpc-js, fixed address (baseline) | ${fmt(med(interleaved, 'baseline', (r) => r.rps))} | ${med(interleaved, 'baseline', (r) => r.cpuUsPerCall).toFixed(1)} |`,
+    `| plain, the lane headers written by hand | ${fmt(med(interleaved, 'headers', (r) => r.rps))} | ${med(interleaved, 'headers', (r) => r.cpuUsPerCall).toFixed(1)} |`,
     `| @flowtag/grpc, \`nacos:///echo\` in a lane | ${fmt(med(interleaved, 'flowtag', (r) => r.rps))} | ${med(interleaved, 'flowtag', (r) => r.cpuUsPerCall).toFixed(1)} |`,
+    `| plain, outside any flow | ${fmt(med(interleaved, 'noflow', (r) => r.rps))} | ${med(interleaved, 'noflow', (r) => r.cpuUsPerCall).toFixed(1)} |`,
     '',
-    '| flowtag ÷ baseline, median of per-round ratios | throughput | client CPU per call | throughput per round |',
+    '| ÷ baseline, median of per-round ratios | throughput | client CPU per call | throughput per round |',
     '| --- | --- | --- | --- |',
-    `| paired | **${median(pRps).toFixed(2)}×** | ${median(pCpu).toFixed(2)}× | ${list(pRps)} |`,
-    `| interleaved | ${median(iRps).toFixed(2)}× | ${median(iCpu).toFixed(2)}× | ${list(iRps)} |`,
-    `| (no-op interceptor ÷ baseline, interleaved) | ${median(nRps).toFixed(2)}× | ${median(nCpu).toFixed(2)}× | ${list(nRps)} |`,
+    `| flowtag, paired | **${median(pRps).toFixed(2)}×** | ${median(pCpu).toFixed(2)}× | ${list(pRps)} |`,
+    `| flowtag, interleaved | ${median(iRps).toFixed(2)}× | ${median(iCpu).toFixed(2)}× | ${list(iRps)} |`,
+    `| headers, interleaved | ${median(hRps).toFixed(2)}× | ${median(hCpu).toFixed(2)}× | ${list(hRps)} |`,
+    `| noflow, interleaved | ${median(nRps).toFixed(2)}× | ${median(nCpu).toFixed(2)}× | ${list(nRps)} |`,
     '',
     `Goal ≥ 0.95× plain throughput (paired median): ${verdict(median(pRps))}. Errors: ${errors}. Load average ${loadStart} at the start,`,
     `${loadEnd} at the end; 1-minute load average per round: median ${loadMedian.toFixed(1)}, max ${loadMax.toFixed(1)}.`,

@@ -20,10 +20,12 @@ type ParentCall = Parameters<ChannelInterface['createCall']>[3]
 export interface FlowCallConfig {
   readonly signed: ((lane: string) => string) | undefined
   readonly maxRetries: number
+  /** Paths of the idempotent unary methods, whose replies are held until their status. */
+  readonly holdReplies: ReadonlySet<string>
 }
 
 export function flowCallConfig (o: ResolvedGrpcOptions): FlowCallConfig {
-  return { signed: signer(o), maxRetries: o.maxRetries }
+  return { signed: signer(o), maxRetries: o.maxRetries, holdReplies: new Set(o.idempotentMethods.map((m) => m.path)) }
 }
 
 /**
@@ -71,10 +73,13 @@ export class FlowChannel implements ChannelInterface {
 
 /**
  * One call: it is its attempt's listener, so a call costs this object and nothing else. A call is
- * retried when it ends UNAVAILABLE (not a routing error) before any response message, after it
- * sent at most one request message and half-closed (its whole request is known), up to
- * `maxRetries` times, each attempt on an instance not tried yet. When the retry finds no other
- * instance, the caller gets the last attempt's own failure, not the routing error.
+ * retried when it ends UNAVAILABLE (not a routing error) before any response message reached the
+ * caller, after it sent at most one request message and half-closed (its whole request is known),
+ * up to `maxRetries` times, each attempt on an instance not tried yet. When the retry finds no
+ * other instance, the caller gets the last attempt's own failure, not the routing error.
+ * The reply of an idempotent unary method is held until its status: grpc-js servers write a reply
+ * and its status apart, and a connection lost between the two would otherwise fail a call that
+ * can safely run again.
  */
 class FlowCall implements Call {
   readonly #channel: FlowChannel
@@ -98,6 +103,8 @@ class FlowCall implements Call {
   #attempts = 0
   #tried: string[] | null = null
   #lastFailure: StatusObject | null = null
+  readonly #hold: boolean
+  #held: { message: unknown } | null = null
 
   constructor (channel: FlowChannel, call: Call, flow: FlowContext | undefined, method: string, deadline: Deadline, host: string | null | undefined, parent: ParentCall, propagateFlags: number | null | undefined) {
     this.#channel = channel
@@ -108,6 +115,7 @@ class FlowCall implements Call {
     this.#host = host
     this.#parent = parent
     this.#propagateFlags = propagateFlags
+    this.#hold = channel.config.holdReplies.size > 0 && channel.config.holdReplies.has(method)
   }
 
   start (metadata: Metadata, listener: CallListener): void {
@@ -164,29 +172,46 @@ class FlowCall implements Call {
   }
 
   onReceiveMessage (message: unknown): void {
+    if (this.#hold && this.#held === null) {
+      // A unary reply (the method's definition said so): its status decides whether it stands.
+      this.#held = { message }
+      return
+    }
     this.#responded = true
     this.#listener!.onReceiveMessage(message)
   }
 
   onReceiveStatus (s: StatusObject): void {
     if (s.code !== status.UNAVAILABLE) {
-      this.#listener!.onReceiveStatus(s)
+      this.#end(s)
       return
     }
     if (s.metadata.get(ROUTING_ERROR_KEY).length > 0) {
       // A retry found no other instance: report the failure that caused it, as HTTP does.
-      this.#listener!.onReceiveStatus(this.#lastFailure ?? s)
+      this.#end(this.#lastFailure ?? s)
       return
     }
     if (this.#responded || this.#cancelled || this.#attempts >= this.#channel.config.maxRetries || this.#messages > 1 || !this.#halfClosed) {
-      this.#listener!.onReceiveStatus(s)
+      this.#end(s)
       return
     }
     this.#retry(s)
   }
 
+  /** The caller gets the held reply (if any), then the status. */
+  #end (s: StatusObject): void {
+    const held = this.#held
+    if (held !== null) {
+      this.#held = null
+      this.#responded = true
+      this.#listener!.onReceiveMessage(held.message)
+    }
+    this.#listener!.onReceiveStatus(s)
+  }
+
   /** A fresh call on the inner channel: the picker runs again and skips what was tried. */
   #retry (failure: StatusObject): void {
+    this.#held = null // its attempt did not finish: the reply may not stand
     this.#attempts++
     this.#lastFailure = failure
     const tried = (this.#tried ??= [])

@@ -8,6 +8,13 @@ import { errorCodes, GrpcError } from './errors.ts'
 const PKG = '@flowtag/grpc'
 const ms = (max: number) => z.number().int().min(1).max(max)
 
+/** A unary method of a service definition (`InventoryService.check`, `Client.service.Check`). */
+const unaryMethodSchema = z.object({
+  path: z.string().regex(/^\/[^/\s]+\/[^/\s]+$/, { message: 'expected a method path like "/package.Service/Method"' }),
+  requestStream: z.boolean().refine((v) => !v, { message: 'only unary methods: this one streams requests' }),
+  responseStream: z.boolean().refine((v) => !v, { message: 'only unary methods: this one streams responses' })
+})
+
 const discoverySchema = z.custom<Discovery>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
   { message: 'expected a Discovery (an object with instances() and subscribe())' }
@@ -40,6 +47,12 @@ export const grpcOptionsSchema = z.strictObject({
   lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
   /** Retries of a call that failed UNAVAILABLE before any response, each on another instance of the lane. */
   maxRetries: z.number().int().min(0).max(5).default(1),
+  /**
+   * Unary methods that are safe to run twice (gRPC's `idempotency_level = IDEMPOTENT`), as their
+   * method definitions. Their reply is held until the call's status: a connection lost between
+   * the two retries the call on another instance instead of failing it.
+   */
+  idempotentMethods: z.array(unaryMethodSchema).max(10_000).default([]),
   outlier: z
     .strictObject({
       /** Consecutive UNAVAILABLE calls that eject an instance. */

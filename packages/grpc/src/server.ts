@@ -31,7 +31,7 @@ export type FlowTagGrpcServerOptions = z.input<typeof grpcServerOptionsSchema>
 /**
  * ```ts
  * const app = new FlowTagGrpcServer({ nacos, registration: { service: 'inventory-service', version: 'v2', drainMs: 2000 } })
- * app.addService(InventoryService, { reserve: (call, cb) => cb(null, { lane: currentTag() }) })
+ * app.addService(InventoryService, { check: (call, cb) => cb(null, { lane: currentTag() }) })
  * const port = await app.listen('0.0.0.0:0')
  * process.on('SIGTERM', () => app.close())
  * ```
