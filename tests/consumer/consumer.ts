@@ -15,7 +15,7 @@ import { startNacosDevServer, DevServerError, type NacosDevServer } from '@flowt
 import { createFlowTagService, errorCodes as serviceCodes, type FlowTagService } from '@flowtag/service'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { flowTagService } from '@flowtag/service/express'
-import { credentials } from '@grpc/grpc-js'
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
 import { FlowTagGrpc, GrpcError } from '@flowtag/grpc'
 import { FlowTagGrpcServer } from '@flowtag/grpc/server'
 import { parseCanarySpec, CanaryError, type CanarySpec } from '@flowtag/canary'
@@ -59,7 +59,11 @@ const core: FlowTagService = createFlowTagService({ service: 'billing', nacos: {
 const badOption: string = serviceCodes.BAD_OPTION
 
 // gRPC in lanes: a channel option set for any generated client, and a lane-aware server.
-const grpcLanes = new FlowTagGrpc({ discovery: app.nacos.discovery, stableLane: 'v1' })
+// A generated client's method definitions mark the methods that are safe to run twice.
+const Inventory = makeGenericClientConstructor({
+  check: { path: '/demo.Inventory/Check', requestStream: false, responseStream: false, requestSerialize: (v: object) => Buffer.from(JSON.stringify(v)), requestDeserialize: (b: Buffer) => JSON.parse(String(b)) as object, responseSerialize: (v: object) => Buffer.from(JSON.stringify(v)), responseDeserialize: (b: Buffer) => JSON.parse(String(b)) as object }
+}, 'Inventory')
+const grpcLanes = new FlowTagGrpc({ discovery: app.nacos.discovery, stableLane: 'v1', idempotentMethods: Object.values(Inventory.service) })
 const channel = { target: 'nacos:///inventory-service', credentials: credentials.createInsecure(), options: grpcLanes.clientOptions() }
 const grpcServer = new FlowTagGrpcServer({ nacos: client, registration: { service: 'inventory-service', version: 'v1' } })
 const spec: CanarySpec = parseCanarySpec({ service: 'order-service', candidate: 'v2', stable: 'v1' })

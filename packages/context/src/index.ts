@@ -1,6 +1,6 @@
 export { runWithFlow, currentFlow, currentTag, type FlowContext, type FlowDecision } from './flow.ts'
 export { FLOW_TAG_HEADER, BAGGAGE_KEY, TAG_PATTERN, parseTag } from './codec.ts'
-export { writeFlowHeaders, readFlowHeaders, type Carrier } from './propagation.ts'
+export { writeFlowHeaders, readFlowHeaders, laneBaggageMember, type Carrier } from './propagation.ts'
 export { FlowTagPropagator, flowFromContext, contextWithFlow } from './propagator.ts'
 export { parseBaggage, type BaggageEntry } from './baggage.ts'
 export { signTag, verifySignedTag, type SigningKey, type SignedTagResult, type SignedTagRefusal } from './signing.ts'

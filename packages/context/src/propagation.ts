@@ -17,6 +17,25 @@ function deleteHeader (carrier: Carrier, name: string): void {
   for (const k of Object.keys(carrier)) if (k.toLowerCase() === name) delete carrier[k]
 }
 
+const MAX_CACHED_TAGS = 256
+/** `flowtag.lane=<tag>` per valid tag: tags are few (the lanes), so none is rebuilt per call. */
+const laneMembers = new Map<string, string>()
+
+/**
+ * The `baggage` member that carries a lane: `flowtag.lane=<tag>`, or undefined for an invalid
+ * tag. Cached per tag (at most 256), so hot paths that write a lane per call build no string.
+ */
+export function laneBaggageMember (tag: unknown): string | undefined {
+  if (typeof tag !== 'string') return undefined
+  let member = laneMembers.get(tag)
+  if (member === undefined) {
+    if (parseTag(tag) === undefined) return undefined
+    if (laneMembers.size >= MAX_CACHED_TAGS) laneMembers.clear()
+    laneMembers.set(tag, (member = `${BAGGAGE_KEY}=${tag}`))
+  }
+  return member
+}
+
 /**
  * Write the flow into outgoing headers: `x-flow-tag: <lane>` and, in `baggage`, the
  * `flowtag.lane` entry plus the flow's own baggage entries. Members already in the

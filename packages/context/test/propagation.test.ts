@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BAGGAGE_KEY, readFlowHeaders, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, runWithFlow, type FlowContext } from '../src/index.ts'
+import { BAGGAGE_KEY, laneBaggageMember, readFlowHeaders, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, runWithFlow, type FlowContext } from '../src/index.ts'
 
 t.test('writeFlowHeaders writes x-flow-tag and a baggage entry from the current flow', async (t) => {
   const headers: Record<string, string | string[] | undefined> = {}
@@ -55,4 +55,12 @@ t.test('parseBaggage skips malformed members and applies limits', async (t) => {
   t.same(parseBaggage('x'.repeat(9000)), [])
   t.equal(parseBaggage(Array.from({ length: 300 }, (_, i) => `k${i}=1`).join(',')).length, 180)
   t.same(parseBaggage(undefined), [])
+})
+
+t.test('laneBaggageMember: the lane\'s baggage member for a valid tag, the same string each time; nothing for an invalid one', async (t) => {
+  t.equal(laneBaggageMember('v2'), `${BAGGAGE_KEY}=v2`)
+  t.equal(laneBaggageMember('v2'), laneBaggageMember('v2'))
+  for (const bad of ['bad tag', '', 'x'.repeat(65), undefined, 42, ['v2']]) t.equal(laneBaggageMember(bad), undefined, JSON.stringify(bad))
+  // The cache is bounded: many distinct lanes still get their own member.
+  for (let i = 0; i < 600; i++) t.equal(laneBaggageMember(`lane-${i}`), `${BAGGAGE_KEY}=lane-${i}`)
 })

@@ -2,19 +2,22 @@
 // written by the channel of `clientOptions()` (flow-channel.ts) and by the interceptor for
 // clients of fixed addresses.
 import { InterceptingCall, type Interceptor, type Metadata } from '@grpc/grpc-js'
-import { BAGGAGE_KEY, currentFlow, FLOW_TAG_HEADER, parseTag, writeFlowHeaders, signTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { currentFlow, FLOW_TAG_HEADER, laneBaggageMember, parseTag, writeFlowHeaders, signTag, type Carrier, type FlowContext } from '@flowtag/context'
 import type { ResolvedGrpcOptions } from './options.ts'
 
 /** Write the flow into `md`. A tag already in the metadata is replaced: the flow decides the lane. */
 export function writeFlow (md: Metadata, flow: FlowContext | undefined, signed?: (lane: string) => string): void {
   if (flow === undefined) return
-  const tag = parseTag(flow.tag)
   const existing = md.get('baggage')
-  if (tag !== undefined && existing.length === 0 && isEmpty(flow.baggage)) {
+  // The common case: a valid tag, no baggage of the flow's own or from the caller.
+  const member = existing.length === 0 && isEmpty(flow.baggage) ? laneBaggageMember(flow.tag) : undefined
+  if (member !== undefined) {
+    const tag = flow.tag!
     md.set(FLOW_TAG_HEADER, signed === undefined ? tag : signed(tag))
-    md.set('baggage', `${BAGGAGE_KEY}=${tag}`)
+    md.set('baggage', member)
     return
   }
+  const tag = parseTag(flow.tag)
   const carrier: Carrier = {}
   if (existing.length > 0) carrier.baggage = existing.map(String).join(',')
   writeFlowHeaders(carrier, flow)

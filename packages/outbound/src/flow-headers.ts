@@ -1,6 +1,6 @@
 // The headers of an outbound request: the caller's, with the flow written in by
 // @flowtag/context's writeFlowHeaders() (x-flow-tag and baggage), and Host set to the service name.
-import { BAGGAGE_KEY, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { BAGGAGE_KEY, FLOW_TAG_HEADER, laneBaggageMember, writeFlowHeaders, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 
 type Headers = Dispatcher.DispatchOptions['headers']
@@ -30,7 +30,7 @@ export function outboundHeaders (headers: Headers, flow: FlowContext | undefined
     // The common case (a valid tag, no baggage from the caller or of the flow's own) writes
     // exactly what writeFlowHeaders() would, without its per-request arrays, Set and string joins.
     const tag = flow.tag
-    const member = out.baggage === undefined && typeof tag === 'string' && isEmpty(flow.baggage) ? laneMember(tag) : undefined
+    const member = out.baggage === undefined && isEmpty(flow.baggage) ? laneBaggageMember(tag) : undefined
     if (member !== undefined) {
       out[FLOW_TAG_HEADER] = tag
       out.baggage = member
@@ -42,20 +42,6 @@ export function outboundHeaders (headers: Headers, flow: FlowContext | undefined
     if (signTag !== undefined && typeof tag === 'string' && out[FLOW_TAG_HEADER] === tag) out[FLOW_TAG_HEADER] = signTag(tag)
   }
   return out
-}
-
-const MAX_CACHED_TAGS = 256
-/** `flowtag.lane=<tag>` per valid tag (tags are few: the lanes), so neither is rebuilt per request. */
-const laneMembers = new Map<string, string>()
-
-function laneMember (tag: string): string | undefined {
-  let member = laneMembers.get(tag)
-  if (member === undefined) {
-    if (parseTag(tag) === undefined) return undefined
-    if (laneMembers.size >= MAX_CACHED_TAGS) laneMembers.clear()
-    laneMembers.set(tag, (member = `${BAGGAGE_KEY}=${tag}`))
-  }
-  return member
 }
 
 function isEmpty (obj: object | undefined): boolean {
