@@ -11,10 +11,13 @@
  *    @flowtag/context's AsyncLocalStorage, paid once per request by the edge or service plugin).
  * Every variant has its own server process (plain grpc-js, JSON echo) and its own load-generator
  * process (its client, `concurrency` calls in flight, CPU time per call from process.cpuUsage()).
- * Two phases: interleaved rounds (one variant at a time, order rotating), then paired rounds
- * (baseline and flowtag loaded at the same time, so both see the same machine). Each figure is a
- * ratio to the baseline of the same round; the verdict is the median of those ratios.
- *   node bench/unary.ts [--rounds 8] [--seconds 2] [--concurrency 32] [--write]
+ * Three phases: interleaved rounds (one variant at a time, order rotating), paired rounds
+ * (baseline and flowtag loaded at the same time, so both see the same machine), each figure a
+ * ratio to the baseline of the same round; then sliced: one server and one load process holding
+ * the baseline, headers and flowtag clients, alternating in slices of `slice` calls for `sliced`
+ * seconds, CPU counted on both sides. The goal is met when both the paired median and the sliced
+ * ratio reach it.
+ *   node bench/unary.ts [--rounds 8] [--seconds 2] [--concurrency 32] [--sliced 60] [--slice 1600] [--write]
  * --write replaces the "gRPC unary calls" section of BENCHMARKS.md with this run's figures.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -55,11 +58,17 @@ async function serve (): Promise<void> {
   server.addService(Echo, { echo: (call: { request: unknown }, cb: (e: null, r: unknown) => void) => cb(null, call.request) })
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e === null ? resolve(p) : reject(e))))
   process.send!({ port })
+  process.on('message', (m: { cpu?: boolean }) => {
+    if (m.cpu === true) {
+      const u = process.cpuUsage()
+      process.send!({ cpu: u.user + u.system })
+    }
+  })
   process.on('disconnect', () => server.forceShutdown())
 }
 
-/** A load generator: one client of one variant; runs `{ run: ms }` on request, answers with a Run. */
-async function load (variant: Variant, port: number, concurrency: number): Promise<void> {
+/** One call of `variant` to the echo server at `port`, made as the variant makes it. */
+function caller (variant: Variant, port: number): { call: () => Promise<void>; close: () => void } {
   let client: Client
   let lanes: FlowTagGrpc | undefined
   let metadata = () => new Metadata()
@@ -80,7 +89,19 @@ async function load (variant: Variant, port: number, concurrency: number): Promi
   }
   const flow = { tag: 'v1', baggage: {} }
   const wrap = variant === 'noflow' ? (fn: () => Promise<void>) => fn() : (fn: () => Promise<void>) => runWithFlow(flow, fn)
-  const call = () => new Promise<void>((resolve, reject) => client.echo({ id: 1, sku: 'abc' }, metadata(), (err) => (err === null ? resolve() : reject(err))))
+  const once = () => new Promise<void>((resolve, reject) => client.echo({ id: 1, sku: 'abc' }, metadata(), (err) => (err === null ? resolve() : reject(err))))
+  return {
+    call: () => wrap(once),
+    close: () => {
+      client.close()
+      lanes?.close()
+    }
+  }
+}
+
+/** A load generator: one client of one variant; runs `{ run: ms }` on request, answers with a Run. */
+async function load (variant: Variant, port: number, concurrency: number): Promise<void> {
+  const { call, close } = caller(variant, port)
   const run = async (ms: number): Promise<Run> => {
     let calls = 0
     let errors = 0
@@ -90,7 +111,7 @@ async function load (variant: Variant, port: number, concurrency: number): Promi
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (performance.now() < end) {
         try {
-          await wrap(call)
+          await call()
           calls++
         } catch {
           errors++
@@ -105,10 +126,69 @@ async function load (variant: Variant, port: number, concurrency: number): Promi
   process.on('message', (m: { run?: number }) => {
     if (m.run !== undefined) run(m.run).then((r) => process.send!({ result: r }), (err: unknown) => process.send!({ error: String(err) }))
   })
-  process.on('disconnect', () => {
-    client.close()
-    lanes?.close()
+  process.on('disconnect', close)
+  process.send!({ ready: true })
+}
+
+interface Sliced {
+  calls: number
+  ms: number
+  clientUs: number
+  serverUs: number
+}
+
+/**
+ * The sliced load generator: one client per variant in this one process, all calling the same
+ * server, in slices of `slice` calls that alternate variant by variant for `{ sliced: ms }`. Any
+ * disturbance of the machine lasts longer than a slice (tens of ms) and so falls on every variant
+ * alike; CPU is counted on both sides (the server's own process.cpuUsage(), asked over IPC).
+ */
+async function mixed (port: number, concurrency: number, slice: number): Promise<void> {
+  const names = ['baseline', 'headers', 'flowtag'] as const
+  const callers = names.map((v) => caller(v, port))
+  const serverCpu = () => new Promise<number>((resolve) => {
+    const on = (m: { cpu?: number }) => {
+      if (m.cpu === undefined) return
+      process.off('message', on)
+      resolve(m.cpu)
+    }
+    process.on('message', on)
+    process.send!({ serverCpu: true })
   })
+  const one = async (i: number): Promise<Sliced> => {
+    const s0 = await serverCpu()
+    const c0 = process.cpuUsage()
+    const t0 = performance.now()
+    const { call } = callers[i]!
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+      for (let k = 0; k < slice / concurrency; k++) await call()
+    }))
+    const ms = performance.now() - t0
+    const c = process.cpuUsage(c0)
+    return { calls: slice, ms, clientUs: c.user + c.system, serverUs: (await serverCpu()) - s0 }
+  }
+  for (let i = 0; i < names.length; i++) await one(i) // warm-up
+  process.on('message', (m: { sliced?: number }) => {
+    if (m.sliced === undefined) return
+    const until = performance.now() + m.sliced
+    const totals = names.map(() => ({ calls: 0, ms: 0, clientUs: 0, serverUs: 0 }))
+    void (async () => {
+      for (let r = 0; performance.now() < until; r++) {
+        // Alternate the order, so no variant always runs right after another.
+        for (let j = 0; j < names.length; j++) {
+          const i = r % 2 === 0 ? j : names.length - 1 - j
+          const x = await one(i)
+          const t = totals[i]!
+          t.calls += x.calls
+          t.ms += x.ms
+          t.clientUs += x.clientUs
+          t.serverUs += x.serverUs
+        }
+      }
+      process.send!({ totals: Object.fromEntries(names.map((n, i) => [n, totals[i]])) })
+    })().catch((err: unknown) => process.send!({ error: String(err) }))
+  })
+  process.on('disconnect', () => { for (const c of callers) c.close() })
   process.send!({ ready: true })
 }
 
@@ -143,6 +223,8 @@ async function main (): Promise<void> {
   const rounds = arg('rounds', 8)
   const seconds = arg('seconds', 2)
   const concurrency = arg('concurrency', 32)
+  const slicedSeconds = arg('sliced', 60)
+  const sliceCalls = arg('slice', 1600)
   const write = process.argv.includes('--write')
   const loads: number[] = [loadavg()[0]!]
   const loadStart = loadavg().map((x) => x.toFixed(1)).join(' / ')
@@ -181,6 +263,23 @@ async function main (): Promise<void> {
     loads.push(loadavg()[0]!)
     console.log(JSON.stringify({ phase: 'paired', round: r, baseline, flowtag }))
   }
+  // Sliced: one server, one load process with the baseline, headers and flowtag clients,
+  // alternating in short slices; the load process asks the server its CPU through us.
+  const slicedServer = child(['serve'])
+  const slicedPort = await message<number>(slicedServer, 'port')
+  const mixer = child(['mixed', String(slicedPort), String(concurrency), String(sliceCalls)])
+  mixer.on('message', (m: { serverCpu?: boolean }) => {
+    if (m.serverCpu !== true) return
+    const answer = message<number>(slicedServer, 'cpu')
+    slicedServer.send({ cpu: true })
+    void answer.then((cpu) => mixer.send({ cpu }))
+  })
+  await message(mixer, 'ready')
+  const totalsP = message<Record<'baseline' | 'headers' | 'flowtag', Sliced>>(mixer, 'totals')
+  mixer.send({ sliced: slicedSeconds * 1000 })
+  const sliced = await totalsP
+  loads.push(loadavg()[0]!)
+  console.log(JSON.stringify({ phase: 'sliced', ...sliced }))
   for (const c of children) c.disconnect()
   const loadEnd = loadavg().map((x) => x.toFixed(1)).join(' / ')
 
@@ -205,10 +304,16 @@ async function main (): Promise<void> {
   // disagree by more than 1.5×.
   const quiet = loadMax < ncpu * 2 && spreadOf(pRps) <= 1.5
   const verdict = (x: number) => (!quiet ? 'not resolvable in this run' : x >= 0.95 ? 'met' : 'missed')
+  const sRate = (v: keyof typeof sliced) => (sliced[v].calls / sliced[v].ms) * 1000
+  const sClient = (v: keyof typeof sliced) => sliced[v].clientUs / sliced[v].calls
+  const sServer = (v: keyof typeof sliced) => sliced[v].serverUs / sliced[v].calls
+  const slicedRatio = sRate('flowtag') / sRate('baseline')
+  const slicedRow = (label: string, v: keyof typeof sliced) =>
+    `| ${label} | ${fmt(sRate(v))} | ${(sRate(v) / sRate('baseline')).toFixed(3)}× | ${sClient(v).toFixed(1)} | ${(sClient(v) / sClient('baseline')).toFixed(3)}× | ${sServer(v).toFixed(1)} | ${(sServer(v) / sServer('baseline')).toFixed(3)}× |`
   const section = [
     HEADING,
     '',
-    `\`node packages/grpc/bench/unary.ts --rounds ${rounds} --seconds ${seconds} --concurrency ${concurrency}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${ncpu} CPUs: ${cpus()[0]?.model.trim() ?? 'unknown'}).`,
+    `\`node packages/grpc/bench/unary.ts --rounds ${rounds} --seconds ${seconds} --concurrency ${concurrency} --sliced ${slicedSeconds} --slice ${sliceCalls}\` (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${ncpu} CPUs: ${cpus()[0]?.model.trim() ?? 'unknown'}).`,
     'Unary calls, a JSON echo; every variant has its own plain grpc-js server process and its own load-generator process',
     `(${concurrency} calls in flight; client CPU per call from \`process.cpuUsage()\`). Every call but noflow's is made inside a flow`,
     'tagged `v1` (`runWithFlow` per call), as a call made while a lane-aware service handles a request is, whichever client makes it.',
@@ -233,7 +338,19 @@ async function main (): Promise<void> {
     `| headers, interleaved | ${median(hRps).toFixed(2)}× | ${median(hCpu).toFixed(2)}× | ${list(hRps)} |`,
     `| noflow, interleaved | ${median(nRps).toFixed(2)}× | ${median(nCpu).toFixed(2)}× | ${list(nRps)} |`,
     '',
-    `Goal ≥ 0.95× plain throughput (paired median): ${verdict(median(pRps))}. Errors: ${errors}. Load average ${loadStart} at the start,`,
+    'Sliced: one server process and one load process holding the baseline, headers and flowtag clients (every call in a flow),',
+    `${fmt(sliceCalls)}-call slices (${concurrency} in flight, a fraction of a second each) alternating variant by variant for ${slicedSeconds} s, the`,
+    'order reversed every other round, so the machine\'s slow spells fall on every variant alike over the run. CPU per call on',
+    'both sides (the server reports its own `process.cpuUsage()` around each slice). Totals over the run.',
+    '',
+    '| sliced | calls/s | ÷ baseline | client CPU µs/call | ÷ baseline | server CPU µs/call | ÷ baseline |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    slicedRow('plain @grpc/grpc-js (baseline)', 'baseline'),
+    slicedRow('plain, lane headers by hand', 'headers'),
+    slicedRow('@flowtag/grpc', 'flowtag'),
+    '',
+    `Goal ≥ 0.95× plain throughput: paired median **${median(pRps).toFixed(2)}×**, ${verdict(median(pRps))}; sliced **${slicedRatio.toFixed(3)}×**, ${slicedRatio >= 0.95 ? 'met' : 'missed'}.`,
+    `Errors: ${errors}. Load average ${loadStart} at the start,`,
     `${loadEnd} at the end; 1-minute load average per round: median ${loadMedian.toFixed(1)}, max ${loadMax.toFixed(1)}.`,
     ...(quiet
       ? []
@@ -260,6 +377,7 @@ async function main (): Promise<void> {
 const [mode, ...rest] = process.argv.slice(2)
 if (mode === 'serve') await serve()
 else if (mode === 'load') await load(rest[0] as Variant, Number(rest[1]), Number(rest[2]))
+else if (mode === 'mixed') await mixed(Number(rest[0]), Number(rest[1]), Number(rest[2]))
 else {
   try {
     await main()
