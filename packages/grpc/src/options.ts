@@ -13,7 +13,7 @@ const unaryMethodSchema = z.object({
   path: z.string().regex(/^\/[^/\s]+\/[^/\s]+$/, { message: 'expected a method path like "/package.Service/Method"' }),
   requestStream: z.boolean().refine((v) => !v, { message: 'only unary methods: this one streams requests' }),
   responseStream: z.boolean().refine((v) => !v, { message: 'only unary methods: this one streams responses' })
-})
+}, { error: (issue) => (issue.input === undefined ? 'expected a method definition (Client.service.Method), got undefined: is the method name spelt as in the definition?' : undefined) })
 
 const discoverySchema = z.custom<Discovery>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',

@@ -35,7 +35,7 @@ class NacosResolver implements experimental.Resolver {
       const parsed = parseTarget(target)
       const ns = routing.options.namespace
       if (parsed.namespace !== undefined && parsed.namespace !== ns) {
-        throw new GrpcError(errorCodes.BAD_TARGET, `@flowtag/grpc: target namespace "${parsed.namespace}" is not the discovery's ("${ns ?? 'unset'}")`)
+        throw new GrpcError(errorCodes.BAD_TARGET, ns === undefined ? `@flowtag/grpc: target namespace "${parsed.namespace}" given, but FlowTagGrpc has no \`namespace\` option: set it to the discovery's namespace` : `@flowtag/grpc: target namespace "${parsed.namespace}" is not the discovery's ("${ns}")`)
       }
       const group = routing.options.group
       const service = group === undefined || parsed.service.includes('@@') ? parsed.service : `${group}@@${parsed.service}`

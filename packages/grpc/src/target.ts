@@ -1,5 +1,5 @@
 // `nacos:///<service>` and `nacos://<namespace>/<service>`: what a gRPC channel target names.
-import type { experimental } from '@grpc/grpc-js'
+import { experimental } from '@grpc/grpc-js'
 import { errorCodes, GrpcError } from './errors.ts'
 
 export interface NacosTarget {
@@ -17,7 +17,7 @@ const SERVICE = /^(?:[\w.:-]{1,128}@@)?[\w.:-]{1,512}$/
 export function parseTarget (uri: experimental.GrpcUri): NacosTarget {
   const service = uri.path.startsWith('/') ? uri.path.slice(1) : uri.path
   if (!SERVICE.test(service)) {
-    throw new GrpcError(errorCodes.BAD_TARGET, `@flowtag/grpc: invalid target "${uri.scheme}://${uri.authority ?? ''}/${uri.path}": expected nacos:///<service>`)
+    throw new GrpcError(errorCodes.BAD_TARGET, `@flowtag/grpc: invalid target "${experimental.uriToString(uri)}": expected nacos:///<service> (or nacos://<namespace>/<service>)`)
   }
   const namespace = uri.authority === undefined || uri.authority === '' ? undefined : uri.authority
   return { service, namespace }

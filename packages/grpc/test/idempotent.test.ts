@@ -93,6 +93,8 @@ t.test('idempotentMethods takes unary method definitions only, naming the bad on
   const streaming = { ...EchoService.echo!, responseStream: true }
   t.throws(() => new FlowTagGrpc({ discovery, idempotentMethods: [streaming as never] }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"idempotentMethods\.0\.responseStream".*streams responses/ })
   t.throws(() => new FlowTagGrpc({ discovery, idempotentMethods: ['/test.Echo/Echo' as never] }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"idempotentMethods\.0"/ })
+  // A misspelt method name reads undefined from the definition.
+  t.throws(() => new FlowTagGrpc({ discovery, idempotentMethods: [EchoService.Echo as never] }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"idempotentMethods\.0": expected a method definition \(Client\.service\.Method\), got undefined/ })
   t.throws(() => new FlowTagGrpc({ discovery, idempotentMethods: [{ ...EchoService.echo!, path: 'Echo' }] }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"idempotentMethods\.0\.path"/ })
   const ok = new FlowTagGrpc({ discovery, idempotentMethods: [EchoService.echo!] })
   t.same(ok.options.idempotentMethods.map((m) => m.path), ['/test.Echo/Echo'])

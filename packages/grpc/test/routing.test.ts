@@ -74,8 +74,11 @@ t.test('bad input: unknown service, malformed target, invalid tag, no configurat
 
   const bad = new EchoClient('nacos:///bad name!', credentials.createInsecure(), lanes.clientOptions())
   const badErr = await echo(bad).catch((e: unknown) => e)
-  t.match(badErr, { code: status.UNAVAILABLE, details: /invalid target/ })
+  t.match(badErr, { code: status.UNAVAILABLE, details: /invalid target "nacos:\/\/\/bad name!"/ })
   bad.close()
+  const empty = new EchoClient('nacos:///', credentials.createInsecure(), lanes.clientOptions())
+  t.match(await echo(empty).catch((e: unknown) => e), { code: status.UNAVAILABLE, details: /invalid target "nacos:\/\/\/": expected nacos:\/\/\/<service>/ })
+  empty.close()
 
   const bare = new EchoClient('nacos:///echo', credentials.createInsecure())
   const bareErr = await echo(bare).catch((e: unknown) => e)
