@@ -240,8 +240,8 @@ class LanesBalancer implements experimental.LoadBalancer {
       const wait = (this.#routing as RoutingEntry).options.connectWaitMs
       const counts = [
         s.connecting > 0 ? `${s.connecting} connecting for over connectWaitMs (${wait} ms)` : '',
-        s.unreachable > 0 ? `${s.unreachable} unreachable` : '',
-        s.ejected > 0 ? `${s.ejected} ejected` : ''
+        s.unreachable > 0 ? `${s.unreachable} unreachable (connection failed)` : '',
+        s.ejected > 0 ? `${s.ejected} ejected (consecutive UNAVAILABLE calls)` : ''
       ]
       parts.push(`lane "${lane}": ${counts.filter((c) => c !== '').join(', ')}`)
     }
@@ -354,7 +354,7 @@ class LanesPicker implements experimental.Picker {
       route = this.#balancer.route()
       member = this.#index.select(tag, route, exclude)
     } catch (err) {
-      return failed(err as Partial<OutboundError>, route, this.#balancer)
+      return failed(err, route, this.#balancer)
     }
     if (member.state !== connectivityState.READY) {
       // Its lane has no READY instance and waits for this one (bounded by connectWaitMs): the
@@ -371,10 +371,11 @@ class LanesPicker implements experimental.Picker {
  * TRANSIENT_FAILURE pick fails the call at once, unless it is `waitForReady` (grpc-js queues it
  * until the next picker: it waits for an instance up to its deadline).
  */
-function failed (err: Partial<OutboundError>, route: Route | undefined, balancer: LanesBalancer): experimental.PickResult {
+function failed (thrown: unknown, route: Route | undefined, balancer: LanesBalancer): experimental.PickResult {
+  const err = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as Partial<OutboundError>
   const metadata = new Metadata()
   metadata.set(ROUTING_ERROR_KEY, err.code ?? 'Error')
-  let details = String(err.message)
+  let details = thrown instanceof Error ? thrown.message : String(thrown)
   const lane = err.lane
   if (err.code === errorCodes.ALL_EJECTED && lane !== undefined && route !== undefined) {
     const lanes = route.strict || lane === route.stable ? [lane] : [lane, route.stable]
