@@ -2,11 +2,15 @@
 // picker that sends each call to an instance of the call's lane (from its `x-flow-tag`
 // metadata) by weight, with @flowtag/outbound's lane rules (LaneIndex: fallback to stable
 // unless strict, untagged traffic by lane weights, the same error codes). Calls that end
-// UNAVAILABLE count against their instance (OutlierDetector); ejected and unreachable
-// instances are not picked.
+// UNAVAILABLE count against their instance (OutlierDetector); ejected instances are not picked.
+// As grpc's round_robin, only READY instances take calls while their lane has one: an instance
+// that is connecting (for ever, when a peer accepts TCP and never speaks HTTP/2), failed or idle
+// is kept connecting and stays out until READY. A lane with none READY waits for its connecting
+// instances at most `connectWaitMs` (a fresh channel's first calls keep their lane), then counts
+// as empty: fallback to stable, or UNAVAILABLE when strict.
 import { connectivityState, experimental, Metadata, status, type ChannelOptions } from '@grpc/grpc-js'
 import { FLOW_TAG_HEADER, parseTag } from '@flowtag/context'
-import { eligible, freshOutlierState, laneOf, LaneIndex, OutlierDetector, resolveRoute, type Instance, type OutlierState, type Route } from '@flowtag/outbound/lanes'
+import { eligible, errorCodes, freshOutlierState, laneOf, LaneIndex, OutlierDetector, resolveRoute, type Instance, type MemberInfo, type OutboundError, type OutlierState, type Route } from '@flowtag/outbound/lanes'
 import { ROUTING_ERROR_KEY } from './errors.ts'
 import { INSTANCES_ATTRIBUTE, LB_NAME, TRIED_KEY } from './keys.ts'
 import { routingOf, type RoutingEntry } from './registry.ts'
@@ -60,10 +64,20 @@ class LanesBalancer implements experimental.LoadBalancer {
   readonly #members = new Map<string, Member>()
   #routing: RoutingEntry | undefined
   #service = ''
-  #index = new LaneIndex<Member>('', [], info)
+  #index = new LaneIndex<Member>('', [], () => ({ lane: '', weight: 0, pickable: false, ejected: false }))
   #route: Route | null = null
   #stable = 'stable'
   #outlier: OutlierDetector<Member> | null = null
+  /** Per lane without a READY member: until when its calls wait for its connecting members. */
+  readonly #waitUntil = new Map<string, number>()
+  /** Lanes whose calls wait (queue) for their connecting members, as of the last #publish. */
+  #waiting = new Set<string>()
+  /** Member states per lane, as of the last #publish (for the details of a failed pick). */
+  #states = new Map<string, LaneStates>()
+  /** Some eligible member is IDLE (exitIdle has work to do), as of the last #publish. */
+  #idle = false
+  /** Republishes when the first open wait ends, so that queued calls pick again. */
+  #timer: NodeJS.Timeout | null = null
   #destroyed = false
 
   constructor (helper: experimental.ChannelControlHelper) {
@@ -102,6 +116,7 @@ class LanesBalancer implements experimental.LoadBalancer {
       if (existing !== undefined) {
         existing.instance = instance
         existing.lane = lane
+        connect(existing) // it may have become eligible
         continue
       }
       const subchannel = this.#helper.createSubchannel({ host: instance.ip, port: instance.port }, options)
@@ -124,7 +139,7 @@ class LanesBalancer implements experimental.LoadBalancer {
       subchannel.ref()
       subchannel.addConnectivityStateListener(member.listener)
       this.#members.set(key, member)
-      if (eligible(instance)) subchannel.startConnecting()
+      connect(member)
     }
     for (const [key, m] of this.#members) {
       if (seen.has(key)) continue
@@ -139,7 +154,7 @@ class LanesBalancer implements experimental.LoadBalancer {
     if (this.#members.get(member.key) !== member) return
     member.state = next
     // Keep every instance connected (as round_robin does): lanes need their instances at hand.
-    if (next === connectivityState.IDLE && eligible(member.instance)) member.subchannel.startConnecting()
+    connect(member)
     this.#publish()
   }
 
@@ -148,18 +163,89 @@ class LanesBalancer implements experimental.LoadBalancer {
     m.subchannel.unref()
   }
 
-  /** Rebuild the lane index and hand the channel a new picker (queued calls pick again). */
+  /**
+   * Rebuild the lane index and hand the channel a new picker (queued calls pick again). O(members),
+   * on state and list changes only: a pick reads the index, nothing more.
+   */
   #publish (): void {
     if (this.#destroyed) return
-    this.#index = new LaneIndex(this.#service, this.#members.values(), info)
+    const now = performance.now()
+    const states = new Map<string, LaneStates>()
     let ready = false
     let connecting = false
+    let idle = false
     for (const m of this.#members.values()) {
+      if (m.state === connectivityState.IDLE && eligible(m.instance)) idle = true
       if (m.state === connectivityState.READY) ready = true
       else if (m.state === connectivityState.CONNECTING || m.state === connectivityState.IDLE) connecting = true
+      let s = states.get(m.lane)
+      if (s === undefined) states.set(m.lane, (s = { ready: 0, connecting: 0, unreachable: 0, ejected: 0, ineligible: 0 }))
+      s[standing(m)]++
+    }
+    // A lane's wait opens when it has no READY member and closes when it has one again: a member
+    // stuck connecting costs its lane's calls one wait, not one per call.
+    const wait = (this.#routing as RoutingEntry).options.connectWaitMs
+    const waiting = new Set<string>()
+    let next = Infinity
+    for (const [lane, s] of states) {
+      if (s.ready > 0) {
+        this.#waitUntil.delete(lane)
+        continue
+      }
+      let until = this.#waitUntil.get(lane)
+      if (until === undefined) this.#waitUntil.set(lane, (until = now + wait))
+      if (s.connecting > 0 && now < until) {
+        waiting.add(lane)
+        next = Math.min(next, until)
+      }
+    }
+    for (const lane of this.#waitUntil.keys()) if (!states.has(lane)) this.#waitUntil.delete(lane)
+    this.#waiting = waiting
+    this.#states = states
+    this.#idle = idle
+    this.#index = new LaneIndex(this.#service, this.#members.values(), (m) => this.#info(m))
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    if (next !== Infinity) {
+      this.#timer = setTimeout(() => {
+        this.#timer = null
+        this.#publish()
+      }, Math.ceil(next - now) + 1)
+      this.#timer.unref()
     }
     const state = ready ? connectivityState.READY : connecting ? connectivityState.CONNECTING : connectivityState.TRANSIENT_FAILURE
     this.#helper.updateState(state, new LanesPicker(this, this.#index), state === connectivityState.TRANSIENT_FAILURE ? `no reachable instance of "${this.#service}"` : null)
+  }
+
+  /**
+   * How a member stands in the index. READY members are pickable; connecting ones only while
+   * their lane (none READY) waits for them, and a pick of one queues the call. Any other member
+   * not READY counts as ejected (unreachable): FLOWTAG_OUTBOUND_ALL_EJECTED when nothing is left.
+   */
+  #info (m: Member): MemberInfo {
+    const lane = m.lane
+    const weight = m.instance.weight
+    if (!eligible(m.instance)) return { lane, weight, pickable: false, ejected: false }
+    const s = standing(m)
+    const pickable = s === 'ready' || (s === 'connecting' && this.#waiting.has(lane))
+    return { lane, weight, pickable, ejected: !pickable }
+  }
+
+  /** Why no instance of `lanes` could take a call, for a failed pick's details ('' when none is listed). */
+  notReady (lanes: readonly string[]): string {
+    const parts: string[] = []
+    for (const lane of lanes) {
+      const s = this.#states.get(lane)
+      if (s === undefined || s.connecting + s.unreachable + s.ejected === 0) continue
+      const wait = (this.#routing as RoutingEntry).options.connectWaitMs
+      const counts = [
+        s.connecting > 0 ? `${s.connecting} connecting for over connectWaitMs (${wait} ms)` : '',
+        s.unreachable > 0 ? `${s.unreachable} unreachable (connection failed)` : '',
+        s.ejected > 0 ? `${s.ejected} ejected (consecutive UNAVAILABLE calls)` : ''
+      ]
+      parts.push(`lane "${lane}": ${counts.filter((c) => c !== '').join(', ')}`)
+    }
+    return parts.join('; ')
   }
 
   /** The route of this service for the current call (the lanes resolver is read per call). */
@@ -192,14 +278,18 @@ class LanesBalancer implements experimental.LoadBalancer {
     else log.info(obj, 'ejected gRPC instance readmitted')
   }
 
+  /** grpc-js calls this on every call: O(1) unless some eligible member is IDLE. */
   exitIdle (): void {
-    for (const m of this.#members.values()) if (m.state === connectivityState.IDLE && eligible(m.instance)) m.subchannel.startConnecting()
+    if (!this.#idle) return
+    for (const m of this.#members.values()) if (m.state === connectivityState.IDLE) connect(m)
   }
 
   resetBackoff (): void {}
 
   destroy (): void {
     this.#destroyed = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
     this.#outlier?.close()
     for (const m of this.#members.values()) this.#drop(m)
     this.#members.clear()
@@ -210,11 +300,29 @@ class LanesBalancer implements experimental.LoadBalancer {
   }
 }
 
-/** Unreachable instances (TRANSIENT_FAILURE) are out like ejected ones: a call would fail there. */
-function info (m: Member) {
-  const ok = eligible(m.instance)
-  const out = m.ejectedUntil !== 0 || m.state === connectivityState.TRANSIENT_FAILURE || m.state === connectivityState.SHUTDOWN
-  return { lane: m.lane, weight: m.instance.weight, pickable: ok && !out, ejected: ok && out }
+/** A lane's members by where they stand. */
+interface LaneStates {
+  ready: number
+  connecting: number
+  /** Failed to connect (TRANSIENT_FAILURE), or shut down. */
+  unreachable: number
+  /** By outlier detection. */
+  ejected: number
+  /** Unhealthy, disabled or weight 0 in the registry: never picked. */
+  ineligible: number
+}
+
+function standing (m: Member): keyof LaneStates {
+  if (!eligible(m.instance)) return 'ineligible'
+  if (m.ejectedUntil !== 0) return 'ejected'
+  if (m.state === connectivityState.READY) return 'ready'
+  if (m.state === connectivityState.CONNECTING || m.state === connectivityState.IDLE) return 'connecting'
+  return 'unreachable'
+}
+
+/** Ask an eligible member that is not READY to connect: IDLE ones now, failed ones again when their backoff ends. */
+function connect (m: Member): void {
+  if ((m.state === connectivityState.IDLE || m.state === connectivityState.TRANSIENT_FAILURE) && eligible(m.instance)) m.subchannel.startConnecting()
 }
 
 const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null }
@@ -240,26 +348,45 @@ class LanesPicker implements experimental.Picker {
         if (m !== undefined) exclude.push(m)
       }
     }
+    let route: Route | undefined
     let member: Member
     try {
-      member = this.#index.select(tag, this.#balancer.route(), exclude)
+      route = this.#balancer.route()
+      member = this.#index.select(tag, route, exclude)
     } catch (err) {
-      const metadata = new Metadata()
-      metadata.set(ROUTING_ERROR_KEY, (err as { code?: string }).code ?? 'Error')
-      return {
-        pickResultType: experimental.PickResultType.TRANSIENT_FAILURE,
-        subchannel: null,
-        status: { code: status.UNAVAILABLE, details: (err as Error).message, metadata },
-        onCallStarted: null,
-        onCallEnded: null
-      }
+      return failed(err, route, this.#balancer)
     }
     if (member.state !== connectivityState.READY) {
-      // Its lane's instance is still connecting: wait for it rather than leave the lane.
+      // Its lane has no READY instance and waits for this one (bounded by connectWaitMs): the
+      // call queues until the next picker rather than leave the lane.
       if (member.state === connectivityState.IDLE) member.subchannel.startConnecting()
       return QUEUE
     }
     return member.picked
+  }
+}
+
+/**
+ * A routing failure as a pick result: UNAVAILABLE with the flowtag code in its metadata. A
+ * TRANSIENT_FAILURE pick fails the call at once, unless it is `waitForReady` (grpc-js queues it
+ * until the next picker: it waits for an instance up to its deadline).
+ */
+function failed (thrown: unknown, route: Route | undefined, balancer: LanesBalancer): experimental.PickResult {
+  const err = (typeof thrown === 'object' && thrown !== null ? thrown : {}) as Partial<OutboundError>
+  const metadata = new Metadata()
+  metadata.set(ROUTING_ERROR_KEY, err.code ?? 'Error')
+  let details = thrown instanceof Error ? thrown.message : String(thrown)
+  const lane = err.lane
+  if (err.code === errorCodes.ALL_EJECTED && lane !== undefined && route !== undefined) {
+    const lanes = route.strict || lane === route.stable ? [lane] : [lane, route.stable]
+    details = `no instance of "${err.service}" in lane "${lanes.join('" or "')}" can take calls (${balancer.notReady(lanes)})`
+  }
+  return {
+    pickResultType: experimental.PickResultType.TRANSIENT_FAILURE,
+    subchannel: null,
+    status: { code: status.UNAVAILABLE, details, metadata },
+    onCallStarted: null,
+    onCallEnded: null
   }
 }
 

@@ -45,6 +45,12 @@ export const grpcOptionsSchema = z.strictObject({
   strict: z.boolean().default(false),
   /** Per-service lane configuration (`serviceLanes()` of a RuleSet), called per call: keep it cheap. */
   lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
+  /**
+   * How long (ms) calls wait for a lane with no READY instance while some of its instances are
+   * connecting, counted from the moment the lane has none READY; then they fall back to stable
+   * (or fail UNAVAILABLE when strict). 0: never wait. A lane with a READY instance never waits.
+   */
+  connectWaitMs: z.number().int().min(0).max(600_000).default(1000),
   /** Retries of a call that failed UNAVAILABLE before any response, each on another instance of the lane. */
   maxRetries: z.number().int().min(0).max(5).default(1),
   /**
