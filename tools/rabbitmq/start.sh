@@ -34,19 +34,26 @@ if [[ ! -x "$rabbit_sbin/rabbitmq-server" ]]; then
   echo "start.sh: $rabbit_sbin/rabbitmq-server not found: install Debian's rabbitmq-server (scripts/setup.sh does)" >&2
   exit 1
 fi
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A node SIGKILLed a moment ago (a restart test) may still be exiting: give it 10 s to let go of
+# its ports before calling them taken.
+for _ in $(seq 50); do
+  { [[ -f "$pidfile" ]] && rabbit_ours "$(cat "$pidfile")"; } || port_busy "$port" || port_busy "$dist_port" || break
+  sleep 0.2
+done
 if [[ -f "$pidfile" ]] && rabbit_ours "$(cat "$pidfile")"; then
   echo "start.sh: a RabbitMQ started by this script already runs on port $port (pid $(cat "$pidfile")); run stop.sh first" >&2
   exit 1
 fi
 for p in "$port" "$dist_port"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+  if port_busy "$p"; then
     echo "start.sh: port $p is already in use (RabbitMQ needs $port for AMQP and $dist_port for Erlang distribution; set RABBITMQ_PORT / RABBITMQ_DIST_PORT)" >&2
     exit 1
   fi
 done
 # The epmd port may hold this node's own epmd from an earlier run (after a SIGKILL it stays);
 # anything else there is a clash.
-if (exec 3<>"/dev/tcp/127.0.0.1/$epmd_port") 2>/dev/null && ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
+if port_busy "$epmd_port" && ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
   echo "start.sh: port $epmd_port (RABBITMQ_EPMD_PORT) is in use by something that is not epmd" >&2
   exit 1
 fi
@@ -76,6 +83,7 @@ listeners.tcp.default = 127.0.0.1:$port
 loopback_users.guest = true
 log.console = true
 log.console.level = info
+log.console.use_colors = off
 log.file = false
 EOF
 

@@ -57,13 +57,22 @@ props="$home/server.properties"
 # A pid from the pid file counts only while it is still this broker's JVM (pids get reused).
 ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$props"; }
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ "$jars_only" != true ]]; then
+  # A broker SIGKILLed a moment ago (a restart test) may still be exiting: give it 10 s to let
+  # go of its ports before calling them taken.
+  for _ in $(seq 50); do
+    { [[ -f "$pidfile" ]] && ours "$(cat "$pidfile")"; } || port_busy "$port" || port_busy "$controller_port" || break
+    sleep 0.2
+  done
+fi
 if [[ "$jars_only" != true && -f "$pidfile" ]] && ours "$(cat "$pidfile")"; then
   echo "start.sh: a Kafka started by this script already runs on port $port (pid $(cat "$pidfile")); run stop.sh first" >&2
   exit 1
 fi
 if [[ "$jars_only" != true ]]; then
   for p in "$port" "$controller_port"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    if port_busy "$p"; then
       echo "start.sh: port $p is already in use (Kafka needs $port for clients and $controller_port for its controller)" >&2
       exit 1
     fi
