@@ -12,7 +12,7 @@ case "${1:-}" in
   rabbitmqctl|rabbitmq-diagnostics|rabbitmq-queues|rabbitmq-plugins|rabbitmq-upgrade|rabbitmq-streams) ;;
   *) echo "ctl.sh: expected rabbitmqctl, rabbitmq-diagnostics, rabbitmq-queues, rabbitmq-plugins, rabbitmq-upgrade or rabbitmq-streams, then its arguments" >&2; exit 2 ;;
 esac
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 source "$here/env.sh"
 [[ -d "$inst/home" ]] || { echo "ctl.sh: no node state under $inst (start.sh not run for port $port?)" >&2; exit 1; }
 rabbit_cli "$@"

@@ -1,7 +1,7 @@
 # Sourced by start.sh, stop.sh and ctl.sh: the private node's names, ports, paths and the
 # environment RabbitMQ and its CLI read. Nothing of the system service (/etc/rabbitmq,
 # /var/lib/rabbitmq, the rabbitmq user, epmd on 4369) is used.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
 _rabbit_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 port=${RABBITMQ_PORT:-5672}

@@ -26,7 +26,7 @@ for arg in "$@"; do
   esac
 done
 
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 source "$here/env.sh"
 timeout=${RABBITMQ_START_TIMEOUT:-90}
 
@@ -105,7 +105,7 @@ fail() {
   kill "$wrapper" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$wrapper" 2>/dev/null || break; sleep 0.2; done
   kill -KILL "$wrapper" 2>/dev/null || true
-  [[ -n "$beam" ]] && rabbit_ours "$beam" && kill -KILL "$beam" 2>/dev/null || true
+  if [[ -n "$beam" ]] && rabbit_ours "$beam"; then kill -KILL "$beam" 2>/dev/null || true; fi
   exit 1
 }
 
@@ -113,6 +113,7 @@ fail() {
 # method frame (type 1, channel 0, then a 4-byte size, class 10, method 10).
 amqp_ok() {
   local reply
+  # shellcheck disable=SC2016  # $1 expands in the inner bash
   reply=$(timeout 5 bash -c '
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     printf "AMQP\x00\x00\x09\x01" >&3

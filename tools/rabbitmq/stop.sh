@@ -16,7 +16,7 @@ if (( $# > 1 )); then
   exit 0
 fi
 (( $# == 1 )) && export RABBITMQ_PORT=$1
-# shellcheck source=env.sh
+# shellcheck source-path=SCRIPTDIR source=env.sh
 source "$here/env.sh"
 timeout=${RABBITMQ_STOP_TIMEOUT:-30}
 

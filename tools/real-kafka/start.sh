@@ -183,6 +183,7 @@ fail() {
 # must come back with correlation id 7 and error code 0 (NONE).
 api_versions_ok() {
   local reply
+  # shellcheck disable=SC2016  # $1 expands in the inner bash
   reply=$(timeout 5 bash -c '
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     printf "\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x07\x00\x00" >&3
