@@ -81,7 +81,10 @@ fi
 
 # Resolve the broker's jars (downloads into ~/.m2 on the first run; offline afterwards).
 lib="$here/target/lib"
-mkdir -p "$state_root"
+mkdir -p "$state_root" "$here/target"
+# Brokers started side by side share target/lib: one resolves it, the others wait for it.
+exec 9>"$here/target/.resolve.lock"
+flock 9
 if [[ ! -f "$lib/.complete" || "$here/pom.xml" -nt "$lib/.complete" ]]; then
   rm -rf "$lib"
   if ! "$mvn_cmd" -B -q -f "$here/pom.xml" dependency:copy-dependencies \
@@ -92,6 +95,7 @@ if [[ ! -f "$lib/.complete" || "$here/pom.xml" -nt "$lib/.complete" ]]; then
   fi
   touch "$lib/.complete"
 fi
+exec 9>&-
 [[ "$jars_only" == true ]] && exit 0
 
 if [[ "$keep_data" == true ]]; then
