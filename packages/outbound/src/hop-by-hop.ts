@@ -18,6 +18,8 @@ export const TRAILERS = 3
 
 /** Response fields dropped whatever their value (Connection's own names come on top). */
 const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade'])
+const HOP_LENGTHS = new Set([...RESPONSE_HOP].map((n) => n.length))
+const NONE: string[] = []
 
 /**
  * The treatment of request header `lower` (a lower-cased name). `Expect: 100-continue` is dropped:
@@ -72,22 +74,30 @@ export function dropNamed (headers: Headers, names: readonly string[]): boolean 
 }
 
 /**
- * An answer's headers without hop-by-hop fields: `undefined` when there are none (the common
- * case of an answer without a Connection header costs six property reads), else new `headers`
+ * An answer's headers without hop-by-hop fields: `undefined` when there are none (six property
+ * reads), else new `headers`
  * (lower-case names, as undici gives them) and `raw` (undici's flat [name, value, …] Buffers)
  * without them; `raw` is null when it was not an array.
  */
 export function stripResponse (headers: Headers, raw: unknown): { headers: Headers, raw: Buffer[] | null } | undefined {
-  if (headers.connection === undefined && headers['keep-alive'] === undefined && headers['transfer-encoding'] === undefined &&
+  const connection = headers.connection
+  if (connection === undefined && headers['keep-alive'] === undefined && headers['transfer-encoding'] === undefined &&
     headers.upgrade === undefined && headers['proxy-connection'] === undefined && headers.te === undefined) return undefined
-  const named = tokens(headers.connection)
+  // Nearly every answer says just keep-alive or close: nothing named to look for.
+  const named = connection === undefined || connection === 'keep-alive' || connection === 'close' ? NONE : tokens(connection)
   const out: Headers = {}
-  for (const name in headers) if (!RESPONSE_HOP.has(name) && !named.includes(name)) out[name] = headers[name]
+  for (const name in headers) if (!RESPONSE_HOP.has(name) && (named === NONE || !named.includes(name))) out[name] = headers[name]
   if (!Array.isArray(raw)) return { headers: out, raw: null }
   const kept: Buffer[] = []
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = String(raw[i]).toLowerCase()
-    if (!RESPONSE_HOP.has(name) && !named.includes(name)) kept.push(raw[i] as Buffer, raw[i + 1] as Buffer)
+    const buf = raw[i] as Buffer
+    // Only names as long as a hop-by-hop one (or a named one) are decoded.
+    if ((HOP_LENGTHS.has(buf.length) || named !== NONE) && isHop(buf.toString('latin1').toLowerCase(), named)) continue
+    kept.push(buf, raw[i + 1] as Buffer)
   }
   return { headers: out, raw: kept }
+}
+
+function isHop (lower: string, named: string[]): boolean {
+  return RESPONSE_HOP.has(lower) || named.includes(lower)
 }

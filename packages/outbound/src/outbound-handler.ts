@@ -165,11 +165,12 @@ export class OutboundHandler implements Handler {
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
-    const body = opts.body
+    const body: unknown = opts.body
     if (!replayable && body != null && typeof body === 'object') {
       if (isStream(body)) this.#watch(body)
+      // undici takes async iterables too (fetch() hands it one), though its types do not say so.
       else if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-        this.#opts = { ...opts, body: this.#guard(body as AsyncIterable<unknown>) }
+        this.#opts = { ...opts, body: this.#guard(body as AsyncIterable<unknown>) as never }
       }
     }
   }

@@ -81,7 +81,7 @@ t.test('a body stream or iterable that fails is the caller\'s: no ejection, no r
       yield Buffer.alloc(1024, 2)
       throw iterErr
     })()
-    await t.rejects(request('http://up-service/upload', { dispatcher: d, method: 'POST', body: iterable }), iterErr, 'the iterable\'s own error')
+    await t.rejects(request('http://up-service/upload', { dispatcher: d, method: 'POST', body: iterable as never }), iterErr, 'the iterable\'s own error')
 
     // fetch() with a stream that errors: fetch turns the body into an iterable of its own.
     const webErr = reset()
@@ -91,7 +91,7 @@ t.test('a body stream or iterable that fails is the caller\'s: no ejection, no r
         setTimeout(() => controller.error(webErr), 50)
       }
     })
-    await t.rejects(fetch('http://up-service/upload', { dispatcher: d, method: 'POST', body: web, duplex: 'half' } as RequestInit), { cause: webErr })
+    await t.rejects(fetch('http://up-service/upload', { dispatcher: d, method: 'POST', body: web as never, duplex: 'half' }), { cause: webErr })
 
     // A body short of its declared length.
     await t.rejects(request('http://up-service/upload', { dispatcher: d, method: 'POST', headers: { 'content-length': '10' }, body: Readable.from([Buffer.from('short')]) }), { code: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' })
