@@ -76,5 +76,5 @@ t.test('hop-by-hop request headers are not copied, in any case and any header sh
   t.same(outboundHeaders(input, undefined, 'svc'), { TE: 'trailers', b: '2', host: 'svc' }, 'what Connection names goes too; Host falls back to the service')
   t.same(outboundHeaders({ te: 'deflate', expect: 'something-else' }, undefined, 'svc'), { expect: 'something-else', host: 'svc' }, 'TE without trailers goes; another expectation stays, for undici to refuse')
   t.same(outboundHeaders(['connection', 'x-a', 'connection', 'x-b', 'x-a', '1', 'x-b', '2', 'x-c', '3'], undefined, 'svc'), { 'x-c': '3', host: 'svc' }, 'flat arrays, two Connection headers')
-  t.same(outboundHeaders(new Map([['connection', ['x-a', 'x-b']], ['x-a', '1'], ['x-b', '2'], ['keep-alive', '1']]), flow, 'svc'), { host: 'svc', 'x-flow-tag': 'v2', baggage: bag }, 'pairs, a Connection value list, with a flow')
+  t.same(outboundHeaders(new Map<string, string | string[]>([['connection', ['x-a', 'x-b']], ['x-a', '1'], ['x-b', '2'], ['keep-alive', '1']]), flow, 'svc'), { host: 'svc', 'x-flow-tag': 'v2', baggage: bag }, 'pairs, a Connection value list, with a flow')
 })

@@ -204,7 +204,7 @@ t.test('an answer\'s hop-by-hop headers stay with the dispatcher; headers and ra
   const { ctx, sent } = setup([9051])
   const got: Array<{ headers: Record<string, unknown>, raw: unknown }> = []
   const h = {
-    onResponseStart (c: Controller, _status: number, headers: Record<string, unknown>) { got.push({ headers, raw: c.rawHeaders?.map(String) ?? null }) },
+    onResponseStart (c: Controller, _status: number, headers: Record<string, unknown>) { got.push({ headers, raw: Array.isArray(c.rawHeaders) ? c.rawHeaders.map(String) : null }) },
     onResponseError () {}
   }
   const member = [...ctx.table.members.values()][0]!
