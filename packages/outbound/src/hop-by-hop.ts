@@ -75,9 +75,8 @@ export function dropNamed (headers: Headers, names: readonly string[]): boolean 
 
 /**
  * An answer's headers without hop-by-hop fields: `undefined` when there are none (six property
- * reads), else new `headers`
- * (lower-case names, as undici gives them) and `raw` (undici's flat [name, value, …] Buffers)
- * without them; `raw` is null when it was not an array.
+ * reads), else new `headers` (lower-case names, as undici gives them) and `raw` (undici's flat
+ * [name, value, …] Buffers) without them; `raw` is null when it was not an array.
  */
 export function stripResponse (headers: Headers, raw: unknown): { headers: Headers, raw: Buffer[] | null } | undefined {
   const connection = headers.connection
