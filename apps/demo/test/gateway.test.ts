@@ -2,8 +2,8 @@
 // when order-service is missing, unreachable or answers something that is not JSON, and which
 // of an upstream's headers reach the client. Real processes on loopback: the Nacos dev server,
 // the gateway, and stand-in order-service instances registered by the test.
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import t from 'tap'
@@ -125,4 +125,56 @@ t.test('an instance that refuses connections: 502 FLOWTAG_DEMO_UPSTREAM', async 
   t.equal(res.body.error, 'FLOWTAG_DEMO_UPSTREAM')
   t.match(res.body.message, /ECONNREFUSED|connect/)
   t.match(res.body.hops, [{ service: 'gateway' }])
+})
+
+/** One raw HTTP/1.1 exchange with the gateway: the answer's head, and whether the gateway then closed the connection. */
+async function raw (request: string): Promise<{ status: number, headers: Record<string, string>, closed: boolean }> {
+  const socket = connect(gateway.port, '127.0.0.1')
+  let data = ''
+  let ended = false
+  socket.on('data', (c: Buffer) => { data += c.toString('latin1') })
+  socket.on('close', () => { ended = true })
+  socket.on('error', () => {})
+  socket.write(request)
+  const head = await waitFor('the gateway\'s answer', () => {
+    const end = data.indexOf('\r\n\r\n')
+    if (end < 0) return undefined
+    const lines = data.slice(0, end).split('\r\n')
+    const headers: Record<string, string> = {}
+    for (const line of lines.slice(1)) headers[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim()
+    const length = Number(headers['content-length'] ?? NaN)
+    if (Number.isFinite(length) && data.length < end + 4 + length) return undefined
+    return { status: Number(lines[0]!.split(' ')[1]), headers }
+  }, 15_000)
+  const closed = await waitFor('the gateway to close the connection', () => ended, 10_000).then(() => true, () => false)
+  socket.destroy()
+  return { ...head, closed }
+}
+
+t.test('Connection: close is honoured; hop-by-hop headers cross the gateway in neither direction', async (t) => {
+  let seen: IncomingHttpHeaders = {}
+  const port = await standIn((res) => {
+    res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=61, max=7', 'proxy-connection': 'keep-alive', 'x-upstream': 'yes' })
+    res.end(JSON.stringify({ order: 7, hops: [{ service: 'order-service', version: 'v1', lane: 'v1' }] }))
+  })
+  servers.at(-1)!.prependListener('request', (req) => {
+    seen = req.headers
+  })
+  await only(port)
+  await waitFor('the stand-in answering through the gateway', async () => (await get()).status === 200, 15_000)
+  const res = await raw('GET /api/orders/7 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n')
+  t.equal(res.status, 200)
+  t.equal(res.headers.connection, 'close', 'the answer says close')
+  t.equal(res.headers['keep-alive'], undefined, 'no keep-alive of order-service')
+  t.equal(res.headers['x-hop'], undefined, 'no header order-service\'s Connection names')
+  t.equal(res.headers['proxy-connection'], undefined)
+  t.equal(res.headers['x-upstream'], 'yes', 'end-to-end headers pass')
+  t.ok(res.closed, 'the gateway closed the connection after the answer')
+
+  seen = {}
+  const hop = await raw('GET /api/orders/7 HTTP/1.1\r\nHost: gw\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nUpgrade: h2c\r\n\r\n')
+  t.equal(hop.status, 200, 'a client\'s hop-by-hop headers are no reason to fail')
+  t.equal(seen.host, 'order-service', 'the request reached order-service')
+  for (const name of ['x-secret', 'keep-alive', 'proxy-connection', 'upgrade']) t.equal(seen[name], undefined, `the client's ${name} did not reach order-service`)
+  t.notMatch(String(seen.connection), /close|x-secret/i, 'the gateway\'s connection to order-service is its own')
 })

@@ -92,6 +92,9 @@ await main('gateway', async (app, env) => {
     return reply.from(`/orders/${encodeURIComponent(request.params.id)}${query}`, {
       retryDelay: () => null,
       // The body is rewritten (its length changes) and the receipt header is the edge's.
+      // Hop-by-hop headers (order-service's connection, keep-alive) never get here: the dispatcher
+      // keeps them, so the answer carries the gateway's own and a client's Connection: close is
+      // honoured; a client's hop-by-hop headers (and Expect: 100-continue) are not sent on either.
       rewriteHeaders: (headers) => {
         const { 'content-length': _length, [FALLBACK_HEADER]: _receipt, ...rest } = headers
         return rest

@@ -3,11 +3,13 @@
 // and, on a connection-level failure before any response, dispatches again to another instance
 // when the request is idempotent and its body replayable; a kept-alive connection closed under
 // such a request, with no other instance left to try, is replaced by a fresh one to the same
-// instance, once.
+// instance, once. A failure of the caller's own request body is the caller's: never counted
+// against the instance, never retried. An answer's hop-by-hop headers stay here.
 import type { Dispatcher } from 'undici'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
 import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
+import { stripResponse } from './hop-by-hop.ts'
 import { select, type Route } from './select.ts'
 import type { Member, ServiceTable } from './service-table.ts'
 
@@ -37,6 +39,14 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 export function isRetryable (opts: Dispatcher.DispatchOptions): boolean {
   const body = opts.body
   return IDEMPOTENT.has(opts.method) && (body == null || typeof body === 'string' || body instanceof Uint8Array)
+}
+
+/** Errors that say the caller's body broke its own promise (its length), whatever the instance did. */
+const BODY_ERRORS = new Set(['UND_ERR_REQ_CONTENT_LENGTH_MISMATCH'])
+
+/** A Node stream as undici tells one (it writes these with its stream writer). */
+function isStream (body: object): body is Readable {
+  return typeof (body as Readable).pipe === 'function' && typeof (body as Readable).on === 'function'
 }
 
 /** What a request sent on a kept-alive connection the other side had already given up meets. */
@@ -138,6 +148,10 @@ export class OutboundHandler implements Handler {
   #tried: Member[] | null = null
   #started = false
   #responded = false
+  /** The caller's body failed (its error, its client gone, closed before its end): the failure is the caller's. */
+  #bodyFailed = false
+  /** Removes the listeners on the caller's body stream. */
+  #unwatch: (() => void) | null = null
   /** The request's flow: an upstream's fallback receipt is merged into it. */
   readonly #flow: FlowContext | undefined
 
@@ -151,6 +165,49 @@ export class OutboundHandler implements Handler {
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
+    const body: unknown = opts.body
+    if (!replayable && body != null && typeof body === 'object') {
+      if (isStream(body)) this.#watch(body)
+      // undici takes async iterables too (fetch() hands it one), though its types do not say so.
+      else if (typeof (body as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+        this.#opts = { ...opts, body: this.#guard(body as AsyncIterable<unknown>) as never }
+      }
+    }
+  }
+
+  /**
+   * Watches the caller's body stream. Undici reports a body's failure with the body's own error
+   * (e.g. ECONNRESET "aborted" from an IncomingMessage whose client went away), which looks like
+   * an instance's; these listeners, added before undici's, see it first. An instance's failure
+   * reaches onResponseError before undici destroys the body, so it is not mistaken for the
+   * caller's.
+   */
+  #watch (body: Readable): void {
+    if (body.errored != null || (body.destroyed && !body.readableEnded)) {
+      this.#bodyFailed = true
+      return
+    }
+    const failed = () => { this.#bodyFailed = true }
+    const closed = () => { if (!body.readableEnded) this.#bodyFailed = true }
+    // 'aborted': an IncomingMessage's client went away (before its 'error' and 'close').
+    body.on('error', failed).on('aborted', failed).on('close', closed)
+    this.#unwatch = () => { body.off('error', failed).off('aborted', failed).off('close', closed) }
+  }
+
+  /** The caller's async iterable, passed through; what it throws is the caller's failure. */
+  async * #guard (body: AsyncIterable<unknown>): AsyncGenerator<unknown> {
+    try {
+      for await (const chunk of body) yield chunk
+    } catch (err) {
+      this.#bodyFailed = true
+      throw err
+    }
+  }
+
+  #done (): void {
+    if (this.#unwatch === null) return
+    this.#unwatch()
+    this.#unwatch = null
   }
 
   /** Sends the current attempt to the picked member's pool. */
@@ -168,6 +225,7 @@ export class OutboundHandler implements Handler {
   }
 
   onRequestUpgrade (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, socket: Duplex): void {
+    this.#done()
     this.#responded = true
     this.#ctx.table.recordSuccess(this.#member)
     this.#handler.onRequestUpgrade?.(this.#controller, statusCode, headers, socket)
@@ -188,6 +246,12 @@ export class OutboundHandler implements Handler {
   onResponseStart (controller: Controller, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     this.#responded = true
     this.#controller.rawHeaders = controller?.rawHeaders ?? null
+    // The instance's connection fields (Connection, Keep-Alive, …) are this dispatcher's alone.
+    const stripped = headers == null ? undefined : stripResponse(headers, this.#controller.rawHeaders)
+    if (stripped !== undefined) {
+      headers = stripped.headers as IncomingHttpHeaders
+      this.#controller.rawHeaders = stripped.raw
+    }
     this.#ctx.table.recordResponse(this.#member, statusCode)
     // Fallback receipt hook: a receipt written further down reaches the caller's flow (the edge).
     const receipt = this.#flow === undefined ? undefined : headers?.[FALLBACK_HEADER]
@@ -200,6 +264,7 @@ export class OutboundHandler implements Handler {
   }
 
   onResponseEnd (controller: Controller, trailers: IncomingHttpHeaders): void {
+    this.#done()
     const attrs = this.#member.attrs
     this.#ctx.metrics.requests.add(1, attrs)
     this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
@@ -212,7 +277,10 @@ export class OutboundHandler implements Handler {
   onResponseError (_controller: Controller | null, err: Error): void {
     const member = this.#member
     const code = (err as { code?: unknown }).code
-    if (!this.#responded && !this.#controller.abortedByCaller && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
+    // The caller's body failed (or broke its length): the caller's failure, like its abort.
+    const callers = this.#bodyFailed || this.#controller.abortedByCaller || (typeof code === 'string' && BODY_ERRORS.has(code))
+    this.#done()
+    if (!this.#responded && !callers && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
       const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
       // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
       if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return

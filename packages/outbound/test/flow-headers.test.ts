@@ -59,3 +59,22 @@ t.test('signTag: x-flow-tag carries the signed form of the flow lane, a copied t
   t.same(outboundHeaders({ 'x-flow-tag': 'evil' }, { baggage: {} }, 'svc', sign), { host: 'svc' }, 'no lane: nothing signed, nothing copied')
   t.same(outboundHeaders({}, { tag: 'not a tag!', baggage: {} }, 'svc', sign), { host: 'svc' }, 'an invalid lane is never signed')
 })
+
+t.test('hop-by-hop request headers are not copied, in any case and any header shape', async (t) => {
+  const input = {
+    Connection: 'close, X-A, Host',
+    'X-A': '1',
+    Host: 'named-away',
+    'Keep-Alive': 'timeout=5',
+    'Proxy-Connection': 'keep-alive',
+    'Transfer-Encoding': 'chunked',
+    Upgrade: 'h2c',
+    TE: 'trailers;q=1, deflate',
+    Expect: '100-Continue',
+    b: '2'
+  }
+  t.same(outboundHeaders(input, undefined, 'svc'), { TE: 'trailers', b: '2', host: 'svc' }, 'what Connection names goes too; Host falls back to the service')
+  t.same(outboundHeaders({ te: 'deflate', expect: 'something-else' }, undefined, 'svc'), { expect: 'something-else', host: 'svc' }, 'TE without trailers goes; another expectation stays, for undici to refuse')
+  t.same(outboundHeaders(['connection', 'x-a', 'connection', 'x-b', 'x-a', '1', 'x-b', '2', 'x-c', '3'], undefined, 'svc'), { 'x-c': '3', host: 'svc' }, 'flat arrays, two Connection headers')
+  t.same(outboundHeaders(new Map<string, string | string[]>([['connection', ['x-a', 'x-b']], ['x-a', '1'], ['x-b', '2'], ['keep-alive', '1']]), flow, 'svc'), { host: 'svc', 'x-flow-tag': 'v2', baggage: bag }, 'pairs, a Connection value list, with a flow')
+})

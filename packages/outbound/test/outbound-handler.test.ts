@@ -2,6 +2,7 @@
 // resume and abort reach whichever attempt is live, also across a retry on another instance.
 // Driven with recording pools and controllers, so each step of the hand-over is observable.
 import t from 'tap'
+import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import type { Instance } from '@flowtag/nacos'
 import { createMetrics } from '../src/metrics.ts'
@@ -183,4 +184,40 @@ t.test('the retry predicates', async (t) => {
   t.ok(isStaleConnection({ code: 'UND_ERR_SOCKET', socket: { bytesRead: 10 } }), 'a socket that served before')
   t.notOk(isStaleConnection({ code: 'UND_ERR_SOCKET', socket: { bytesRead: 0 } }), 'a fresh socket')
   t.notOk(isStaleConnection({ code: 'ECONNREFUSED' }))
+})
+
+t.test('a body stream that failed before the request was sent: the failure is the caller\'s', async (t) => {
+  const { ctx, sent } = setup([9041, 9042])
+  const member = [...ctx.table.members.values()][0]!
+  const body = new Readable({ read () {} })
+  body.on('error', () => {})
+  body.destroy(reset())
+  const c = caller()
+  new OutboundHandler(c, ctx, { method: 'PUT', path: '/', origin: 'x', body } as never, member).send()
+  sent[0]!.handler.onResponseError!(null as never, reset())
+  t.equal(sent.length, 1, 'not retried')
+  t.equal(member.consecutiveFailures, 0, 'not counted against the instance')
+  t.same(c.seen, ['error:ECONNRESET'], 'the error reaches the caller')
+})
+
+t.test('an answer\'s hop-by-hop headers stay with the dispatcher; headers and raw headers agree', async (t) => {
+  const { ctx, sent } = setup([9051])
+  const got: Array<{ headers: Record<string, unknown>, raw: unknown }> = []
+  const h = {
+    onResponseStart (c: Controller, _status: number, headers: Record<string, unknown>) { got.push({ headers, raw: Array.isArray(c.rawHeaders) ? c.rawHeaders.map(String) : null }) },
+    onResponseError () {}
+  }
+  const member = [...ctx.table.members.values()][0]!
+  const headers = { connection: 'keep-alive, X-Hop', 'keep-alive': 'timeout=5', 'x-hop': '1', 'transfer-encoding': 'chunked', 'x-end': 'e' }
+  const raw = ['Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'X-Hop', '1', 'Transfer-Encoding', 'chunked', 'X-End', 'e'].map((v) => Buffer.from(v))
+  for (const rawHeaders of [raw, undefined]) {
+    new OutboundHandler(h as never, ctx, { method: 'GET', path: '/', origin: 'x' } as never, member).send()
+    sent.at(-1)!.handler.onResponseStart!(Object.assign(new RecordingController('a'), { rawHeaders }) as never, 200, { ...headers }, 'OK')
+  }
+  t.same(got[0], { headers: { 'x-end': 'e' }, raw: ['X-End', 'e'] })
+  t.same(got[1], { headers: { 'x-end': 'e' }, raw: null }, 'no raw headers to filter: none handed on')
+  new OutboundHandler(h as never, ctx, { method: 'GET', path: '/', origin: 'x' } as never, member).send()
+  const plain = { 'content-type': 'text/plain' }
+  sent.at(-1)!.handler.onResponseStart!(new RecordingController('b'), 200, plain, 'OK')
+  t.equal(got[2]!.headers, plain, 'an answer without hop-by-hop headers is handed on as it is')
 })
