@@ -2,6 +2,7 @@
 import { fieldOf } from '@flowtag/errors'
 import { z } from 'zod'
 import { badArgument, badOption } from './errors.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES } from './grpc-connection.ts'
 import { silentLogger, type Logger } from './logger.ts'
 
 const DEFAULT_PORT = 8848
@@ -104,7 +105,13 @@ export const clientOptionsSchema = z
     /** After a server answers again following an outage, instances missing from its lists are kept this long (0: never). */
     namingRecoveryHoldMs: z.number().int().min(0).max(600_000).default(5000),
     /** While no server answers, probe at this pace; the first answer re-registers, re-polls and resets back-offs. */
-    recoveryProbeMs: ms(500)
+    recoveryProbeMs: ms(500),
+    /**
+     * Largest gRPC message this client sends or receives (bytes): Nacos's own limit, 10 MiB, by
+     * default (grpc-js alone would take 4 MiB). A larger answer or request fails that call with
+     * FLOWTAG_NACOS_TOO_LARGE; the server is not taken for down.
+     */
+    grpcMaxMessageBytes: z.number().int().min(65_536).max(2_147_483_647).default(DEFAULT_MAX_MESSAGE_BYTES)
   })
   .superRefine((o, ctx) => {
     if ((o.serverAddr === undefined) === (o.endpoint === undefined)) {
