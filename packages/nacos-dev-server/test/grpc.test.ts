@@ -25,8 +25,8 @@ interface Peer {
 }
 
 /** One gRPC channel (one TCP connection, one peer address) to the dev server. */
-function peer (t: { teardown(fn: () => unknown): void }, port: number): Peer {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+function peer (t: { teardown(fn: () => unknown): void }, port: number, options: grpc.ChannelOptions = {}): Peer {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options)
   let stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined
   const pushes: WireMessage[] = []
   const raw = (bytes: Buffer) =>
@@ -275,4 +275,26 @@ t.test('close ends the live gRPC connections', async (t) => {
   await c.request('InstanceRequest', { serviceName: 'orders', type: 'registerInstance', instance: instance(9001) })
   await server.close()
   await t.rejects(c.request('HealthCheckRequest'))
+})
+
+t.test("message sizes as Nacos's: 10 MiB accepted, more refused with RESOURCE_EXHAUSTED; answers of any size sent", async (t) => {
+  const MiB = 1024 * 1024
+  const { server } = await start(t, { configMaxContent: 12 * MiB })
+  const c = peer(t, server.grpcPort!, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 })
+  await c.connect()
+  const content = 'x'.repeat(10 * MiB - 400) // with the rest of the request: just under 10 MiB
+  const key = { dataId: 'big', group: 'G', tenant: '' }
+  t.match(await c.request('ConfigPublishRequest', { ...key, content }), { body: { success: true } }, 'a message just under 10 MiB is accepted (grpc-js alone takes 4 MiB)')
+  const got = await c.request('ConfigQueryRequest', key)
+  t.equal((got.body.content as string).length, content.length, 'and answered whole, over 10 MiB with its fields')
+  await t.rejects(c.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(10 * MiB) }), { code: grpc.status.RESOURCE_EXHAUSTED, details: /larger than max \(\d+ vs 10485760\)/ })
+  t.match(await c.request('HealthCheckRequest'), { body: { success: true } }, 'the connection serves on')
+
+  const opts = await start(t, { grpcMaxMessageBytes: 2048, configMaxContent: 1000 })
+  const small = peer(t, opts.server.grpcPort!)
+  await small.connect()
+  // Java's String.length(): UTF-16 code units, not bytes.
+  t.match(await small.request('ConfigPublishRequest', { ...key, content: '中'.repeat(500) }), { body: { success: true } }, '500 characters of 3 bytes each')
+  t.match(await small.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(1001) }), { type: 'ConfigPublishResponse', body: { success: false, errorCode: 400, message: 'invalid content, over 1000' } })
+  await t.rejects(small.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(3000) }), { code: grpc.status.RESOURCE_EXHAUSTED }, 'grpcMaxMessageBytes')
 })

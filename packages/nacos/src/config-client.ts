@@ -196,7 +196,7 @@ export class ConfigClient {
     const fields = { dataId: e.dataId, group: e.group, ...(typeof bytes === 'number' ? { bytes } : {}), err, retryInMs }
     // Once per distinct error: the same answer retried every minute must not flood the log.
     if (e.failure?.message === err.message) this.#ctx.logger.debug(fields, 'nacos config still unreadable')
-    else this.#ctx.logger.error(fields, 'nacos config could not be read; listeners keep the last content')
+    else this.#ctx.logger.warn(fields, 'nacos config could not be read; listeners keep the last content')
     clearTimeout(e.failure?.timer)
     const timer = setTimeout(() => this.#kick(), retryInMs + 10)
     timer.unref()

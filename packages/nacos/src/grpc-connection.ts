@@ -274,6 +274,8 @@ export class GrpcConnection {
 
 /** A server's error answer that is not about auth or the connection (bad parameter, missing...). */
 export class GrpcAnswerError extends NacosError {
+  // Its own brand: FlowtagError's instanceof goes by brand, and NacosError's would match every NacosError.
+  static override readonly brand: string = 'flowtag.nacos.grpc-answer'
   readonly errorCode: number
   readonly response: WireMessage
   constructor (message: string, errorCode: number, response: WireMessage) {
@@ -285,6 +287,7 @@ export class GrpcAnswerError extends NacosError {
 
 /** A message over a gRPC size limit: its size and the limit, when known. */
 export class MessageTooLargeError extends NacosError {
+  static override readonly brand: string = 'flowtag.nacos.too-large'
   /** The message's size in bytes (or, when only that is known, the content's). */
   readonly bytes: number | undefined
   readonly limitBytes: number | undefined
