@@ -157,7 +157,8 @@ t.test("a connection's instances live as long as it does: kept past the heartbea
 })
 
 t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed ones are not', async (t) => {
-  const { server, call } = await start(t, { push: { delayMs: 20 } })
+  // A push delay long enough that two registrations in a row fall within it on a loaded machine.
+  const { server, call } = await start(t, { push: { delayMs: 300 } })
   const c = peer(t, server.grpcPort!)
   await c.connect()
   const sub = await c.request('SubscribeServiceRequest', { namespace: 'public', groupName: 'DEFAULT_GROUP', serviceName: 'orders', subscribe: true })
@@ -167,7 +168,7 @@ t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed o
   await call('POST', '/v1/ns/instance', { serviceName: 'orders', ip: '127.0.0.1', port: '9002' })
   const push = await waitFor('a NotifySubscriberRequest', () => c.pushes.find((m) => m.type === 'NotifySubscriberRequest'), 5000)
   t.match(push.body, { module: 'naming', requestId: /^\d+$/, serviceInfo: { name: 'orders', groupName: 'DEFAULT_GROUP' } })
-  await new Promise((r) => setTimeout(r, 150))
+  await new Promise((r) => setTimeout(r, 400)) // past another push delay: a second push would be here
   const notifies = () => c.pushes.filter((m) => m.type === 'NotifySubscriberRequest')
   t.equal(notifies().length, 1, 'changes within the push delay merge into one push')
   t.same((notifies()[0]!.body.serviceInfo as { hosts: Array<{ port: number }> }).hosts.map((h) => h.port).sort(), [9001, 9002])
@@ -176,7 +177,7 @@ t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed o
   await call('POST', '/v1/ns/instance', { serviceName: 'other', ip: '127.0.0.1', port: '9003' })
   t.match(await c.request('SubscribeServiceRequest', { serviceName: 'orders', subscribe: false }), { body: { success: true } })
   await call('DELETE', '/v1/ns/instance', { serviceName: 'orders', ip: '127.0.0.1', port: '9001' })
-  await new Promise((r) => setTimeout(r, 200))
+  await new Promise((r) => setTimeout(r, 500))
   t.equal(notifies().length, 1, 'no push after unsubscribing')
 })
 
