@@ -16,7 +16,7 @@ export const errorCodes = {
   UNSUPPORTED: 'FLOWTAG_NACOS_UNSUPPORTED',
   /** The client is closed. */
   CLOSED: 'FLOWTAG_NACOS_CLOSED',
-  /** A gRPC message (an answer, or what was sent) is over the size limit (`grpcMaxMessageBytes`, or the server's). */
+  /** A message is over a size limit: a gRPC answer or request (`grpcMaxMessageBytes`, or the server's), an HTTP v1 publish form over Nacos's 2 MiB. */
   TOO_LARGE: 'FLOWTAG_NACOS_TOO_LARGE',
   /** One request failed while its server stays up (an unreadable answer, a timeout on a healthy gRPC connection). */
   REQUEST_FAILED: 'FLOWTAG_NACOS_REQUEST_FAILED'
