@@ -63,6 +63,13 @@ for (const target of targets()) {
     t.equal(small.naming.stats().recoveries, 0, 'the server was never taken for down')
     t.notOk(log.lines.some((l) => l.msg === 'nacos grpc connection lost'), 'no reconnect')
 
+    // The server's own limit is 10 MiB too: a client allowed more is refused by the server, for that request only.
+    const wide = new NacosClient({ serverAddr: s.addr, transport: 'grpc', grpcMaxMessageBytes: 32 * MiB, timeoutMs: 60_000, ...creds })
+    t.teardown(() => wide.close())
+    await t.rejects(wide.config.publish(unique('over-server'), 'G', 'x'.repeat(11 * MiB)), { code: 'FLOWTAG_NACOS_TOO_LARGE', limitBytes: 10 * MiB, bytes: Number }, "over the server's 10 MiB, sizes from its status")
+    t.equal(await wide.config.get(unique('after'), 'G'), undefined, 'and the connection serves on')
+    t.equal(wide.naming.stats().recoveries, 0)
+
     // Over HTTP v1 Nacos reads no form over 2 MiB: said so, not "dataId is not present".
     const http = new NacosClient({ serverAddr: s.addr, transport: 'http-v1', ...creds })
     t.teardown(() => http.close())
