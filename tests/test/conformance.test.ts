@@ -310,6 +310,17 @@ t.test('config: publish, get, delete', async (t) => {
   t.equal(delMissing.text, 'true', 'deleting a missing config is true too')
 })
 
+t.test('config: a form body over 2 MiB loses its parameters (Tomcat\'s max-http-form-post-size under Nacos)', async (t) => {
+  const dataId = unique('ct-form')
+  // A form of exactly n bytes once url-encoded (nothing here needs escaping).
+  const form = (n: number) => ({ dataId, group: 'DEFAULT_GROUP', content: 'a'.repeat(n - `dataId=${dataId}&group=DEFAULT_GROUP&content=`.length) })
+  const at = await call('POST', `${B}/v1/cs/configs`, { form: form(2 * 1024 * 1024) })
+  t.same([at.status, at.text], [200, 'true'], '2097152 bytes pass')
+  const over = await call('POST', `${B}/v1/cs/configs`, { form: form(2 * 1024 * 1024 + 1) })
+  t.equal(over.status, 400, 'one byte more: the form is not read')
+  t.match(over.text, /Required request parameter 'dataId' for method parameter type String is not present/)
+})
+
 t.test('config: a missing config is 404', async (t) => {
   const a = await call('GET', `${B}/v1/cs/configs`, { query: { dataId: unique('ct-missing'), group: 'DEFAULT_GROUP' } })
   t.equal(a.status, 404)

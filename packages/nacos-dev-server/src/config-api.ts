@@ -57,7 +57,7 @@ function content (call: Call, flavour: Flavour, opts: ResolvedOptions): string {
   if (c === null || c.trim() === '') {
     throw new BadParam(flavour === 'v1' ? 'Required request parameter \'content\' for method parameter type String is not present' : 'Required parameter \'content\' type String is not present', true)
   }
-  if (Buffer.byteLength(c) > opts.maxBodyBytes) throw new BadParam('too large content')
+  if (c.length > opts.configMaxContent) throw new BadParam(`invalid content, over ${opts.configMaxContent}`)
   return c
 }
 

@@ -69,7 +69,7 @@ const HANDLERS: Record<string, { response: string; defaults: Body }> = {
 }
 
 export class GrpcServer {
-  readonly #server = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 })
+  readonly #server: grpc.Server
   readonly #conns = new Map<string, Conn>()
   readonly #deps: Deps
   #keepAlive: NodeJS.Timeout | undefined
@@ -77,6 +77,13 @@ export class GrpcServer {
 
   constructor (deps: Deps) {
     this.#deps = deps
+    // Nacos accepts messages up to nacos.remote.server.grpc.sdk.max-inbound-message-size (10 MiB)
+    // and sends any size (grpc-java sets no outbound limit); grpc-js would accept only 4 MiB.
+    this.#server = new grpc.Server({
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': deps.opts.grpcMaxMessageBytes,
+      'grpc.max_send_message_length': -1
+    })
     const method = (path: string, stream: boolean) => ({
       path,
       requestStream: stream,
@@ -227,6 +234,8 @@ export class GrpcServer {
         const additions = (b.additionMap ?? {}) as Record<string, unknown>
         const content = str(b.content)
         if (content.trim() === '' || str(b.dataId) === '') return failure('ConfigPublishResponse', 400, 'dataId and content are required')
+        const max = this.#deps.opts.configMaxContent
+        if (content.length > max) return failure('ConfigPublishResponse', 400, `invalid content, over ${max}`)
         this.#deps.configs.publish(tenantOf(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId), content, str(additions.type, 'text'))
         return answer('ConfigPublishResponse')
       }

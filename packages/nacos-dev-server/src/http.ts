@@ -42,14 +42,18 @@ export async function readBody (req: IncomingMessage, limit: number): Promise<st
   return Buffer.concat(chunks).toString('utf8')
 }
 
-/** Query and form body merged; values kept as sent (config content keeps its white space). */
-export function parseParams (url: URL, body: string, contentType: string | undefined): URLSearchParams {
+/**
+ * Query and form body merged; values kept as sent (config content keeps its white space). A form
+ * body over `maxFormBytes` adds nothing, as Tomcat under Nacos's Spring Boot drops the parameters
+ * of a form over its max-http-form-post-size (the handler then finds them missing).
+ */
+export function parseParams (url: URL, body: string, contentType: string | undefined, maxFormBytes = Infinity): URLSearchParams {
   const params = new URLSearchParams()
   const add = (source: URLSearchParams) => {
     for (const [k, v] of source) params.append(k, v)
   }
   add(url.searchParams)
-  if (body.length > 0 && (contentType === undefined || contentType.includes('application/x-www-form-urlencoded'))) {
+  if (body.length > 0 && Buffer.byteLength(body) <= maxFormBytes && (contentType === undefined || contentType.includes('application/x-www-form-urlencoded'))) {
     add(new URLSearchParams(body))
   }
   return params

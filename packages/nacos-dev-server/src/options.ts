@@ -44,6 +44,24 @@ export const optionsSchema = z.strictObject({
   /** The cacheMillis answered with instance lists. */
   cacheMillis: ms.default(10000),
   maxBodyBytes: z.number().int().positive().default(10 * 1024 * 1024),
+  /**
+   * A form body larger than this (bytes) loses its parameters, as in Nacos: its Spring Boot
+   * (Tomcat) keeps max-http-form-post-size at 2 MB, measured on 2.5.0 (2097152 bytes pass, one
+   * more and `dataId` is "not present").
+   */
+  maxFormBytes: z.number().int().positive().default(2 * 1024 * 1024),
+  /**
+   * Longest config content accepted, in UTF-16 code units as Java's String.length() counts
+   * (Nacos: `maxContent`, 10 MiB, PropertyUtil/ParamUtils.checkParam); longer is refused
+   * `invalid content, over <n>`.
+   */
+  configMaxContent: z.number().int().positive().default(10 * 1024 * 1024),
+  /**
+   * Largest gRPC message the gRPC port accepts (bytes), as Nacos's
+   * `nacos.remote.server.grpc.sdk.max-inbound-message-size` (10 MiB); larger is refused with
+   * RESOURCE_EXHAUSTED. What it sends is not limited, as in Nacos.
+   */
+  grpcMaxMessageBytes: z.number().int().min(1024).max(2_147_483_647).default(10 * 1024 * 1024),
   /** A JSON file that keeps configs across restarts. */
   dataFile: z.string().min(1).optional(),
   /** Called with one line per notable event (listening, bad request); silent by default. */

@@ -45,6 +45,7 @@ const OPEN_PATHS = new Set([
  * - `heartbeat`: `{ intervalMs @default 5000, timeoutMs @default 15000, deleteTimeoutMs @default 30000, checkIntervalMs @default 5000 }`
  * - `push`: `{ delayMs @default 500, ackTimeoutMs @default 10000, subscriberTtlMs @default 30000 }`
  * - `longPollMinMs` @default 10000; `cacheMillis` @default 10000; `maxBodyBytes` @default 10 MiB
+ * - `maxFormBytes` @default 2 MiB; `configMaxContent` @default 10 MiB; `grpcMaxMessageBytes` @default 10 MiB (Nacos's sizes)
  * - `dataFile`: a JSON file keeping configs across restarts @default none; `log`: `(line) => void` @default silent
  *
  * @example
@@ -95,7 +96,7 @@ export async function startNacosDevServer (options: DevServerOptions = {}): Prom
     const call: Call = {
       method: req.method ?? 'GET',
       path: url.pathname.replace(/\/+$/, ''),
-      params: parseParams(url, body, req.headers['content-type']),
+      params: parseParams(url, body, req.headers['content-type'], opts.maxFormBytes),
       headers: req.headers,
       remoteAddress: (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
       res

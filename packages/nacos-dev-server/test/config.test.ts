@@ -139,3 +139,21 @@ t.test('configs persist to the data file across a restart', async (t) => {
   t.equal(r.headers.get('config-type'), 'json')
   await t.rejects(startNacosDevServer({ port: 0, dataFile: join(dir) }), { code: 'FLOWTAG_DEVSERVER_DATA_FILE' })
 })
+
+t.test("Nacos's sizes over HTTP: a form over 2 MiB loses its parameters (Tomcat's max-http-form-post-size); content over configMaxContent is refused", async (t) => {
+  const { server } = await start(t)
+  const post = (n: number) => {
+    const head = `dataId=form${n}&group=G&content=`
+    return fetch(`${server.url}/nacos/v1/cs/configs`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: head + 'a'.repeat(n - head.length) })
+  }
+  const at = await post(2 * 1024 * 1024)
+  t.same([at.status, await at.text()], [200, 'true'], '2097152 bytes pass, as on Nacos 2.5.0')
+  const over = await post(2 * 1024 * 1024 + 1)
+  t.equal(over.status, 400, 'one more byte and the parameters are gone')
+  t.match(await over.text(), /'dataId'.*not present/)
+
+  const small = await start(t, { configMaxContent: 10 })
+  t.equal((await small.call('POST', '/v1/cs/configs', { ...key, content: '中'.repeat(10) })).status, 200, 'counted in characters (UTF-16 units, as Java), not bytes')
+  const refused = await small.call('POST', '/v1/cs/configs', { ...key, content: 'x'.repeat(11) })
+  t.same([refused.status, refused.text], [400, 'caused: invalid content, over 10;'])
+})

@@ -25,8 +25,8 @@ interface Peer {
 }
 
 /** One gRPC channel (one TCP connection, one peer address) to the dev server. */
-function peer (t: { teardown(fn: () => unknown): void }, port: number): Peer {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+function peer (t: { teardown(fn: () => unknown): void }, port: number, options: grpc.ChannelOptions = {}): Peer {
+  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options)
   let stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined
   const pushes: WireMessage[] = []
   const raw = (bytes: Buffer) =>
@@ -157,7 +157,8 @@ t.test("a connection's instances live as long as it does: kept past the heartbea
 })
 
 t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed ones are not', async (t) => {
-  const { server, call } = await start(t, { push: { delayMs: 20 } })
+  // A push delay long enough that two registrations in a row fall within it on a loaded machine.
+  const { server, call } = await start(t, { push: { delayMs: 300 } })
   const c = peer(t, server.grpcPort!)
   await c.connect()
   const sub = await c.request('SubscribeServiceRequest', { namespace: 'public', groupName: 'DEFAULT_GROUP', serviceName: 'orders', subscribe: true })
@@ -167,7 +168,7 @@ t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed o
   await call('POST', '/v1/ns/instance', { serviceName: 'orders', ip: '127.0.0.1', port: '9002' })
   const push = await waitFor('a NotifySubscriberRequest', () => c.pushes.find((m) => m.type === 'NotifySubscriberRequest'), 5000)
   t.match(push.body, { module: 'naming', requestId: /^\d+$/, serviceInfo: { name: 'orders', groupName: 'DEFAULT_GROUP' } })
-  await new Promise((r) => setTimeout(r, 150))
+  await new Promise((r) => setTimeout(r, 400)) // past another push delay: a second push would be here
   const notifies = () => c.pushes.filter((m) => m.type === 'NotifySubscriberRequest')
   t.equal(notifies().length, 1, 'changes within the push delay merge into one push')
   t.same((notifies()[0]!.body.serviceInfo as { hosts: Array<{ port: number }> }).hosts.map((h) => h.port).sort(), [9001, 9002])
@@ -176,7 +177,7 @@ t.test('subscribers are pushed NotifySubscriberRequest on change; unsubscribed o
   await call('POST', '/v1/ns/instance', { serviceName: 'other', ip: '127.0.0.1', port: '9003' })
   t.match(await c.request('SubscribeServiceRequest', { serviceName: 'orders', subscribe: false }), { body: { success: true } })
   await call('DELETE', '/v1/ns/instance', { serviceName: 'orders', ip: '127.0.0.1', port: '9001' })
-  await new Promise((r) => setTimeout(r, 200))
+  await new Promise((r) => setTimeout(r, 500))
   t.equal(notifies().length, 1, 'no push after unsubscribing')
 })
 
@@ -275,4 +276,26 @@ t.test('close ends the live gRPC connections', async (t) => {
   await c.request('InstanceRequest', { serviceName: 'orders', type: 'registerInstance', instance: instance(9001) })
   await server.close()
   await t.rejects(c.request('HealthCheckRequest'))
+})
+
+t.test("message sizes as Nacos's: 10 MiB accepted, more refused with RESOURCE_EXHAUSTED; answers of any size sent", async (t) => {
+  const MiB = 1024 * 1024
+  const { server } = await start(t, { configMaxContent: 12 * MiB })
+  const c = peer(t, server.grpcPort!, { 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 })
+  await c.connect()
+  const content = 'x'.repeat(10 * MiB - 400) // with the rest of the request: just under 10 MiB
+  const key = { dataId: 'big', group: 'G', tenant: '' }
+  t.match(await c.request('ConfigPublishRequest', { ...key, content }), { body: { success: true } }, 'a message just under 10 MiB is accepted (grpc-js alone takes 4 MiB)')
+  const got = await c.request('ConfigQueryRequest', key)
+  t.equal((got.body.content as string).length, content.length, 'and answered whole, over 10 MiB with its fields')
+  await t.rejects(c.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(10 * MiB) }), { code: grpc.status.RESOURCE_EXHAUSTED, details: /larger than max \(\d+ vs 10485760\)/ })
+  t.match(await c.request('HealthCheckRequest'), { body: { success: true } }, 'the connection serves on')
+
+  const opts = await start(t, { grpcMaxMessageBytes: 2048, configMaxContent: 1000 })
+  const small = peer(t, opts.server.grpcPort!)
+  await small.connect()
+  // Java's String.length(): UTF-16 code units, not bytes.
+  t.match(await small.request('ConfigPublishRequest', { ...key, content: '中'.repeat(500) }), { body: { success: true } }, '500 characters of 3 bytes each')
+  t.match(await small.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(1001) }), { type: 'ConfigPublishResponse', body: { success: false, errorCode: 400, message: 'invalid content, over 1000' } })
+  await t.rejects(small.request('ConfigPublishRequest', { ...key, content: 'x'.repeat(3000) }), { code: grpc.status.RESOURCE_EXHAUSTED }, 'grpcMaxMessageBytes')
 })

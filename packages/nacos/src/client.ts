@@ -21,8 +21,10 @@ import type { TransportName } from './transport.ts'
  * - `timeoutMs` per request @default 5000; `beatIntervalMs` until the server states its own
  *   @default 5000; `namingPollIntervalMs` @default 10000; `recoveryProbeMs` @default 500
  * - `transport`: `'auto' | 'http-v1' | 'http-v3'` @default 'auto'
- * - `namingProtectEmpty`: keep a watched service's last non-empty list when a server answers an
- *   empty one (a server restarted empty) @default true
+ * - `namingProtectEmpty`: hold a watched service's last non-empty list against an empty answer
+ *   until the server is known to have listed none for `namingRecoveryHoldMs` without a restart
+ *   or failure (a server restarted empty), then apply it (its last instance left) @default true
+ * - `grpcMaxMessageBytes`: largest gRPC message sent or received @default 10 MiB (Nacos's limit)
  * - `cacheDir`, `loadCacheAtStart` @default false: snapshots for starting while Nacos is down
  * - `logger`: pino-like `{ debug, info, warn, error }` @default silent
  *
@@ -52,7 +54,7 @@ export class NacosClient {
     const { password: _p, secretKey: _s, ...visible } = o
     this.options = Object.freeze(visible)
     this.#pool = new ServerPool(
-      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
+      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, grpcMaxMessageBytes: o.grpcMaxMessageBytes, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
       this.#closing
     )
     this.snapshotScope = snapshotScope(o, o.namespace)

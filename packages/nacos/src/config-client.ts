@@ -19,7 +19,16 @@ interface Entry {
   /** md5 of the content held; empty when none (what the long poll protocol expects). */
   md5: string
   listeners: Set<ConfigListener>
+  /**
+   * The last fetch failed by itself (an answer too large, a refusal) while the server is up: the
+   * key leaves the listen loop until `retryAt` (backing off), so it neither spins nor holds up
+   * the other keys; the error is logged once per distinct message.
+   */
+  failure: { message: string; count: number; retryAt: number; timer: NodeJS.Timeout } | undefined
 }
+
+/** Errors that say the servers are gone (or the client is): the whole loop backs off. */
+const loopWide = (err: unknown): boolean => ['FLOWTAG_NACOS_UNREACHABLE', 'FLOWTAG_NACOS_CLOSED'].includes((err as NacosError).code)
 
 const keyPart = z.string().min(1).max(256).regex(/^[a-zA-Z0-9\-_:.]+$/, 'letters, digits, -_:. only')
 const typeSchema = z.enum(['text', 'json', 'yaml', 'properties', 'xml', 'html', 'toml']).optional()
@@ -98,6 +107,7 @@ export class ConfigClient {
 
   async close (): Promise<void> {
     this.#offRecover()
+    for (const e of this.#entries.values()) clearTimeout(e.failure?.timer)
     this.#restart.abort()
     await this.#loop
   }
@@ -108,12 +118,13 @@ export class ConfigClient {
     parseArgument(keyPart.max(128), g, 'group')
     const id = `${g}\u0002${dataId}`
     let e = this.#entries.get(id)
-    if (e === undefined) this.#entries.set(id, (e = { dataId, group: g, known: false, content: undefined, md5: '', listeners: new Set() }))
+    if (e === undefined) this.#entries.set(id, (e = { dataId, group: g, known: false, content: undefined, md5: '', listeners: new Set(), failure: undefined }))
     return e
   }
 
   #listened (): Entry[] {
-    return [...this.#entries.values()].filter((e) => e.listeners.size > 0)
+    const now = Date.now()
+    return [...this.#entries.values()].filter((e) => e.listeners.size > 0 && (e.failure === undefined || e.failure.retryAt <= now))
   }
 
   /** Start the loop, or restart the poll in flight with the new key set. */
@@ -140,12 +151,12 @@ export class ConfigClient {
         )
         if (changed === null) {
           // No long poll on this server: compare md5 by fetching, then wait a beat.
-          for (const e of keys) await this.#fetch(e)
+          for (const e of keys) await this.#fetchListened(e)
           await sleep(options.configPollIntervalMs, undefined, { signal })
         } else {
           for (const k of changed) {
             const e = this.#entries.get(`${k.group}\u0002${k.dataId}`)
-            if (e !== undefined) await this.#fetch(e)
+            if (e !== undefined) await this.#fetchListened(e)
           }
         }
         this.#failures = 0
@@ -160,6 +171,36 @@ export class ConfigClient {
         await sleep(wait, undefined, { signal }).catch(() => {})
       }
     }
+  }
+
+  /** A listened key's fetch: its own failure (the server answered) sets the key aside for a while; the servers' failure is the loop's. */
+  async #fetchListened (e: Entry): Promise<void> {
+    try {
+      await this.#fetch(e)
+    } catch (err) {
+      if (loopWide(err)) throw err
+      this.#failed(e, err as Error)
+      return
+    }
+    if (e.failure !== undefined) {
+      clearTimeout(e.failure.timer)
+      e.failure = undefined
+      this.#ctx.logger.info({ dataId: e.dataId, group: e.group }, 'nacos config readable again')
+    }
+  }
+
+  #failed (e: Entry, err: Error): void {
+    const count = (e.failure?.count ?? 0) + 1
+    const retryInMs = Math.min(1000 * 2 ** Math.min(count - 1, 6), 60_000)
+    const bytes = (err as { bytes?: unknown }).bytes
+    const fields = { dataId: e.dataId, group: e.group, ...(typeof bytes === 'number' ? { bytes } : {}), err, retryInMs }
+    // Once per distinct error: the same answer retried every minute must not flood the log.
+    if (e.failure?.message === err.message) this.#ctx.logger.debug(fields, 'nacos config still unreadable')
+    else this.#ctx.logger.warn(fields, 'nacos config could not be read; listeners keep the last content')
+    clearTimeout(e.failure?.timer)
+    const timer = setTimeout(() => this.#kick(), retryInMs + 10)
+    timer.unref()
+    e.failure = { message: err.message, count, retryAt: Date.now() + retryInMs, timer }
   }
 
   /** Fetch from the server; notify listeners if the content differs from what was held. */

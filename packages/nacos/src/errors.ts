@@ -15,7 +15,11 @@ export const errorCodes = {
   /** The server does not offer what was asked (API version, feature). */
   UNSUPPORTED: 'FLOWTAG_NACOS_UNSUPPORTED',
   /** The client is closed. */
-  CLOSED: 'FLOWTAG_NACOS_CLOSED'
+  CLOSED: 'FLOWTAG_NACOS_CLOSED',
+  /** A message is over a size limit: a gRPC answer or request (`grpcMaxMessageBytes`, or the server's), an HTTP v1 publish form over Nacos's 2 MiB. */
+  TOO_LARGE: 'FLOWTAG_NACOS_TOO_LARGE',
+  /** One request failed while its server stays up (an unreadable answer, a timeout on a healthy gRPC connection). */
+  REQUEST_FAILED: 'FLOWTAG_NACOS_REQUEST_FAILED'
 } as const
 
 export type NacosErrorCode = typeof errorCodes[keyof typeof errorCodes]

@@ -12,9 +12,16 @@ export const CLIENT_VERSION = 'Nacos-Java-Client:v2.5.0'
 export const GRPC_PORT_OFFSET = 1000
 const HEALTH_EVERY_MS = 5000
 const SETUP_WAIT_MS = 3000
+/**
+ * The largest gRPC message sent or received by default: what Nacos itself uses, 10 MiB both in
+ * its Java client (`nacos.remote.client.grpc.maxinbound.message.size`, DefaultGrpcClientConfig)
+ * and in its server (`nacos.remote.server.grpc.sdk.max-inbound-message-size`,
+ * GrpcServerConstants.DEFAULT_GRPC_MAX_INBOUND_MSG_SIZE, 2.5.0), where grpc-js would take 4 MiB.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 
-/** Answers a server-pushed request; returns the response body (resultCode etc. are added). */
-export type PushHandler = (body: Record<string, unknown>) => Record<string, unknown> | undefined
+/** Answers a server-pushed request (on `conn`); returns the response body (resultCode etc. are added). */
+export type PushHandler = (body: Record<string, unknown>, conn: GrpcConnection) => Record<string, unknown> | undefined
 
 export interface ConnectionOptions {
   host: string
@@ -24,6 +31,8 @@ export interface ConnectionOptions {
   module: 'naming' | 'config'
   namespace: string
   timeoutMs: number
+  /** Largest message sent or received (grpc-js channel options); @default DEFAULT_MAX_MESSAGE_BYTES */
+  maxMessageBytes?: number
   logger: Logger
   handlers: Record<string, PushHandler>
   /** Called once when the connection is lost (stream ended, health check failed, reset asked). */
@@ -42,6 +51,9 @@ export class GrpcConnection {
   #stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined
   #health: NodeJS.Timeout | undefined
   #closed = false
+  /** Set up (open() done): from then on a failed request is classified, not taken as a dead connection. */
+  #ready = false
+  #upSince = 0
   #connectionId = ''
   readonly #opts: ConnectionOptions
 
@@ -53,7 +65,10 @@ export class GrpcConnection {
     // The 5 s health check notices a dead peer. HTTP/2 keepalive pings stay rarer than Nacos's
     // permitKeepAliveTime (5 min): pinging more often gets the connection closed with GOAWAY
     // too_many_pings. No retries inside grpc-js: the session decides where to go next.
+    const maxBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.#client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': maxBytes,
+      'grpc.max_send_message_length': maxBytes,
       'grpc.keepalive_time_ms': 360_000,
       'grpc.keepalive_timeout_ms': 20_000,
       'grpc.enable_retries': 0,
@@ -73,9 +88,18 @@ export class GrpcConnection {
     return this.#closed
   }
 
+  /**
+   * When the server answered this connection's server check (ms since epoch; 0 before): it has
+   * run without a restart since then, or the connection would be gone.
+   */
+  get upSince (): number {
+    return this.#upSince
+  }
+
   /** Server check, bi-stream and set-up; rejects with FLOWTAG_NACOS_UNREACHABLE when the server does not speak gRPC. */
   async open (): Promise<void> {
     const check = await this.request('ServerCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
+    this.#upSince = Date.now()
     this.#connectionId = String(check.body.connectionId ?? '')
     const negotiates = check.body.supportAbilityNegotiation === true
     const stream = this.#client.makeBidiStreamRequest(biStreamPath, identity.serialize, identity.deserialize)
@@ -85,7 +109,13 @@ export class GrpcConnection {
       acked = resolve
     })
     stream.on('data', (bytes: Buffer) => {
-      const msg = decodePayload(bytes)
+      let msg: WireMessage
+      try {
+        msg = decodePayload(bytes)
+      } catch (err) {
+        this.#opts.logger.warn({ server: this.origin, bytes: bytes.length, err }, 'nacos grpc push unreadable, ignored')
+        return
+      }
       if (msg.type === 'SetupAckRequest') acked?.()
       else this.#answer(msg)
     })
@@ -115,13 +145,16 @@ export class GrpcConnection {
       await delay(20)
     }
     if (this.#closed) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `gRPC connection to ${this.origin} closed during set-up`)
+    this.#ready = true
     this.#health = setInterval(() => void this.#checkHealth(), HEALTH_EVERY_MS)
     this.#health.unref()
   }
 
   /**
    * One unary call. Resolves with the decoded response; rejects with FLOWTAG_NACOS_UNREACHABLE on
-   * transport errors, FLOWTAG_NACOS_AUTH on 403, FLOWTAG_NACOS_HTTP on other error responses.
+   * transport errors, FLOWTAG_NACOS_AUTH on 403, FLOWTAG_NACOS_HTTP on other error responses,
+   * FLOWTAG_NACOS_TOO_LARGE / FLOWTAG_NACOS_REQUEST_FAILED when this request failed but the
+   * connection is fine (see `exchange`).
    */
   async request (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
     const res = await this.exchange(type, body, headers, timeoutMs)
@@ -139,19 +172,67 @@ export class GrpcConnection {
 
   /**
    * One unary call, answered as the server answered it (error responses included: `type`,
-   * `resultCode`, `errorCode` as sent). Rejects with FLOWTAG_NACOS_UNREACHABLE on transport errors only.
+   * `resultCode`, `errorCode` as sent). A failure is the connection's (FLOWTAG_NACOS_UNREACHABLE:
+   * the pool moves on, the session reconnects and redoes) only when the transport failed: the
+   * channel is unavailable, the connection is closed or not set up yet, or it no longer answers a
+   * health check. Anything else fails this request alone: a message over the size limit
+   * (FLOWTAG_NACOS_TOO_LARGE, `MessageTooLargeError`), an unreadable answer or a timeout while
+   * the connection still answers its health check (FLOWTAG_NACOS_REQUEST_FAILED).
    */
-  exchange (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
+  async exchange (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs = this.#opts.timeoutMs): Promise<WireMessage> {
+    try {
+      return await this.#unary(type, body, headers, timeoutMs)
+    } catch (err) {
+      throw await this.#classify(type, err as Error & { code?: number })
+    }
+  }
+
+  /** The bare call: rejects with grpc-js's error, or the decoding error of an unreadable answer. */
+  #unary (type: string, body: Record<string, unknown>, headers: Record<string, string>, timeoutMs: number): Promise<WireMessage> {
     const payload = encodePayload({ type, headers, body: { ...body, headers: {}, requestId: '', module: this.#opts.module } })
     return new Promise((resolve, reject) => {
       this.#client.makeUnaryRequest(requestPath, id, id, payload, { deadline: Date.now() + timeoutMs }, (err, out) => {
         if (err !== null || out === undefined) {
-          reject(new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${type} to ${this.origin}: ${err?.message ?? 'no answer'}`, { cause: err }))
+          reject(err ?? new Error('no answer'))
           return
         }
-        resolve(decodePayload(out))
+        try {
+          resolve(decodePayload(out))
+        } catch (decodeErr) {
+          reject(new UnreadableAnswer(`unreadable answer (${out.length} bytes): ${(decodeErr as Error).message}`, { cause: decodeErr }))
+        }
       })
     })
+  }
+
+  async #classify (type: string, err: Error & { code?: number }): Promise<NacosError> {
+    const what = `${type} to ${this.origin}: ${err.message}`
+    // Before set-up, after close, or the channel itself down: the connection's failure.
+    if (!this.#ready || this.#closed || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) {
+      return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
+    }
+    // A size limit says nothing about the connection: that request alone fails.
+    if (err.code === grpc.status.RESOURCE_EXHAUSTED) return new MessageTooLargeError(what, err)
+    // Anything else (a timeout, an unreadable answer, an internal error): the connection is the
+    // suspect only if it fails a health check too, as Nacos's Java client decides after a failed
+    // request (RpcClient.switchServerAsyncOnRequestFail: health check first, switch only on failure).
+    const sick = await this.#sickness()
+    if (sick !== undefined) {
+      this.close(`health check failed (${sick}) after ${type} failed: ${err.message}`)
+      return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
+    }
+    return new NacosError('FLOWTAG_NACOS_REQUEST_FAILED', `${what} (the connection is healthy: this request alone failed)`, { cause: err })
+  }
+
+  /** Why the connection is not healthy (no answer to a health check, or the server does not know it: 301); undefined when it is. */
+  async #sickness (): Promise<string | undefined> {
+    if (this.#closed) return 'closed'
+    try {
+      const res = await this.#unary('HealthCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
+      return Number(res.body.errorCode ?? 0) === 301 ? `${String(res.body.message ?? 'connection unknown to the server')} (errorCode 301)` : undefined
+    } catch (err) {
+      return (err as Error).message
+    }
   }
 
   /** Ends the stream and the channel; `onClose` runs once. */
@@ -171,7 +252,7 @@ export class GrpcConnection {
     const handler = this.#opts.handlers[msg.type]
     let body: Record<string, unknown> | undefined
     try {
-      body = handler?.(msg.body) ?? (msg.type === 'ClientDetectionRequest' ? {} : undefined)
+      body = handler?.(msg.body, this) ?? (msg.type === 'ClientDetectionRequest' ? {} : undefined)
     } catch (err) {
       this.#opts.logger.error({ type: msg.type, err }, 'nacos grpc push handler threw')
       body = undefined
@@ -186,16 +267,15 @@ export class GrpcConnection {
 
   async #checkHealth (): Promise<void> {
     if (this.#closed) return
-    try {
-      await this.request('HealthCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
-    } catch (err) {
-      if ((err as NacosError).code === 'FLOWTAG_NACOS_UNREACHABLE') this.close(`health check failed: ${(err as Error).message}`)
-    }
+    const sick = await this.#sickness()
+    if (sick !== undefined) this.close(`health check failed: ${sick}`)
   }
 }
 
 /** A server's error answer that is not about auth or the connection (bad parameter, missing...). */
 export class GrpcAnswerError extends NacosError {
+  // Its own brand: FlowtagError's instanceof goes by brand, and NacosError's would match every NacosError.
+  static override readonly brand: string = 'flowtag.nacos.grpc-answer'
   readonly errorCode: number
   readonly response: WireMessage
   constructor (message: string, errorCode: number, response: WireMessage) {
@@ -204,6 +284,32 @@ export class GrpcAnswerError extends NacosError {
     this.response = response
   }
 }
+
+/** A message over a gRPC size limit: its size and the limit, when known. */
+export class MessageTooLargeError extends NacosError {
+  static override readonly brand: string = 'flowtag.nacos.too-large'
+  /** The message's size in bytes (or, when only that is known, the content's). */
+  readonly bytes: number | undefined
+  readonly limitBytes: number | undefined
+  constructor (message: string, cause: Error, sizes: { bytes?: number | undefined; limitBytes?: number | undefined } = messageSizes(cause.message)) {
+    super('FLOWTAG_NACOS_TOO_LARGE', message, { cause })
+    this.bytes = sizes.bytes
+    this.limitBytes = sizes.limitBytes
+  }
+}
+
+/** Sizes from the wordings of grpc-js and grpc-java ("larger than max (5000779 vs 4194304)", "exceeds maximum size 10485760: 12582912", "larger than 10485760"). */
+function messageSizes (text: string): { bytes?: number; limitBytes?: number } {
+  let m = /\((\d+) vs\.? (\d+)\)/.exec(text)
+  if (m !== null) return { bytes: Number(m[1]), limitBytes: Number(m[2]) }
+  m = /maximum size (\d+): (\d+)/.exec(text)
+  if (m !== null) return { bytes: Number(m[2]), limitBytes: Number(m[1]) }
+  m = /larger than (\d+)/.exec(text)
+  return m === null ? {} : { limitBytes: Number(m[1]) }
+}
+
+/** An answer that does not decode as a Nacos Payload. */
+class UnreadableAnswer extends Error {}
 
 function delay (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref())

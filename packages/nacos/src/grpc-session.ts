@@ -12,6 +12,8 @@ export interface SessionOptions {
   module: 'naming' | 'config'
   namespace: string
   timeoutMs: number
+  /** Largest gRPC message sent or received. */
+  maxMessageBytes: number
   logger: Logger
   handlers: Record<string, PushHandler>
   /** Replays the redo record on a fresh connection (set by the transport). */
@@ -77,6 +79,7 @@ export class GrpcSession {
       module: this.#opts.module,
       namespace: this.#opts.namespace,
       timeoutMs: this.#opts.timeoutMs,
+      maxMessageBytes: this.#opts.maxMessageBytes,
       logger: this.#opts.logger,
       handlers: {
         ...this.#opts.handlers,

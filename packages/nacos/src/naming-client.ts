@@ -33,7 +33,7 @@ export type BatchRegisterOptions = z.input<typeof batchOptionsSchema>
 export type InstanceRef = Pick<InstanceInput, 'ip' | 'port' | 'clusterName' | 'group' | 'ephemeral'>
 
 export interface NamingStats {
-  /** Watched services (`group@@service`) whose list is held against an empty answer. */
+  /** Watched services (`group@@service`) whose list is held against an empty answer (until it proves true or instances come back). */
   stale: string[]
   /** Empty answers (polls and pushes) held instead of applied, since the client started. */
   emptyHeld: number
@@ -60,7 +60,7 @@ export class NamingClient implements Discovery {
     this.#beats = new BeatLoop(ctx)
     this.#watches = new ServiceWatches(ctx)
     this.#offRecover = ctx.pool.onRecover(() => this.#recover())
-    this.#offGrpcPush = ctx.pool.grpc?.onServiceInfo((raw) => this.#watches.onPushInfo(raw)) ?? (() => {})
+    this.#offGrpcPush = ctx.pool.grpc?.onServiceInfo((raw, upSince) => this.#watches.onPushInfo(raw, upSince)) ?? (() => {})
     // The redone subscriptions answer before the pool announces its recovery: hold from here.
     this.#offGrpcReconnect = ctx.pool.grpc?.onReconnect(() => this.#watches.holdMissing()) ?? (() => {})
   }
@@ -194,8 +194,10 @@ export class NamingClient implements Discovery {
 
   /**
    * Call `listener({ service, instances, added, removed, changed })` on every change of the
-   * service's list (starts watching it, as `instances` does). An empty answer after a non-empty
-   * list is held back under `namingProtectEmpty` unless this client deregistered the instances.
+   * service's list (starts watching it, as `instances` does). Under `namingProtectEmpty` an empty
+   * answer after a non-empty list is held back until the server is known to have listed none for
+   * `namingRecoveryHoldMs` without a restart or failure (at once over a gRPC connection older
+   * than that; over HTTP after the hold), or at once when this client deregistered the instances.
    *
    * @returns the unsubscribe function
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` when `listener` is not a function or the name is invalid

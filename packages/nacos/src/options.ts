@@ -2,6 +2,7 @@
 import { fieldOf } from '@flowtag/errors'
 import { z } from 'zod'
 import { badArgument, badOption } from './errors.ts'
+import { DEFAULT_MAX_MESSAGE_BYTES } from './grpc-connection.ts'
 import { silentLogger, type Logger } from './logger.ts'
 
 const DEFAULT_PORT = 8848
@@ -96,15 +97,27 @@ export const clientOptionsSchema = z
     /** Default beat pace until a server states its own. */
     beatIntervalMs: ms(5000),
     /**
-     * Hold a watched service's last non-empty list when the server answers an empty one (a server
-     * restarted empty), unless this client deregistered those instances itself. Nacos's Java and
-     * Go clients call it push empty protection.
+     * Hold a watched service's last non-empty list against an empty answer until the server is
+     * known to have listed none for `namingRecoveryHoldMs` without a restart or a failure (a server
+     * restarted empty lists the instances again within it), then apply it (the last instances
+     * left); at once when this client deregistered them itself. The rule: empty-list.ts. Nacos's
+     * Java and Go clients call it push empty protection (and there hold every empty list).
      */
     namingProtectEmpty: z.boolean().default(true),
-    /** After a server answers again following an outage, instances missing from its lists are kept this long (0: never). */
+    /**
+     * After a server answers again following an outage (or a gRPC reconnect), instances missing
+     * from its lists are kept this long; also how long an empty list must be known true before it
+     * applies (0: neither).
+     */
     namingRecoveryHoldMs: z.number().int().min(0).max(600_000).default(5000),
     /** While no server answers, probe at this pace; the first answer re-registers, re-polls and resets back-offs. */
-    recoveryProbeMs: ms(500)
+    recoveryProbeMs: ms(500),
+    /**
+     * Largest gRPC message this client sends or receives (bytes): Nacos's own limit, 10 MiB, by
+     * default (grpc-js alone would take 4 MiB). A larger answer or request fails that call with
+     * FLOWTAG_NACOS_TOO_LARGE; the server is not taken for down.
+     */
+    grpcMaxMessageBytes: z.number().int().min(65_536).max(2_147_483_647).default(DEFAULT_MAX_MESSAGE_BYTES)
   })
   .superRefine((o, ctx) => {
     if ((o.serverAddr === undefined) === (o.endpoint === undefined)) {

@@ -32,6 +32,8 @@ export interface PoolOptions {
   accessKey: string | undefined
   secretKey: string | undefined
   timeoutMs: number
+  /** Largest gRPC message sent or received. */
+  grpcMaxMessageBytes: number
   /** Probe pace while no server answers. */
   recoveryProbeMs: number
   logger: Logger
@@ -54,6 +56,7 @@ export class ServerPool {
   #down = false
   #probeTimer: NodeJS.Timeout | undefined
   #recoveries = 0
+  #troubleAt = 0
   readonly #onRecover = new Set<() => void>()
   readonly #auth: Authenticator | undefined
   /** Created once (its sessions and redo record are per client, not per server). */
@@ -73,6 +76,7 @@ export class ServerPool {
         ? createGrpcTransport({
           namespace: opts.namespace,
           timeoutMs: opts.timeoutMs,
+          maxMessageBytes: opts.grpcMaxMessageBytes,
           logger: opts.logger,
           reconnect: () => this.exec('grpc reconnect', async (t, r) => (t as GrpcTransport).connect?.(r))
         })
@@ -106,6 +110,15 @@ export class ServerPool {
   /** Times a server answered again after every server had failed. */
   get recoveries (): number {
     return this.#recoveries
+  }
+
+  /**
+   * When a server last failed a call (a transport failure: connection error, timeout, 5xx, a dead
+   * gRPC connection; ms since epoch, 0: never). A refusal or a request's own error (too large,
+   * unreadable) does not count: the server answered.
+   */
+  get troubleAt (): number {
+    return this.#troubleAt
   }
 
   /** Called (asynchronously) with the first answer after every server had failed; returns the remover. */
@@ -146,6 +159,7 @@ export class ServerPool {
           throw err
         }
         last = err
+        this.#troubleAt = Date.now()
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
         if (this.#opts.transport === 'auto' || this.#opts.transport === 'http') state.transport = undefined
@@ -311,7 +325,7 @@ function tokenHeader (token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { accesstoken: token }
 }
 
-/** A refusal from a server (4xx, a Nacos error code, an unsupported API) still shows it is up. */
+/** A refusal from a server (4xx, a Nacos error code, an unsupported API) or a request's own failure (too large, unreadable) still shows it is up. */
 function answeredWith (err: unknown): boolean {
-  return err instanceof NacosError && (err.code === 'FLOWTAG_NACOS_HTTP' || err.code === 'FLOWTAG_NACOS_AUTH' || err.code === 'FLOWTAG_NACOS_UNSUPPORTED')
+  return err instanceof NacosError && ['FLOWTAG_NACOS_HTTP', 'FLOWTAG_NACOS_AUTH', 'FLOWTAG_NACOS_UNSUPPORTED', 'FLOWTAG_NACOS_TOO_LARGE', 'FLOWTAG_NACOS_REQUEST_FAILED'].includes(err.code)
 }

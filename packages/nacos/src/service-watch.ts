@@ -1,9 +1,11 @@
 // Watched services: a cache per service fed by polling and pushes (UDP on v1, gRPC), with a disk
 // snapshot for when Nacos is down. A server that restarted empty must not empty the callers'
-// view: a list going from some instances to none is held (empty protection) until the server
-// knows instances again, unless this client deregistered those instances itself.
+// view, and a service whose last instance left must: a list going from some instances to none is
+// held (empty protection) until empty-list.ts says the empty answer is the truth, and applied
+// then; at once when this client deregistered those instances itself.
 import type { ClientContext } from './context.ts'
 import { diffInstances, instanceKey, type Instance, type ServiceListener } from './discovery.ts'
+import { emptyListAppliesAt } from './empty-list.ts'
 import { NacosError } from './errors.ts'
 import { PushReceiver } from './push-receiver.ts'
 import { externalIPv4, isLoopback } from './net-util.ts'
@@ -23,6 +25,10 @@ interface Watch {
   ticker: Ticker
   /** The list is held against an empty answer (empty protection). */
   stale: boolean
+  /** When the first empty answer of the current run of them came (ms since epoch; 0: none). */
+  emptySince: number
+  /** Asks the server again when a held empty answer may apply. */
+  emptyTimer: NodeJS.Timeout | undefined
   /** Until then (ms since epoch), instances missing from an answer are kept: the server answers again after an outage. */
   keepMissingUntil: number
   /** Missing instances are being kept (logged once per recovery). */
@@ -42,6 +48,8 @@ export class ServiceWatches {
   readonly #ownGone = new Map<string, Set<string>>()
   #emptyHeld = 0
   #missingKept = 0
+  /** The last recovery after an outage or gRPC reconnect (ms since epoch). */
+  #restartedAt = 0
 
   constructor (ctx: ClientContext) {
     this.#ctx = ctx
@@ -114,22 +122,30 @@ export class ServiceWatches {
 
   /** Start the recovery hold of every watched service (a gRPC reconnect, before its redo). */
   holdMissing (): void {
+    this.#restartedAt = Date.now()
     const holdMs = this.#ctx.options.namingRecoveryHoldMs
     if (holdMs === 0) return
     for (const w of this.#watches.values()) w.keepMissingUntil = Date.now() + holdMs
   }
 
-  /** A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart. */
-  onPushInfo (raw: { name?: unknown; groupName?: unknown; hosts?: unknown; lastRefTime?: unknown }): void {
+  /**
+   * A pushed ServiceInfo (UDP or gRPC); gRPC names the service bare, with its group apart, and
+   * gives the set-up time of the connection it came on (`upSince`).
+   */
+  onPushInfo (raw: { name?: unknown; groupName?: unknown; hosts?: unknown; lastRefTime?: unknown }, upSince?: number): void {
     const rawName = String(raw.name ?? '')
     const name = rawName.includes('@@') ? rawName : grouped(String(raw.groupName ?? this.#ctx.options.group), rawName)
     const w = this.#watches.get(name)
     if (w === undefined) return
-    this.#apply(w, parseServiceInfo(raw, w.service, w.group))
+    const snap = parseServiceInfo(raw, w.service, w.group)
+    this.#apply(w, upSince === undefined ? snap : { ...snap, upSince })
   }
 
   async close (): Promise<void> {
-    for (const w of this.#watches.values()) w.ticker.stop()
+    for (const w of this.#watches.values()) {
+      w.ticker.stop()
+      clearTimeout(w.emptyTimer)
+    }
     this.#watches.clear()
     await this.#receiver?.close()
   }
@@ -150,6 +166,8 @@ export class ServiceWatches {
       listeners: new Set(),
       ticker: new Ticker(() => this.#poll(w)),
       stale: false,
+      emptySince: 0,
+      emptyTimer: undefined,
       keepMissingUntil: 0,
       keeping: false,
       ready: Promise.resolve(),
@@ -219,14 +237,31 @@ export class ServiceWatches {
     if (this.#watches.get(w.name) !== w) return
     // A poll answered before a newer push must not roll the list back.
     if (w.known && snap.lastRefTime < w.lastRefTime) return
-    if (snap.instances.length === 0 && w.instances.length > 0 && this.#ctx.options.namingProtectEmpty && !this.#sawLeave(w)) {
-      this.#hold(w)
-      return
+    const emptied = snap.instances.length === 0 && w.instances.length > 0
+    if (emptied && this.#ctx.options.namingProtectEmpty && !this.#sawLeave(w)) {
+      const now = Date.now()
+      if (w.emptySince === 0) w.emptySince = now
+      const appliesAt = emptyListAppliesAt(
+        { upSince: snap.upSince, emptySince: w.emptySince, troubleAt: Math.max(this.#restartedAt, this.#ctx.pool.troubleAt) },
+        this.#ctx.options.namingRecoveryHoldMs
+      )
+      if (now < appliesAt) {
+        this.#hold(w, appliesAt)
+        return
+      }
+      this.#ctx.logger.info(
+        { service: w.name, removed: w.instances.length, emptyForMs: now - w.emptySince },
+        'nacos lists no instance of the service: its last instances left (empty list applied)'
+      )
+    }
+    if (snap.instances.length > 0 || emptied) {
+      w.emptySince = 0
+      clearTimeout(w.emptyTimer)
     }
     if (w.keepMissingUntil !== 0) snap = this.#keepMissing(w, snap)
     if (w.stale) {
       w.stale = false
-      this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos service list no longer held: the server lists instances again')
+      if (snap.instances.length > 0) this.#ctx.logger.info({ service: w.name, instances: snap.instances.length }, 'nacos service list no longer held: the server lists instances again')
     }
     this.#forgetLeft(w.name, snap.instances)
     const firstLoad = !w.known
@@ -293,15 +328,19 @@ export class ServiceWatches {
     if (gone.size === 0) this.#ownGone.delete(name)
   }
 
-  // An empty answer after a non-empty list is what a server restarted without its ephemeral
-  // instances says in the seconds before they register again; routing on it fails every call.
-  #hold (w: Watch): void {
+  // An empty answer after a non-empty list is also what a server restarted without its ephemeral
+  // instances says in the seconds before they register again; routing on that fails every call.
+  // Held until empty-list.ts says it is the truth; the service is asked again then.
+  #hold (w: Watch, appliesAt: number): void {
     this.#emptyHeld++
+    clearTimeout(w.emptyTimer)
+    w.emptyTimer = setTimeout(() => { if (this.#watches.get(w.name) === w) w.ticker.kick() }, appliesAt - Date.now() + 10)
+    w.emptyTimer.unref()
     if (w.stale) return
     w.stale = true
     this.#ctx.logger.warn(
-      { service: w.name, held: w.instances.length },
-      'nacos answered an empty instance list; holding the last one (empty protection) until it lists instances again'
+      { service: w.name, held: w.instances.length, holdMs: appliesAt - Date.now() },
+      'nacos answered an empty instance list; holding the last one (empty protection) until the server is known to have listed none for namingRecoveryHoldMs'
     )
   }
 

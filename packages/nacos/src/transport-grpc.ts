@@ -4,7 +4,7 @@
 // (ConfigChangeNotifyRequest). Naming and config use one connection each, as the official
 // SDKs do (the server keeps naming state only for connections labelled `naming`).
 import { NacosError } from './errors.ts'
-import { GrpcAnswerError, type GrpcConnection } from './grpc-connection.ts'
+import { GrpcAnswerError, MessageTooLargeError, type GrpcConnection } from './grpc-connection.ts'
 import { GrpcSession } from './grpc-session.ts'
 import type { ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
@@ -14,6 +14,8 @@ import { httpV1 } from './transport-v1.ts'
 export interface GrpcTransportOptions {
   namespace: string
   timeoutMs: number
+  /** Largest gRPC message sent or received (`grpcMaxMessageBytes`). */
+  maxMessageBytes: number
   logger: Logger
   /** Asks the pool to connect again (rotating servers). */
   reconnect: () => Promise<void>
@@ -23,8 +25,11 @@ export interface GrpcTransportOptions {
 export interface GrpcTransport extends Transport {
   /** Opens the naming connection to `r`'s server (the probe). */
   connect(r: ServerRequester): Promise<void>
-  /** Service infos pushed or re-read after a reconnect (raw Nacos ServiceInfo). */
-  onServiceInfo(listener: (raw: Record<string, unknown>) => void): () => void
+  /**
+   * Service infos pushed or re-read after a reconnect (raw Nacos ServiceInfo), with the `upSince`
+   * of the connection they came on (see `ServiceSnapshot.upSince`).
+   */
+  onServiceInfo(listener: (raw: Record<string, unknown>, upSince: number) => void): () => void
   /**
    * Called when the naming connection comes back after a loss, before its subscriptions are
    * redone: their answers may come from a server that restarted empty.
@@ -76,25 +81,40 @@ function instanceBody (inst: InstanceSpec): Record<string, unknown> {
   }
 }
 
-export function parseGrpcServiceInfo (raw: Record<string, unknown>, service: string, group: string): ServiceSnapshot {
+export function parseGrpcServiceInfo (raw: Record<string, unknown>, service: string, group: string, upSince?: number): ServiceSnapshot {
   const hosts = Array.isArray(raw.hosts) ? raw.hosts : []
   const lastRefTime = Number(raw.lastRefTime)
   return {
     name: grouped(group, service),
     instances: hosts.map((h) => toInstance(h, grouped(group, service))),
-    lastRefTime: Number.isFinite(lastRefTime) && lastRefTime > 0 ? lastRefTime : Date.now()
+    lastRefTime: Number.isFinite(lastRefTime) && lastRefTime > 0 ? lastRefTime : Date.now(),
+    ...(upSince === undefined ? {} : { upSince })
   }
+}
+
+/** A config too large for a gRPC message, said with its name and size (the request's error, not the server's). */
+function configTooLarge (err: unknown, what: string, key: ConfigKey, ns: string, contentBytes?: number): unknown {
+  if (!(err instanceof MessageTooLargeError)) return err
+  const bytes = err.bytes ?? contentBytes
+  const size = err.bytes !== undefined ? `a message of ${err.bytes} bytes` : contentBytes !== undefined ? `content of ${contentBytes} bytes` : 'a message'
+  const limit = err.limitBytes === undefined ? '' : ` of ${err.limitBytes} bytes`
+  return new MessageTooLargeError(
+    `${what} config "${key.dataId}" (group ${key.group}${ns === '' ? '' : `, namespace ${ns}`}) over gRPC: ${size}, over the message size limit${limit}; ` +
+      'raise grpcMaxMessageBytes (and the server\'s nacos.remote.server.grpc.sdk.max-inbound-message-size) or make the config smaller',
+    err,
+    { bytes, limitBytes: err.limitBytes }
+  )
 }
 
 export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport {
   const published = new Map<string, Published>()
   const subscriptions = new Map<string, Subscription>()
-  const serviceListeners = new Set<(raw: Record<string, unknown>) => void>()
+  const serviceListeners = new Set<(raw: Record<string, unknown>, upSince: number) => void>()
   const reconnectListeners = new Set<() => void>()
   const configWaiters = new Set<(key: ConfigKey | undefined) => void>()
 
-  const emitService = (raw: Record<string, unknown>): void => {
-    for (const l of serviceListeners) l(raw)
+  const emitService = (raw: Record<string, unknown>, conn: GrpcConnection): void => {
+    for (const l of serviceListeners) l(raw, conn.upSince)
   }
   const wakeConfig = (key: ConfigKey | undefined): void => {
     for (const w of [...configWaiters]) w(key)
@@ -177,11 +197,12 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     module: 'naming',
     namespace: opts.namespace,
     timeoutMs: opts.timeoutMs,
+    maxMessageBytes: opts.maxMessageBytes,
     logger: opts.logger,
     handlers: {
-      NotifySubscriberRequest: (body) => {
+      NotifySubscriberRequest: (body, conn) => {
         const info = body.serviceInfo
-        if (info !== null && typeof info === 'object') emitService(info as Record<string, unknown>)
+        if (info !== null && typeof info === 'object') emitService(info as Record<string, unknown>, conn)
         return {}
       }
     },
@@ -194,7 +215,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       for (const s of subscriptions.values()) {
         const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
         const info = res.body.serviceInfo
-        if (info !== null && typeof info === 'object') emitService({ ...(info as Record<string, unknown>), name: s.service, groupName: s.group })
+        if (info !== null && typeof info === 'object') emitService({ ...(info as Record<string, unknown>), name: s.service, groupName: s.group }, conn)
       }
     },
     reconnect: opts.reconnect,
@@ -205,6 +226,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     module: 'config',
     namespace: opts.namespace,
     timeoutMs: opts.timeoutMs,
+    maxMessageBytes: opts.maxMessageBytes,
     logger: opts.logger,
     handlers: {
       ConfigChangeNotifyRequest: (body) => {
@@ -323,7 +345,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       subscriptions.set(grouped(group, service), s)
       const conn = await naming.connection(r)
       const res = await call(conn, r, 'SubscribeServiceRequest', subscribeBody(s, true))
-      return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group)
+      return parseGrpcServiceInfo((res.body.serviceInfo ?? {}) as Record<string, unknown>, service, group, conn.upSince)
     },
 
     async unwatch (r, ns, service, group) {
@@ -342,7 +364,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       } catch (err) {
         // 300: config not found.
         if (err instanceof GrpcAnswerError && err.errorCode === 300) return undefined
-        throw err
+        throw configTooLarge(err, 'reading', key, ns)
       }
     },
 
@@ -355,6 +377,8 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
         content,
         casMd5: '',
         additionMap: type === undefined ? {} : { type }
+      }).catch((err: unknown) => {
+        throw configTooLarge(err, 'publishing', key, ns, Buffer.byteLength(content))
       })
     },
 

@@ -35,6 +35,12 @@ export interface ServiceSnapshot {
   instances: Instance[]
   /** Server time (ms) of the answer; orders polls against pushes. */
   lastRefTime: number
+  /**
+   * Since when (ms since epoch) the answering server is known to have run without a restart: the
+   * set-up of the gRPC connection the answer came on (a restart ends the connection). Undefined
+   * over HTTP (polls, UDP push), where nothing tells a restarted server apart.
+   */
+  upSince?: number
 }
 
 export interface ConfigKey {

@@ -15,6 +15,7 @@ t.test('server addresses: list, comma string, scheme and default port', async (t
   t.equal(b.namespace, '')
   t.equal(b.namingProtectEmpty, true, 'empty protection is on by default')
   t.equal(b.recoveryProbeMs, 500)
+  t.equal(b.grpcMaxMessageBytes, 10 * 1024 * 1024, "gRPC messages up to Nacos's 10 MiB")
   t.equal(resolveOptions({ endpoint: 'addr.local' }).endpoint?.origin, 'http://addr.local:8080', 'address server default port')
 })
 
@@ -40,7 +41,9 @@ const bad: Array<[string, Record<string, unknown>]> = [
   ['endpoint', { endpoint: 'not a host' }],
   ['endpointRefreshMs', { endpoint: 'addr', endpointRefreshMs: 10 }],
   ['namingProtectEmpty', { serverAddr: 'h:1', namingProtectEmpty: 'yes' }],
-  ['recoveryProbeMs', { serverAddr: 'h:1', recoveryProbeMs: 0 }]
+  ['recoveryProbeMs', { serverAddr: 'h:1', recoveryProbeMs: 0 }],
+  ['grpcMaxMessageBytes', { serverAddr: 'h:1', grpcMaxMessageBytes: 1000 }],
+  ['grpcMaxMessageBytes', { serverAddr: 'h:1', grpcMaxMessageBytes: '10MB' }]
 ]
 
 for (const [field, options] of bad) {
