@@ -2,8 +2,12 @@ import type { z } from 'zod'
 import { errorCodes, RulesError, type RuleIssue } from './errors.ts'
 import { RuleSetSchema, type RuleSet } from './schema.ts'
 
-/** Largest document accepted, so a runaway config cannot exhaust memory. */
-export const MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+/**
+ * Largest document accepted (UTF-8 bytes), so a runaway config cannot exhaust memory: Nacos's own
+ * config content limit (10 MiB, `nacos.config.max-content`; @flowtag/nacos reads that much over gRPC),
+ * so any RuleSet Nacos stores is judged on its content, never refused for its size alone.
+ */
+export const MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 
 function pathText (path: readonly PropertyKey[]): string {
   return path.length === 0 ? '(root)' : path.map(String).join('.')
@@ -30,15 +34,16 @@ function versionHint (value: unknown): string {
 }
 
 /**
- * Parse and validate one raw RuleSet document (JSON text, at most 4 MiB).
+ * Parse and validate one raw RuleSet document (JSON text, at most 10 MiB).
  *
  * @param origin names the document in the error message @default 'document'
  * @throws {RulesError} `FLOWTAG_RULES_INVALID`, one error listing every bad path in `err.issues`
  */
 export function parseRuleSet (text: string, origin = 'document'): RuleSet {
   if (typeof text !== 'string') throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: expected a JSON string, got ${typeof text}`, { issues: [{ path: '(root)', message: 'not a string' }] })
-  if (text.length > MAX_DOCUMENT_BYTES) {
-    throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: larger than ${MAX_DOCUMENT_BYTES} bytes`, { issues: [{ path: '(root)', message: 'document too large' }] })
+  const bytes = text.length > MAX_DOCUMENT_BYTES / 3 ? Buffer.byteLength(text) : text.length
+  if (bytes > MAX_DOCUMENT_BYTES) {
+    throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected: ${bytes} bytes, larger than ${MAX_DOCUMENT_BYTES}`, { issues: [{ path: '(root)', message: 'document too large' }] })
   }
   let json: unknown
   try {

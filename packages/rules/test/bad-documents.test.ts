@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createRuleStore, errorCodes, staticSource, type RulesError } from '../src/index.ts'
+import { createRuleStore, errorCodes, MAX_DOCUMENT_BYTES, parseRuleSet, staticSource, type RulesError } from '../src/index.ts'
 import { badDocuments, good } from './fixtures/bad-documents.ts'
 
 t.test(`each of ${badDocuments.length} bad documents is refused with its path; the last good set stays`, async (t) => {
@@ -33,4 +33,18 @@ t.test(`each of ${badDocuments.length} bad documents is refused with its path; t
   source.set({ ...good, version: 2, default: 'v2' })
   t.equal(store.version, 2, 'a good document after the bad ones is taken')
   t.equal(store.stats.accepted, 2)
+})
+
+t.test('size: a RuleSet as large as Nacos stores (10 MiB) is judged on its content; one byte more is refused', async (t) => {
+  // JSON whitespace pads the document, so only its size differs.
+  const base = JSON.stringify({ ...good, version: 3 })
+  const padded = (bytes: number) => base + ' '.repeat(bytes - base.length)
+  const five = padded(5_000_000)
+  t.equal(parseRuleSet(five).version, 3, 'a 5 MB RuleSet (over grpc-js\'s 4 MiB default) is taken')
+  t.equal(parseRuleSet(padded(MAX_DOCUMENT_BYTES)).version, 3, 'at the limit (10 MiB): taken')
+  t.throws(() => parseRuleSet(padded(MAX_DOCUMENT_BYTES + 1)), { code: errorCodes.INVALID, message: /10485761 bytes, larger than 10485760/ }, 'one byte over: refused, coded')
+  // UTF-8 bytes count, not UTF-16 units: 4 million 3-byte characters are 12 MB in 4 M units.
+  const wide = base.slice(0, -1) + ',"x":"' + '\u4e2d'.repeat(4_000_000) + '"}'
+  t.ok(wide.length < MAX_DOCUMENT_BYTES, 'fewer UTF-16 units than the limit')
+  t.throws(() => parseRuleSet(wide), { code: errorCodes.INVALID, message: /larger than/ }, 'but more bytes: refused')
 })
