@@ -285,7 +285,7 @@ export class AmqpLaneConsumer {
       delete headers[ROUTING_HEADER]
     }
     await new Promise<void>((resolve, reject) => {
-      confirm.publish(where === 'lane' ? `${q}.lanes` : `${q}.stable`, '', m.content, { ...publishProps(m), headers }, (err) => (err === null || err === undefined ? resolve() : reject(err as Error)))
+      confirm.publish(where === 'lane' ? `${q}.lanes` : `${q}.stable`, '', m.content, { ...publishProps(m), headers }, (err) => (err === null || err === undefined ? resolve() : reject(asError(err))))
     })
   }
 
@@ -299,10 +299,14 @@ export class AmqpLaneConsumer {
     }
     const confirm = this.#confirm as ConfirmChannel
     await new Promise<void>((resolve, reject) => {
-      confirm.sendToQueue(queue, m.content, { ...publishProps(m), headers: { ...(m.properties.headers ?? {}), [ATTEMPTS_HEADER]: attempts } }, (err) => (err === null || err === undefined ? resolve() : reject(err as Error)))
+      confirm.sendToQueue(queue, m.content, { ...publishProps(m), headers: { ...(m.properties.headers ?? {}), [ATTEMPTS_HEADER]: attempts } }, (err) => (err === null || err === undefined ? resolve() : reject(asError(err))))
     })
     ch.ack(m)
   }
+}
+
+function asError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
 }
 
 function publishProps (m: ConsumeMessage): Options.Publish {

@@ -23,7 +23,7 @@ t.test('amqplib, permissive: SIGKILL, return and graceful stop of the lane consu
   await raw.assertExchange(exchange, 'topic', { durable: true })
   const channel = laneChannel(raw)
   const publish = (id: string, headers?: Record<string, string>) => new Promise<void>((resolve, reject) => {
-    channel.publish(exchange, 'order.created', Buffer.from(id), { persistent: true, ...(headers === undefined ? {} : { headers }) }, (err) => (err == null ? resolve() : reject(err as Error)))
+    channel.publish(exchange, 'order.created', Buffer.from(id), { persistent: true, ...(headers === undefined ? {} : { headers }) }, (err) => (err == null ? resolve() : reject(new Error(String(err)))))
   })
 
   const figures = await handoverScenario(t, {
