@@ -77,6 +77,7 @@ export class AmqpLaneConsumer {
   #ownTag: string | undefined
   #syncing: Promise<void> = Promise.resolve()
   #inFlight = 0
+  readonly #tails = new Map<string, Promise<void>>()
   #stopped: Promise<void> | undefined
   #offChange: (() => void) | undefined
 
@@ -132,7 +133,7 @@ export class AmqpLaneConsumer {
       if (!core.stable) await this.#declareLane(core.lane)
       await core.register()
       if (!core.stable && !core.policy.strict && !othersLive) await this.#waitForDrain()
-      const { consumerTag } = await this.#channel.consume(this.queueName, (m) => { void this.#deliver(m, this.queueName) })
+      const { consumerTag } = await this.#channel.consume(this.queueName, (m) => this.#enqueue(m, this.queueName))
       this.#ownTag = consumerTag
     } catch (err) {
       await core.deregister().catch(() => {})
@@ -227,16 +228,22 @@ export class AmqpLaneConsumer {
       if (this.#drains.has(lane)) continue
       await this.#declareLane(lane)
       const queue = this.queueOf(lane)
-      const { consumerTag } = await ch.consume(queue, (m) => { void this.#deliver(m, queue) })
+      const { consumerTag } = await ch.consume(queue, (m) => this.#enqueue(m, queue))
       this.#drains.set(lane, consumerTag)
       this.#o.logger?.warn({ flowtag: { queue: this.queueName, lane } }, 'flowtag: lane has no live consumer; stable drains its queue')
     }
   }
 
-  async #deliver (m: ConsumeMessage | null, queue: string): Promise<void> {
+  /** One message at a time per queue, in delivery order: a key's messages keep their order within a lane. */
+  #enqueue (m: ConsumeMessage | null, queue: string): void {
     if (m === null) return
-    const ch = this.#channel as Channel
     this.#inFlight++
+    const next = (this.#tails.get(queue) ?? Promise.resolve()).then(() => this.#deliver(m, queue))
+    this.#tails.set(queue, next)
+  }
+
+  async #deliver (m: ConsumeMessage, queue: string): Promise<void> {
+    const ch = this.#channel as Channel
     try {
       const core = this.#core
       const v = core.verdict(m.properties.headers)
