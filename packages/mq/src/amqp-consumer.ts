@@ -77,6 +77,7 @@ export class AmqpLaneConsumer {
   #ownTag: string | undefined
   #syncing: Promise<void> = Promise.resolve()
   #inFlight = 0
+  #reopening = false
   readonly #tails = new Map<string, Promise<void>>()
   #stopped: Promise<void> | undefined
   #offChange: (() => void) | undefined
@@ -123,9 +124,7 @@ export class AmqpLaneConsumer {
     this.#handler = handler
     const core = this.#core
     try {
-      this.#channel = await this.#o.connection.createChannel()
-      this.#confirm = await this.#o.connection.createConfirmChannel()
-      await this.#channel.prefetch(this.#o.prefetch)
+      await this.#openChannels()
       await this.#declareBase()
       await core.startWatch()
       for (const l of core.watch.live) this.#seen.add(l)
@@ -133,8 +132,7 @@ export class AmqpLaneConsumer {
       if (!core.stable) await this.#declareLane(core.lane)
       await core.register()
       if (!core.stable && !core.policy.strict && !othersLive) await this.#waitForDrain()
-      const { consumerTag } = await this.#channel.consume(this.queueName, (m) => this.#enqueue(m, this.queueName))
-      this.#ownTag = consumerTag
+      await this.#consumeOwn()
     } catch (err) {
       await core.deregister().catch(() => {})
       throw new MqError(errorCodes.BROKER, `${PKG}: could not set up queue "${this.queueName}": ${(err as Error).message}`, { cause: err })
@@ -144,6 +142,58 @@ export class AmqpLaneConsumer {
       this.#sync()
     })
     this.#sync()
+  }
+
+  /**
+   * Open the consuming and the confirming channel. A channel the broker closes (a refused
+   * operation, or the connection lost: a broker restart) is reopened with back-off while the
+   * connection can open channels (amqplib's recovering connection reconnects by itself); its
+   * unacknowledged messages are redelivered by the broker.
+   */
+  async #openChannels (): Promise<void> {
+    const ch = await this.#o.connection.createChannel()
+    const confirm = await this.#o.connection.createConfirmChannel()
+    for (const c of [ch, confirm]) {
+      c.on('error', (err: Error) => this.#o.logger?.warn({ err, queue: this.queueName }, 'flowtag: channel error'))
+      c.once('close', () => { if (this.#channel === ch || this.#confirm === confirm) this.#lost() })
+    }
+    await ch.prefetch(this.#o.prefetch)
+    this.#channel = ch
+    this.#confirm = confirm
+  }
+
+  async #consumeOwn (): Promise<void> {
+    const ch = this.#channel as Channel
+    const { consumerTag } = await ch.consume(this.queueName, (m) => this.#enqueue(ch, m, this.queueName))
+    this.#ownTag = consumerTag
+  }
+
+  #lost (): void {
+    if (this.#stopped !== undefined || this.#reopening) return
+    this.#reopening = true
+    const old = [this.#channel, this.#confirm]
+    this.#channel = undefined
+    this.#confirm = undefined
+    this.#drains.clear()
+    this.#ownTag = undefined
+    void (async () => {
+      for (const c of old) await c?.close().catch(() => {})
+      for (let delay = 100; this.#stopped === undefined; delay = Math.min(delay * 2, 5000)) {
+        try {
+          await this.#openChannels()
+          await this.#declareBase()
+          if (!this.#core.stable) await this.#declareLane(this.#core.lane)
+          await this.#consumeOwn()
+          this.#o.logger?.warn({ flowtag: { queue: this.queueName } }, 'flowtag: channels reopened')
+          break
+        } catch (err) {
+          this.#o.logger?.warn({ err, queue: this.queueName, retryInMs: delay }, 'flowtag: could not reopen the channels; retrying')
+          await sleep(delay)
+        }
+      }
+      this.#reopening = false
+      this.#sync()
+    })()
   }
 
   /** Stop consuming, let handlers in flight finish and ack, then deregister and close the channels. Idempotent. */
@@ -211,9 +261,9 @@ export class AmqpLaneConsumer {
 
   /** Drain the queue of each known lane with no live consumer (permissive, in the stable lane); stop when it comes back. */
   async #align (): Promise<void> {
-    if (this.#stopped !== undefined) return
+    const ch = this.#channel
+    if (this.#stopped !== undefined || ch === undefined) return
     const core = this.#core
-    const ch = this.#channel as Channel
     const policy = core.policy
     const wanted = new Set<string>()
     if (core.stable && !policy.strict) {
@@ -228,22 +278,22 @@ export class AmqpLaneConsumer {
       if (this.#drains.has(lane)) continue
       await this.#declareLane(lane)
       const queue = this.queueOf(lane)
-      const { consumerTag } = await ch.consume(queue, (m) => this.#enqueue(m, queue))
+      const { consumerTag } = await ch.consume(queue, (m) => this.#enqueue(ch, m, queue))
       this.#drains.set(lane, consumerTag)
       this.#o.logger?.warn({ flowtag: { queue: this.queueName, lane } }, 'flowtag: lane has no live consumer; stable drains its queue')
     }
   }
 
   /** One message at a time per queue, in delivery order: a key's messages keep their order within a lane. */
-  #enqueue (m: ConsumeMessage | null, queue: string): void {
+  #enqueue (ch: Channel, m: ConsumeMessage | null, queue: string): void {
     if (m === null) return
     this.#inFlight++
-    const next = (this.#tails.get(queue) ?? Promise.resolve()).then(() => this.#deliver(m, queue))
+    const next = (this.#tails.get(queue) ?? Promise.resolve()).then(() => this.#deliver(ch, m, queue))
     this.#tails.set(queue, next)
   }
 
-  async #deliver (m: ConsumeMessage, queue: string): Promise<void> {
-    const ch = this.#channel as Channel
+  /** Handle or forward one message, and ack it on the channel that delivered it. */
+  async #deliver (ch: Channel, m: ConsumeMessage, queue: string): Promise<void> {
     try {
       const core = this.#core
       const v = core.verdict(m.properties.headers)
@@ -253,7 +303,7 @@ export class AmqpLaneConsumer {
           await core.handle(v, () => (this.#handler as AmqpLaneHandler)({ message: m, flow: v.flow, fallback: v.fallback, queue }))
           ch.ack(m)
         } catch {
-          await this.#failed(m, queue)
+          await this.#failed(ch, m, queue)
         }
         return
       }
@@ -297,8 +347,7 @@ export class AmqpLaneConsumer {
   }
 
   /** A failed handler: published again with one more attempt, or dead-lettered after maxAttempts when a dead-letter exchange is set. */
-  async #failed (m: ConsumeMessage, queue: string): Promise<void> {
-    const ch = this.#channel as Channel
+  async #failed (ch: Channel, m: ConsumeMessage, queue: string): Promise<void> {
     const attempts = Number(m.properties.headers?.[ATTEMPTS_HEADER] ?? 0) + 1
     if (this.#o.deadLetterExchange !== undefined && attempts >= this.#o.maxAttempts) {
       ch.nack(m, false, false)
