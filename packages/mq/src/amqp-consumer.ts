@@ -20,9 +20,12 @@ import { ROUTING_HEADER } from './amqp-producer.ts'
 /** Header counting a message's failed attempts (set when it is published again after a failure). */
 export const ATTEMPTS_HEADER = 'flowtag-attempts'
 
+/** What the consumer needs of an amqplib connection: a ChannelModel, or a recovering one (`connect(url, { recovery })`). */
+export type AmqpConnection = Pick<ChannelModel, 'createChannel' | 'createConfirmChannel'>
+
 export const amqpConsumerOptionsSchema = consumerOptionsSchema.extend({
-  /** The amqplib connection (`await amqplib.connect(url)`); the consumer opens its own channels. */
-  connection: z.custom<ChannelModel>((v) => typeof v === 'object' && v !== null && typeof (v as ChannelModel).createChannel === 'function' && typeof (v as ChannelModel).createConfirmChannel === 'function',
+  /** The amqplib connection (`await amqplib.connect(url, { recovery: true })` survives broker restarts); the consumer opens its own channels. */
+  connection: z.custom<AmqpConnection>((v) => typeof v === 'object' && v !== null && typeof (v as AmqpConnection).createChannel === 'function' && typeof (v as AmqpConnection).createConfirmChannel === 'function',
     { message: 'expected an amqplib connection (ChannelModel)' }),
   /** The exchange producers publish to (declared by the app). */
   exchange: z.string().min(1),

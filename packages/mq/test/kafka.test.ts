@@ -175,3 +175,52 @@ t.test('options and lifecycle errors', async (t) => {
   await t.rejects(c.run(async () => {}), { code: errorCodes.BROKER, message: /could not set up consumer group "g"/ })
   await c.stop()
 })
+
+t.test('permissive, in one process: stable stands in while the lane has no live consumer, and leaves when it is back', async (t) => {
+  const brokers = kafkaBrokers(t)
+  if (brokers === undefined) return
+  const topic = unique('orders')
+  const { kafka } = await setup(t, brokers, [topic])
+  const producer = laneProducer(kafka.producer())
+  await producer.connect()
+  t.teardown(() => producer.disconnect())
+  const groupId = unique('g')
+  const discovery = new StaticDiscovery({})
+  const v2Live = (live: boolean) => discovery.set('w', live ? [{ ip: '127.0.0.1', port: 1, metadata: { version: 'v2', 'flowtag.consumer': groupId } }] : [])
+  const common = { kafka, groupId, topics: [topic], service: 'w', stableLane: 'v1', discovery, consumer: quick, fromBeginning: true, resyncMs: 200, handoverTimeoutMs: 10_000 }
+  const saw: Array<{ by: string, value: string, fallback: boolean }> = []
+  const send = (value: string) => runWithFlow({ tag: 'v2', baggage: {} }, () => producer.send({ topic, messages: [{ value }] }))
+
+  v2Live(true)
+  const lane = new KafkaLaneConsumer({ ...common, lane: 'v2' })
+  await lane.run(({ message, fallback }) => { saw.push({ by: 'v2', value: String(message.value), fallback }) })
+  const stable = new KafkaLaneConsumer(common)
+  await stable.run(({ message, fallback }) => { saw.push({ by: 'v1', value: String(message.value), fallback }) })
+  t.teardown(() => stable.stop())
+  await send('a')
+  await waitFor('v2 handles a', () => saw.some((s) => s.value === 'a'), 30_000)
+
+  // the lane consumer stops (commits, leaves its group), then its instance goes from the registry
+  await lane.stop()
+  await send('b')
+  v2Live(false)
+  await waitFor('stable stands in for v2', () => stable.standingIn.includes('v2'), 30_000)
+  await send('c')
+  await waitFor('b and c handled by stable', () => ['b', 'c'].every((v) => saw.some((s) => s.value === v)), 30_000)
+
+  // the lane comes back: the stand-in leaves, the new lane consumer resumes from its group's offsets
+  v2Live(true)
+  await waitFor('the stand-in left', () => stable.standingIn.length === 0, 30_000)
+  const back = new KafkaLaneConsumer({ ...common, lane: 'v2' })
+  await back.run(({ message, fallback }) => { saw.push({ by: 'v2', value: String(message.value), fallback }) })
+  t.teardown(() => back.stop())
+  await send('d')
+  await waitFor('d handled', () => saw.some((s) => s.value === 'd'), 30_000)
+  t.same(saw, [
+    { by: 'v2', value: 'a', fallback: false },
+    { by: 'v1', value: 'b', fallback: true },
+    { by: 'v1', value: 'c', fallback: true },
+    { by: 'v2', value: 'd', fallback: false }
+  ], 'each message once, by the lane while it is live and by stable (marked fallback) while it is not')
+  t.equal(stable.stats.lanes.v2?.fallback, 2)
+})
