@@ -126,6 +126,7 @@ export class AmqpLaneConsumer {
     if (this.#handler !== undefined || this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
     this.#handler = handler
     const core = this.#core
+    core.pin()
     try {
       await this.#openChannels()
       await this.#declareBase()

@@ -34,6 +34,7 @@ export class ConsumerCore {
   readonly #reader: FlowReader
   readonly #registration: NacosRegistration | undefined
   readonly #o: ResolvedConsumerOptions
+  #stable: string | undefined
 
   /**
    * @param key what the consumer reads for (Kafka group base name, RabbitMQ queue): named in
@@ -56,7 +57,7 @@ export class ConsumerCore {
       throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "trust": ${(err as Error).message}`, { cause: err })
     }
     this.#policy = new PolicySource(o.service, o.lanes, o.stableLane, o.mode)
-    this.watch = new LaneWatch(discovery, o.service, key, o.labelKey, () => this.#policy.current().stable)
+    this.watch = new LaneWatch(discovery, o.service, key, o.labelKey, () => this.policy.stable)
     this.metrics = new ConsumerMetrics({ ...id, version: this.lane }, o.meter)
     if (o.nacos !== undefined && o.registration !== undefined) {
       const { port, metadata, ...rest } = o.registration
@@ -70,13 +71,26 @@ export class ConsumerCore {
     }
   }
 
+  /** The lane policy now: the stable lane as pinned by `pin()`, strictness live. */
   get policy (): LanePolicy {
-    return this.#policy.current()
+    const p = this.#policy.current()
+    return this.#stable === undefined ? p : { stable: this.#stable, strict: p.strict }
   }
 
-  /** This consumer is in the stable lane now (it handles untagged messages and, permissive, lanes with no live consumer). */
+  /**
+   * Fix the stable lane for this consumer's life (called when it starts). The stable lane of a
+   * running consumer never changes with the rules: two consumers seeing a promotion at
+   * different moments would both skip (lose) or both handle untagged messages. A promotion
+   * takes effect for consumers as they restart; until the old stable ones stop, untagged
+   * messages may be handled twice, never lost.
+   */
+  pin (): void {
+    this.#stable ??= this.#policy.current().stable
+  }
+
+  /** This consumer is in the stable lane (it handles untagged messages and, permissive, lanes with no live consumer). */
   get stable (): boolean {
-    return this.lane === this.#policy.current().stable
+    return this.lane === this.policy.stable
   }
 
   /** Registered and not draining (true when the app registers the consumer itself). */
@@ -100,7 +114,7 @@ export class ConsumerCore {
   }
 
   /** Who handles a message with these headers now (`count`: count a refused lane). Never throws. */
-  verdict (headers: MessageHeaders | undefined, policy: LanePolicy = this.#policy.current(), count = true): Verdict {
+  verdict (headers: MessageHeaders | undefined, policy: LanePolicy = this.policy, count = true): Verdict {
     const { flow, refused } = this.#reader.read(headers)
     if (refused && count) {
       this.metrics.refused()

@@ -115,6 +115,7 @@ export class KafkaLaneConsumer {
     this.#handler = handler
     const o = this.#o
     const core = this.#core
+    core.pin()
     try {
       await this.#admin.connect()
       await core.startWatch()

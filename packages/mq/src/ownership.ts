@@ -9,15 +9,16 @@ import { resolveRoute, type LaneConfig, type LanesResolver, type Route } from '@
  */
 export type ConsumerMode = 'permissive' | 'strict'
 
-/** The lane rules of one consumer service at one moment. */
+/**
+ * The lane rules of one consumer service at one moment. A lane's lease (`expired` of a
+ * LaneConfig) is not applied to messages: the lane consumer and the stable consumer would see
+ * it expire at different moments, and a message skipped by both in between would be lost. A
+ * lane's messages stay its own while its consumers are live; stopping them hands them to stable.
+ */
 export interface LanePolicy {
   stable: string
   strict: boolean
-  /** Lanes whose lease ran out: their messages are stable's, as their requests are. */
-  expired: readonly string[]
 }
-
-const NONE: readonly string[] = []
 
 /** The live lane policy of a consumer service: `lanes(service)` over the options' defaults. */
 export class PolicySource {
@@ -41,7 +42,7 @@ export class PolicySource {
       cfg = undefined
     }
     this.#route = resolveRoute(cfg, this.#defaults, this.#route)
-    return { stable: this.#route.stable, strict: this.#route.strict, expired: cfg?.expired ?? NONE }
+    return { stable: this.#route.stable, strict: this.#route.strict }
   }
 }
 
@@ -50,7 +51,7 @@ export class PolicySource {
  * while that lane has a live consumer, else stable (permissive) or nobody (strict: it waits).
  */
 export function ownerOf (lane: string | undefined, policy: LanePolicy, isLive: (lane: string) => boolean): string | undefined {
-  if (lane === undefined || lane === policy.stable || policy.expired.includes(lane)) return policy.stable
+  if (lane === undefined || lane === policy.stable) return policy.stable
   if (isLive(lane)) return lane
   return policy.strict ? undefined : policy.stable
 }
@@ -61,6 +62,6 @@ export function ownerOf (lane: string | undefined, policy: LanePolicy, isLive: (
  * consumer handles what {@link ownerOf} gives to stable.
  */
 export function handles (consumerLane: string, lane: string | undefined, policy: LanePolicy, isLive: (lane: string) => boolean): boolean {
-  if (consumerLane !== policy.stable) return lane === consumerLane && !policy.expired.includes(lane)
+  if (consumerLane !== policy.stable) return lane === consumerLane
   return ownerOf(lane, policy, isLive) === policy.stable
 }
