@@ -80,12 +80,12 @@ const producer = laneProducer(kafka.producer())
 const kafkaConsumer = new KafkaLaneConsumer({ kafka, groupId: 'order-events', topics: ['orders'], service: 'order-worker', lane: 'v2', stableLane: 'v1', nacos: client, registration: { port: 9464 } })
 await kafkaConsumer.run(async ({ message, flow, fallback }: KafkaLaneMessage) => { void [message.value, flow.tag, fallback] })
 const connection = await amqplib.connect('amqp://127.0.0.1')
-const channel = laneChannel(await connection.createConfirmChannel())
+const laneCh = laneChannel(await connection.createConfirmChannel())
 const amqpConsumer = new AmqpLaneConsumer({ connection, exchange: 'orders', queue: 'order-events', service: 'order-worker', discovery: app.nacos.discovery })
 await amqpConsumer.run(({ message, flow }) => { void [message.content, flow.tag] })
 const stats: ConsumerStats = kafkaConsumer.stats
 const lane: Record<string, string> = laneHeaders({}, flow)
 const mqCode = (err: unknown) => (err instanceof MqError ? err.code : undefined)
 
-export { amqpConsumer, channel, lane, mqCode, producer, stats }
+export { amqpConsumer, laneCh, lane, mqCode, producer, stats }
 export { badOption, channel, code, codeOf, core, decision, dispatcher, grpcServer, seen, server, spec, store }
