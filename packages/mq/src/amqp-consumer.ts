@@ -39,10 +39,16 @@ export const amqpConsumerOptionsSchema = consumerOptionsSchema.extend({
   maxAttempts: z.number().int().min(1).max(1000).default(5),
   /** Dead-letter exchange of the queues (`x-dead-letter-exchange`): where a message that failed `maxAttempts` times goes. */
   deadLetterExchange: z.string().min(1).optional(),
-  /** Lanes whose queues the stable consumer drains when they have no live consumer, besides those it has seen live. */
+  /**
+   * Lanes whose queues the stable consumer declares at start and drains when they have no live
+   * consumer (besides those it has seen live): a lane's messages are routed to its queue from the
+   * first one, in order, even before its consumer first starts.
+   */
   knownLanes: z.array(z.string().min(1)).default([]),
   /** How long a lane consumer coming back waits for stable to stop draining its queue, in ms. */
-  handoverTimeoutMs: z.number().int().min(0).max(600_000).default(30_000)
+  handoverTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
+  /** How often the queue's ready messages are read for the lag gauge, in ms. */
+  lagIntervalMs: z.number().int().min(100).max(3_600_000).default(5000)
 })
 
 export type AmqpLaneConsumerOptions = z.input<typeof amqpConsumerOptionsSchema>
@@ -81,6 +87,7 @@ export class AmqpLaneConsumer {
   #syncing: Promise<void> = Promise.resolve()
   #inFlight = 0
   #reopening = false
+  #lagTimer: NodeJS.Timeout | undefined
   readonly #tails = new Map<string, Promise<void>>()
   #stopped: Promise<void> | undefined
   #offChange: (() => void) | undefined
@@ -134,6 +141,7 @@ export class AmqpLaneConsumer {
       for (const l of core.watch.live) this.#seen.add(l)
       const othersLive = core.watch.isLive(core.lane)
       if (!core.stable) await this.#declareLane(core.lane)
+      else for (const l of this.#o.knownLanes) if (l !== core.policy.stable) await this.#declareLane(l)
       await core.register()
       if (!core.stable && !core.policy.strict && !othersLive) await this.#waitForDrain()
       await this.#consumeOwn()
@@ -146,6 +154,15 @@ export class AmqpLaneConsumer {
       this.#sync()
     })
     this.#sync()
+    const lag = async (): Promise<void> => {
+      const ch = this.#channel
+      if (ch === undefined || this.#stopped !== undefined) return
+      const { messageCount } = await ch.checkQueue(this.queueName)
+      core.metrics.lag(this.queueName, messageCount)
+    }
+    this.#lagTimer = setInterval(() => { lag().catch(() => {}) }, this.#o.lagIntervalMs)
+    this.#lagTimer.unref()
+    await lag().catch(() => {})
   }
 
   /**
@@ -207,6 +224,7 @@ export class AmqpLaneConsumer {
   }
 
   async #stop (): Promise<void> {
+    clearInterval(this.#lagTimer)
     this.#offChange?.()
     const ch = this.#channel
     if (ch !== undefined) {
