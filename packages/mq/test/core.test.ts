@@ -129,3 +129,15 @@ t.test('options: every bad field named', async (t) => {
   await core.deregister()
   core.close()
 })
+
+t.test('the stable lane is pinned when a consumer starts; strictness stays live', async (t) => {
+  const rules: { cfg?: { stable: string, strict?: boolean } } = {}
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery: new StaticDiscovery({}), lane: 'v1', stableLane: 'v1', lanes: () => rules.cfg }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  core.pin()
+  t.ok(core.stable)
+  rules.cfg = { stable: 'v2', strict: true }
+  t.same(core.policy, { stable: 'v1', strict: true }, 'a promotion in the rules does not move a running consumer\'s stable lane')
+  t.ok(core.stable, 'it keeps handling untagged messages until it restarts')
+  t.equal(core.verdict({}).handle, true)
+  core.close()
+})
