@@ -13,7 +13,7 @@ cd "$work"
 echo '{ "name": "flowtag-consumer", "private": true, "type": "module" }' > package.json
 # The registry's fastify, express, undici and typings next to the tarballs, as a user would.
 npm install --no-audit --no-fund --loglevel=error "${tarballs[@]}" \
-  fastify@5 express@5 undici@8 @grpc/grpc-js@1 typescript@5.9 @types/node@24 @types/express@5 >/dev/null
+  fastify@5 express@5 undici@8 @grpc/grpc-js@1 kafkajs@2 amqplib@2 typescript@5.9 @types/node@24 @types/express@5 >/dev/null
 passed=0 failed=0
 check() {
   local what=$1; shift

@@ -19,6 +19,11 @@ import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js'
 import { FlowTagGrpc, GrpcError } from '@flowtag/grpc'
 import { FlowTagGrpcServer } from '@flowtag/grpc/server'
 import { parseCanarySpec, CanaryError, type CanarySpec } from '@flowtag/canary'
+import { Kafka } from 'kafkajs'
+import amqplib from 'amqplib'
+import { laneHeaders, MqError, type ConsumerStats } from '@flowtag/mq'
+import { KafkaLaneConsumer, laneProducer, type KafkaLaneMessage } from '@flowtag/mq/kafkajs'
+import { AmqpLaneConsumer, laneChannel } from '@flowtag/mq/amqplib'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
 const client = new NacosClient(options)
@@ -69,4 +74,18 @@ const grpcServer = new FlowTagGrpcServer({ nacos: client, registration: { servic
 const spec: CanarySpec = parseCanarySpec({ service: 'order-service', candidate: 'v2', stable: 'v1' })
 const codeOf = (err: unknown) => (err instanceof GrpcError || err instanceof CanaryError ? err.code : undefined)
 
+// Message lanes: the kafkajs producer and consumer, the amqplib channel and consumer.
+const kafka = new Kafka({ brokers: ['127.0.0.1:9092'] })
+const producer = laneProducer(kafka.producer())
+const kafkaConsumer = new KafkaLaneConsumer({ kafka, groupId: 'order-events', topics: ['orders'], service: 'order-worker', lane: 'v2', stableLane: 'v1', nacos: client, registration: { port: 9464 } })
+await kafkaConsumer.run(async ({ message, flow, fallback }: KafkaLaneMessage) => { void [message.value, flow.tag, fallback] })
+const connection = await amqplib.connect('amqp://127.0.0.1')
+const laneCh = laneChannel(await connection.createConfirmChannel())
+const amqpConsumer = new AmqpLaneConsumer({ connection, exchange: 'orders', queue: 'order-events', service: 'order-worker', discovery: app.nacos.discovery })
+await amqpConsumer.run(({ message, flow }) => { void [message.content, flow.tag] })
+const stats: ConsumerStats = kafkaConsumer.stats
+const lane: Record<string, string> = laneHeaders({}, flow)
+const mqCode = (err: unknown) => (err instanceof MqError ? err.code : undefined)
+
+export { amqpConsumer, laneCh, lane, mqCode, producer, stats }
 export { badOption, channel, code, codeOf, core, decision, dispatcher, grpcServer, seen, server, spec, store }

@@ -6,6 +6,10 @@ import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { NacosClient } from '@flowtag/nacos'
 import { parseRuleSet } from '@flowtag/rules'
 import { FlowtagError } from '@flowtag/errors'
+import { runWithFlow } from '@flowtag/context'
+import { laneHeaders } from '@flowtag/mq'
+import { laneProducer } from '@flowtag/mq/kafkajs'
+import { laneChannel } from '@flowtag/mq/amqplib'
 
 const server = await startNacosDevServer({ port: 0 })
 const env = { ...process.env, NACOS_SERVER_ADDR: server.address }
@@ -55,6 +59,17 @@ try {
   assert.deepEqual(beta, { edgeLane: 'v2', upstream: { servedBy: 'v2', tag: 'v2', header: 'v2' } })
   const plain = await call({})
   assert.equal(plain.upstream.servedBy, 'v1')
+
+  // Message lanes: a producer and a channel stamp the flow's lane, from the tarball's dist.
+  const sent = []
+  const producer = laneProducer({ send: async (r) => sent.push(r), sendBatch: async (b) => sent.push(b), transaction: async () => ({}) })
+  await runWithFlow({ tag: 'v2', baggage: {} }, () => producer.send({ topic: 'orders', messages: [{ value: 'x' }] }))
+  assert.equal(sent[0].messages[0].headers['x-flow-tag'], 'v2')
+  const published = []
+  const channel = laneChannel({ publish: (...a) => published.push(a), sendToQueue: (...a) => published.push(a) })
+  runWithFlow({ tag: 'v2', baggage: {} }, () => channel.publish('orders', 'k', Buffer.from('x'), {}))
+  assert.equal(published[0][3].headers['flowtag-lane'], 'v2')
+  assert.deepEqual(laneHeaders({}, undefined), {})
 
   // Errors are coded and branded across the packages' public exports.
   assert.throws(() => new NacosClient({ serverAddr: 'not a host:port:1' }), (err) => err instanceof FlowtagError && err.code === 'FLOWTAG_NACOS_BAD_OPTION')

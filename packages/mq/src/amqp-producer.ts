@@ -1,0 +1,57 @@
+// The amqplib channel in lanes: the same Channel (or ConfirmChannel), whose publish and
+// sendToQueue add the flow's lane headers to every message published inside a flow, plus the
+// plain `flowtag-lane` header a lane exchange routes on (a headers exchange ignores `x-` names).
+import type { Channel, Options } from 'amqplib'
+import { currentFlow } from '@flowtag/context'
+import { withLaneHeaders, type SignLane } from './headers.ts'
+import { errorCodes, MqError } from './errors.ts'
+import { PKG } from './options.ts'
+
+/** The header the lane exchange routes on: the flow's lane, plain (never signed). */
+export const ROUTING_HEADER = 'flowtag-lane'
+
+export interface LaneChannelOptions {
+  /** Writes `x-flow-tag` as this function's answer (a signed tag); baggage and `flowtag-lane` stay plain. */
+  signTag?: SignLane
+}
+
+function stamp (options: Options.Publish | undefined, sign: SignLane | undefined): Options.Publish | undefined {
+  const flow = currentFlow()
+  if (flow === undefined) return options
+  const headers = withLaneHeaders(options?.headers as Record<string, unknown> | undefined, flow, sign)
+  if (headers === options?.headers) return options
+  const lane = flow.tag
+  return { ...options, headers: lane === undefined ? headers : { ...headers, [ROUTING_HEADER]: lane } }
+}
+
+/**
+ * The amqplib `channel` with lanes: every message published inside a flow carries `x-flow-tag`
+ * (signed with `signTag`), the W3C `baggage` lane member and `flowtag-lane`; outside a flow
+ * nothing is added. Every other method is the channel's own (a ConfirmChannel keeps its
+ * callbacks); the channel itself is not modified.
+ *
+ * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `channel` is not an amqplib channel.
+ */
+export function laneChannel<C extends Pick<Channel, 'publish' | 'sendToQueue'>> (channel: C, options: LaneChannelOptions = {}): C {
+  if (typeof channel !== 'object' || channel === null || typeof channel.publish !== 'function' || typeof channel.sendToQueue !== 'function') {
+    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "channel": expected an amqplib Channel`)
+  }
+  if (options.signTag !== undefined && typeof options.signTag !== 'function') {
+    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "signTag": expected a function (lane) => string`)
+  }
+  const sign = options.signTag
+  return new Proxy(channel, {
+    get (target, prop, receiver) {
+      if (prop === 'publish') {
+        return (exchange: string, routingKey: string, content: Buffer, opts?: Options.Publish, ...rest: unknown[]) =>
+          (target.publish as (...a: unknown[]) => boolean).call(target, exchange, routingKey, content, stamp(opts, sign), ...rest)
+      }
+      if (prop === 'sendToQueue') {
+        return (queue: string, content: Buffer, opts?: Options.Publish, ...rest: unknown[]) =>
+          (target.sendToQueue as (...a: unknown[]) => boolean).call(target, queue, content, stamp(opts, sign), ...rest)
+      }
+      const value = Reflect.get(target, prop, receiver) as unknown
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+    }
+  })
+}

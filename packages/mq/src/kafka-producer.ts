@@ -1,0 +1,58 @@
+// The kafkajs producer in lanes: the same Producer, whose send/sendBatch (and those of its
+// transactions) add the flow's lane headers to every message produced inside a flow.
+import type { Message, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs'
+import type { FlowContext } from '@flowtag/context'
+import { currentFlow } from '@flowtag/context'
+import { withLaneHeaders, type SignLane } from './headers.ts'
+import { errorCodes, MqError } from './errors.ts'
+import { PKG } from './options.ts'
+
+export interface LaneProducerOptions {
+  /** Writes `x-flow-tag` as this function's answer (a signed tag); the baggage member stays plain. */
+  signTag?: SignLane
+}
+
+function stamp (messages: Message[], flow: FlowContext | undefined, sign: SignLane | undefined): Message[] {
+  if (flow === undefined) return messages
+  return messages.map((m) => ({ ...m, headers: withLaneHeaders(m.headers, flow, sign) }))
+}
+
+function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, sign: SignLane | undefined): S {
+  return {
+    ...sender,
+    send: (record: ProducerRecord) => sender.send({ ...record, messages: stamp(record.messages, currentFlow(), sign) }),
+    sendBatch: (batch: ProducerBatch) => {
+      const flow = currentFlow()
+      const topicMessages = batch.topicMessages?.map((tm) => ({ ...tm, messages: stamp(tm.messages, flow, sign) }))
+      return sender.sendBatch(topicMessages === undefined ? batch : { ...batch, topicMessages })
+    }
+  }
+}
+
+/**
+ * The kafkajs `producer` with lanes: every message sent inside a flow (`runWithFlow`, a request
+ * of the Fastify/Express plugins, a consumed message's handler) carries `x-flow-tag` (signed
+ * with `signTag`) and the W3C `baggage` lane member; outside a flow nothing is added. Every
+ * other method is the producer's own; the producer itself is not modified.
+ *
+ * ```ts
+ * const producer = laneProducer(kafka.producer())
+ * await producer.connect()
+ * await producer.send({ topic: 'orders', messages: [{ key: id, value }] })
+ * ```
+ * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `producer` is not a kafkajs producer.
+ */
+export function laneProducer (producer: Producer, options: LaneProducerOptions = {}): Producer {
+  if (typeof producer !== 'object' || producer === null || typeof producer.send !== 'function' || typeof producer.sendBatch !== 'function') {
+    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "producer": expected a kafkajs Producer`)
+  }
+  if (options.signTag !== undefined && typeof options.signTag !== 'function') {
+    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "signTag": expected a function (lane) => string`)
+  }
+  const sign = options.signTag
+  const wrapped = wrapSender(producer, sign)
+  return {
+    ...wrapped,
+    transaction: async (): Promise<Transaction> => wrapSender(await producer.transaction(), sign)
+  }
+}

@@ -1,0 +1,143 @@
+// The broker-neutral core: lane headers, the trust policy on message headers, the live lanes
+// from the registry's push, the lane policy, and option errors.
+import t from 'tap'
+import { runWithFlow, signTag } from '@flowtag/context'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { carrierOf, ConsumerMetrics, CONSUMER_METADATA, errorCodes, FlowReader, handles, laneHeaders, LaneWatch, MqError, ownerOf, PolicySource, withLaneHeaders } from '../src/index.ts'
+import { ConsumerCore } from '../src/consumer-core.ts'
+import { consumerOptionsSchema } from '../src/options.ts'
+import { laneProducer } from '../src/kafkajs.ts'
+import { laneChannel } from '../src/amqplib.ts'
+
+const KEY = { id: 'k1', secret: 'a-secret-of-16-chars' }
+
+t.test('lane headers: inside a flow only, merged into existing baggage, signed when asked', async (t) => {
+  t.same(laneHeaders({}, undefined), {}, 'outside a flow: nothing')
+  t.same(withLaneHeaders({ a: 'b' }, undefined), { a: 'b' }, 'outside a flow the headers are unchanged')
+  t.equal(withLaneHeaders(undefined, undefined), undefined)
+  const flow = { tag: 'v2', baggage: { tenant: 'acme' } }
+  t.same(laneHeaders({ baggage: 'other=1' }, flow), { 'x-flow-tag': 'v2', baggage: 'other=1,flowtag.lane=v2,tenant=acme' })
+  t.same(withLaneHeaders({ 'X-Flow-Tag': 'old', keep: Buffer.from('x') }, flow), { keep: Buffer.from('x'), 'x-flow-tag': 'v2', baggage: 'flowtag.lane=v2,tenant=acme' }, 'the old lane headers are replaced, others kept')
+  const signed = laneHeaders({}, flow, (lane) => signTag(lane, 60, KEY))
+  t.match(signed['x-flow-tag'], /^v2~\d+~k1~/, 'x-flow-tag signed')
+  t.match(signed.baggage, /flowtag\.lane=v2/, 'the baggage member stays plain')
+  t.same(laneHeaders({}, flow, () => { throw new Error('no key') })['x-flow-tag'], 'v2', 'a signer that throws leaves the plain lane')
+  t.same(laneHeaders({}, { baggage: {} }), {}, 'a flow without a lane or baggage adds nothing')
+  runWithFlow(flow, () => t.same(laneHeaders(undefined)['x-flow-tag'], 'v2', 'the current flow by default'))
+})
+
+t.test('carrierOf: strings and Buffers, repeated headers kept as arrays, other values left out', async (t) => {
+  t.same(carrierOf(undefined), {})
+  t.same(carrierOf({ 'X-Flow-Tag': Buffer.from('v2'), n: 3, rep: ['a', Buffer.from('b')], one: [Buffer.from('c')], none: [1] }), { 'x-flow-tag': 'v2', rep: ['a', 'b'], one: 'c' })
+})
+
+t.test('FlowReader: the trust policies of HTTP applied to messages', async (t) => {
+  const always = new FlowReader('always', false)
+  t.same(always.read({ 'x-flow-tag': 'v2' }).flow.tag, 'v2')
+  t.same(always.read({ baggage: 'flowtag.lane=v3' }).flow.tag, 'v3', 'the baggage lane when there is no x-flow-tag')
+  t.same(always.read({ 'x-flow-tag': 'bad tag!' }), { flow: { baggage: {} }, refused: true }, 'malformed: untagged, refused')
+  t.same(always.read({ 'x-flow-tag': ['v2', 'v3'] }).refused, true, 'repeated: refused')
+  t.same(always.read({}), { flow: { baggage: {} }, refused: false }, 'no lane: untagged, not refused')
+  const never = new FlowReader('never', false)
+  t.same(never.read({ 'x-flow-tag': 'v2' }), { flow: { baggage: {} }, refused: true }, 'never: every lane refused')
+  const signed = new FlowReader({ signed: { keys: [KEY] } }, false)
+  t.equal(signed.read({ 'x-flow-tag': signTag('v2', 60, KEY) }).flow.tag, 'v2', 'a valid signed tag is honoured')
+  const forged = signTag('v2', 60, { id: 'k1', secret: 'another-secret-16c' })
+  t.same(signed.read({ 'x-flow-tag': forged, baggage: 'flowtag.lane=v2' }), { flow: { baggage: {} }, refused: true }, 'a forged signature: untagged, refused (the plain baggage lane is not trusted)')
+  t.same(signed.read({ 'x-flow-tag': 'v2' }).refused, true, 'signed only: a plain lane is refused')
+  t.equal(signed.run({ tag: 'v9', baggage: {} }, () => 42), 42)
+})
+
+t.test('ownership: permissive, strict and leases', async (t) => {
+  const policy = { stable: 'v1', strict: false }
+  const live = new Set(['v2'])
+  const isLive = (l: string) => live.has(l)
+  t.equal(ownerOf(undefined, policy, isLive), 'v1', 'untagged: stable')
+  t.equal(ownerOf('v1', policy, isLive), 'v1')
+  t.equal(ownerOf('v2', policy, isLive), 'v2', 'a live lane: its own')
+  t.equal(ownerOf('v3', policy, isLive), 'v1', 'permissive: a lane with no live consumer is stable\'s')
+  t.equal(ownerOf('v3', { ...policy, strict: true }, isLive), undefined, 'strict: it waits')
+  t.ok(handles('v2', 'v2', policy, () => false), 'a lane consumer handles its lane whatever the registry says')
+  t.notOk(handles('v2', undefined, policy, isLive), 'and never untagged messages')
+  t.ok(handles('v1', 'v3', policy, isLive))
+  t.notOk(handles('v1', 'v2', policy, isLive))
+  const source = new PolicySource('svc', (s) => (s === 'svc' ? { stable: 'v2', strict: true, expired: ['v3'] } : undefined), 'v1', 'permissive')
+  t.same(source.current(), { stable: 'v2', strict: true }, 'lanes() over the defaults')
+  t.equal(handles('v3', 'v3', source.current(), () => true), true, 'a lane whose lease ran out keeps its messages while its consumers are live')
+  t.same(new PolicySource('svc', () => { throw new Error('boom') }, 'v1', 'strict').current(), { stable: 'v1', strict: true }, 'a resolver that throws: the defaults')
+})
+
+t.test('LaneWatch: live lanes of a consumer key, pushed', async (t) => {
+  const discovery = new StaticDiscovery({})
+  const watch = new LaneWatch(discovery, 'worker', 'orders', 'version', () => 'v1')
+  const seen: Array<{ came: readonly string[], gone: readonly string[] }> = []
+  watch.onChange(({ came, gone }) => seen.push({ came, gone }))
+  watch.onChange(() => { throw new Error('a bad listener') })
+  await watch.start()
+  await watch.start()
+  t.same([...watch.live], [])
+  const inst = (port: number, version: string | undefined, keys: string | undefined, extra: object = {}) =>
+    ({ ip: '127.0.0.1', port, metadata: { ...(version === undefined ? {} : { version }), ...(keys === undefined ? {} : { [CONSUMER_METADATA]: keys }) }, ...extra })
+  discovery.set('worker', [inst(1, 'v2', 'orders'), inst(2, undefined, 'payments, orders'), inst(3, 'v3', 'payments'), inst(4, 'v4', undefined), inst(5, 'v5', 'orders', { healthy: false })])
+  t.same([...watch.live].sort(), ['v1', 'v2'], 'eligible instances naming the key; unlabelled ones are stable\'s')
+  t.ok(watch.isLive('v2'))
+  t.ok(watch.changedAt > 0)
+  discovery.set('worker', [inst(1, 'v2', 'orders')])
+  t.same(seen, [{ came: ['v2', 'v1'], gone: [] }, { came: [], gone: ['v1'] }])
+  discovery.set('worker', [inst(1, 'v2', 'orders'), inst(9, 'v4', 'other')])
+  t.equal(seen.length, 2, 'no change of the live set: no event')
+  watch.close()
+})
+
+t.test('metrics: counts per lane, fallback, refused, lag', async (t) => {
+  const m = new ConsumerMetrics({ system: 'kafka', destination: 'orders', group: 'g', version: 'v1' })
+  m.handled(undefined, 0.01, false)
+  m.handled('v2', 0.01, true)
+  m.failed('v2', 0.02, true, Object.assign(new Error('x'), { code: 'E_X' }))
+  m.failed(undefined, 0.02, false, null)
+  m.skipped('v3')
+  m.refused()
+  m.lag('orders/0', 5)
+  t.same(m.stats, {
+    lanes: { none: { handled: 1, failed: 1, skipped: 0, fallback: 0 }, v2: { handled: 1, failed: 1, skipped: 0, fallback: 1 }, v3: { handled: 0, failed: 0, skipped: 1, fallback: 0 } },
+    refused: 1,
+    lag: { 'orders/0': 5 }
+  })
+})
+
+t.test('options: every bad field named', async (t) => {
+  const discovery = new StaticDiscovery({})
+  const base = { service: 'worker', discovery }
+  const bad = (o: object, field: RegExp) => t.throws(() => new ConsumerCore(consumerOptionsSchema.parse(o), 'k', { system: 'kafka', destination: 'd', group: 'g' }), field)
+  bad({ service: 'worker' }, /invalid option "discovery"/)
+  bad({ ...base, nacos: { naming: {} } }, /invalid option "registration": nacos and registration go together/)
+  bad({ ...base, trust: { signed: { keys: [{ id: 'k', secret: 'short' }] } } }, /invalid option "trust"/)
+  const err = (() => { try { consumerOptionsSchema.parse({ ...base, lane: 'bad lane' }) } catch (e) { return e } })()
+  t.ok(err !== undefined)
+  const { parseWith } = await import('../src/options.ts')
+  t.throws(() => parseWith(consumerOptionsSchema, { ...base, lane: 'bad lane' }), { code: errorCodes.BAD_OPTION, message: /invalid option "lane"/ })
+  t.throws(() => parseWith(consumerOptionsSchema, { ...base, mode: 'loose' }), { code: errorCodes.BAD_OPTION, message: /invalid option "mode"/ })
+  t.throws(() => laneProducer({} as never), { code: errorCodes.BAD_OPTION, message: /"producer"/ })
+  t.throws(() => laneProducer({ send () {}, sendBatch () {} } as never, { signTag: 'x' as never }), /"signTag"/)
+  t.throws(() => laneChannel({} as never), { code: errorCodes.BAD_OPTION, message: /"channel"/ })
+  t.throws(() => laneChannel({ publish () {}, sendToQueue () {} } as never, { signTag: 1 as never }), /"signTag"/)
+  t.ok(new MqError(errorCodes.BROKER, 'x') instanceof MqError)
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ ...base, lane: 'v2' }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  t.equal(core.ready, true, 'not registering: ready')
+  t.equal(core.stable, false)
+  await core.register()
+  await core.deregister()
+  core.close()
+})
+
+t.test('the stable lane is pinned when a consumer starts; strictness stays live', async (t) => {
+  const rules: { cfg?: { stable: string, strict?: boolean } } = {}
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery: new StaticDiscovery({}), lane: 'v1', stableLane: 'v1', lanes: () => rules.cfg }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  core.pin()
+  t.ok(core.stable)
+  rules.cfg = { stable: 'v2', strict: true }
+  t.same(core.policy, { stable: 'v1', strict: true }, 'a promotion in the rules does not move a running consumer\'s stable lane')
+  t.ok(core.stable, 'it keeps handling untagged messages until it restarts')
+  t.equal(core.verdict({}).handle, true)
+  core.close()
+})
