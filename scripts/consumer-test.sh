@@ -29,5 +29,7 @@ check "flowtag-rules validate on Node 22" "$node22" node_modules/@flowtag/rules/
 check "flowtag rules validate on Node 24" "$node24" node_modules/.bin/flowtag rules validate rules.json
 check "tsc --noEmit, moduleResolution nodenext" "$node24" node_modules/typescript/bin/tsc -p tsconfig.nodenext.json
 check "tsc --noEmit, moduleResolution bundler" "$node24" node_modules/typescript/bin/tsc -p tsconfig.bundler.json
+# @flowtag/nestjs in Nest projects of their own, one per supported Nest major (tests/consumer/nest).
+source "$root/tests/consumer/nest/checks.sh"
 echo "consumer: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -79,45 +79,10 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
   if (!parsedSignals.success) throw new FlowtagError(errorCodes.BAD_OPTION, optionErrorMessage(PACKAGE, parsedSignals.error, 'signals'))
   const signals = parsedSignals.data
   const service = new FlowTagService(rest)
-  const { tagger, healthPath, readyPath } = service
   const servers = new Set<Server>()
   let closed: Promise<void> | undefined
 
-  const middleware = function flowTagServiceMiddleware (req: Request, res: Response, next: NextFunction): void {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      if (req.path === healthPath) {
-        res.json({ status: 'ok' })
-        return
-      }
-      if (req.path === readyPath) {
-        const r = service.readiness()
-        res.status(r.ready ? 200 : 503).json(r.body)
-        return
-      }
-    }
-    const flow = tagger.decide(facts(req))
-    req.flow = flow
-    // pino-http (or any logger on `req.log` with pino's `child`): every log line of the request
-    // says which lane it is in, as in the Fastify preset.
-    const log = (req as { log?: { child?: (bindings: object) => unknown } }).log
-    if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
-    if (service.receipts) receiptOnHeaders(res, flow)
-    const metrics = service.metrics
-    if (metrics !== undefined) {
-      const start = performance.now()
-      res.once('close', () => {
-        const route = (req.route as { path?: unknown } | undefined)?.path
-        metrics.record({
-          lane: flow.tag,
-          method: req.method,
-          route: typeof route === 'string' ? req.baseUrl + route : undefined,
-          status: res.writableFinished ? res.statusCode : undefined,
-          seconds: (performance.now() - start) / 1000
-        })
-      })
-    }
-    tagger.run(flow, tagger.otelContext(flow), next)
-  }
+  const middleware = flowTagRequests(service)
 
   const onSignal = (signal: NodeJS.Signals): void => {
     service.logger.info({ signal, service: service.name }, 'flowtag: stopping: deregistering, then draining')
@@ -197,6 +162,51 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     drain: () => service.drain(),
     close
   })
+}
+
+/**
+ * The per-request half of {@link flowTagService}, for a {@link FlowTagService} whose lifecycle
+ * (`prepare`, `start`, `drain`, `close`) the caller drives, as a framework over Express does
+ * (@flowtag/nestjs): `/health`, `/ready`, tagging (`req.flow`), fallback receipts and metrics.
+ * Mount it before the routes; it neither registers, listens nor closes anything.
+ */
+export function flowTagRequests (service: FlowTagService): (req: Request, res: Response, next: NextFunction) => void {
+  const { tagger, healthPath, readyPath } = service
+  return function flowTagServiceMiddleware (req: Request, res: Response, next: NextFunction): void {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (req.path === healthPath) {
+        res.json({ status: 'ok' })
+        return
+      }
+      if (req.path === readyPath) {
+        const r = service.readiness()
+        res.status(r.ready ? 200 : 503).json(r.body)
+        return
+      }
+    }
+    const flow = tagger.decide(facts(req))
+    req.flow = flow
+    // pino-http (or any logger on `req.log` with pino's `child`): every log line of the request
+    // says which lane it is in, as in the Fastify preset.
+    const log = (req as { log?: { child?: (bindings: object) => unknown } }).log
+    if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
+    if (service.receipts) receiptOnHeaders(res, flow)
+    const metrics = service.metrics
+    if (metrics !== undefined) {
+      const start = performance.now()
+      res.once('close', () => {
+        const route = (req.route as { path?: unknown } | undefined)?.path
+        metrics.record({
+          lane: flow.tag,
+          method: req.method,
+          route: typeof route === 'string' ? req.baseUrl + route : undefined,
+          status: res.writableFinished ? res.statusCode : undefined,
+          seconds: (performance.now() - start) / 1000
+        })
+      })
+    }
+    tagger.run(flow, tagger.otelContext(flow), next)
+  }
 }
 
 /** Facts read lazily from an Express request (Express 5 parses `query` on each access). */

@@ -1,7 +1,7 @@
 // @flowtag/service/fastify: one register() makes a Fastify app lane-aware. The work is the
 // FlowTagService core (service.ts); this file maps it onto Fastify's hooks and routes.
 import { currentFlow, fallbackOf, FALLBACK_HEADER, type FlowContext, type FlowTagger, type RequestFacts } from '@flowtag/context'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { FlowTagService } from './service.ts'
 import type { FlowTagServiceOptions } from './options.ts'
@@ -33,6 +33,33 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
   // register() options that belong to Fastify, not to us
   const { prefix: _p, logLevel: _l, logSerializers: _s, ...ours } = options as FastifyFlowTagServiceOptions & Record<string, unknown>
   const service = new FlowTagService({ logger: fastify.log, ...ours } as FlowTagServiceOptions)
+  installRequestHooks(fastify, service)
+
+  fastify.addHook('onReady', async function flowTagServicePrepare () {
+    await service.prepare()
+  })
+
+  fastify.addHook('onListen', async function flowTagServiceRegister () {
+    const address = fastify.server.address()
+    await service.start(typeof address === 'object' && address !== null ? address : undefined)
+  })
+
+  // Deregister first, and keep serving drainMs, before Fastify stops the server. Fastify marks
+  // itself closing before preClose, so with return503OnClosing on (its default) new requests get
+  // 503 meanwhile: create Fastify with { return503OnClosing: false }, or call
+  // app.flowtag.drain() before app.close(). Fastify does not expose the setting, hence no check.
+  fastify.addHook('preClose', async function flowTagServiceDrain () {
+    await service.drain()
+  })
+
+  // After in-flight requests: outbound, rules, then the Nacos client (each only if ours).
+  fastify.addHook('onClose', async function flowTagServiceClose () {
+    await service.close()
+  })
+}
+
+/** The per-request half of the preset: probes, tagging, receipts, metrics; `fastify.flowtag`, `request.flow`. */
+function installRequestHooks (fastify: FastifyInstance, service: FlowTagService): void {
   const { tagger } = service
 
   fastify.decorate('flowtag', service)
@@ -93,28 +120,6 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
       done()
     })
   }
-
-  fastify.addHook('onReady', async function flowTagServicePrepare () {
-    await service.prepare()
-  })
-
-  fastify.addHook('onListen', async function flowTagServiceRegister () {
-    const address = fastify.server.address()
-    await service.start(typeof address === 'object' && address !== null ? address : undefined)
-  })
-
-  // Deregister first, and keep serving drainMs, before Fastify stops the server. Fastify marks
-  // itself closing before preClose, so with return503OnClosing on (its default) new requests get
-  // 503 meanwhile: create Fastify with { return503OnClosing: false }, or call
-  // app.flowtag.drain() before app.close(). Fastify does not expose the setting, hence no check.
-  fastify.addHook('preClose', async function flowTagServiceDrain () {
-    await service.drain()
-  })
-
-  // After in-flight requests: outbound, rules, then the Nacos client (each only if ours).
-  fastify.addHook('onClose', async function flowTagServiceClose () {
-    await service.close()
-  })
 }
 
 /**
@@ -133,3 +138,20 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
 export const fastifyFlowTagService = fp(fastifyFlowTagServicePlugin, { fastify: '5.x', name: '@flowtag/service' })
 export default fastifyFlowTagService
 export { FlowTagService }
+
+export interface FastifyFlowTagRequestsOptions {
+  /** The service (from `createFlowTagService`) whose requests to tag; its lifecycle stays the caller's. */
+  service: FlowTagService
+}
+
+const fastifyFlowTagRequestsPlugin: FastifyPluginAsync<FastifyFlowTagRequestsOptions> = async function fastifyFlowTagRequests (fastify, options) {
+  installRequestHooks(fastify, options.service)
+}
+
+/**
+ * The per-request half of {@link fastifyFlowTagService}, for a {@link FlowTagService} whose lifecycle
+ * (`prepare`, `start`, `drain`, `close`) the caller drives, as a framework over Fastify does
+ * (@flowtag/nestjs): `/health`, `/ready`, tagging (`request.flow`), fallback receipts and metrics,
+ * and `fastify.flowtag`. It adds no lifecycle hook: nothing registers or closes here.
+ */
+export const fastifyFlowTagRequests = fp(fastifyFlowTagRequestsPlugin, { fastify: '5.x', name: '@flowtag/service/requests' })

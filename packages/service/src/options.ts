@@ -162,3 +162,15 @@ function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string,
 function failOn (issues: IssueList, prefix: string | undefined, problem: string): never {
   throw badServiceOption(fieldOf(issues, prefix), problem)
 }
+
+/**
+ * Validate options without creating anything (no connection, no folder): for frameworks that
+ * take the options long before they create the service (@flowtag/nestjs's `forRoot`). The
+ * preset's own fields and the rules are checked here; options handed whole to a composed client
+ * (`nacos` as client options, `trust`) are checked by
+ * `createFlowTagService`, with the same error.
+ * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
+ */
+export function validateServiceOptions (options: FlowTagServiceOptions): void {
+  parseServiceOptions(options)
+}

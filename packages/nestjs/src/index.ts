@@ -1,0 +1,7 @@
+export { FlowTagModule } from './module.ts'
+export { FLOWTAG_OPTIONS, type FlowTagModuleOptions, type FlowTagModuleAsyncOptions } from './options.ts'
+export { Lane, LaneContext } from './lane.ts'
+export { FlowTagHttpClient } from './http-client.ts'
+export { nestLogger } from './logger.ts'
+export { errorCodes, type NestErrorCode } from './errors.ts'
+export { FlowTagService } from '@flowtag/service'

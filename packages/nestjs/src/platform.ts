@@ -1,0 +1,38 @@
+// The request half of the preset on the app's own HTTP server: Nest hands over the Express app or
+// the Fastify instance (`HttpAdapterHost`) while it creates the providers, before it registers
+// any middleware or route, so the preset's middleware (Express) or hooks (Fastify) come first.
+import { FlowtagError } from '@flowtag/errors'
+import type { FlowTagService } from '@flowtag/service'
+import { flowTagRequests } from '@flowtag/service/express'
+import { fastifyFlowTagRequests } from '@flowtag/service/fastify'
+import type { HttpAdapterHost } from '@nestjs/core'
+import { errorCodes, PACKAGE } from './errors.ts'
+
+/** Which platform the app runs on; `none` for an app without HTTP (a microservice, a standalone context). */
+export type FlowTagPlatform = 'express' | 'fastify' | 'none'
+
+/**
+ * Put `/health`, `/ready` and the tagging of every request on the app's platform.
+ * @throws {FlowtagError} `FLOWTAG_NEST_UNSUPPORTED_PLATFORM` for another HTTP adapter.
+ */
+export function bindPlatform (host: HttpAdapterHost | undefined, service: FlowTagService): FlowTagPlatform {
+  const adapter = host?.httpAdapter
+  if (adapter === undefined || adapter === null) return 'none'
+  const type = adapter.getType()
+  const instance = adapter.getInstance() as {
+    use(fn: unknown): unknown
+    register(plugin: unknown, options: unknown): unknown
+  }
+  if (type === 'express') {
+    instance.use(flowTagRequests(service))
+    return 'express'
+  }
+  if (type === 'fastify') {
+    // Loaded with Nest's own plugins when the adapter initialises, before the routes.
+    void instance.register(fastifyFlowTagRequests, { service })
+    return 'fastify'
+  }
+  // Nest fails to start: release what the service opened (the rule source) so nothing lingers.
+  void service.close()
+  throw new FlowtagError(errorCodes.UNSUPPORTED_PLATFORM, `${PACKAGE}: the HTTP adapter "${String(type)}" is not supported; use @nestjs/platform-express or @nestjs/platform-fastify`)
+}
