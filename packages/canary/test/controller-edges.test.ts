@@ -270,7 +270,7 @@ t.test('a reading that fails mid-step is no data: the check waits, it never judg
   await waitFor('a check without data', () => c.state.history.some((e) => e.event === 'wait'), 15_000)
   off()
   const wait = c.state.history.find((e) => e.event === 'wait')!
-  t.match(wait.message, /waiting for traffic: no metrics: metrics endpoint down/)
+  t.match(wait.message, /waiting: no metrics: metrics endpoint down/)
   t.match(wait.data, { verdict: 'waiting', candidate: { requests: 0 } })
   t.notOk(c.state.history.some((e) => e.event === 'check'), 'no pass on stale figures')
   t.equal(c.state.step, 0)

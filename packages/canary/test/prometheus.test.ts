@@ -201,5 +201,5 @@ t.test('options are validated', async (t) => {
   t.throws(() => new PrometheusSource({ url: 'http://x', timeoutMs: 0 }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "timeoutMs"/ })
   await t.rejects(CanaryController.start({ service: 's', candidate: 'v2', stable: 'v1', prometheus: { url: 'nope' } }, { nacos: {} as never }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /"prometheus.url"/ })
   const q = new PrometheusSource({ url: 'http://x/prom/', serviceLabel: '', matchers: 'ns="a"' }).queries('svc')
-  t.equal(q.sum, 'sum by (instance, flowtag_version) ({__name__=~"http_server_request_duration(?:_seconds)?_sum", ns="a"})', 'no service label, the extra matchers')
+  t.equal(q.sum, 'sum by (instance, flowtag_version) ({__name__=~"http_server_request_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
 })
