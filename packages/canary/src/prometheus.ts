@@ -92,6 +92,8 @@ export interface PrometheusQueries {
 export class PrometheusSource implements MetricsSource {
   readonly #o: z.output<typeof PrometheusOptionsSchema>
   readonly #endpoint: string
+  /** The lane each instance was last seen in: an instance Prometheus could not scrape has only `up`. */
+  readonly #lanes = new Map<string, string>()
 
   constructor (options: PrometheusOptions) {
     const parsed = PrometheusOptionsSchema.safeParse(options)
@@ -142,9 +144,13 @@ export class PrometheusSource implements MetricsSource {
     const instanceOf = (m: Record<string, string>): InstanceReading => {
       const key = m[o.instanceLabel] ?? 'unknown'
       let i = instances.get(key)
-      if (i === undefined) instances.set(key, i = { key, lane: 'none', figures: emptyFigures(), metadata: {} })
+      if (i === undefined) instances.set(key, i = { key, lane: this.#lanes.get(key) ?? 'none', figures: emptyFigures(), metadata: {} })
       const lane = m[o.laneLabel]
-      if (lane !== undefined && lane !== '') i.lane = lane
+      if (lane !== undefined && lane !== '' && lane !== i.lane) {
+        i.lane = lane
+        if (this.#lanes.size >= 10_000) this.#lanes.clear()
+        this.#lanes.set(key, lane)
+      }
       return i
     }
     const figuresOf = (m: Record<string, string>): Figures => instanceOf(m).figures!
