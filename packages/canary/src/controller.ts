@@ -536,14 +536,12 @@ export class CanaryController {
 }
 
 function figures (w: LaneWindow): Record<string, unknown> {
-  // A figure that is not a number is kept as its text (JSON has no NaN): the audit shows what was read.
-  const n = (x: number) => (Number.isFinite(x) ? round(x) : String(x))
   return {
-    requests: Number.isFinite(w.requests) ? w.requests : String(w.requests),
-    errorRate: n(w.errorRate),
-    serverErrorRate: n(w.serverErrorRate),
-    networkErrors: Number.isFinite(w.networkErrors) ? w.networkErrors : String(w.networkErrors),
-    p99: w.p99 === undefined ? null : n(w.p99),
+    requests: w.requests,
+    errorRate: round(w.errorRate),
+    serverErrorRate: round(w.serverErrorRate),
+    networkErrors: w.networkErrors,
+    p99: w.p99 === undefined ? null : round(w.p99),
     p99Text: sec(w.p99),
     restarts: w.restarts ?? 0,
     callerFailures: w.callerFailures ?? 0,

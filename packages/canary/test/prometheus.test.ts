@@ -114,7 +114,8 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       const own = direct.get(key)!
       t.same({ ...viaProm, seconds: 0 }, { ...own, seconds: 0 }, `${key}: counts and buckets equal the instance's own /metrics`)
       t.ok(Math.abs(viaProm.seconds - own.seconds) < 1e-6, `${key}: the same sum of durations`)
-      t.ok(started.get(key) !== undefined && Math.abs(r.instances.get(key)!.startTime! - started.get(key)!) < 1e-3, `${key}: its process start time`)
+      const startTime = r.instances.get(key)!.startTime
+      t.ok(started.get(key) !== undefined && startTime !== undefined && Math.abs(startTime - started.get(key)!) < 1e-3, `${key}: its process start time (${startTime} through Prometheus, ${started.get(key)} its own)`)
     }
     const q = new PrometheusSource({ url }).queries(SERVICE)
     t.match(q.count, /sum by \(instance, flowtag_version, http_response_status_code, error_type\)/)
