@@ -21,6 +21,8 @@ export const serviceEnvSchema = z.object({
   FLOWTAG_DEBUG: z.enum(['0', '1']).default('0').transform((v) => v === '1'),
   /** Share (0-1) of requests this instance answers with 500: a bad build, for canary demos and tests. */
   FAIL_RATE: z.coerce.number().min(0).max(1).default(0),
+  /** Exit the process in the middle of every Nth request of the app's own routes (0: never): a crash-looping build, for chaos tests. */
+  CRASH_EVERY: z.coerce.number().int().min(0).default(0),
   /** Sign lanes on every hop and honour only signed ones at services (the demo sets one); unset: services trust the network. */
   FLOWTAG_TAG_KEY: z.string().min(16, 'at least 16 characters').optional(),
   FLOWTAG_TAG_KEY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/).default('demo'),

@@ -60,6 +60,19 @@ function failSome (app: FastifyInstance, rate: number): void {
   })
 }
 
+/** Exit in the middle of every `every`-th request of the app's own routes: nothing is answered or counted. */
+function crashSome (app: FastifyInstance, every: number): void {
+  let n = 0
+  app.addHook('preHandler', async (request) => {
+    const url = request.routeOptions.url
+    if (url === HEALTH_PATH || url === READY_PATH || url === METRICS_PATH) return
+    if (++n % every === 0) {
+      request.log.error({ served: n }, `crashing (CRASH_EVERY=${every})`)
+      process.exit(1)
+    }
+  })
+}
+
 /**
  * Run a demo app from the environment: Fastify with pino logs and Prometheus /metrics, the
  * app's own build step, listen on HOST:PORT, stop on signals; exit 1 with the reason if it
@@ -77,6 +90,7 @@ export async function main (name: string, build: BuildApp): Promise<void> {
     // Registered first: the global MeterProvider then also collects flowtag's own instruments.
     setupMetrics(app, { service: name, version: env.SERVICE_VERSION })
     if (env.FAIL_RATE > 0) failSome(app, env.FAIL_RATE)
+    if (env.CRASH_EVERY > 0) crashSome(app, env.CRASH_EVERY)
     await build(app, env)
     closeOnSignals(app)
     const address = await app.listen({ port: env.PORT, host: env.HOST })

@@ -3,7 +3,7 @@ import { readEnv } from '../src/index.ts'
 
 t.test('defaults apply and numbers are coerced', async (t) => {
   const env = readEnv({ NACOS_SERVER_ADDR: '127.0.0.1:8848', PORT: '8080' })
-  t.match(env, { NACOS_SERVER_ADDR: '127.0.0.1:8848', PORT: 8080, HOST: '127.0.0.1', SERVICE_VERSION: 'v1', DRAIN_MS: 1000, RULES_GROUP: 'FLOWTAG' })
+  t.match(env, { NACOS_SERVER_ADDR: '127.0.0.1:8848', PORT: 8080, HOST: '127.0.0.1', SERVICE_VERSION: 'v1', DRAIN_MS: 1000, RULES_GROUP: 'FLOWTAG', CRASH_EVERY: 0 })
 })
 
 t.test('a bad environment is refused with a coded error naming each variable', async (t) => {
@@ -11,4 +11,5 @@ t.test('a bad environment is refused with a coded error naming each variable', a
   t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', PORT: 'http' }), { message: /PORT/ })
   t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', SERVICE_VERSION: 'v 2' }), { message: /SERVICE_VERSION: a lane name/ })
   t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', LOG_LEVEL: 'loud', DRAIN_MS: '-1' }), { message: /LOG_LEVEL.*DRAIN_MS|DRAIN_MS.*LOG_LEVEL/ })
+  t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', CRASH_EVERY: '2.5' }), { message: /CRASH_EVERY/ })
 })

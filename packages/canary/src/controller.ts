@@ -10,10 +10,11 @@ import { judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
 import { PrometheusSource } from './prometheus.ts'
 import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
+import { readingProblem, WindowTracker } from './tracker.ts'
 import { parseCanarySpec, type CanarySpec } from './spec.ts'
 import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
 import { confirm, notify, type CanaryEvent } from './webhooks.ts'
-import { emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
+import { emptyFigures, summarize, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
 export const RULES_VERSION_METADATA = 'flowtag.rules.version'
@@ -64,7 +65,8 @@ export class CanaryController {
   readonly #listeners = new Set<Listener>()
   readonly #series: SeriesPoint[] = []
   #state: CanaryState
-  #baseline: Reading | undefined
+  /** The step's window, from the reading it opened at; undefined until it opens. */
+  #window: WindowTracker | undefined
   #previous: Reading | undefined
   /** Why the last reading failed; undefined once one succeeds. A check then has no data. */
   #readError: Error | undefined
@@ -83,9 +85,10 @@ export class CanaryController {
     this.#nacos = options.nacos
     this.#store = new StateStore(options.nacos.config, state.spec.rules.group)
     const prometheus = state.spec.prometheus
+    const spec = state.spec
     this.#metrics = options.metrics ?? (prometheus === undefined
-      ? new ScrapeSource({ discovery: options.nacos.naming, metricsPath: state.spec.metricsPath })
-      : new PrometheusSource({ ...prometheus, ...(options.prometheusAuthorization === undefined ? {} : { authorization: options.prometheusAuthorization }) }))
+      ? new ScrapeSource({ discovery: options.nacos.naming, metricsPath: spec.metricsPath, excludeRoutes: spec.excludeRoutes })
+      : new PrometheusSource({ ...prometheus, excludeRoutes: [spec.metricsPath, ...spec.excludeRoutes], ...(options.prometheusAuthorization === undefined ? {} : { authorization: options.prometheusAuthorization }) }))
     this.#tickMs = options.tickMs ?? Math.min(1000, state.spec.intervalMs)
     this.#log = options.logger ?? silent
     this.done = this.#run()
@@ -285,7 +288,7 @@ export class CanaryController {
     const now = Date.now()
     Object.assign(s, { step: index, weight, ruleVersion: version, phase: 'converging' satisfies Phase, publishedAt: now, stepStartedAt: now, passedChecks: 0, failedChecks: 0 })
     delete s.pausedBy
-    this.#baseline = undefined
+    this.#window = undefined
     this.#audit('step', `step ${index + 1}/${s.spec.steps.length}: ${s.spec.candidate} at ${weight}% (rule version ${version})`)
     await this.#notify('step', `${s.spec.candidate} at ${weight}%`)
   }
@@ -320,14 +323,15 @@ export class CanaryController {
       // converging, and the convergence timeout below still bounds it.
       let baseline: Reading | undefined
       try {
-        baseline = await this.#metrics.read(s.spec.service)
+        baseline = await this.#read()
         this.#readError = undefined
       } catch (err) {
         this.#readError = err as Error
         this.#log.warn({ err, service: this.service }, 'flowtag canary: cannot read the metrics the step\'s window starts from')
       }
       if (baseline !== undefined) {
-        this.#baseline = baseline
+        this.#window = new WindowTracker(baseline)
+        this.#previous = baseline
         s.phase = 'waiting'
         s.stepStartedAt = baseline.at
         this.#nextCheckAt = baseline.at + s.spec.intervalMs
@@ -345,11 +349,28 @@ export class CanaryController {
     }
   }
 
+  /** Services whose failed calls to `service` count (`spec.callers`, else the convergence services but `service`). */
+  #callers (): string[] {
+    const spec = this.#state.spec
+    return spec.callers ?? (spec.convergence ?? []).filter((c) => c !== spec.service)
+  }
+
+  /**
+   * One reading from the source, checked: a figure from any source that is not a finite number
+   * ≥ 0 makes it invalid (rejected: no data, never judged).
+   */
+  async #read (): Promise<Reading> {
+    const reading = await this.#metrics.read(this.#state.spec.service, { callers: this.#callers() })
+    const problem = readingProblem(reading)
+    if (problem !== undefined) throw new Error(`invalid figures from the metrics source: ${problem}`)
+    return reading
+  }
+
   async #sample (): Promise<void> {
     const s = this.#state
     let reading: Reading
     try {
-      reading = await this.#metrics.read(s.spec.service)
+      reading = await this.#read()
     } catch (err) {
       this.#readError = err as Error
       this.#log.warn({ err, service: this.service }, 'flowtag canary: reading metrics failed')
@@ -367,22 +388,23 @@ export class CanaryController {
     }
     this.#previous = reading
     // After a restart the window starts at the first reading.
-    if (this.#baseline === undefined && s.phase !== 'converging') this.#baseline = reading
+    if (this.#window !== undefined) this.#window.add(reading)
+    else if (s.phase !== 'converging') this.#window = new WindowTracker(reading)
   }
 
   async #check (now: number): Promise<void> {
     const s = this.#state
     const spec = s.spec
     // No data is no data: the last good reading is not judged as if it were now.
-    const reading = this.#readError === undefined ? this.#previous : undefined
-    const lanes = reading === undefined ? new Map<string, Figures>() : laneWindow(reading, this.#baseline)
-    const candidate = summarize(lanes.get(spec.candidate) ?? emptyFigures())
-    const stable = summarize(lanes.get(spec.stable) ?? emptyFigures())
+    const window = this.#readError === undefined ? this.#window : undefined
+    const reading = window === undefined ? undefined : this.#previous
+    const candidate = window?.lane(spec.candidate) ?? summarize(emptyFigures())
+    const stable = window?.lane(spec.stable) ?? summarize(emptyFigures())
     const j: Judgement = reading === undefined
       ? { verdict: 'waiting', reason: `no metrics: ${this.#readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
       : judge(spec, candidate, stable)
     this.#lastJudgement = j
-    const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - s.stepStartedAt }
+    const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - (window?.openedAt ?? s.stepStartedAt) }
 
     if (reading === undefined) {
       // no data: the sustained-error clock neither runs on nor restarts
@@ -401,8 +423,15 @@ export class CanaryController {
 
     if (j.verdict === 'waiting') {
       if (s.phase !== 'paused') s.phase = 'waiting'
-      this.#audit('wait', `waiting for traffic: ${j.reason}`, data)
-      if (now - s.stepStartedAt > spec.maxWaitMs) await this.#deadline(`step ${s.step + 1} waited ${now - s.stepStartedAt} ms for ${spec.minRequests} candidate requests (maxWaitMs ${spec.maxWaitMs})`)
+      this.#audit('wait', `waiting: ${j.reason}`, data)
+      if (now - s.stepStartedAt > spec.maxWaitMs) {
+        await this.#deadline(`step ${s.step + 1} waited ${now - s.stepStartedAt} ms for ${spec.minRequests} candidate requests in a whole window (maxWaitMs ${spec.maxWaitMs}); last: ${j.reason}`)
+      } else if (reading !== undefined && window !== undefined && (candidate.partial?.length ?? 0) > 0 && window.reopenable(spec.candidate)) {
+        // Restarted (no more often than stable) or read late: every candidate instance is read
+        // now, so the window starts again here and the next check judges whole figures.
+        this.#window = new WindowTracker(reading)
+        this.#audit('window', `the step's window starts again: ${candidate.partial!.join(', ')}`)
+      }
       return
     }
     if (j.verdict === 'pass') {
@@ -507,7 +536,17 @@ export class CanaryController {
 }
 
 function figures (w: LaneWindow): Record<string, unknown> {
-  return { requests: w.requests, errorRate: round(w.errorRate), serverErrorRate: round(w.serverErrorRate), networkErrors: w.networkErrors, p99: w.p99 === undefined ? null : round(w.p99), p99Text: sec(w.p99) }
+  return {
+    requests: w.requests,
+    errorRate: round(w.errorRate),
+    serverErrorRate: round(w.serverErrorRate),
+    networkErrors: w.networkErrors,
+    p99: w.p99 === undefined ? null : round(w.p99),
+    p99Text: sec(w.p99),
+    restarts: w.restarts ?? 0,
+    callerFailures: w.callerFailures ?? 0,
+    ...(w.partial === undefined || w.partial.length === 0 ? {} : { partial: w.partial })
+  }
 }
 
 function round (x: number): number {

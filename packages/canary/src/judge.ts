@@ -10,15 +10,23 @@
 //   an absolute bound and a ratio to the stable lane's p99 above a floor. Kayenta's Mann–Whitney U
 //   needs raw samples; the instances export buckets, and a rank test over ~14 bucket values is
 //   dominated by ties, so it would not add power here.
+// - Restarts are a signal of their own: a candidate whose instances restarted more often than the
+//   stable lane's in the same window (a counter reset, a new process start time, an instance gone
+//   from discovery) fails the check, whatever its request count: a crash-looping process counts
+//   only its latest life's requests. A window in which a candidate instance restarted, or could not
+//   be read, is never passed on those partial figures: it is `waiting`.
+// - Callers' failed calls to a lane that the lane did not count itself (it died mid-request) are
+//   in its figures as network errors (WindowTracker).
+// - A figure that is not a finite number ≥ 0 makes the window invalid: `waiting`, never a pass.
 // - Nothing is judged below `minRequests` candidate requests: that is `waiting`, never a pass.
 //   The relative checks also need the stable lane to have `minRequests` in the window (at 100%
 //   it has almost none), and the p99 ratio needs 100 requests on each side: below that a p99 is
 //   just the slowest request.
 import type { CanarySpec } from './spec.ts'
-import type { LaneWindow } from './window.ts'
+import { countable, type LaneWindow } from './window.ts'
 
 export interface Breach {
-  /** `serverErrorRate`, `p99`, `relative.errorRate`, `relative.p99` */
+  /** `restarts`, `serverErrorRate`, `p99`, `relative.errorRate`, `relative.p99` */
   check: string
   value: number
   threshold: number
@@ -49,9 +57,35 @@ export function wilsonLower (k: number, n: number, z = 1.96): number {
   return Math.max(0, (centre - margin) / (1 + z2 / n))
 }
 
+/** What is not a finite number ≥ 0 in a window's figures; undefined when all are. */
+export function windowProblem (w: LaneWindow): string | undefined {
+  for (const k of ['requests', 'errorRate', 'serverErrorRate', 'networkErrors'] as const) if (!countable(w[k])) return `${k} ${w[k]}`
+  for (const k of ['p99', 'mean', 'restarts', 'callerFailures'] as const) if (w[k] !== undefined && !countable(w[k])) return `${k} ${w[k]}`
+  return undefined
+}
+
 export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWindow): Judgement {
   const t = spec.thresholds
   const base = { candidate, stable, breaches: [] as Breach[], errorRateHigh: false }
+  const invalid = windowProblem(candidate) ?? windowProblem(stable)
+  if (invalid !== undefined) {
+    return { ...base, verdict: 'waiting', reason: `invalid figures (${windowProblem(candidate) === undefined ? 'stable' : 'candidate'} ${invalid}): not judged` }
+  }
+  const restarts = candidate.restarts ?? 0
+  const allowed = (stable.restarts ?? 0) + t.restarts.maxIncrease
+  if (restarts > allowed) {
+    const breach: Breach = { check: 'restarts', value: restarts, threshold: allowed, action: t.restarts.action }
+    return {
+      ...base,
+      breaches: [breach],
+      errorRateHigh: candidate.errorRate > t.errorRate.max,
+      verdict: 'fail',
+      reason: `restarts ${restarts} > ${allowed} (candidate ${restarts}, stable ${stable.restarts ?? 0} in the window: ${(candidate.partial ?? []).join(', ')}; ${describe(candidate, stable)})`
+    }
+  }
+  if ((candidate.partial?.length ?? 0) > 0) {
+    return { ...base, verdict: 'waiting', reason: `the candidate's figures do not cover the window: ${candidate.partial!.join(', ')}` }
+  }
   if (candidate.requests < spec.minRequests) {
     return { ...base, verdict: 'waiting', reason: `${candidate.requests} of ${spec.minRequests} candidate requests in the window` }
   }
@@ -75,11 +109,16 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
     if (r > rel.maxP99Ratio) breaches.push({ check: 'relative.p99', value: r, threshold: rel.maxP99Ratio, action: rel.action })
   }
   const errorRateHigh = candidate.errorRate > t.errorRate.max
-  const figures = `candidate ${candidate.requests} req, errors ${pct(candidate.errorRate)}, 5xx ${pct(candidate.serverErrorRate)}, p99 ${sec(candidate.p99)}; ` +
-    `stable ${stable.requests} req, errors ${pct(stable.errorRate)}, p99 ${sec(stable.p99)}`
+  const figures = describe(candidate, stable)
   if (breaches.length === 0) return { ...base, errorRateHigh, verdict: 'pass', reason: figures }
   const what = breaches.map((b) => `${b.check} ${b.check.endsWith('p99') && !b.check.startsWith('relative') ? sec(b.value) : b.check === 'relative.p99' ? `${b.value.toFixed(2)}x` : pct(b.value)} > ${b.threshold}`).join(', ')
   return { ...base, errorRateHigh, breaches, verdict: 'fail', reason: `${what} (${figures})` }
+}
+
+function describe (candidate: LaneWindow, stable: LaneWindow): string {
+  const callers = (candidate.callerFailures ?? 0) > 0 ? ` (${candidate.callerFailures} failed calls seen by callers)` : ''
+  return `candidate ${candidate.requests} req, errors ${pct(candidate.errorRate)}${callers}, 5xx ${pct(candidate.serverErrorRate)}, p99 ${sec(candidate.p99)}; ` +
+    `stable ${stable.requests} req, errors ${pct(stable.errorRate)}, p99 ${sec(stable.p99)}`
 }
 
 export function pct (x: number): string {

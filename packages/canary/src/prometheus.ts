@@ -8,7 +8,7 @@ import { optionErrorMessage } from '@flowtag/errors'
 import { request } from 'undici'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
-import type { InstanceReading, MetricsSource, Reading } from './scrape.ts'
+import { CALLER_ABORTS, DEFAULT_EXCLUDED_ROUTES, type CallFigures, type InstanceReading, type MetricsSource, type ReadOptions, type Reading } from './scrape.ts'
 import { emptyFigures, type Figures } from './window.ts'
 
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -30,6 +30,8 @@ export const PrometheusSpecSchema = z.strictObject({
 })
 
 export const PrometheusOptionsSchema = PrometheusSpecSchema.extend({
+  /** Routes (`http_route`) whose requests are no lane's traffic: the scrapes and the probes. */
+  excludeRoutes: z.array(z.string().startsWith('/')).max(100).default([...DEFAULT_EXCLUDED_ROUTES]),
   /** `Authorization` header value for a Prometheus behind auth (`Bearer …`, `Basic …`). */
   authorization: z.string().min(1).optional(),
   /** Per query, ms. */
@@ -45,23 +47,53 @@ interface ApiAnswer { status: 'success' | 'error', data?: { resultType: string, 
 // The exporter names the histogram `http_server_request_duration_seconds_*` (unit suffix) or,
 // in older versions, without the suffix; ScrapeSource accepts both, so do these queries.
 const SERIES = (suffix: string) => `__name__=~"http_server_request_duration(?:_seconds)?_${suffix}"`
+const START = '__name__=~"flowtag_process_start_time(?:_seconds)?"'
+const OUTBOUND = (what: 'requests' | 'errors') => `__name__=~"flowtag_outbound_${what}(?:_total)?"`
+
+/** `s` as a literal in a PromQL (RE2) regular expression. */
+const literal = (s: string) => s.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&')
+
+/** The PromQL queries of one reading (what `read` sends). */
+export interface PrometheusQueries {
+  /** The histogram's `_count`, by instance, lane, status and `error_type`. */
+  count: string
+  /** Its `_sum`, by instance and lane. */
+  sum: string
+  /** Its `_bucket`, by instance, lane and `le`. */
+  bucket: string
+  /** Each instance's process start time (flowtag's gauge, else `process_start_time_seconds`). */
+  start: string
+  /** Whether Prometheus's last scrape of each instance succeeded (`up`). */
+  up: string
+  /** The callers' calls to the service, by caller instance and called lane (@flowtag/outbound); undefined when no caller is read. */
+  callerRequests?: string
+  /** The callers' failed calls, by caller instance, called lane and `error_type`. */
+  callerErrors?: string
+}
 
 /**
- * Lane figures from a Prometheus that scrapes the instances: three instant queries per reading
- * over the HTTP API (`GET <url>/api/v1/query`), the histogram's `_count` (by status and
- * `error_type`), `_sum` and `_bucket` (by `le`), each summed per instance and lane.
+ * Lane figures from a Prometheus that scrapes the instances: instant queries per reading over the
+ * HTTP API (`POST <url>/api/v1/query`): the histogram's `_count` (by status and `error_type`),
+ * `_sum` and `_bucket` (by `le`), each summed per instance and lane, leaving out `excludeRoutes`;
+ * each instance's process start time and `up`; and, with callers, their
+ * `flowtag_outbound_requests/errors` to the service by called lane.
  *
  * Options (validated with zod): `url` (required), `matchers` (extra label matchers),
  * `serviceLabel` @default 'job' (`''`: none), `laneLabel` @default 'flowtag_version',
- * `instanceLabel` @default 'instance', `authorization` (header value), `timeoutMs` @default 5000.
+ * `instanceLabel` @default 'instance', `excludeRoutes` @default ['/metrics', '/health', '/ready'],
+ * `authorization` (header value), `timeoutMs` @default 5000.
  *
  * `read()` rejects with `FLOWTAG_CANARY_METRICS_UNAVAILABLE` when Prometheus cannot be reached,
  * answers other than 200, or answers an error; the controller then has no data (never a pass).
+ * The figures are passed on as Prometheus gives them (`NaN` included): the controller refuses a
+ * reading with a figure that is not a finite number ≥ 0.
  * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` naming the field.
  */
 export class PrometheusSource implements MetricsSource {
   readonly #o: z.output<typeof PrometheusOptionsSchema>
   readonly #endpoint: string
+  /** The lane each instance was last seen in: an instance Prometheus could not scrape has only `up`. */
+  readonly #lanes = new Map<string, string>()
 
   constructor (options: PrometheusOptions) {
     const parsed = PrometheusOptionsSchema.safeParse(options)
@@ -70,43 +102,68 @@ export class PrometheusSource implements MetricsSource {
     this.#endpoint = `${parsed.data.url.replace(/\/+$/, '')}/api/v1/query`
   }
 
-  /** The three PromQL queries of one reading of `service` (also what `read` sends). */
-  queries (service: string): { count: string, sum: string, bucket: string } {
+  /** The PromQL queries of one reading of `service` (also what `read` sends). */
+  queries (service: string, options: ReadOptions = {}): PrometheusQueries {
     const o = this.#o
-    const select = [o.serviceLabel === '' ? undefined : `${o.serviceLabel}=${JSON.stringify(service)}`, o.matchers?.trim().replace(/,$/, '')]
+    const extra = o.matchers?.trim().replace(/,$/, '')
+    const select = [o.serviceLabel === '' ? undefined : `${o.serviceLabel}=${JSON.stringify(service)}`, extra]
       .filter((s) => s !== undefined && s !== '')
-    const by = `${o.instanceLabel}, ${o.laneLabel}`
-    const sel = (suffix: string) => `{${[SERIES(suffix), ...select].join(', ')}}`
-    return {
+    const routes = o.excludeRoutes.length === 0 ? [] : [`http_route!~${JSON.stringify(`${o.excludeRoutes.map(literal).join('|')}`)}`]
+    const inst = o.instanceLabel
+    const by = `${inst}, ${o.laneLabel}`
+    const sel = (suffix: string) => `{${[SERIES(suffix), ...select, ...routes].join(', ')}}`
+    const q: PrometheusQueries = {
       count: `sum by (${by}, http_response_status_code, error_type) (${sel('count')})`,
       sum: `sum by (${by}) (${sel('sum')})`,
-      bucket: `sum by (${by}, le) (${sel('bucket')})`
+      bucket: `sum by (${by}, le) (${sel('bucket')})`,
+      start: `max by (${by}) ({${[START, ...select].join(', ')}}) or on (${inst}) max by (${inst}) ({${['__name__="process_start_time_seconds"', ...select].join(', ')}})`,
+      up: `max by (${inst}) ({${['__name__="up"', ...select].join(', ')}})`
     }
+    const callers = options.callers?.filter((c) => c !== service)
+    if (callers === undefined || callers.length > 0) {
+      // The outbound metrics' own `service` label (the called service) is renamed by Prometheus
+      // when the scrape config sets a target label of that name.
+      const called = o.serviceLabel === 'service' ? 'exported_service' : 'service'
+      const from = callers === undefined || o.serviceLabel === '' ? [] : [`${o.serviceLabel}=~${JSON.stringify(callers.map(literal).join('|'))}`]
+      const csel = (what: 'requests' | 'errors') => `{${[OUTBOUND(what), `${called}=${JSON.stringify(service)}`, ...from, ...(extra === undefined || extra === '' ? [] : [extra])].join(', ')}}`
+      const cby = o.serviceLabel === '' ? `${inst}, lane` : `${inst}, ${o.serviceLabel}, lane`
+      q.callerRequests = `sum by (${cby}) (${csel('requests')})`
+      q.callerErrors = `sum by (${cby}, error_type) (${csel('errors')})`
+    }
+    return q
   }
 
-  async read (service: string): Promise<Reading> {
-    const q = this.queries(service)
+  async read (service: string, options: ReadOptions = {}): Promise<Reading> {
+    const q = this.queries(service, options)
     const at = Date.now()
     const time = at / 1000
-    const [count, sum, bucket] = await Promise.all([this.#query(q.count, time), this.#query(q.sum, time), this.#query(q.bucket, time)])
+    const ask = (promql: string | undefined) => promql === undefined ? Promise.resolve(undefined) : this.#query(promql, time)
+    const [count, sum, bucket, start, up, callerRequests, callerErrors] = await Promise.all([q.count, q.sum, q.bucket, q.start, q.up, q.callerRequests, q.callerErrors].map(ask))
     const o = this.#o
     const instances = new Map<string, InstanceReading>()
-    const figuresOf = (m: Record<string, string>): Figures => {
+    const instanceOf = (m: Record<string, string>): InstanceReading => {
       const key = m[o.instanceLabel] ?? 'unknown'
       let i = instances.get(key)
-      if (i === undefined) instances.set(key, i = { key, lane: m[o.laneLabel] ?? 'none', figures: emptyFigures(), metadata: {} })
-      return i.figures!
+      if (i === undefined) instances.set(key, i = { key, lane: this.#lanes.get(key) ?? 'none', figures: emptyFigures(), metadata: {} })
+      const lane = m[o.laneLabel]
+      if (lane !== undefined && lane !== '' && lane !== i.lane) {
+        i.lane = lane
+        if (this.#lanes.size >= 10_000) this.#lanes.clear()
+        this.#lanes.set(key, lane)
+      }
+      return i
     }
-    for (const s of count) {
+    const figuresOf = (m: Record<string, string>): Figures => instanceOf(m).figures!
+    for (const s of count!) {
       const f = figuresOf(s.metric)
       const n = Number(s.value[1])
       f.requests += n
       if (s.metric.error_type === 'aborted') f.networkErrors += n
       else if (Number(s.metric.http_response_status_code) >= 500) f.serverErrors += n
     }
-    for (const s of sum) figuresOf(s.metric).seconds += Number(s.value[1])
+    for (const s of sum!) figuresOf(s.metric).seconds += Number(s.value[1])
     const buckets = new Map<Figures, Map<number, number>>()
-    for (const s of bucket) {
+    for (const s of bucket!) {
       const f = figuresOf(s.metric)
       let b = buckets.get(f)
       if (b === undefined) buckets.set(f, b = new Map())
@@ -114,7 +171,32 @@ export class PrometheusSource implements MetricsSource {
       b.set(le, (b.get(le) ?? 0) + Number(s.value[1]))
     }
     for (const [f, b] of buckets) f.buckets = [...b].sort((x, y) => x[0] - y[0])
-    return { at, instances }
+    for (const s of start!) instanceOf(s.metric).startTime = Number(s.value[1])
+    // Prometheus could not scrape it: listed, but not read (its series went stale).
+    for (const s of up!) {
+      if (Number(s.value[1]) === 1) continue
+      const i = instanceOf(s.metric)
+      i.figures = undefined
+      i.error = `Prometheus's last scrape of it failed (up ${s.value[1]})`
+    }
+    const reading: Reading = { at, instances }
+    if (callerRequests !== undefined && callerErrors !== undefined) {
+      const callers = new Map<string, { service: string, calls: Map<string, CallFigures> }>()
+      const callsOf = (m: Record<string, string>): CallFigures => {
+        const key = m[o.instanceLabel] ?? 'unknown'
+        let caller = callers.get(key)
+        if (caller === undefined) callers.set(key, caller = { service: (o.serviceLabel === '' ? undefined : m[o.serviceLabel]) ?? 'unknown', calls: new Map() })
+        const byLane = caller.calls
+        const lane = m.lane ?? 'none'
+        let c = byLane.get(lane)
+        if (c === undefined) byLane.set(lane, c = { requests: 0, failures: 0 })
+        return c
+      }
+      for (const s of callerRequests) callsOf(s.metric).requests += Number(s.value[1])
+      for (const s of callerErrors) if (!CALLER_ABORTS.has(s.metric.error_type ?? '')) callsOf(s.metric).failures += Number(s.value[1])
+      reading.callers = new Map([...callers].map(([key, c]) => [key, { key, ...c }]))
+    }
+    return reading
   }
 
   async #query (promql: string, time: number): Promise<VectorSample[]> {

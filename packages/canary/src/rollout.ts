@@ -48,9 +48,11 @@ export function stepRuleSet (current: RuleSet, target: StepTarget, weight: numbe
 }
 
 /**
- * `current` with no route left to the candidate, version `version`: splits lose the candidate's
- * share (to their rest lane), rules that send to it are disabled, a default of it becomes stable,
- * and no service weights it. Afterwards no request is decided into the candidate lane.
+ * `current` with no route left to the candidate, version `version`: splits keep the candidate at
+ * 0 % (its share goes to their rest lane; a later canary's steps set it again, where removing it
+ * left a catch-all split ahead of the rule a step appends), rules that send to it are disabled, a
+ * default of it becomes stable, and no service weights it. Afterwards no request is decided into
+ * the candidate lane.
  */
 export function rollbackRuleSet (current: RuleSet, target: StepTarget, version: number): RuleSet {
   const rs = clone(current)
@@ -59,9 +61,8 @@ export function rollbackRuleSet (current: RuleSet, target: StepTarget, version: 
   for (const rule of rs.rules) {
     if (rule.lane === target.candidate) rule.enabled = false
     if (rule.split !== undefined && target.candidate in rule.split.weights) {
-      delete rule.split.weights[target.candidate]
+      rule.split.weights[target.candidate] = 0
       rule.split.rest ??= target.stable
-      if (Object.keys(rule.split.weights).length === 0) rule.split.weights = { [rule.split.rest]: 100 }
     }
   }
   if (rs.default === target.candidate) rs.default = target.stable

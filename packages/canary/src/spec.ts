@@ -22,6 +22,11 @@ export const ThresholdsSchema = z.strictObject({
   serverErrorRate: z.strictObject({ max: ratio.default(0.10), action: BreachAction.default('pause') }).prefault({}),
   /** p99 latency above `maxSeconds` → a failed check that rolls back after `failedChecks`. */
   p99: z.strictObject({ maxSeconds: z.number().positive().max(3600).default(1), action: BreachAction.default('rollback') }).prefault({}),
+  /**
+   * Restarts of the candidate's instances in the window (counter reset, new process start time,
+   * gone from discovery) above the stable lane's by more than `maxIncrease` → a failed check.
+   */
+  restarts: z.strictObject({ maxIncrease: z.number().int().min(0).max(1000).default(0), action: BreachAction.default('pause') }).prefault({}),
   /** Candidate against stable over the same window. */
   relative: z.strictObject({
     /** Candidate error share may exceed stable's by at most this many points (0.05 = 5 points). */
@@ -72,8 +77,15 @@ export const CanarySpecSchema = z.strictObject({
     events: z.array(z.url()).max(20).default([]),
     timeoutMs: ms(60_000).default(5000)
   }).prefault({}),
-  /** Path of the instances' Prometheus text. */
+  /** Path of the instances' Prometheus text (its requests, the scrapes, are never a lane's traffic). */
   metricsPath: z.string().startsWith('/').default('/metrics'),
+  /** Routes (`http.route`) whose requests are no lane's traffic besides `metricsPath`: the probes. */
+  excludeRoutes: z.array(z.string().startsWith('/')).max(100).default(['/health', '/ready']),
+  /**
+   * Services whose outbound metrics (@flowtag/outbound) count the calls to `service` they saw
+   * fail, in the lanes' figures (default: the `convergence` services other than `service`).
+   */
+  callers: z.array(z.string().min(1)).max(50).optional(),
   /** Read the lanes' figures from this Prometheus (`{ url, matchers?, serviceLabel?, laneLabel?, instanceLabel? }`) instead of scraping the instances. */
   prometheus: PrometheusSpecSchema.optional()
 }).superRefine((s, ctx) => {

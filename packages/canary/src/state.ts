@@ -23,7 +23,7 @@ export const TERMINAL: ReadonlySet<Phase> = new Set(['promoted', 'rolled-back', 
 /** One decision of the controller, with the numbers it was made on. */
 export interface AuditEntry {
   at: string
-  /** `start`, `step`, `converged`, `check`, `wait`, `alert`, `pause`, `resume`, `confirm`, `promote`, `rollback`, `abort`, `deadline`, `restart`, `command` */
+  /** `start`, `step`, `converged`, `check`, `wait`, `alert`, `pause`, `resume`, `confirm`, `promote`, `rollback`, `abort`, `deadline`, `restart`, `command`, `window` (the step's window starts again) */
   event: string
   step: number
   weight: number

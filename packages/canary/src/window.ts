@@ -18,9 +18,13 @@ export function emptyFigures (): Figures {
   return { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: [] }
 }
 
-/** `now − before`, per instance; a counter that went down (the instance restarted) counts from zero. */
+/**
+ * `now − before` of one instance's cumulative figures. A counter that went down (a restart) gives
+ * `now` (the new life's counts): right for a live series of points; a step's window does more
+ * (WindowTracker: it sees and judges the restart).
+ */
 export function delta (now: Figures, before: Figures | undefined): Figures {
-  if (before === undefined || now.requests < before.requests) return now
+  if (before === undefined || wentDown(now, before)) return now
   const prev = new Map(before.buckets)
   return {
     requests: now.requests - before.requests,
@@ -29,6 +33,34 @@ export function delta (now: Figures, before: Figures | undefined): Figures {
     seconds: Math.max(0, now.seconds - before.seconds),
     buckets: now.buckets.map(([le, n]) => [le, Math.max(0, n - (prev.get(le) ?? 0))])
   }
+}
+
+/** Whether any counter of `now` is below its value in `before`: the process restarted (or the series was reset). */
+export function wentDown (now: Figures, before: Figures): boolean {
+  if (now.requests < before.requests || now.serverErrors < before.serverErrors || now.networkErrors < before.networkErrors || now.seconds < before.seconds) return true
+  const prev = new Map(before.buckets)
+  return now.buckets.some(([le, n]) => n < (prev.get(le) ?? 0))
+}
+
+/**
+ * What is wrong with one instance's figures as a source gave them: a count or sum that is not a
+ * finite number ≥ 0 (`NaN`, `±Inf`, negative), or a bucket bound that is not a number.
+ * Undefined when they are sound. Such figures are never judged: the reading is invalid.
+ */
+export function figuresProblem (f: Figures): string | undefined {
+  for (const k of ['requests', 'serverErrors', 'networkErrors', 'seconds'] as const) {
+    if (!countable(f[k])) return `${k} ${f[k]}`
+  }
+  for (const [le, n] of f.buckets) {
+    if (Number.isNaN(le) || le < 0) return `bucket le=${le}`
+    if (!countable(n)) return `bucket le=${le} ${n}`
+  }
+  return undefined
+}
+
+/** A finite number ≥ 0. */
+export function countable (x: unknown): x is number {
+  return typeof x === 'number' && Number.isFinite(x) && x >= 0
 }
 
 /** Add `b` into `a` (same bucket bounds, or a's are taken from b when a has none). */
@@ -83,9 +115,20 @@ export interface LaneWindow {
   p99: number | undefined
   /** Mean duration, seconds. */
   mean: number | undefined
+  /**
+   * Restarts of the lane's instances in the window: a counter that went down, a new process start
+   * time, an instance that left discovery (counted while it is away; once back, as a restart unless
+   * its start time is unchanged). Undefined: not known (0).
+   */
+  restarts?: number
+  /** Why the lane's figures do not cover the whole window (an instance restarted, could not be read, ...); empty or undefined when they do. */
+  partial?: string[]
+  /** Calls to the lane its callers saw fail (no answer: the connection died, a timeout), in the window. */
+  callerFailures?: number
 }
 
-export function summarize (f: Figures): LaneWindow {
+/** The window's shares of `f`; `extra` adds what a WindowTracker knows besides the counts. */
+export function summarize (f: Figures, extra: Pick<LaneWindow, 'restarts' | 'partial' | 'callerFailures'> = {}): LaneWindow {
   const n = f.requests
   return {
     requests: n,
@@ -93,6 +136,7 @@ export function summarize (f: Figures): LaneWindow {
     serverErrorRate: n === 0 ? 0 : f.serverErrors / n,
     networkErrors: f.networkErrors,
     p99: quantile(0.99, f.buckets),
-    mean: n === 0 ? undefined : f.seconds / n
+    mean: n === 0 ? undefined : f.seconds / n,
+    ...extra
   }
 }

@@ -1,5 +1,5 @@
 // The pure parts: spec defaults and errors, Prometheus text, windows, quantiles, the judge, RuleSet steps.
-import { parseRuleSet, validateRuleSet, type RuleSet } from '@flowtag/rules'
+import { compileRuleSet, evaluate, parseRuleSet, validateRuleSet, type RuleSet } from '@flowtag/rules'
 import t from 'tap'
 import {
   candidateWeight, CANARY_RULE, figuresFromText, judge, laneWindow, parseCanarySpec, quantile, rollbackRuleSet, stepRuleSet, summarize, wilsonLower,
@@ -93,6 +93,14 @@ t.test('RuleSet steps and rollback', async (t) => {
   const back = rollbackRuleSet(s, target, 5)
   t.equal(candidateWeight(back, 'v2'), 0)
   t.equal(back.rules[0]!.enabled, false, 'rules that send to the candidate are disabled')
-  t.same(back.rules[1]!.split!.weights, { v1: 100 })
+  t.same(back.rules[1]!.split!.weights, { v2: 0 }, 'the split keeps the candidate at 0%: all to its rest lane')
   parseRuleSet(JSON.stringify(back))
+  const facts = (user: number) => ({ headers: { 'x-user-id': `user-${user}` } })
+  const users = Array.from({ length: 200 }, (_, i) => i)
+  t.equal(users.filter((u) => evaluate(compileRuleSet(back), facts(u)).tag === 'v2').length, 0, 'after the rollback nobody is in v2')
+  // A canary after a rollback: its steps reach the candidate again (not a split of stable ahead of it).
+  const again = stepRuleSet(back, target, 50, 6)
+  parseRuleSet(JSON.stringify(again))
+  const inV2 = users.filter((u) => evaluate(compileRuleSet(again), facts(u)).tag === 'v2').length
+  t.ok(inV2 > 60 && inV2 < 140, `the next canary's 50% step sends about half the users to v2 (${inV2} of 200)`)
 })

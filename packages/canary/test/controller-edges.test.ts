@@ -14,7 +14,7 @@ const BOUNDS = [0.05, 0.5, 1, 2.5, Infinity]
 
 /** Lane figures the test controls: each read adds `perRead` requests to every lane listed. */
 function driven (opts: { lanes?: string[] } = {}) {
-  const mode = { perRead: 50, v2FailShare: 0, v2Seconds: 0.02, failReads: 0 }
+  const mode = { perRead: 50, v2FailShare: 0, v2Seconds: 0.02, failReads: 0, restartAll: false }
   const totals = new Map<string, Figures>()
   let reads = 0
   const source: MetricsSource = {
@@ -25,6 +25,11 @@ function driven (opts: { lanes?: string[] } = {}) {
         throw new Error('metrics endpoint down')
       }
       const instances: Reading['instances'] = new Map()
+      // Every instance restarts: its counters start from zero again.
+      if (mode.restartAll) {
+        mode.restartAll = false
+        totals.clear()
+      }
       for (const lane of opts.lanes ?? ['v1', 'v2']) {
         const f = totals.get(lane) ?? { requests: 0, serverErrors: 0, networkErrors: 0, seconds: 0, buckets: BOUNDS.map((le) => [le, 0] as [number, number]) }
         totals.set(lane, f)
@@ -86,6 +91,22 @@ t.test('a failed check pauses; a passing one releases the hold and the steps go 
   t.equal(end.history[released - 1]?.event, 'check', 'released by a check')
   t.match(end.history[released - 1]?.data, { verdict: 'pass' })
   t.equal(candidateWeight(await readRules(nacos, { rules: RULES }), 'v2'), 100, 'the last step is in force')
+})
+
+t.test('a restart of stable and candidate alike: no failure, no pass on partial figures; the window starts again', async (t) => {
+  const { nacos } = await world(t, { traffic: false })
+  const m = driven()
+  const c = await CanaryController.start({ ...fast, steps: [100] }, { nacos, metrics: m.source, tickMs: 100 })
+  t.teardown(() => c.close())
+  c.onUpdate((s) => { if (s.history.at(-1)?.event === 'converged') m.mode.restartAll = true })
+  const end = await c.done
+  t.equal(end.phase, 'promoted', end.history.map((e) => `${e.event}: ${e.message}`).join('\n'))
+  const first = end.history.findIndex((e) => e.event === 'wait')
+  t.match(end.history[first]?.message, /waiting: the candidate's figures do not cover the window: 10\.0\.0\.2:8080 restarted/)
+  t.match(end.history[first]?.data, { candidate: { restarts: 1, partial: ['10.0.0.2:8080 restarted'] }, stable: { restarts: 1 } })
+  t.match(end.history[first + 1], { event: 'window', message: /the step's window starts again: 10\.0\.0\.2:8080 restarted/ })
+  const check = end.history.find((e) => e.event === 'check')
+  t.match(check?.data, { verdict: 'pass', candidate: { restarts: 0 } }, 'judged on the whole window after it')
 })
 
 t.test('a p99 above its bound rolls back at the first failed check (action rollback)', async (t) => {
@@ -270,7 +291,7 @@ t.test('a reading that fails mid-step is no data: the check waits, it never judg
   await waitFor('a check without data', () => c.state.history.some((e) => e.event === 'wait'), 15_000)
   off()
   const wait = c.state.history.find((e) => e.event === 'wait')!
-  t.match(wait.message, /waiting for traffic: no metrics: metrics endpoint down/)
+  t.match(wait.message, /waiting: no metrics: metrics endpoint down/)
   t.match(wait.data, { verdict: 'waiting', candidate: { requests: 0 } })
   t.notOk(c.state.history.some((e) => e.event === 'check'), 'no pass on stale figures')
   t.equal(c.state.step, 0)

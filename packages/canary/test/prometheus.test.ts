@@ -1,37 +1,29 @@
 // PrometheusSource against a real Prometheus (Debian's, installed by scripts/setup.sh) scraping
 // real @flowtag/service instances every second: a v1 and a v2 that fails a quarter of its
-// requests, registered in the Nacos dev server. The source's figures must equal what scraping
-// the instances directly gives, and a controller reading through it rolls the failing v2 back.
+// requests, registered in the Nacos dev server, and an edge calling them. The instances record
+// Prometheus's scrapes as requests (TRACK_METRICS: as an app whose metrics route the preset does
+// not know would). The source's figures must equal what scraping the instances' own routes gives
+// (the scrapes left out), with each process's start time and whether Prometheus could scrape it;
+// the edge's calls come through as the callers'; a controller reading through it rolls the failing
+// v2 back.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
-import { freePort, startNode, waitFor, type Teardown } from '@flowtag/test-kit'
+import { freePort, waitFor, type Teardown } from '@flowtag/test-kit'
 import { spawn } from 'node:child_process'
 import t from 'tap'
 import { request } from 'undici'
 import { CanaryController, candidateWeight, figuresFromText, laneWindow, PrometheusSource, readRules, summarize, type Figures, type Reading } from '../src/index.ts'
+import { startTimeFromText } from '../src/scrape.ts'
 import type { RuleSet } from '@flowtag/rules'
+import { startInstance as startReal } from './fixtures/real.ts'
 
 const RULES = { dataId: 'flowtag-rules.json', group: 'FLOWTAG' }
 const SERVICE = 'order-service'
-const instanceScript = new URL('./fixtures/service-instance.ts', import.meta.url).pathname
-
-async function startInstance (t: Teardown, nacosAddr: string, lane: string, failShare: number): Promise<string> {
-  const child = startNode(t, instanceScript, { env: { NACOS_ADDR: nacosAddr, SERVICE, LANE: lane, FAIL_SHARE: String(failShare) } })
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { process.stderr.write(`[${lane}] ${d}`) })
-  const lines = createInterface({ input: child.stdout! })
-  for await (const line of lines) {
-    const m = /^listening (\d+)$/.exec(line)
-    if (m !== null) return `127.0.0.1:${m[1]}`
-  }
-  throw new Error(`the ${lane} instance exited before listening`)
-}
-
-/** Debian's prometheus on a free loopback port, scraping `targets` every second. */
-async function startPrometheus (t: Teardown, targets: string[]): Promise<string> {
+/** Debian's prometheus on a free loopback port, scraping each job's targets every second. */
+async function startPrometheus (t: Teardown, jobs: Record<string, string[]>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'flowtag-prom-'))
   const port = await freePort()
   await writeFile(join(dir, 'prometheus.yml'), [
@@ -39,9 +31,11 @@ async function startPrometheus (t: Teardown, targets: string[]): Promise<string>
     '  scrape_interval: 1s',
     '  scrape_timeout: 1s',
     'scrape_configs:',
-    `  - job_name: ${SERVICE}`,
-    '    static_configs:',
-    `      - targets: [${targets.map((x) => `'${x}'`).join(', ')}]`
+    ...Object.entries(jobs).flatMap(([job, targets]) => [
+      `  - job_name: ${job}`,
+      '    static_configs:',
+      `      - targets: [${targets.map((x) => `'${x}'`).join(', ')}]`
+    ])
   ].join('\n') + '\n')
   const child = spawn('prometheus', [
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
@@ -84,17 +78,24 @@ t.test('a real Prometheus scraping real instances', async (t) => {
   await nacos.config.publish(RULES.dataId, RULES.group, JSON.stringify({
     version: 1, user: { header: 'x-user-id' }, services: { [SERVICE]: { stable: 'v1', candidates: ['v2'] } }, default: 'v1'
   }), 'json')
-  const [v1, v2] = await Promise.all([startInstance(t, dev.address, 'v1', 0), startInstance(t, dev.address, 'v2', 0.25)])
-  const url = await startPrometheus(t, [v1, v2])
+  const [v1i, v2i, edgei] = await Promise.all([
+    startReal(t, dev.address, { SERVICE, LANE: 'v1', TRACK_METRICS: '1' }),
+    startReal(t, dev.address, { SERVICE, LANE: 'v2', FAIL_SHARE: '0.25', TRACK_METRICS: '1' }),
+    startReal(t, dev.address, { SERVICE: 'edge', LANE: 'v1', MODE: 'edge', TRACK_METRICS: '1' })
+  ])
+  const [v1, v2, edge] = [v1i.address, v2i.address, edgei.address]
+  const url = await startPrometheus(t, { [SERVICE]: [v1, v2], edge: [edge] })
 
-  await t.test('its figures are the instances\' own, per lane and instance', async (t) => {
-    // Prometheus's own scrapes of /metrics are requests too: select the app's route.
-    const source = new PrometheusSource({ url, matchers: 'http_route="/work"' })
+  await t.test('its figures are the instances\' own, per lane and instance, without the scrapes', async (t) => {
+    // Prometheus's own scrapes of /metrics are recorded by these instances: excludeRoutes leaves them out.
+    const source = new PrometheusSource({ url })
     await Promise.all([hit(v1, 40), hit(v2, 40)])
     const direct = new Map<string, Figures>()
+    const started = new Map<string, number | undefined>()
     for (const target of [v1, v2]) {
       const text = await request(`http://${target}/metrics`).then((r) => r.body.text())
       direct.set(target, figuresFromText(text.split('\n').filter((l) => l.includes('http_route="/work"')).join('\n')))
+      started.set(target, startTimeFromText(text))
     }
     let reading: Reading | undefined
     await waitFor('Prometheus to have scraped 40 requests a lane', async () => {
@@ -102,6 +103,7 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       return laneOf(reading, 'v1').requests === 40 && laneOf(reading, 'v2').requests === 40
     }, 15_000)
     const r = reading!
+    for (const target of [v1, v2]) t.match(await request(`http://${target}/metrics`).then((r) => r.body.text()), /http_route="\/metrics"/, `${target} recorded Prometheus's scrapes`)
     t.same([...r.instances.keys()].sort(), [v1, v2].sort(), 'one instance per target, keyed by the instance label')
     t.equal(r.instances.get(v2)?.lane, 'v2', 'the lane is the serving instance\'s (flowtag_version)')
     const c = laneOf(r, 'v2')
@@ -112,10 +114,28 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       const own = direct.get(key)!
       t.same({ ...viaProm, seconds: 0 }, { ...own, seconds: 0 }, `${key}: counts and buckets equal the instance's own /metrics`)
       t.ok(Math.abs(viaProm.seconds - own.seconds) < 1e-6, `${key}: the same sum of durations`)
+      const startTime = r.instances.get(key)!.startTime
+      t.ok(started.get(key) !== undefined && startTime !== undefined && Math.abs(startTime - started.get(key)!) < 1e-3, `${key}: its process start time (${startTime} through Prometheus, ${started.get(key)} its own)`)
     }
     const q = new PrometheusSource({ url }).queries(SERVICE)
     t.match(q.count, /sum by \(instance, flowtag_version, http_response_status_code, error_type\)/)
     t.match(q.bucket, /job="order-service"/)
+  })
+
+  await t.test('the callers\' calls to the service, by called lane', async (t) => {
+    const source = new PrometheusSource({ url })
+    for (let i = 0; i < 30; i++) await (await request(`http://${edge}/call`, { method: 'POST' })).body.dump()
+    const q = source.queries(SERVICE, { callers: ['edge'] })
+    t.match(q.callerErrors, /sum by \(instance, job, lane, error_type\) \(\{__name__=~"flowtag_outbound_errors\(\?:_total\)\?", service="order-service", job=~"edge"\}\)/)
+    const reading = await waitFor('Prometheus to have scraped the edge\'s 30 calls', async () => {
+      const r = await source.read(SERVICE, { callers: ['edge'] })
+      return r.callers?.get(edge)?.calls?.get('v1')?.requests === 30 ? r : undefined
+    }, 15_000)
+    t.match(reading.callers?.get(edge), { key: edge, service: 'edge' })
+    t.equal(reading.callers?.get(edge)?.calls?.get('v1')?.failures, 0)
+    t.notOk(reading.instances.has(edge), 'the edge is a caller, not an instance of the service')
+    t.equal(source.queries(SERVICE, { callers: [] }).callerErrors, undefined, 'no callers: not asked')
+    t.match(new PrometheusSource({ url, serviceLabel: 'service' }).queries(SERVICE).callerRequests, /exported_service="order-service"/, 'the outbound label renamed by a target label of that name')
   })
 
   await t.test('extra matchers select; Prometheus errors and outages are coded errors', async (t) => {
@@ -192,6 +212,17 @@ t.test('a real Prometheus scraping real instances', async (t) => {
     await c.command('abort', 'test')
     t.equal((await c.done).phase, 'aborted')
   })
+
+  await t.test('an instance Prometheus can no longer scrape is read as not read (up 0), not left out', async (t) => {
+    const source = new PrometheusSource({ url })
+    await v2i.kill()
+    const reading = await waitFor('Prometheus to fail a scrape of v2', async () => {
+      const r = await source.read(SERVICE)
+      return r.instances.get(v2)?.figures === undefined ? r : undefined
+    }, 15_000)
+    t.match(reading.instances.get(v2), { lane: 'v2', error: /Prometheus's last scrape of it failed \(up 0\)/ })
+    t.ok(reading.instances.get(v1)?.figures !== undefined, 'v1 is read as before')
+  })
 })
 
 t.test('options are validated', async (t) => {
@@ -201,5 +232,5 @@ t.test('options are validated', async (t) => {
   t.throws(() => new PrometheusSource({ url: 'http://x', timeoutMs: 0 }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "timeoutMs"/ })
   await t.rejects(CanaryController.start({ service: 's', candidate: 'v2', stable: 'v1', prometheus: { url: 'nope' } }, { nacos: {} as never }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /"prometheus.url"/ })
   const q = new PrometheusSource({ url: 'http://x/prom/', serviceLabel: '', matchers: 'ns="a"' }).queries('svc')
-  t.equal(q.sum, 'sum by (instance, flowtag_version) ({__name__=~"http_server_request_duration(?:_seconds)?_sum", ns="a"})', 'no service label, the extra matchers')
+  t.equal(q.sum, 'sum by (instance, flowtag_version) ({__name__=~"http_server_request_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
 })

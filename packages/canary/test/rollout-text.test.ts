@@ -37,7 +37,7 @@ t.test('rollback: no route to the candidate is left', async (t) => {
   t.equal(back.default, 'v1')
   t.notOk(back.rules.some((r) => r.name === CANARY_RULE))
   t.match(back.rules.find((r) => r.name === 'beta-users'), { enabled: false })
-  t.same(back.rules.find((r) => r.name === 'only-candidate')?.split, { weights: { v1: 100 }, rest: 'v1' }, 'an emptied split sends all to its rest lane')
+  t.same(back.rules.find((r) => r.name === 'only-candidate')?.split, { weights: { v2: 0 }, rest: 'v1' }, 'a split of the candidate alone keeps it at 0%: all to its rest lane')
   t.same(back.services.orders?.weights, { v1: 50 })
   t.equal(candidateWeight(back, 'v2'), 0)
   t.equal(candidateWeight(base({ rules: [{ name: 'all', enabled: true, when: {}, lane: 'v2' }] } as never), 'v2'), 100, 'a catch-all lane rule is 100 %')

@@ -196,10 +196,12 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
       const start = performance.now()
       res.once('close', () => {
         const route = (req.route as { path?: unknown } | undefined)?.path
+        // Probes and scrapes (metrics.path, metrics.excludeRoutes) are skipped: no lane's traffic.
         metrics.record({
           lane: flow.tag,
           method: req.method,
           route: typeof route === 'string' ? req.baseUrl + route : undefined,
+          path: typeof route === 'string' ? undefined : pathOf(req.originalUrl),
           status: res.writableFinished ? res.statusCode : undefined,
           seconds: (performance.now() - start) / 1000
         })
@@ -216,6 +218,11 @@ function facts (req: Request): RequestFacts {
     get query () { return req.query as Record<string, unknown> },
     get ip () { return req.ip }
   }
+}
+
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
 }
 
 /** Stop accepting, let in-flight requests finish, drop idle keep-alive sockets. */

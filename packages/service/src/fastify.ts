@@ -110,16 +110,26 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
 
   const metrics = service.metrics
   if (metrics !== undefined) {
+    // Probes and scrapes (healthPath, readyPath, metrics.path, metrics.excludeRoutes) are skipped
+    // by the metrics: they are no request of a lane, and a canary would count them as traffic.
     fastify.addHook('onResponse', function flowTagServiceMetrics (request, reply, done) {
-      metrics.record({ lane: request.flow?.tag, method: request.method, route: request.routeOptions.url, status: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+      const route = request.routeOptions.url
+      metrics.record({ lane: request.flow?.tag, method: request.method, route, path: route === undefined ? pathOf(request.url) : undefined, status: reply.statusCode, seconds: reply.elapsedTime / 1000 })
       done()
     })
     // The client went away before the answer: a network error, counted apart from 5xx.
     fastify.addHook('onRequestAbort', function flowTagServiceAborted (request, done) {
-      metrics.record({ lane: request.flow?.tag, method: request.method, route: request.routeOptions.url, status: undefined, seconds: 0 })
+      const route = request.routeOptions.url
+      metrics.record({ lane: request.flow?.tag, method: request.method, route, path: route === undefined ? pathOf(request.url) : undefined, status: undefined, seconds: 0 })
       done()
     })
   }
+}
+
+/** The path of a request URL, without its query. */
+function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
 }
 
 /**
@@ -129,6 +139,7 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
  * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onReady`,
  * `onListen`, `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
  * `mode` @default 'service', `version`, `registration`, `trust`, `outbound`, `otel` @default true,
+ * `metrics` @default true (`{ path: '/metrics', excludeRoutes: [] }`: not counted as traffic),
  * `healthPath` @default '/health', `readyPath` @default '/ready'); `logger` @default `fastify.log`.
  *
  * @example

@@ -20,6 +20,16 @@ export interface ServedRequest {
   /** Status code sent; undefined when the connection closed before a response. */
   status: number | undefined
   seconds: number
+  /** The request's path without the query, matched against the excluded routes when `route` is not. */
+  path?: string
+}
+
+export interface ServiceMetricsOptions {
+  /**
+   * Routes (templates as in `http.route`, or paths) that are not lane traffic: probes, the
+   * metrics endpoint, internal routes. Requests to them are not recorded. @default none
+   */
+  exclude?: Iterable<string>
 }
 
 /**
@@ -27,14 +37,21 @@ export interface ServedRequest {
  * - `http.server.request.duration` (s, OTel semconv) with `flowtag.lane`, `flowtag.version`,
  *   `http.request.method`, `http.route`, `http.response.status_code`, and `error.type`
  *   (the status code for 5xx, `aborted` when the client went away: network apart from 5xx);
- * - `flowtag.rules.version`: the RuleSet version this instance applies (a gauge).
+ * - `flowtag.rules.version`: the RuleSet version this instance applies (a gauge);
+ * - `flowtag.process.start_time` (s since the epoch, a gauge): when this process started, so a
+ *   reader of the counters sees a restart even when a counter has grown past its old value.
+ *
+ * Requests to `options.exclude` (the probes and the metrics route, in the presets) are not
+ * recorded: a scrape or a probe is no request of a lane.
  */
 export class ServiceMetrics {
   readonly #duration: Histogram
   readonly #aborted: Counter
   readonly #base: Attributes
+  readonly #exclude: ReadonlySet<string>
 
-  constructor (service: string, version: string | undefined, ruleVersion: () => number | undefined, meter: Meter = metrics.getMeter('@flowtag/service')) {
+  constructor (service: string, version: string | undefined, ruleVersion: () => number | undefined, meter: Meter = metrics.getMeter('@flowtag/service'), options: ServiceMetricsOptions = {}) {
+    this.#exclude = new Set(options.exclude ?? [])
     // service.name is a resource attribute in OTel (the exporter's target_info), not one per point;
     // every attribute here is hashed by the SDK on each record.
     this.#base = version === undefined ? {} : { [VERSION_ATTRIBUTE]: version }
@@ -49,10 +66,22 @@ export class ServiceMetrics {
       const v = ruleVersion()
       if (v !== undefined) result.observe(v, { 'service.name': service })
     })
+    const started = meter.createObservableGauge('flowtag.process.start_time', { description: 'Start time of this process, seconds since the epoch', unit: 's' })
+    const startAttrs: Attributes = { ...this.#base, 'service.name': service }
+    // performance.timeOrigin: when this process started (ms since the epoch), fixed for its life.
+    started.addCallback((result) => { result.observe(performance.timeOrigin / 1000, startAttrs) })
   }
 
-  /** Count one request. Cheap: one attribute object, one histogram record. */
+  /** Whether requests to this route (or, without a route, this path) are recorded. */
+  counts (route: string | undefined, path?: string): boolean {
+    if (this.#exclude.size === 0) return true
+    if (route !== undefined) return !this.#exclude.has(route)
+    return path === undefined || !this.#exclude.has(path)
+  }
+
+  /** Count one request (unless its route is excluded). Cheap: one attribute object, one histogram record. */
   record (r: ServedRequest): void {
+    if (!this.counts(r.route, r.path)) return
     const attrs: Attributes = {
       ...this.#base,
       [LANE_ATTRIBUTE]: r.lane ?? 'none',

@@ -77,8 +77,21 @@ export const serviceOptionsSchema = z.strictObject({
    * response. Services (mode `service`) always return it to their caller, so it reaches the edge.
    */
   debug: z.boolean().default(false),
-  /** Record `http.server.request.duration` per lane and the rule version in force (OpenTelemetry API). */
-  metrics: z.boolean().default(true),
+  /**
+   * Record `http.server.request.duration` per lane, the rule version in force and the process
+   * start time (OpenTelemetry API); `false`: none. Requests to the probes (`healthPath`,
+   * `readyPath`), to `metrics.path` and to `metrics.excludeRoutes` are not lane traffic and are
+   * never recorded. @default true (= `{ path: '/metrics', excludeRoutes: [] }`)
+   */
+  metrics: z.union([
+    z.boolean(),
+    z.strictObject({
+      /** The route the app serves its Prometheus text at (scrapes are not traffic); `false`: none. @default '/metrics' */
+      path: path.default('/metrics'),
+      /** More routes that are not lane traffic: route templates (`/internal/:id`), or paths for requests no route matched. @default [] */
+      excludeRoutes: z.array(z.string().startsWith('/')).max(1000).default([])
+    })
+  ]).default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
   /** Liveness route (`false`: none). @default '/health' */

@@ -144,7 +144,7 @@ export class FlowTagService {
       store = createRuleStore({ source: staticSource(o.rules.document), logger: log })
     }
     this.rules = store
-    this.metrics = o.metrics ? new ServiceMetrics(o.service, o.version, () => view.compiled?.ruleSet.version) : undefined
+    this.metrics = o.metrics === false ? undefined : new ServiceMetrics(o.service, o.version, () => view.compiled?.ruleSet.version, undefined, { exclude: untracked(o) })
 
     // Each instance says in Nacos which rule version it applies: the canary waits for all of them.
     const registration = this.registration
@@ -289,6 +289,13 @@ export function createFlowTagService (options: FlowTagServiceOptions): FlowTagSe
 }
 
 const safe = (s: string): string => encodeURIComponent(s)
+
+/** Routes that are not lane traffic: the probes, the metrics route and the ones the user names. */
+function untracked (o: ResolvedServiceOptions): string[] {
+  const m = o.metrics === true ? { path: '/metrics' as const, excludeRoutes: [] } : o.metrics
+  if (m === false) return []
+  return [o.healthPath, o.readyPath, m.path, ...m.excludeRoutes].filter((r): r is string => r !== false)
+}
 
 /**
  * Per user and service, like the Java client's `~/nacos` cache and failover folders: private to
