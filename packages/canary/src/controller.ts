@@ -9,6 +9,7 @@ import { CanaryError, errorCodes } from './errors.ts'
 import { judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
 import { PrometheusSource } from './prometheus.ts'
+import { SequentialJudge } from './sequential-judge.ts'
 import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
 import { parseCanarySpec, type CanarySpec } from './spec.ts'
 import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
@@ -71,6 +72,8 @@ export class CanaryController {
   #nextCheckAt = 0
   #convergence: Convergence = { version: undefined, applied: 0, total: 0, instances: [] }
   #lastJudgement: Judgement | undefined
+  /** Evidence of `judge: 'sequential'`, kept across the canary's steps (not across controller restarts). */
+  readonly #sequential = new SequentialJudge()
   #local: Array<{ command: CanaryCommand['command'], by: string, done: (err?: Error) => void }> = []
   #wake: (() => void) | undefined
   #closed = false
@@ -380,7 +383,7 @@ export class CanaryController {
     const stable = summarize(lanes.get(spec.stable) ?? emptyFigures())
     const j: Judgement = reading === undefined
       ? { verdict: 'waiting', reason: `no metrics: ${this.#readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
-      : judge(spec, candidate, stable)
+      : spec.judge === 'sequential' ? this.#sequential.check(spec, reading, lanes, this.#baseline) : judge(spec, candidate, stable)
     this.#lastJudgement = j
     const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - s.stepStartedAt }
 

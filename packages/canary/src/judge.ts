@@ -55,13 +55,7 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
   if (candidate.requests < spec.minRequests) {
     return { ...base, verdict: 'waiting', reason: `${candidate.requests} of ${spec.minRequests} candidate requests in the window` }
   }
-  const breaches: Breach[] = []
-  if (candidate.serverErrorRate > t.serverErrorRate.max) {
-    breaches.push({ check: 'serverErrorRate', value: candidate.serverErrorRate, threshold: t.serverErrorRate.max, action: t.serverErrorRate.action })
-  }
-  if (candidate.p99 !== undefined && candidate.p99 > t.p99.maxSeconds) {
-    breaches.push({ check: 'p99', value: candidate.p99, threshold: t.p99.maxSeconds, action: t.p99.action })
-  }
+  const breaches = absoluteBreaches(spec, candidate)
   const rel = t.relative
   const comparable = stable.requests >= spec.minRequests
   const errors = Math.round(candidate.errorRate * candidate.requests)
@@ -80,6 +74,19 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
   if (breaches.length === 0) return { ...base, errorRateHigh, verdict: 'pass', reason: figures }
   const what = breaches.map((b) => `${b.check} ${b.check.endsWith('p99') && !b.check.startsWith('relative') ? sec(b.value) : b.check === 'relative.p99' ? `${b.value.toFixed(2)}x` : pct(b.value)} > ${b.threshold}`).join(', ')
   return { ...base, errorRateHigh, breaches, verdict: 'fail', reason: `${what} (${figures})` }
+}
+
+/** The candidate's own limits (`thresholds.serverErrorRate`, `thresholds.p99`): policy, not a comparison. */
+export function absoluteBreaches (spec: CanarySpec, candidate: LaneWindow): Breach[] {
+  const t = spec.thresholds
+  const breaches: Breach[] = []
+  if (candidate.serverErrorRate > t.serverErrorRate.max) {
+    breaches.push({ check: 'serverErrorRate', value: candidate.serverErrorRate, threshold: t.serverErrorRate.max, action: t.serverErrorRate.action })
+  }
+  if (candidate.p99 !== undefined && candidate.p99 > t.p99.maxSeconds) {
+    breaches.push({ check: 'p99', value: candidate.p99, threshold: t.p99.maxSeconds, action: t.p99.action })
+  }
+  return breaches
 }
 
 export function pct (x: number): string {
