@@ -3,7 +3,7 @@
 // streams of equal rates (A/A) stay below 1/alpha in all but a share ≤ alpha of seeds, however the
 // rates and the traffic split move.
 import fc from 'fast-check'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { logBinomialPmf, logGamma, Rng, seedOf } from '../bench/random.ts'
 import { CountRatioTest, validCounts } from '../src/sequential.ts'
 
@@ -12,6 +12,12 @@ function factor (ratio: number, xc: number, nc: number, xs: number, ns: number):
   const test = new CountRatioTest({ minRatio: ratio, maxRatio: ratio, points: 1 })
   test.observe({ events: xc, requests: nc }, { events: xs, requests: ns })
   return test.eValue
+}
+
+/** Record a property as one assertion, with fast-check's report (counterexample, seed) when it fails. */
+function holds<T> (t: Test, property: fc.IProperty<T>, params: fc.Parameters<T>, what: string): void {
+  const run = fc.check(property, params)
+  t.notOk(run.failed, run.failed ? `${what}: ${fc.defaultReportMessage(run)}` : `${what}: held in ${run.numRuns} runs`)
 }
 
 function logChoose (n: number, k: number): number {
@@ -37,7 +43,7 @@ t.test('options and counts are checked', async (t) => {
 })
 
 t.test('each interval\'s factor has mean 1 under the binomial, and at most 1 under the hypergeometric or a better candidate', async (t) => {
-  fc.assert(fc.property(
+  holds(t, fc.property(
     fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 1.01, max: 100, noNaN: true }), fc.double({ min: 0.05, max: 1, noNaN: true }),
     (nc, ns, mShare, ratio, better) => {
       const m = Math.max(1, Math.round(mShare * (nc + ns)))
@@ -62,11 +68,11 @@ t.test('each interval\'s factor has mean 1 under the binomial, and at most 1 und
       })
       return Math.abs(binomial - 1) < 1e-6 && hyper <= 1 + 1e-9 && betterHyper <= 1 + 1e-9
     }
-  ), { numRuns: 300 })
+  ), { numRuns: 300 }, 'E[L] = 1 (binomial), ≤ 1 (hypergeometric, better candidate)')
 })
 
 t.test('more candidate failures, the same totals otherwise: a larger e-value', async (t) => {
-  fc.assert(fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 200 }), (nc, ns, a, xs) => {
+  holds(t, fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 200 }), (nc, ns, a, xs) => {
     const xc = Math.min(a, nc - 1)
     if (xc < 0 || xs > ns) return true
     const e = (x: number) => {
@@ -75,7 +81,7 @@ t.test('more candidate failures, the same totals otherwise: a larger e-value', a
       return test.logEValue
     }
     return e(xc + 1) >= e(xc) - 1e-12
-  }))
+  }), {}, 'monotone in the candidate\'s failures')
 })
 
 /** Streams of equal rates (which may jump, for both lanes at once) and a traffic split that moves. */
@@ -101,12 +107,12 @@ function aaCrossings (seed: number, rate: number, share: number, perInterval: nu
 }
 
 t.test('A/A: the e-value stays below 1/alpha in at least 1 − alpha of the seeds, checked after every interval', async (t) => {
-  const alpha = 0.05
-  const streams = 200
-  fc.assert(fc.property(
-    fc.integer({ min: 0, max: 2 ** 31 }), fc.double({ min: 0.001, max: 0.2, noNaN: true }), fc.double({ min: 0.02, max: 0.5, noNaN: true }), fc.integer({ min: 20, max: 3000 }),
-    (seed, rate, share, perInterval) => aaCrossings(seed, rate, share, perInterval, streams, 1 / alpha) <= alpha * streams
-  ), { numRuns: 12, seed: 23 })
+  for (const [alpha, streams] of [[0.05, 200], [0.01, 500]] as const) {
+    holds(t, fc.property(
+      fc.integer({ min: 0, max: 2 ** 31 }), fc.double({ min: 0.001, max: 0.2, noNaN: true }), fc.double({ min: 0.02, max: 0.5, noNaN: true }), fc.integer({ min: 20, max: 3000 }),
+      (seed, rate, share, perInterval) => aaCrossings(seed, rate, share, perInterval, streams, 1 / alpha) <= alpha * streams
+    ), { numRuns: 12, seed: 23 }, `alpha ${alpha}: at most ${alpha * streams} of ${streams} A/A streams cross 1/alpha`)
+  }
 })
 
 t.test('a 5× error rate is found within a few hundred candidate requests', async (t) => {
