@@ -141,6 +141,10 @@ t.test('latency: without history, stable\'s first interval gives the bound for t
   t.equal(h.interval(fig([30, 10, 20]), fig([800, 150, 50])).verdict, 'pass', 'no bound yet: latency not judged in the first interval')
   t.equal(h.judge.evidence!.latency.thresholdSeconds, undefined)
   t.equal(h.interval(fig([30, 10, 20]), fig([800, 150, 50])).verdict, 'fail')
+  // stable's p90 above the largest finite bound: no bound to count "slower" against
+  const beyond = harness({ minRequests: 50 }, fig([800, 50, 0, 0, 150]))
+  t.equal(beyond.interval(fig([60]), fig([800, 50, 0, 0, 150])).verdict, 'pass', 'latency not judged')
+  t.equal(beyond.judge.evidence!.latency.thresholdSeconds, undefined)
   const slo = harness({ minRequests: 50, sequential: { latency: { thresholdSeconds: 0.2 } } })
   t.equal(slo.interval(fig([20, 20, 0, 20]), fig([800, 150, 40, 10])).verdict, 'fail', '33% above 250 ms against 1%')
   t.equal(slo.judge.evidence!.latency.thresholdSeconds, 0.25, 'the smallest bound at or above the SLO')
