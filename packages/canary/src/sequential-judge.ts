@@ -71,9 +71,10 @@ export class SequentialJudge {
    * @param window the step's window per lane (from the step's first reading to `reading`): the
    *   step's minimum requests and the absolute thresholds are judged on it; the first check also
    *   takes it as its interval.
-   * @param baseline the reading the first step's window started from: stable's histogram in it
-   *   (its traffic before the canary) gives the first latency bound, so latency is judged from the
-   *   first check on. Without it the bound comes from stable's first intervals.
+   * @param baseline the reading the step's window started from, read at the judge's first check
+   *   only: stable's histogram in it (its traffic before the canary) gives the first latency bound,
+   *   so latency is judged from the first check on. Without it the bound comes from stable's first
+   *   intervals.
    */
   check (spec: CanarySpec, reading: Reading, window: ReadonlyMap<string, Figures>, baseline?: Reading): Judgement {
     const opts = this.#options(spec)
