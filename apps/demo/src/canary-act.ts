@@ -43,6 +43,8 @@ export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
     minRequests: 50,
     convergence: ['gateway', 'order-service'],
     thresholds: { relative: { p99FloorSeconds: 0.5 } },
+    // The same for the sequential judge: only requests slower than 500 ms count as slow.
+    sequential: { latency: { thresholdSeconds: 0.5 } },
     rules: { dataId: RULES_DATA_ID, group: RULES_GROUP }
   }
   const current = JSON.parse((await client.config.get(RULES_DATA_ID, RULES_GROUP)) ?? '{"version":0}') as { version: number }

@@ -63,6 +63,8 @@ const spec = {
   convergence: ['gateway', 'order-service'],
   // Two cores shared with other work: sub-half-second p99 ratios here measure the machine, not v2.
   thresholds: { relative: { p99FloorSeconds: 0.5 } },
+  // The same for the sequential judge: only requests slower than 500 ms count as slow.
+  sequential: { latency: { thresholdSeconds: 0.5 } },
   rules
 }
 const controllerOptions = { nacos, tickMs: 250 }
@@ -118,7 +120,8 @@ t.test('a v2 failing 20% of its requests is rolled back within two intervals; af
   t.equal(end.phase, 'rolled-back', end.history.map((e) => `${e.event}: ${e.message}`).join('\n'))
   const checks = end.history.filter((e) => e.event === 'check')
   const rolled = end.history.find((e) => e.event === 'rollback')!
-  t.same(checks.map((e) => (e.data as { verdict: string }).verdict), ['fail', 'fail'], 'rolled back by the second check')
+  const verdicts = checks.map((e) => (e.data as { verdict: string }).verdict)
+  t.ok(verdicts.length >= 1 && verdicts.length <= 2 && verdicts.every((v) => v === 'fail'), `rolled back by the first or second check, none passed (${verdicts.join(', ')})`)
   // Two intervals of analysis: from the window of the first judged check (the step's window, or
   // one interval before that check when the step first waited for its minimum traffic, which a
   // loaded machine slows down) to the rollback, plus a tick's lateness and one scrape of every

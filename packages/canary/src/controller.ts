@@ -6,15 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { NacosClient } from '@flowtag/nacos'
 import { parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
-import { judge, pct, sec, type Judgement } from './judge.ts'
+import { gate, judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
 import { PrometheusSource } from './prometheus.ts'
+import { SequentialJudge } from './sequential-judge.ts'
 import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
 import { readingProblem, WindowTracker } from './tracker.ts'
 import { parseCanarySpec, type CanarySpec } from './spec.ts'
 import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
 import { confirm, notify, type CanaryEvent } from './webhooks.ts'
-import { emptyFigures, summarize, type LaneWindow } from './window.ts'
+import { emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
 export const RULES_VERSION_METADATA = 'flowtag.rules.version'
@@ -73,6 +74,8 @@ export class CanaryController {
   #nextCheckAt = 0
   #convergence: Convergence = { version: undefined, applied: 0, total: 0, instances: [] }
   #lastJudgement: Judgement | undefined
+  /** Evidence of `judge: 'sequential'`, kept across the canary's steps (not across controller restarts). */
+  readonly #sequential = new SequentialJudge()
   #local: Array<{ command: CanaryCommand['command'], by: string, done: (err?: Error) => void }> = []
   #wake: (() => void) | undefined
   #closed = false
@@ -392,6 +395,18 @@ export class CanaryController {
     else if (s.phase !== 'converging') this.#window = new WindowTracker(reading)
   }
 
+  /** The sequential judge on the step's window: its lanes' figures, and the failed calls only their callers saw. */
+  #sequentialCheck (spec: CanarySpec, reading: Reading, window: WindowTracker): Judgement {
+    const lanes = new Map<string, Figures>()
+    const unseen = new Map<string, number>()
+    for (const lane of [spec.candidate, spec.stable]) {
+      const w = window.figures(lane)
+      lanes.set(lane, w.figures)
+      unseen.set(lane, w.unseen)
+    }
+    return this.#sequential.check(spec, reading, lanes, window.opening, { window, unseen })
+  }
+
   async #check (now: number): Promise<void> {
     const s = this.#state
     const spec = s.spec
@@ -402,7 +417,7 @@ export class CanaryController {
     const stable = window?.lane(spec.stable) ?? summarize(emptyFigures())
     const j: Judgement = reading === undefined
       ? { verdict: 'waiting', reason: `no metrics: ${this.#readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
-      : judge(spec, candidate, stable)
+      : gate(spec, candidate, stable) ?? (spec.judge === 'sequential' ? this.#sequentialCheck(spec, reading, window!) : judge(spec, candidate, stable))
     this.#lastJudgement = j
     const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - (window?.openedAt ?? s.stepStartedAt) }
 

@@ -64,7 +64,13 @@ export function windowProblem (w: LaneWindow): string | undefined {
   return undefined
 }
 
-export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWindow): Judgement {
+/**
+ * What every judge decides before comparing the lanes (`judge: 'threshold'` and `'sequential'`
+ * alike): invalid figures wait; more candidate restarts than stable's fail; a window whose
+ * candidate figures are partial (an instance restarted, unread, gone or read late) waits.
+ * Undefined when the lanes may be compared.
+ */
+export function gate (spec: CanarySpec, candidate: LaneWindow, stable: LaneWindow): Judgement | undefined {
   const t = spec.thresholds
   const base = { candidate, stable, breaches: [] as Breach[], errorRateHigh: false }
   const invalid = windowProblem(candidate) ?? windowProblem(stable)
@@ -86,16 +92,18 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
   if ((candidate.partial?.length ?? 0) > 0) {
     return { ...base, verdict: 'waiting', reason: `the candidate's figures do not cover the window: ${candidate.partial!.join(', ')}` }
   }
+  return undefined
+}
+
+export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWindow): Judgement {
+  const t = spec.thresholds
+  const base = { candidate, stable, breaches: [] as Breach[], errorRateHigh: false }
+  const gated = gate(spec, candidate, stable)
+  if (gated !== undefined) return gated
   if (candidate.requests < spec.minRequests) {
     return { ...base, verdict: 'waiting', reason: `${candidate.requests} of ${spec.minRequests} candidate requests in the window` }
   }
-  const breaches: Breach[] = []
-  if (candidate.serverErrorRate > t.serverErrorRate.max) {
-    breaches.push({ check: 'serverErrorRate', value: candidate.serverErrorRate, threshold: t.serverErrorRate.max, action: t.serverErrorRate.action })
-  }
-  if (candidate.p99 !== undefined && candidate.p99 > t.p99.maxSeconds) {
-    breaches.push({ check: 'p99', value: candidate.p99, threshold: t.p99.maxSeconds, action: t.p99.action })
-  }
+  const breaches = absoluteBreaches(spec, candidate)
   const rel = t.relative
   const comparable = stable.requests >= spec.minRequests
   const errors = Math.round(candidate.errorRate * candidate.requests)
@@ -113,6 +121,19 @@ export function judge (spec: CanarySpec, candidate: LaneWindow, stable: LaneWind
   if (breaches.length === 0) return { ...base, errorRateHigh, verdict: 'pass', reason: figures }
   const what = breaches.map((b) => `${b.check} ${b.check.endsWith('p99') && !b.check.startsWith('relative') ? sec(b.value) : b.check === 'relative.p99' ? `${b.value.toFixed(2)}x` : pct(b.value)} > ${b.threshold}`).join(', ')
   return { ...base, errorRateHigh, breaches, verdict: 'fail', reason: `${what} (${figures})` }
+}
+
+/** The candidate's own limits (`thresholds.serverErrorRate`, `thresholds.p99`): policy, not a comparison. */
+export function absoluteBreaches (spec: CanarySpec, candidate: LaneWindow): Breach[] {
+  const t = spec.thresholds
+  const breaches: Breach[] = []
+  if (candidate.serverErrorRate > t.serverErrorRate.max) {
+    breaches.push({ check: 'serverErrorRate', value: candidate.serverErrorRate, threshold: t.serverErrorRate.max, action: t.serverErrorRate.action })
+  }
+  if (candidate.p99 !== undefined && candidate.p99 > t.p99.maxSeconds) {
+    breaches.push({ check: 'p99', value: candidate.p99, threshold: t.p99.maxSeconds, action: t.p99.action })
+  }
+  return breaches
 }
 
 function describe (candidate: LaneWindow, stable: LaneWindow): string {

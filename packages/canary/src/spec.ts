@@ -6,6 +6,7 @@ import { KeySourceSchema, LANE_PATTERN } from '@flowtag/rules'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
 import { PrometheusSpecSchema } from './prometheus.ts'
+import { SequentialSpecSchema } from './sequential-spec.ts'
 
 const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
 const ms = (max: number) => z.number().int().min(1).max(max)
@@ -64,6 +65,10 @@ export const CanarySpecSchema = z.strictObject({
   /** What a deadline (overall, or a step's wait for traffic) does: never a silent pass by default. */
   onDeadline: z.enum(['rollback', 'promote']).default('rollback'),
   thresholds: ThresholdsSchema.prefault({}),
+  /** `sequential`: anytime-valid tests on the lanes' counts, evidence kept over the whole canary (README); `threshold`: each check's window against `thresholds.relative`. */
+  judge: z.enum(['sequential', 'threshold']).default('sequential'),
+  /** Options of the sequential judge. */
+  sequential: SequentialSpecSchema.prefault({}),
   /** The RuleSet in the config center that the steps are published to. */
   rules: z.strictObject({ dataId: z.string().min(1).default('flowtag-rules.json'), group: z.string().min(1).default('FLOWTAG') }).prefault({}),
   /** Sticky key of the canary split (default: the RuleSet's `user`, else per request). */

@@ -64,12 +64,15 @@ export function readingProblem (r: Reading): string | undefined {
 export class WindowTracker {
   /** When the window opened (the opening reading's time), ms since the epoch. */
   readonly openedAt: number
+  /** The reading the window opened at (its zero). */
+  readonly opening: Reading
   readonly #tracks = new Map<string, Track>()
   readonly #callers = new Map<string, CallerTrack>()
 
   /** Opens the window at `opening`: its figures are the zero of every instance (and caller) it holds. */
   constructor (opening: Reading) {
     this.openedAt = opening.at
+    this.opening = opening
     for (const i of opening.instances.values()) {
       const t = this.#newTrack(i)
       t.atOpening = true
@@ -106,6 +109,23 @@ export class WindowTracker {
    * figures are partial, if they are.
    */
   lane (lane: string): LaneWindow {
+    const { figures, restarts, partial, callerFailures, unseen } = this.#compose(lane)
+    // Failures the callers saw that the lane did not count as its own network errors: their
+    // requests were never recorded by the lane (it died first), so they are added as requests too.
+    const f = { ...figures, requests: figures.requests + unseen, networkErrors: figures.networkErrors + unseen }
+    return summarize(f, { restarts, partial, callerFailures })
+  }
+
+  /**
+   * The lane's cumulative figures in the window as its instances counted them, and the failed calls
+   * only its callers saw (which `lane()` adds as requests and network errors).
+   */
+  figures (lane: string): { figures: Figures, unseen: number } {
+    const { figures, unseen } = this.#compose(lane)
+    return { figures, unseen }
+  }
+
+  #compose (lane: string): { figures: Figures, restarts: number, partial: string[], callerFailures: number, unseen: number } {
     const f = emptyFigures()
     let restarts = 0
     const partial: string[] = []
@@ -122,12 +142,7 @@ export class WindowTracker {
     }
     let callerFailures = 0
     for (const c of this.#callers.values()) callerFailures += c.sum.get(lane)?.failures ?? 0
-    // Failures the callers saw that the lane did not count as its own network errors: their
-    // requests were never recorded by the lane (it died first), so they are added as requests too.
-    const unseen = Math.max(0, callerFailures - f.networkErrors)
-    f.requests += unseen
-    f.networkErrors += unseen
-    return summarize(f, { restarts, partial, callerFailures })
+    return { figures: f, restarts, partial, callerFailures, unseen: Math.max(0, callerFailures - f.networkErrors) }
   }
 
   /**

@@ -9,7 +9,9 @@ import t from 'tap'
 import { CanaryController, candidateWeight, commandDataId, readRules, startDashboard, type ControllerLogger, type Figures, type MetricsSource, type Reading } from '../src/index.ts'
 import { baseRules, RULES, world } from './fixtures/world.ts'
 
-const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 400, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000 }
+// These tests are about the controller's steps, pauses and failed-check counting: they pin the
+// threshold judge, whose verdicts follow each window (test/sequential-controller.test.ts runs the default).
+const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 400, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000, judge: 'threshold' as const }
 const BOUNDS = [0.05, 0.5, 1, 2.5, Infinity]
 
 /** Lane figures the test controls: each read adds `perRead` requests to every lane listed. */

@@ -7,7 +7,9 @@ import t from 'tap'
 import { CanaryController, candidateWeight, readRules, StateStore } from '../src/index.ts'
 import { RULES, world } from './fixtures/world.ts'
 
-const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 400, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000 }
+// These tests are about the controller's steps, pauses and failed-check counting: they pin the
+// threshold judge, whose verdicts follow each window (test/sequential-controller.test.ts runs the default).
+const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 400, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000, judge: 'threshold' as const }
 
 async function hooks (t: { teardown (fn: () => unknown): void }, answer = 200) {
   const events: Array<{ event: string, message: string }> = []

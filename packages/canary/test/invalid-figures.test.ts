@@ -88,8 +88,9 @@ t.test('the same Prometheus with a number there: the candidate\'s 40% 5xx fail t
   const end = await c.done
   t.equal(end.phase, 'rolled-back')
   const checks = end.history.filter((e) => e.event === 'check')
-  t.same(checks.map((e) => (e.data as { verdict: string }).verdict), ['fail', 'fail'])
-  t.match(checks[0]?.data, { candidate: { serverErrorRate: 0.4 }, breaches: [{ check: 'serverErrorRate' }] })
+  t.ok(checks.length > 0 && checks.every((e) => (e.data as { verdict: string }).verdict === 'fail'), 'every check failed')
+  t.match(checks[0]?.data, { candidate: { serverErrorRate: 0.4 } })
+  t.ok((checks[0]?.data as { breaches: Array<{ check: string }> }).breaches.some((b) => b.check === 'serverErrorRate'), '5xx above the absolute threshold')
 })
 
 t.test('scraped instances exporting a negative count: invalid, waiting, rolled back at the deadline', async (t) => {

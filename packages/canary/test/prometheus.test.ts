@@ -176,6 +176,7 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       steps: [30, 100],
       intervalMs: 2500,
       minRequests: 20,
+      judge: 'threshold', // the two failed checks below are the threshold judge's pause, then rollback
       convergenceTimeoutMs: 10_000,
       deadlineMs: 60_000,
       prometheus: { url }
