@@ -379,7 +379,10 @@ export class AmqpLaneConsumer {
 
   /** A failed handler: published again with one more attempt, or dead-lettered after maxAttempts when a dead-letter exchange is set. */
   async #failed (ch: Channel, m: ConsumeMessage, queue: string): Promise<void> {
-    const attempts = Number(m.properties.headers?.[ATTEMPTS_HEADER] ?? 0) + 1
+    // a malformed count (not a whole number >= 0: forged, or another producer's) restarts at 0,
+    // so it cannot keep a message from ever reaching maxAttempts
+    const prior = Number(m.properties.headers?.[ATTEMPTS_HEADER] ?? 0)
+    const attempts = (Number.isSafeInteger(prior) && prior >= 0 ? prior : 0) + 1
     if (this.#o.deadLetterExchange !== undefined && attempts >= this.#o.maxAttempts) {
       ch.nack(m, false, false)
       return

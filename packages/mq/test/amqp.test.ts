@@ -151,20 +151,27 @@ t.test('a failing handler: retried with an attempts header, dead-lettered after 
   await consumer.run(({ message }) => {
     const body = message.content.toString()
     attempts[body] = (attempts[body] ?? 0) + 1
-    if (body === 'poison' || attempts[body] === 1) throw new Error(`fails: ${body}`)
+    if (body.startsWith('poison') || attempts[body] === 1) throw new Error(`fails: ${body}`)
   })
   t.teardown(() => consumer.stop())
   await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('flaky'), {}, cb))
   await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('poison'), {}, cb))
+  await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('poison-bad-count'), { headers: { [ATTEMPTS_HEADER]: 'many' } }, cb))
   const probe = await connection.createChannel()
   t.teardown(() => probe.close().catch(() => {}))
-  const deadMsg = await waitFor('the poison message dead-lettered', async () => probe.get(dead, { noAck: true }), 20_000)
-  t.equal(deadMsg.content.toString(), 'poison')
-  t.equal(deadMsg.properties.headers?.[ATTEMPTS_HEADER], 2, 'after 3 attempts (the header counts the retries published)')
-  t.same(attempts, { flaky: 2, poison: 3 }, 'a flaky message succeeds on its second attempt')
-  t.equal(consumer.stats.lanes.none?.failed, 4, 'every failure counted')
+  const deadMsgs: Array<{ body: string, attempts: unknown }> = []
+  await waitFor('both poison messages dead-lettered', async () => {
+    const m = await probe.get(dead, { noAck: true })
+    if (m !== false) deadMsgs.push({ body: m.content.toString(), attempts: m.properties.headers?.[ATTEMPTS_HEADER] })
+    return deadMsgs.length === 2
+  }, 20_000)
+  t.same(deadMsgs.find((d) => d.body === 'poison'), { body: 'poison', attempts: 2 }, 'after 3 attempts (the header counts the retries published)')
+  t.same(deadMsgs.find((d) => d.body === 'poison-bad-count'), { body: 'poison-bad-count', attempts: 2 }, 'a malformed count restarts at 0: it cannot defeat maxAttempts')
+  t.same(attempts, { flaky: 2, poison: 3, 'poison-bad-count': 3 }, 'a flaky message succeeds on its second attempt')
+  t.equal(consumer.stats.lanes.none?.failed, 7, 'every failure counted')
   const failures = warned.filter((w) => /message handler failed/.test(w.msg))
-  t.same(failures.map((w) => w.err?.message).sort(), ['fails: flaky', 'fails: poison', 'fails: poison', 'fails: poison'], 'and each logged with its error (amqplib logs nothing itself)')
+  t.equal(failures.length, 7, 'and each logged with its error (amqplib logs nothing itself)')
+  t.same([...new Set(failures.map((w) => w.err?.message))].sort(), ['fails: flaky', 'fails: poison', 'fails: poison-bad-count'])
 })
 
 t.test('options and setup errors', async (t) => {
