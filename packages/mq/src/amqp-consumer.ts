@@ -14,7 +14,7 @@ import type { FlowContext } from '@flowtag/context'
 import { ConsumerCore, type Verdict } from './consumer-core.ts'
 import { errorCodes, MqError } from './errors.ts'
 import type { ConsumerStats } from './metrics.ts'
-import { consumerOptionsSchema, parseWith, PKG } from './options.ts'
+import { consumerOptionsSchema, laneSchema, parseWith, PKG } from './options.ts'
 import { ROUTING_HEADER } from './amqp-producer.ts'
 
 /** Header counting a message's failed attempts (set when it is published again after a failure). */
@@ -44,7 +44,7 @@ export const amqpConsumerOptionsSchema = consumerOptionsSchema.extend({
    * consumer (besides those it has seen live): a lane's messages are routed to its queue from the
    * first one, in order, even before its consumer first starts.
    */
-  knownLanes: z.array(z.string().min(1)).default([]),
+  knownLanes: z.array(laneSchema).default([]),
   /** How long a lane consumer coming back waits for stable to stop draining its queue, in ms. */
   handoverTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
   /** How often the queue's ready messages are read for the lag gauge, in ms. */
@@ -126,11 +126,13 @@ export class AmqpLaneConsumer {
   /**
    * Declare the lane topology, read the live lanes, register in Nacos, (in a lane coming back)
    * wait for stable to stop draining the lane's queue, then consume. Resolves once consuming.
-   * @throws {MqError} `FLOWTAG_MQ_LIFECYCLE` when called twice; `FLOWTAG_MQ_BROKER` when the broker refuses the topology.
+   * @throws {MqError} `FLOWTAG_MQ_LIFECYCLE` when called twice or after stop(); `FLOWTAG_MQ_DISCOVERY` when
+   *   the consumers of the service cannot be read (Nacos unreachable); `FLOWTAG_MQ_BROKER` when the broker refuses the topology.
    */
   async run (handler: AmqpLaneHandler): Promise<void> {
     if (typeof handler !== 'function') throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid argument "handler": expected a function`)
-    if (this.#handler !== undefined || this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
+    if (this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() after stop(): create another consumer`)
+    if (this.#handler !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
     this.#handler = handler
     const core = this.#core
     core.pin()
@@ -147,6 +149,7 @@ export class AmqpLaneConsumer {
       await this.#consumeOwn()
     } catch (err) {
       await core.deregister().catch(() => {})
+      if (err instanceof MqError) throw err
       throw new MqError(errorCodes.BROKER, `${PKG}: could not set up queue "${this.queueName}": ${(err as Error).message}`, { cause: err })
     }
     this.#offChange = core.watch.onChange(({ came }) => {
@@ -324,7 +327,8 @@ export class AmqpLaneConsumer {
         try {
           await core.handle(v, () => (this.#handler as AmqpLaneHandler)({ message: m, flow: v.flow, fallback: v.fallback, queue }))
           ch.ack(m)
-        } catch {
+        } catch (err) {
+          this.#o.logger?.warn({ err, flowtag: { queue, lane: v.lane } }, 'flowtag: message handler failed; the message is retried')
           await this.#failed(ch, m, queue)
         }
         return
@@ -342,13 +346,18 @@ export class AmqpLaneConsumer {
 
   /**
    * Handle here, or forward where the message belongs: untagged (or refused) ones to the stable
-   * queue, a lane consumer's own lane whose lease ran out to stable, any other lane to its lane's
-   * queue (the lane exchange; back to stable if that lane has no queue).
+   * queue, a lane consumer's own lane whose lease ran out to stable, a lane with no live consumer
+   * to stable (permissive), any other lane to its lane's queue (the lane exchange; back to stable
+   * if that lane has no queue).
    */
   #route (v: Verdict): 'handle' | 'stable' | 'lane' {
     if (v.handle) return 'handle'
     if (v.lane === undefined) return 'stable'
-    if (!this.#core.stable && v.lane === this.#core.lane) return 'stable'
+    const core = this.#core
+    if (!core.stable && v.lane === core.lane) return 'stable'
+    // permissive, a lane with no live consumer is stable's: a lane queue nobody reads would keep it
+    const policy = core.policy
+    if (v.lane === policy.stable || (!policy.strict && !core.watch.isLive(v.lane))) return 'stable'
     return 'lane'
   }
 
@@ -370,7 +379,10 @@ export class AmqpLaneConsumer {
 
   /** A failed handler: published again with one more attempt, or dead-lettered after maxAttempts when a dead-letter exchange is set. */
   async #failed (ch: Channel, m: ConsumeMessage, queue: string): Promise<void> {
-    const attempts = Number(m.properties.headers?.[ATTEMPTS_HEADER] ?? 0) + 1
+    // a malformed count (not a whole number >= 0: forged, or another producer's) restarts at 0,
+    // so it cannot keep a message from ever reaching maxAttempts
+    const prior = Number(m.properties.headers?.[ATTEMPTS_HEADER] ?? 0)
+    const attempts = (Number.isSafeInteger(prior) && prior >= 0 ? prior : 0) + 1
     if (this.#o.deadLetterExchange !== undefined && attempts >= this.#o.maxAttempts) {
       ch.nack(m, false, false)
       return

@@ -5,7 +5,7 @@ import type { Channel, Options } from 'amqplib'
 import { currentFlow } from '@flowtag/context'
 import { withLaneHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { PKG } from './options.ts'
+import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
 /** The header the lane exchange routes on: the flow's lane, plain (never signed). */
 export const ROUTING_HEADER = 'flowtag-lane'
@@ -30,16 +30,14 @@ function stamp (options: Options.Publish | undefined, sign: SignLane | undefined
  * nothing is added. Every other method is the channel's own (a ConfirmChannel keeps its
  * callbacks); the channel itself is not modified.
  *
- * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `channel` is not an amqplib channel.
+ * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `channel` is not an amqplib channel, or an option is
+ *   invalid or unknown (`signTag` is the only one).
  */
 export function laneChannel<C extends Pick<Channel, 'publish' | 'sendToQueue'>> (channel: C, options: LaneChannelOptions = {}): C {
   if (typeof channel !== 'object' || channel === null || typeof channel.publish !== 'function' || typeof channel.sendToQueue !== 'function') {
     throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "channel": expected an amqplib Channel`)
   }
-  if (options.signTag !== undefined && typeof options.signTag !== 'function') {
-    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "signTag": expected a function (lane) => string`)
-  }
-  const sign = options.signTag
+  const sign = parseWith(producerOptionsSchema, options).signTag
   return new Proxy(channel, {
     get (target, prop, receiver) {
       if (prop === 'publish') {

@@ -98,8 +98,17 @@ export class ConsumerCore {
     return this.#registration?.ready ?? true
   }
 
+  /**
+   * Read the live lanes (and subscribe to their pushes). Without them a stable consumer would take
+   * a live lane's messages, so the consumer does not start.
+   * @throws {MqError} `FLOWTAG_MQ_DISCOVERY` when discovery cannot answer (Nacos unreachable, no snapshot).
+   */
   async startWatch (): Promise<void> {
-    await this.watch.start()
+    try {
+      await this.watch.start()
+    } catch (err) {
+      throw new MqError(errorCodes.DISCOVERY, `${PKG}: could not read the consumers of service "${this.service}" from discovery: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   /** Register in Nacos (in the background, with retries, as every flowtag instance). */

@@ -6,6 +6,8 @@ export const errorCodes = {
   BAD_OPTION: 'FLOWTAG_MQ_BAD_OPTION',
   /** run() was called twice, or after stop(). */
   LIFECYCLE: 'FLOWTAG_MQ_LIFECYCLE',
+  /** run() could not read the consumers of the service from discovery (Nacos unreachable, no snapshot). */
+  DISCOVERY: 'FLOWTAG_MQ_DISCOVERY',
   /** The broker refused a lane topology step (declaring a lane queue, reading a group's offsets). */
   BROKER: 'FLOWTAG_MQ_BROKER'
 } as const

@@ -107,11 +107,13 @@ export class KafkaLaneConsumer {
    * Nacos and wait for stable's stand-in to leave the group; join the group and handle messages
    * with `handler` inside each message's flow. Resolves once consuming has started. A handler
    * that throws fails the message: it is counted, and kafkajs retries it (its `retry` options).
-   * @throws {MqError} `FLOWTAG_MQ_LIFECYCLE` when called twice; `FLOWTAG_MQ_BROKER` when the broker refuses the setup.
+   * @throws {MqError} `FLOWTAG_MQ_LIFECYCLE` when called twice or after stop(); `FLOWTAG_MQ_DISCOVERY` when
+   *   the consumers of the service cannot be read (Nacos unreachable); `FLOWTAG_MQ_BROKER` when the broker refuses the setup.
    */
   async run (handler: KafkaLaneHandler): Promise<void> {
     if (typeof handler !== 'function') throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid argument "handler": expected a function`)
-    if (this.#handler !== undefined || this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
+    if (this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() after stop(): create another consumer`)
+    if (this.#handler !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
     this.#handler = handler
     const o = this.#o
     const core = this.#core
@@ -130,6 +132,7 @@ export class KafkaLaneConsumer {
       await this.#consumer.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning || (!stable && strict) })
     } catch (err) {
       await core.deregister().catch(() => {})
+      if (err instanceof MqError) throw err
       throw new MqError(errorCodes.BROKER, `${PKG}: could not set up consumer group "${this.group}": ${(err as Error).message}`, { cause: err })
     }
     this.#consumer.on(this.#consumer.events.CRASH, (e) => {

@@ -5,7 +5,7 @@ import type { FlowContext } from '@flowtag/context'
 import { currentFlow } from '@flowtag/context'
 import { withLaneHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { PKG } from './options.ts'
+import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
 export interface LaneProducerOptions {
   /** Writes `x-flow-tag` as this function's answer (a signed tag); the baggage member stays plain. */
@@ -40,16 +40,14 @@ function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, 
  * await producer.connect()
  * await producer.send({ topic: 'orders', messages: [{ key: id, value }] })
  * ```
- * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `producer` is not a kafkajs producer.
+ * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `producer` is not a kafkajs producer, or an option is
+ *   invalid or unknown (`signTag` is the only one).
  */
 export function laneProducer (producer: Producer, options: LaneProducerOptions = {}): Producer {
   if (typeof producer !== 'object' || producer === null || typeof producer.send !== 'function' || typeof producer.sendBatch !== 'function') {
     throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "producer": expected a kafkajs Producer`)
   }
-  if (options.signTag !== undefined && typeof options.signTag !== 'function') {
-    throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "signTag": expected a function (lane) => string`)
-  }
-  const sign = options.signTag
+  const sign = parseWith(producerOptionsSchema, options).signTag
   const wrapped = wrapSender(producer, sign)
   return {
     ...wrapped,

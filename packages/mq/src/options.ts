@@ -6,10 +6,13 @@ import type { NacosClient } from '@flowtag/nacos'
 import { TAG_PATTERN, type TagLogger } from '@flowtag/context'
 import { optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, MqError } from './errors.ts'
+import type { SignLane } from './headers.ts'
 
 export const PKG = '@flowtag/mq'
 
-const lane = z.string().regex(TAG_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
+/** A lane name, as a message's lane header carries it. */
+export const laneSchema = z.string().regex(TAG_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
+const lane = laneSchema
 
 const keySchema = z.strictObject({
   id: z.string(),
@@ -54,6 +57,12 @@ export const consumerOptionsSchema = z.strictObject({
   /** `{ debug, warn }`: refused tags (never their values), handover steps. */
   logger: z.custom<TagLogger>((v) => typeof v === 'object' && v !== null && typeof (v as TagLogger).debug === 'function' && typeof (v as TagLogger).warn === 'function',
     { message: 'expected a logger with debug() and warn()' }).optional()
+})
+
+/** The options of `laneProducer` and `laneChannel`. */
+export const producerOptionsSchema = z.strictObject({
+  /** Writes `x-flow-tag` as this function's answer (a signed tag); the other lane headers stay plain. */
+  signTag: z.custom<SignLane>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional()
 })
 
 export type ConsumerOptions = z.input<typeof consumerOptionsSchema>

@@ -110,6 +110,30 @@ t.test('strict with knownLanes: the lane queue exists from the start, its messag
   t.equal(stable.stats.lanes.v2, undefined, 'none went through the stable queue')
 })
 
+t.test('permissive: a message a lane consumer forwards to a lane with no live consumer is handled by stable, not parked', async (t) => {
+  const url = rabbitUrl(t)
+  if (url === undefined) return
+  const { connection, raw, exchange } = await setup(t, url)
+  const queue = unique('order-events')
+  const discovery = new StaticDiscovery({ w: [{ ip: '127.0.0.1', port: 1, metadata: { version: 'v2', 'flowtag.consumer': queue } }] })
+  const common = { connection, exchange, queue, service: 'w', stableLane: 'v1', discovery }
+  const saw: Array<{ by: string, body: string, tag: string | undefined, fallback: boolean }> = []
+  const stable = new AmqpLaneConsumer(common)
+  await stable.run(({ message, flow, fallback }) => { saw.push({ by: 'v1', body: message.content.toString(), tag: flow.tag, fallback }) })
+  t.teardown(() => stable.stop())
+  const lane = new AmqpLaneConsumer({ ...common, lane: 'v2' })
+  await lane.run(({ message, flow, fallback }) => { saw.push({ by: 'v2', body: message.content.toString(), tag: flow.tag, fallback }) })
+  t.teardown(() => lane.stop())
+  // routed to the v2 queue by its routing header, but in lane v3 (no v3 consumer): a producer that
+  // sets the headers by hand, or a mismatch; v2 forwards it, and nobody reads a v3 queue
+  await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('mismatched'), { headers: { 'flowtag-lane': 'v2', 'x-flow-tag': 'v3' } }, cb))
+  await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('in-v2'), { headers: { 'flowtag-lane': 'v2', 'x-flow-tag': 'v2' } }, cb))
+  await waitFor('both handled', () => saw.length === 2, 20_000)
+  t.same(saw.find((s) => s.body === 'mismatched'), { by: 'v1', body: 'mismatched', tag: 'v3', fallback: true }, 'stable handles the v3 message, marked fallback')
+  t.same(saw.find((s) => s.body === 'in-v2'), { by: 'v2', body: 'in-v2', tag: 'v2', fallback: false })
+  t.equal(lane.stats.lanes.v3?.skipped, 1, 'the v2 consumer forwarded it')
+})
+
 t.test('a failing handler: retried with an attempts header, dead-lettered after maxAttempts', async (t) => {
   const url = rabbitUrl(t)
   if (url === undefined) return
@@ -120,23 +144,34 @@ t.test('a failing handler: retried with an attempts header, dead-lettered after 
   await raw.assertQueue(dead, { durable: false })
   await raw.bindQueue(dead, dlx, '')
   const queue = unique('order-events')
-  const consumer = new AmqpLaneConsumer({ connection, exchange, queue, service: 'w', discovery: new StaticDiscovery({}), deadLetterExchange: dlx, maxAttempts: 3 })
+  const warned: Array<{ err?: Error, msg: string }> = []
+  const logger = { debug () {}, warn: (o: { err?: Error }, msg: string) => { warned.push({ err: o.err, msg }) } }
+  const consumer = new AmqpLaneConsumer({ connection, exchange, queue, service: 'w', discovery: new StaticDiscovery({}), deadLetterExchange: dlx, maxAttempts: 3, logger })
   const attempts: Record<string, number> = {}
   await consumer.run(({ message }) => {
     const body = message.content.toString()
     attempts[body] = (attempts[body] ?? 0) + 1
-    if (body === 'poison' || attempts[body] === 1) throw new Error(`fails: ${body}`)
+    if (body.startsWith('poison') || attempts[body] === 1) throw new Error(`fails: ${body}`)
   })
   t.teardown(() => consumer.stop())
   await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('flaky'), {}, cb))
   await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('poison'), {}, cb))
+  await confirmed((cb) => raw.publish(exchange, 'x', Buffer.from('poison-bad-count'), { headers: { [ATTEMPTS_HEADER]: 'many' } }, cb))
   const probe = await connection.createChannel()
   t.teardown(() => probe.close().catch(() => {}))
-  const deadMsg = await waitFor('the poison message dead-lettered', async () => probe.get(dead, { noAck: true }), 20_000)
-  t.equal(deadMsg.content.toString(), 'poison')
-  t.equal(deadMsg.properties.headers?.[ATTEMPTS_HEADER], 2, 'after 3 attempts (the header counts the retries published)')
-  t.same(attempts, { flaky: 2, poison: 3 }, 'a flaky message succeeds on its second attempt')
-  t.equal(consumer.stats.lanes.none?.failed, 4, 'every failure counted')
+  const deadMsgs: Array<{ body: string, attempts: unknown }> = []
+  await waitFor('both poison messages dead-lettered', async () => {
+    const m = await probe.get(dead, { noAck: true })
+    if (m !== false) deadMsgs.push({ body: m.content.toString(), attempts: m.properties.headers?.[ATTEMPTS_HEADER] })
+    return deadMsgs.length === 2
+  }, 20_000)
+  t.same(deadMsgs.find((d) => d.body === 'poison'), { body: 'poison', attempts: 2 }, 'after 3 attempts (the header counts the retries published)')
+  t.same(deadMsgs.find((d) => d.body === 'poison-bad-count'), { body: 'poison-bad-count', attempts: 2 }, 'a malformed count restarts at 0: it cannot defeat maxAttempts')
+  t.same(attempts, { flaky: 2, poison: 3, 'poison-bad-count': 3 }, 'a flaky message succeeds on its second attempt')
+  t.equal(consumer.stats.lanes.none?.failed, 7, 'every failure counted')
+  const failures = warned.filter((w) => /message handler failed/.test(w.msg))
+  t.equal(failures.length, 7, 'and each logged with its error (amqplib logs nothing itself)')
+  t.same([...new Set(failures.map((w) => w.err?.message))].sort(), ['fails: flaky', 'fails: poison', 'fails: poison-bad-count'])
 })
 
 t.test('options and setup errors', async (t) => {
@@ -151,4 +186,11 @@ t.test('options and setup errors', async (t) => {
   await t.rejects(c.run('no' as never), { code: errorCodes.BAD_OPTION })
   await t.rejects(c.run(async () => {}), { code: errorCodes.BROKER, message: /could not set up queue "q"/ })
   await c.stop()
+  await t.rejects(c.run(async () => {}), { code: errorCodes.LIFECYCLE, message: /run\(\) after stop\(\)/ })
+  const { raw, exchange } = await setup(t, url)
+  void raw
+  const unreachable = { instances: async () => { throw new Error('Nacos unreachable and no snapshot') }, subscribe: () => () => {} }
+  const d = new AmqpLaneConsumer({ ...base, connection, exchange, queue: unique('q'), discovery: unreachable })
+  await t.rejects(d.run(async () => {}), { code: errorCodes.DISCOVERY, message: /could not read the consumers of service "w"/ }, 'Nacos down at start: a discovery error, not a broker one')
+  await d.stop()
 })

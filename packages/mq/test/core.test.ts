@@ -7,7 +7,7 @@ import { carrierOf, ConsumerMetrics, CONSUMER_METADATA, errorCodes, FlowReader, 
 import { ConsumerCore } from '../src/consumer-core.ts'
 import { consumerOptionsSchema } from '../src/options.ts'
 import { laneProducer } from '../src/kafkajs.ts'
-import { laneChannel } from '../src/amqplib.ts'
+import { amqpConsumerOptionsSchema, laneChannel } from '../src/amqplib.ts'
 
 const KEY = { id: 'k1', secret: 'a-secret-of-16-chars' }
 
@@ -121,12 +121,26 @@ t.test('options: every bad field named', async (t) => {
   t.throws(() => laneProducer({ send () {}, sendBatch () {} } as never, { signTag: 'x' as never }), /"signTag"/)
   t.throws(() => laneChannel({} as never), { code: errorCodes.BAD_OPTION, message: /"channel"/ })
   t.throws(() => laneChannel({ publish () {}, sendToQueue () {} } as never, { signTag: 1 as never }), /"signTag"/)
+  // a misspelt signTag would send plain tags that a signed-only consumer refuses: named, not ignored
+  t.throws(() => laneProducer({ send () {}, sendBatch () {} } as never, { sign: () => 'x' } as never), { code: errorCodes.BAD_OPTION, message: /"sign": Unrecognized key/ })
+  t.throws(() => laneChannel({ publish () {}, sendToQueue () {} } as never, { signtag: () => 'x' } as never), { code: errorCodes.BAD_OPTION, message: /"signtag"/ })
+  t.throws(() => laneProducer({ send () {}, sendBatch () {} } as never, null as never), { code: errorCodes.BAD_OPTION, message: /"options"/ })
+  t.throws(() => laneChannel({ publish () {}, sendToQueue () {} } as never, 'x' as never), { code: errorCodes.BAD_OPTION, message: /"options"/ })
+  t.throws(() => parseWith(amqpConsumerOptionsSchema, { ...base, connection: { createChannel () {}, createConfirmChannel () {} }, exchange: 'e', queue: 'q', knownLanes: ['v2', 'not a lane'] }),
+    { code: errorCodes.BAD_OPTION, message: /invalid option "knownLanes.1": must be 1-64 characters/ })
   t.ok(new MqError(errorCodes.BROKER, 'x') instanceof MqError)
   const core = new ConsumerCore(consumerOptionsSchema.parse({ ...base, lane: 'v2' }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
   t.equal(core.ready, true, 'not registering: ready')
   t.equal(core.stable, false)
   await core.register()
   await core.deregister()
+  core.close()
+})
+
+t.test('discovery that cannot answer at start: FLOWTAG_MQ_DISCOVERY, not a broker error', async (t) => {
+  const discovery = { instances: async () => { throw new Error('Nacos unreachable and no snapshot') }, subscribe: () => () => {} }
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  await t.rejects(core.startWatch(), { code: errorCodes.DISCOVERY, message: /could not read the consumers of service "w" from discovery: Nacos unreachable/ })
   core.close()
 })
 

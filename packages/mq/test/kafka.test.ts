@@ -174,6 +174,7 @@ t.test('options and lifecycle errors', async (t) => {
   await t.rejects(c.run('no' as never), { code: errorCodes.BAD_OPTION })
   await t.rejects(c.run(async () => {}), { code: errorCodes.BROKER, message: /could not set up consumer group "g"/ })
   await c.stop()
+  await t.rejects(c.run(async () => {}), { code: errorCodes.LIFECYCLE, message: /run\(\) after stop\(\)/ })
 })
 
 t.test('permissive, in one process: stable stands in while the lane has no live consumer, and leaves when it is back', async (t) => {

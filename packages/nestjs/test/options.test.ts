@@ -63,6 +63,19 @@ t.test('an HTTP adapter other than Express and Fastify is refused by name', asyn
   await t.rejects(NestFactory.create(App, new OtherAdapter(), { logger: false, abortOnError: false }), { code: 'FLOWTAG_NEST_UNSUPPORTED_PLATFORM', message: /"koa" is not supported/ })
 })
 
+t.test('FlowTagModule imported twice with other options: refused by name on both platforms', async (t) => {
+  for (const platform of ['express', 'fastify'] as const) {
+    class Feature {}
+    Module({ imports: [FlowTagModule.forRoot({ service: 'feature-svc', nacos, cacheDir: false, registration: false })] })(Feature)
+    class App {}
+    Module({ imports: [FlowTagModule.forRoot({ service: 'root-svc', nacos, cacheDir: false, registration: false }), Feature] })(App)
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify')
+    const adapter = platform === 'express' ? new ExpressAdapter() : new FastifyAdapter()
+    await t.rejects(NestFactory.create(App, adapter, { logger: false, abortOnError: false }),
+      { code: errorCodes.BAD_OPTION, message: /invalid option "forRoot": FlowTagModule is imported more than once in this app \(service "(root|feature)-svc", then "(root|feature)-svc"\)/ }, platform)
+  }
+})
+
 t.test('the default logger writes the preset\'s lines through Nest\'s Logger', async (t) => {
   const { ConsoleLogger, Logger } = await import('@nestjs/common')
   const lines: string[] = []
