@@ -45,7 +45,8 @@ unset RABBITMQ_ENABLED_PLUGINS RABBITMQ_LOGS RABBITMQ_NODE_ONLY RABBITMQ_ALLOW_I
 
 # A pid counts only while it is still this node's VM (pids get reused after a SIGKILL).
 rabbit_ours() {
-  [[ -r "/proc/$1/environ" ]] && tr '\0' '\n' <"/proc/$1/environ" | grep -qxF "RABBITMQ_MNESIA_BASE=$inst/mnesia"
+  # grep reads to the end (no -q): under pipefail an early exit would fail tr with SIGPIPE.
+  [[ -r "/proc/$1/environ" ]] && tr '\0' '\n' <"/proc/$1/environ" | grep -xF "RABBITMQ_MNESIA_BASE=$inst/mnesia" >/dev/null
 }
 # rabbit_cli rabbitmqctl|rabbitmq-diagnostics|... ARGS: the CLI against this node.
 rabbit_cli() { "$rabbit_sbin/$1" -n "$nodename" "${@:2}"; }

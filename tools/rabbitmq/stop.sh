@@ -40,7 +40,7 @@ fi
 # node is registered with it any more (a node just killed may take a moment to drop off).
 if epmd -port "$epmd_port" -names >/dev/null 2>&1; then
   for _ in $(seq 50); do
-    epmd -port "$epmd_port" -names 2>/dev/null | grep -q '^name ' || break
+    epmd -port "$epmd_port" -names 2>/dev/null | grep '^name ' >/dev/null || break
     sleep 0.2
   done
   epmd -port "$epmd_port" -kill >/dev/null 2>&1 || true

@@ -55,7 +55,8 @@ log="$home/server.log"
 props="$home/server.properties"
 
 # A pid from the pid file counts only while it is still this broker's JVM (pids get reused).
-ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$props"; }
+# grep reads to the end (no -q): under pipefail an early exit would fail tr with SIGPIPE.
+ours() { [[ -r "/proc/$1/cmdline" ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -F -- "$props" >/dev/null; }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if [[ "$jars_only" != true ]]; then

@@ -24,7 +24,7 @@ for f in "${pidfiles[@]}"; do
   pid=$(cat "$f")
   props="$(dirname "$f")/server.properties"
   # Only this broker's JVM: after a SIGKILL the pid file stays and its pid may be reused.
-  if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$props"; then
+  if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F -- "$props" >/dev/null; then
     kill -TERM "$pid"
     deadline=$(( $(date +%s) + timeout ))
     while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.2; done
