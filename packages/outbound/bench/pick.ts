@@ -1,11 +1,15 @@
-// Cost of choosing an instance (lane lookup + O(1) weighted pick) at 3, 100 and 1,000 instances.
+// Cost of choosing an instance (lane lookup + O(1) weighted pick) at 3, 100 and 1,000 instances,
+// and at 1,000 with warm-up on and one instance in ten warming (held back in its lane).
 // `node bench/pick.ts` prints ns/op: best of 9 interleaved runs of 1,000,000 picks per case.
 import type { Instance } from '@flowtag/nacos'
 import { select } from '../src/select.ts'
 import { ServiceTable } from '../src/service-table.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
+import { DEFAULT_RETRY_BUDGET } from '../src/retry-budget.ts'
+import { DEFAULT_WARMUP } from '../src/warmup.ts'
 
-function table (n: number): ServiceTable {
+/** `warming`: that many instances arrive after the first list (they warm up for DEFAULT_WARMUP's minute). */
+function table (n: number, warming = 0): ServiceTable {
   const t = new ServiceTable(
     {
       service: 'svc',
@@ -13,7 +17,9 @@ function table (n: number): ServiceTable {
       protocol: 'http:',
       poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
       factory: defaultPoolFactory,
-      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
+      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false },
+      warmup: DEFAULT_WARMUP,
+      retryBudget: DEFAULT_RETRY_BUDGET
     },
     'v1'
   )
@@ -33,7 +39,13 @@ function table (n: number): ServiceTable {
       metadata: { version: i % 10 === 0 ? 'v2' : 'v1' }
     })
   }
-  t.update(list)
+  t.update(list.slice(0, n - warming))
+  if (warming > 0) {
+    t.update(list)
+    let held = 0
+    for (const lane of t.lanes.values()) if (lane.heldBack) held += lane.warming
+    if (held !== warming) throw new Error(`expected ${warming} warming instances held back, got ${held}`)
+  }
   return t
 }
 
@@ -50,6 +62,16 @@ for (const n of [3, 100, 1000]) {
   const size = `${n} instances`
   cases.push(
     { size, name: 'alias table alone (stable lane)', fn: () => void (sink += alias.pick().instance.port) },
+    { size, name: 'tagged', fn: () => void (sink += select(t, 'v2', route).instance.port) },
+    { size, name: 'untagged', fn: () => void (sink += select(t, undefined, route).instance.port) },
+    { size, name: 'untagged, lane weights', fn: () => void (sink += select(t, undefined, weighted).instance.port) }
+  )
+}
+{
+  // The instances arriving last are spread over both lanes (every tenth is in v2).
+  const t = table(1000, 100)
+  const size = '1000 instances, 100 warming'
+  cases.push(
     { size, name: 'tagged', fn: () => void (sink += select(t, 'v2', route).instance.port) },
     { size, name: 'untagged', fn: () => void (sink += select(t, undefined, route).instance.port) },
     { size, name: 'untagged, lane weights', fn: () => void (sink += select(t, undefined, weighted).instance.port) }

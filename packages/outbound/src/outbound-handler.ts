@@ -3,13 +3,16 @@
 // and, on a connection-level failure before any response, dispatches again to another instance
 // when the request is idempotent and its body replayable; a kept-alive connection closed under
 // such a request, with no other instance left to try, is replaced by a fresh one to the same
-// instance, once. A failure of the caller's own request body is the caller's: never counted
-// against the instance, never retried. An answer's hop-by-hop headers stay here.
+// instance, once. Every retry is taken from the retry budget of the lane the request was sent
+// to; a refused one leaves the caller with the failure. A failure of the caller's own request
+// body is the caller's: never counted against the instance, never retried. An answer's
+// hop-by-hop headers stay here.
 import type { Dispatcher } from 'undici'
 import type { Duplex, Readable } from 'node:stream'
 import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
 import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
 import { stripResponse } from './hop-by-hop.ts'
+import type { RetryBudget } from './retry-budget.ts'
 import { select, type Route } from './select.ts'
 import type { Member, ServiceTable } from './service-table.ts'
 
@@ -145,6 +148,10 @@ export class OutboundHandler implements Handler {
   /** Idempotent, replayable, the option on, and not yet used for this request. */
   #staleRetryable: boolean
   #member: Member
+  /** The retry budget of the lane the request was first sent to (null: budgets off). */
+  readonly #budget: RetryBudget | null
+  /** A retry was refused by the budget: no other retry (not even a stale-connection one) for this request. */
+  #refused = false
   #tried: Member[] | null = null
   #started = false
   #responded = false
@@ -162,6 +169,9 @@ export class OutboundHandler implements Handler {
     this.#opts = opts
     this.#member = member
     this.#flow = flow
+    this.#budget = member.budget
+    // An original request: it adds to its lane's retry budget (retries do not).
+    this.#budget?.recordRequest()
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
@@ -283,7 +293,7 @@ export class OutboundHandler implements Handler {
     if (!this.#responded && !callers && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
       const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
       // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
-      if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
+      if (next === undefined && !this.#refused && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
       // Ejections are counted and logged where the table reports them (the dispatcher's onEjection).
       this.#ctx.table.recordFailure(member)
       if (next !== undefined) {
@@ -303,11 +313,21 @@ export class OutboundHandler implements Handler {
     const tried = (this.#tried ??= [])
     tried.push(this.#member)
     if (tried.length > this.#ctx.maxRetries) return undefined
+    let next: Member
     try {
-      return select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
+      next = select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
     } catch {
       return undefined
     }
+    return this.#spend() ? next : undefined
+  }
+
+  /** Take a retry from the budget; a refusal is counted (against the member that failed). */
+  #spend (): boolean {
+    if (this.#budget === null || this.#budget.tryRetry()) return true
+    this.#refused = true
+    this.#ctx.metrics.retriesRefused.add(1, this.#member.attrs)
+    return false
   }
 
   #switchTo (next: Member): void {
@@ -321,6 +341,7 @@ export class OutboundHandler implements Handler {
   /** The same instance again, over a connection of its own (the pool may hold more aged ones). */
   #resendFresh (): boolean {
     this.#staleRetryable = false
+    if (!this.#spend()) return false
     this.#controller.target = null
     if (!this.#ctx.table.sendFresh(this.#member, this.#opts, this)) return false
     this.#ctx.metrics.retries.add(1, this.#member.attrs)

@@ -9,6 +9,8 @@ import { createMetrics } from '../src/metrics.ts'
 import { OutboundHandler, isConnectionError, isRetryable, isStaleConnection, type AttemptContext } from '../src/outbound-handler.ts'
 import { ServiceTable } from '../src/service-table.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
+import { DEFAULT_RETRY_BUDGET } from '../src/retry-budget.ts'
+import { DEFAULT_WARMUP } from '../src/warmup.ts'
 
 type Controller = Dispatcher.DispatchController
 
@@ -49,7 +51,9 @@ function setup (ports: number[], maxRetries = 1) {
     protocol: 'http:',
     poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
     factory: defaultPoolFactory,
-    outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
+    outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false },
+    warmup: DEFAULT_WARMUP,
+    retryBudget: DEFAULT_RETRY_BUDGET
   }, 'v1')
   table.update(ports.map(instance))
   const sent: Sent[] = []
