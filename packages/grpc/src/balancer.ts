@@ -131,11 +131,11 @@ class LanesBalancer implements experimental.LoadBalancer {
         onEjection: (m, ejected, until) => this.#logEjection(m, ejected, until)
       })
     }
-    if (this.#service !== config.service || this.#routing !== routing) this.#budgets = null
     this.#service = config.service
+    // One per FlowTagGrpc and service: every channel to the service shares its lanes' budgets.
     const policies = routing.policies(config.service)
     this.#warmup = policies.warmup
-    this.#budgets ??= policies.budgets
+    this.#budgets = policies.budgets
     if (!endpoints.ok) {
       // Keep serving the last list; with none, calls fail with the resolver's status.
       if (this.#members.size === 0) this.#helper.updateState(connectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details)
