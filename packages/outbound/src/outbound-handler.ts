@@ -3,8 +3,8 @@
 // and, on a connection-level failure before any response, dispatches again to another instance
 // when the request is idempotent and its body replayable; a kept-alive connection closed under
 // such a request, with no other instance left to try, is replaced by a fresh one to the same
-// instance, once. Every retry is taken from the retry budget of the lane the request was sent
-// to; a refused one leaves the caller with the failure. A failure of the caller's own request
+// instance, once. Every retry is taken from the retry budget of the lane of the instance that
+// failed; a refused one leaves the caller with the failure. A failure of the caller's own request
 // body is the caller's: never counted against the instance, never retried. An answer's
 // hop-by-hop headers stay here.
 import type { Dispatcher } from 'undici'
@@ -12,7 +12,6 @@ import type { Duplex, Readable } from 'node:stream'
 import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
 import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
 import { stripResponse } from './hop-by-hop.ts'
-import type { RetryBudget } from './retry-budget.ts'
 import { select, type Route } from './select.ts'
 import type { Member, ServiceTable } from './service-table.ts'
 
@@ -148,8 +147,6 @@ export class OutboundHandler implements Handler {
   /** Idempotent, replayable, the option on, and not yet used for this request. */
   #staleRetryable: boolean
   #member: Member
-  /** The retry budget of the lane the request was first sent to (null: budgets off). */
-  readonly #budget: RetryBudget | null
   /** A retry was refused by the budget: no other retry (not even a stale-connection one) for this request. */
   #refused = false
   #tried: Member[] | null = null
@@ -169,9 +166,8 @@ export class OutboundHandler implements Handler {
     this.#opts = opts
     this.#member = member
     this.#flow = flow
-    this.#budget = member.budget
     // An original request: it adds to its lane's retry budget (retries do not).
-    this.#budget?.recordRequest()
+    member.budget?.recordRequest()
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
@@ -322,9 +318,10 @@ export class OutboundHandler implements Handler {
     return this.#spend() ? next : undefined
   }
 
-  /** Take a retry from the budget; a refusal is counted (against the member that failed). */
+  /** Take a retry from the budget of the failed member's lane; a refusal is counted against that member. */
   #spend (): boolean {
-    if (this.#budget === null || this.#budget.tryRetry()) return true
+    const budget = this.#member.budget
+    if (budget === null || budget.tryRetry()) return true
     this.#refused = true
     this.#ctx.metrics.retriesRefused.add(1, this.#member.attrs)
     return false
