@@ -192,10 +192,14 @@ await scenario('rolling restart of every service, gateways included', async () =
   }
   await sleep(3000)
   await probe.stop()
-  // Share in the 3 s after being listed, for the first and the second new instance of each lane.
-  const shares = (n: number) => fresh.filter((f) => f.nth === n).map((f) => probe.share(f.app, f.at, f.at + 3000)?.share).filter((x) => x !== undefined)
-  const pct = (xs: number[]) => xs.length === 0 ? 'n/a' : `${Math.round(Math.min(...xs) * 100)}–${Math.round(Math.max(...xs) * 100)} %`
-  const warmup = `new instances' share of their lane in their first 3 s (warm-up): the first of a lane ${pct(shares(1))}, the second ${pct(shares(2))} (the lane then mostly warming: none held back); order-service and user-service, two a lane`
+  // Share in the 3 s after being listed, of the first and the second new instance of each lane.
+  const lanes = [...nth.keys()].filter((l) => !l.startsWith('gateway') && !l.startsWith('inventory'))
+  const pct = (f: { app: AppProcess, at: number } | undefined) => {
+    const s = f === undefined ? undefined : probe.share(f.app, f.at, f.at + 3000)
+    return s === undefined ? 'n/a' : `${Math.round(s.share * 100)} %`
+  }
+  const byLane = lanes.map((l) => `${l} ${fresh.filter((f) => `${f.app.name} ${f.app.version}` === l).map(pct).join(' then ')}`).join(', ')
+  const warmup = `each new instance's share of its lane (two a lane) in its first 3 s, the first replaced then the second: ${byLane} (a lane whose other instance is new too is mostly warming: none held back)`
   return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll; ${warmup}` }
 })
 
