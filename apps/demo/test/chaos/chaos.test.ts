@@ -160,7 +160,7 @@ await scenario('one instance SIGKILLed', async () => {
   return { recoveryMs: await until('the replacement registered', async () => (await listed()).has(replacement.port)), note: 'user-service v2, one of two; a replacement started 4 s later (recovery: until it is listed)' }
 })
 
-/** When the last new instance of each service was listed (the rolling restart), for the warm-up scenario. */
+/** When the last new instance of each lane (`service version`) was listed in the rolling restart, for the warm-up scenario. */
 const lastListed = new Map<string, number>()
 
 await scenario('rolling restart of every service, gateways included', async () => {
@@ -187,7 +187,7 @@ await scenario('rolling restart of every service, gateways included', async () =
     const lane = `${next.name} ${next.version}`
     nth.set(lane, (nth.get(lane) ?? 0) + 1)
     fresh.push({ app: next, at: Date.now(), nth: nth.get(lane)! })
-    lastListed.set(next.name, Date.now())
+    lastListed.set(lane, Date.now())
     await stopApp(old, 'SIGTERM')
   }
   await sleep(3000)
@@ -199,13 +199,13 @@ await scenario('rolling restart of every service, gateways included', async () =
     return s === undefined ? 'n/a' : `${Math.round(s.share * 100)} %`
   }
   const byLane = lanes.map((l) => `${l} ${fresh.filter((f) => `${f.app.name} ${f.app.version}` === l).map(pct).join(' then ')}`).join(', ')
-  const warmup = `each new instance's share of its lane (two a lane) in its first 3 s, the first replaced then the second: ${byLane} (a lane whose other instance is new too is mostly warming: none held back)`
+  const warmup = `each new instance's share of its lane (two a lane) in its first 3 s, the first replaced then the second: ${byLane} (none is held back while more than half of a lane is within its first 60 s: the second of each lane, and a lane whose instances started less than a minute before)`
   return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll; ${warmup}` }
 })
 
 await scenario('a new instance joins a warm lane: its share ramps up (warm-up)', async (t) => {
   // The two instances there must be warm themselves (past their window since the roll).
-  await sleep(Math.max(0, (lastListed.get('user-service') ?? 0) + 62_000 - Date.now()))
+  await sleep(Math.max(0, (lastListed.get('user-service v1') ?? 0) + 62_000 - Date.now()))
   const probe = new ShareProbe(() => apps)
   probe.start()
   const added = await start('user-service', 'v1')
