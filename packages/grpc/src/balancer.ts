@@ -8,19 +8,45 @@
 // is kept connecting and stays out until READY. A lane with none READY waits for its connecting
 // instances at most `connectWaitMs` (a fresh channel's first calls keep their lane), then counts
 // as empty: fallback to stable, or UNAVAILABLE when strict.
+// New instances warm up (outbound's warm-up: the index is rebuilt and a new picker published
+// every second or so while one warms), and a retry (a call carrying `x-flowtag-tried`) is sent
+// only while its lane's retry budget allows; a refused one is dropped, so the caller gets the
+// failure that caused it.
 import { connectivityState, experimental, Metadata, status, type ChannelOptions } from '@grpc/grpc-js'
 import { FLOW_TAG_HEADER, parseTag } from '@flowtag/context'
-import { eligible, errorCodes, freshOutlierState, laneOf, LaneIndex, OutlierDetector, resolveRoute, type Instance, type MemberInfo, type OutboundError, type OutlierState, type Route } from '@flowtag/outbound/lanes'
+import {
+  eligible,
+  errorCodes,
+  followWarmupState,
+  freshOutlierState,
+  freshWarmupState,
+  laneOf,
+  LaneIndex,
+  OutlierDetector,
+  resolveRoute,
+  warmupRefreshMs,
+  type Instance,
+  type MemberInfo,
+  type OutboundError,
+  type OutlierState,
+  type RetryBudget,
+  type RetryBudgets,
+  type Route,
+  type WarmupPolicy,
+  type WarmupState
+} from '@flowtag/outbound/lanes'
 import { ROUTING_ERROR_KEY } from './errors.ts'
-import { INSTANCES_ATTRIBUTE, LB_NAME, TRIED_KEY } from './keys.ts'
+import { INSTANCES_ATTRIBUTE, LB_NAME, RETRY_REFUSED, TRIED_KEY } from './keys.ts'
 import { routingOf, type RoutingEntry } from './registry.ts'
 
 type Subchannel = experimental.SubchannelInterface
 
-interface Member extends OutlierState {
+interface Member extends OutlierState, WarmupState {
   readonly key: string
   instance: Instance
   lane: string
+  /** The retry budget of the member's lane; null when budgets are off. */
+  budget: RetryBudget | null
   readonly subchannel: Subchannel
   state: connectivityState
   readonly listener: experimental.ConnectivityStateListener
@@ -78,6 +104,12 @@ class LanesBalancer implements experimental.LoadBalancer {
   #idle = false
   /** Republishes when the first open wait ends, so that queued calls pick again. */
   #timer: NodeJS.Timeout | null = null
+  /** Republishes while some member warms up: its weight follows the ramp. */
+  #warmTimer: NodeJS.Timeout | null = null
+  #warmup: WarmupPolicy | false = false
+  #budgets: RetryBudgets | null = null
+  /** A list has been applied: members listed later were seen arriving (they warm up from then). */
+  #listed = false
   #destroyed = false
 
   constructor (helper: experimental.ChannelControlHelper) {
@@ -100,6 +132,10 @@ class LanesBalancer implements experimental.LoadBalancer {
       })
     }
     this.#service = config.service
+    // One per FlowTagGrpc and service: every channel to the service shares its lanes' budgets.
+    const policies = routing.policies(config.service)
+    this.#warmup = policies.warmup
+    this.#budgets = policies.budgets
     if (!endpoints.ok) {
       // Keep serving the last list; with none, calls fail with the resolver's status.
       if (this.#members.size === 0) this.#helper.updateState(connectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details)
@@ -107,6 +143,9 @@ class LanesBalancer implements experimental.LoadBalancer {
     }
     const list = (options[INSTANCES_ATTRIBUTE] as readonly Instance[] | undefined) ?? []
     const seen = new Set<string>()
+    const now = Date.now()
+    const arriving = this.#listed
+    this.#listed = true
     for (const instance of list) {
       const key = `${instance.ip}:${instance.port}`
       if (seen.has(key)) continue
@@ -115,7 +154,10 @@ class LanesBalancer implements experimental.LoadBalancer {
       const existing = this.#members.get(key)
       if (existing !== undefined) {
         existing.instance = instance
+        // A new published start time: a restart on the same address, warmed up again.
+        followWarmupState(existing, instance, now)
         existing.lane = lane
+        existing.budget = this.#budgets?.for(lane) ?? null
         connect(existing) // it may have become eligible
         continue
       }
@@ -124,6 +166,7 @@ class LanesBalancer implements experimental.LoadBalancer {
         key,
         instance,
         lane,
+        budget: this.#budgets?.for(lane) ?? null,
         subchannel,
         state: subchannel.getConnectivityState(),
         listener: (_sub, _prev, next) => this.#onState(member, next),
@@ -134,7 +177,8 @@ class LanesBalancer implements experimental.LoadBalancer {
           onCallStarted: null,
           onCallEnded: (code) => this.callEnded(member, code)
         },
-        ...freshOutlierState()
+        ...freshOutlierState(),
+        ...freshWarmupState(instance, arriving, now)
       }
       subchannel.ref()
       subchannel.addConnectivityStateListener(member.listener)
@@ -143,9 +187,11 @@ class LanesBalancer implements experimental.LoadBalancer {
     }
     for (const [key, m] of this.#members) {
       if (seen.has(key)) continue
+      // Gone: a member listed again later is new (it warms up again).
       this.#members.delete(key)
       this.#drop(m)
     }
+    this.#budgets?.prune((lane) => { for (const m of this.#members.values()) if (m.lane === lane) return true; return false })
     this.#publish()
     return true
   }
@@ -203,7 +249,17 @@ class LanesBalancer implements experimental.LoadBalancer {
     this.#waiting = waiting
     this.#states = states
     this.#idle = idle
-    this.#index = new LaneIndex(this.#service, this.#members.values(), (m) => this.#info(m))
+    const warmup = this.#warmup
+    this.#index = warmup === false
+      ? new LaneIndex(this.#service, this.#members.values(), (m) => this.#info(m))
+      : new LaneIndex(this.#service, this.#members.values(), (m) => this.#info(m), { policy: warmup, now: Date.now() })
+    if (warmup !== false && this.#index.warming > 0 && this.#warmTimer === null) {
+      this.#warmTimer = setTimeout(() => {
+        this.#warmTimer = null
+        this.#publish()
+      }, warmupRefreshMs(warmup))
+      this.#warmTimer.unref()
+    }
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
     if (next !== Infinity) {
@@ -228,7 +284,7 @@ class LanesBalancer implements experimental.LoadBalancer {
     if (!eligible(m.instance)) return { lane, weight, pickable: false, ejected: false }
     const s = standing(m)
     const pickable = s === 'ready' || (s === 'connecting' && this.#waiting.has(lane))
-    return { lane, weight, pickable, ejected: !pickable }
+    return { lane, weight, pickable, ejected: !pickable, warmFrom: m.warmFrom }
   }
 
   /** Why no instance of `lanes` could take a call, for a failed pick's details ('' when none is listed). */
@@ -255,7 +311,10 @@ class LanesBalancer implements experimental.LoadBalancer {
     if (route.stable !== this.#stable) {
       // A new stable lane: unlabelled instances move with it.
       this.#stable = route.stable
-      for (const m of this.#members.values()) m.lane = laneOf(m.instance, o.labelKey, route.stable)
+      for (const m of this.#members.values()) {
+        m.lane = laneOf(m.instance, o.labelKey, route.stable)
+        m.budget = this.#budgets?.for(m.lane) ?? null
+      }
       this.#route = route
       this.#publish()
     }
@@ -269,6 +328,11 @@ class LanesBalancer implements experimental.LoadBalancer {
 
   member (key: string): Member | undefined {
     return this.#members.get(key)
+  }
+
+  /** A retry was refused by `budget`: counted (service, lane of the instance that failed). */
+  refused (lane: string): void {
+    ;(this.#routing as RoutingEntry).retriesRefused.add(1, { service: this.#service, lane })
   }
 
   #logEjection (m: Member, ejected: boolean, until: number): void {
@@ -290,6 +354,8 @@ class LanesBalancer implements experimental.LoadBalancer {
     this.#destroyed = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
+    if (this.#warmTimer !== null) clearTimeout(this.#warmTimer)
+    this.#warmTimer = null
     this.#outlier?.close()
     for (const m of this.#members.values()) this.#drop(m)
     this.#members.clear()
@@ -327,6 +393,22 @@ function connect (m: Member): void {
 
 const QUEUE: experimental.PickResult = { pickResultType: experimental.PickResultType.QUEUE, subchannel: null, status: null, onCallStarted: null, onCallEnded: null }
 
+/**
+ * A retry the budget refused. DROP fails the call even when it is `waitForReady`; the channel of
+ * clientOptions() then reports the failure that caused the retry (ROUTING_ERROR_KEY).
+ */
+const REFUSED: experimental.PickResult = (() => {
+  const metadata = new Metadata()
+  metadata.set(ROUTING_ERROR_KEY, RETRY_REFUSED)
+  return {
+    pickResultType: experimental.PickResultType.DROP,
+    subchannel: null,
+    status: { code: status.UNAVAILABLE, details: 'retry not sent: the retry budget of the lane is spent', metadata },
+    onCallStarted: null,
+    onCallEnded: null
+  }
+})()
+
 class LanesPicker implements experimental.Picker {
   readonly #balancer: LanesBalancer
   readonly #index: LaneIndex<Member>
@@ -361,6 +443,15 @@ class LanesPicker implements experimental.Picker {
       // call queues until the next picker rather than leave the lane.
       if (member.state === connectivityState.IDLE) member.subchannel.startConnecting()
       return QUEUE
+    }
+    if (exclude === undefined) member.budget?.recordRequest()
+    else {
+      // A retry is taken from the budget of the lane of the instance that failed (the last tried).
+      const failed = exclude.length > 0 ? exclude[exclude.length - 1]! : member
+      if (failed.budget !== null && !failed.budget.tryRetry()) {
+        this.#balancer.refused(failed.lane)
+        return REFUSED
+      }
     }
     return member.picked
   }

@@ -12,3 +12,5 @@ export const INSTANCES_ATTRIBUTE = `${EXCLUDED}.flowtag.instances`
 export const LB_NAME = 'flowtag_lanes'
 /** Metadata of a retry: the addresses (`ip:port`) already tried, not to be picked again. */
 export const TRIED_KEY = 'x-flowtag-tried'
+/** ROUTING_ERROR_KEY of a retry the budget refused (the caller gets the failure that caused it instead). */
+export const RETRY_REFUSED = 'FLOWTAG_GRPC_RETRY_REFUSED'

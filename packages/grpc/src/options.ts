@@ -1,8 +1,9 @@
 // Options of FlowTagGrpc (the client side): the zod schema is the source of truth, parsed once.
 import { z } from 'zod'
 import { optionErrorMessage } from '@flowtag/errors'
+import type { Meter } from '@opentelemetry/api'
 import type { SigningKey } from '@flowtag/context'
-import type { Discovery, LanesResolver } from '@flowtag/outbound/lanes'
+import { retryBudgetSchema, servicePoliciesSchema, warmupSchema, type Discovery, type LanesResolver } from '@flowtag/outbound/lanes'
 import { errorCodes, GrpcError } from './errors.ts'
 
 const PKG = '@flowtag/grpc'
@@ -54,6 +55,15 @@ export const grpcOptionsSchema = z.strictObject({
   /** Retries of a call that failed UNAVAILABLE before any response, each on another instance of the lane. */
   maxRetries: z.number().int().min(0).max(5).default(1),
   /**
+   * Warm-up of new instances (@flowtag/outbound's): a new instance's weight ramps from
+   * minWeightPercent to full over windowMs. `false`: off.
+   */
+  warmup: warmupSchema,
+  /** Retry budget per service and lane (@flowtag/outbound's): retries stay under `percent` of recent calls. `false`: off. */
+  retryBudget: retryBudgetSchema,
+  /** Per service name: its own `warmup` and `retryBudget` settings over the two above. */
+  services: servicePoliciesSchema,
+  /**
    * Unary methods that are safe to run twice (gRPC's `idempotency_level = IDEMPOTENT`), as their
    * method definitions. Their reply is held until the call's status: a connection lost between
    * the two retries the call on another instance instead of failing it.
@@ -78,6 +88,8 @@ export const grpcOptionsSchema = z.strictObject({
       ttlSeconds: z.number().int().min(1).max(86_400).default(300)
     })
     .optional(),
+  /** Meter for `flowtag.grpc.retries_refused` (default: the global MeterProvider's). */
+  meter: z.custom<Meter>((v) => typeof v === 'object' && v !== null && typeof (v as Meter).createCounter === 'function', { message: 'expected an OpenTelemetry Meter' }).optional(),
   /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
   logger: z
     .custom<GrpcLogger>((v) => typeof v === 'object' && v !== null && typeof (v as GrpcLogger).warn === 'function' && typeof (v as GrpcLogger).info === 'function', {

@@ -1,6 +1,8 @@
 // FlowTagGrpc objects by id: channel options carry the id (a string, so options stay plain
 // data), the resolver and the balancer look the object up here.
 import type { ChannelOptions } from '@grpc/grpc-js'
+import type { Counter } from '@opentelemetry/api'
+import type { RetryBudgets, WarmupPolicy } from '@flowtag/outbound/lanes'
 import type { ResolvedGrpcOptions } from './options.ts'
 import { ROUTING_OPTION } from './keys.ts'
 
@@ -8,6 +10,10 @@ export interface RoutingEntry {
   readonly id: string
   readonly options: ResolvedGrpcOptions
   readonly closed: boolean
+  /** A service's warm-up policy and retry budgets (shared by every channel to it). */
+  policies(service: string): { warmup: WarmupPolicy | false; budgets: RetryBudgets | null }
+  /** `flowtag.grpc.retries_refused`: retries not sent because their lane's budget was spent. */
+  readonly retriesRefused: Counter
 }
 
 const routings = new Map<string, RoutingEntry>()

@@ -2,6 +2,8 @@
 // `nacos` resolver and the `flowtag_lanes` balancer with @grpc/grpc-js (both global registries,
 // registered once per process), and hands out the client options a channel needs.
 import type { ClientOptions, Interceptor } from '@grpc/grpc-js'
+import { metrics, type Counter } from '@opentelemetry/api'
+import { policiesFor, RetryBudgets, type WarmupPolicy } from '@flowtag/outbound/lanes'
 import { flowInterceptor } from './client-interceptor.ts'
 import { FlowChannel, flowCallConfig, flowChannelFactory, type FlowCallConfig } from './flow-channel.ts'
 import { parseGrpcOptions, type FlowTagGrpcOptions, type ResolvedGrpcOptions } from './options.ts'
@@ -31,6 +33,8 @@ export class FlowTagGrpc implements RoutingEntry {
   readonly options: ResolvedGrpcOptions
   readonly #interceptor: Interceptor
   readonly #calls: FlowCallConfig
+  readonly #policies = new Map<string, { warmup: WarmupPolicy | false; budgets: RetryBudgets | null }>()
+  readonly retriesRefused: Counter
   #closed = false
 
   constructor (options: FlowTagGrpcOptions) {
@@ -40,7 +44,22 @@ export class FlowTagGrpc implements RoutingEntry {
     this.id = `flowtag-${process.pid}-${nextId++}`
     this.#interceptor = flowInterceptor(this.options)
     this.#calls = flowCallConfig(this.options)
+    this.retriesRefused = (this.options.meter ?? metrics.getMeter('@flowtag/grpc')).createCounter('flowtag.grpc.retries_refused', {
+      description: 'Retries not sent because the retry budget of the lane was spent'
+    })
     addRouting(this)
+  }
+
+  /** A service's warm-up policy and its lanes' retry budgets, shared by every channel to it. */
+  policies (service: string): { warmup: WarmupPolicy | false; budgets: RetryBudgets | null } {
+    let p = this.#policies.get(service)
+    if (p === undefined) {
+      // `group@@name` targets: the services option may name either.
+      const name = Object.hasOwn(this.options.services, service) ? service : service.slice(service.indexOf('@@') + 2)
+      const { warmup, retryBudget } = policiesFor(name, this.options)
+      this.#policies.set(service, (p = { warmup, budgets: retryBudget === false ? null : new RetryBudgets(retryBudget) }))
+    }
+    return p
   }
 
   /**

@@ -11,6 +11,12 @@ import { parseOptions } from './options.ts'
 
 const MAX_RETRY_MS = 30_000
 
+/**
+ * Metadata key of the moment the instance started listening (epoch ms), from which callers warm
+ * it up (@flowtag/outbound's STARTED_AT_METADATA); a value in the options' metadata wins.
+ */
+export const STARTED_AT_METADATA = 'flowtag.startedAt'
+
 const isLogger = (v: unknown): v is Logger =>
   typeof v === 'object' && v !== null && ['debug', 'info', 'warn', 'error'].every((k) => typeof (v as Record<string, unknown>)[k] === 'function')
 
@@ -118,7 +124,8 @@ export class NacosRegistration {
   async start (listening: ListenAddress | undefined): Promise<void> {
     if (this.#registering !== undefined) return this.#registering
     const o = this.#o
-    const metadata = { ...o.metadata, ...this.#extraMetadata }
+    // Set when the server listens: a re-registration (Nacos forgot us) keeps it, a restart gets a new one.
+    const metadata: Record<string, string> = { [STARTED_AT_METADATA]: String(Date.now()), ...o.metadata, ...this.#extraMetadata }
     if (o.version !== undefined) metadata.version = o.version
     if (o.env !== undefined) metadata.env = o.env
     const instance: InstanceInput = {

@@ -1,11 +1,17 @@
-// Cost of choosing an instance (lane lookup + O(1) weighted pick) at 3, 100 and 1,000 instances.
-// `node bench/pick.ts` prints ns/op: best of 9 interleaved runs of 1,000,000 picks per case.
+// Cost of choosing an instance (lane lookup + O(1) weighted pick) at 3, 100 and 1,000 instances,
+// and at 1,000 with warm-up on and one instance in ten warming (held back in its lane); and what
+// warm-up costs besides: the index rebuild (with the lane-weight table) done every second while
+// an instance warms. `node bench/pick.ts` prints ns/op: best of 9 interleaved runs of 1,000,000
+// picks per case, and µs per rebuild: best of 9 runs of 200.
 import type { Instance } from '@flowtag/nacos'
 import { select } from '../src/select.ts'
 import { ServiceTable } from '../src/service-table.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
+import { DEFAULT_RETRY_BUDGET } from '../src/retry-budget.ts'
+import { DEFAULT_WARMUP } from '../src/warmup.ts'
 
-function table (n: number): ServiceTable {
+/** `warming`: that many instances arrive after the first list (they warm up for DEFAULT_WARMUP's minute). */
+function table (n: number, warming = 0): ServiceTable {
   const t = new ServiceTable(
     {
       service: 'svc',
@@ -13,7 +19,9 @@ function table (n: number): ServiceTable {
       protocol: 'http:',
       poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
       factory: defaultPoolFactory,
-      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
+      outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false },
+      warmup: DEFAULT_WARMUP,
+      retryBudget: DEFAULT_RETRY_BUDGET
     },
     'v1'
   )
@@ -33,7 +41,13 @@ function table (n: number): ServiceTable {
       metadata: { version: i % 10 === 0 ? 'v2' : 'v1' }
     })
   }
-  t.update(list)
+  t.update(list.slice(0, n - warming))
+  if (warming > 0) {
+    t.update(list)
+    let held = 0
+    for (const lane of t.lanes.values()) if (lane.heldBack) held += lane.warming
+    if (held !== warming) throw new Error(`expected ${warming} warming instances held back, got ${held}`)
+  }
   return t
 }
 
@@ -55,6 +69,16 @@ for (const n of [3, 100, 1000]) {
     { size, name: 'untagged, lane weights', fn: () => void (sink += select(t, undefined, weighted).instance.port) }
   )
 }
+{
+  // The instances arriving last are spread over both lanes (every tenth is in v2).
+  const t = table(1000, 100)
+  const size = '1000 instances, 100 warming'
+  cases.push(
+    { size, name: 'tagged', fn: () => void (sink += select(t, 'v2', route).instance.port) },
+    { size, name: 'untagged', fn: () => void (sink += select(t, undefined, route).instance.port) },
+    { size, name: 'untagged, lane weights', fn: () => void (sink += select(t, undefined, weighted).instance.port) }
+  )
+}
 // Runs interleave the cases, so a burst of load on this shared machine hits all of them alike;
 // the best run of each case is its cost.
 const best = cases.map(() => Infinity)
@@ -67,4 +91,16 @@ for (let run = 0; run < RUNS; run++) {
 }
 const results: Record<string, Record<string, number>> = {}
 cases.forEach((c, i) => ((results[c.size] ??= {})[c.name] = Number(best[i]!.toFixed(1))))
-console.log(JSON.stringify({ node: process.version, picksPerRun: N, runs: RUNS, nsPerPick: results, sink: sink > 0 }, null, 2))
+let rebuild = Infinity
+{
+  const t = table(1000, 100)
+  for (let run = 0; run < RUNS; run++) {
+    const start = process.hrtime.bigint()
+    for (let k = 0; k < 200; k++) {
+      t.rebuild()
+      sink += select(t, undefined, weighted).instance.port
+    }
+    rebuild = Math.min(rebuild, Number(process.hrtime.bigint() - start) / 200 / 1000)
+  }
+}
+console.log(JSON.stringify({ node: process.version, picksPerRun: N, runs: RUNS, nsPerPick: results, usPerWarmupRebuildAt1000: Number(rebuild.toFixed(1)), sink: sink > 0 }, null, 2))

@@ -8,6 +8,7 @@ import { defaultPoolFactory, type InstancePoolOptions, type PoolFactory } from '
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
 import { parseOptions, type OutboundOptions, type ResolvedOptions } from './options.ts'
+import { policiesFor } from './policies.ts'
 import { OutboundHandler, type AttemptContext } from './outbound-handler.ts'
 import { select, type Route } from './select.ts'
 import { ServiceTable, type Member } from './service-table.ts'
@@ -38,6 +39,12 @@ export interface LaneSnapshot {
   instances: number
   available: number
   ejected: number
+  /** Available instances within their warm-up window. */
+  warming: number
+  /** Whether the warming instances get less than their weight (false when more than half of the lane warms). */
+  heldBack: boolean
+  /** Retry budget of the lane: original requests and retries within its interval, retries refused so far. */
+  retryBudget?: { requests: number; retries: number; refused: number }
 }
 
 export interface ServiceSnapshot {
@@ -202,6 +209,7 @@ export class FlowTagDispatcher extends Dispatcher {
         poolOptions: this.#poolOptions,
         factory: this.#factory,
         outlier: this.#opts.outlier,
+        ...policiesFor(target.service, this.#opts),
         onEjection: (m, ejected, until) => this.#onEjection(m, ejected, until)
       },
       // Corrected by table.routeFor on each request when lanes() names another stable lane.
@@ -243,7 +251,12 @@ export class FlowTagDispatcher extends Dispatcher {
     if (table === undefined) return undefined
     const lanes: Record<string, LaneSnapshot> = {}
     const ejected: string[] = []
-    for (const [name, lane] of table.lanes) lanes[name] = { instances: lane.members.length, available: lane.table?.size ?? 0, ejected: lane.ejected }
+    for (const [name, lane] of table.lanes) {
+      const snap: LaneSnapshot = { instances: lane.members.length, available: lane.table?.size ?? 0, ejected: lane.ejected, warming: lane.warming, heldBack: lane.heldBack }
+      const budget = table.budgets?.lanes.get(name)
+      if (budget !== undefined) snap.retryBudget = { ...budget.window(), refused: budget.refused }
+      lanes[name] = snap
+    }
     for (const m of table.members.values()) if (m.ejectedUntil !== 0) ejected.push(m.attrs.instance)
     return { instances: table.members.size, available: table.available, ejected, pools: table.openPools, lanes }
   }

@@ -2,9 +2,11 @@
 // a request tagged with a lane goes to that lane, else to the stable lane unless the route is
 // strict; untagged traffic follows the service's lane weights when there are any, else goes to
 // stable. Within a lane, instances are picked by weight in O(1) (alias tables), and a
-// LaneIndex is rebuilt only when its members change, so a pick allocates nothing.
+// LaneIndex is rebuilt only when its members change (or, while some member warms up, on a coarse
+// clock), so a pick allocates nothing and never computes a warm-up curve.
 import { AliasTable } from './alias-table.ts'
 import { errorCodes, OutboundError } from './errors.ts'
+import { warmupFactor, type WarmupPolicy } from './warmup.ts'
 
 /** What routing needs to know about a service's lanes; `serviceLanes()` of @flowtag/rules fits. */
 export interface LaneConfig {
@@ -48,6 +50,15 @@ export interface MemberInfo {
   pickable: boolean
   /** Eligible but ejected by outlier detection. */
   ejected: boolean
+  /** Epoch ms its warm-up ramp counts from (see warmup.ts); absent or -Infinity: not warming. */
+  warmFrom?: number
+}
+
+/** Warm-up applied when an index is built: the policy, and the time the weights are computed for. */
+export interface IndexWarmup {
+  policy: WarmupPolicy
+  /** Epoch ms (Date.now()). */
+  now: number
 }
 
 export interface Lane<M> {
@@ -56,10 +67,17 @@ export interface Lane<M> {
   readonly members: readonly M[]
   /** Alias table over the pickable members; null when none is pickable. */
   readonly table: AliasTable<M> | null
-  /** Weights of `table.items`, index for index. */
+  /** Effective weights of `table.items`, index for index (warm-up applied). */
   readonly weights: readonly number[]
   /** Members that would be pickable if they were not ejected. */
   readonly ejected: number
+  /** Pickable members within their warm-up window. */
+  readonly warming: number
+  /**
+   * Whether warming members get less than their weight: not when more than half of the lane's
+   * pickable members are warming (a lane of new instances gets its full share at once).
+   */
+  readonly heldBack: boolean
 }
 
 /** A share of untagged traffic that no member can serve (an empty lane under a strict route). */
@@ -86,20 +104,35 @@ export class LaneIndex<M> {
   readonly size: number
   /** Pickable members across all lanes. */
   readonly available: number
+  /** Pickable members within their warm-up window, across all lanes: the index should be rebuilt as time passes. */
+  readonly warming: number
   #weighted: Weighted<M> | null = null
 
-  constructor (service: string, members: Iterable<M>, info: (m: M) => MemberInfo) {
+  /**
+   * `warmup`: apply the warm-up curve to members with a `warmFrom`, as of `warmup.now`, except in
+   * lanes where more than half of the pickable members warm. Lane shares never change: warm-up
+   * moves traffic between the members of a lane, never between lanes.
+   */
+  constructor (service: string, members: Iterable<M>, info: (m: M) => MemberInfo, warmup?: IndexWarmup) {
     this.service = service
-    const grouped = new Map<string, { members: M[]; items: M[]; weights: number[]; ejected: number }>()
+    const grouped = new Map<string, { members: M[]; items: M[]; weights: number[]; ejected: number; factors: number[] | null }>()
     let size = 0
     let available = 0
+    let warming = 0
     for (const m of members) {
       size++
       const i = info(m)
       let g = grouped.get(i.lane)
-      if (g === undefined) grouped.set(i.lane, (g = { members: [], items: [], weights: [], ejected: 0 }))
+      if (g === undefined) grouped.set(i.lane, (g = { members: [], items: [], weights: [], ejected: 0, factors: null }))
       g.members.push(m)
       if (i.pickable) {
+        const f = warmup === undefined || i.warmFrom === undefined ? 1 : warmupFactor(warmup.policy, i.warmFrom, warmup.now)
+        if (f < 1) {
+          // Filled with 1s up to here on the lane's first warming member: no array for lanes with none.
+          g.factors ??= g.items.map(() => 1)
+          warming++
+        }
+        g.factors?.push(f)
         g.items.push(m)
         g.weights.push(i.weight)
         available++
@@ -107,11 +140,21 @@ export class LaneIndex<M> {
     }
     const lanes = new Map<string, Lane<M>>()
     for (const [name, g] of grouped) {
-      lanes.set(name, { name, members: g.members, table: g.items.length === 0 ? null : new AliasTable(g.items, g.weights), weights: g.weights, ejected: g.ejected })
+      let laneWarming = 0
+      let heldBack = false
+      const factors = g.factors
+      if (factors !== null) {
+        for (const f of factors) if (f < 1) laneWarming++
+        // TSF's guard: with more than half of the lane warming, holding them back would overload the rest.
+        heldBack = laneWarming * 2 <= g.items.length
+        if (heldBack) for (let k = 0; k < factors.length; k++) g.weights[k] = (g.weights[k] as number) * (factors[k] as number)
+      }
+      lanes.set(name, { name, members: g.members, table: g.items.length === 0 ? null : new AliasTable(g.items, g.weights), weights: g.weights, ejected: g.ejected, warming: laneWarming, heldBack })
     }
     this.lanes = lanes
     this.size = size
     this.available = available
+    this.warming = warming
   }
 
   /**

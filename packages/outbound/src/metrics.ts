@@ -17,6 +17,8 @@ export interface OutboundMetrics {
   ejections: Counter
   /** Requests served outside the lane they asked for (`flowtag.lane.requested` → `lane`). */
   fallbacks: Counter
+  /** Retries not sent because the lane's retry budget was spent (`service`, `lane`, `instance` that failed). */
+  retriesRefused: Counter
 }
 
 // Seconds, the semconv's advisory boundaries: a canary judges p99 against 1 s.
@@ -33,7 +35,8 @@ export function createMetrics (meter: Meter = metrics.getMeter('@flowtag/outboun
       advice: { explicitBucketBoundaries: DURATION_BUCKETS }
     }),
     ejections: meter.createCounter('flowtag.outbound.ejections', { description: 'Instances ejected after connection failures' }),
-    fallbacks: meter.createCounter('flowtag.outbound.fallbacks', { description: 'Requests served by another lane than the one requested' })
+    fallbacks: meter.createCounter('flowtag.outbound.fallbacks', { description: 'Requests served by another lane than the one requested' }),
+    retriesRefused: meter.createCounter('flowtag.outbound.retries_refused', { description: 'Retries not sent because the retry budget of the lane was spent' })
   }
 }
 

@@ -5,6 +5,7 @@ import type { Discovery } from './discovery.ts'
 import type { PoolFactory } from './instance-pool.ts'
 import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
+import { retryBudgetSchema, servicePoliciesSchema, warmupSchema } from './policies.ts'
 
 const PKG = '@flowtag/outbound'
 
@@ -58,6 +59,20 @@ export const outboundOptionsSchema = z.strictObject({
    * left to try. Independent of maxRetries: the instance did not fail, the connection had aged.
    */
   staleRetry: z.boolean().default(true),
+  /**
+   * Warm-up of new instances: a new instance's weight ramps from minWeightPercent to full over
+   * windowMs (Envoy's slow start curve), counted from its published start time or from when
+   * this dispatcher saw it arrive, whichever is later. `false`: off.
+   */
+  warmup: warmupSchema,
+  /**
+   * Retry budget per service and lane: retries are sent only while they stay under `percent` of
+   * the requests of the last `intervalMs` (or `minRetriesPerSecond`, whichever allows more).
+   * `false`: off (only maxRetries bounds retries).
+   */
+  retryBudget: retryBudgetSchema,
+  /** Per service name: its own `warmup` and `retryBudget` settings over the two above. */
+  services: servicePoliciesSchema,
   outlier: z
     .strictObject({
       /** Consecutive connection-level failures that eject an instance. */

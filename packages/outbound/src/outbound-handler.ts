@@ -3,8 +3,10 @@
 // and, on a connection-level failure before any response, dispatches again to another instance
 // when the request is idempotent and its body replayable; a kept-alive connection closed under
 // such a request, with no other instance left to try, is replaced by a fresh one to the same
-// instance, once. A failure of the caller's own request body is the caller's: never counted
-// against the instance, never retried. An answer's hop-by-hop headers stay here.
+// instance, once. Every retry is taken from the retry budget of the lane of the instance that
+// failed; a refused one leaves the caller with the failure. A failure of the caller's own request
+// body is the caller's: never counted against the instance, never retried. An answer's
+// hop-by-hop headers stay here.
 import type { Dispatcher } from 'undici'
 import type { Duplex, Readable } from 'node:stream'
 import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
@@ -145,6 +147,8 @@ export class OutboundHandler implements Handler {
   /** Idempotent, replayable, the option on, and not yet used for this request. */
   #staleRetryable: boolean
   #member: Member
+  /** A retry was refused by the budget: no other retry (not even a stale-connection one) for this request. */
+  #refused = false
   #tried: Member[] | null = null
   #started = false
   #responded = false
@@ -162,6 +166,8 @@ export class OutboundHandler implements Handler {
     this.#opts = opts
     this.#member = member
     this.#flow = flow
+    // An original request: it adds to its lane's retry budget (retries do not).
+    member.budget?.recordRequest()
     const replayable = isRetryable(opts)
     this.#retryable = ctx.maxRetries > 0 && replayable
     this.#staleRetryable = ctx.staleRetry && replayable
@@ -283,7 +289,7 @@ export class OutboundHandler implements Handler {
     if (!this.#responded && !callers && typeof code === 'string' && INSTANCE_FAILURES.has(code)) {
       const next = this.#retryable && CONNECTION_ERRORS.has(code) ? this.#next() : undefined
       // The connection aged, not the instance: not counted; the fresh attempt's outcome is.
-      if (next === undefined && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
+      if (next === undefined && !this.#refused && this.#staleRetryable && isStaleConnection(err) && this.#resendFresh()) return
       // Ejections are counted and logged where the table reports them (the dispatcher's onEjection).
       this.#ctx.table.recordFailure(member)
       if (next !== undefined) {
@@ -303,11 +309,22 @@ export class OutboundHandler implements Handler {
     const tried = (this.#tried ??= [])
     tried.push(this.#member)
     if (tried.length > this.#ctx.maxRetries) return undefined
+    let next: Member
     try {
-      return select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
+      next = select(this.#ctx.table, this.#ctx.tag, this.#ctx.route, tried)
     } catch {
       return undefined
     }
+    return this.#spend() ? next : undefined
+  }
+
+  /** Take a retry from the budget of the failed member's lane; a refusal is counted against that member. */
+  #spend (): boolean {
+    const budget = this.#member.budget
+    if (budget === null || budget.tryRetry()) return true
+    this.#refused = true
+    this.#ctx.metrics.retriesRefused.add(1, this.#member.attrs)
+    return false
   }
 
   #switchTo (next: Member): void {
@@ -321,6 +338,7 @@ export class OutboundHandler implements Handler {
   /** The same instance again, over a connection of its own (the pool may hold more aged ones). */
   #resendFresh (): boolean {
     this.#staleRetryable = false
+    if (!this.#spend()) return false
     this.#controller.target = null
     if (!this.#ctx.table.sendFresh(this.#member, this.#opts, this)) return false
     this.#ctx.metrics.retries.add(1, this.#member.attrs)

@@ -1,12 +1,14 @@
 // One service's instances as the HTTP dispatcher sees them: members keyed by instance identity,
 // each with its pool (an undici Pool, or what the factory option makes; opened on first use),
 // indexed into lanes by a LaneIndex that is rebuilt only when the list changes or an instance
-// is ejected or readmitted.
+// is ejected or readmitted, and every second or so while an instance warms up.
 import type { Dispatcher } from 'undici'
 import { eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
-import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type Route } from './lanes.ts'
+import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type MemberInfo, type Route } from './lanes.ts'
 import type { InstancePool, InstancePoolOptions, PoolFactory } from './instance-pool.ts'
 import { freshOutlierState, OutlierDetector, type OutlierPolicy, type OutlierState } from './outlier.ts'
+import { RetryBudgets, type RetryBudget, type RetryBudgetPolicy } from './retry-budget.ts'
+import { followWarmupState, freshWarmupState, warmupRefreshMs, type WarmupPolicy, type WarmupState } from './warmup.ts'
 
 export interface Attributes {
   service: string
@@ -15,7 +17,7 @@ export interface Attributes {
   [key: string]: string
 }
 
-export interface Member extends OutlierState {
+export interface Member extends OutlierState, WarmupState {
   readonly key: string
   readonly origin: string
   instance: Instance
@@ -23,9 +25,11 @@ export interface Member extends OutlierState {
   /** Metric attributes, built once per list change (not per request). */
   attrs: Attributes
   pool: InstancePool | null
+  /** The retry budget of the member's lane; null when budgets are off. */
+  budget: RetryBudget | null
 }
 
-export type { OutlierPolicy }
+export type { OutlierPolicy, RetryBudgetPolicy, WarmupPolicy }
 
 export interface TableConfig {
   service: string
@@ -35,6 +39,10 @@ export interface TableConfig {
   /** Creates each member's pool (and the one-connection dispatcher of a stale-connection retry). */
   factory: PoolFactory
   outlier: OutlierPolicy
+  /** Warm-up of new instances (false: off). */
+  warmup: WarmupPolicy | false
+  /** Retry budget per lane (false: off). */
+  retryBudget: RetryBudgetPolicy | false
   /** Called after an instance is ejected (`ejected`, until `untilMs`) or readmitted. */
   onEjection?: (member: Member, ejected: boolean, untilMs: number) => void
 }
@@ -52,11 +60,17 @@ export class ServiceTable {
   #closed = false
   /** One-connection dispatchers of stale-connection retries, until they finish. */
   readonly #fresh = new Set<InstancePool>()
+  readonly #budgets: RetryBudgets | null
+  /** The first list has been applied: members listed later were seen arriving (they warm up from then). */
+  #listed = false
+  /** Rebuilds the index while some member warms up. */
+  #warmTimer: NodeJS.Timeout | null = null
 
   constructor (config: TableConfig, stableLane: string) {
     this.service = config.service
     this.#config = config
     this.#stableLane = stableLane
+    this.#budgets = config.retryBudget === false ? null : new RetryBudgets(config.retryBudget)
     this.#index = new LaneIndex(config.service, [], info)
     this.#outlier = new OutlierDetector(config.outlier, {
       members: () => this.members.values(),
@@ -84,6 +98,10 @@ export class ServiceTable {
   update (instances: readonly Instance[]): void {
     if (this.#closed) return
     const seen = new Set<string>()
+    const now = Date.now()
+    // A member listed after the first list arrived while we watched: it warms up from now at the earliest.
+    const arriving = this.#listed
+    this.#listed = true
     for (const instance of instances) {
       const key = instanceKey(instance)
       seen.add(key)
@@ -91,21 +109,50 @@ export class ServiceTable {
       const existing = this.members.get(key)
       if (existing !== undefined) {
         existing.instance = instance
-        if (existing.lane !== lane) {
-          existing.lane = lane
-          existing.attrs = attributes(this.service, lane, existing.origin)
-        }
+        // A new published start time: a restart on the same address, warmed up again.
+        followWarmupState(existing, instance, now)
+        if (existing.lane !== lane) this.#moveTo(existing, lane)
         continue
       }
       const origin = `${this.#config.protocol}//${instance.ip.includes(':') ? `[${instance.ip}]` : instance.ip}:${instance.port}`
-      this.members.set(key, { key, origin, instance, lane, attrs: attributes(this.service, lane, origin), pool: null, ...freshOutlierState() })
+      this.members.set(key, {
+        key,
+        origin,
+        instance,
+        lane,
+        attrs: attributes(this.service, lane, origin),
+        pool: null,
+        budget: this.#budgets?.for(lane) ?? null,
+        ...freshOutlierState(),
+        ...freshWarmupState(instance, arriving, now)
+      })
     }
     for (const [key, member] of this.members) {
       if (seen.has(key)) continue
+      // Gone: a member listed again later is new (it warms up again).
       this.members.delete(key)
       closePool(member)
     }
+    this.#pruneBudgets()
     this.rebuild()
+  }
+
+  #moveTo (m: Member, lane: string): void {
+    m.lane = lane
+    m.attrs = attributes(this.service, lane, m.origin)
+    m.budget = this.#budgets?.for(lane) ?? null
+  }
+
+  #pruneBudgets (): void {
+    if (this.#budgets === null) return
+    const lanes = new Set<string>()
+    for (const m of this.members.values()) lanes.add(m.lane)
+    this.#budgets.prune((lane) => lanes.has(lane))
+  }
+
+  /** The retry budgets of this service's lanes (null when off). */
+  get budgets (): RetryBudgets | null {
+    return this.#budgets
   }
 
   /**
@@ -126,16 +173,24 @@ export class ServiceTable {
     this.#stableLane = stable
     for (const m of this.members.values()) {
       const lane = laneOf(m.instance, this.#config.labelKey, stable)
-      if (lane !== m.lane) {
-        m.lane = lane
-        m.attrs = attributes(this.service, lane, m.origin)
-      }
+      if (lane !== m.lane) this.#moveTo(m, lane)
     }
+    this.#pruneBudgets()
     this.rebuild()
   }
 
+  /** A new index of the members as they stand now (warm-up weights as of now). */
   rebuild (): void {
-    this.#index = new LaneIndex(this.service, this.members.values(), info)
+    const warmup = this.#config.warmup
+    this.#index = warmup === false ? new LaneIndex(this.service, this.members.values(), info) : new LaneIndex(this.service, this.members.values(), info, { policy: warmup, now: Date.now() })
+    if (warmup !== false && this.#index.warming > 0 && this.#warmTimer === null && !this.#closed) {
+      // Weights follow the ramp on a coarse clock: a pick never computes the curve.
+      this.#warmTimer = setTimeout(() => {
+        this.#warmTimer = null
+        if (!this.#closed) this.rebuild()
+      }, warmupRefreshMs(warmup))
+      this.#warmTimer.unref()
+    }
   }
 
   poolFor (member: Member): InstancePool {
@@ -194,6 +249,8 @@ export class ServiceTable {
   async #end (end: (d: InstancePool) => Promise<void>): Promise<void> {
     this.#closed = true
     this.#outlier.close()
+    if (this.#warmTimer !== null) clearTimeout(this.#warmTimer)
+    this.#warmTimer = null
     const closing: Promise<void>[] = []
     for (const m of this.members.values()) {
       if (m.pool !== null) closing.push(end(m.pool).catch(() => {}))
@@ -204,9 +261,9 @@ export class ServiceTable {
   }
 }
 
-function info (m: Member) {
+function info (m: Member): MemberInfo {
   const ok = eligible(m.instance)
-  return { lane: m.lane, weight: m.instance.weight, pickable: ok && m.ejectedUntil === 0, ejected: ok && m.ejectedUntil !== 0 }
+  return { lane: m.lane, weight: m.instance.weight, pickable: ok && m.ejectedUntil === 0, ejected: ok && m.ejectedUntil !== 0, warmFrom: m.warmFrom }
 }
 
 function attributes (service: string, lane: string, origin: string): Attributes {

@@ -19,12 +19,25 @@ t.test('bad options are refused with a coded error naming the field', async (t) 
     [{ discovery, meter: {} }, 'meter'],
     [{ discovery, typo: true }, 'typo'],
     [{ discovery, outlier: { typo: 1 } }, 'outlier.typo'],
-    [{ discovery, signTag: 'a-token' }, 'signTag']
+    [{ discovery, signTag: 'a-token' }, 'signTag'],
+    [{ discovery, warmup: true }, 'warmup'],
+    [{ discovery, warmup: { windowMs: 0 } }, 'warmup.windowMs'],
+    [{ discovery, warmup: { minWeightPercent: 101 } }, 'warmup.minWeightPercent'],
+    [{ discovery, warmup: { aggression: 0 } }, 'warmup.aggression'],
+    [{ discovery, warmup: { window: 1000 } }, 'warmup.window'],
+    [{ discovery, retryBudget: 0.2 }, 'retryBudget'],
+    [{ discovery, retryBudget: { percent: -5 } }, 'retryBudget.percent'],
+    [{ discovery, retryBudget: { intervalMs: 10 } }, 'retryBudget.intervalMs'],
+    [{ discovery, retryBudget: { minRetriesPerSecond: -1 } }, 'retryBudget.minRetriesPerSecond'],
+    [{ discovery, services: { svc: { warmup: { windowMs: -1 } } } }, 'services.svc.warmup.windowMs'],
+    [{ discovery, services: { svc: { retryBudget: true } } }, 'services.svc.retryBudget'],
+    [{ discovery, services: { svc: { outlier: {} } } }, 'services.svc.outlier'],
+    [{ discovery, services: [] }, 'services']
   ]
   for (const [opts, field] of cases) {
     t.throws(
       () => new FlowTagDispatcher(opts as never),
-      { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', name: 'OutboundError', message: new RegExp(`"${field.replace('.', '\\.')}"`) },
+      { code: 'FLOWTAG_OUTBOUND_BAD_OPTION', name: 'OutboundError', message: new RegExp(`"${field.replaceAll('.', '\\.')}"`) },
       field
     )
   }

@@ -9,6 +9,8 @@ import { createMetrics } from '../src/metrics.ts'
 import { OutboundHandler, isConnectionError, isRetryable, isStaleConnection, type AttemptContext } from '../src/outbound-handler.ts'
 import { ServiceTable } from '../src/service-table.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
+import { DEFAULT_RETRY_BUDGET, type RetryBudgetPolicy } from '../src/retry-budget.ts'
+import { DEFAULT_WARMUP } from '../src/warmup.ts'
 
 type Controller = Dispatcher.DispatchController
 
@@ -42,14 +44,16 @@ const instance = (port: number): Instance => ({
 })
 
 /** A table of `ports` whose pools record what is sent to them instead of opening connections. */
-function setup (ports: number[], maxRetries = 1) {
+function setup (ports: number[], maxRetries = 1, retryBudget: RetryBudgetPolicy | false = DEFAULT_RETRY_BUDGET) {
   const table = new ServiceTable({
     service: 'svc',
     labelKey: 'version',
     protocol: 'http:',
     poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 },
     factory: defaultPoolFactory,
-    outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false }
+    outlier: { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 50, count5xx: false },
+    warmup: DEFAULT_WARMUP,
+    retryBudget
   }, 'v1')
   table.update(ports.map(instance))
   const sent: Sent[] = []
@@ -170,6 +174,47 @@ t.test('no second retry past maxRetries; a non-connection error is passed on at 
   sent.at(-1)!.handler.onResponseError!(null as never, Object.assign(new Error('bad'), { code: 'UND_ERR_INVALID_ARG' }))
   t.equal(sent.length, 3, 'not retried')
   t.same(c2.seen, ['error:UND_ERR_INVALID_ARG'])
+})
+
+t.test('a spent retry budget: no retry on another instance, no stale-connection resend; refusals counted', async (t) => {
+  const refusals: Array<Record<string, unknown>> = []
+  const meter = { createCounter: (name: string) => ({ add: (_v: number, attrs: Record<string, unknown>) => { if (name === 'flowtag.outbound.retries_refused') refusals.push(attrs) } }), createHistogram: () => ({ record: () => {} }) }
+  const spent = { percent: 0, intervalMs: 10_000, minRetriesPerSecond: 0 }
+
+  const two = setup([9051, 9052], 1, spent)
+  two.ctx.metrics = createMetrics(meter as never)
+  two.ctx.staleRetry = true
+  const c = caller()
+  new OutboundHandler(c, two.ctx, { method: 'GET', path: '/', origin: 'x' } as never, [...two.table.members.values()][0]!).send()
+  const stale = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET', socket: { bytesRead: 100 } })
+  two.sent[0]!.handler.onResponseError!(null as never, stale)
+  t.equal(two.sent.length, 1, 'not retried on the other instance, nor resent on a fresh connection')
+  t.same(c.seen, ['error:UND_ERR_SOCKET'], 'the caller gets the failure')
+  t.match(refusals, [{ service: 'svc', lane: 'v1', instance: '127.0.0.1:9051' }], 'one refusal, counted against the instance that failed')
+
+  // One instance: the stale-connection resend alone asks the budget.
+  const one = setup([9061], 1, spent)
+  one.ctx.metrics = createMetrics(meter as never)
+  one.ctx.staleRetry = true
+  const member = [...one.table.members.values()][0]!
+  const fresh: unknown[] = []
+  one.table.sendFresh = (...args: unknown[]) => { fresh.push(args); return true }
+  const c1 = caller()
+  new OutboundHandler(c1, one.ctx, { method: 'GET', path: '/', origin: 'x' } as never, member).send()
+  one.sent[0]!.handler.onResponseError!(null as never, stale)
+  t.equal(fresh.length, 0, 'no fresh connection')
+  t.same(c1.seen, ['error:UND_ERR_SOCKET'])
+  t.equal(refusals.length, 2)
+  t.equal(member.budget?.refused, 1)
+
+  // The same with budgets off: resent on a fresh connection.
+  const off = setup([9071], 1, false)
+  off.ctx.staleRetry = true
+  const offFresh: unknown[] = []
+  off.table.sendFresh = (...args: unknown[]) => { offFresh.push(args); return true }
+  new OutboundHandler(caller(), off.ctx, { method: 'GET', path: '/', origin: 'x' } as never, [...off.table.members.values()][0]!).send()
+  off.sent[0]!.handler.onResponseError!(null as never, stale)
+  t.equal(offFresh.length, 1, 'retryBudget: false: the resend goes out')
 })
 
 t.test('the retry predicates', async (t) => {

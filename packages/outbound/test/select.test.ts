@@ -4,11 +4,13 @@ import type { Instance } from '@flowtag/nacos'
 import { select, type Route } from '../src/select.ts'
 import { ServiceTable, type Member } from '../src/service-table.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
+import { DEFAULT_RETRY_BUDGET } from '../src/retry-budget.ts'
+import { DEFAULT_WARMUP } from '../src/warmup.ts'
 
 const outlier = { consecutiveFailures: 2, baseEjectionMs: 60_000, maxEjectionMs: 120_000, maxEjectionPercent: 100, count5xx: false }
 
 function table (list: Array<Partial<Instance> & { port: number }>, stable = 'v1'): ServiceTable {
-  const st = new ServiceTable({ service: 'svc', labelKey: 'version', protocol: 'http:', poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 }, factory: defaultPoolFactory, outlier }, stable)
+  const st = new ServiceTable({ service: 'svc', labelKey: 'version', protocol: 'http:', poolOptions: { connections: null, connectTimeout: 2000, headersTimeout: 30_000, bodyTimeout: 30_000, keepAliveTimeout: 4000 }, factory: defaultPoolFactory, outlier, warmup: DEFAULT_WARMUP, retryBudget: DEFAULT_RETRY_BUDGET }, stable)
   st.update(
     list.map((i) => ({
       instanceId: String(i.port),

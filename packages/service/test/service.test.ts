@@ -11,6 +11,7 @@ import { fastifyFlowTagService } from '../src/fastify.ts'
 import { createFlowTagService } from '../src/index.ts'
 import { fastClient, startDev, testerRules } from './fixtures/nacos.ts'
 import { waitFor } from '@flowtag/test-kit'
+import { STARTED_AT_METADATA } from '@flowtag/outbound'
 
 const RULES = { dataId: 'rules.json', group: 'FLOWTAG' }
 
@@ -26,6 +27,7 @@ async function world (t: { teardown(fn: () => unknown): void }) {
 
 t.test('Fastify and Express services register; the edge tags by rule and calls by name; the lane arrives', async (t) => {
   const { admin, nacos } = await world(t)
+  const before = Date.now()
 
   const v1 = Fastify({ return503OnClosing: false })
   await v1.register(fastifyFlowTagService, { service: 'user-service', version: 'v1', nacos, rules: RULES })
@@ -57,6 +59,10 @@ t.test('Fastify and Express services register; the edge tags by rule and calls b
   const listed = await admin.naming.instances('user-service')
   t.same(listed.map((i) => i.metadata.version).sort(), ['v1', 'v2'])
   t.ok(listed.some((i) => i.port === v2Port && i.ip === '127.0.0.1'), 'Express registered the address it listens on')
+  for (const i of listed) {
+    const startedAt = Number(i.metadata[STARTED_AT_METADATA])
+    t.ok(startedAt >= before && startedAt <= Date.now(), `${i.metadata.version} publishes when it started listening (${STARTED_AT_METADATA}), for callers' warm-up`)
+  }
   t.equal(ft.registration?.ready, true)
 
   const tester = (await gateway.inject({ url: '/api', headers: { 'x-tester': 'true' } })).json()
@@ -173,6 +179,8 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     [{ service: 's', nacos, registration: { drainMs: -1 } }, /invalid option "registration\.drainMs"/],
     [{ service: 's', nacos, outbound: { maxRetries: 99 } }, /invalid option "outbound\.maxRetries"/],
     [{ service: 's', nacos, outbound: { outlier: { baseEjectionMs: 1000, maxEjectionMs: 10 } } }, /invalid option "outbound\.outlier\.maxEjectionMs"/],
+    [{ service: 's', nacos, outbound: { warmup: { windowMs: 0 } } }, /invalid option "outbound\.warmup\.windowMs"/],
+    [{ service: 's', nacos, outbound: { retryBudget: { percent: -1 } } }, /invalid option "outbound\.retryBudget\.percent"/],
     [{ service: 's', nacos, trust: 'sometimes' }, /invalid option "trust/],
     [{ service: 's', nacos, healthz: '/h' }, /invalid option "healthz": unknown key$/]
   ]

@@ -17,6 +17,7 @@ import { Load, type Counts } from './load.ts'
 import { devNacos, realNacos, type NacosProcess } from './nacos-process.ts'
 import { writeReliability, type Row } from './report.ts'
 import { until, applied } from './probes.ts'
+import { ShareProbe } from './shares.ts'
 
 const OUTAGE_MS = Number(process.env.CHAOS_OUTAGE_MS ?? 60_000)
 const real = process.env.NACOS_SERVER_ADDR
@@ -159,8 +160,18 @@ await scenario('one instance SIGKILLed', async () => {
   return { recoveryMs: await until('the replacement registered', async () => (await listed()).has(replacement.port)), note: 'user-service v2, one of two; a replacement started 4 s later (recovery: until it is listed)' }
 })
 
+/** When the last new instance of each lane (`service version`) was listed in the rolling restart, for the warm-up scenario. */
+const lastListed = new Map<string, number>()
+
 await scenario('rolling restart of every service, gateways included', async () => {
   const t0 = Date.now()
+  // Each new HTTP instance's share of its lane right after it is listed (warm-up, 60 s window):
+  // the first new one of a lane of two is held back; once the second is listed, more than half
+  // of the lane is warming and none is held back.
+  const probe = new ShareProbe(() => apps)
+  probe.start()
+  const fresh: Array<{ app: AppProcess, at: number, nth: number }> = []
+  const nth = new Map<string, number>()
   for (const old of [...apps]) {
     const isGateway = old.name === 'gateway'
     const next = await start(old.name, old.version)
@@ -173,9 +184,46 @@ await scenario('rolling restart of every service, gateways included', async () =
       await sleep(200) // in-flight requests to the old gateway finish before it stops
     }
     await until(`${old.name}@${old.version} replacement registered`, async () => (await listed()).has(registeredPort(next) ?? -1))
+    const lane = `${next.name} ${next.version}`
+    nth.set(lane, (nth.get(lane) ?? 0) + 1)
+    fresh.push({ app: next, at: Date.now(), nth: nth.get(lane)! })
+    lastListed.set(lane, Date.now())
     await stopApp(old, 'SIGTERM')
   }
-  return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll` }
+  await sleep(3000)
+  await probe.stop()
+  // Share in the 3 s after being listed, of the first and the second new instance of each lane.
+  const lanes = [...nth.keys()].filter((l) => !l.startsWith('gateway') && !l.startsWith('inventory'))
+  const pct = (f: { app: AppProcess, at: number } | undefined) => {
+    const s = f === undefined ? undefined : probe.share(f.app, f.at, f.at + 3000)
+    return s === undefined ? 'n/a' : `${Math.round(s.share * 100)} %`
+  }
+  const byLane = lanes.map((l) => `${l} ${fresh.filter((f) => `${f.app.name} ${f.app.version}` === l).map(pct).join(' then ')}`).join(', ')
+  const warmup = `each new instance's share of its lane (two a lane) in its first 3 s, the first replaced then the second: ${byLane} (none is held back while more than half of a lane is within its first 60 s: the second of each lane, and a lane whose instances started less than a minute before)`
+  return { recoveryMs: Date.now() - t0, note: `${apps.length} instances, one at a time (start, registered, SIGTERM: deregister, drain 1.5 s); time of the whole roll; ${warmup}` }
+})
+
+await scenario('a new instance joins a warm lane: its share ramps up (warm-up)', async (t) => {
+  // The two instances there must be warm themselves (past their window since the roll).
+  await sleep(Math.max(0, (lastListed.get('user-service v1') ?? 0) + 62_000 - Date.now()))
+  const probe = new ShareProbe(() => apps)
+  probe.start()
+  const added = await start('user-service', 'v1')
+  await until('the new instance registered', async () => (await listed()).has(added.port))
+  const at = Date.now()
+  // The default window is 60 s: bins of 10 s, then one after the window.
+  const bins = [0, 10, 20, 30, 40, 50, 60].map((s) => s * 1000)
+  await sleep(72_000)
+  await probe.stop()
+  const shares = bins.map((b) => probe.share(added, at + b, at + b + 10_000))
+  const text = shares.map((s, i) => `${bins[i]! / 1000}–${bins[i]! / 1000 + 10} s ${s === undefined ? 'n/a' : `${Math.round(s.share * 100)} %`}`).join(', ')
+  t.comment(`the third user-service v1 instance's share of its lane: ${text}`)
+  const first = shares[0]?.share
+  const after = shares.at(-1)?.share
+  t.ok(first !== undefined && first < 0.2, `held back at first (${first}; a full share is 1/3)`)
+  t.ok(after !== undefined && after > 0.22, `its full share after the window (${after})`)
+  await stopApp(added)
+  return { note: `a third user-service v1 instance (full share 33 %), its share of the lane by 10 s after it was listed: ${text}` }
 })
 
 await scenario(`Nacos SIGKILLed for ${OUTAGE_MS / 1000} s, restarted empty`, async (t) => {
@@ -214,5 +262,5 @@ await t.test('figures written to RELIABILITY.md', async (t) => {
   await load.stop()
   const target = `${nacos.kind}${real === undefined ? '' : ` (${real})`}`
   await writeReliability(target, rows, { elapsedS: Math.round((Date.now() - started) / 1000), outageMs: OUTAGE_MS, load: loadavg()[0]!.toFixed(1) })
-  t.equal(rows.length, 7, `${rows.length} rows for ${target}`)
+  t.equal(rows.length, 8, `${rows.length} rows for ${target}`)
 })
