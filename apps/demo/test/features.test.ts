@@ -62,13 +62,9 @@ t.test('a shadow rule\'s predicted move is printed before it is promoted', async
   const report = await rulesCli(['shadow', doc, '--metrics', `${gateway.url}/metrics`])
   t.equal(report.code, 0, report.stderr)
   t.comment(report.stdout.trim())
-  const m = /rule "canary": the shadow would move (\d+\.\d)% of requests from v1 to v2, (\d+\.\d)%(?: of requests)? from v2 to v1/.exec(report.stdout)
+  const m = /rule "canary": the shadow would move (\d+\.\d)% of requests from v1 to v2, 0\.0% from v2 to v1/.exec(report.stdout)
   t.ok(m !== null, report.stdout)
   t.ok(Number(m![1]) > 20 && Number(m![1]) < 40, `predicted move ${m![1]}% (a 10% -> 40% split)`)
-  // A sticky 10% -> 40% split moves no user back. One CI run (2026-12-07) counted 1 of 402 requests
-  // v2 -> v1 once (unexplained so far; the 400 users moved exactly as in every other run): at most
-  // one request's worth is let through here, and the closing note of that session says so.
-  t.ok(Number(m![2]) <= 0.5, `predicted move back ${m![2]}%`)
   const promoted = await rulesCli(['promote', doc])
   t.equal(promoted.code, 0, promoted.stderr)
   await until('the promoted rule set at the gateway', async () => ((await ruleVersion()) === 4 ? true : undefined))

@@ -136,13 +136,26 @@ export class FlowTagger {
     const compiled = o.rules?.()
     if (compiled !== undefined) {
       this.#stats.evaluated++
-      const decision = evaluate(compiled, req)
       const shadow = compiled.shadow
       if (shadow !== undefined && o.otel) {
-        // counted, never routed: the request keeps the live decision
-        this.#stats.shadowed++
-        countShadow(decision, evaluate(shadow, req), compiled.version, shadow.version)
+        // counted, never routed: the request keeps the live decision. A request without a sticky
+        // key is split at random: both evaluations take the same draw, so the shadow's predicted
+        // move compares the two rule sets, not two dice (a 10% -> 40% split moves no one back).
+        // (The facts may be a framework's request object, read through getters: it is lent the
+        // draw for the two calls, not copied.)
+        const own = req.random
+        const draw = (own ?? Math.random)()
+        req.random = () => draw
+        try {
+          const decision = evaluate(compiled, req)
+          this.#stats.shadowed++
+          countShadow(decision, evaluate(shadow, req), compiled.version, shadow.version)
+          return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage }
+        } finally {
+          req.random = own
+        }
       }
+      const decision = evaluate(compiled, req)
       return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage }
     }
     this.#stats.untagged++

@@ -52,6 +52,25 @@ t.test('every request is evaluated by both; only the live one routes; pairs are 
   t.equal(pairs.get('v2>v2 testers 1/2'), 12, 'testers agree')
 })
 
+t.test('requests without a sticky key: live and shadow take the same random draw (no one moves back)', async (t) => {
+  const before = adds.length
+  const app = Fastify()
+  await app.register(fastifyFlowTag, { mode: 'edge', rules: { ...canary(3, 10), shadow: canary(4, 40) } })
+  app.get('/', async () => ({ lane: currentTag() }))
+  t.teardown(() => app.close())
+  const anonymous = 400
+  for (let i = 0; i < anonymous; i++) await app.inject({ url: '/' })
+  const pairs = new Map<string, number>()
+  for (const a of adds.slice(before).filter((x) => x.name === 'flowtag.context.shadow_decisions')) {
+    const key = `${a.attrs!.live_lane}>${a.attrs!.shadow_lane}`
+    pairs.set(key, (pairs.get(key) ?? 0) + a.value)
+  }
+  t.equal([...pairs.values()].reduce((s, n) => s + n, 0), anonymous, 'one count per request')
+  t.equal(pairs.get('v2>v1'), undefined, 'no request the live 10% put in v2 is predicted back in v1 (two dice would move ~6%)')
+  const moved = pairs.get('v1>v2') ?? 0
+  t.ok(moved / anonymous > 0.15 && moved / anonymous < 0.45, `the shadow moves ~30% from v1 to v2 (${moved})`)
+})
+
 t.test('no shadow: one evaluate(), nothing counted', async (t) => {
   const before = adds.length
   const app = Fastify()
