@@ -7,6 +7,7 @@ import { evaluate } from './evaluate.ts'
 import type { Facts } from './facts.ts'
 import { parseRuleSet } from './parse.ts'
 import type { RuleSet } from './schema.ts'
+import { serviceLanes, type ServiceLaneInfo } from './services.ts'
 import type { RuleSource } from './source.ts'
 
 /** A pino/Fastify-style logger; only these two levels are used. */
@@ -113,6 +114,17 @@ export class RuleStore {
   evaluate (facts: Facts): Decision | undefined {
     const s = this.#state
     return s === undefined ? undefined : evaluate(s.compiled, facts)
+  }
+
+  /**
+   * The lanes the RuleSet in force declares for `service` (`{ stable, candidates, strict,
+   * weights?, expired? }`), or undefined before the first good document or when the set does
+   * not name it: the `lanes` option of @flowtag/outbound and @flowtag/grpc is
+   * `(service) => rules.serviceLanes(service)`. A Map lookup; never throws.
+   */
+  serviceLanes (service: string): ServiceLaneInfo | undefined {
+    const s = this.#state
+    return s === undefined ? undefined : serviceLanes(s.compiled, service)
   }
 
   /** Called after every swap with the new and the previous set. Returns an unsubscribe function. */

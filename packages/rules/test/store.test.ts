@@ -219,3 +219,16 @@ t.test('a source that throws synchronously does not reject ready', async (t) => 
   t.same(errors.map((e) => e.message), ['broken: sync watch failure', 'broken: sync read failure'])
   t.equal(store.stats.sourceErrors, 2)
 })
+
+t.test('serviceLanes: the lanes of the set in force, for the lanes option of outbound and grpc', async (t) => {
+  const source = staticSource(undefined)
+  const store = createRuleStore({ source })
+  t.teardown(() => store.close())
+  await store.ready
+  t.equal(store.serviceLanes('order-service'), undefined, 'no set yet')
+  source.set(doc(1))
+  t.same(store.serviceLanes('order-service'), { stable: 'v1', candidates: ['v2'], strict: false })
+  t.equal(store.serviceLanes('user-service'), undefined, 'a service the set does not name')
+  source.set(doc(2).replace('"stable":"v1","candidates":["v2"]', '"stable":"v3","candidates":[]'))
+  t.same(store.serviceLanes('order-service'), { stable: 'v3', candidates: [], strict: false }, 'follows the swap')
+})
