@@ -4,6 +4,9 @@
 #   scripts/release.sh            from a clean main: version, check, commit, tag, publish
 #   scripts/release.sh --dry-run  the same on a throw-away copy of HEAD, `pnpm publish --dry-run`
 #                                 at the end: nothing is committed, tagged or uploaded
+#   scripts/release.sh --dry-run --no-checks
+#                                 builds instead of checking (scripts/test: its own run has
+#                                 already type-checked, linted and checked the packages)
 #
 # Steps: `changeset version` turns the pending `.changeset/*.md` files into the next version of
 # every package (they are versioned together: the `fixed` group of .changeset/config.json) and
@@ -15,11 +18,12 @@
 # (.github/workflows/release.yml); a real publish from a laptop is refused by npm for that reason.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-dry=false
-case "${1:-}" in
-  --dry-run) dry=true ;;
+dry=false checks=true
+case "$*" in
+  "--dry-run") dry=true ;;
+  "--dry-run --no-checks") dry=true checks=false ;;
   "") ;;
-  *) echo "usage: scripts/release.sh [--dry-run]" >&2; exit 2 ;;
+  *) echo "usage: scripts/release.sh [--dry-run [--no-checks]]" >&2; exit 2 ;;
 esac
 "$root/scripts/setup.sh" >/dev/null
 source "$root/scripts/env.sh"
@@ -44,9 +48,13 @@ else
   echo "release: no pending changesets; publishing the versions as they are"
 fi
 version=$(node -p "require('./packages/nacos/package.json').version")
-pnpm run typecheck
-pnpm run lint
-pnpm run check:packages   # builds dist/ and checks every package with publint and attw
+if $checks; then
+  pnpm run typecheck
+  pnpm run lint
+  pnpm run check:packages   # builds dist/ and checks every package with publint and attw
+else
+  pnpm run build
+fi
 
 if $dry; then
   pnpm -r publish --dry-run --no-git-checks --access public
