@@ -4,6 +4,7 @@ import { explain } from './evaluate.ts'
 import { RulesError } from './errors.ts'
 import type { Facts } from './facts.ts'
 import { checkLeases, setLease } from './leases.ts'
+import { lintRuleSet } from './lint.ts'
 import { parseRuleSet } from './parse.ts'
 import type { RuleSet } from './schema.ts'
 import { promoteShadow } from './shadow.ts'
@@ -16,7 +17,9 @@ const USAGE = `usage: flowtag-rules validate <doc> [--now <RFC 3339>]
        flowtag-rules shadow <doc> --metrics <url>[,<url>...]
        flowtag-rules promote <doc> [--now <RFC 3339>]
   <doc>: a file path, or nacos://[user:password@]host:port/<group>/<dataId>[?namespace=<id>]
-  validate and publish refuse a lease that has run out (--now: the clock to judge by, default now)
+  validate and publish refuse a lease that has run out (--now: the clock to judge by, default now),
+  and warn (on stderr, without refusing) about a split with no key, weights finer than 0.01%,
+  and lanes no service declares
   exit 0: done; 1: invalid (paths listed) or refused; 2: usage or I/O error
 `
 
@@ -140,6 +143,11 @@ async function store (doc: Doc, rs: RuleSet, now: number): Promise<number> {
   return 0
 }
 
+/** Prints the set's warnings (lintRuleSet) on stderr; they never change the exit code. */
+function warn (name: string, rs: RuleSet): void {
+  for (const w of lintRuleSet(rs)) process.stderr.write(`${name}: warning: ${w.path}: ${w.message}\n`)
+}
+
 const summary = (rs: RuleSet) => `version ${rs.version}, ${rs.rules.length} rules, ${Object.keys(rs.services).length} services, default lane ${rs.default}${rs.shadow === undefined ? '' : `, shadow version ${rs.shadow.version}`}`
 
 async function run (command: string, where: string, rest: string[]): Promise<number> {
@@ -176,11 +184,13 @@ async function run (command: string, where: string, rest: string[]): Promise<num
           if (!(err instanceof RulesError)) throw err
           return report(doc.name, err)
         }
+        warn(doc.name, rs)
         process.stdout.write(`${doc.name}: valid (${summary(rs)})\n`)
         return 0
       }
       case 'publish': {
         const dest = await openDoc(to!)
+        warn(doc.name, rs)
         try {
           const code = await store(dest, rs, now)
           if (code === 0) process.stdout.write(`published to ${dest.name} (${summary(rs)})\n`)

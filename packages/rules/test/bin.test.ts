@@ -152,3 +152,25 @@ t.test('flowtag-rules publish to Nacos, shadow report from /metrics, promote', a
   t.equal(again.code, 1, 'no shadow left to promote')
   t.equal((await run(['shadow', target, '--metrics', 'http://127.0.0.1:1/metrics'])).code, 1, 'no shadow to report on')
 })
+
+t.test('flowtag-rules validate warns, without refusing, about a keyless split, a too-fine weight and an undeclared lane', async (t) => {
+  const file = join(t.testdir({
+    'doc.json': JSON.stringify({
+      version: 4,
+      services: { 'order-service': { stable: 'v1', candidates: ['v2'] } },
+      rules: [
+        { name: 'half', split: { weights: { v2: 12.345 } } },
+        { name: 'qa', when: { headers: { 'x-qa': { equals: '1' } } }, lane: 'v3' }
+      ],
+      default: 'v1'
+    })
+  }), 'doc.json')
+  const r = await run(['validate', file])
+  t.equal(r.code, 0, 'warnings never refuse')
+  t.match(r.stdout, /valid \(version 4/)
+  t.match(r.stderr, /warning: rules\.0\.split: no key/)
+  t.match(r.stderr, /warning: rules\.0\.split\.weights\.v2: weight 12\.345 is finer than a split can express \(0\.01%\): it counts as 12\.35%/)
+  t.match(r.stderr, /warning: rules\.1\.lane: lane "v3" is not declared by any service/)
+  const clean = await run(['validate', join(t.testdir({ 'good.json': doc(3) }), 'good.json')])
+  t.equal(clean.stderr, '', 'a set without surprises prints no warning')
+})
