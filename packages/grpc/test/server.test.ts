@@ -1,27 +1,18 @@
 // The gRPC server in Nacos (dev server): registration with protocol=grpc once bound, the
 // grpc.health.v1 service, resolution through the real naming client, and close() that
 // deregisters before it stops; plus the service-mode trust policy and signed tags.
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { credentials, loadPackageDefinition, type GrpcObject } from '@grpc/grpc-js'
 import { loadSync } from '@grpc/proto-loader'
 import { protoPath } from 'grpc-health-check'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
+import { waitFor } from '@flowtag/test-kit'
 import { runWithFlow } from '@flowtag/context'
 import { FlowTagGrpc } from '../src/index.ts'
 import { EchoClient, echo, startEcho } from './fixtures/echo.ts'
 
 const quiet = { warn: () => {}, info: () => {} }
-
-async function waitFor (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (Date.now() < end) {
-    if (await check()) return
-    await sleep(25)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 t.test('registers with protocol=grpc, serves health, resolves through Nacos, deregisters on close', async (t) => {
   const dev = await startNacosDevServer({ port: 0, host: '127.0.0.1', push: { delayMs: 20 } })
