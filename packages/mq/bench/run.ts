@@ -6,11 +6,12 @@
  * - a producer process sends N messages with the bare client (no headers) and N with the lane
  *   producer (a third outside any flow, a third in the stable lane v1, a third in lane v2, which
  *   has no live consumer), order alternating per round: its send rate and CPU per message;
- * - then two consumer processes, one after the other (order alternating), each read the same 2N
+ * - then three consumer processes, one after the other (order rotated), each read the same 2N
  *   messages from the start (Kafka: a fresh group each; RabbitMQ: a queue each, both bound to the
  *   exchange before the messages were published): the bare client (kafkajs `eachMessage`, amqplib
  *   `consume` + ack) against the lane consumer in the stable lane (every message is its own: the
- *   v2 ones as fallback), with an OTel MeterProvider installed so its metrics are really recorded.
+ *   v2 ones as fallback), with an OTel MeterProvider installed so its metrics are really recorded,
+ *   and once more without one (the lane work alone).
  *   Throughput is first -> last message handled; CPU is the consumer process's over that window.
  * Ratios are lanes / bare (throughput) and bare / lanes (CPU per message): 1.0 = no cost.
  *
@@ -142,7 +143,7 @@ async function consumeKafka (variant: string, topic: string, n: number): Promise
       c.connect().then(() => c.subscribe({ topics: [topic], fromBeginning: true }))
         .then(() => c.run({ eachMessage: async () => { tick() } })).catch(reject)
     } else {
-      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), meter: meter(), resyncMs: 3_600_000 })
+      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}), resyncMs: 3_600_000 })
       c.run(() => { tick() }).catch(reject)
     }
   })
@@ -158,7 +159,7 @@ async function consumeAmqp (variant: string, queue: string, exchange: string, n:
         await ch.consume(queue, (m) => { if (m !== null) { tick(); ch.ack(m) } })
       }).catch(reject)
     } else {
-      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), meter: meter() })
+      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}) })
       c.run(() => { tick() }).catch(reject)
     }
   })
@@ -188,6 +189,12 @@ const median = (xs: number[]): number => {
 
 interface Round { produce: Record<string, Figures>, consume: Record<string, Figures> }
 
+/** The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes with the API's no-op meter. */
+function consumers (r: number): string[] {
+  const all = ['bare', 'lanes', 'lanes-nosdk']
+  return [...all.slice(r % 3), ...all.slice(0, r % 3)]
+}
+
 async function roundKafka (r: number, n: number): Promise<Round> {
   const kafka = new Kafka({ clientId: 'bench-admin', brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
   const admin = kafka.admin()
@@ -198,7 +205,7 @@ async function roundKafka (r: number, n: number): Promise<Round> {
   const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
   const produce = await child(['produce', 'kafka', topic, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
-  for (const v of order) consume[v] = await child(['consume', 'kafka', v, topic, String(2 * n)]) as Figures
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'kafka', v, topic, String(2 * n)]) as Figures
   return { produce, consume }
 }
 
@@ -206,22 +213,28 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   const exchange = `bench-mq-${process.pid}-${r}`
   const bareQueue = `${exchange}.bare`
   const lanesQueue = `${exchange}.lanes-q`
+  const noSdkQueue = `${exchange}.nosdk-q`
   const connection = await amqplib.connect(env('RABBITMQ_URL'))
   const ch = await connection.createChannel()
   await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false })
   await ch.assertQueue(bareQueue, { durable: true })
   await ch.bindQueue(bareQueue, exchange, '#')
   // the lane consumer declares its topology (bound to the exchange) on run(): run it once, stop it
-  const setup = new AmqpLaneConsumer({ connection, exchange, queue: lanesQueue, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}) })
-  await setup.run(() => {})
-  await setup.stop()
+  for (const queue of [lanesQueue, noSdkQueue]) {
+    const setup = new AmqpLaneConsumer({ connection, exchange, queue, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}) })
+    await setup.run(() => {})
+    await setup.stop()
+  }
   const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
   const produce = await child(['produce', 'amqp', exchange, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
-  for (const v of order) consume[v] = await child(['consume', 'amqp', v, v === 'bare' ? bareQueue : lanesQueue, exchange, String(2 * n)]) as Figures
-  for (const q of [bareQueue, lanesQueue]) await ch.deleteQueue(q)
-  await ch.deleteExchange(`${lanesQueue}.lanes`)
-  await ch.deleteExchange(`${lanesQueue}.stable`)
+  const queueOf: Record<string, string> = { bare: bareQueue, lanes: lanesQueue, 'lanes-nosdk': noSdkQueue }
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * n)]) as Figures
+  for (const q of [bareQueue, lanesQueue, noSdkQueue]) {
+    await ch.deleteQueue(q)
+    await ch.deleteExchange(`${q}.lanes`).catch(() => {})
+    await ch.deleteExchange(`${q}.stable`).catch(() => {})
+  }
   await ch.deleteExchange(exchange)
   await connection.close()
   return { produce, consume }
@@ -229,12 +242,13 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
 
 function rows (name: string, rounds: Round[]): string[] {
   const out: string[] = []
-  for (const side of ['produce', 'consume'] as const) {
+  for (const [side, lanes, label] of [['produce', 'lanes', 'produce'], ['consume', 'lanes', 'consume'], ['consume', 'lanes-nosdk', 'consume, no OTel SDK']] as const) {
     const per = (v: string, f: keyof Figures) => rounds.map((r) => (r[side][v] as Figures)[f])
-    const tput = rounds.map((r) => (r[side].lanes as Figures).perSec / (r[side].bare as Figures).perSec)
-    const cpu = rounds.map((r) => (r[side].bare as Figures).cpuUsPerMsg / (r[side].lanes as Figures).cpuUsPerMsg)
+    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side].bare as Figures).perSec)
+    const cpu = rounds.map((r) => (r[side].bare as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
+    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side].bare as Figures).cpuUsPerMsg)
     const fmt = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ')
-    out.push(`| ${name} ${side} | ${fmt(per('bare', 'perSec'), 0)} | ${fmt(per('lanes', 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per('bare', 'cpuUsPerMsg'), 1)} | ${fmt(per('lanes', 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** |`)
+    out.push(`| ${name} ${label} | ${fmt(per('bare', 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per('bare', 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
   }
   return out
 }
@@ -259,10 +273,10 @@ async function main (): Promise<void> {
     HEADING,
     '',
     `\`pnpm bench\` in packages/mq (\`node bench/run.ts --rounds ${rounds} --messages ${n} --write\`, KAFKA_BROKERS and RABBITMQ_URL set) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${load}.`,
-    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round. Then two consumer processes, one after the other (order alternating), read the same ${2 * n} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack) and the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded. Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
+    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round. Then three consumer processes, one after the other (order rotated), read the same ${2 * n} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
     '',
-    '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) |',
-    '|---|---|---|---|---|---|---|---|',
+    '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) | extra CPU µs/msg (median) |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...table,
     '',
     'Ratios are paired per round (same messages, same minute) because the machine is shared; 1.0 means lanes cost nothing, the goal is >= 0.95x. The producer side adds two headers (`x-flow-tag`, `baggage`) to two thirds of the messages, so its bytes on the wire grow too.',
