@@ -35,6 +35,8 @@ const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.me
 const HEADING = '## Message lanes (@flowtag/mq)'
 const self = fileURLToPath(import.meta.url)
 const BATCH = 200
+/** Messages each producer sends before the measured ones (consumers read them too: the counts include them). */
+const WARMUP = 1000
 
 interface Figures { perSec: number, cpuUsPerMsg: number }
 
@@ -71,6 +73,12 @@ async function produceKafka (topic: string, n: number, order: string[]): Promise
   const lanes = laneProducer(kafka.producer())
   await bare.connect()
   await lanes.connect()
+  // warm-up (connections, metadata, JIT) with both, so the first measured variant does not pay it
+  for (let i = 0; i < WARMUP; i += BATCH) {
+    const messages = Array.from({ length: BATCH }, (_, j) => ({ value: value(i + j) }))
+    await bare.send({ topic, messages })
+    await inLane(laneOfIndex(i), () => lanes.send({ topic, messages }))
+  }
   const out: Record<string, Figures> = {}
   for (const variant of order) {
     const start: [number, NodeJS.CpuUsage] = [performance.now(), process.cpuUsage()]
@@ -99,6 +107,12 @@ async function produceAmqp (exchange: string, n: number, order: string[]): Promi
   const conn = await amqplib.connect(env('RABBITMQ_URL'))
   const bare = await conn.createConfirmChannel()
   const lanes = laneChannel(await conn.createConfirmChannel())
+  for (let i = 0; i < WARMUP; i++) {
+    bare.publish(exchange, 'order.created', value(i), { persistent: false })
+    inLane(laneOfIndex(i), () => lanes.publish(exchange, 'order.created', value(i), { persistent: false }))
+  }
+  await bare.waitForConfirms()
+  await lanes.waitForConfirms()
   const out: Record<string, Figures> = {}
   for (const variant of order) {
     const start: [number, NodeJS.CpuUsage] = [performance.now(), process.cpuUsage()]
@@ -205,7 +219,7 @@ async function roundKafka (r: number, n: number): Promise<Round> {
   const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
   const produce = await child(['produce', 'kafka', topic, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
-  for (const v of consumers(r)) consume[v] = await child(['consume', 'kafka', v, topic, String(2 * n)]) as Figures
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'kafka', v, topic, String(2 * (n + WARMUP))]) as Figures
   return { produce, consume }
 }
 
@@ -229,7 +243,7 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   const produce = await child(['produce', 'amqp', exchange, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
   const queueOf: Record<string, string> = { bare: bareQueue, lanes: lanesQueue, 'lanes-nosdk': noSdkQueue }
-  for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * n)]) as Figures
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * (n + WARMUP))]) as Figures
   for (const q of [bareQueue, lanesQueue, noSdkQueue]) {
     await ch.deleteQueue(q)
     await ch.deleteExchange(`${q}.lanes`).catch(() => {})
@@ -273,7 +287,7 @@ async function main (): Promise<void> {
     HEADING,
     '',
     `\`pnpm bench\` in packages/mq (\`node bench/run.ts --rounds ${rounds} --messages ${n} --write\`, KAFKA_BROKERS and RABBITMQ_URL set) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${load}.`,
-    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round. Then three consumer processes, one after the other (order rotated), read the same ${2 * n} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
+    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then three consumer processes, one after the other (order rotated), read the same ${2 * (n + WARMUP)} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
     '',
     '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) | extra CPU µs/msg (median) |',
     '|---|---|---|---|---|---|---|---|---|',
