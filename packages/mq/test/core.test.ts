@@ -180,3 +180,24 @@ t.test('metrics: one SDK call per message (the histogram); message counts observ
   t.match(find('skipped', 'v3'), { value: 1 })
   t.notOk('flowtag.mq.fallback' in (find('skipped', 'v3')?.attrs ?? {}), 'skipped counts carry no fallback attribute, as before')
 })
+
+t.test('a consumer reads only the lane headers, as carrierOf would give them', async (t) => {
+  const reader = new FlowReader('always', false)
+  const cases: Array<[string, Record<string, unknown>, string | undefined, boolean]> = [
+    ['mixed-case name, Buffer value', { 'X-Flow-Tag': Buffer.from('v2'), other: Buffer.from('x'), traceparnt: 'y' }, 'v2', false],
+    ['baggage only', { Baggage: 'flowtag.lane=v3,tenant=acme', 'content-type': 'json' }, 'v3', false],
+    ['a repeated lane header counts as absent, refused', { 'x-flow-tag': [Buffer.from('v2'), 'v3'] }, undefined, true],
+    ['a single-element array', { 'x-flow-tag': ['v2'] }, 'v2', false],
+    ['values that are not text are left out', { 'x-flow-tag': 42, baggage: [7] }, undefined, false],
+    ['no headers', {}, undefined, false]
+  ]
+  for (const [name, headers, tag, refused] of cases) {
+    const r = reader.read(headers)
+    t.equal(r.flow.tag, tag, name)
+    t.equal(r.refused, refused, `${name}: refused`)
+    const all = carrierOf(headers)
+    const { flow } = reader.read(Object.fromEntries(Object.entries(all).filter(([k]) => k === 'x-flow-tag' || k === 'baggage')))
+    t.equal(flow.tag, tag, `${name}: the same as from carrierOf`)
+  }
+  t.equal(reader.read(undefined).flow.tag, undefined)
+})
