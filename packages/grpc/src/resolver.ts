@@ -3,7 +3,7 @@
 // the balancer with the instances themselves (lane label, weight, health) as attributes, and
 // a service config that selects the `flowtag_lanes` balancer for the channel.
 import { experimental, Metadata, status, type ChannelOptions } from '@grpc/grpc-js'
-import type { Instance } from '@flowtag/outbound/lanes'
+import { callTargets, type Instance } from '@flowtag/outbound/lanes'
 import { INSTANCES_ATTRIBUTE, LB_NAME } from './keys.ts'
 import { GrpcError, errorCodes, ROUTING_ERROR_KEY } from './errors.ts'
 import { routingOf } from './registry.ts'
@@ -63,8 +63,10 @@ class NacosResolver implements experimental.Resolver {
 
   #config: { loadBalancingConfig: Array<Record<string, object>>; methodConfig: [] } | null = null
 
-  #report (list: readonly Instance[]): void {
+  /** Consumer-only instances (a health or metrics port) are never endpoints: no connection, no pick. */
+  #report (listed: readonly Instance[]): void {
     if (this.#destroyed || this.#config === null) return
+    const list = callTargets(listed)
     this.#last = list
     const endpoints = list.map((i) => ({ addresses: [{ host: i.ip, port: i.port }] }))
     this.#listener(

@@ -3,7 +3,7 @@
 // message headers, its registration in Nacos and its figures. The broker adapters (kafkajs.ts,
 // amqplib.ts) only move messages and offsets; every lane decision is made here.
 import { NacosRegistration } from '@flowtag/nacos'
-import type { Discovery } from '@flowtag/outbound/lanes'
+import { CONSUMER_ROLE, ROLE_METADATA, type Discovery } from '@flowtag/outbound/lanes'
 import type { FlowContext } from '@flowtag/context'
 import { errorCodes, MqError } from './errors.ts'
 import { FlowReader } from './flow-reader.ts'
@@ -66,7 +66,7 @@ export class ConsumerCore {
         port,
         service: o.service,
         version: this.lane,
-        metadata: { ...metadata, [CONSUMER_METADATA]: key, 'flowtag.role': 'consumer', protocol: id.system }
+        metadata: { ...metadata, [CONSUMER_METADATA]: key, [ROLE_METADATA]: CONSUMER_ROLE, protocol: id.system }
       })
     }
   }

@@ -2,7 +2,7 @@
 // service (@flowtag/context's tagger in service mode). A message with no IP has no CIDR to
 // trust, so the policy is `always`, `never` or `{ signed }`.
 import { createFlowTagger, FLOW_TAG_HEADER, BAGGAGE_KEY, type FlowContext, type FlowTagger, type SigningKey, type TagLogger } from '@flowtag/context'
-import { carrierOf, type MessageHeaders } from './headers.ts'
+import { laneCarrierOf, type MessageHeaders } from './headers.ts'
 
 /** Which incoming lanes to honour: every plain one (`always`, the default), none, or signed ones only. */
 export type MessageTrust = 'always' | 'never' | { signed: { keys: SigningKey[] } }
@@ -24,7 +24,7 @@ export class FlowReader {
 
   /** Decide the flow of a message from its headers. Never throws. */
   read (headers: MessageHeaders | undefined): MessageFlow {
-    const carrier = carrierOf(headers)
+    const carrier = laneCarrierOf(headers)
     const flow = this.#tagger.decide({ headers: carrier })
     if (flow.tag !== undefined) return { flow, refused: false }
     const named = carrier[FLOW_TAG_HEADER] !== undefined || (typeof carrier.baggage === 'string' && carrier.baggage.includes(BAGGAGE_KEY))

@@ -36,6 +36,29 @@ export function carrierOf (headers: MessageHeaders | undefined): Carrier {
 }
 
 /**
+ * The carrier of just the lane headers (`x-flow-tag`, `baggage`): all a consumer reads, per
+ * message, so the other headers are neither copied nor decoded.
+ */
+export function laneCarrierOf (headers: MessageHeaders | undefined): Carrier {
+  const carrier: Carrier = {}
+  if (headers === undefined || headers === null) return carrier
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue
+    const key = name.length === FLOW_TAG_HEADER.length || name.length === 7 ? name.toLowerCase() : ''
+    if (key !== FLOW_TAG_HEADER && key !== 'baggage') continue
+    const value = headers[name]
+    if (Array.isArray(value)) {
+      const all = value.map(text).filter((s): s is string => s !== undefined)
+      if (all.length > 0) carrier[key] = all.length === 1 ? all[0] : all
+    } else {
+      const s = text(value)
+      if (s !== undefined) carrier[key] = s
+    }
+  }
+  return carrier
+}
+
+/**
  * The lane headers of a message produced inside `flow`: `x-flow-tag` (signed when `sign` is
  * given) and `baggage` (the `flowtag.lane` member plus the flow's baggage, merged into the
  * message's own `baggage`). Empty outside a flow. Never throws: a signer that throws leaves the

@@ -1,18 +1,11 @@
-// A lane-aware kafkajs consumer. One consumer group per lane of a service: `<groupId>` for the
-// stable lane, `<groupId>.<lane>` for lane L. Every group reads every partition and commits over
-// the messages it skips, so its lag does not grow because of other lanes' messages:
-// - lane L's group handles L's messages;
-// - the stable group handles untagged messages and, permissive, those of lanes with no live
-//   consumer that never had a group; for a lane that has a group but no live consumer, the
-//   stable consumer runs a stand-in member of that group (kafka-standin.ts), so the lane's
-//   backlog is taken over exactly from the lane's committed offsets and handed back the same way.
+// A lane-aware kafkajs consumer: the consumer groups in lanes of kafka-lanes.ts over kafkajs
+// (its admin client for offsets and groups, one kafkajs consumer per group member).
 import type { Admin, Consumer, ConsumerConfig, Kafka } from 'kafkajs'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import { ConsumerCore } from './consumer-core.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { processBatch } from './kafka-batch.ts'
-import { StandIn } from './kafka-standin.ts'
+import { KafkaLanes, type KafkaPort } from './kafka-lanes.ts'
+import { KafkajsReader } from './kafka-standin.ts'
 import type { KafkaLaneHandler } from './kafka-types.ts'
 import type { ConsumerStats } from './metrics.ts'
 import { consumerOptionsSchema, parseWith, PKG } from './options.ts'
@@ -51,16 +44,9 @@ export class KafkaLaneConsumer {
   readonly group: string
   readonly #o: z.output<typeof kafkaConsumerOptionsSchema>
   readonly #core: ConsumerCore
-  readonly #admin: Admin
+  readonly #lanes: KafkaLanes
   readonly #consumer: Consumer
-  /** Lanes that have a consumer group: their messages are never handled by the stable group itself. */
-  readonly #groups = new Set<string>()
-  readonly #standIns = new Map<string, StandIn>()
   #handler: KafkaLaneHandler | undefined
-  #resync: NodeJS.Timeout | undefined
-  #syncing: Promise<void> = Promise.resolve()
-  #stopped: Promise<void> | undefined
-  #offChange: (() => void) | undefined
 
   constructor (options: KafkaLaneConsumerOptions) {
     this.#o = parseWith(kafkaConsumerOptionsSchema, options)
@@ -68,13 +54,13 @@ export class KafkaLaneConsumer {
     const lane = o.lane ?? o.stableLane
     this.group = lane === o.stableLane ? o.groupId : `${o.groupId}.${lane}`
     this.#core = new ConsumerCore(o, o.groupId, { system: 'kafka', destination: o.topics.join(','), group: this.group })
-    this.#admin = o.kafka.admin()
     this.#consumer = o.kafka.consumer({ ...(o.consumer as Partial<ConsumerConfig>), groupId: this.group })
+    this.#lanes = new KafkaLanes(o, this.#core, kafkajsPort(o.kafka, o.kafka.admin(), o.topics, o.consumer as Partial<ConsumerConfig>, this.#consumer, this.#core, () => this.#handler as KafkaLaneHandler))
   }
 
   /** The consumer group of `lane`. */
   groupOf (lane: string): string {
-    return lane === this.#o.stableLane ? this.#o.groupId : `${this.#o.groupId}.${lane}`
+    return this.#lanes.groupOf(lane)
   }
 
   /** This consumer's lane. */
@@ -94,7 +80,7 @@ export class KafkaLaneConsumer {
 
   /** The lanes this (stable) consumer stands in for now. */
   get standingIn (): string[] {
-    return [...this.#standIns.keys()]
+    return this.#lanes.standingIn
   }
 
   /** The kafkajs consumer (its events, pause/resume); do not call run() on it. */
@@ -112,44 +98,13 @@ export class KafkaLaneConsumer {
    */
   async run (handler: KafkaLaneHandler): Promise<void> {
     if (typeof handler !== 'function') throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid argument "handler": expected a function`)
-    if (this.#stopped !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() after stop(): create another consumer`)
-    if (this.#handler !== undefined) throw new MqError(errorCodes.LIFECYCLE, `${PKG}: run() was already called`)
-    this.#handler = handler
-    const o = this.#o
+    if (this.#handler === undefined) this.#handler = handler
+    await this.#lanes.run()
     const core = this.#core
-    core.pin()
-    try {
-      await this.#admin.connect()
-      await core.startWatch()
-      const stable = core.stable
-      const strict = core.policy.strict
-      const othersLive = core.watch.isLive(core.lane)
-      if (!stable) await this.#startOffsets(strict)
-      await core.register()
-      if (!stable && !strict && !othersLive) await this.#waitForStandIn()
-      if (stable) await this.#listGroups()
-      await this.#consumer.connect()
-      await this.#consumer.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning || (!stable && strict) })
-    } catch (err) {
-      await core.deregister().catch(() => {})
-      if (err instanceof MqError) throw err
-      throw new MqError(errorCodes.BROKER, `${PKG}: could not set up consumer group "${this.group}": ${(err as Error).message}`, { cause: err })
-    }
     this.#consumer.on(this.#consumer.events.CRASH, (e) => {
       // a consumer that will not restart must not stay registered: its lane would wait for it
       if (!e.payload.restart) void core.deregister()
     })
-    this.#offChange = core.watch.onChange(({ came }) => {
-      for (const lane of came) this.#groups.add(lane)
-      this.#sync()
-    })
-    await this.#consumer.run({
-      eachBatchAutoResolve: false,
-      eachBatch: (p) => processBatch(p, core, handler, (v) => v.handle && !(v.fallback && this.#groups.has(v.lane as string)))
-    })
-    this.#sync(true)
-    this.#resync = setInterval(() => this.#sync(true), o.resyncMs)
-    this.#resync.unref()
   }
 
   /**
@@ -158,101 +113,28 @@ export class KafkaLaneConsumer {
    * Idempotent.
    */
   stop (): Promise<void> {
-    this.#stopped ??= this.#stop()
-    return this.#stopped
+    return this.#lanes.stop()
   }
+}
 
-  async #stop (): Promise<void> {
-    clearInterval(this.#resync)
-    this.#offChange?.()
-    await this.#consumer.disconnect().catch(() => {})
-    await this.#syncing
-    await Promise.all([...this.#standIns.values()].map((s) => s.stop()))
-    this.#standIns.clear()
-    await this.#core.deregister()
-    await this.#admin.disconnect().catch(() => {})
-    this.#core.close()
-  }
-
-  /** A lane group with no committed offset starts where stable is (permissive) or at the earliest (strict). */
-  async #startOffsets (strict: boolean): Promise<void> {
-    const mine = await this.#fetch(this.group)
-    const stable = strict ? new Map<string, bigint>() : await this.#fetch(this.groupOf(this.#core.policy.stable))
-    for (const topic of this.#o.topics) {
-      const ends = await this.#admin.fetchTopicOffsets(topic)
-      const missing = ends.filter((e) => (mine.get(`${topic}\0${e.partition}`) ?? -1n) < 0n)
-      if (missing.length === 0) continue
-      const partitions = missing.map((e) => {
-        const s = stable.get(`${topic}\0${e.partition}`) ?? -1n
-        return { partition: e.partition, offset: s >= 0n ? String(s) : strict || this.#o.fromBeginning ? e.low : e.high }
-      })
-      // a group already running (another instance of the lane) keeps its own offsets
-      await this.#admin.setOffsets({ groupId: this.group, topic, partitions }).catch(() => {})
-    }
-  }
-
-  /** Wait (bounded) until the lane's group has no member: stable's stand-in has seen this registration and left. */
-  async #waitForStandIn (): Promise<void> {
-    const deadline = Date.now() + this.#o.handoverTimeoutMs
-    while (Date.now() < deadline) {
-      const { groups } = await this.#admin.describeGroups([this.group])
-      if ((groups[0]?.members.length ?? 0) === 0) return
-      await sleep(100)
-    }
-    this.#o.logger?.warn({ flowtag: { group: this.group, timeoutMs: this.#o.handoverTimeoutMs } }, 'flowtag: the lane group still has members; joining anyway')
-  }
-
-  async #fetch (groupId: string): Promise<Map<string, bigint>> {
-    const out = new Map<string, bigint>()
-    const topics = await this.#admin.fetchOffsets({ groupId, topics: this.#o.topics })
-    for (const t of topics) for (const p of t.partitions) out.set(`${t.topic}\0${p.partition}`, BigInt(p.offset))
-    return out
-  }
-
-  /** Bring the stand-ins in line with the live lanes and the policy, one sync at a time; `list`: re-read the lane groups first. */
-  #sync (list = false): void {
-    this.#syncing = this.#syncing.then(async () => {
-      if (this.#stopped !== undefined) return
-      try {
-        if (list) await this.#listGroups()
-        await this.#align()
-      } catch (err) {
-        this.#o.logger?.warn({ err, group: this.group }, 'flowtag: could not align the lane stand-ins; retrying at the next change or resync')
-      }
-    })
-  }
-
-  async #listGroups (): Promise<void> {
-    const prefix = `${this.#o.groupId}.`
-    const { groups } = await this.#admin.listGroups()
-    const lanes = groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix)).map((g) => g.slice(prefix.length))
-    for (const lane of lanes) this.#groups.add(lane)
-  }
-
-  async #align (): Promise<void> {
-    const core = this.#core
-    const policy = core.policy
-    const wanted = new Set<string>()
-    if (core.stable && !policy.strict) {
-      for (const lane of this.#groups) if (lane !== policy.stable && !core.watch.isLive(lane)) wanted.add(lane)
-    }
-    for (const [lane, s] of this.#standIns) {
-      if (wanted.has(lane)) continue
-      this.#standIns.delete(lane)
-      await s.stop()
-    }
-    for (const lane of wanted) {
-      if (this.#standIns.has(lane) || this.#stopped !== undefined) continue
-      const s = new StandIn(this.#o.kafka, this.#o.consumer as Partial<ConsumerConfig>, this.groupOf(lane), lane, this.#o.topics, core, this.#handler as KafkaLaneHandler)
-      this.#standIns.set(lane, s)
-      this.#o.logger?.warn({ flowtag: { group: this.group, lane } }, 'flowtag: lane has no live consumer; stable stands in for it')
-      try {
-        await s.start()
-      } catch (err) {
-        this.#standIns.delete(lane)
-        await s.stop()
-        throw err
-      }
-    }
+/** kafka-lanes' port over kafkajs: the admin client, and one kafkajs consumer per group member. */
+function kafkajsPort (kafka: Kafka, admin: Admin, topics: string[], config: Partial<ConsumerConfig>, own: Consumer, core: ConsumerCore, handler: () => KafkaLaneHandler): KafkaPort {
+  return {
+    connect: () => admin.connect(),
+    disconnect: () => admin.disconnect(),
+    async committed (groupId) {
+      const out = new Map<string, bigint>()
+      for (const t of await admin.fetchOffsets({ groupId, topics })) for (const p of t.partitions) out.set(`${t.topic}\0${p.partition}`, BigInt(p.offset))
+      return out
+    },
+    bounds: (topic) => admin.fetchTopicOffsets(topic),
+    setOffsets: (groupId, topic, partitions) => admin.setOffsets({ groupId, topic, partitions }),
+    async members (groupId) {
+      const { groups } = await admin.describeGroups([groupId])
+      return groups[0]?.members.length ?? 0
+    },
+    groups: async () => (await admin.listGroups()).groups.map((g) => g.groupId),
+    own: (spec) => new KafkajsReader(own, spec, topics, core, handler()),
+    standIn: (spec) => KafkajsReader.create(kafka, config, spec, topics, core, handler())
   }
 }

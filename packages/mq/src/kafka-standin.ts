@@ -1,33 +1,31 @@
-// Stable standing in for a lane whose last consumer went (permissive mode): a member of the
-// lane's own consumer group, run by the stable consumer, that handles the lane's messages from
-// the lane group's committed offsets on. Kafka's group protocol does the handover both ways: the
-// stand-in takes the partitions once the lane's last member has left (at once after a graceful
-// stop; after the session timeout after a SIGKILL) and resumes from what the lane committed; it
-// leaves as soon as the registry says the lane is live again, and the lane's consumer joins
-// once it has left. A partition belongs to one member at a time, so a lane's messages are never
-// handled by two readers at once and keep their per-key order.
+// A kafkajs member of one consumer group in lanes: the consumer's own group, or stable standing
+// in for a lane whose last consumer went (permissive mode; see kafka-lanes.ts). Every message
+// goes through the lane rules and is resolved either way, so the group commits over what it skips.
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs'
 import type { ConsumerCore } from './consumer-core.ts'
 import { processBatch } from './kafka-batch.ts'
+import type { GroupReader, ReaderSpec } from './kafka-lanes.ts'
 import type { KafkaLaneHandler } from './kafka-types.ts'
 
-export class StandIn {
-  readonly lane: string
-  readonly group: string
-  readonly #consumer: Consumer
+export class KafkajsReader implements GroupReader {
+  readonly consumer: Consumer
+  readonly #spec: ReaderSpec
   readonly #core: ConsumerCore
   readonly #topics: string[]
   readonly #handler: KafkaLaneHandler
   #started: Promise<void> | undefined
   #stopped: Promise<void> | undefined
 
-  constructor (kafka: Kafka, config: Partial<ConsumerConfig>, group: string, lane: string, topics: string[], core: ConsumerCore, handler: KafkaLaneHandler) {
-    this.lane = lane
-    this.group = group
+  constructor (consumer: Consumer, spec: ReaderSpec, topics: string[], core: ConsumerCore, handler: KafkaLaneHandler) {
+    this.consumer = consumer
+    this.#spec = spec
     this.#core = core
     this.#topics = topics
     this.#handler = handler
-    this.#consumer = kafka.consumer({ ...config, groupId: group })
+  }
+
+  static create (kafka: Kafka, config: Partial<ConsumerConfig>, spec: ReaderSpec, topics: string[], core: ConsumerCore, handler: KafkaLaneHandler): KafkajsReader {
+    return new KafkajsReader(kafka.consumer({ ...config, groupId: spec.group }), spec, topics, core, handler)
   }
 
   start (): Promise<void> {
@@ -36,19 +34,12 @@ export class StandIn {
   }
 
   async #start (): Promise<void> {
-    await this.#consumer.connect()
-    // the lane group has offsets (its consumers committed them); fromBeginning only matters if not
-    await this.#consumer.subscribe({ topics: this.#topics, fromBeginning: true })
-    const core = this.#core
-    const lane = this.lane
-    await this.#consumer.run({
+    await this.consumer.connect()
+    await this.consumer.subscribe({ topics: this.#topics, fromBeginning: this.#spec.fromBeginning })
+    const own = this.#spec.lane === undefined
+    await this.consumer.run({
       eachBatchAutoResolve: false,
-      eachBatch: (p) => processBatch(p, core, this.#handler, (v) => {
-        if (v.lane !== lane) return false
-        // stable's to handle only while the lane has no live consumer and the policy allows it
-        const policy = core.policy
-        return !policy.strict && !core.watch.isLive(lane) && core.stable
-      }, false)
+      eachBatch: (p) => processBatch(p, this.#core, this.#handler, this.#spec.admit, own)
     })
   }
 
@@ -56,7 +47,7 @@ export class StandIn {
   stop (): Promise<void> {
     this.#stopped ??= (async () => {
       await this.#started?.catch(() => {})
-      await this.#consumer.disconnect().catch(() => {})
+      await this.consumer.disconnect().catch(() => {})
     })()
     return this.#stopped
   }

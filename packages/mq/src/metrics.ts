@@ -45,17 +45,21 @@ export interface ConsumerIdentity {
  *   `flowtag.lane`, `flowtag.version`, `messaging.system`, `messaging.destination.name`,
  *   `messaging.consumer.group.name`, `flowtag.mq.fallback` and `error.type` on failures: a
  *   canary judges a consumer service on failed / handled from it, as it does HTTP on 5xx / requests;
- * - `flowtag.mq.messages` (counter) with `flowtag.mq.outcome` = handled | failed | skipped;
+ * - `flowtag.mq.messages` (counter, observed at collection) with `flowtag.mq.outcome` = handled | failed | skipped;
  * - `flowtag.mq.refused` (counter): lane headers refused (handled as untagged);
  * - `flowtag.mq.lag` (gauge): messages not yet consumed by this consumer's group or queue.
  */
 export class ConsumerMetrics {
   readonly #base: Attributes
   readonly #duration: Histogram
-  readonly #messages: Counter
   readonly #refused: Counter
   readonly #stats: ConsumerStats = { lanes: {}, refused: 0, lag: {} }
   readonly #lag = new Map<string, number>()
+  // Per message, the SDK hashes every data point's attributes (sorted keys, JSON) on each
+  // record: the message counts are kept here and observed at collection instead, and each
+  // attribute set is built once, so a message costs one histogram record.
+  readonly #counts = new Map<string, { attrs: Attributes, value: number }>()
+  readonly #durationAttrs = new Map<string, Attributes>()
 
   constructor (id: ConsumerIdentity, meter: Meter = metrics.getMeter('@flowtag/mq')) {
     this.#base = {
@@ -69,7 +73,10 @@ export class ConsumerMetrics {
       unit: 's',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS }
     })
-    this.#messages = meter.createCounter('flowtag.mq.messages', { description: 'Messages handled, failed and skipped by lane' })
+    const messages = meter.createObservableCounter('flowtag.mq.messages', { description: 'Messages handled, failed and skipped by lane' })
+    messages.addCallback((result) => {
+      for (const { attrs, value } of this.#counts.values()) result.observe(value, attrs)
+    })
     this.#refused = meter.createCounter('flowtag.mq.refused', { description: 'Messages whose lane header was refused (handled as untagged)' })
     const lag = meter.createObservableGauge('flowtag.mq.lag', { description: 'Messages not yet consumed, per partition or queue' })
     lag.addCallback((result) => {
@@ -83,14 +90,40 @@ export class ConsumerMetrics {
     return c
   }
 
+  /** The attributes of one lane's durations (`errorType` on failures), built once per set. */
+  #attrs (lane: string, fallback: boolean, errorType: string | undefined): Attributes {
+    const key = `${lane}\0${String(fallback)}\0${errorType ?? ''}`
+    let attrs = this.#durationAttrs.get(key)
+    if (attrs === undefined) {
+      attrs = { ...this.#base, [LANE_ATTRIBUTE]: lane, [FALLBACK_ATTRIBUTE]: fallback }
+      if (errorType !== undefined) attrs['error.type'] = errorType
+      this.#durationAttrs.set(key, attrs)
+    }
+    return attrs
+  }
+
+  /** One more message of `flowtag.mq.messages` with these attributes plus the outcome. */
+  #count (outcome: string, lane: string, fallback: boolean | undefined, errorType: string | undefined): void {
+    const key = `${outcome}\0${lane}\0${String(fallback)}\0${errorType ?? ''}`
+    const c = this.#counts.get(key)
+    if (c !== undefined) {
+      c.value++
+      return
+    }
+    const attrs: Attributes = fallback === undefined
+      ? { ...this.#base, [LANE_ATTRIBUTE]: lane }
+      : { ...this.#attrs(lane, fallback, errorType) }
+    attrs[OUTCOME_ATTRIBUTE] = outcome
+    this.#counts.set(key, { attrs, value: 1 })
+  }
+
   handled (lane: string | undefined, seconds: number, fallback: boolean): void {
     const name = lane ?? 'none'
     const c = this.#lane(name)
     c.handled++
     if (fallback) c.fallback++
-    const attrs = { ...this.#base, [LANE_ATTRIBUTE]: name, [FALLBACK_ATTRIBUTE]: fallback }
-    this.#duration.record(seconds, attrs)
-    this.#messages.add(1, { ...attrs, [OUTCOME_ATTRIBUTE]: 'handled' })
+    this.#duration.record(seconds, this.#attrs(name, fallback, undefined))
+    this.#count('handled', name, fallback, undefined)
   }
 
   failed (lane: string | undefined, seconds: number, fallback: boolean, err: unknown): void {
@@ -98,15 +131,14 @@ export class ConsumerMetrics {
     this.#lane(name).failed++
     const code = (err as { code?: unknown } | null)?.code
     const type = typeof code === 'string' ? code : ((err as Error | null)?.name ?? 'Error')
-    const attrs = { ...this.#base, [LANE_ATTRIBUTE]: name, [FALLBACK_ATTRIBUTE]: fallback, 'error.type': type }
-    this.#duration.record(seconds, attrs)
-    this.#messages.add(1, { ...attrs, [OUTCOME_ATTRIBUTE]: 'failed' })
+    this.#duration.record(seconds, this.#attrs(name, fallback, type))
+    this.#count('failed', name, fallback, type)
   }
 
   skipped (lane: string | undefined): void {
     const name = lane ?? 'none'
     this.#lane(name).skipped++
-    this.#messages.add(1, { ...this.#base, [LANE_ATTRIBUTE]: name, [OUTCOME_ATTRIBUTE]: 'skipped' })
+    this.#count('skipped', name, undefined, undefined)
   }
 
   refused (): void {

@@ -155,3 +155,49 @@ t.test('the stable lane is pinned when a consumer starts; strictness stays live'
   t.equal(core.verdict({}).handle, true)
   core.close()
 })
+
+t.test('metrics: one SDK call per message (the histogram); message counts observed at collection', async (t) => {
+  // a Meter that counts what reaches the SDK: every add/record hashes its attributes there
+  const calls = { add: 0, record: 0 }
+  const observed: Array<{ value: number, attrs: Record<string, unknown> }> = []
+  const callbacks: Array<(r: { observe: (v: number, a: Record<string, unknown>) => void }) => void> = []
+  const meter = {
+    createHistogram: () => ({ record: () => { calls.record++ } }),
+    createCounter: () => ({ add: () => { calls.add++ } }),
+    createObservableCounter: () => ({ addCallback: (cb: (typeof callbacks)[number]) => { callbacks.push(cb) } }),
+    createObservableGauge: () => ({ addCallback: () => {} })
+  }
+  const m = new ConsumerMetrics({ system: 'kafka', destination: 'orders', group: 'g', version: 'v1' }, meter as never)
+  for (let i = 0; i < 100; i++) m.handled(i % 2 === 0 ? 'v2' : undefined, 0.001, i % 2 === 0)
+  m.failed('v2', 0.001, true, Object.assign(new Error('x'), { code: 'E_DB' }))
+  m.skipped('v3')
+  t.same(calls, { add: 0, record: 101 }, 'a histogram record per handled or failed message, no counter add')
+  for (const cb of callbacks) cb({ observe: (value, attrs) => observed.push({ value, attrs }) })
+  const find = (outcome: string, lane: string) => observed.find((o) => o.attrs['flowtag.mq.outcome'] === outcome && o.attrs['flowtag.lane'] === lane)
+  t.match(find('handled', 'v2'), { value: 50, attrs: { 'flowtag.mq.fallback': true, 'messaging.consumer.group.name': 'g', 'flowtag.version': 'v1' } })
+  t.match(find('handled', 'none'), { value: 50, attrs: { 'flowtag.mq.fallback': false } })
+  t.match(find('failed', 'v2'), { value: 1, attrs: { 'error.type': 'E_DB' } })
+  t.match(find('skipped', 'v3'), { value: 1 })
+  t.notOk('flowtag.mq.fallback' in (find('skipped', 'v3')?.attrs ?? {}), 'skipped counts carry no fallback attribute, as before')
+})
+
+t.test('a consumer reads only the lane headers, as carrierOf would give them', async (t) => {
+  const reader = new FlowReader('always', false)
+  const cases: Array<[string, Record<string, unknown>, string | undefined, boolean]> = [
+    ['mixed-case name, Buffer value', { 'X-Flow-Tag': Buffer.from('v2'), other: Buffer.from('x'), traceparnt: 'y' }, 'v2', false],
+    ['baggage only', { Baggage: 'flowtag.lane=v3,tenant=acme', 'content-type': 'json' }, 'v3', false],
+    ['a repeated lane header counts as absent, refused', { 'x-flow-tag': [Buffer.from('v2'), 'v3'] }, undefined, true],
+    ['a single-element array', { 'x-flow-tag': ['v2'] }, 'v2', false],
+    ['values that are not text are left out', { 'x-flow-tag': 42, baggage: [7] }, undefined, false],
+    ['no headers', {}, undefined, false]
+  ]
+  for (const [name, headers, tag, refused] of cases) {
+    const r = reader.read(headers)
+    t.equal(r.flow.tag, tag, name)
+    t.equal(r.refused, refused, `${name}: refused`)
+    const all = carrierOf(headers)
+    const { flow } = reader.read(Object.fromEntries(Object.entries(all).filter(([k]) => k === 'x-flow-tag' || k === 'baggage')))
+    t.equal(flow.tag, tag, `${name}: the same as from carrierOf`)
+  }
+  t.equal(reader.read(undefined).flow.tag, undefined)
+})

@@ -40,6 +40,31 @@ export function eligible (i: Instance): boolean {
   return i.healthy && i.enabled && Number.isFinite(i.weight) && i.weight > 0
 }
 
+/**
+ * Instance metadata saying what an instance is for, comma-separated. `consumer`: a message
+ * consumer (@flowtag/mq registers these), whose port is a health or metrics port, not one that
+ * takes HTTP or gRPC calls. Absent: an ordinary service instance.
+ */
+export const ROLE_METADATA = 'flowtag.role'
+/** The role of an instance that only consumes messages. */
+export const CONSUMER_ROLE = 'consumer'
+
+/** Whether callers may send it HTTP or gRPC calls: every instance but a consumer-only one. */
+export function takesCalls (i: Instance): boolean {
+  const roles = i.metadata?.[ROLE_METADATA]
+  if (roles === undefined || roles === '') return true
+  return roles.split(',').some((r) => r.trim() !== CONSUMER_ROLE && r.trim() !== '')
+}
+
+/**
+ * The instances a caller routes to: without the consumer-only ones, which are not members of
+ * any lane for callers (a lane whose only instances consume messages falls back as an empty
+ * lane). The same array when none is left out.
+ */
+export function callTargets (list: readonly Instance[]): readonly Instance[] {
+  return list.every(takesCalls) ? list : list.filter(takesCalls)
+}
+
 /** The lane an instance is labelled with; unlabelled instances belong to the stable lane. */
 export function laneOf (i: Instance, labelKey: string, stable: string): string {
   const v = i.metadata[labelKey]

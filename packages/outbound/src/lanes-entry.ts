@@ -6,5 +6,5 @@ export { OutlierDetector, freshOutlierState, type OutlierHost, type OutlierPolic
 export { DEFAULT_WARMUP, STARTED_AT_METADATA, followWarmupState, freshWarmupState, warmupFactor, warmupRefreshMs, type WarmupPolicy, type WarmupState } from './warmup.ts'
 export { DEFAULT_RETRY_BUDGET, RetryBudget, RetryBudgets, type RetryBudgetPolicy } from './retry-budget.ts'
 export { policiesFor, retryBudgetSchema, servicePoliciesSchema, warmupSchema, type Policies, type ServicePolicies } from './policies.ts'
-export { eligible, instanceKey, laneOf, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
+export { callTargets, CONSUMER_ROLE, eligible, instanceKey, laneOf, ROLE_METADATA, takesCalls, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'

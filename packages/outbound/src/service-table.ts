@@ -3,7 +3,7 @@
 // indexed into lanes by a LaneIndex that is rebuilt only when the list changes or an instance
 // is ejected or readmitted, and every second or so while an instance warms up.
 import type { Dispatcher } from 'undici'
-import { eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
+import { callTargets, eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
 import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type MemberInfo, type Route } from './lanes.ts'
 import type { InstancePool, InstancePoolOptions, PoolFactory } from './instance-pool.ts'
 import { freshOutlierState, OutlierDetector, type OutlierPolicy, type OutlierState } from './outlier.ts'
@@ -94,9 +94,10 @@ export class ServiceTable {
     return this.#index.available
   }
 
-  /** Replace the instance list: new members get no pool until first used, leaving members' pools close. */
-  update (instances: readonly Instance[]): void {
+  /** Replace the instance list: new members get no pool until first used, leaving members' pools close. Consumer-only instances are left out. */
+  update (listed: readonly Instance[]): void {
     if (this.#closed) return
+    const instances = callTargets(listed)
     const seen = new Set<string>()
     const now = Date.now()
     // A member listed after the first list arrived while we watched: it warms up from now at the earliest.

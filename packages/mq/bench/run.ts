@@ -1,0 +1,328 @@
+/**
+ * Produce -> handle with lanes against the bare client, in the same run, on real brokers
+ * (KAFKA_BROKERS, RABBITMQ_URL: tools/real-kafka and tools/rabbitmq print them).
+ *
+ * Every round, for each broker:
+ * - a producer process sends N messages with the bare client (no headers) and N with the lane
+ *   producer (a third outside any flow, a third in the stable lane v1, a third in lane v2, which
+ *   has no live consumer), order alternating per round: its send rate and CPU per message;
+ * - then three consumer processes, one after the other (order rotated), each read the same 2N
+ *   messages from the start (Kafka: a fresh group each; RabbitMQ: a queue each, both bound to the
+ *   exchange before the messages were published): the bare client (kafkajs `eachMessage`, amqplib
+ *   `consume` + ack) against the lane consumer in the stable lane (every message is its own: the
+ *   v2 ones as fallback), with an OTel MeterProvider installed so its metrics are really recorded,
+ *   and once more without one (the lane work alone).
+ *   Throughput is first -> last message handled; CPU is the consumer process's over that window.
+ * Ratios are lanes / bare (throughput) and bare / lanes (CPU per message): 1.0 = no cost.
+ *
+ *   node bench/run.ts [--rounds 5] [--messages 20000] [--only kafka|amqp] [--write]
+ * --write replaces the "Message lanes" section of BENCHMARKS.md with this run's figures.
+ */
+import { spawn } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { cpus, loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { Kafka, logLevel, type Message } from 'kafkajs'
+import amqplib from 'amqplib'
+import { MeterProvider } from '@opentelemetry/sdk-metrics'
+import { PrometheusExporter } from '@opentelemetry/exporter-prometheus'
+import { runWithFlow } from '@flowtag/context'
+import { StaticDiscovery } from '@flowtag/nacos'
+import { KafkaLaneConsumer, laneProducer } from '../src/kafkajs.ts'
+import { AmqpLaneConsumer, laneChannel } from '../src/amqplib.ts'
+
+const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
+const HEADING = '## Message lanes (@flowtag/mq)'
+const self = fileURLToPath(import.meta.url)
+const BATCH = 200
+/** Messages each producer sends before the measured ones (consumers read them too: the counts include them). */
+const WARMUP = 1000
+
+interface Figures { perSec: number, cpuUsPerMsg: number }
+
+function arg (name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`)
+  return i === -1 ? fallback : String(process.argv[i + 1])
+}
+
+function env (name: string): string {
+  const v = process.env[name]
+  if (v === undefined || v === '') throw new Error(`${name} is not set: start a broker (see tools/real-kafka, tools/rabbitmq)`)
+  return v
+}
+
+const value = (i: number): Buffer => Buffer.from(JSON.stringify({ id: i, order: `order-${i}`, amount: i % 997 }))
+/** The lane a lane-producer message is sent in: none, the stable lane, a lane with no consumer. */
+const laneOfIndex = (i: number): string | undefined => [undefined, 'v1', 'v2'][i % 3]
+
+async function inLane<T> (lane: string | undefined, fn: () => T): Promise<Awaited<T>> {
+  return await (lane === undefined ? fn() : runWithFlow({ tag: lane, baggage: {} }, fn))
+}
+
+function measure (n: number, start: [number, NodeJS.CpuUsage]): Figures {
+  const ms = performance.now() - start[0]
+  const cpu = process.cpuUsage(start[1])
+  return { perSec: n / (ms / 1000), cpuUsPerMsg: (cpu.user + cpu.system) / n }
+}
+
+// ---- producer process: `produce kafka|amqp <target> <n> <order>` prints {bare, lanes} ----
+
+async function produceKafka (topic: string, n: number, order: string[]): Promise<Record<string, Figures>> {
+  const kafka = new Kafka({ clientId: 'bench-producer', brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
+  const bare = kafka.producer()
+  const lanes = laneProducer(kafka.producer())
+  await bare.connect()
+  await lanes.connect()
+  // warm-up (connections, metadata, JIT) with both, so the first measured variant does not pay it
+  for (let i = 0; i < WARMUP; i += BATCH) {
+    const messages = Array.from({ length: BATCH }, (_, j) => ({ value: value(i + j) }))
+    await bare.send({ topic, messages })
+    await inLane(laneOfIndex(i), () => lanes.send({ topic, messages }))
+  }
+  const out: Record<string, Figures> = {}
+  for (const variant of order) {
+    const start: [number, NodeJS.CpuUsage] = [performance.now(), process.cpuUsage()]
+    for (let i = 0; i < n; i += BATCH) {
+      if (variant === 'bare') {
+        const messages: Message[] = []
+        for (let j = i; j < Math.min(n, i + BATCH); j++) messages.push({ key: String(j), value: value(j) })
+        await bare.send({ topic, messages })
+      } else {
+        // one send per lane, as a service sends from inside its requests' flows
+        await Promise.all([0, 1, 2].map(async (k) => {
+          const messages: Message[] = []
+          for (let j = i + k; j < Math.min(n, i + BATCH); j += 3) messages.push({ key: String(j), value: value(j) })
+          if (messages.length > 0) await inLane(laneOfIndex(i + k), () => lanes.send({ topic, messages }))
+        }))
+      }
+    }
+    out[variant] = measure(n, start)
+  }
+  await bare.disconnect()
+  await lanes.disconnect()
+  return out
+}
+
+async function produceAmqp (exchange: string, n: number, order: string[]): Promise<Record<string, Figures>> {
+  const conn = await amqplib.connect(env('RABBITMQ_URL'))
+  const bare = await conn.createConfirmChannel()
+  const lanes = laneChannel(await conn.createConfirmChannel())
+  for (let i = 0; i < WARMUP; i++) {
+    bare.publish(exchange, 'order.created', value(i), { persistent: false })
+    inLane(laneOfIndex(i), () => lanes.publish(exchange, 'order.created', value(i), { persistent: false }))
+  }
+  await bare.waitForConfirms()
+  await lanes.waitForConfirms()
+  const out: Record<string, Figures> = {}
+  for (const variant of order) {
+    const start: [number, NodeJS.CpuUsage] = [performance.now(), process.cpuUsage()]
+    for (let i = 0; i < n; i += BATCH) {
+      for (let j = i; j < Math.min(n, i + BATCH); j++) {
+        if (variant === 'bare') bare.publish(exchange, 'order.created', value(j), { persistent: false })
+        else inLane(laneOfIndex(j), () => lanes.publish(exchange, 'order.created', value(j), { persistent: false }))
+      }
+      await (variant === 'bare' ? bare : lanes).waitForConfirms()
+    }
+    out[variant] = measure(n, start)
+  }
+  await conn.close()
+  return out
+}
+
+// ---- consumer process: `consume kafka|amqp bare|lanes <target> <n>` prints Figures ----
+
+function counter (n: number, done: (f: Figures) => void): () => void {
+  let seen = 0
+  let start: [number, NodeJS.CpuUsage] | undefined
+  return () => {
+    if (seen === 0) start = [performance.now(), process.cpuUsage()]
+    seen++
+    // the first message opens the window: n - 1 handled inside it
+    if (seen === n) done(measure(n - 1, start as [number, NodeJS.CpuUsage]))
+  }
+}
+
+function meter () {
+  const provider = new MeterProvider({ readers: [new PrometheusExporter({ preventServerStart: true })] })
+  return provider.getMeter('bench')
+}
+
+async function consumeKafka (variant: string, topic: string, n: number): Promise<Figures> {
+  const kafka = new Kafka({ clientId: `bench-${variant}`, brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
+  const group = `${topic}.${variant}`
+  return await new Promise<Figures>((resolve, reject) => {
+    const tick = counter(n, resolve)
+    if (variant === 'bare') {
+      const c = kafka.consumer({ groupId: group })
+      c.connect().then(() => c.subscribe({ topics: [topic], fromBeginning: true }))
+        .then(() => c.run({ eachMessage: async () => { tick() } })).catch(reject)
+    } else {
+      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}), resyncMs: 3_600_000 })
+      c.run(() => { tick() }).catch(reject)
+    }
+  })
+}
+
+async function consumeAmqp (variant: string, queue: string, exchange: string, n: number): Promise<Figures> {
+  const connection = await amqplib.connect(env('RABBITMQ_URL'))
+  return await new Promise<Figures>((resolve, reject) => {
+    const tick = counter(n, resolve)
+    if (variant === 'bare') {
+      connection.createChannel().then(async (ch) => {
+        await ch.prefetch(10)
+        await ch.consume(queue, (m) => { if (m !== null) { tick(); ch.ack(m) } })
+      }).catch(reject)
+    } else {
+      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}) })
+      c.run(() => { tick() }).catch(reject)
+    }
+  })
+}
+
+// ---- orchestrator ----
+
+function child (args: string[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of every child (to find where the time goes)
+    const prof = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
+    const p = spawn(process.execPath, [...prof, self, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
+    let out = ''
+    p.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    p.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`${args.join(' ')} exited ${code}`))
+      else resolve(JSON.parse(out.trim().split('\n').at(-1) as string))
+    })
+  })
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2
+}
+
+interface Round { produce: Record<string, Figures>, consume: Record<string, Figures> }
+
+/** The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes with the API's no-op meter. */
+function consumers (r: number): string[] {
+  const all = ['bare', 'lanes', 'lanes-nosdk']
+  return [...all.slice(r % 3), ...all.slice(0, r % 3)]
+}
+
+async function roundKafka (r: number, n: number): Promise<Round> {
+  const kafka = new Kafka({ clientId: 'bench-admin', brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
+  const admin = kafka.admin()
+  await admin.connect()
+  const topic = `bench-mq-${process.pid}-${r}`
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true })
+  await admin.disconnect()
+  const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
+  const produce = await child(['produce', 'kafka', topic, String(n), order.join(',')]) as Record<string, Figures>
+  const consume: Record<string, Figures> = {}
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'kafka', v, topic, String(2 * (n + WARMUP))]) as Figures
+  return { produce, consume }
+}
+
+async function roundAmqp (r: number, n: number): Promise<Round> {
+  const exchange = `bench-mq-${process.pid}-${r}`
+  const bareQueue = `${exchange}.bare`
+  const lanesQueue = `${exchange}.lanes-q`
+  const noSdkQueue = `${exchange}.nosdk-q`
+  const connection = await amqplib.connect(env('RABBITMQ_URL'))
+  const ch = await connection.createChannel()
+  await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false })
+  await ch.assertQueue(bareQueue, { durable: true })
+  await ch.bindQueue(bareQueue, exchange, '#')
+  // the lane consumer declares its topology (bound to the exchange) on run(): run it once, stop it
+  for (const queue of [lanesQueue, noSdkQueue]) {
+    const setup = new AmqpLaneConsumer({ connection, exchange, queue, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}) })
+    await setup.run(() => {})
+    await setup.stop()
+  }
+  const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
+  const produce = await child(['produce', 'amqp', exchange, String(n), order.join(',')]) as Record<string, Figures>
+  const consume: Record<string, Figures> = {}
+  const queueOf: Record<string, string> = { bare: bareQueue, lanes: lanesQueue, 'lanes-nosdk': noSdkQueue }
+  for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * (n + WARMUP))]) as Figures
+  for (const q of [bareQueue, lanesQueue, noSdkQueue]) {
+    await ch.deleteQueue(q)
+    await ch.deleteExchange(`${q}.lanes`).catch(() => {})
+    await ch.deleteExchange(`${q}.stable`).catch(() => {})
+  }
+  await ch.deleteExchange(exchange)
+  await connection.close()
+  return { produce, consume }
+}
+
+function rows (name: string, rounds: Round[]): string[] {
+  const out: string[] = []
+  for (const [side, lanes, label] of [['produce', 'lanes', 'produce'], ['consume', 'lanes', 'consume'], ['consume', 'lanes-nosdk', 'consume, no OTel SDK']] as const) {
+    const per = (v: string, f: keyof Figures) => rounds.map((r) => (r[side][v] as Figures)[f])
+    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side].bare as Figures).perSec)
+    const cpu = rounds.map((r) => (r[side].bare as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
+    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side].bare as Figures).cpuUsPerMsg)
+    const fmt = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ')
+    out.push(`| ${name} ${label} | ${fmt(per('bare', 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per('bare', 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
+  }
+  return out
+}
+
+async function main (): Promise<void> {
+  const rounds = Number(arg('rounds', '5'))
+  const n = Number(arg('messages', '20000'))
+  const only = arg('only', 'all')
+  const write = process.argv.includes('--write')
+  const load = loadavg().map((x) => x.toFixed(1)).join(' / ')
+  const table: string[] = []
+  for (const [name, round] of [['kafkajs', roundKafka], ['amqplib', roundAmqp]] as const) {
+    if (only !== 'all' && !name.startsWith(only === 'kafka' ? 'kafka' : 'amqp')) continue
+    const done: Round[] = []
+    for (let r = 0; r < rounds; r++) {
+      done.push(await round(r, n))
+      console.error(`${name} round ${r + 1}/${rounds}: ${JSON.stringify(done.at(-1))}`)
+    }
+    table.push(...rows(name, done))
+  }
+  const section = [
+    HEADING,
+    '',
+    `\`pnpm bench\` in packages/mq (\`node bench/run.ts --rounds ${rounds} --messages ${n} --write\`, KAFKA_BROKERS and RABBITMQ_URL set) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${load}.`,
+    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then three consumer processes, one after the other (order rotated), read the same ${2 * (n + WARMUP)} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
+    '',
+    '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) | extra CPU µs/msg (median) |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...table,
+    '',
+    'Ratios are paired per round (same messages, same minute) because the machine is shared; 1.0 means lanes cost nothing, the goal is >= 0.95x. The producer side adds two headers (`x-flow-tag`, `baggage`) to two thirds of the messages, so its bytes on the wire grow too.',
+    ''
+  ].join('\n')
+  console.log('\n' + section)
+  if (!write) {
+    console.log('(not written: pass --write to replace the section in BENCHMARKS.md)')
+    return
+  }
+  let text = await readFile(benchmarksFile, 'utf8')
+  const start = text.indexOf(HEADING)
+  if (start === -1) text = text.replace(/\n*$/, '\n\n') + section
+  else {
+    const next = text.indexOf('\n## ', start + HEADING.length)
+    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(next + 1))
+  }
+  await writeFile(benchmarksFile, text)
+  console.log(`written to ${benchmarksFile}`)
+}
+
+const [mode, broker, ...rest] = process.argv.slice(2)
+if (mode === 'produce') {
+  const [target, n, order] = rest as [string, string, string]
+  const f = broker === 'kafka' ? await produceKafka(target, Number(n), order.split(',')) : await produceAmqp(target, Number(n), order.split(','))
+  console.log(JSON.stringify(f))
+  process.exit(0)
+} else if (mode === 'consume') {
+  const [variant, target, ...more] = rest as [string, string, ...string[]]
+  const f = broker === 'kafka' ? await consumeKafka(variant, target, Number(more[0])) : await consumeAmqp(variant, target, more[0] as string, Number(more[1]))
+  console.log(JSON.stringify(f))
+  process.exit(0)
+} else {
+  await main()
+}
