@@ -5,7 +5,7 @@
  * Express and on the Fastify platform. Each app in its own process, autocannon in another, the
  * Nacos dev server in this one (the module registers there). Writes its section in BENCHMARKS.md.
  *
- *   node bench/overhead.ts [--rounds 8] [--seconds 2] [--connections 32] [--no-write]
+ *   node bench/overhead.ts [--rounds 8] [--seconds 3] [--warmup 5] [--connections 32] [--no-write]
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -59,7 +59,7 @@ async function server (variant: Variant, nacosAddr: string): Promise<void> {
   process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
 }
 
-async function load (ports: Record<Variant, string>, rounds: number, seconds: number, connections: number): Promise<void> {
+async function load (ports: Record<Variant, string>, rounds: number, seconds: number, connections: number, warmup: number): Promise<void> {
   type Result = { requests: { average: number, total: number }, latency: { p99: number }, errors: number, non2xx: number }
   const name = 'autocannon'
   const { default: autocannon } = await import(name) as { default: (opts: object) => Promise<Result> }
@@ -67,7 +67,7 @@ async function load (ports: Record<Variant, string>, rounds: number, seconds: nu
   // Half the requests in lane v2, half in v1: what a service behind an edge receives.
   const requests = [{ setupRequest: (req: { headers?: Record<string, string> }) => { req.headers = { ...req.headers, 'x-flow-tag': LANES[n++ % 2]! }; return req } }]
   const url = (v: Variant) => `http://127.0.0.1:${ports[v]}/`
-  for (const v of VARIANTS) await autocannon({ url: `${url(v)}item`, connections, duration: 1, requests })
+  for (const v of VARIANTS) await autocannon({ url: `${url(v)}item`, connections, duration: warmup, requests })
   const cpu = async (v: Variant) => { const u = await (await fetch(`${url(v)}__cpu`)).json() as { user: number, system: number }; return u.user + u.system }
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < VARIANTS.length; i++) {
@@ -92,7 +92,8 @@ async function stop (cp: ChildProcess): Promise<void> {
 
 async function main (): Promise<void> {
   const rounds = numberArg('--rounds', 8)
-  const seconds = numberArg('--seconds', 2)
+  const seconds = numberArg('--seconds', 3)
+  const warmup = numberArg('--warmup', 5)
   const connections = numberArg('--connections', 32)
   const loadStart = loadAverage()
   const { startNacosDevServer } = await import('@flowtag/nacos-dev-server')
@@ -106,7 +107,7 @@ async function main (): Promise<void> {
       children.push(c)
       ports[v] = (await firstLine(c, 'LISTENING ')).split(' ')[1]!
     }
-    const gen = child(['load', JSON.stringify(ports), String(rounds), String(seconds), String(connections)])
+    const gen = child(['load', JSON.stringify(ports), String(rounds), String(seconds), String(connections), String(warmup)])
     children.push(gen)
     await new Promise<void>((resolve, reject) => {
       let buf = ''
@@ -149,7 +150,7 @@ async function main (): Promise<void> {
     HEADING,
     '',
     `Run \`node packages/nestjs/bench/overhead.ts\` (${new Date().toISOString().slice(0, 10)}, ${machine()}; load average ${loadStart} at start, ${loadEnd} at the end: the machine is shared with other jobs).`,
-    `The same Nest 12 service (one controller, \`GET /item\` answering \`{ sku, lane }\`) with \`FlowTagModule.forRoot()\` (service mode, registered in the Nacos dev server, the handler reads \`@Lane()\`) and without it (the handler reads the \`x-flow-tag\` header), on each platform; each app its own process, autocannon in another (${connections} connections, one 1 s warm-up each, then ${rounds} rounds of ${seconds} s per app, order rotated each round; each module figure is divided by its bare twin in the same round). Every request carries \`x-flow-tag\` (v1 or v2, alternating). ` +
+    `The same Nest 12 service (one controller, \`GET /item\` answering \`{ sku, lane }\`) with \`FlowTagModule.forRoot()\` (service mode, registered in the Nacos dev server, the handler reads \`@Lane()\`) and without it (the handler reads the \`x-flow-tag\` header), on each platform; each app its own process, autocannon in another (${connections} connections, one ${warmup} s warm-up each, then ${rounds} rounds of ${seconds} s per app, order rotated each round; each module figure is divided by its bare twin in the same round). Every request carries \`x-flow-tag\` (v1 or v2, alternating). ` +
       'With the module each request is tagged (the lane read, checked and entered in AsyncLocalStorage, the lane in the request log, the receipt headers), counted for the per-lane metrics through the OpenTelemetry API (no SDK registered: a no-op, as in an app without an exporter), and `@Lane()` resolved.',
     '',
     '| platform | bare req/s per round | with module req/s per round | throughput module/bare (median, per round) | server CPU µs/request bare → module (medians) | CPU per request module/bare (median, per round) | worst p99 ms bare → module | errors |',
@@ -171,5 +172,5 @@ async function main (): Promise<void> {
 
 const [mode, ...rest] = process.argv.slice(2)
 if (mode === 'server') await server(rest[0] as Variant, rest[1]!)
-else if (mode === 'load') await load(JSON.parse(rest[0]!), Number(rest[1]), Number(rest[2]), Number(rest[3]))
+else if (mode === 'load') await load(JSON.parse(rest[0]!), Number(rest[1]), Number(rest[2]), Number(rest[3]), Number(rest[4]))
 else await main()
