@@ -21,7 +21,9 @@ await startOrExit(async () => {
   // Service mode: the lane comes with the call's metadata; only signed lanes when FLOWTAG_TAG_KEY is set.
   const trust = env.FLOWTAG_TAG_KEY === undefined ? {} : { trust: { signed: { keys: [{ id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY }] } } }
   const grpc = new FlowTagGrpcTransport({
-    package: 'flowtag.demo', packageDefinition, url: `${env.HOST}:${env.GRPC_PORT}`,
+    package: 'flowtag.demo',
+    packageDefinition,
+    url: `${env.HOST}:${env.GRPC_PORT}`,
     flowtag: { nacos: app.get(FlowTagService).nacos, registration: { service: 'inventory-service', version: env.SERVICE_VERSION, env: env.DEPLOY_ENV, drainMs: env.DRAIN_MS, logger: http.log }, flow: { logger: http.log, ...trust } }
   })
   app.connectMicroservice({ strategy: grpc })

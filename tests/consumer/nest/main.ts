@@ -108,7 +108,9 @@ class AppModule {}
 
 async function grpcMicroservice (): Promise<void> {
   const strategy = new FlowTagGrpcTransport({
-    package: 'inventory', protoPath, url: '127.0.0.1:0',
+    package: 'inventory',
+    protoPath,
+    url: '127.0.0.1:0',
     flowtag: { nacos, registration: { service: 'inventory', version: lane, drainMs: 200 } }
   })
   const app = await NestFactory.createMicroservice(AppModule, { strategy, logger: ['error', 'warn'] })
