@@ -1,4 +1,5 @@
-export { closeOnSignals, main, nacosOptions, trustAndCache, type BuildApp } from './service.ts'
+export { closeOnSignals, main, nacosOptions, trustAndCache, type BuildApp, type Closable } from './service.ts'
+export { setupMetrics } from './metrics.ts'
 export { readEnv, serviceEnvSchema, EnvError, type ServiceEnv } from './env.ts'
 export { callJson } from './call.ts'
 export { HEALTH_PATH, READY_PATH, METRICS_PATH } from './paths.ts'

@@ -26,8 +26,14 @@ export function trustAndCache (env: ServiceEnv, service: string): { signing?: { 
   }
 }
 
-/** Close on SIGINT/SIGTERM: app.close() deregisters, drains, closes; then exit. */
-export function closeOnSignals (app: FastifyInstance): void {
+/** An app that can be stopped: a Fastify instance, or a Nest app's close with its logger. */
+export interface Closable {
+  log: { info(obj: object, msg: string): void, error(obj: unknown): void }
+  close(): Promise<unknown>
+}
+
+/** Close on SIGINT/SIGTERM: app.close() deregisters, drains, closes; then exit (0, or 1 if closing failed). */
+export function closeOnSignals (app: Closable): void {
   let closing = false
   const stop = (signal: string) => {
     if (closing) return
