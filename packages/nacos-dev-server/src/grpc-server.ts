@@ -21,8 +21,12 @@ interface Conn {
   published: Map<string, string[]>
   /** `ns\u0002group@@service`. */
   subscriptions: Set<string>
-  /** Config keys (configKey()) it listens to. */
-  listens: Set<string>
+  /**
+   * Config keys (configKey(), the namespace normalized) it listens to, each with the namespace
+   * id as this connection sent it: its pushes echo that id, because a client matches a push
+   * against its own (a 3.x Java client listening in `public` drops a push saying `tenant=`).
+   */
+  listens: Map<string, string>
   pushId: number
 }
 
@@ -144,7 +148,7 @@ export class GrpcServer {
     let conn = this.#conns.get(peer)
     if (conn === undefined) {
       const [ip, port] = [peer.slice(0, peer.lastIndexOf(':')).replace(/^\[|\]$/g, ''), peer.slice(peer.lastIndexOf(':') + 1)]
-      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, published: new Map(), subscriptions: new Set(), listens: new Set(), pushId: 0 }
+      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, published: new Map(), subscriptions: new Set(), listens: new Map(), pushId: 0 }
       this.#conns.set(peer, conn)
     }
     return conn
@@ -245,14 +249,14 @@ export class GrpcServer {
       case 'ConfigBatchListenRequest': {
         const changed: Body[] = []
         for (const c of Array.isArray(b.configListenContexts) ? (b.configListenContexts as Body[]) : []) {
-          const tenant = tenantOf(c.tenant)
-          const key = configKey(tenant, str(c.group, DEFAULT_GROUP), str(c.dataId))
+          const key = configKey(tenantOf(c.tenant), str(c.group, DEFAULT_GROUP), str(c.dataId))
           if (b.listen === false) {
             conn.listens.delete(key)
             continue
           }
-          conn.listens.add(key)
-          if (this.#deps.configs.md5Of(key) !== str(c.md5)) changed.push({ dataId: c.dataId, group: c.group, tenant })
+          const asSent = str(c.tenant)
+          conn.listens.set(key, asSent)
+          if (this.#deps.configs.md5Of(key) !== str(c.md5)) changed.push({ dataId: c.dataId, group: c.group, tenant: asSent })
         }
         return answer('ConfigChangeBatchListenResponse', { changedConfigs: changed })
       }
@@ -345,8 +349,11 @@ export class GrpcServer {
   }
 
   #configChanged (key: string): void {
-    const [tenant, group, dataId] = key.split(SEP) as [string, string, string]
-    for (const conn of this.#conns.values()) if (conn.listens.has(key)) this.#push(conn, 'ConfigChangeNotifyRequest', { dataId, group, tenant, module: 'config' })
+    const [, group, dataId] = key.split(SEP) as [string, string, string]
+    for (const conn of this.#conns.values()) {
+      const tenant = conn.listens.get(key)
+      if (tenant !== undefined) this.#push(conn, 'ConfigChangeNotifyRequest', { dataId, group, tenant, module: 'config' })
+    }
   }
 
   #push (conn: Conn, type: string, body: Body): void {
