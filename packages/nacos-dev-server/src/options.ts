@@ -8,8 +8,9 @@ const ms = z.number().int().positive()
  * The Nacos generation the server behaves as (what a client sees of it):
  * - `'2.5'`: HTTP v1, gRPC, UDP push; no v3 API (404).
  * - `'3.1'`: v1 client API, the v3 client API, gRPC, UDP push (Nacos 3.0/3.1).
- * - `'3.3'`: as Nacos 3.2+: no `/v1` or `/v2` API (404) but `POST /nacos/v1/auth/login` and
- *   `GET /nacos/v1/ns/operator/metrics`, no UDP push; client API auth on by default (3.3.0).
+ * - `'3.3'`: as Nacos 3.2+: no `/v1` or `/v2` API (404) but the v1 login (`/nacos/v1/auth/login`,
+ *   `/nacos/v1/auth/users/login`) and `GET /nacos/v1/ns/operator/metrics`, no UDP push; client API
+ *   auth on by default (3.3.0).
  * In every mode `public` and blank name one default namespace, and a config push carries the
  * namespace id each connection listened with.
  */

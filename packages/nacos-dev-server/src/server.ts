@@ -38,8 +38,10 @@ const OPEN_PATHS = new Set([
   '/nacos/v1/ns/operator/metrics'
 ])
 
-// What Nacos 3.2+ keeps of `/v1` (the rest of v1 and all of v2 went to a separate adapter).
-const KEPT_ON_32 = new Set(['POST /nacos/v1/auth/login', 'GET /nacos/v1/ns/operator/metrics'])
+// What Nacos 3.2+ keeps of `/v1` (the rest of v1 and all of v2 went to a separate adapter): the
+// login, under both paths of its one handler (the 2.x Java client logs in at /v1/auth/users/login),
+// and the metrics probe.
+const KEPT_ON_32 = new Set(['POST /nacos/v1/auth/login', 'POST /nacos/v1/auth/users/login', 'GET /nacos/v1/ns/operator/metrics'])
 
 /** Whether a route exists on the generation `compat` reproduces. */
 function served (compat: CompatMode, route: string): boolean {
