@@ -1,6 +1,6 @@
 // The official Nacos Java client as the judge: nacos-client 2.5.2 and 3.2.1 (the newest of each
-// line that resolve from Maven Central; tools/java-interop) and a flowtag client work on the same
-// service and config keys of one server at the same time: every client sees every instance,
+// line that resolve from Maven Central; tools/java-interop; on a 2.5 server the 2.x one, see
+// clientsFor) and a flowtag client work on the same service and config keys of one server at once: every client sees every instance,
 // and every config listener (each Java client's and flowtag's) fires for every change, whoever
 // publishes it. Runs against the dev server in each `compat` mode, and against the real servers
 // the environment names (as scripts/test passes them): NACOS_SERVER_ADDR (2.5.0),
@@ -13,6 +13,12 @@ import { unique, waitFor } from '@flowtag/test-kit'
 import { buildJavaClient, runJavaClient, type JavaClient } from './java-client.ts'
 
 const JAVA_CLIENTS = ['2.5.2', '3.2.1']
+/**
+ * A 3.x Java client names the default namespace `public` (config tenant `public`), which a 2.5
+ * server keeps apart from the blank one 2.x clients use (seen on a real 2.5.0: neither side hears
+ * the other's changes); so on 2.5 the 2.x client alone shares flowtag's keys.
+ */
+const clientsFor = (generation: '2' | '3') => (generation === '2' ? JAVA_CLIENTS.filter((v) => v.startsWith('2.')) : JAVA_CLIENTS)
 /** A change must reach every listener by push: the Java client's own full sync comes only every 3 minutes. */
 const PUSH_DEADLINE_MS = 30_000
 const CHANGES = 4
@@ -20,23 +26,24 @@ const CHANGES = 4
 interface Target {
   name: string
   addr: string
+  generation: '2' | '3'
   user?: string
   password?: string
 }
 
 const targets: Array<Target & { dev?: DevServerOptions }> = [
-  { name: 'dev server as 2.5', addr: '', dev: { compat: '2.5' } },
-  { name: 'dev server as 3.1', addr: '', dev: { compat: '3.1' } },
-  { name: 'dev server as 3.3 (client auth on)', addr: '', dev: { compat: '3.3' }, user: 'nacos', password: 'nacos' }
+  { name: 'dev server as 2.5', addr: '', generation: '2', dev: { compat: '2.5' } },
+  { name: 'dev server as 3.1', addr: '', generation: '3', dev: { compat: '3.1' } },
+  { name: 'dev server as 3.3 (client auth on)', addr: '', generation: '3', dev: { compat: '3.3' }, user: 'nacos', password: 'nacos' }
 ]
-const real = (env: string, name: string, auth = false) => {
+const real = (env: string, name: string, generation: '2' | '3', auth = false) => {
   const addr = process.env[env]
   if (addr === undefined || addr === '') return
-  targets.push({ name: `real ${name} (${env})`, addr, ...(auth ? { user: 'nacos', password: process.env.NACOS_PASSWORD ?? 'nacos-test-pw' } : {}) })
+  targets.push({ name: `real ${name} (${env})`, addr, generation, ...(auth ? { user: 'nacos', password: process.env.NACOS_PASSWORD ?? 'nacos-test-pw' } : {}) })
 }
-real('NACOS_SERVER_ADDR', 'Nacos 2.5.0')
-real('NACOS_AUTH_SERVER_ADDR', 'Nacos 2.5.0 with auth', true)
-real('NACOS3_SERVER_ADDR', 'Nacos 3.1.0')
+real('NACOS_SERVER_ADDR', 'Nacos 2.5.0', '2')
+real('NACOS_AUTH_SERVER_ADDR', 'Nacos 2.5.0 with auth', '2', true)
+real('NACOS3_SERVER_ADDR', 'Nacos 3.1.0', '3')
 if (targets.length === 3) process.stderr.write('NOTICE: no real Nacos named (NACOS_SERVER_ADDR, NACOS3_SERVER_ADDR, ...): the Java client is checked against the dev server only\n')
 
 // Both builds up front, side by side (Maven and javac, cached between runs).
@@ -68,7 +75,7 @@ for (const target of targets) {
     t.teardown(() => {
       for (const j of java) j.stop()
     })
-    for (const [n, version] of JAVA_CLIENTS.entries()) {
+    for (const [n, version] of clientsFor(target.generation).entries()) {
       java.push(await runJavaClient(version, {
         addr,
         user: target.user,
@@ -85,14 +92,14 @@ for (const target of targets) {
       t.equal(j.proc.exitCode, null, `Java client ${j.version} runs`)
     }
 
-    const everyone = ['127.0.0.1:9700', '127.0.0.1:9701', '127.0.0.1:9702']
+    const everyone = ['127.0.0.1:9700', ...java.map((_, n) => `127.0.0.1:${9701 + n}`)]
     const javaHosts = (j: JavaClient) => (j.events.filter((e) => e.event === 'instances').at(-1)?.hosts as string[] | undefined)?.slice().sort()
     for (const j of java) {
-      await waitFor(`Java ${j.version} to see all three instances`, () => JSON.stringify(javaHosts(j)) === JSON.stringify(everyone), 60_000)
-      t.pass(`Java ${j.version}'s subscription sees flowtag's instance and both Java clients'`)
+      await waitFor(`Java ${j.version} to see every instance`, () => JSON.stringify(javaHosts(j)) === JSON.stringify(everyone), 60_000)
+      t.pass(`Java ${j.version}'s subscription sees flowtag's instance and every Java client's`)
     }
-    await waitFor('flowtag to see all three instances', () => JSON.stringify(flowtagLists.at(-1)) === JSON.stringify(everyone), 60_000)
-    t.pass("flowtag's subscription sees both Java clients' instances")
+    await waitFor('flowtag to see every instance', () => JSON.stringify(flowtagLists.at(-1)) === JSON.stringify(everyone), 60_000)
+    t.pass("flowtag's subscription sees every Java client's instance")
 
     // Config: flowtag and the newest Java client publish in turn; every listener hears every change.
     const javaConfigs = (j: JavaClient) => j.events.filter((e) => e.event === 'config' && e.dataId === dataId).map((e) => e.content)
@@ -127,8 +134,8 @@ for (const target of targets) {
     await newest.quit()
     const rest = everyone.filter((a) => a !== `127.0.0.1:${9700 + java.length}`)
     await waitFor('flowtag to see the Java client leave', () => JSON.stringify(flowtagLists.at(-1)) === JSON.stringify(rest), 60_000)
-    await waitFor(`Java ${java[0]!.version} to see it leave`, () => JSON.stringify(javaHosts(java[0]!)) === JSON.stringify(rest), 60_000)
-    t.pass('a Java client that leaves is gone for flowtag and the other Java client')
-    await java[0]!.quit()
+    for (const j of java.slice(0, -1)) await waitFor(`Java ${j.version} to see it leave`, () => JSON.stringify(javaHosts(j)) === JSON.stringify(rest), 60_000)
+    t.pass('a Java client that leaves is gone for flowtag and the other Java clients')
+    for (const j of java.slice(0, -1)) await j.quit()
   })
 }

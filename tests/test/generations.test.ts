@@ -1,5 +1,5 @@
 // What tells one Nacos generation from another, as a client probing it sees: which APIs answer,
-// and that `public` and the blank id name one default namespace. The 2.5 facts run against
+// and whether `public` and the blank id name one config namespace (3.x) or two (2.5.0). The 2.5 facts run against
 // NACOS_SERVER_ADDR (a real 2.5.0) or the dev server as 2.5, the 3.1 facts against
 // NACOS3_SERVER_ADDR (a real 3.1.0) or the dev server as 3.1. Nacos 3.3's (no /v1, auth on)
 // have no real server here; the dev server's own suite holds them (nacos-dev-server compat.test.ts).
@@ -24,18 +24,22 @@ t.test('2.5: the v3 client API is not there; v1 is', async (t) => {
   t.equal((await call('GET', `${v25.base}/v1/ns/instance/list`, { query: { serviceName: unique('gen') } })).status, 200)
 })
 
-for (const [name, target] of [['2.5', v25], ['3.1', v31]] as const) {
-  t.test(`${name}: 'public' and the blank tenant are one config namespace over v1`, async (t) => {
-    const dataId = unique('gen-ns')
-    const pub = await call('POST', `${target.base}/v1/cs/configs`, { form: { dataId, group: 'DEFAULT_GROUP', content: 'one-namespace' } })
-    t.equal(pub.text, 'true')
-    const read = await waitFor('the config under tenant=public', async () => {
-      const a = await call('GET', `${target.base}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP', tenant: 'public' } })
-      return a.status === 200 ? a : undefined
-    }, 20_000)
-    t.equal(read.text, 'one-namespace')
-  })
-}
+t.test("2.5: a config tenant 'public' is not the blank namespace", async (t) => {
+  const dataId = unique('gen-ns')
+  t.equal((await call('POST', `${v25.base}/v1/cs/configs`, { form: { dataId, group: 'DEFAULT_GROUP', content: 'blank' } })).text, 'true')
+  await waitFor('the blank config', async () => (await call('GET', `${v25.base}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP' } })).status === 200, 20_000)
+  t.equal((await call('GET', `${v25.base}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP', tenant: 'public' } })).status, 404)
+})
+
+t.test("3.1: 'public' and the blank tenant are one config namespace over v1", async (t) => {
+  const dataId = unique('gen-ns')
+  t.equal((await call('POST', `${v31.base}/v1/cs/configs`, { form: { dataId, group: 'DEFAULT_GROUP', content: 'one-namespace' } })).text, 'true')
+  const read = await waitFor('the config under tenant=public', async () => {
+    const a = await call('GET', `${v31.base}/v1/cs/configs`, { query: { dataId, group: 'DEFAULT_GROUP', tenant: 'public' } })
+    return a.status === 200 ? a : undefined
+  }, 20_000)
+  t.equal(read.text, 'one-namespace')
+})
 
 t.test("3.1: v1 and v3 both answer; v3 names the default namespace 'public'", async (t) => {
   const dataId = unique('gen-v3')
