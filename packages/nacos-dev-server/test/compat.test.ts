@@ -46,7 +46,7 @@ t.test("2.5: 'public' is a config namespace of its own (as on a real 2.5.0); pus
   t.match(push.body, { ...key, tenant: 'public' })
   t.equal(c.pushes.filter((m) => m.type === 'ConfigChangeNotifyRequest').length, 1, 'the blank publish pushed nothing to the public listener')
   t.equal((await call('GET', '/v1/cs/configs', key)).text, 'blank')
-  const poll = await call('POST', '/v1/cs/configs/listener', { 'Listening-Configs': `rules.json\u0002FLOWTAG\u0002\u0002public\u0001` }, { headers: { 'long-pulling-timeout-no-hangup': 'true' } })
+  const poll = await call('POST', '/v1/cs/configs/listener', { 'Listening-Configs': 'rules.json\u0002FLOWTAG\u0002\u0002public\u0001' }, { headers: { 'long-pulling-timeout-no-hangup': 'true' } })
   t.equal(decodeURIComponent(poll.text.trim()), 'rules.json\u0002FLOWTAG\u0002public\u0001', 'the long poll reads tenant=public apart too')
 })
 
