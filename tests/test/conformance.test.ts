@@ -1,6 +1,7 @@
 // What Nacos 2.x answers over the HTTP v1 client API, as observed on a real server
 // (tools/real-nacos, Nacos 2.5.0). Runs against NACOS_SERVER_ADDR (a real Nacos, host:port)
-// or, when that is unset, against the embedded dev server, which must answer the same.
+// or, when that is unset, against the embedded dev server as 2.5 (NACOS_DEV_COMPAT=3.1 checks
+// that the default 3.1 mode answers the v1 API the same), which must answer the same.
 // Auth-on facts run against NACOS_AUTH_SERVER_ADDR, or a dev server with auth when no real
 // server is given.
 import { createHash } from 'node:crypto'
@@ -8,7 +9,7 @@ import t from 'tap'
 import { call, json, openTarget, type ServiceInfo, type Target } from './fixtures/target.ts'
 import { unique, waitFor } from '@flowtag/test-kit'
 
-const target: Target = await openTarget('NACOS_SERVER_ADDR')
+const target: Target = await openTarget('NACOS_SERVER_ADDR', { compat: '2.5' })
 t.teardown(() => target.close())
 const B = target.base
 const md5 = (s: string) => createHash('md5').update(s, 'utf8').digest('hex')
@@ -408,7 +409,7 @@ t.test('config: missing Listening-Configs is 400', async (t) => {
 const authAddr = process.env.NACOS_AUTH_SERVER_ADDR
 if ((authAddr !== undefined && authAddr !== '') || !target.real) {
   const password = process.env.NACOS_PASSWORD ?? 'nacos-test-pw'
-  const authTarget = await openTarget('NACOS_AUTH_SERVER_ADDR', { auth: { username: 'nacos', password } })
+  const authTarget = await openTarget('NACOS_AUTH_SERVER_ADDR', { compat: '2.5', auth: { username: 'nacos', password } })
   t.teardown(() => authTarget.close())
   const A = authTarget.base
 

@@ -11,7 +11,7 @@ interface Wrapped<T> {
   data: T
 }
 
-const target = await openTarget('NACOS3_SERVER_ADDR')
+const target = await openTarget('NACOS3_SERVER_ADDR', { compat: '3.1' })
 t.teardown(() => target.close())
 const B = target.base
 

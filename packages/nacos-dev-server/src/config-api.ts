@@ -1,4 +1,4 @@
-import { CONFIG_TYPES, type ConfigItem, type ConfigStore } from './config-store.ts'
+import { CONFIG_TYPES, configTenant, type ConfigItem, type ConfigStore } from './config-store.ts'
 import { HttpAnswer } from './errors.ts'
 import { optional, text, json, type Call, type Handler, type Reply } from './http.ts'
 import type { LongPolls } from './long-poll.ts'
@@ -16,7 +16,7 @@ interface Deps {
 const KEY_CHARS = /^[a-zA-Z0-9_\-.:]+$/
 
 /** Nacos's ParamUtils checks; v1 config answers them as `caused: <message>;`. */
-function keyOf (call: Call, flavour: Flavour): { tenant: string; group: string; dataId: string } {
+function keyOf (call: Call, flavour: Flavour, compat: string): { tenant: string; group: string; dataId: string } {
   const groupParam = flavour === 'v1' ? 'group' : 'groupName'
   const dataId = optional(call, 'dataId')
   const group = optional(call, groupParam)
@@ -26,8 +26,7 @@ function keyOf (call: Call, flavour: Flavour): { tenant: string; group: string; 
   if (dataId.length > 256 || !KEY_CHARS.test(dataId)) throw new BadParam(`invalid dataId : ${dataId}`)
   if (group.length > 128 || !KEY_CHARS.test(group)) throw new BadParam(`invalid group : ${group}`)
   if (tenantRaw.length > 128 || (tenantRaw !== '' && !KEY_CHARS.test(tenantRaw))) throw new BadParam('invalid tenant')
-  // The public namespace is '' on 1.x/2.x and 'public' on 3.x: one namespace either way.
-  return { tenant: tenantRaw === 'public' ? '' : tenantRaw, group, dataId }
+  return { tenant: configTenant(tenantRaw, compat), group, dataId }
 }
 
 function v1 (fn: (call: Call) => Reply | undefined): Handler {
@@ -80,7 +79,7 @@ export function configV1 (d: Deps): Record<string, Handler> {
   const { store, polls, opts } = d
   return {
     'GET /nacos/v1/cs/configs': v1((call) => {
-      const k = keyOf(call, 'v1')
+      const k = keyOf(call, 'v1', opts.compat)
       const item = store.get(k.tenant, k.group, k.dataId)
       if (item === undefined) return text('config data not exist\n', 404)
       return {
@@ -96,7 +95,7 @@ export function configV1 (d: Deps): Record<string, Handler> {
     }),
 
     'POST /nacos/v1/cs/configs': v1((call) => {
-      const k = keyOf(call, 'v1')
+      const k = keyOf(call, 'v1', opts.compat)
       const body = content(call, 'v1', opts)
       const cas = call.headers.casmd5
       if (typeof cas === 'string' && cas !== '' && store.get(k.tenant, k.group, k.dataId)?.md5 !== cas) {
@@ -107,13 +106,13 @@ export function configV1 (d: Deps): Record<string, Handler> {
     }),
 
     'DELETE /nacos/v1/cs/configs': v1((call) => {
-      const k = keyOf(call, 'v1')
+      const k = keyOf(call, 'v1', opts.compat)
       store.remove(k.tenant, k.group, k.dataId)
       return json(true)
     }),
 
     'POST /nacos/v1/cs/configs/listener': v1((call) => {
-      const keys = parseListening(call.params.get('Listening-Configs'))
+      const keys = parseListening(call.params.get('Listening-Configs'), opts.compat)
       const header = call.headers['long-pulling-timeout']
       const noHangup = call.headers['long-pulling-timeout-no-hangup'] === 'true'
       const timeout = typeof header === 'string' ? Number(header) : NaN
@@ -129,7 +128,7 @@ export function configV1 (d: Deps): Record<string, Handler> {
 export function configV3 (d: Deps): Record<string, Handler> {
   const { store, opts } = d
   const get = (call: Call) => {
-    const k = keyOf(call, 'v3')
+    const k = keyOf(call, 'v3', opts.compat)
     const item = store.get(k.tenant, k.group, k.dataId)
     // Nacos 3 answers a missing config with HTTP 200 and a code, not 404.
     if (item === undefined) return json({ code: 20004, message: 'resource not found', data: null })
@@ -139,12 +138,12 @@ export function configV3 (d: Deps): Record<string, Handler> {
     'GET /nacos/v3/client/cs/config': get,
     'GET /nacos/v3/admin/cs/config': get,
     'POST /nacos/v3/admin/cs/config': (call) => {
-      const k = keyOf(call, 'v3')
+      const k = keyOf(call, 'v3', opts.compat)
       store.publish(k.tenant, k.group, k.dataId, content(call, 'v3', opts), typeOf(call))
       return ok(true)
     },
     'DELETE /nacos/v3/admin/cs/config': (call) => {
-      const k = keyOf(call, 'v3')
+      const k = keyOf(call, 'v3', opts.compat)
       store.remove(k.tenant, k.group, k.dataId)
       return ok(true)
     }

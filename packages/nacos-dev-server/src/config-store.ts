@@ -17,6 +17,13 @@ export const CONFIG_TYPES = new Set(['text', 'json', 'xml', 'yaml', 'html', 'pro
 
 export const md5 = (content: string) => createHash('md5').update(content, 'utf8').digest('hex')
 
+/**
+ * The stored namespace of a config for the namespace id a client sent. Nacos 3 treats `public` as
+ * the default namespace, stored blank; Nacos 2.5.0 keeps a config tenant `public` apart from the
+ * blank one (checked on a real 2.5.0: published blank, `tenant=public` reads 404).
+ */
+export const configTenant = (sent: string, compat: string): string => (sent === 'public' && compat !== '2.5' ? '' : sent)
+
 /** One key of a config: tenant, group and dataId joined by a separator none of them may contain. */
 export const configKey = (tenant: string, group: string, dataId: string) => `${tenant}\u0002${group}\u0002${dataId}`
 

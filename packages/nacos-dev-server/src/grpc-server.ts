@@ -4,7 +4,7 @@
 // connection (one peer address); instances registered on it live exactly as long as it does.
 import * as grpc from '@grpc/grpc-js'
 import type { Auth } from './auth.ts'
-import { configKey, type ConfigStore } from './config-store.ts'
+import { configKey, configTenant, type ConfigStore } from './config-store.ts'
 import { biStreamPath, decodePayload, encodePayload, requestPath, type WireMessage } from './grpc-wire.ts'
 import { DEFAULT_CLUSTER, DEFAULT_GROUP, DEFAULT_NAMESPACE, groupedName, type NamingStore } from './naming-store.ts'
 import type { ResolvedOptions } from './options.ts'
@@ -21,8 +21,12 @@ interface Conn {
   published: Map<string, string[]>
   /** `ns\u0002group@@service`. */
   subscriptions: Set<string>
-  /** Config keys (configKey()) it listens to. */
-  listens: Set<string>
+  /**
+   * Config keys (configKey(), the namespace normalized) it listens to, each with the namespace
+   * id as this connection sent it: its pushes echo that id, because a client matches a push
+   * against its own (a 3.x Java client listening in `public` drops a push saying `tenant=`).
+   */
+  listens: Map<string, string>
   pushId: number
 }
 
@@ -40,7 +44,6 @@ type Body = Record<string, unknown>
 
 const str = (v: unknown, def = ''): string => (typeof v === 'string' && v !== '' ? v : def)
 const nsOf = (v: unknown): string => str(v, DEFAULT_NAMESPACE)
-const tenantOf = (v: unknown): string => (str(v) === 'public' ? '' : str(v))
 
 function answer (type: string, body: Body = {}): WireMessage {
   return { type, headers: {}, body: { resultCode: 200, errorCode: 0, success: true, message: 'success', requestId: '', ...body } }
@@ -144,7 +147,7 @@ export class GrpcServer {
     let conn = this.#conns.get(peer)
     if (conn === undefined) {
       const [ip, port] = [peer.slice(0, peer.lastIndexOf(':')).replace(/^\[|\]$/g, ''), peer.slice(peer.lastIndexOf(':') + 1)]
-      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, published: new Map(), subscriptions: new Set(), listens: new Set(), pushId: 0 }
+      conn = { id: `${Date.now()}_${ip}_${port}`, peer, stream: undefined, published: new Map(), subscriptions: new Set(), listens: new Map(), pushId: 0 }
       this.#conns.set(peer, conn)
     }
     return conn
@@ -226,7 +229,7 @@ export class GrpcServer {
       case 'ServiceQueryRequest':
         return answer('QueryServiceResponse', { serviceInfo: this.#serviceInfo(nsOf(b.namespace), str(b.groupName, DEFAULT_GROUP), str(b.serviceName)) })
       case 'ConfigQueryRequest': {
-        const item = this.#deps.configs.get(tenantOf(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId))
+        const item = this.#deps.configs.get(this.#tenant(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId))
         if (item === undefined) return { ...failure('ConfigQueryResponse', 300, 'config data not exist'), type: 'ConfigQueryResponse' }
         return answer('ConfigQueryResponse', { content: item.content, md5: item.md5, contentType: item.type, lastModified: item.lastModified, encryptedDataKey: '', beta: false })
       }
@@ -236,29 +239,33 @@ export class GrpcServer {
         if (content.trim() === '' || str(b.dataId) === '') return failure('ConfigPublishResponse', 400, 'dataId and content are required')
         const max = this.#deps.opts.configMaxContent
         if (content.length > max) return failure('ConfigPublishResponse', 400, `invalid content, over ${max}`)
-        this.#deps.configs.publish(tenantOf(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId), content, str(additions.type, 'text'))
+        this.#deps.configs.publish(this.#tenant(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId), content, str(additions.type, 'text'))
         return answer('ConfigPublishResponse')
       }
       case 'ConfigRemoveRequest':
-        this.#deps.configs.remove(tenantOf(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId))
+        this.#deps.configs.remove(this.#tenant(b.tenant), str(b.group, DEFAULT_GROUP), str(b.dataId))
         return answer('ConfigRemoveResponse')
       case 'ConfigBatchListenRequest': {
         const changed: Body[] = []
         for (const c of Array.isArray(b.configListenContexts) ? (b.configListenContexts as Body[]) : []) {
-          const tenant = tenantOf(c.tenant)
-          const key = configKey(tenant, str(c.group, DEFAULT_GROUP), str(c.dataId))
+          const key = configKey(this.#tenant(c.tenant), str(c.group, DEFAULT_GROUP), str(c.dataId))
           if (b.listen === false) {
             conn.listens.delete(key)
             continue
           }
-          conn.listens.add(key)
-          if (this.#deps.configs.md5Of(key) !== str(c.md5)) changed.push({ dataId: c.dataId, group: c.group, tenant })
+          const asSent = str(c.tenant)
+          conn.listens.set(key, asSent)
+          if (this.#deps.configs.md5Of(key) !== str(c.md5)) changed.push({ dataId: c.dataId, group: c.group, tenant: asSent })
         }
         return answer('ConfigChangeBatchListenResponse', { changedConfigs: changed })
       }
       default:
         return failure('ErrorResponse', 302, 'RequestHandler Not Found')
     }
+  }
+
+  #tenant (sent: unknown): string {
+    return configTenant(str(sent), this.#deps.opts.compat)
   }
 
   #instance (conn: Conn, b: Body): WireMessage {
@@ -345,8 +352,11 @@ export class GrpcServer {
   }
 
   #configChanged (key: string): void {
-    const [tenant, group, dataId] = key.split(SEP) as [string, string, string]
-    for (const conn of this.#conns.values()) if (conn.listens.has(key)) this.#push(conn, 'ConfigChangeNotifyRequest', { dataId, group, tenant, module: 'config' })
+    const [, group, dataId] = key.split(SEP) as [string, string, string]
+    for (const conn of this.#conns.values()) {
+      const tenant = conn.listens.get(key)
+      if (tenant !== undefined) this.#push(conn, 'ConfigChangeNotifyRequest', { dataId, group, tenant, module: 'config' })
+    }
   }
 
   #push (conn: Conn, type: string, body: Body): void {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { ConfigStore } from './config-store.ts'
-import { configKey } from './config-store.ts'
+import { configKey, configTenant } from './config-store.ts'
 import { HttpAnswer } from './errors.ts'
 import { send } from './http.ts'
 
@@ -20,7 +20,7 @@ interface Poll {
 const MAX_KEYS = 10_000
 
 /** Parse `Listening-Configs`: records ended by \u0001, fields split by \u0002. */
-export function parseListening (raw: string | null): Listened[] {
+export function parseListening (raw: string | null, compat = '3.1'): Listened[] {
   if (raw === null || raw.trim() === '') throw new HttpAnswer(400, 'caused: invalid probeModify;')
   // Nacos URL-decodes once more after form decoding; the key characters make that a no-op but for '%'.
   let text = raw
@@ -37,9 +37,8 @@ export function parseListening (raw: string | null): Listened[] {
     const f = record.split('\u0002')
     if (f.length < 3 || f.length > 4 || f[0] === '' || f[1] === '') throw new HttpAnswer(400, 'caused: invalid probeModify;')
     const [dataId, group, hash, tenant = ''] = f as [string, string, string, string?]
-    const normalized = tenant === 'public' ? '' : tenant
     out.push({
-      key: configKey(normalized, group, dataId),
+      key: configKey(configTenant(tenant, compat), group, dataId),
       echo: tenant === '' ? `${dataId}\u0002${group}` : `${dataId}\u0002${group}\u0002${tenant}`,
       md5: hash
     })

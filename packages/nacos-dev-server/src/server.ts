@@ -9,7 +9,7 @@ import { parseParams, readBody, send, text, type Call, type Handler, type Reply 
 import { LongPolls } from './long-poll.ts'
 import { namingV1, namingV3, v3Error } from './naming-api.ts'
 import { NamingStore } from './naming-store.ts'
-import { resolveOptions, type DevServerOptions } from './options.ts'
+import { resolveOptions, type CompatMode, type DevServerOptions } from './options.ts'
 import { BadParam } from './params.ts'
 import { UdpPusher } from './udp-push.ts'
 
@@ -19,8 +19,12 @@ export interface NacosDevServer {
   /** `host:port`, the form Nacos clients take as a server address. */
   address: string
   port: number
-  /** The gRPC client port (HTTP port + 1000); undefined with `grpc: false`. */
+  /** The gRPC client port (HTTP port + 1000 unless `grpcPort` says); undefined with `grpc: false`. */
   grpcPort: number | undefined
+  /** The Nacos generation it behaves as. */
+  compat: CompatMode
+  /** The user that can log in (given, or the default of `compat: '3.3'`); undefined without one. */
+  auth: { username: string; password: string } | undefined
   close(): Promise<void>
 }
 
@@ -34,14 +38,31 @@ const OPEN_PATHS = new Set([
   '/nacos/v1/ns/operator/metrics'
 ])
 
+// What Nacos 3.2+ keeps of `/v1` (the rest of v1 and all of v2 went to a separate adapter): the
+// login, under both paths of its one handler (the 2.x Java client logs in at /v1/auth/users/login),
+// and the metrics probe.
+const KEPT_ON_32 = new Set(['POST /nacos/v1/auth/login', 'POST /nacos/v1/auth/users/login', 'GET /nacos/v1/ns/operator/metrics'])
+
+/** Whether a route exists on the generation `compat` reproduces. */
+function served (compat: CompatMode, route: string): boolean {
+  const path = route.slice(route.indexOf(' ') + 1)
+  if (compat === '2.5') return !path.startsWith('/nacos/v3/')
+  if (compat === '3.3') return KEPT_ON_32.has(route) || !/^\/nacos\/v[12]\//.test(path)
+  return true
+}
+
 /**
- * Start an embedded Nacos-compatible server (naming and config over HTTP v1 and the v3 client
- * API, auth, UDP push, config long polling) on loopback, for local work and tests. Resolves once
- * listening; `close()` (idempotent) stops it and every timer.
+ * Start an embedded Nacos-compatible server (naming and config over HTTP v1, the v3 client API
+ * and gRPC, auth, UDP push, config long polling) on loopback, for local work and tests. Resolves
+ * once listening; `close()` (idempotent) stops it and every timer.
  *
  * Options (durations in milliseconds):
  * - `port` (0 picks a free one) @default 8848; `host` @default '127.0.0.1'
- * - `auth`: `{ username, password, tokenTtlSeconds? (@default 18000), enabled? (@default true) }` @default off
+ * - `compat`: `'2.5' | '3.1' | '3.3'`, the Nacos generation a client sees @default '3.1'
+ *   (2.5: no v3 API; 3.1: v1 + v3 + gRPC + UDP; 3.3: no v1/v2 but login and metrics, no UDP, auth on)
+ * - `grpc` @default true; `grpcPort` @default HTTP port + 1000 (0: any free port)
+ * - `auth`: `{ username, password, tokenTtlSeconds? (@default 18000), enabled? (@default true) }` or
+ *   `false` @default off, but `{ username: 'nacos', password: 'nacos' }` with `compat: '3.3'`
  * - `heartbeat`: `{ intervalMs @default 5000, timeoutMs @default 15000, deleteTimeoutMs @default 30000, checkIntervalMs @default 5000 }`
  * - `push`: `{ delayMs @default 500, ackTimeoutMs @default 10000, subscriberTtlMs @default 30000 }`
  * - `longPollMinMs` @default 10000; `cacheMillis` @default 10000; `maxBodyBytes` @default 10 MiB
@@ -89,6 +110,7 @@ export async function startNacosDevServer (options: DevServerOptions = {}): Prom
   for (const p of ['/nacos/v1/auth/login', '/nacos/v1/auth/users/login', '/nacos/v3/auth/user/login']) {
     routes.set(`POST ${p}`, { handler: login, v3: false })
   }
+  for (const k of [...routes.keys()]) if (!served(opts.compat, k)) routes.delete(k)
 
   async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://nacos')
@@ -103,7 +125,8 @@ export async function startNacosDevServer (options: DevServerOptions = {}): Prom
     }
     const route = routes.get(`${call.method} ${call.path}`)
     if (route === undefined) {
-      send(res, call.path.startsWith('/nacos/v1/ns/') ? text(`no such api:${call.path}`, 501) : text('Not Found', 404))
+      const noSuchApi = opts.compat !== '3.3' && call.path.startsWith('/nacos/v1/ns/')
+      send(res, noSuchApi ? text(`no such api:${call.path}`, 501) : text('Not Found', 404))
       return
     }
     if (auth !== undefined && opts.auth?.enabled === true && !OPEN_PATHS.has(call.path)) auth.check(call)
@@ -149,18 +172,20 @@ export async function startNacosDevServer (options: DevServerOptions = {}): Prom
     const httpPort = (server.address() as AddressInfo).port
     grpcServer = new GrpcServer({ naming, configs, auth, opts, log })
     try {
-      if (httpPort + GRPC_OFFSET > 65535) throw new Error(`gRPC port ${httpPort + GRPC_OFFSET} is out of range`)
-      grpcPort = await grpcServer.bind(opts.host, httpPort + GRPC_OFFSET)
+      const wanted = opts.grpcPort ?? httpPort + GRPC_OFFSET
+      if (wanted > 65535) throw new Error(`gRPC port ${wanted} is out of range`)
+      grpcPort = await grpcServer.bind(opts.host, wanted)
       break
     } catch (err) {
       await grpcServer.close()
       grpcServer = undefined
       await new Promise<void>((resolve) => server.close(() => resolve()))
-      // A fixed port is the caller's choice: report it. A random one: try another.
-      if (opts.port !== 0 || attempt >= 20) throw err
+      // A fixed port is the caller's choice: report it. A random one (HTTP + 1000): try another.
+      if (opts.port !== 0 || opts.grpcPort !== undefined || attempt >= 20) throw err
     }
   }
-  await pusher.bind(opts.host)
+  // Nacos 3.2 removed UDP push (and the v1 list that subscribed to it).
+  if (opts.compat !== '3.3') await pusher.bind(opts.host)
   const port = (server.address() as AddressInfo).port
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host
 
@@ -170,12 +195,14 @@ export async function startNacosDevServer (options: DevServerOptions = {}): Prom
     address: `${host}:${port}`,
     port,
     grpcPort,
+    compat: opts.compat,
+    auth: opts.auth === undefined ? undefined : { username: opts.auth.username, password: opts.auth.password },
     close () {
       closing ??= new Promise<void>((resolve) => {
         void grpcServer?.close()
         naming.close()
         polls.close()
-        pusher.close()
+        if (opts.compat !== '3.3') pusher.close()
         server.close(() => resolve())
         server.closeAllConnections()
       })

@@ -57,3 +57,29 @@ t.test('--username/--password turn auth on, --data-file keeps configs, --verbose
   t.equal((await exitOf(child, 'the bin')).code, 0)
   t.match(readFileSync(join(dir, 'data.json'), 'utf8'), /kept/, 'the data file holds the config')
 })
+
+t.test('--compat, --grpc-port, --no-grpc, --no-auth; the start line says the gRPC port and auth', async (t) => {
+  const started = async (args: string[]) => {
+    const child = startNode(t, bin, { args: ['--port', '0', ...args] })
+    let out = ''
+    child.stdout?.on('data', (d) => (out += d))
+    const line = await waitFor('the start line', () => /^nacos dev server.*NACOS_SERVER_ADDR=\S+\)$/m.exec(out)?.[0], 15_000)
+    return { child, line, address: /NACOS_SERVER_ADDR=(\S+)\)/.exec(line)![1]! }
+  }
+  const v33 = await started(['--compat', '3.3', '--grpc-port', '0'])
+  t.match(v33.line, /as Nacos 3\.3\) .* gRPC :\d+, auth on \(user nacos, password nacos\)/)
+  t.equal((await fetch(`http://${v33.address}/nacos/v1/cs/configs?dataId=d&group=G`)).status, 404, 'no v1 on 3.3')
+  v33.child.kill('SIGTERM')
+
+  const plain = await started(['--no-grpc', '--compat', '3.3', '--no-auth'])
+  t.match(plain.line, /as Nacos 3\.3\) .*, no gRPC, auth off/)
+  t.equal((await fetch(`http://${plain.address}/nacos/v3/client/ns/instance/list?serviceName=s`)).status, 200, 'no token needed with --no-auth')
+  plain.child.kill('SIGTERM')
+
+  const clash = await runNode(t, bin, { args: ['--grpc-port', '9000', '--no-grpc'] })
+  t.equal(clash.code, 2)
+  t.match(clash.stderr, /--grpc-port and --no-grpc exclude each other/)
+  const badCompat = await runNode(t, bin, { args: ['--port', '0', '--compat', '2.0'] })
+  t.equal(badCompat.code, 1)
+  t.match(badCompat.stderr, /FLOWTAG_DEVSERVER_BAD_OPTION: .*"compat"/)
+})

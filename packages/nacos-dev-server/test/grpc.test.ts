@@ -4,67 +4,10 @@ import { createServer } from 'node:net'
 import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
 import { waitFor } from '@flowtag/test-kit'
-import { biStreamPath, decodePayload, encodePayload, requestPath, type WireMessage } from '../src/grpc-wire.ts'
+import { encodePayload } from '../src/grpc-wire.ts'
 import { startNacosDevServer } from '../src/index.ts'
+import { peer } from './fixtures/grpc-peer.ts'
 import { start } from './fixtures/nacos.ts'
-
-const id = (b: Buffer): Buffer => b
-
-interface Peer {
-  /** One unary `/Request/request`; resolves with the decoded answer. */
-  request(type: string, body?: Record<string, unknown>, headers?: Record<string, string>): Promise<WireMessage>
-  /** Raw bytes as the request payload. */
-  raw(bytes: Buffer): Promise<WireMessage>
-  /** Opens the bi-stream and sends ConnectionSetupRequest (with an abilityTable unless told not to). */
-  connect(withAbilities?: boolean): Promise<void>
-  /** Messages the server pushed on the stream. */
-  pushes: WireMessage[]
-  /** Ends the stream (the connection's lifetime, as far as the server is concerned). */
-  hangUp(): void
-  close(): void
-}
-
-/** One gRPC channel (one TCP connection, one peer address) to the dev server. */
-function peer (t: { teardown(fn: () => unknown): void }, port: number, options: grpc.ChannelOptions = {}): Peer {
-  const client = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options)
-  let stream: grpc.ClientDuplexStream<Buffer, Buffer> | undefined
-  const pushes: WireMessage[] = []
-  const raw = (bytes: Buffer) =>
-    new Promise<WireMessage>((resolve, reject) => {
-      client.makeUnaryRequest(requestPath, id, id, bytes, (err, res) => (err !== null || res === undefined ? reject(err) : resolve(decodePayload(res))))
-    })
-  const p: Peer = {
-    pushes,
-    raw,
-    request: (type, body = {}, headers = {}) => raw(encodePayload({ type, headers, body })),
-    async connect (withAbilities = true) {
-      stream = client.makeBidiStreamRequest(biStreamPath, id, id)
-      stream.on('data', (bytes: Buffer) => pushes.push(decodePayload(bytes)))
-      stream.on('error', () => {})
-      // Something before the setup (an ack of a push) is ignored.
-      stream.write(encodePayload({ type: 'ServerPushResponse', headers: {}, body: {} }))
-      stream.write(
-        encodePayload({
-          type: 'ConnectionSetupRequest',
-          headers: {},
-          body: { clientVersion: 'test', labels: {}, ...(withAbilities ? { abilityTable: { supportPersistentInstanceByGrpc: true } } : {}) }
-        })
-      )
-      // The connection counts as registered once the setup has arrived.
-      await waitFor('the connection to register', async () => (await p.request('HealthCheckRequest')).body.success === true, 5000)
-    },
-    hangUp () {
-      stream?.end()
-      stream?.cancel()
-    },
-    close () {
-      stream?.cancel()
-      client.close()
-    }
-  }
-  t.teardown(() => p.close())
-  return p
-}
 
 const instance = (port: number, extra: Record<string, unknown> = {}) => ({ ip: '127.0.0.1', port, weight: 2, healthy: true, enabled: true, ephemeral: true, metadata: { lane: 'v2', n: 1 }, ...extra })
 
