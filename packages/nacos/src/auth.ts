@@ -1,7 +1,7 @@
 // Login and token refresh, per server: a token is fetched on first need, refreshed a tenth of
 // its ttl before it runs out (as the Java client does), and dropped when a server refuses it.
-import { NacosError } from './errors.ts'
-import type { HttpClient } from './http.ts'
+import { loginRefused, NacosError } from './errors.ts'
+import { clip, type HttpClient } from './http.ts'
 import type { Logger } from './logger.ts'
 import type { ServerAddress } from './options.ts'
 import { httpError } from './transport.ts'
@@ -55,11 +55,7 @@ export class Authenticator {
     let res = await this.#http.send(server, { method: 'POST', path: '/nacos/v1/auth/login', form })
     if (res.status === 404 || res.status === 410) res = await this.#http.send(server, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
     if (res.status !== 200) {
-      const err = httpError(res, 'login')
-      throw new NacosError('FLOWTAG_NACOS_AUTH', `login as ${this.#username} at ${server.origin} failed (HTTP ${res.status})`, {
-        cause: err,
-        statusCode: res.status
-      })
+      throw loginRefused(server.origin, this.#username, `HTTP ${res.status} ${clip(res.body)}`.trim(), res.status, httpError(res, 'login'))
     }
     let body: { accessToken?: unknown; tokenTtl?: unknown; data?: { accessToken?: unknown; tokenTtl?: unknown } }
     try {

@@ -30,6 +30,8 @@ export interface ConnectionOptions {
   /** `naming` or `config`: the server keeps naming clients only for `naming` connections. */
   module: 'naming' | 'config'
   namespace: string
+  /** Extra connection labels (AppName, app_<key>), next to `source` and `module`. */
+  labels?: Record<string, string>
   timeoutMs: number
   /** Largest message sent or received (grpc-js channel options); @default DEFAULT_MAX_MESSAGE_BYTES */
   maxMessageBytes?: number
@@ -128,7 +130,7 @@ export class GrpcConnection {
         body: {
           clientVersion: CLIENT_VERSION,
           tenant: this.#opts.namespace,
-          labels: { source: 'sdk', module: this.#opts.module },
+          labels: { ...this.#opts.labels, source: 'sdk', module: this.#opts.module },
           // An (empty) ability table asks a negotiating server (2.3+) for a SetupAckRequest:
           // the connection is registered once it arrives.
           ...(negotiates ? { abilityTable: {} } : {}),

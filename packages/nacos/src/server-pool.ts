@@ -1,9 +1,9 @@
-// The servers of one cluster: which API each speaks (probed once, remembered; gRPC first under
-// 'auto'), and rotation to the next server on connection errors and 5xx. Logins live in auth.ts. When every server has failed, a
+// The servers of one cluster: which API each speaks (probed once, remembered; gRPC, then the HTTP
+// v3 client API, then v1 under 'auto'), and rotation to the next server on connection errors and 5xx. Logins live in auth.ts. When every server has failed, a
 // light probe runs until one answers again, and the first answer is announced (onRecover) so
 // naming and config can catch up at once instead of waiting out their back-offs.
 import { Authenticator } from './auth.ts'
-import { NacosError } from './errors.ts'
+import { authError, NacosAuthError, NacosError } from './errors.ts'
 import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
 import { parseAddress, type ServerAddress } from './options.ts'
@@ -15,8 +15,8 @@ import { httpV1 } from './transport-v1.ts'
 import { httpV3, isWrapped } from './transport-v3.ts'
 
 /**
- * `auto`: gRPC when the server offers it, else HTTP (v1, then v3); `http`: HTTP only (v1, then
- * v3); the others force one API.
+ * `auto`: gRPC when the server offers it, else HTTP (the v3 client API, then v1); `http`: HTTP
+ * only (v1, then v3); the others force one API.
  */
 export type TransportChoice = 'auto' | 'http' | TransportName
 
@@ -27,6 +27,9 @@ export interface PoolOptions {
   endpointRefreshMs: number
   transport: TransportChoice
   namespace: string
+  /** gRPC connection labels: `AppName` and the application's (`app_<key>`). */
+  appName?: string | undefined
+  labels?: Record<string, string>
   username: string | undefined
   password: string | undefined
   accessKey: string | undefined
@@ -75,6 +78,8 @@ export class ServerPool {
       opts.transport === 'auto' || opts.transport === 'grpc'
         ? createGrpcTransport({
           namespace: opts.namespace,
+          appName: opts.appName,
+          labels: opts.labels ?? {},
           timeoutMs: opts.timeoutMs,
           maxMessageBytes: opts.grpcMaxMessageBytes,
           logger: opts.logger,
@@ -156,7 +161,7 @@ export class ServerPool {
       } catch (err) {
         if (!isRetryable(err) || this.closed) {
           if (answeredWith(err)) this.#answered()
-          throw err
+          throw this.#explained(err, state.address)
         }
         last = err
         this.#troubleAt = Date.now()
@@ -168,6 +173,12 @@ export class ServerPool {
     }
     this.#markDown()
     throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
+  }
+
+  /** A refusal (FLOWTAG_NACOS_AUTH) said once with which credential is missing or refused, and where it is set. */
+  #explained (err: unknown, server: ServerAddress): unknown {
+    if (!(err instanceof NacosError) || err.code !== 'FLOWTAG_NACOS_AUTH' || err instanceof NacosAuthError) return err
+    return authError(server.origin, err.message, this.#opts.username, this.#opts.namespace, err, err.statusCode ?? 403)
   }
 
   async close (): Promise<void> {
@@ -282,22 +293,52 @@ export class ServerPool {
     if (grpc !== undefined) {
       try {
         await grpc.connect(r)
+        // Credentials are checked now (a gRPC set-up needs none), so a refused login shows at the probe.
+        await r.token?.()
+        grpc.setGeneration(`${state.address.host}:${state.address.port}`, (await generationOf(r)) ?? 2)
         return (state.transport = grpc)
       } catch (err) {
         if (choice === 'grpc' || (err as NacosError).code === 'FLOWTAG_NACOS_AUTH') throw err
         this.#opts.logger.debug({ server: state.address.origin, err }, 'nacos grpc not offered, using HTTP')
       }
     }
-    // v1 first: where both exist (3.0/3.1) it is the one with UDP push and config long polling.
-    const probeQuery = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
-    const v1 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
-    if (v1.status === 200) return (state.transport = httpV1)
-    if (v1.status === 403) throw httpError(v1, 'probe')
-    const v3 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v3/client/ns/instance/list', query: probeQuery })
-    // Any wrapped {code: n} answer (even "service not exist") shows the v3 client API is there.
-    if (v3.status === 200 || (v3.status !== 403 && isWrapped(v3.body))) return (state.transport = httpV3)
-    if (v3.status === 403) throw httpError(v3, 'probe')
-    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${v1.status}/${v3.status})`)
+    // 'auto' asks for the API of today first (v3: the only one on 3.2+); 'http' keeps its v1 first
+    // (where both exist, 3.0/3.1, v1 has UDP push and config long polling). A missing API is a
+    // 404/410/501 answer, never an error: the next one is tried.
+    const order: Array<[Transport, string]> = choice === 'auto'
+      ? [[httpV3, V3_PROBE], [httpV1, V1_PROBE]]
+      : [[httpV1, V1_PROBE], [httpV3, V3_PROBE]]
+    const statuses: number[] = []
+    for (const [transport, path] of order) {
+      const res = await probeRequest(state, r, { method: 'GET', path, query: PROBE_QUERY })
+      if (res.status === 403) throw httpError(res, 'probe')
+      if (offers(transport, res)) return (state.transport = transport)
+      statuses.push(res.status)
+    }
+    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${statuses.join('/')})`)
+  }
+}
+
+const PROBE_QUERY = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
+const V1_PROBE = '/nacos/v1/ns/instance/list'
+const V3_PROBE = '/nacos/v3/client/ns/instance/list'
+
+/** Whether a probe answer shows the API: v1 answers 200; v3 any wrapped `{code: n}` (even "service not exist"). */
+function offers (transport: Transport, res: RawResponse): boolean {
+  return res.status === 200 || (transport === httpV3 && isWrapped(res.body))
+}
+
+/**
+ * 3 when the server has the HTTP v3 client API (Nacos 3.x; a 403 there means it exists behind
+ * auth), 2 when it answers without it, undefined when it does not answer. The gRPC handshake
+ * carries no server version.
+ */
+async function generationOf (r: ServerRequester): Promise<2 | 3 | undefined> {
+  try {
+    const res = await r.request({ method: 'GET', path: V3_PROBE, query: PROBE_QUERY })
+    return res.status === 403 || offers(httpV3, res) ? 3 : 2
+  } catch {
+    return undefined
   }
 }
 
