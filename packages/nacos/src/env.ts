@@ -1,5 +1,6 @@
 // Credentials from the environment, for the presets and CLIs that build a client for the user.
 import { badOption } from './errors.ts'
+import type { NacosClientOptions } from './options.ts'
 
 export interface NacosCredentials {
   username?: string
@@ -39,4 +40,30 @@ export function credentialsFromEnv (env: Record<string, string | undefined> = pr
 
 function nonEmpty (v: string | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v
+}
+
+/** What a preset knows of the application: its service name, version (lane) and environment. */
+export interface PresetApp {
+  service?: string | undefined
+  version?: string | undefined
+  env?: string | undefined
+}
+
+/**
+ * Client options as a preset builds them for the user: credentials from the environment
+ * (`credentialsFromEnv`) where the options give none, `appName` = the service, and the connection
+ * labels `version` and `env` (a Nacos 3.2+ server can match config gray releases on them) under
+ * the options' own `labels`.
+ * @throws {NacosError} `FLOWTAG_NACOS_BAD_OPTION` naming the variable when only half of a pair is set
+ */
+export function presetClientOptions (options: NacosClientOptions, app: PresetApp = {}, env: Record<string, string | undefined> = process.env): NacosClientOptions {
+  const labels: Record<string, string> = {}
+  if (app.version !== undefined) labels.version = app.version
+  if (app.env !== undefined) labels.env = app.env
+  return {
+    ...options,
+    ...credentialsFromEnv(env, options),
+    ...(options.appName === undefined && app.service !== undefined ? { appName: app.service } : {}),
+    labels: { ...labels, ...options.labels }
+  }
 }

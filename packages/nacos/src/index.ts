@@ -8,5 +8,5 @@ export { NacosRegistration, registrationOptionsSchema, type NacosRegistrationOpt
 export type { Logger } from './logger.ts'
 export type { TransportName } from './transport.ts'
 export { NacosError, NacosAuthError, errorCodes, type NacosErrorCode, type AuthReason } from './errors.ts'
-export { credentialsFromEnv, type NacosCredentials } from './env.ts'
+export { credentialsFromEnv, presetClientOptions, type NacosCredentials, type PresetApp } from './env.ts'
 export { selectHealthy, selectOne } from './select.ts'

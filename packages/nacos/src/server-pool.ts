@@ -10,6 +10,7 @@ import { parseAddress, type ServerAddress } from './options.ts'
 import { sign } from './sign.ts'
 import { httpError } from './transport.ts'
 import type { Transport, TransportName } from './transport.ts'
+import { ConnectionLostError } from './grpc-connection.ts'
 import { createGrpcTransport, type GrpcTransport } from './transport-grpc.ts'
 import { httpV1 } from './transport-v1.ts'
 import { httpV3, isWrapped } from './transport-v3.ts'
@@ -147,7 +148,10 @@ export class ServerPool {
     const failures: string[] = []
     const n = this.#servers.length
     const start = this.#current
-    for (let i = 0; i < n; i++) {
+    // A gRPC connection that died under a call (a restart) earns the call one more round: the
+    // next attempt connects anew, as the Java client retries a request after a reconnect.
+    let rounds = n
+    for (let i = 0; i < rounds; i++) {
       if (this.closed) throw closedError()
       const index = (start + i) % n
       const state = this.#servers[index] as ServerState
@@ -164,6 +168,7 @@ export class ServerPool {
           throw this.#explained(err, state.address)
         }
         last = err
+        if (err instanceof ConnectionLostError && rounds === n) rounds = 2 * n
         this.#troubleAt = Date.now()
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
@@ -292,10 +297,11 @@ export class ServerPool {
     const grpc = this.#grpc
     if (grpc !== undefined) {
       try {
-        await grpc.connect(r)
-        // Credentials are checked now (a gRPC set-up needs none), so a refused login shows at the probe.
+        // Credentials are checked first (a gRPC set-up needs none), so a refused login shows at the
+        // probe; the generation is known before the connection's redo (its config listens need it).
         await r.token?.()
         grpc.setGeneration(`${state.address.host}:${state.address.port}`, (await generationOf(r)) ?? 2)
+        await grpc.connect(r)
         return (state.transport = grpc)
       } catch (err) {
         if (choice === 'grpc' || (err as NacosError).code === 'FLOWTAG_NACOS_AUTH') throw err
@@ -323,9 +329,12 @@ const PROBE_QUERY = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
 const V1_PROBE = '/nacos/v1/ns/instance/list'
 const V3_PROBE = '/nacos/v3/client/ns/instance/list'
 
-/** Whether a probe answer shows the API: v1 answers 200; v3 any wrapped `{code: n}` (even "service not exist"). */
+/**
+ * Whether a probe answer shows the API: v1 answers 200; v3 a wrapped `{code: n}`, whatever the
+ * status (even "service not exist"); a bare 200 there is some other server's catch-all.
+ */
 function offers (transport: Transport, res: RawResponse): boolean {
-  return res.status === 200 || (transport === httpV3 && isWrapped(res.body))
+  return transport === httpV3 ? isWrapped(res.body) : res.status === 200
 }
 
 /**
