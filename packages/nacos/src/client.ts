@@ -98,7 +98,10 @@ export class NacosClient {
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
    */
   async ping (): Promise<void> {
-    await this.#pool.exec('ping', async () => undefined)
+    // Logs in too, whatever the transport (a forced one is not probed): refused credentials show here.
+    await this.#pool.exec('ping', async (_t, r) => {
+      await r.token?.()
+    })
   }
 
   /** Ends every timer, poll, socket and UDP port; idempotent. Does not deregister instances: do that first. */
