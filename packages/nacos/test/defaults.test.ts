@@ -6,11 +6,11 @@ import t from 'tap'
 import { NacosClient } from '../src/index.ts'
 import { grpcRecordingProxy, type GrpcRecord } from './fixtures/grpc-recording-proxy.ts'
 import { recordingProxy } from './fixtures/recording-proxy.ts'
-import { memoryLogger, startDev } from './fixtures/target.ts'
+import { flavours, memoryLogger, startDev, targets } from './fixtures/target.ts'
 
 type Teardown = { teardown(fn: () => unknown): void }
 
-/** HTTP and gRPC forwarders in front of `dev` (gRPC = HTTP port + 1000, as a client dials it); `refuse` answers paths itself. */
+/** HTTP and gRPC forwarders in front of a server (gRPC = HTTP port + 1000, as a client dials it); `refuse` answers paths itself. */
 async function proxied (t: Teardown, dev: { url: string; port: number; grpcPort: number | undefined }, refuse?: (url: string) => number | undefined) {
   for (let attempt = 0; ; attempt++) {
     const http = await recordingProxy(dev.url, refuse)
@@ -118,5 +118,37 @@ for (const gen of [{ name: '3.x', refuse: undefined, tenant: 'public' }, { name:
       await waitFor(`listener got ${v}`, () => seen.at(-1) === v, 10_000)
     }
     t.pass('every change reached the listener')
+  })
+}
+
+// The same against a real Nacos when NACOS_SERVER_ADDR is set (./scripts/test: 2.5.0, 2.5.0 with
+// auth, 3.1.0): the default picks gRPC, nothing is logged above info, the set-up's labels are
+// accepted, and config listens use the namespace name of the server's generation while every
+// change reaches the listener.
+for (const target of targets().filter((x) => x.kind === 'real')) {
+  t.test('real server: no transport option', async (t) => {
+    const server = await target.start()
+    const creds = server.username === undefined ? {} : { username: server.username, password: server.password }
+    const [host, port] = server.addr.replace(/^https?:\/\//, '').split(':')
+    const p = await proxied(t, { url: `http://${host}:${port}`, port: Number(port), grpcPort: Number(port) + 1000 })
+    const third = (await flavours('real')).includes('http-v3')
+    const log = memoryLogger()
+    const listener = new NacosClient({ serverAddr: p.addr, logger: log, appName: 'flowtag-defaults', labels: { version: 'v2' }, ...creds })
+    const publisher = new NacosClient({ serverAddr: server.addr, ...creds })
+    t.teardown(() => Promise.all([listener.close(), publisher.close()]))
+    const dataId = `defaults-real-${Date.now()}`
+    const seen: Array<string | undefined> = []
+    listener.config.listen(dataId, 'G', (c) => seen.push(c))
+    await waitFor('a listen sent', () => sent(p.grpc, 'ConfigBatchListenRequest').length > 0, 15_000)
+    t.equal(listener.server.transport, 'grpc')
+    const contexts = sent(p.grpc, 'ConfigBatchListenRequest').flatMap((b) => b.configListenContexts as Array<{ tenant: string }>)
+    t.same([...new Set(contexts.map((c) => c.tenant))], [third ? 'public' : ''], third ? '3.x: tenant public' : '2.x: blank tenant')
+    t.match(sent(p.grpc, 'ConnectionSetupRequest')[0]?.labels, { AppName: 'flowtag-defaults', app_version: 'v2' })
+    for (const v of ['a', 'b', 'c']) {
+      await publisher.config.publish(dataId, 'G', v)
+      await waitFor(`listener got ${v}`, () => seen.at(-1) === v, 20_000)
+    }
+    await publisher.config.remove(dataId, 'G').catch(() => {})
+    t.same(loud(log), [], 'nothing logged above info')
   })
 }
