@@ -13,6 +13,9 @@ interface TokenState {
   login: Promise<void> | undefined
 }
 
+/** How Nacos words a refused login inside its 500 answer (2.x: `ErrCode:0, ErrMsg:user not found!`). */
+const REFUSED_LOGIN = /user not found!?|password is wrong|unknown user/i
+
 export class Authenticator {
   readonly #http: HttpClient
   readonly #username: string
@@ -50,10 +53,27 @@ export class Authenticator {
     return state
   }
 
+  /**
+   * One login request. Nacos 2.x answers a refused login (unknown user or wrong password) with a
+   * 500 whose message says `user not found!`: that is a refusal, not a failing server (which would
+   * send the pool to the next server and into a probe loop, logging in every probe).
+   */
+  async #send (server: ServerAddress, path: string, form: Record<string, string>) {
+    try {
+      return await this.#http.send(server, { method: 'POST', path, form })
+    } catch (err) {
+      const e = err as NacosError
+      if (e instanceof NacosError && e.statusCode === 500 && REFUSED_LOGIN.test(e.message)) {
+        throw loginRefused(server.origin, this.#username, `HTTP 500 ${REFUSED_LOGIN.exec(e.message)?.[0] ?? ''}`.trim(), 500, err)
+      }
+      throw err
+    }
+  }
+
   async #login (server: ServerAddress, state: TokenState): Promise<void> {
     const form = { username: this.#username, password: this.#password }
-    let res = await this.#http.send(server, { method: 'POST', path: '/nacos/v1/auth/login', form })
-    if (res.status === 404 || res.status === 410) res = await this.#http.send(server, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
+    let res = await this.#send(server, '/nacos/v1/auth/login', form)
+    if (res.status === 404 || res.status === 410) res = await this.#send(server, '/nacos/v3/auth/user/login', form)
     if (res.status !== 200) {
       throw loginRefused(server.origin, this.#username, `HTTP ${res.status} ${clip(res.body)}`.trim(), res.status, httpError(res, 'login'))
     }

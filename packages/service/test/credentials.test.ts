@@ -40,7 +40,10 @@ t.test('half a credential pair in the environment is a coded error naming the va
   })
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(fastifyFlowTagService, { service: 'env-half', nacos: { serverAddr: '127.0.0.1:1' }, rules: { version: 1, services: {}, rules: [], default: 'v1' } }).ready(), {
+  await t.rejects(async () => {
+    await app.register(fastifyFlowTagService, { service: 'env-half', nacos: { serverAddr: '127.0.0.1:1' }, rules: { version: 1, services: {}, rules: [], default: 'v1' } })
+    await app.ready()
+  }, {
     code: 'FLOWTAG_NACOS_BAD_OPTION',
     message: /NACOS_PASSWORD/
   })
