@@ -2,7 +2,7 @@
 // The `flowtag` CLI: rules in the config center, canaries, and which instance runs what.
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { NacosClient } from '@flowtag/nacos'
+import { NacosClient, presetClientOptions } from '@flowtag/nacos'
 import { parseRuleSet, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
@@ -24,7 +24,8 @@ const USAGE = `usage: flowtag [options] <command>
 
 options:
   --nacos <host:port>     Nacos server (default $NACOS_SERVER_ADDR or 127.0.0.1:8848)
-  --namespace <id>        Nacos namespace; --username/--password (or $NACOS_USERNAME/$NACOS_PASSWORD)
+  --namespace <id>        Nacos namespace; --username/--password (or $NACOS_USERNAME/$NACOS_PASSWORD;
+                          $NACOS_ACCESS_KEY/$NACOS_SECRET_KEY for signing)
   --data-id <id>          RuleSet data id (default flowtag-rules.json); --group <g> (default FLOWTAG)
   --json                  machine-readable output
   --dashboard-port <n>    canary start: serve the dashboard there; --token <t> protects its buttons
@@ -80,14 +81,17 @@ const tty = process.stdout.isTTY === true && !opts.json
 let client: NacosClient | undefined
 
 function nacos (): NacosClient {
-  const username = opts.username ?? process.env.NACOS_USERNAME
-  client ??= new NacosClient({
+  // --username/--password win; else NACOS_USERNAME/NACOS_PASSWORD and NACOS_ACCESS_KEY/NACOS_SECRET_KEY.
+  // (--username alone takes its password from NACOS_PASSWORD, as it always did.)
+  const given = opts.username === undefined && opts.password === undefined ? {} : { username: opts.username, password: opts.password ?? process.env.NACOS_PASSWORD }
+  client ??= new NacosClient(presetClientOptions({
     serverAddr: opts.nacos ?? process.env.NACOS_SERVER_ADDR ?? '127.0.0.1:8848',
     ...(opts.namespace === undefined ? {} : { namespace: opts.namespace }),
-    ...(username === undefined ? {} : { username, password: opts.password ?? process.env.NACOS_PASSWORD ?? '' }),
+    ...given,
+    appName: 'flowtag-cli',
     configPollIntervalMs: 500,
     namingPollIntervalMs: 500
-  })
+  }))
   return client
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, runNode, startNode, exitOf, unique, waitFor } from '@flowtag/test-kit'
 import t from 'tap'
+import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { StateStore } from '../src/index.ts'
 import { baseRules, world } from './fixtures/world.ts'
 
@@ -161,4 +162,21 @@ t.test('a stopped controller leaves its canary to --resume; commands wait for on
   t.equal(watched.code, 1, '--watch ends with the canary, exit 1 for an abort')
   t.ok((watch.io.stdout.match(/^order-service v2→ /gm) ?? []).length >= 2, 'it printed the status more than once')
   t.match(watch.io.stdout, /order-service v2→ aborted/)
+})
+
+t.test('a Nacos with auth on: credentials from NACOS_USERNAME/NACOS_PASSWORD; without them one coded error saying where to set them', async (t) => {
+  const auth = { username: 'nacos', password: 'cli-pa55-word' }
+  const dev = await startNacosDevServer({ port: 0, host: '127.0.0.1', auth })
+  t.teardown(() => dev.close())
+  const dataId = unique('authed')
+  let r = await cli(t, dev.address, ['rules', 'get', '--data-id', dataId, '--json'])
+  t.equal(r.code, 3, 'refused: exit 3')
+  t.match(JSON.parse(r.stdout), { code: 'FLOWTAG_NACOS_AUTH', error: /requires a login.*NACOS_USERNAME\/NACOS_PASSWORD/ })
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line, no storm')
+  r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'rules', 'get', '--data-id', dataId], env: { NACOS_USERNAME: auth.username, NACOS_PASSWORD: auth.password } }, 30_000)
+  t.equal(r.code, 1, 'logged in: the answer is that there is no RuleSet yet')
+  t.match(r.stderr, /no RuleSet at FLOWTAG\/authed-/)
+  r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'rules', 'get', '--data-id', dataId], env: { NACOS_USERNAME: auth.username, NACOS_PASSWORD: 'wrong' } }, 30_000)
+  t.equal(r.code, 3)
+  t.match(r.stderr, /refused the login of user "nacos"/)
 })

@@ -1,7 +1,7 @@
 // Login and token refresh, per server: a token is fetched on first need, refreshed a tenth of
 // its ttl before it runs out (as the Java client does), and dropped when a server refuses it.
-import { NacosError } from './errors.ts'
-import type { HttpClient } from './http.ts'
+import { loginRefused, NacosError } from './errors.ts'
+import { clip, type HttpClient } from './http.ts'
 import type { Logger } from './logger.ts'
 import type { ServerAddress } from './options.ts'
 import { httpError } from './transport.ts'
@@ -12,6 +12,9 @@ interface TokenState {
   refreshAt: number
   login: Promise<void> | undefined
 }
+
+/** How Nacos words a refused login inside its 500 answer (2.x: `ErrCode:0, ErrMsg:user not found!`). */
+const REFUSED_LOGIN = /user not found!?|password is wrong|unknown user/i
 
 export class Authenticator {
   readonly #http: HttpClient
@@ -50,16 +53,29 @@ export class Authenticator {
     return state
   }
 
+  /**
+   * One login request. Nacos 2.x answers a refused login (unknown user or wrong password) with a
+   * 500 whose message says `user not found!`: that is a refusal, not a failing server (which would
+   * send the pool to the next server and into a probe loop, logging in every probe).
+   */
+  async #send (server: ServerAddress, path: string, form: Record<string, string>) {
+    try {
+      return await this.#http.send(server, { method: 'POST', path, form })
+    } catch (err) {
+      const e = err as NacosError
+      if (e instanceof NacosError && e.statusCode === 500 && REFUSED_LOGIN.test(e.message)) {
+        throw loginRefused(server.origin, this.#username, `HTTP 500 ${REFUSED_LOGIN.exec(e.message)?.[0] ?? ''}`.trim(), 500, err)
+      }
+      throw err
+    }
+  }
+
   async #login (server: ServerAddress, state: TokenState): Promise<void> {
     const form = { username: this.#username, password: this.#password }
-    let res = await this.#http.send(server, { method: 'POST', path: '/nacos/v1/auth/login', form })
-    if (res.status === 404 || res.status === 410) res = await this.#http.send(server, { method: 'POST', path: '/nacos/v3/auth/user/login', form })
+    let res = await this.#send(server, '/nacos/v1/auth/login', form)
+    if (res.status === 404 || res.status === 410) res = await this.#send(server, '/nacos/v3/auth/user/login', form)
     if (res.status !== 200) {
-      const err = httpError(res, 'login')
-      throw new NacosError('FLOWTAG_NACOS_AUTH', `login as ${this.#username} at ${server.origin} failed (HTTP ${res.status})`, {
-        cause: err,
-        statusCode: res.status
-      })
+      throw loginRefused(server.origin, this.#username, `HTTP ${res.status} ${clip(res.body)}`.trim(), res.status, httpError(res, 'login'))
     }
     let body: { accessToken?: unknown; tokenTtl?: unknown; data?: { accessToken?: unknown; tokenTtl?: unknown } }
     try {

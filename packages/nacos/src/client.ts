@@ -10,8 +10,8 @@ import type { TransportName } from './transport.ts'
 
 /**
  * A Nacos client: `naming` (register, beat, watch services) and `config` (get, publish, listen)
- * over one pool of servers. Speaks Nacos's HTTP v1 API (2.x) and the v3 client API (3.x),
- * probed per server with `transport: 'auto'`; logs in with `username`/`password` when given.
+ * over one pool of servers. Speaks Nacos's gRPC protocol (2.x, 3.x), the HTTP v3 client API (3.x)
+ * and HTTP v1 (1.x-3.1), probed per server; logs in with `username`/`password` when given.
  * Creating one opens nothing: the first call does.
  *
  * Options (all durations in milliseconds):
@@ -20,7 +20,12 @@ import type { TransportName } from './transport.ts'
  * - `namespace` @default `''` (public); `group` @default `'DEFAULT_GROUP'`
  * - `timeoutMs` per request @default 5000; `beatIntervalMs` until the server states its own
  *   @default 5000; `namingPollIntervalMs` @default 10000; `recoveryProbeMs` @default 500
- * - `transport`: `'auto' | 'http-v1' | 'http-v3'` @default 'auto'
+ * - `transport`: `'auto' | 'grpc' | 'http' | 'http-v1' | 'http-v3'` @default 'auto' (gRPC, then
+ *   the HTTP v3 client API, then HTTP v1, whichever the server offers first)
+ * - `username`/`password`, `accessKey`/`secretKey`: credentials (see `credentialsFromEnv` for
+ *   the NACOS_* environment variables)
+ * - `appName` @default 'unknown', `labels` @default {}: gRPC connection labels (`AppName`,
+ *   `app_<key>`) a Nacos 3.2+ server can match config gray releases on
  * - `namingProtectEmpty`: hold a watched service's last non-empty list against an empty answer
  *   until the server is known to have listed none for `namingRecoveryHoldMs` without a restart
  *   or failure (a server restarted empty), then apply it (its last instance left) @default true
@@ -54,7 +59,7 @@ export class NacosClient {
     const { password: _p, secretKey: _s, ...visible } = o
     this.options = Object.freeze(visible)
     this.#pool = new ServerPool(
-      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, grpcMaxMessageBytes: o.grpcMaxMessageBytes, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
+      { servers: o.serverAddr, endpoint: o.endpoint, endpointRefreshMs: o.endpointRefreshMs, transport: o.transport, namespace: o.namespace, appName: o.appName, labels: o.labels, username: o.username, password: o.password, accessKey: o.accessKey, secretKey: o.secretKey, timeoutMs: o.timeoutMs, grpcMaxMessageBytes: o.grpcMaxMessageBytes, recoveryProbeMs: o.recoveryProbeMs, logger: o.logger },
       this.#closing
     )
     this.snapshotScope = snapshotScope(o, o.namespace)
@@ -93,7 +98,10 @@ export class NacosClient {
    * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
    */
   async ping (): Promise<void> {
-    await this.#pool.exec('ping', async () => undefined)
+    // Logs in too, whatever the transport (a forced one is not probed): refused credentials show here.
+    await this.#pool.exec('ping', async (_t, r) => {
+      await r.token?.()
+    })
   }
 
   /** Ends every timer, poll, socket and UDP port; idempotent. Does not deregister instances: do that first. */

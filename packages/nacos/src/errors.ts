@@ -34,6 +34,44 @@ export class NacosError extends FlowtagError {
   }
 }
 
+/** Why Nacos refused: no credentials given, the login refused, or the logged-in user not allowed. */
+export type AuthReason = 'missing' | 'refused' | 'forbidden'
+
+/**
+ * `FLOWTAG_NACOS_AUTH`, said once with what to fix: which credential is missing or refused and
+ * where it is set (`reason`; `statusCode` 403 as Nacos answers, or the login's status).
+ */
+export class NacosAuthError extends NacosError {
+  static override readonly brand: string = 'flowtag.nacos.auth'
+  readonly reason: AuthReason
+  constructor (reason: AuthReason, message: string, options: { cause?: unknown, statusCode?: number } = {}) {
+    super(errorCodes.AUTH, message, options)
+    this.reason = reason
+  }
+}
+
+const CREDENTIALS_HINT = 'the Nacos client options username/password (or the environment variables NACOS_USERNAME/NACOS_PASSWORD, which the flowtag presets and CLIs read)'
+
+/**
+ * The one auth error of a refusal: `server` the origin, `what` the refused call and Nacos's answer,
+ * `username` the user logged in as (undefined: the client has no credentials).
+ */
+export function authError (server: string, what: string, username: string | undefined, namespace: string, cause?: unknown, statusCode = 403): NacosAuthError {
+  if (username === undefined) {
+    return new NacosAuthError('missing', `Nacos at ${server} requires a login and this client has no credentials (${what}): set ${CREDENTIALS_HINT}`, { cause, statusCode })
+  }
+  return new NacosAuthError(
+    'forbidden',
+    `Nacos at ${server} refused user "${username}" (${what}): the user has no permission on namespace "${namespace === '' ? 'public' : namespace}"; grant it a role there, or use another user (${CREDENTIALS_HINT})`,
+    { cause, statusCode }
+  )
+}
+
+/** The login itself was refused (wrong user or password, or no such user). */
+export function loginRefused (server: string, username: string, detail: string, statusCode: number, cause?: unknown): NacosAuthError {
+  return new NacosAuthError('refused', `Nacos at ${server} refused the login of user "${username}" (${detail}): check the password and that the user exists; set in ${CREDENTIALS_HINT}`, { cause, statusCode })
+}
+
 export function badOption (field: string, message: string): NacosError {
   return new NacosError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/nacos', field, message))
 }

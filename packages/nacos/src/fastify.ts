@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { NacosClient } from './client.ts'
 import type { Discovery } from './discovery.ts'
+import { presetClientOptions } from './env.ts'
 import { NacosError } from './errors.ts'
 import { parseOptions, type NacosClientOptions } from './options.ts'
 import { NacosRegistration, registrationOptionsSchema } from './registration.ts'
@@ -44,7 +45,7 @@ const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async functi
     throw new NacosError('FLOWTAG_NACOS_BAD_OPTION', 'invalid option "client": give exactly one of client or nacos')
   }
   // A client we create logs through Fastify's logger unless told otherwise.
-  const client = given ?? createClient(nacos as NacosClientOptions, fastify)
+  const client = given ?? createClient(nacos as NacosClientOptions, fastify, registrationOptions)
   const registration = new NacosRegistration(client, { ...registrationOptions, logger: fastify.log })
 
   const state: FastifyNacos = {
@@ -96,9 +97,12 @@ const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async functi
   })
 }
 
-function createClient (options: NacosClientOptions, fastify: FastifyInstance): NacosClient {
+function createClient (options: NacosClientOptions, fastify: FastifyInstance, app: { service: string, version?: string | undefined, env?: string | undefined }): NacosClient {
+  // Credentials from NACOS_* where the options give none (a half pair names its variable);
+  // connection labels from the registration.
+  const full = presetClientOptions(options, app)
   try {
-    return new NacosClient({ logger: fastify.log.child({ module: 'nacos' }), ...options })
+    return new NacosClient({ logger: fastify.log.child({ module: 'nacos' }), ...full })
   } catch (err) {
     // Name the field as the plugin user wrote it: nacos.<field>.
     if (err instanceof NacosError && err.code === 'FLOWTAG_NACOS_BAD_OPTION') {

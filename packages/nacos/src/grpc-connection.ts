@@ -30,6 +30,8 @@ export interface ConnectionOptions {
   /** `naming` or `config`: the server keeps naming clients only for `naming` connections. */
   module: 'naming' | 'config'
   namespace: string
+  /** Extra connection labels (AppName, app_<key>), next to `source` and `module`. */
+  labels?: Record<string, string>
   timeoutMs: number
   /** Largest message sent or received (grpc-js channel options); @default DEFAULT_MAX_MESSAGE_BYTES */
   maxMessageBytes?: number
@@ -128,7 +130,7 @@ export class GrpcConnection {
         body: {
           clientVersion: CLIENT_VERSION,
           tenant: this.#opts.namespace,
-          labels: { source: 'sdk', module: this.#opts.module },
+          labels: { ...this.#opts.labels, source: 'sdk', module: this.#opts.module },
           // An (empty) ability table asks a negotiating server (2.3+) for a SetupAckRequest:
           // the connection is registered once it arrives.
           ...(negotiates ? { abilityTable: {} } : {}),
@@ -208,9 +210,8 @@ export class GrpcConnection {
   async #classify (type: string, err: Error & { code?: number }): Promise<NacosError> {
     const what = `${type} to ${this.origin}: ${err.message}`
     // Before set-up, after close, or the channel itself down: the connection's failure.
-    if (!this.#ready || this.#closed || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) {
-      return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
-    }
+    if (!this.#ready) return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
+    if (this.#closed || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) return new ConnectionLostError(what, err)
     // A size limit says nothing about the connection: that request alone fails.
     if (err.code === grpc.status.RESOURCE_EXHAUSTED) return new MessageTooLargeError(what, err)
     // Anything else (a timeout, an unreadable answer, an internal error): the connection is the
@@ -219,7 +220,7 @@ export class GrpcConnection {
     const sick = await this.#sickness()
     if (sick !== undefined) {
       this.close(`health check failed (${sick}) after ${type} failed: ${err.message}`)
-      return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
+      return new ConnectionLostError(what, err)
     }
     return new NacosError('FLOWTAG_NACOS_REQUEST_FAILED', `${what} (the connection is healthy: this request alone failed)`, { cause: err })
   }
@@ -282,6 +283,17 @@ export class GrpcAnswerError extends NacosError {
     super('FLOWTAG_NACOS_HTTP', message)
     this.errorCode = errorCode
     this.response = response
+  }
+}
+
+/**
+ * FLOWTAG_NACOS_UNREACHABLE from a connection that was set up and then died under the call (the
+ * server restarted or went away): the pool gives such a call one more round, on a new connection.
+ */
+export class ConnectionLostError extends NacosError {
+  static override readonly brand: string = 'flowtag.nacos.connection-lost'
+  constructor (message: string, cause: Error) {
+    super('FLOWTAG_NACOS_UNREACHABLE', message, { cause })
   }
 }
 

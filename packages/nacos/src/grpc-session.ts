@@ -11,6 +11,8 @@ import type { WireMessage } from './grpc-wire.ts'
 export interface SessionOptions {
   module: 'naming' | 'config'
   namespace: string
+  /** Extra connection labels. */
+  labels: Record<string, string>
   timeoutMs: number
   /** Largest gRPC message sent or received. */
   maxMessageBytes: number
@@ -78,6 +80,7 @@ export class GrpcSession {
       port: server.port,
       module: this.#opts.module,
       namespace: this.#opts.namespace,
+      labels: this.#opts.labels,
       timeoutMs: this.#opts.timeoutMs,
       maxMessageBytes: this.#opts.maxMessageBytes,
       logger: this.#opts.logger,

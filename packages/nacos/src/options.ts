@@ -78,10 +78,21 @@ export const clientOptionsSchema = z
     logger: z.custom<Logger>(isLogger, 'expected an object with debug/info/warn/error functions').default(silentLogger),
     /**
      * Server API: `auto` prefers Nacos's gRPC protocol (HTTP port + 1000; pushes, connection-scoped
-     * instances) when the server offers it and falls back to HTTP; `http` probes HTTP v1 then v3;
-     * `grpc`, `http-v1` and `http-v3` force one.
+     * instances) when the server offers it and falls back to HTTP (the v3 client API, then v1);
+     * `http` probes HTTP v1 then v3; `grpc`, `http-v1` and `http-v3` force one.
      */
-    transport: z.enum(['auto', 'grpc', 'http', 'http-v1', 'http-v3']).default('http'),
+    transport: z.enum(['auto', 'grpc', 'http', 'http-v1', 'http-v3']).default('auto'),
+    /**
+     * The application's name, sent as the `AppName` label of every gRPC connection (as Nacos's
+     * Java client does); shown in Nacos's connection lists. @default 'unknown'
+     */
+    appName: z.string().regex(namePattern, 'letters, digits, -_:. only').max(128).optional(),
+    /**
+     * Application labels of every gRPC connection, sent as `app_<key>` (the Java client's form) so
+     * a Nacos 3.2+ server can match config gray releases on them (e.g. `version`, `env`,
+     * `nacos.config.gray.label`). Keys and values: letters, digits, `-_.`, up to 128 characters.
+     */
+    labels: z.record(z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, -_. only, up to 128'), z.string().regex(/^[\w.-]{1,128}$/, 'letters, digits, -_. only, up to 128')).default({}),
     /** Re-query every subscribed service at this pace (also refreshes the UDP subscription). */
     namingPollIntervalMs: ms(10_000),
     /** Ask v1 servers for UDP push of service changes. */

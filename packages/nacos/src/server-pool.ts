@@ -1,22 +1,23 @@
-// The servers of one cluster: which API each speaks (probed once, remembered; gRPC first under
-// 'auto'), and rotation to the next server on connection errors and 5xx. Logins live in auth.ts. When every server has failed, a
+// The servers of one cluster: which API each speaks (probed once, remembered; gRPC, then the HTTP
+// v3 client API, then v1 under 'auto'), and rotation to the next server on connection errors and 5xx. Logins live in auth.ts. When every server has failed, a
 // light probe runs until one answers again, and the first answer is announced (onRecover) so
 // naming and config can catch up at once instead of waiting out their back-offs.
 import { Authenticator } from './auth.ts'
-import { NacosError } from './errors.ts'
+import { authError, NacosAuthError, NacosError } from './errors.ts'
 import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
 import { parseAddress, type ServerAddress } from './options.ts'
 import { sign } from './sign.ts'
 import { httpError } from './transport.ts'
 import type { Transport, TransportName } from './transport.ts'
+import { ConnectionLostError } from './grpc-connection.ts'
 import { createGrpcTransport, type GrpcTransport } from './transport-grpc.ts'
 import { httpV1 } from './transport-v1.ts'
 import { httpV3, isWrapped } from './transport-v3.ts'
 
 /**
- * `auto`: gRPC when the server offers it, else HTTP (v1, then v3); `http`: HTTP only (v1, then
- * v3); the others force one API.
+ * `auto`: gRPC when the server offers it, else HTTP (the v3 client API, then v1); `http`: HTTP
+ * only (v1, then v3); the others force one API.
  */
 export type TransportChoice = 'auto' | 'http' | TransportName
 
@@ -27,6 +28,9 @@ export interface PoolOptions {
   endpointRefreshMs: number
   transport: TransportChoice
   namespace: string
+  /** gRPC connection labels: `AppName` and the application's (`app_<key>`). */
+  appName?: string | undefined
+  labels?: Record<string, string>
   username: string | undefined
   password: string | undefined
   accessKey: string | undefined
@@ -75,6 +79,8 @@ export class ServerPool {
       opts.transport === 'auto' || opts.transport === 'grpc'
         ? createGrpcTransport({
           namespace: opts.namespace,
+          appName: opts.appName,
+          labels: opts.labels ?? {},
           timeoutMs: opts.timeoutMs,
           maxMessageBytes: opts.grpcMaxMessageBytes,
           logger: opts.logger,
@@ -142,7 +148,10 @@ export class ServerPool {
     const failures: string[] = []
     const n = this.#servers.length
     const start = this.#current
-    for (let i = 0; i < n; i++) {
+    // A gRPC connection that died under a call (a restart) earns the call one more round: the
+    // next attempt connects anew, as the Java client retries a request after a reconnect.
+    let rounds = n
+    for (let i = 0; i < rounds; i++) {
       if (this.closed) throw closedError()
       const index = (start + i) % n
       const state = this.#servers[index] as ServerState
@@ -156,9 +165,10 @@ export class ServerPool {
       } catch (err) {
         if (!isRetryable(err) || this.closed) {
           if (answeredWith(err)) this.#answered()
-          throw err
+          throw this.#explained(err, state.address)
         }
         last = err
+        if (err instanceof ConnectionLostError && rounds === n) rounds = 2 * n
         this.#troubleAt = Date.now()
         failures.push((err as Error).message)
         // A server that went away may come back as another version: probe it again then.
@@ -168,6 +178,12 @@ export class ServerPool {
     }
     this.#markDown()
     throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
+  }
+
+  /** A refusal (FLOWTAG_NACOS_AUTH) said once with which credential is missing or refused, and where it is set. */
+  #explained (err: unknown, server: ServerAddress): unknown {
+    if (!(err instanceof NacosError) || err.code !== 'FLOWTAG_NACOS_AUTH' || err instanceof NacosAuthError) return err
+    return authError(server.origin, err.message, this.#opts.username, this.#opts.namespace, err, err.statusCode ?? 403)
   }
 
   async close (): Promise<void> {
@@ -281,6 +297,10 @@ export class ServerPool {
     const grpc = this.#grpc
     if (grpc !== undefined) {
       try {
+        // Credentials are checked first (a gRPC set-up needs none), so a refused login shows at the
+        // probe; the generation is known before the connection's redo (its config listens need it).
+        await r.token?.()
+        grpc.setGeneration(`${state.address.host}:${state.address.port}`, (await generationOf(r)) ?? 2)
         await grpc.connect(r)
         return (state.transport = grpc)
       } catch (err) {
@@ -288,16 +308,46 @@ export class ServerPool {
         this.#opts.logger.debug({ server: state.address.origin, err }, 'nacos grpc not offered, using HTTP')
       }
     }
-    // v1 first: where both exist (3.0/3.1) it is the one with UDP push and config long polling.
-    const probeQuery = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
-    const v1 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v1/ns/instance/list', query: probeQuery })
-    if (v1.status === 200) return (state.transport = httpV1)
-    if (v1.status === 403) throw httpError(v1, 'probe')
-    const v3 = await probeRequest(state, r, { method: 'GET', path: '/nacos/v3/client/ns/instance/list', query: probeQuery })
-    // Any wrapped {code: n} answer (even "service not exist") shows the v3 client API is there.
-    if (v3.status === 200 || (v3.status !== 403 && isWrapped(v3.body))) return (state.transport = httpV3)
-    if (v3.status === 403) throw httpError(v3, 'probe')
-    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${v1.status}/${v3.status})`)
+    // 'auto' asks for the API of today first (v3: the only one on 3.2+); 'http' keeps its v1 first
+    // (where both exist, 3.0/3.1, v1 has UDP push and config long polling). A missing API is a
+    // 404/410/501 answer, never an error: the next one is tried.
+    const order: Array<[Transport, string]> = choice === 'auto'
+      ? [[httpV3, V3_PROBE], [httpV1, V1_PROBE]]
+      : [[httpV1, V1_PROBE], [httpV3, V3_PROBE]]
+    const statuses: number[] = []
+    for (const [transport, path] of order) {
+      const res = await probeRequest(state, r, { method: 'GET', path, query: PROBE_QUERY })
+      if (res.status === 403) throw httpError(res, 'probe')
+      if (offers(transport, res)) return (state.transport = transport)
+      statuses.push(res.status)
+    }
+    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${statuses.join('/')})`)
+  }
+}
+
+const PROBE_QUERY = { serviceName: 'flowtag-probe', groupName: 'DEFAULT_GROUP' }
+const V1_PROBE = '/nacos/v1/ns/instance/list'
+const V3_PROBE = '/nacos/v3/client/ns/instance/list'
+
+/**
+ * Whether a probe answer shows the API: v1 answers 200; v3 a wrapped `{code: n}`, whatever the
+ * status (even "service not exist"); a bare 200 there is some other server's catch-all.
+ */
+function offers (transport: Transport, res: RawResponse): boolean {
+  return transport === httpV3 ? isWrapped(res.body) : res.status === 200
+}
+
+/**
+ * 3 when the server has the HTTP v3 client API (Nacos 3.x; a 403 there means it exists behind
+ * auth), 2 when it answers without it, undefined when it does not answer. The gRPC handshake
+ * carries no server version.
+ */
+async function generationOf (r: ServerRequester): Promise<2 | 3 | undefined> {
+  try {
+    const res = await r.request({ method: 'GET', path: V3_PROBE, query: PROBE_QUERY })
+    return res.status === 403 || offers(httpV3, res) ? 3 : 2
+  } catch {
+    return undefined
   }
 }
 

@@ -13,6 +13,10 @@ import { httpV1 } from './transport-v1.ts'
 
 export interface GrpcTransportOptions {
   namespace: string
+  /** `AppName` label of the connections. @default 'unknown' */
+  appName?: string | undefined
+  /** Application labels, sent as `app_<key>`. */
+  labels?: Record<string, string>
   timeoutMs: number
   /** Largest gRPC message sent or received (`grpcMaxMessageBytes`). */
   maxMessageBytes: number
@@ -35,6 +39,11 @@ export interface GrpcTransport extends Transport {
    * redone: their answers may come from a server that restarted empty.
    */
   onReconnect(listener: () => void): () => void
+  /**
+   * Note a server's generation (`3` for Nacos 3.x, found by the pool's probe): config listens to
+   * a 3.x server name the default namespace `public`, as the 3.x clients do.
+   */
+  setGeneration(server: string, generation: 2 | 3): void
   /** Naming and config connections set up so far (reconnects = this minus 2). */
   readonly connects: number
   close(): void
@@ -66,6 +75,13 @@ interface Subscription {
 const nsName = (ns: string): string => (ns === '' ? 'public' : ns)
 const tenant = (ns: string): string => (ns === 'public' ? '' : ns)
 const ckey = (dataId: string, group: string): string => `${group}\u0002${dataId}`
+
+/** The connection labels: `AppName` and the application's as `app_<key>`, as Nacos's Java client sends them. */
+export function connectionLabels (appName: string | undefined, labels: Record<string, string> = {}): Record<string, string> {
+  const out: Record<string, string> = { AppName: appName ?? 'unknown' }
+  for (const [k, v] of Object.entries(labels)) out[`app_${k}`] = v
+  return out
+}
 
 function instanceBody (inst: InstanceSpec): Record<string, unknown> {
   return {
@@ -112,6 +128,16 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
   const serviceListeners = new Set<(raw: Record<string, unknown>, upSince: number) => void>()
   const reconnectListeners = new Set<() => void>()
   const configWaiters = new Set<(key: ConfigKey | undefined) => void>()
+  const labels = connectionLabels(opts.appName, opts.labels)
+  /** Servers (`host:port`) known to be Nacos 3.x. */
+  const third = new Set<string>()
+  /**
+   * The tenant of a config listen: on 3.x the default namespace is named `public`, as the 3.x
+   * clients name it (a 3.1.0 server can push \`tenant=null\` to listeners walked after a blank-tenant
+   * listener of the same key, so a blank one would break other clients there); '' on 2.x, where
+   * `public` would be another namespace.
+   */
+  const listenTenant = (r: ServerRequester, ns: string): string => (third.has(`${r.server.host}:${r.server.port}`) ? nsName(ns) : tenant(ns))
 
   const emitService = (raw: Record<string, unknown>, conn: GrpcConnection): void => {
     for (const l of serviceListeners) l(raw, conn.upSince)
@@ -196,6 +222,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
   const naming = new GrpcSession({
     module: 'naming',
     namespace: opts.namespace,
+    labels,
     timeoutMs: opts.timeoutMs,
     maxMessageBytes: opts.maxMessageBytes,
     logger: opts.logger,
@@ -225,6 +252,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
   const config = new GrpcSession({
     module: 'config',
     namespace: opts.namespace,
+    labels,
     timeoutMs: opts.timeoutMs,
     maxMessageBytes: opts.maxMessageBytes,
     logger: opts.logger,
@@ -257,6 +285,11 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
     onReconnect (listener) {
       reconnectListeners.add(listener)
       return () => reconnectListeners.delete(listener)
+    },
+
+    setGeneration (server, generation) {
+      if (generation === 3) third.add(server)
+      else third.delete(server)
     },
 
     get connects () {
@@ -406,7 +439,7 @@ export function createGrpcTransport (opts: GrpcTransportOptions): GrpcTransport 
       try {
         const res = await call(conn, r, 'ConfigBatchListenRequest', {
           listen: true,
-          configListenContexts: keys.map((k) => ({ dataId: k.dataId, group: k.group, md5: k.md5, tenant: tenant(ns) }))
+          configListenContexts: keys.map((k) => ({ dataId: k.dataId, group: k.group, md5: k.md5, tenant: listenTenant(r, ns) }))
         })
         const changed = Array.isArray(res.body.changedConfigs) ? (res.body.changedConfigs as Array<Record<string, unknown>>) : []
         if (changed.length > 0) return changed.map((c) => ({ dataId: String(c.dataId), group: String(c.group) }))

@@ -35,18 +35,21 @@ t.test('login, token in a header only, refresh before the ttl runs out, secrets 
   t.notOk(proxy.seen.some((r) => r.headers.accesstoken !== undefined && r.body.includes(auth.password)), 'no password once a token exists')
 })
 
-t.test('one re-login on 403 (server forgot the token), then carry on', async (t) => {
-  let dev = await startDev({ auth })
-  const port = dev.port
-  t.teardown(() => dev.close())
-  const c = new NacosClient({ serverAddr: `127.0.0.1:${port}`, ...auth })
-  t.teardown(() => c.close())
-  await c.config.publish('relogin', 'G', 'x')
-  await dev.close()
-  dev = await startDev({ auth, port }) // new process state: old tokens are invalid
-  await c.config.publish('relogin', 'G', 'y')
-  t.equal(await c.config.get('relogin', 'G'), 'y')
-})
+for (const transport of ['http', 'auto'] as const) {
+  t.test(`${transport}: one re-login on 403 (server forgot the token), then carry on`, async (t) => {
+    let dev = await startDev({ auth })
+    const port = dev.port
+    t.teardown(() => dev.close())
+    const c = new NacosClient({ serverAddr: `127.0.0.1:${port}`, ...auth, transport })
+    t.teardown(() => c.close())
+    await c.config.publish('relogin', 'G', 'x')
+    t.equal(c.server.transport, transport === 'auto' ? 'grpc' : 'http-v1')
+    await dev.close()
+    dev = await startDev({ auth, port }) // new process state: old tokens are invalid
+    await c.config.publish('relogin', 'G', 'y')
+    t.equal(await c.config.get('relogin', 'G'), 'y')
+  })
+}
 
 t.test('bad credentials and missing credentials fail with FLOWTAG_NACOS_AUTH', async (t) => {
   const dev = await startDev({ auth })

@@ -131,6 +131,7 @@ t.test('dev: gRPC: the next server\'s empty list after a failover is held for th
   const lostAt = Date.now()
   await a.close()
   await waitFor('the other server\'s empty answer held', () => w.naming.stats().emptyHeld >= 1, 15_000)
+  await waitFor('moved', () => w.server.origin === `http://${b.address}`, 15_000)
   t.equal(w.server.origin, `http://${b.address}`, 'moved to the other server')
   t.same((await w.naming.instances(svc)).map((i) => i.port), [4954], 'held')
   await waitFor('applied after the hold', async () => (await w.naming.instances(svc)).length === 0, 15_000)

@@ -34,6 +34,8 @@ t.test('two servers: when one dies, naming and config carry on against the other
   open.delete(dying)
   // Beats move to the survivor, which does not know the instance: it comes back there.
   await waitFor('instance on the surviving server', async () => (await onSurvivor.naming.instances('fo')).some((i) => i.port === 4400), 15_000)
+  // Over gRPC the redo (the instance listed) comes a moment before the pool records the server.
+  await waitFor('the client on the survivor', () => client.server.origin === `http://127.0.0.1:${survivor.port}`, 15_000)
   t.equal(client.server.origin, `http://127.0.0.1:${survivor.port}`)
   t.ok(logger.lines.some((l) => l.msg === 'nacos server failed, trying the next'))
 

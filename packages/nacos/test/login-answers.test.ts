@@ -59,3 +59,16 @@ t.test('a server without the v1 login (404) is logged in through the v3 one', as
   const guarded = fake.seen.filter((r) => !r.url.includes('/auth/'))
   t.ok(guarded.length > 0 && guarded.every((r) => r.token === 'tok-v3'), 'the v3 token is used')
 })
+
+t.test('a login refused with Nacos 2.x\'s 500 "user not found!" is FLOWTAG_NACOS_AUTH (refused), not a failing server', async (t) => {
+  // What a real Nacos 2.5.0 with auth on answers a wrong password (checked against one).
+  const body = JSON.stringify({ status: 500, error: 'Internal Server Error', message: 'Server failed, Request processing failed; nested exception is ErrCode:0, ErrMsg:user not found!', path: '/nacos/v1/auth/login' })
+  const fake = await fakeNacos(t, { status: 500, body })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000, recoveryProbeMs: 100 })
+  t.teardown(() => c.close())
+  await t.rejects(c.naming.instances('orders'), { code: 'FLOWTAG_NACOS_AUTH', reason: 'refused', statusCode: 500, message: /refused the login of user "nacos" \(HTTP 500 user not found!\)/ })
+  await t.rejects(c.ping(), { code: 'FLOWTAG_NACOS_AUTH', reason: 'refused' })
+  const before = fake.seen.length
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.equal(fake.seen.length, before, 'no recovery probe logging in again and again: the server is up, it refused')
+})

@@ -11,7 +11,7 @@ t.test('server addresses: list, comma string, scheme and default port', async (t
   const b = resolveOptions({ serverAddr: ['127.0.0.1:1', 'https://h:2/'] })
   t.same((b.serverAddr ?? []).map((s) => [s.origin, s.host, s.port]), [['http://127.0.0.1:1', '127.0.0.1', 1], ['https://h:2', 'h', 2]])
   t.equal(b.group, 'DEFAULT_GROUP')
-  t.equal(b.transport, 'http', 'HTTP by default; auto (gRPC first) is opt-in')
+  t.equal(b.transport, 'auto', 'gRPC first by default (then HTTP v3, then v1); http is opt-in')
   t.equal(b.namespace, '')
   t.equal(b.namingProtectEmpty, true, 'empty protection is on by default')
   t.equal(b.recoveryProbeMs, 500)

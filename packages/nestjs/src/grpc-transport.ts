@@ -4,7 +4,7 @@
 // deregisters, drains, then shuts down.
 import { FlowtagError } from '@flowtag/errors'
 import { FlowTagGrpcServer, type FlowTagGrpcServerOptions } from '@flowtag/grpc/server'
-import { NacosClient, type NacosClientOptions } from '@flowtag/nacos'
+import { NacosClient, presetClientOptions, type NacosClientOptions } from '@flowtag/nacos'
 import type { Server, ServerCredentials } from '@grpc/grpc-js'
 import { ServerGrpc, type GrpcOptions } from '@nestjs/microservices'
 import { errorCodes, PACKAGE } from './errors.ts'
@@ -49,7 +49,11 @@ export class FlowTagGrpcTransport extends ServerGrpc {
   /** Not bound yet: Nest adds its services first, `start()` binds and registers. */
   override async createClient (): Promise<Server> {
     const { nacos, ...rest } = this.#flowtag
-    if (nacos !== undefined && !(nacos instanceof NacosClient)) this.#ownNacos = new NacosClient(nacos)
+    if (nacos !== undefined && !(nacos instanceof NacosClient)) {
+      // Credentials from NACOS_* where the options give none; connection labels from the registration.
+      const reg = rest.registration as { service?: string, version?: string, env?: string } | undefined
+      this.#ownNacos = new NacosClient(presetClientOptions(nacos, { service: reg?.service, version: reg?.version, env: reg?.env }))
+    }
     const server = new FlowTagGrpcServer({ ...rest, ...(nacos === undefined ? {} : { nacos: this.#ownNacos ?? nacos as NacosClient }), server: this.#serverOptions() })
     this.#server = server
     // What Nest calls on its "grpcClient": services go through the FlowTagGrpcServer, which runs

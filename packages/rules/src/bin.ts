@@ -17,6 +17,7 @@ const USAGE = `usage: flowtag-rules validate <doc> [--now <RFC 3339>]
        flowtag-rules shadow <doc> --metrics <url>[,<url>...]
        flowtag-rules promote <doc> [--now <RFC 3339>]
   <doc>: a file path, or nacos://[user:password@]host:port/<group>/<dataId>[?namespace=<id>]
+  Nacos credentials: in the URL, else $NACOS_USERNAME/$NACOS_PASSWORD ($NACOS_ACCESS_KEY/$NACOS_SECRET_KEY)
   validate and publish refuse a lease that has run out (--now: the clock to judge by, default now),
   and warn (on stderr, without refusing) about a split with no key, weights finer than 0.01%,
   and lanes no service declares
@@ -94,9 +95,10 @@ async function openDoc (where: string): Promise<Doc> {
   const [, group, dataId] = url.pathname.split('/').map(decodeURIComponent)
   if (group === undefined || group === '' || dataId === undefined || dataId === '') throw new UsageError(`${where}: expected nacos://host:port/<group>/<dataId>`)
   // @flowtag/nacos is an optional peer: only these commands need it
-  const { NacosClient } = await import('@flowtag/nacos')
+  const { NacosClient, presetClientOptions } = await import('@flowtag/nacos')
+  // Credentials in the URL win; else NACOS_USERNAME/NACOS_PASSWORD (and NACOS_ACCESS_KEY/NACOS_SECRET_KEY).
   const auth = url.username === '' ? {} : { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
-  const client = new NacosClient({ serverAddr: url.host, namespace: url.searchParams.get('namespace') ?? '', ...auth })
+  const client = new NacosClient(presetClientOptions({ serverAddr: url.host, namespace: url.searchParams.get('namespace') ?? '', appName: 'flowtag-rules', ...auth }))
   return {
     name: `nacos ${group}/${dataId}`,
     async read () {

@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FlowTagger, signTag, type RuleStoreLike } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
-import { NacosClient, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
+import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
@@ -90,7 +90,11 @@ export class FlowTagService {
     this.#ownNacos = !(o.nacos instanceof NacosClient)
     this.nacos = o.nacos instanceof NacosClient
       ? o.nacos
-      : createClient(this.cacheDir === undefined || 'cacheDir' in o.nacos ? o.nacos : { ...o.nacos, cacheDir: join(this.cacheDir, 'nacos') }, log)
+      : createClient(this.cacheDir === undefined || 'cacheDir' in o.nacos ? o.nacos : { ...o.nacos, cacheDir: join(this.cacheDir, 'nacos') }, log, {
+        service: o.service,
+        version: o.version,
+        env: o.registration === false ? undefined : o.registration.env
+      })
     this.discovery = this.nacos.naming
     this.registration = o.registration === false
       ? undefined
@@ -342,11 +346,14 @@ function laneSigner (key: { id: string, secret: string }, ttlSeconds: number): (
   }
 }
 
-function createClient (options: NacosClientOptions, log: ServiceLogger): NacosClient {
+function createClient (options: NacosClientOptions, log: ServiceLogger, app: PresetApp): NacosClient {
   const child = (log as { child?: (b: object) => ServiceLogger }).child
+  // Credentials from NACOS_* where the options give none (a half pair names its variable), and the
+  // gRPC connection labels (AppName = the service, version, env) Nacos 3.2+ can match gray config on.
+  const full = presetClientOptions(options, app)
   try {
-    // gRPC (pushes, connection-scoped instances) where the server offers it, HTTP otherwise.
-    return new NacosClient({ logger: typeof child === 'function' ? child.call(log, { module: 'nacos' }) : log, transport: 'auto', ...options })
+    // gRPC (pushes, connection-scoped instances) where the server offers it, HTTP otherwise: the client's default.
+    return new NacosClient({ logger: typeof child === 'function' ? child.call(log, { module: 'nacos' }) : log, ...full })
   } catch (err) {
     throw asServiceOption(err, 'nacos')
   }

@@ -18,7 +18,8 @@ t.test('SIGTERM: deregister, drain while serving, then exit', async (t) => {
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  await waitFor('listening', () => /listening \d+/.test(out))
+  // A child process under tap's loaders on a loaded machine can take many seconds to start.
+  await waitFor('listening', () => /listening \d+/.test(out), 60_000)
   const port = Number(/listening (\d+)/.exec(out)![1])
   await waitFor('registered', async () => (await admin.naming.instances('signalled')).length === 1)
   t.equal((await fetch(`http://127.0.0.1:${port}/ready`)).status, 200)
