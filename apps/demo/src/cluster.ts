@@ -9,7 +9,8 @@ const APPS: Record<string, string> = {
   gateway: join(dirname(require.resolve('@flowtag/gateway/package.json')), 'src/main.ts'),
   'order-service': join(dirname(require.resolve('@flowtag/order-service/package.json')), 'src/main.ts'),
   'inventory-service': join(dirname(require.resolve('@flowtag/inventory-service/package.json')), 'src/main.ts'),
-  'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts')
+  'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts'),
+  'notification-service': join(dirname(require.resolve('@flowtag/notification-service/package.json')), 'src/main.ts')
 }
 
 /**
@@ -114,5 +115,15 @@ export async function startApp (name: keyof typeof APPS | string, version: strin
       const [code] = await exited
       return code
     }
+  }
+}
+
+/** Wait until one of `app`'s log lines contains `text` (e.g. notification-service's `"msg":"consuming"`). */
+export async function waitForLog (app: AppProcess, text: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!app.logs.some((l) => l.includes(text))) {
+    if (app.child.exitCode !== null || app.child.signalCode !== null) throw new Error(`${app.name}@${app.version} exited before logging ${text}:\n${app.logs.slice(-20).join('\n')}`)
+    if (Date.now() > end) throw new Error(`${app.name}@${app.version} did not log ${text} within ${timeoutMs / 1000} s:\n${app.logs.slice(-20).join('\n')}`)
+    await new Promise((r) => setTimeout(r, 100))
   }
 }
