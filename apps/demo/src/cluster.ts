@@ -38,6 +38,8 @@ export interface StartOptions {
   env?: Record<string, string>
   /** Forward each log line here (the demo keeps them quiet; tests keep them for failures). */
   onLog?: (app: string, line: string) => void
+  /** How long to wait for the app to listen, in ms. @default 20000 */
+  listenTimeoutMs?: number
 }
 
 /** Start one demo app as its own process and wait until it listens. */
@@ -76,7 +78,8 @@ export async function startApp (name: keyof typeof APPS | string, version: strin
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
 
   const listening = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within 20 s:\n${logs.join('\n')}`)), 20_000)
+    const limit = opts.listenTimeoutMs ?? 20_000
+    const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within ${limit / 1000} s:\n${logs.join('\n')}`)), limit)
     const check = () => {
       for (const line of logs) {
         const m = /"address":"(http:\/\/[^"]+)"/.exec(line)
