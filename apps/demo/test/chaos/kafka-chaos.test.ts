@@ -38,6 +38,8 @@ async function chaos (): Promise<void> {
   const topic = unique('order-created')
   const log = new EventLog()
   const apps: AppProcess[] = []
+  // a start that fails rejects this file's top level before tap's teardown: never leave the others running
+  process.once('exit', () => { for (const a of apps) a.child.kill('SIGKILL') })
   const started = Date.now()
   t.teardown(async () => {
     await Promise.all(apps.map((a) => a.stop('SIGKILL')))
