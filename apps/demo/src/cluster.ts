@@ -9,7 +9,8 @@ const APPS: Record<string, string> = {
   gateway: join(dirname(require.resolve('@flowtag/gateway/package.json')), 'src/main.ts'),
   'order-service': join(dirname(require.resolve('@flowtag/order-service/package.json')), 'src/main.ts'),
   'inventory-service': join(dirname(require.resolve('@flowtag/inventory-service/package.json')), 'src/main.ts'),
-  'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts')
+  'user-service': join(dirname(require.resolve('@flowtag/user-service/package.json')), 'src/main.ts'),
+  'notification-service': join(dirname(require.resolve('@flowtag/notification-service/package.json')), 'src/main.ts')
 }
 
 /**
@@ -37,6 +38,8 @@ export interface StartOptions {
   env?: Record<string, string>
   /** Forward each log line here (the demo keeps them quiet; tests keep them for failures). */
   onLog?: (app: string, line: string) => void
+  /** How long to wait for the app to listen, in ms. @default 20000 */
+  listenTimeoutMs?: number
 }
 
 /** Start one demo app as its own process and wait until it listens. */
@@ -75,7 +78,8 @@ export async function startApp (name: keyof typeof APPS | string, version: strin
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
 
   const listening = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within 20 s:\n${logs.join('\n')}`)), 20_000)
+    const limit = opts.listenTimeoutMs ?? 20_000
+    const timer = setTimeout(() => reject(new Error(`${name}@${version} did not listen within ${limit / 1000} s:\n${logs.join('\n')}`)), limit)
     const check = () => {
       for (const line of logs) {
         const m = /"address":"(http:\/\/[^"]+)"/.exec(line)
@@ -114,5 +118,15 @@ export async function startApp (name: keyof typeof APPS | string, version: strin
       const [code] = await exited
       return code
     }
+  }
+}
+
+/** Wait until one of `app`'s log lines contains `text` (e.g. notification-service's `"msg":"consuming"`). */
+export async function waitForLog (app: AppProcess, text: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!app.logs.some((l) => l.includes(text))) {
+    if (app.child.exitCode !== null || app.child.signalCode !== null) throw new Error(`${app.name}@${app.version} exited before logging ${text}:\n${app.logs.slice(-20).join('\n')}`)
+    if (Date.now() > end) throw new Error(`${app.name}@${app.version} did not log ${text} within ${timeoutMs / 1000} s:\n${app.logs.slice(-20).join('\n')}`)
+    await new Promise((r) => setTimeout(r, 100))
   }
 }

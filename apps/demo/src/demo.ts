@@ -6,12 +6,16 @@
 // to Nacos — no restart — and ends with a summary. Then the rule-safety features: a shadow
 // rule's predicted move printed before it is promoted, a lease that returns testers to v1 on
 // its own, and a fallback receipt in `curl -v` once user-service v2 is stopped. Ctrl-C stops
-// everything cleanly.
+// everything cleanly. With a JDK and Maven (or KAFKA_BROKERS), an async hop first: orders publish
+// order-created to a real Kafka, handled in lanes by notification-service v1/v2, whose v2 is
+// SIGKILLed under load to show its events move to stable with none lost.
 import { execFile } from 'node:child_process'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer, type NacosDevServer } from '@flowtag/nacos-dev-server'
 import { rulesCli, rulesDoc } from './cli.ts'
-import { startApp, type AppProcess } from './cluster.ts'
+import { startApp, waitForLog, type AppProcess } from './cluster.ts'
+import { demoKafka, ensureTopic, EventLog, type DemoKafka } from './async-hop.ts'
+import { runAsyncAct } from './async-act.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from './rulesets.ts'
 import { drive, Tally } from './traffic.ts'
 import { runCanaryAct } from './canary-act.ts'
@@ -23,6 +27,7 @@ const tty = process.stdout.isTTY === true
 
 let devServer: NacosDevServer | undefined
 let client: NacosClient | undefined
+let kafka: DemoKafka | undefined
 const apps: AppProcess[] = []
 let stopping: Promise<void> | undefined
 
@@ -36,10 +41,18 @@ async function shutdown (code: number): Promise<never> {
     await Promise.all(apps.map((a) => a.stop('SIGTERM')))
     await client?.close()
     await devServer?.close()
+    await kafka?.stop()
   })()
   await stopping
   process.exit(code)
 }
+
+// kafkajs 2.2.4 on Node 24 sets a timer with a negative delay when it connects (kafkajs#1751,
+// harmless): keep its TimeoutNegativeWarning off the demo's screen, print every other warning.
+process.removeAllListeners('warning')
+process.on('warning', (w) => {
+  if (w.name !== 'TimeoutNegativeWarning') process.stderr.write(`${w.name}: ${w.message}\n`)
+})
 
 process.once('SIGINT', () => void shutdown(130))
 process.once('SIGTERM', () => void shutdown(143))
@@ -145,15 +158,35 @@ try {
   await client.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(canaryRuleSet(1, STEPS[0]!)), 'json')
   say(`published RuleSet v1: testers and ${STEPS[0]}% of users to v2 (${RULES_GROUP}/${RULES_DATA_ID})`)
 
-  const opts = { nacosAddr, env: { DRAIN_MS: '500' } }
+  // The async hop: a real Kafka when there is one to use or start; every app then gets
+  // KAFKA_BROKERS (order-service publishes, notification-service consumes).
+  kafka = await demoKafka(say)
+  if (kafka !== undefined) {
+    process.env.KAFKA_BROKERS = kafka.brokers
+    await ensureTopic(kafka.brokers, process.env.ORDER_EVENTS_TOPIC ?? 'order-created')
+  }
+  const events = new EventLog()
+  const opts = { nacosAddr, env: { DRAIN_MS: '500' }, onLog: events.onLog }
   for (const [name, version] of [['user-service', 'v1'], ['user-service', 'v2'], ['inventory-service', 'v1'], ['inventory-service', 'v2'], ['order-service', 'v1'], ['order-service', 'v2']] as const) {
     apps.push(await startApp(name, version, opts))
   }
+  const startConsumer = async (version: string): Promise<AppProcess> => {
+    const app = await startApp('notification-service', version, opts)
+    apps.push(app)
+    await waitForLog(app, '"msg":"consuming"')
+    return app
+  }
+  const consumerV2 = kafka === undefined ? undefined : (await startConsumer('v1'), await startConsumer('v2'))
   // FLOWTAG_DEBUG: the gateway shows fallback receipts to clients (x-flowtag-fallback)
   const gateway = await startApp('gateway', 'v1', { ...opts, port: GATEWAY_PORT, env: { ...opts.env, FLOWTAG_DEBUG: '1' } })
   apps.push(gateway)
   say(`started ${apps.map((a) => `${a.name}@${a.version} :${a.port}`).join(', ')}`)
   say(`try it yourself: curl -H 'x-user-id: alice' ${gateway.url}/api/orders/1`)
+  if (consumerV2 !== undefined) {
+    say(`place an order (async hop): curl -X POST -H 'x-tester: true' ${gateway.url}/api/orders/7`)
+    await runAsyncAct({ gateway, log: events, consumerV2, startConsumer, say })
+    apps.splice(apps.indexOf(consumerV2), 1) // SIGKILLed by the act; its successor is in apps
+  }
 
   if (process.env.DEMO_CANARY !== '0') {
     // The canary controller moves v2 by itself (DEMO_CANARY=0: the timed steps below instead).

@@ -80,33 +80,37 @@ await main('gateway', async (app, env) => {
     answer(reply, routing ? cause.statusCode! : 502, { error: routing ? cause.code : 'FLOWTAG_DEMO_UPSTREAM', message: cause?.message ?? error.message })
   }
 
-  app.get<{ Params: { id: string } }>('/api/orders/:id', {
+  // GET reads an order, POST places one (order-service then publishes order-created in the lane).
+  app.route<{ Params: { id: string } }>({
+    method: ['GET', 'POST'],
+    url: '/api/orders/:id',
     // Right after the tagging hook decided the lane: the rule version of that decision.
     onRequest: async (request) => {
       const decision = request.flow.decision
       hops.set(request, { service: 'gateway', version: env.SERVICE_VERSION, lane: request.flow.tag ?? null, rule: decision?.rule ?? null, ruleVersion: app.flowtag.rules?.version ?? null })
+    },
+    handler: (request, reply) => {
+      const user = request.headers['x-user-id']
+      const query = typeof user === 'string' ? `?user=${encodeURIComponent(user)}` : ''
+      return reply.from(`/orders/${encodeURIComponent(request.params.id)}${query}`, {
+        retryDelay: () => null,
+        // The body is rewritten (its length changes) and the receipt header is the edge's.
+        // Hop-by-hop headers (order-service's connection, keep-alive) never get here: the dispatcher
+        // keeps them, so the answer carries the gateway's own and a client's Connection: close is
+        // honoured; a client's hop-by-hop headers (and Expect: 100-continue) are not sent on either.
+        rewriteHeaders: (headers) => {
+          const { 'content-length': _length, [FALLBACK_HEADER]: _receipt, ...rest } = headers
+          return rest
+        },
+        onResponse: (_request, reply, res) => {
+          readJson(res.stream as Readable).then(
+            (body) => answer(reply, res.statusCode, body),
+            () => answer(reply, res.statusCode, { error: 'FLOWTAG_DEMO_BAD_UPSTREAM', message: 'non-JSON answer from order-service' })
+          ).catch((err: unknown) => reply.send(err))
+        },
+        onError
+      })
     }
-  }, (request, reply) => {
-    const user = request.headers['x-user-id']
-    const query = typeof user === 'string' ? `?user=${encodeURIComponent(user)}` : ''
-    return reply.from(`/orders/${encodeURIComponent(request.params.id)}${query}`, {
-      retryDelay: () => null,
-      // The body is rewritten (its length changes) and the receipt header is the edge's.
-      // Hop-by-hop headers (order-service's connection, keep-alive) never get here: the dispatcher
-      // keeps them, so the answer carries the gateway's own and a client's Connection: close is
-      // honoured; a client's hop-by-hop headers (and Expect: 100-continue) are not sent on either.
-      rewriteHeaders: (headers) => {
-        const { 'content-length': _length, [FALLBACK_HEADER]: _receipt, ...rest } = headers
-        return rest
-      },
-      onResponse: (_request, reply, res) => {
-        readJson(res.stream as Readable).then(
-          (body) => answer(reply, res.statusCode, body),
-          () => answer(reply, res.statusCode, { error: 'FLOWTAG_DEMO_BAD_UPSTREAM', message: 'non-JSON answer from order-service' })
-        ).catch((err: unknown) => reply.send(err))
-      },
-      onError
-    })
   })
 })
 

@@ -28,6 +28,14 @@ export const serviceEnvSchema = z.object({
   FLOWTAG_TAG_KEY_ID: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/).default('demo'),
   /** Root of the disk snapshots; each app keeps its own under <root>/<service>. Unset: the preset's default. */
   FLOWTAG_CACHE_DIR: z.string().min(1).optional(),
+  /** `host:port,...` of the Kafka the async hop uses (order-created events); unset: no events. */
+  KAFKA_BROKERS: z.string().regex(/^[^\s,]+(,[^\s,]+)*$/, 'host:port,... without spaces').optional(),
+  /** The topic order-service publishes order-created events to. */
+  ORDER_EVENTS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a Kafka topic name').default('order-created'),
+  /** The consumer group of notification-service's stable lane (lane L's: `<group>.<L>`). */
+  KAFKA_GROUP: z.string().min(1).max(200).default('notification-service'),
+  /** Kafka's session timeout of the consumers: how long a SIGKILLed consumer's partitions wait before another member takes them. */
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().min(6000).max(300_000).default(6000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 })
 

@@ -13,3 +13,13 @@ t.test('a bad environment is refused with a coded error naming each variable', a
   t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', LOG_LEVEL: 'loud', DRAIN_MS: '-1' }), { message: /LOG_LEVEL.*DRAIN_MS|DRAIN_MS.*LOG_LEVEL/ })
   t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', CRASH_EVERY: '2.5' }), { message: /CRASH_EVERY/ })
 })
+
+t.test('the async hop\'s variables: off by default, checked when given', async (t) => {
+  const env = readEnv({ NACOS_SERVER_ADDR: 'x:1' })
+  t.match(env, { KAFKA_BROKERS: undefined, ORDER_EVENTS_TOPIC: 'order-created', KAFKA_GROUP: 'notification-service', KAFKA_SESSION_TIMEOUT_MS: 6000 })
+  t.equal(readEnv({ NACOS_SERVER_ADDR: 'x:1', KAFKA_BROKERS: '127.0.0.1:29092,127.0.0.1:29093' }).KAFKA_BROKERS, '127.0.0.1:29092,127.0.0.1:29093')
+  t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', KAFKA_BROKERS: 'a:1, b:2' }), { code: 'FLOWTAG_DEMO_BAD_ENV', message: /KAFKA_BROKERS/ })
+  t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', ORDER_EVENTS_TOPIC: 'orders/created' }), { message: /ORDER_EVENTS_TOPIC/ })
+  // Kafka refuses sessions shorter than its group.min.session.timeout.ms (6 s by default)
+  t.throws(() => readEnv({ NACOS_SERVER_ADDR: 'x:1', KAFKA_SESSION_TIMEOUT_MS: '1000' }), { message: /KAFKA_SESSION_TIMEOUT_MS/ })
+})
