@@ -22,17 +22,19 @@ export async function requireCandidate (nacos: NacosClient, spec: Pick<StepTarge
 }
 
 /**
- * The rule that decides every request before any rule can send one to `candidate` (an enabled
- * rule with an empty `when`, whose lease has not run out, sending elsewhere), or undefined when
- * candidate traffic can come. Such a rule makes a step wait for traffic that never comes.
+ * The rule that decides every request before the split carrying the candidate's share (an
+ * enabled rule with an empty `when`, whose lease has not run out, sending elsewhere), or
+ * undefined when the share can flow. Such a rule makes a step wait for traffic that never comes
+ * (a conditional rule to the candidate, a testers rule, brings only its own requests).
  */
 export function decidesFirst (rs: RuleSet, candidate: string, now = Date.now()): string | undefined {
   for (const rule of rs.rules) {
     if (!rule.enabled) continue
-    const routes = rule.lane === candidate || (rule.split !== undefined && (rule.split.weights[candidate] ?? 0) > 0)
-    if (routes) return undefined
+    const catchAll = Object.keys(rule.when).length === 0
+    const share = (rule.split !== undefined && (rule.split.weights[candidate] ?? 0) > 0) || (catchAll && rule.lane === candidate)
+    if (share) return undefined
     const expired = rule.expiresAt !== undefined && new Date(rule.expiresAt).getTime() <= now
-    if (!expired && Object.keys(rule.when).length === 0) return rule.name
+    if (!expired && catchAll) return rule.name
   }
   return undefined
 }

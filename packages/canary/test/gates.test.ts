@@ -1,9 +1,8 @@
 // The verdict for Argo Rollouts (web metric provider) and Flagger (webhooks), on the dashboard's
 // server, against the documented request and response shapes: Argo reads a JSON field through
 // `jsonPath` and compares it; Flagger posts its CanaryWebhookPayload and reads 200 / non-200.
-import t from 'tap'
+import t, { type Test } from 'tap'
 
-type Tap = { equal (a: unknown, b: unknown, msg?: string): unknown }
 import { CanaryController, startDashboard, verdictOf, type CanaryState } from '../src/index.ts'
 import { world } from './fixtures/world.ts'
 
@@ -18,7 +17,7 @@ async function post (url: string, body: unknown): Promise<{ status: number, body
 }
 
 /** Argo's web provider: GET the URL, take `jsonPath` `{$.verdict}` of the JSON as `result`. */
-async function argoResult (t: Tap, base: string): Promise<unknown> {
+async function argoResult (t: Test, base: string): Promise<unknown> {
   const res = await fetch(new URL('api/verdict?service=order-service', base))
   t.equal(res.headers.get('content-type'), 'application/json')
   return (await res.json() as { verdict: unknown }).verdict
