@@ -195,7 +195,7 @@ async function canaryStart (arg: string | undefined): Promise<number> {
   } catch (err) {
     const code = (err as { code?: string }).code
     if (code === 'FLOWTAG_CANARY_CONFLICT') throw new CliError(EXIT.CONFLICT, (err as Error).message)
-    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message)
+    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || code === 'FLOWTAG_CANARY_NO_CANDIDATE' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message)
     throw err
   }
   if (opts['dashboard-port'] !== undefined) {

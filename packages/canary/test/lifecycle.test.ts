@@ -18,10 +18,15 @@ const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', interval
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('start refuses a canary whose candidate has no instance in Nacos, naming the lanes it has', async (t) => {
-  const { nacos } = await world(t, { traffic: false })
+  const { dev, nacos } = await world(t, { traffic: false })
   await t.rejects(CanaryController.start({ ...fast, candidate: 'v3' }, { nacos }), { code: 'FLOWTAG_CANARY_NO_CANDIDATE', message: /"order-service" in the candidate lane "v3".*lanes seen: v1, v2/ })
   await t.rejects(CanaryController.start({ ...fast, service: 'nobody' }, { nacos }), { code: 'FLOWTAG_CANARY_NO_CANDIDATE', message: /no instance at all/ })
   t.equal(await nacos.config.get('flowtag-canary.order-service.json', 'FLOWTAG'), undefined, 'no state was written')
+  const dir = await mkdtemp(join(tmpdir(), 'flowtag-nocandidate-'))
+  await writeFile(join(dir, 'spec.json'), JSON.stringify({ ...fast, candidate: 'v3' }))
+  const r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'canary', 'start', join(dir, 'spec.json')] }, 30_000)
+  t.equal(r.code, 1, 'the CLI: exit 1')
+  t.match(r.stderr, /no instance of "order-service" in the candidate lane "v3"/)
 })
 
 t.test('a user rule that decides every request first: the step and its waits say so; abort gives the rules back exactly', async (t) => {
