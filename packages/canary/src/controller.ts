@@ -526,9 +526,10 @@ export class CanaryController {
    */
   async #hook (hook: 'before-step' | 'after-step', step: number, why: string): Promise<boolean> {
     const s = this.#state
-    const url = hook === 'before-step' ? s.spec.hooks.beforeStep : s.spec.hooks.afterStep
-    if (url === undefined) return true
-    const answer = await askHook(url, this.#hookRequest(hook, step, why), s.spec.hooks.timeoutMs)
+    const hooks = hooksOf(s)
+    const url = hook === 'before-step' ? hooks?.beforeStep : hooks?.afterStep
+    if (hooks === undefined || url === undefined) return true
+    const answer = await askHook(url, this.#hookRequest(hook, step, why), hooks.timeoutMs)
     if (answer.outcome === 'continue') {
       if (s.phase === 'paused' && s.pausedBy === 'hook') {
         delete s.pausedBy
@@ -601,9 +602,9 @@ export class CanaryController {
     delete s.pausedBy
     this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} ${s.before === undefined ? `sends no request to ${s.spec.candidate}` : 'restores the RuleSet as it was before the canary'}`, data)
     await this.#notify(phase === 'aborted' ? 'abort' : 'rollback', message, data)
-    const onAbort = s.spec.hooks.onAbort
-    if (onAbort !== undefined) {
-      const answer = await askHook(onAbort, this.#hookRequest('abort', s.step, message), s.spec.hooks.timeoutMs)
+    const hooks = hooksOf(s)
+    if (hooks?.onAbort !== undefined) {
+      const answer = await askHook(hooks.onAbort, this.#hookRequest('abort', s.step, message), hooks.timeoutMs)
       this.#audit('hook', `${answer.reason} (the rollback stands)`)
     }
   }
@@ -648,6 +649,11 @@ function figures (w: LaneWindow): Record<string, unknown> {
     callerFailures: w.callerFailures ?? 0,
     ...(w.partial === undefined || w.partial.length === 0 ? {} : { partial: w.partial })
   }
+}
+
+/** The spec's hooks; undefined in the state of a canary started before hooks existed (resumed). */
+function hooksOf (s: CanaryState): CanarySpec['hooks'] | undefined {
+  return (s.spec as Partial<CanarySpec>).hooks
 }
 
 function blockedText (rule: string, candidate: string): string {
