@@ -47,6 +47,8 @@ t.test('no verdict yet: inconclusive for Argo; Flagger\'s confirm gates halt (40
   const badMeta = await post(new URL('flagger/confirm-promotion', d.url).href, { ...flaggerPayload, metadata: { service: 3 } })
   t.match(badMeta.body, { code: 'FLOWTAG_CANARY_BAD_OPTION', error: /"metadata\.service"/ })
   t.equal((await post(new URL('flagger/confirm-promotion', d.url).href, 'not json')).status, 400)
+  t.equal((await post(new URL('flagger/confirm-promotion', d.url).href, JSON.stringify({ ...flaggerPayload, checksum: 'x'.repeat(70_000) }))).status, 400, 'a payload over 64 KiB')
+  t.equal((await fetch(new URL('flagger/confirm-promotion', d.url))).status, 404, 'a GET is no Flagger hook')
   t.equal((await post(new URL('flagger/pre-rollout', d.url).href, flaggerPayload)).status, 404, 'a hook type it does not serve')
   const other = await post(new URL('flagger/confirm-promotion', d.url).href, { ...flaggerPayload, metadata: { service: 'user-service' } })
   t.equal(other.status, 403, 'another service\'s canary is never approved here')

@@ -53,6 +53,7 @@ t.test('askHook: the three outcomes as answered; every failure is a pause, never
     ['a body that is not JSON', (_b, _q, res) => json(res, 200, 'ok!'), /answered no JSON/],
     ['JSON without a valid outcome', (_b, _q, res) => json(res, 200, { outcome: 'go' }), /no valid outcome/],
     ['an empty 204', (_b, _q, res) => { res.writeHead(204); res.end() }, /answered no JSON/],
+    ['an answer over 64 KiB', (_b, _q, res) => json(res, 200, JSON.stringify({ outcome: 'continue', message: 'x'.repeat(70_000) })), /answered no JSON \("<answer over 64 KiB>"\)/],
     ['no answer in time', () => {}, /no answer within 300 ms/]
   ]
   for (const [what, answer, why] of cases) {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { parseRuleSet, evaluate, type RuleSet } from '@flowtag/rules'
 import { runNode } from '@flowtag/test-kit'
 import t from 'tap'
-import { CanaryController, CANARY_RULE, candidateWeight, decidesFirst, readRules } from '../src/index.ts'
+import { CanaryController, CANARY_RULE, candidateWeight, decidesFirst, promotedRuleSet, readRules } from '../src/index.ts'
 import { startFakeInstance } from './fixtures/instances.ts'
 import { baseRules, RULES, world } from './fixtures/world.ts'
 
@@ -55,6 +55,18 @@ t.test('decidesFirst: only an enabled, unexpired catch-all ahead of every route 
   t.equal(decidesFirst(rs([{ name: 'testers', when: { headers: { t: { equals: '1' } } }, lane: 'v2' }, { name: 'all', lane: 'v1' }, { name: 'c', split: { weights: { v2: 10 } } }]), 'v2'), 'all', 'a testers rule brings only its own requests')
   t.equal(decidesFirst(rs([{ name: 'all', lane: 'v2' }]), 'v2'), undefined, 'a catch-all to the candidate')
   t.equal(decidesFirst(rs([{ name: 'split', split: { weights: { v3: 10 } } }, { name: 'c', split: { weights: { v2: 10 } } }]), 'v2'), 'split', 'a catch-all split without the candidate decides too')
+})
+
+t.test('promotedRuleSet: a service not declared yet, and weights of the old lane dropped', async (t) => {
+  const target = { service: 'order-service', candidate: 'v2', stable: 'v1' }
+  const bare = parseRuleSet(JSON.stringify({ version: 1, rules: [], default: 'v1' }), 'x')
+  t.same(promotedRuleSet(bare, target, 2).services['order-service'], { stable: 'v2', candidates: [], strict: false })
+  const weighted = parseRuleSet(JSON.stringify({ version: 1, services: { 'order-service': { stable: 'v1', candidates: ['v2', { lane: 'v3', expiresAt: '2999-01-01T00:00:00Z' }], weights: { v1: 90, v2: 10 } } }, rules: [], default: 'v1' }), 'x')
+  const p = promotedRuleSet(weighted, target, 2)
+  t.same(p.services['order-service'], { stable: 'v2', candidates: [{ lane: 'v3', expiresAt: '2999-01-01T00:00:00Z' }], strict: false, weights: { v2: 10 } })
+  t.doesNotThrow(() => parseRuleSet(JSON.stringify(p), 'promoted'), 'the promoted RuleSet is valid')
+  const onlyOld = parseRuleSet(JSON.stringify({ version: 1, services: { 'order-service': { stable: 'v1', candidates: ['v2'], weights: { v1: 100 } } }, rules: [], default: 'v1' }), 'x')
+  t.equal(promotedRuleSet(onlyOld, target, 2).services['order-service']?.weights, undefined, 'no weight entry left: none')
 })
 
 t.test('promotion ends with the candidate as the stable lane and the old instances to retire; the next canary starts from there', async (t) => {
