@@ -14,7 +14,8 @@ const USAGE = `usage: flowtag [options] <command>
   rules validate <file>           check a RuleSet file (exit 1 when invalid, paths listed)
   rules get                       print the RuleSet in force
   rules diff <file>               what publishing <file> would change
-  rules publish <file>            validate and publish (refuses a version not above the one in force unless --force)
+  rules publish <file>            validate and publish (refuses a version not above the one in force unless --force;
+                                  --force also replaces an invalid document in Nacos, and says so)
   canary start <spec.json>        run a canary until it ends, live status; with --dashboard-port, serve the dashboard
   canary start --resume <service> take over a canary after a controller restart
   canary status <service>         state, step, convergence, last decisions (--watch: follow it)
@@ -127,6 +128,18 @@ function line (s: CanaryState): string {
   return `${s.spec.service} ${s.spec.candidate}→ ${s.phase.padEnd(21)} step ${s.step + 1}/${s.spec.steps.length} ${steps} ${s.weight}%  ${last === undefined ? '' : `| ${last.event}: ${last.message}`}`
 }
 
+/** What the user still has to do (or fix), in words; undefined when nothing. */
+function leftToDo (s: CanaryState): string | undefined {
+  if (s.phase === 'promoted' && s.retire !== undefined) {
+    const r = s.retire
+    return r.instances.length === 0
+      ? `done: ${s.spec.candidate} is the stable lane of ${r.service}; no ${r.lane} instance is left. A next canary runs against stable ${s.spec.candidate}.`
+      : `left to do: ${s.spec.candidate} is the stable lane of ${r.service}; retire its ${r.instances.length} ${r.lane} instance(s) (${r.instances.join(', ')}): no request is routed to them. A next canary runs against stable ${s.spec.candidate}.`
+  }
+  if (!TERMINAL.has(s.phase) && s.blockedBy !== undefined) return `blocked: rule "${s.blockedBy}" decides every request before the canary's split; no request can reach ${s.spec.candidate} until it is changed or disabled`
+  return undefined
+}
+
 async function rulesCommand (sub: string | undefined, file: string | undefined): Promise<number> {
   if (sub === 'validate') {
     const rs = parseFile(await readFileText(file), file!)
@@ -141,17 +154,30 @@ async function rulesCommand (sub: string | undefined, file: string | undefined):
   }
   if (sub === 'diff' || sub === 'publish') {
     const next = parseFile(await readFileText(file), file!)
-    const current = await inForce()
+    // A document in Nacos that no instance accepts (they keep their last good set) is not "in force".
+    let current: RuleSet | undefined
+    let invalid: string | undefined
+    try {
+      current = await inForce()
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('FLOWTAG_NACOS') === true) throw err
+      invalid = (err as Error).message
+    }
     const changes = diffJson(current ?? {}, next)
     if (sub === 'diff') {
+      if (invalid !== undefined) process.stderr.write(`the document at ${rules.group}/${rules.dataId} is invalid (${invalid}): the changes are against an empty RuleSet\n`)
       out(changes.length === 0 ? 'no change' : changes.map((c) => c.text).join('\n'), changes)
       return EXIT.OK
+    }
+    if (invalid !== undefined && !opts.force) {
+      throw new CliError(EXIT.CONFLICT, `the document at ${rules.group}/${rules.dataId} is invalid (${invalid}); instances keep their last good RuleSet. Pass --force to replace it`)
     }
     if (current !== undefined && next.version <= current.version && !opts.force) {
       throw new CliError(EXIT.CONFLICT, `version ${next.version} is not above the one in force (${current.version}); bump it or pass --force`)
     }
     await nacos().config.publish(rules.dataId, rules.group, JSON.stringify(next), 'json')
-    out(`published version ${next.version} (${changes.length} changes) to ${rules.group}/${rules.dataId}`, { published: next.version, changes })
+    const replaced = invalid === undefined ? '' : `; it replaced an invalid document (${invalid})`
+    out(`published version ${next.version} (${changes.length} changes) to ${rules.group}/${rules.dataId}${replaced}`, { published: next.version, changes, ...(invalid === undefined ? {} : { replacedInvalid: invalid }) })
     return EXIT.OK
   }
   throw new CliError(EXIT.USAGE, `unknown rules command ${sub ?? ''}`)
@@ -173,7 +199,7 @@ async function canaryStart (arg: string | undefined): Promise<number> {
   } catch (err) {
     const code = (err as { code?: string }).code
     if (code === 'FLOWTAG_CANARY_CONFLICT') throw new CliError(EXIT.CONFLICT, (err as Error).message)
-    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message)
+    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || code === 'FLOWTAG_CANARY_NO_CANDIDATE' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message)
     throw err
   }
   if (opts['dashboard-port'] !== undefined) {
@@ -217,6 +243,8 @@ async function canaryStatus (service: string | undefined): Promise<number> {
     else {
       out(`${line(s)}\nstarted ${new Date(s.startedAt).toISOString()}, updated ${new Date(s.updatedAt).toISOString()}, rule version ${s.ruleVersion ?? '-'}`, s)
       for (const e of s.history.slice(-8)) process.stdout.write(`  ${e.at} ${e.event}: ${e.message}\n`)
+      const left = leftToDo(s)
+      if (left !== undefined) process.stdout.write(`${left}\n`)
     }
     if (!opts.watch || TERMINAL.has(s.phase)) return s.phase === 'rolled-back' || s.phase === 'aborted' ? EXIT.FAILED : EXIT.OK
     await new Promise((resolve) => setTimeout(resolve, 1000))

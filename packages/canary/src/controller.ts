@@ -15,6 +15,8 @@ import { readingProblem, WindowTracker } from './tracker.ts'
 import { parseCanarySpec, type CanarySpec } from './spec.ts'
 import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
 import { confirm, notify, type CanaryEvent } from './webhooks.ts'
+import { askHook, type HookName } from './hooks.ts'
+import { decidesFirst, promotedRuleSet, requireCandidate, restoredRuleSet, retireList } from './lifecycle.ts'
 import { emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
@@ -101,7 +103,8 @@ export class CanaryController {
   /**
    * Start a canary: validates the spec, refuses when one is already running for the service,
    * publishes the first step and runs until promoted, rolled back or aborted (`done`).
-   * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` naming the field; `FLOWTAG_CANARY_CONFLICT`; `FLOWTAG_CANARY_NO_RULES`.
+   * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` naming the field; `FLOWTAG_CANARY_CONFLICT`; `FLOWTAG_CANARY_NO_RULES`;
+   *   `FLOWTAG_CANARY_NO_CANDIDATE` when no instance of the service is registered in the candidate lane.
    */
   static async start (specInput: unknown, options: ControllerOptions): Promise<CanaryController> {
     const spec = parseCanarySpec(specInput)
@@ -111,6 +114,7 @@ export class CanaryController {
       throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: a canary of "${spec.service}" is ${existing.phase} at step ${existing.step + 1}; resume or abort it first`)
     }
     await readRules(options.nacos, spec) // fail now, not at the first step
+    await requireCandidate(options.nacos, spec) // canaryops: nothing to judge without a candidate
     const now = Date.now()
     const state: CanaryState = {
       spec,
@@ -212,11 +216,14 @@ export class CanaryController {
     await this.#commands()
     const s = this.#state
     if (TERMINAL.has(s.phase)) return
+    const now = Date.now()
     if (s.step < 0) {
-      await this.#publishStep(0)
+      // canaryops: the first step goes through #advance, so its before-step hook is asked (again every interval while it pauses)
+      if ((s.phase === 'paused' && s.pausedBy !== 'hook') || now < this.#nextCheckAt) return
+      this.#nextCheckAt = now + s.spec.intervalMs
+      await this.#advance('start')
       return
     }
-    const now = Date.now()
     await this.#updateConvergence()
     await this.#sample()
     if (now - s.startedAt > s.spec.deadlineMs) {
@@ -227,11 +234,15 @@ export class CanaryController {
       await this.#checkConvergence(now)
       return
     }
-    if (s.phase === 'paused' && s.pausedBy !== 'analysis') return
+    if (s.phase === 'paused' && s.pausedBy !== 'analysis' && s.pausedBy !== 'hook') return
     if (now < this.#nextCheckAt) return
     // Anchored to the step's start, so late ticks do not push every later check back.
     this.#nextCheckAt += s.spec.intervalMs
     if (this.#nextCheckAt <= now) this.#nextCheckAt = now + s.spec.intervalMs
+    if (s.phase === 'paused' && s.pausedBy === 'hook') {
+      await this.#advance('asking the hooks again') // canaryops: a hook's pause asks again every interval
+      return
+    }
     if (s.phase === 'awaiting-confirmation') {
       await this.#advance('confirmed by the webhook')
       return
@@ -268,6 +279,12 @@ export class CanaryController {
       await this.#notify('pause', `paused by ${by}`)
     } else if (command === 'resume') {
       if (s.phase !== 'paused') throw new CanaryError(errorCodes.BAD_STATE, `not paused (${s.phase})`)
+      if (s.pausedBy === 'hook') {
+        // canaryops: a person's resume answers for the hook that paused: the held move goes on
+        this.#audit('resume', `resumed by ${by}: going on past the hook's pause`)
+        await this.#advance(`resumed by ${by}`, true)
+        return
+      }
       s.phase = s.pausedBy === 'convergence' ? 'converging' : 'waiting'
       if (s.pausedBy === 'convergence') s.publishedAt = Date.now()
       delete s.pausedBy
@@ -288,11 +305,16 @@ export class CanaryController {
     const weight = s.spec.steps[index]!
     const next = stepRuleSet(current, s.spec, weight, version)
     await publishRules(this.#nacos, s.spec, next)
+    // canaryops: what rollback restores, and whether a user rule leaves the candidate no traffic
+    if (index === 0) s.before ??= current
+    const blocker = decidesFirst(next, s.spec.candidate)
+    if (blocker === undefined) delete s.blockedBy
+    else s.blockedBy = blocker
     const now = Date.now()
     Object.assign(s, { step: index, weight, ruleVersion: version, phase: 'converging' satisfies Phase, publishedAt: now, stepStartedAt: now, passedChecks: 0, failedChecks: 0 })
     delete s.pausedBy
     this.#window = undefined
-    this.#audit('step', `step ${index + 1}/${s.spec.steps.length}: ${s.spec.candidate} at ${weight}% (rule version ${version})`)
+    this.#audit('step', `step ${index + 1}/${s.spec.steps.length}: ${s.spec.candidate} at ${weight}% (rule version ${version})${blocker === undefined ? '' : `; ${blockedText(blocker, s.spec.candidate)}`}`)
     await this.#notify('step', `${s.spec.candidate} at ${weight}%`)
   }
 
@@ -438,7 +460,7 @@ export class CanaryController {
 
     if (j.verdict === 'waiting') {
       if (s.phase !== 'paused') s.phase = 'waiting'
-      this.#audit('wait', `waiting: ${j.reason}`, data)
+      this.#audit('wait', s.blockedBy === undefined ? `waiting: ${j.reason}` : `waiting, but ${blockedText(s.blockedBy, spec.candidate)} (${j.reason})`, data)
       if (now - s.stepStartedAt > spec.maxWaitMs) {
         await this.#deadline(`step ${s.step + 1} waited ${now - s.stepStartedAt} ms for ${spec.minRequests} candidate requests in a whole window (maxWaitMs ${spec.maxWaitMs}); last: ${j.reason}`)
       } else if (reading !== undefined && window !== undefined && (candidate.partial?.length ?? 0) > 0 && window.reopenable(spec.candidate)) {
@@ -481,20 +503,82 @@ export class CanaryController {
   async #advance (why: string, confirmed = false): Promise<void> {
     const s = this.#state
     const next = s.step + 1
+    // canaryops: the step hooks (a person's promotion or resume answers for them)
+    if (!confirmed && s.step >= 0 && !(await this.#hook('after-step', s.step, why))) return
     if (next >= s.spec.steps.length) {
-      s.phase = 'promoted'
-      this.#audit('promote', `${s.spec.candidate} promoted at ${s.weight}% (${why})`)
-      await this.#notify('promote', `${s.spec.candidate} promoted (${why})`)
+      await this.#promote(`${s.spec.candidate} promoted at ${s.weight}% (${why})`)
       return
     }
     const gate = s.spec.webhooks.confirmPromotion
-    if (!confirmed && gate !== undefined && !(await confirm(gate, this.#event('confirm', `to ${s.spec.steps[next]}%`), s.spec.webhooks.timeoutMs))) {
+    if (!confirmed && s.step >= 0 && gate !== undefined && !(await confirm(gate, this.#event('confirm', `to ${s.spec.steps[next]}%`), s.spec.webhooks.timeoutMs))) {
       if (s.phase !== 'awaiting-confirmation') this.#audit('confirm', `the confirm-promotion gate did not say yes to ${s.spec.steps[next]}%; asking again every interval`)
       s.phase = 'awaiting-confirmation'
       return
     }
-    this.#audit('promote', `to step ${next + 1}: ${why}`)
+    if (!confirmed && !(await this.#hook('before-step', next, why))) return
+    if (s.step >= 0) this.#audit('promote', `to step ${next + 1}: ${why}`)
     await this.#publishStep(next)
+  }
+
+  /**
+   * canaryops: ask a step hook (hooks.ts). True to go on; on pause the canary holds (asked again
+   * every interval), on abort it is aborted. No hook configured: true.
+   */
+  async #hook (hook: 'before-step' | 'after-step', step: number, why: string): Promise<boolean> {
+    const s = this.#state
+    const hooks = hooksOf(s)
+    const url = hook === 'before-step' ? hooks?.beforeStep : hooks?.afterStep
+    if (hooks === undefined || url === undefined) return true
+    const answer = await askHook(url, this.#hookRequest(hook, step, why), hooks.timeoutMs)
+    if (answer.outcome === 'continue') {
+      if (s.phase === 'paused' && s.pausedBy === 'hook') {
+        delete s.pausedBy
+        s.phase = 'waiting'
+        this.#audit('resume', answer.reason)
+        await this.#notify('resume', answer.reason)
+      }
+      return true
+    }
+    if (answer.outcome === 'abort') {
+      await this.#rollback('aborted', `aborted: ${answer.reason}`)
+      return false
+    }
+    if (s.phase !== 'paused' || s.pausedBy !== 'hook') {
+      s.phase = 'paused'
+      s.pausedBy = 'hook'
+      const message = `paused at ${s.weight}% before ${hook === 'before-step' ? `step ${step + 1}` : 'going on'}: ${answer.reason}; asking again every interval`
+      this.#audit('pause', message)
+      await this.#notify('pause', message)
+    } else {
+      this.#audit('hook', answer.reason)
+    }
+    return false
+  }
+
+  #hookRequest (hook: HookName, step: number, message: string): Parameters<typeof askHook>[1] {
+    const s = this.#state
+    const index = Math.max(0, step)
+    return {
+      hook,
+      canary: { service: s.spec.service, candidate: s.spec.candidate, stable: s.spec.stable, phase: s.phase, startedAt: new Date(s.startedAt).toISOString() },
+      step: { index: index + 1, of: s.spec.steps.length, weight: hook === 'before-step' ? s.spec.steps[index]! : s.weight, ruleVersion: s.ruleVersion ?? null },
+      message
+    }
+  }
+
+  /** canaryops: the promotion's end (lifecycle.ts): the candidate becomes the stable lane; the old lane's instances are listed to retire. */
+  async #promote (message: string): Promise<void> {
+    const s = this.#state
+    const current = await readRules(this.#nacos, s.spec)
+    const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
+    await publishRules(this.#nacos, s.spec, promotedRuleSet(current, s.spec, version))
+    await this.#updateConvergence().catch(() => {})
+    s.retire = retireList(this.#convergence.instances, s.spec.service, s.spec.stable)
+    Object.assign(s, { phase: 'promoted' satisfies Phase, weight: 100, ruleVersion: version })
+    delete s.pausedBy
+    const left = s.retire.instances.length === 0 ? 'no instance left to retire' : `ready to retire: ${s.retire.instances.length} ${s.spec.stable} instance(s) of ${s.spec.service} (${s.retire.instances.join(', ')})`
+    this.#audit('promote', `${message}; rule version ${version} makes ${s.spec.candidate} the stable lane of ${s.spec.service}; ${left}`, { retire: s.retire })
+    await this.#notify('promote', message)
   }
 
   async #deadline (why: string): Promise<void> {
@@ -502,10 +586,7 @@ export class CanaryController {
     this.#audit('deadline', why)
     await this.#notify('deadline', why)
     if (s.spec.onDeadline === 'promote') {
-      await this.#publishStep(s.spec.steps.length - 1)
-      s.phase = 'promoted'
-      this.#audit('promote', `${s.spec.candidate} promoted by the deadline policy (onDeadline: promote)`)
-      await this.#notify('promote', 'promoted by the deadline policy')
+      await this.#promote(`${s.spec.candidate} promoted by the deadline policy (onDeadline: promote)`)
     } else {
       await this.#rollback('rolled-back', `rolled back: ${why} (onDeadline: rollback)`)
     }
@@ -515,11 +596,17 @@ export class CanaryController {
     const s = this.#state
     const current = await readRules(this.#nacos, s.spec)
     const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
-    await publishRules(this.#nacos, s.spec, rollbackRuleSet(current, s.spec, version))
+    // canaryops: the user's RuleSet as it was before the canary (a state saved before that was kept: the candidate's routes removed)
+    await publishRules(this.#nacos, s.spec, s.before === undefined ? rollbackRuleSet(current, s.spec, version) : restoredRuleSet(s.before, version))
     Object.assign(s, { phase, weight: 0, ruleVersion: version })
     delete s.pausedBy
-    this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} sends no request to ${s.spec.candidate}`, data)
+    this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} ${s.before === undefined ? `sends no request to ${s.spec.candidate}` : 'restores the RuleSet as it was before the canary'}`, data)
     await this.#notify(phase === 'aborted' ? 'abort' : 'rollback', message, data)
+    const hooks = hooksOf(s)
+    if (hooks?.onAbort !== undefined) {
+      const answer = await askHook(hooks.onAbort, this.#hookRequest('abort', s.step, message), hooks.timeoutMs)
+      this.#audit('hook', `${answer.reason} (the rollback stands)`)
+    }
   }
 
   #event (event: string, message: string, data?: Record<string, unknown>): CanaryEvent {
@@ -562,6 +649,15 @@ function figures (w: LaneWindow): Record<string, unknown> {
     callerFailures: w.callerFailures ?? 0,
     ...(w.partial === undefined || w.partial.length === 0 ? {} : { partial: w.partial })
   }
+}
+
+/** The spec's hooks; undefined in the state of a canary started before hooks existed (resumed). */
+function hooksOf (s: CanaryState): CanarySpec['hooks'] | undefined {
+  return (s.spec as Partial<CanarySpec>).hooks
+}
+
+function blockedText (rule: string, candidate: string): string {
+  return `rule "${rule}" decides every request before the canary's split: no request can reach ${candidate} until it is changed or disabled`
 }
 
 function round (x: number): number {

@@ -9,6 +9,7 @@ import type { NacosClient } from '@flowtag/nacos'
 import type { CanaryController } from './controller.ts'
 import { readRules } from './controller.ts'
 import { CanaryError, errorCodes } from './errors.ts'
+import { handleGate } from './gates.ts'
 import { PAGE } from './page.ts'
 import { TERMINAL } from './state.ts'
 
@@ -35,7 +36,8 @@ const COMMANDS = new Set(['promote', 'abort', 'pause', 'resume'])
 
 /**
  * Serve the dashboard of a running controller. GET `/` (the page), GET `/api/status`,
- * POST `/api/{promote,abort,pause,resume}` with the token.
+ * POST `/api/{promote,abort,pause,resume}` with the token; GET `/api/verdict` (Argo Rollouts'
+ * web metric) and POST `/flagger/<hook type>` (Flagger's webhooks), read-only, without it.
  * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` for a token shorter than 8 characters.
  */
 export async function startDashboard (options: DashboardOptions): Promise<Dashboard> {
@@ -83,6 +85,8 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
       }
       return
     }
+    // Argo Rollouts' web metric and Flagger's webhooks (gates.ts): read-only, no token
+    if (await handleGate(req, res, url, controller)) return
     send(res, 404, { error: 'not found' })
   }
 

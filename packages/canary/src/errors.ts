@@ -12,6 +12,8 @@ export const errorCodes = {
   CONFLICT: 'FLOWTAG_CANARY_CONFLICT',
   /** The command does not apply in the canary's current state (e.g. promote a rolled-back one). */
   BAD_STATE: 'FLOWTAG_CANARY_BAD_STATE',
+  /** `start`: no instance of the service is registered in the candidate lane, so nothing could be judged. */
+  NO_CANDIDATE: 'FLOWTAG_CANARY_NO_CANDIDATE',
   /** The dashboard/API token is missing or wrong. */
   UNAUTHORIZED: 'FLOWTAG_CANARY_UNAUTHORIZED',
   /** The metrics source (Prometheus) cannot be reached or answers an error: no data, never a pass. */

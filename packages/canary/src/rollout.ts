@@ -17,7 +17,8 @@ const clone = (rs: RuleSet): RuleSet => structuredClone(rs)
 /**
  * `current` with the candidate at `weight` % and version `version`: every split that names the
  * candidate gets the weight (the rest goes to its `rest` or stable lane); without one, a split
- * rule {@link CANARY_RULE} matching everything is appended. The service lists the candidate.
+ * that sends everything to the stable lane (a promotion's end) takes the candidate; without
+ * either, a split rule {@link CANARY_RULE} matching everything is appended. The service lists the candidate.
  */
 export function stepRuleSet (current: RuleSet, target: StepTarget, weight: number, version: number): RuleSet {
   const rs = clone(current)
@@ -30,6 +31,16 @@ export function stepRuleSet (current: RuleSet, target: StepTarget, weight: numbe
     rule.enabled = true
     rule.split.weights = { [target.candidate]: weight }
     rule.split.rest ??= target.stable
+  }
+  if (!found) {
+    // A split that sends everything to the stable lane (a promoted canary's end, lifecycle.ts)
+    // takes the candidate: a split appended after it would never see a request.
+    for (const rule of rs.rules) {
+      if (!rule.enabled || rule.split === undefined || !sendsAllTo(rule.split, target.stable)) continue
+      found = true
+      rule.split.weights = { [target.candidate]: weight }
+      rule.split.rest = target.stable
+    }
   }
   if (!found) {
     rs.rules.push({
@@ -80,6 +91,11 @@ export function candidateWeight (rs: RuleSet, candidate: string): number {
     if (r.enabled && r.lane === candidate && Object.keys(r.when).length === 0) w = 100
   }
   return w
+}
+
+function sendsAllTo (split: { weights: Record<string, number>, rest?: string | undefined }, lane: string): boolean {
+  const lanes = Object.entries(split.weights).filter(([, w]) => w > 0)
+  return lanes.length === 0 ? split.rest === lane : lanes.length === 1 && lanes[0]![0] === lane && lanes[0]![1] === 100
 }
 
 function declareCandidate (rs: RuleSet, target: StepTarget): void {

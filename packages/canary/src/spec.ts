@@ -6,6 +6,7 @@ import { KeySourceSchema, LANE_PATTERN } from '@flowtag/rules'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
 import { PrometheusSpecSchema } from './prometheus.ts'
+import { HooksSpecSchema } from './hooks.ts'
 import { SequentialSpecSchema } from './sequential-spec.ts'
 
 const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
@@ -82,6 +83,8 @@ export const CanarySpecSchema = z.strictObject({
     events: z.array(z.url()).max(20).default([]),
     timeoutMs: ms(60_000).default(5000)
   }).prefault({}),
+  /** Step hooks (`beforeStep`, `afterStep`, `onAbort`, `timeoutMs`): each answers continue, pause or abort; a failing hook pauses (hooks.ts). */
+  hooks: HooksSpecSchema.prefault({}),
   /** Path of the instances' Prometheus text (its requests, the scrapes, are never a lane's traffic). */
   metricsPath: z.string().startsWith('/').default('/metrics'),
   /** Routes (`http.route`) whose requests are no lane's traffic besides `metricsPath`: the probes. */

@@ -1,6 +1,7 @@
 // The canary's state, kept in the Nacos config center beside the RuleSet: a restarted controller
 // (or another one) resumes where it was, and the CLI reads it without a controller running.
 import type { ConfigClient } from '@flowtag/nacos'
+import type { RuleSet } from '@flowtag/rules'
 import type { CanarySpec } from './spec.ts'
 
 export type Phase =
@@ -36,8 +37,17 @@ export interface AuditEntry {
 export interface CanaryState {
   spec: CanarySpec
   phase: Phase
-  /** Who paused: a failed check resumes by itself on a passing one, a person's pause does not. */
-  pausedBy?: 'analysis' | 'user' | 'convergence'
+  /**
+   * Who paused: a failed check resumes by itself on a passing one, a person's pause does not; a
+   * hook's pause asks the hook again every interval (a person's resume or promote answers for it).
+   */
+  pausedBy?: 'analysis' | 'user' | 'convergence' | 'hook'
+  /** The RuleSet in force before the canary's first step: rollback and abort publish it again (lifecycle.ts). */
+  before?: RuleSet
+  /** A rule that decides every request before the canary's split, so no request can reach the candidate. */
+  blockedBy?: string
+  /** After a promotion: the old stable lane's instances, ready to retire (lifecycle.ts). */
+  retire?: { service: string, lane: string, instances: string[] }
   /** Index into spec.steps; -1 before the first step is published. */
   step: number
   weight: number
