@@ -471,7 +471,9 @@ export class CanaryController {
     const warming = warmingInstances(this.#listed.get(track.service) ?? [], spec.candidate, now, spec.warmupMs)
     const judgement = withWarmup(j, warming, spec.lane === undefined ? undefined : track.service)
     track.lastJudgement = judgement
-    return { service: track.service, judgement, warming, window, reading }
+    // Who has called its candidate lane (cumulative counts): a failure passed up a call chain is not the cause.
+    const callers = [...new Set([...(reading?.callers?.values() ?? [])].filter((c) => (c.calls?.get(spec.candidate)?.requests ?? 0) > 0).map((c) => c.service))]
+    return { service: track.service, judgement, warming, callers, window, reading }
   }
 
   async #check (now: number): Promise<void> {

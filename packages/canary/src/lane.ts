@@ -26,6 +26,8 @@ export interface ServiceJudgement {
   judgement: Judgement
   /** Candidate instances still warming (`ip:port (12 s of 60 s)`); empty when none. */
   warming: string[]
+  /** Services seen calling this service's candidate lane (@flowtag/outbound's metrics), when read. */
+  callers?: readonly string[]
 }
 
 /**
@@ -82,13 +84,23 @@ export function withWarmup (j: Judgement, warming: readonly string[], service?: 
 }
 
 /**
- * The lane's verdict from its services' (in service order): `fail` when any fails (the first
- * failing one decides, named in the reason), else `waiting` when any waits, else `pass`. Breaches
+ * The failing services, the cause first: a failure passed up a call chain (order-service answering
+ * 500 because user-service did) fails its callers too, so a failing service that calls no other
+ * failing one comes before those that do (then by name).
+ */
+export function causeFirst (failing: readonly ServiceJudgement[]): ServiceJudgement[] {
+  const calls = (from: ServiceJudgement) => failing.some((to) => to !== from && (to.callers ?? []).includes(from.service))
+  return [...failing].sort((a, b) => Number(calls(a)) - Number(calls(b)) || a.service.localeCompare(b.service))
+}
+
+/**
+ * The lane's verdict from its services': `fail` when any fails (the cause first, see `causeFirst`:
+ * it is `failing`, named in the reason), else `waiting` when any waits, else `pass`. Breaches
  * carry the service's name. With one service, its judgement unchanged.
  */
 export function laneJudgement (services: readonly ServiceJudgement[]): Judgement & { failing?: string } {
   if (services.length === 1) return services[0]!.judgement
-  const failing = services.filter((s) => s.judgement.verdict === 'fail')
+  const failing = causeFirst(services.filter((s) => s.judgement.verdict === 'fail'))
   const waiting = services.filter((s) => s.judgement.verdict === 'waiting')
   const decider = failing[0] ?? waiting[0] ?? services[0]
   if (decider === undefined) throw new Error('a lane judgement needs a service')
@@ -96,7 +108,9 @@ export function laneJudgement (services: readonly ServiceJudgement[]): Judgement
   const errorRateHigh = services.some((s) => s.judgement.errorRateHigh)
   const base = { candidate: decider.judgement.candidate, stable: decider.judgement.stable, breaches, errorRateHigh }
   if (failing.length > 0) {
-    return { ...base, verdict: 'fail', failing: failing[0]!.service, reason: failing.map((s) => `${s.service} failed: ${s.judgement.reason}`).join('; ') }
+    const calling = (s: ServiceJudgement) => failing.filter((to) => to !== s && (to.callers ?? []).includes(s.service)).map((to) => to.service)
+    const reason = failing.map((s) => `${s.service} failed${calling(s).length === 0 ? '' : ` (it calls ${calling(s).join(', ')})`}: ${s.judgement.reason}`).join('; ')
+    return { ...base, verdict: 'fail', failing: failing[0]!.service, reason }
   }
   if (waiting.length > 0) {
     // A warming service's reason comes first and names it: `waiting: warming: user-service ...`.
