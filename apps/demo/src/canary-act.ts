@@ -1,5 +1,5 @@
-// The demo's canary act: @flowtag/canary releases the v2 lane (order-service, user-service and
-// inventory-service v2, judged each against its v1) and moves it by itself. First a healthy lane
+// The demo's canary act: @flowtag/canary releases the v2 lane (order-service and user-service v2,
+// judged each against its v1) and moves it by itself. First a healthy lane
 // is promoted step by step; then user-service v2, a downstream service of the lane, is redeployed
 // failing 20% of its requests, and the controller rolls the whole lane back, naming user-service.
 // The dashboard (with its lane view) runs meanwhile.
@@ -37,10 +37,11 @@ export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
   const tty = process.stdout.isTTY === true
   const summary: string[] = []
   const spec = {
-    // Every service with v2 instances: those the RuleSet names, and inventory-service (gRPC).
+    // Every service with v2 instances among those the RuleSet names (order-service, user-service).
+    // inventory-service (gRPC) is left out: @flowtag/grpc's server records no per-lane figures yet,
+    // and a service without figures is never passed (the lane would wait until its deadline).
     lane: 'v2',
     stable: 'v1',
-    services: ['inventory-service'],
     steps: [10, 50, 100],
     intervalMs: o.intervalSeconds * 1000,
     minRequests: 50,
