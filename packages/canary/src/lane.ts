@@ -35,8 +35,9 @@ export interface ServiceJudgement {
  * and its `convergence` services. Nacos has no query by instance metadata, so a lane's members are
  * the ones among these with an instance in the lane.
  */
-export function laneCatalog (rs: RuleSet | undefined, spec: Pick<CanarySpec, 'services' | 'convergence'>): string[] {
-  return [...new Set([...Object.keys(rs?.services ?? {}), ...spec.services, ...(spec.convergence ?? [])])].sort()
+export function laneCatalog (rs: RuleSet | undefined, spec: Pick<CanarySpec, 'services' | 'convergence' | 'exclude'>): string[] {
+  const excluded = new Set(spec.exclude)
+  return [...new Set([...Object.keys(rs?.services ?? {}), ...spec.services, ...(spec.convergence ?? [])])].filter((s) => !excluded.has(s)).sort()
 }
 
 /** The members of lane `candidate` among `listed` (service → its instances from discovery), by name. */

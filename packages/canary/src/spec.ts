@@ -54,6 +54,8 @@ export const CanarySpecSchema = z.strictObject({
   stable: lane,
   /** With `lane`: services looked at besides those the RuleSet's `services` names (Nacos has no query by metadata). */
   services: z.array(z.string().min(1).max(256)).max(200).default([]),
+  /** With `lane`: services never judged nor waited for, though they have instances in the lane (one without per-lane figures, such as a gRPC server today). */
+  exclude: z.array(z.string().min(1).max(256)).max(200).default([]),
   /**
    * Warm-up window of a candidate instance, ms from the `flowtag.startedAt` it publishes in Nacos
    * (@flowtag/outbound's and @flowtag/grpc's default warm-up): a check that fails on latency alone
@@ -115,6 +117,7 @@ export const CanarySpecSchema = z.strictObject({
   if (s.lane !== undefined && s.candidate !== undefined && s.candidate !== s.lane) ctx.addIssue({ code: 'custom', path: ['candidate'], message: `must be the lane ("${s.lane}") or left out` })
   if (s.lane === undefined && s.candidate === undefined) ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'required with service' })
   if (s.lane === undefined && s.services.length > 0) ctx.addIssue({ code: 'custom', path: ['services'], message: 'only with lane' })
+  if (s.lane === undefined && s.exclude.length > 0) ctx.addIssue({ code: 'custom', path: ['exclude'], message: 'only with lane' })
   const candidate = s.candidate ?? s.lane
   if (candidate === s.stable) ctx.addIssue({ code: 'custom', path: [s.lane === undefined ? 'candidate' : 'lane'], message: 'must differ from stable' })
 }).transform((s) => ({ ...s, candidate: (s.candidate ?? s.lane)! }))

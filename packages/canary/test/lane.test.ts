@@ -77,6 +77,16 @@ t.test('a lane with no instance in any service looked at never converges: it pau
   t.match(c.state.history.at(-1)?.message, /no v2 instance of any service looked at \(billing-service, notify-consumer, order-service, user-service\)/)
 })
 
+t.test('an excluded service is neither judged nor waited for', async (t) => {
+  // notify-consumer would fail the lane: excluded, the lane is judged on the others and promoted.
+  const { nacos } = await laneWorld(t, { fail: { 'notify-consumer': 0.5 } })
+  const c = await CanaryController.start({ ...spec, steps: [20, 100], exclude: ['notify-consumer'] }, { nacos, tickMs: 100 })
+  t.teardown(() => c.close())
+  const end = await c.done
+  t.equal(end.phase, 'promoted')
+  t.same(end.lane?.services.map((s) => s.service), ['order-service', 'user-service'])
+})
+
 t.test('the spec names exactly one of service and lane', async (t) => {
   const code = { code: 'FLOWTAG_CANARY_BAD_OPTION' }
   t.throws(() => parseCanarySpec({ service: 'a', lane: 'v2', stable: 'v1' }), { ...code, message: /lane.*exactly one of service/ })
@@ -86,6 +96,7 @@ t.test('the spec names exactly one of service and lane', async (t) => {
   t.throws(() => parseCanarySpec({ service: 'a', stable: 'v1' }), { ...code, message: /candidate.*required with service/ })
   t.throws(() => parseCanarySpec({ service: 'a', candidate: 'v2', stable: 'v1', services: ['b'] }), { ...code, message: /services.*only with lane/ })
   t.throws(() => parseCanarySpec({ lane: 'not a lane!', stable: 'v1' }), { ...code, message: /lane/ })
+  t.throws(() => parseCanarySpec({ service: 'a', candidate: 'v2', stable: 'v1', exclude: ['b'] }), { ...code, message: /exclude.*only with lane/ })
   t.equal(parseCanarySpec({ lane: 'v2', stable: 'v1' }).candidate, 'v2', 'the lane is the candidate')
   t.equal(parseCanarySpec({ service: 'a', candidate: 'v2', stable: 'v1' }).lane, undefined, 'the one-service spec unchanged')
 })
