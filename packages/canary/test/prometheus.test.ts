@@ -220,6 +220,9 @@ t.test('a real Prometheus scraping real instances', async (t) => {
 
   await t.test('an instance Prometheus can no longer scrape is read as not read (up 0), not left out', async (t) => {
     const source = new PrometheusSource({ url })
+    // The lane of an instance Prometheus no longer scrapes is the one this source last saw it in:
+    // read once while it is up (a first read after the kill raced Prometheus's next scrape).
+    t.equal((await source.read(SERVICE)).instances.get(v2)?.lane, 'v2')
     await v2i.kill()
     const reading = await waitFor('Prometheus to fail a scrape of v2', async () => {
       const r = await source.read(SERVICE)
