@@ -607,7 +607,9 @@ export class CanaryController {
     await publishRules(this.#nacos, s.spec, rollbackRuleSet(current, s.spec, version))
     Object.assign(s, { phase, weight: 0, ruleVersion: version })
     delete s.pausedBy
-    const where = s.spec.lane === undefined ? '' : ` in any service (the whole lane${this.#members.length === 0 ? '' : `: ${this.#members.map((m) => m.service).join(', ')}`})`
+    // The services judged in the lane (a crash-looping one may be between lives, unlisted, right now).
+    const judged = [...this.#tracks.keys()].sort()
+    const where = s.spec.lane === undefined ? '' : ` in any service (the whole lane${judged.length === 0 ? '' : `: ${judged.join(', ')}`})`
     this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} sends no request to ${s.spec.candidate}${where}`, data)
     await this.#notify(phase === 'aborted' ? 'abort' : 'rollback', message, data)
   }
