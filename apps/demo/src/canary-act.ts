@@ -1,6 +1,8 @@
-// The demo's canary act: @flowtag/canary watches order-service v2 and moves it by itself.
-// First a healthy v2 is promoted step by step; then v2 is redeployed failing 20% of its
-// requests and the controller rolls it back. The dashboard runs meanwhile.
+// The demo's canary act: @flowtag/canary releases the v2 lane (order-service and user-service v2,
+// judged each against its v1) and moves it by itself. First a healthy lane
+// is promoted step by step; then user-service v2, a downstream service of the lane, is redeployed
+// failing 20% of its requests, and the controller rolls the whole lane back, naming user-service.
+// The dashboard (with its lane view) runs meanwhile.
 import { CanaryController, startDashboard, type CanaryState } from '@flowtag/canary'
 import type { NacosClient } from '@flowtag/nacos'
 import { startApp, type AppProcess } from './cluster.ts'
@@ -35,13 +37,16 @@ export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
   const tty = process.stdout.isTTY === true
   const summary: string[] = []
   const spec = {
-    service: 'order-service',
-    candidate: 'v2',
+    // Every service with v2 instances among those the RuleSet names (order-service, user-service).
+    // inventory-service (gRPC) is left out: @flowtag/grpc's server records no per-lane figures yet,
+    // and a service without figures is never passed (the lane would wait until its deadline).
+    lane: 'v2',
     stable: 'v1',
     steps: [10, 50, 100],
     intervalMs: o.intervalSeconds * 1000,
     minRequests: 50,
-    convergence: ['gateway', 'order-service'],
+    // The edge decides the lane: it must apply each step too (the lane's services are added).
+    convergence: ['gateway'],
     thresholds: { relative: { p99FloorSeconds: 0.5 } },
     // The same for the sequential judge: only requests slower than 500 ms count as slow.
     sequential: { latency: { thresholdSeconds: 0.5 } },
@@ -76,12 +81,13 @@ export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
       const lines = [
         `flowtag demo — ${title}`,
         `  canary ${s.phase}  step ${s.step + 1}/${s.spec.steps.length}  v2 weight ${s.weight}%  rule v${s.ruleVersion ?? '?'} on ${controller.convergence.applied}/${controller.convergence.total} instances`,
-        `  this step: order-service v2 ${(tally.share('order-service', 'v2') * 100).toFixed(1)}% of ${tally.requests} requests, ${tally.errors} errors`,
+        `  this step: order-service v2 ${(tally.share('order-service', 'v2') * 100).toFixed(1)}%, user-service v2 ${(tally.share('user-service', 'v2') * 100).toFixed(1)}% of ${tally.requests} requests, ${tally.errors} errors`,
+        `  lane v2: ${(s.lane?.services ?? []).map((x) => `${x.service} ${x.verdict}`).join(', ') || 'not judged yet'}`,
         `  last decision: ${last?.event ?? ''} ${last?.message ?? ''}`,
         `  dashboard ${dashboard?.url ?? ''}`
       ]
       if (tty) process.stdout.write(`\x1b[2J\x1b[H${lines.join('\n')}\n`)
-      else say(lines.slice(1, 4).join(' |'))
+      else say(lines.slice(1, 5).join(' |'))
     }, 1000)
     try {
       return await controller.done
@@ -94,21 +100,21 @@ export async function runCanaryAct (o: CanaryActOptions): Promise<string[]> {
   const promoted = await watch('act 1: the controller promotes a healthy v2, judging each step')
   summary.push(`  act 1: ${promoted.phase} after ${promoted.history.filter((e) => e.event === 'check').length} checks; steps ${promoted.history.filter((e) => e.event === 'step').map((e) => `${e.weight}%`).join(' → ')}`)
 
-  say('act 2: order-service v2 is redeployed with a bug: 20% of its requests fail')
-  const i = o.apps.findIndex((a) => a.name === 'order-service' && a.version === 'v2')
+  say('act 2: user-service v2, downstream in the v2 lane, is redeployed with a bug: 20% of its requests fail')
+  const i = o.apps.findIndex((a) => a.name === 'user-service' && a.version === 'v2')
   if (i >= 0) await o.apps[i]!.stop()
-  const bad = await startApp('order-service', 'v2', { nacosAddr: o.nacosAddr, env: { DRAIN_MS: '500', FAIL_RATE: '0.2' } })
+  const bad = await startApp('user-service', 'v2', { nacosAddr: o.nacosAddr, env: { DRAIN_MS: '500', FAIL_RATE: '0.2' } })
   o.apps.splice(i >= 0 ? i : o.apps.length, i >= 0 ? 1 : 0, bad)
-  const rolled = await watch('act 2: v2 fails 20% of its requests — the controller rolls it back')
+  const rolled = await watch('act 2: user-service v2 fails 20% of its requests — the controller rolls the whole lane back')
   const why = rolled.history.find((e) => e.event === 'rollback')
-  summary.push(`  act 2: ${rolled.phase} at ${rolled.history.filter((e) => e.event === 'step').at(-1)?.weight ?? 0}%: ${why?.message ?? ''}`)
+  summary.push(`  act 2: ${rolled.phase} at ${rolled.history.filter((e) => e.event === 'step').at(-1)?.weight ?? 0}%, ${rolled.lane?.failing ?? 'no service'} failed the lane: ${why?.message ?? ''}`)
 
   // after the rollback: who serves now
   const after = new Tally()
   const traffic = drive({ gatewayUrl: o.gateway.url, users: 1000, testerShare: 0.02, concurrency: 6 }, () => after)
   await new Promise((r) => setTimeout(r, 2000))
   await traffic.stop()
-  summary.push(`  after the rollback: order-service v2 served ${(after.share('order-service', 'v2') * 100).toFixed(1)}% of ${after.requests} requests (testers included), ${after.errors} errors`)
+  summary.push(`  after the rollback: order-service v2 served ${(after.share('order-service', 'v2') * 100).toFixed(1)}%, user-service v2 ${(after.share('user-service', 'v2') * 100).toFixed(1)}% of ${after.requests} requests (testers included), ${after.errors} errors`)
   await dashboard?.close()
   return summary
 }

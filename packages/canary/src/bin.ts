@@ -7,6 +7,7 @@ import { parseRuleSet, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
 import { diffJson } from './diff.ts'
+import { canaryKey } from './spec.ts'
 import { StateStore, TERMINAL, type CanaryState } from './state.ts'
 
 const USAGE = `usage: flowtag [options] <command>
@@ -18,7 +19,8 @@ const USAGE = `usage: flowtag [options] <command>
                                   --force also replaces an invalid document in Nacos, and says so)
   canary start <spec.json>        run a canary until it ends, live status; with --dashboard-port, serve the dashboard
   canary start --resume <service> take over a canary after a controller restart
-  canary status <service>         state, step, convergence, last decisions (--watch: follow it)
+  canary status <service>         state, step, convergence, last decisions (--watch: follow it);
+                                  a lane canary is named lane:<lane> (its services' verdicts listed)
   canary promote|pause|resume|abort <service>
                                   tell the running controller; waits until it has applied the command
   instances <service>...          which instance runs which lane and applies which rule version
@@ -125,7 +127,16 @@ async function inForce (): Promise<RuleSet | undefined> {
 function line (s: CanaryState): string {
   const steps = s.spec.steps.map((w, i) => (i < s.step ? `[${w}]` : i === s.step ? `[${w}*]` : ` ${w} `)).join('')
   const last = s.history.at(-1)
-  return `${s.spec.service} ${s.spec.candidate}→ ${s.phase.padEnd(21)} step ${s.step + 1}/${s.spec.steps.length} ${steps} ${s.weight}%  ${last === undefined ? '' : `| ${last.event}: ${last.message}`}`
+  return `${canaryKey(s.spec)} ${s.spec.candidate}→ ${s.phase.padEnd(21)} step ${s.step + 1}/${s.spec.steps.length} ${steps} ${s.weight}%  ${last === undefined ? '' : `| ${last.event}: ${last.message}`}`
+}
+
+/** A lane canary's services at the latest check: verdict, both lanes' figures, the failing one marked. */
+function laneTable (s: CanaryState): string {
+  const lane = s.lane!
+  const fig = (f: Record<string, unknown> | undefined) => f === undefined ? '-' : `${String(f.requests)} req, errors ${(Number(f.errorRate) * 100).toFixed(1)}%, p99 ${String(f.p99Text)}`
+  const rows = lane.services.map((x) => `  ${x.service.padEnd(20)} ${x.kind.padEnd(8)} ${(x.verdict + (x.warming === undefined ? '' : ' (warming)')).padEnd(18)} ${fig(x.candidate).padEnd(36)} ${fig(x.stable).padEnd(36)}${lane.failing === x.service ? ' <- failed the lane' : ''}`)
+  return [`lane ${s.spec.candidate} against ${s.spec.stable}: ${lane.services.length} services${lane.failing === undefined ? '' : `, ${lane.failing} failed`}`,
+    `  ${'SERVICE'.padEnd(20)} ${'KIND'.padEnd(8)} ${'VERDICT'.padEnd(18)} ${'CANDIDATE'.padEnd(36)} ${'STABLE'.padEnd(36)}`, ...rows].join('\n')
 }
 
 /** What the user still has to do (or fix), in words; undefined when nothing. */
@@ -225,10 +236,10 @@ async function canaryStart (arg: string | undefined): Promise<number> {
   const end = await controller.done
   if (tty) process.stdout.write('\n')
   if (!TERMINAL.has(end.phase)) {
-    process.stderr.write(`controller stopped at ${end.phase}; \`flowtag canary start --resume ${end.spec.service}\` takes over\n`)
+    process.stderr.write(`controller stopped at ${end.phase}; \`flowtag canary start --resume ${canaryKey(end.spec)}\` takes over\n`)
     return EXIT.OK
   }
-  if (!opts.json) process.stdout.write(`${end.spec.service}: ${end.phase}\n`)
+  if (!opts.json) process.stdout.write(`${canaryKey(end.spec)}: ${end.phase}\n`)
   return end.phase === 'promoted' ? EXIT.OK : EXIT.FAILED
 }
 
@@ -242,6 +253,7 @@ async function canaryStatus (service: string | undefined): Promise<number> {
     else if (opts.watch && tty) process.stdout.write(`\r\x1b[2K${line(s).slice(0, (process.stdout.columns ?? 120) - 1)}`)
     else {
       out(`${line(s)}\nstarted ${new Date(s.startedAt).toISOString()}, updated ${new Date(s.updatedAt).toISOString()}, rule version ${s.ruleVersion ?? '-'}`, s)
+      if (s.lane !== undefined) process.stdout.write(`${laneTable(s)}\n`)
       for (const e of s.history.slice(-8)) process.stdout.write(`  ${e.at} ${e.event}: ${e.message}\n`)
       const left = leftToDo(s)
       if (left !== undefined) process.stdout.write(`${left}\n`)

@@ -3,21 +3,22 @@
 // pauses or rolls back. Every decision lands in the audit trail with its numbers, and the state
 // in Nacos config, so a restarted controller resumes where it was.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { NacosClient } from '@flowtag/nacos'
+import type { Instance, NacosClient } from '@flowtag/nacos'
 import { parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
 import { gate, judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
 import { PrometheusSource } from './prometheus.ts'
-import { SequentialJudge } from './sequential-judge.ts'
+import { laneCatalog, laneJudgement, laneMembers, warmingInstances, withWarmup, type LaneMember, type ServiceJudgement } from './lane.ts'
+import { ServiceTrack } from './service-track.ts'
 import { laneWindow, ScrapeSource, type MetricsSource, type Reading } from './scrape.ts'
 import { readingProblem, WindowTracker } from './tracker.ts'
-import { parseCanarySpec, type CanarySpec } from './spec.ts'
-import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type Phase } from './state.ts'
+import { canaryKey, parseCanarySpec, type CanarySpec } from './spec.ts'
+import { StateStore, TERMINAL, type AuditEntry, type CanaryCommand, type CanaryState, type LaneServiceState, type Phase } from './state.ts'
 import { confirm, notify, type CanaryEvent } from './webhooks.ts'
 import { askHook, type HookName } from './hooks.ts'
 import { decidesFirst, promotedRuleSet, requireCandidate, restoredRuleSet, retireList } from './lifecycle.ts'
-import { emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
+import { addInto, emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
 export const RULES_VERSION_METADATA = 'flowtag.rules.version'
@@ -59,6 +60,7 @@ const SERIES = 300
 const silent: ControllerLogger = { info () {}, warn () {} }
 
 export class CanaryController {
+  /** The canary's key: its service, or `lane:<lane>` for a lane canary. */
   readonly service: string
   readonly #nacos: NacosClient
   readonly #store: StateStore
@@ -68,16 +70,16 @@ export class CanaryController {
   readonly #listeners = new Set<Listener>()
   readonly #series: SeriesPoint[] = []
   #state: CanaryState
-  /** The step's window, from the reading it opened at; undefined until it opens. */
-  #window: WindowTracker | undefined
-  #previous: Reading | undefined
-  /** Why the last reading failed; undefined once one succeeds. A check then has no data. */
-  #readError: Error | undefined
+  /** Each judged service's window, readings and evidence: the spec's service, or the lane's services. */
+  readonly #tracks = new Map<string, ServiceTrack>()
+  /** A lane canary's services found in Nacos (at the last look), and the services it looks at. */
+  #members: LaneMember[] = []
+  #catalog: string[] | undefined
+  /** Each looked-at service's instances at the last look (warm-up). */
+  readonly #listed = new Map<string, Instance[]>()
   #nextCheckAt = 0
   #convergence: Convergence = { version: undefined, applied: 0, total: 0, instances: [] }
   #lastJudgement: Judgement | undefined
-  /** Evidence of `judge: 'sequential'`, kept across the canary's steps (not across controller restarts). */
-  readonly #sequential = new SequentialJudge()
   #local: Array<{ command: CanaryCommand['command'], by: string, done: (err?: Error) => void }> = []
   #wake: (() => void) | undefined
   #closed = false
@@ -85,8 +87,9 @@ export class CanaryController {
   readonly done: Promise<CanaryState>
 
   private constructor (state: CanaryState, options: ControllerOptions) {
-    this.service = state.spec.service
+    this.service = canaryKey(state.spec)
     this.#state = state
+    if (state.spec.service !== undefined) this.#tracks.set(state.spec.service, new ServiceTrack(state.spec.service))
     this.#nacos = options.nacos
     this.#store = new StateStore(options.nacos.config, state.spec.rules.group)
     const prometheus = state.spec.prometheus
@@ -109,12 +112,13 @@ export class CanaryController {
   static async start (specInput: unknown, options: ControllerOptions): Promise<CanaryController> {
     const spec = parseCanarySpec(specInput)
     const store = new StateStore(options.nacos.config, spec.rules.group)
-    const existing = await store.load(spec.service)
+    const key = canaryKey(spec)
+    const existing = await store.load(key)
     if (existing !== undefined && !TERMINAL.has(existing.phase)) {
-      throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: a canary of "${spec.service}" is ${existing.phase} at step ${existing.step + 1}; resume or abort it first`)
+      throw new CanaryError(errorCodes.CONFLICT, `@flowtag/canary: a canary of "${key}" is ${existing.phase} at step ${existing.step + 1}; resume or abort it first`)
     }
-    await readRules(options.nacos, spec) // fail now, not at the first step
-    await requireCandidate(options.nacos, spec) // canaryops: nothing to judge without a candidate
+    const rules = await readRules(options.nacos, spec) // fail now, not at the first step
+    const changes = await requireCandidate(options.nacos, spec, rules) // nothing to judge without a candidate
     const now = Date.now()
     const state: CanaryState = {
       spec,
@@ -130,10 +134,12 @@ export class CanaryController {
       updatedAt: now,
       history: []
     }
-    const lastCommand = await store.readCommand(spec.service)
+    const lastCommand = await store.readCommand(key)
     if (lastCommand !== undefined) state.lastCommandId = lastCommand.id
     const c = new CanaryController(state, options)
-    c.#audit('start', `canary of ${spec.service}: ${spec.candidate} against ${spec.stable}, steps ${spec.steps.join(', ')}%`, { spec })
+    const what = spec.service === undefined ? `lane canary of ${spec.candidate}: every service with ${spec.candidate} instances` : `canary of ${spec.service}: ${spec.candidate}`
+    // Which services' lanes the steps change (the RuleSet declares the candidate in each).
+    c.#audit('start', `${what} against ${spec.stable}, steps ${spec.steps.join(', ')}%; the steps change the lanes of ${changes.join(', ')}`, { spec, services: changes })
     return c
   }
 
@@ -303,7 +309,8 @@ export class CanaryController {
     const current = await readRules(this.#nacos, s.spec)
     const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
     const weight = s.spec.steps[index]!
-    const next = stepRuleSet(current, s.spec, weight, version)
+    if (s.spec.lane !== undefined) await this.#updateConvergence() // the lane's services, to declare the candidate in each
+    const next = stepRuleSet(current, { ...s.spec, services: this.#members.map((m) => m.service) }, weight, version)
     await publishRules(this.#nacos, s.spec, next)
     // canaryops: what rollback restores, and whether a user rule leaves the candidate no traffic
     if (index === 0) s.before ??= current
@@ -313,7 +320,7 @@ export class CanaryController {
     const now = Date.now()
     Object.assign(s, { step: index, weight, ruleVersion: version, phase: 'converging' satisfies Phase, publishedAt: now, stepStartedAt: now, passedChecks: 0, failedChecks: 0 })
     delete s.pausedBy
-    this.#window = undefined
+    for (const t of this.#tracks.values()) t.window = undefined
     this.#audit('step', `step ${index + 1}/${s.spec.steps.length}: ${s.spec.candidate} at ${weight}% (rule version ${version})${blocker === undefined ? '' : `; ${blockedText(blocker, s.spec.candidate)}`}`)
     await this.#notify('step', `${s.spec.candidate} at ${weight}%`)
   }
@@ -325,10 +332,30 @@ export class CanaryController {
 
   async #updateConvergence (): Promise<void> {
     const s = this.#state
-    const services = s.spec.convergence ?? [s.spec.service]
+    const spec = s.spec
+    let services = spec.convergence ?? [spec.service!]
+    if (spec.lane !== undefined) {
+      // The lane's services: those looked at (the RuleSet's, the spec's) with an instance in the lane.
+      if (this.#catalog === undefined) {
+        const rules = await readRules(this.#nacos, spec).catch(() => undefined)
+        if (rules !== undefined) this.#catalog = laneCatalog(rules, spec)
+      }
+      const listed = new Map<string, Instance[]>()
+      for (const service of this.#catalog ?? laneCatalog(undefined, spec)) listed.set(service, await this.#nacos.naming.instances(service))
+      for (const [service, list] of listed) this.#listed.set(service, list)
+      this.#members = laneMembers(listed, spec.candidate)
+      for (const m of this.#members) {
+        const t = this.#tracks.get(m.service)
+        if (t === undefined) this.#tracks.set(m.service, new ServiceTrack(m.service, m.kind))
+        else t.kind = m.kind
+      }
+      services = [...new Set([...(spec.convergence ?? []), ...this.#members.map((m) => m.service)])]
+    }
     const instances: Convergence['instances'] = []
     for (const service of services) {
-      for (const i of await this.#nacos.naming.instances(service)) {
+      const list = await this.#nacos.naming.instances(service)
+      this.#listed.set(service, list)
+      for (const i of list) {
         instances.push({ service, instance: `${i.ip}:${i.port}`, lane: i.metadata.version ?? 'none', ruleVersion: i.metadata[RULES_VERSION_METADATA] ?? 'none' })
       }
     }
@@ -341,22 +368,31 @@ export class CanaryController {
     const s = this.#state
     const c = this.#convergence
     // A candidate that has no instance yet (still starting, or not in the cache) is not converged.
-    const hasCandidate = c.instances.some((i) => i.service === s.spec.service && i.lane === s.spec.candidate)
+    const hasCandidate = s.spec.lane === undefined
+      ? c.instances.some((i) => i.service === s.spec.service && i.lane === s.spec.candidate)
+      : this.#members.length > 0
     const converged = c.total > 0 && c.applied === c.total && hasCandidate
     if (converged) {
-      // The window starts at a reading: without one (the source failed) the step stays
-      // converging, and the convergence timeout below still bounds it.
-      let baseline: Reading | undefined
-      try {
-        baseline = await this.#read()
-        this.#readError = undefined
-      } catch (err) {
-        this.#readError = err as Error
-        this.#log.warn({ err, service: this.service }, 'flowtag canary: cannot read the metrics the step\'s window starts from')
-      }
+      // Every judged service's window starts at a reading: without one (the source failed) the
+      // step stays converging, and the convergence timeout below still bounds it.
+      const tracks = [...this.#tracks.values()]
+      const baselines = await Promise.all(tracks.map(async (t) => {
+        try {
+          const r = await this.#read(t)
+          t.readError = undefined
+          return r
+        } catch (err) {
+          t.readError = err as Error
+          this.#log.warn({ err, service: t.service }, 'flowtag canary: cannot read the metrics the step\'s window starts from')
+          return undefined
+        }
+      }))
+      const baseline = baselines.every((b) => b !== undefined) ? baselines[0] : undefined
       if (baseline !== undefined) {
-        this.#window = new WindowTracker(baseline)
-        this.#previous = baseline
+        tracks.forEach((t, i) => {
+          t.window = new WindowTracker(baselines[i]!)
+          t.previous = baselines[i]!
+        })
         s.phase = 'waiting'
         s.stepStartedAt = baseline.at
         this.#nextCheckAt = baseline.at + s.spec.intervalMs
@@ -367,25 +403,29 @@ export class CanaryController {
     if (now - s.publishedAt > s.spec.convergenceTimeoutMs) {
       s.phase = 'paused'
       s.pausedBy = 'convergence'
-      const why = converged ? `converged, but no metrics to start the step's window from (${this.#readError?.message ?? 'read failed'})` : `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service}`}`
+      const readError = [...this.#tracks.values()].find((t) => t.readError !== undefined)?.readError
+      const why = converged ? `converged, but no metrics to start the step's window from (${readError?.message ?? 'read failed'})` : `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service ?? `any service looked at (${(this.#catalog ?? []).join(', ') || 'none'})`}`}`
       const message = `${why} after ${s.spec.convergenceTimeoutMs} ms: ${converged ? 'no window to judge' : 'not judging an unconverged step'}`
       this.#audit('pause', message, { instances: c.instances })
       await this.#notify('pause', message)
     }
   }
 
-  /** Services whose failed calls to `service` count (`spec.callers`, else the convergence services but `service`). */
-  #callers (): string[] {
+  /**
+   * Services whose failed calls to `service` count: `spec.callers`, else the convergence services
+   * (and, in a lane canary, the lane's other services) but `service`.
+   */
+  #callers (service: string): string[] {
     const spec = this.#state.spec
-    return spec.callers ?? (spec.convergence ?? []).filter((c) => c !== spec.service)
+    return spec.callers ?? [...new Set([...(spec.convergence ?? []), ...this.#members.map((m) => m.service)])].filter((c) => c !== service)
   }
 
   /**
-   * One reading from the source, checked: a figure from any source that is not a finite number
-   * ≥ 0 makes it invalid (rejected: no data, never judged).
+   * One reading of a judged service from the source, checked: a figure from any source that is not
+   * a finite number ≥ 0 makes it invalid (rejected: no data, never judged).
    */
-  async #read (): Promise<Reading> {
-    const reading = await this.#metrics.read(this.#state.spec.service, { callers: this.#callers() })
+  async #read (track: ServiceTrack): Promise<Reading> {
+    const reading = await this.#metrics.read(track.service, { callers: this.#callers(track.service) })
     const problem = readingProblem(reading)
     if (problem !== undefined) throw new Error(`invalid figures from the metrics source: ${problem}`)
     return reading
@@ -393,32 +433,44 @@ export class CanaryController {
 
   async #sample (): Promise<void> {
     const s = this.#state
-    let reading: Reading
-    try {
-      reading = await this.#read()
-    } catch (err) {
-      this.#readError = err as Error
-      this.#log.warn({ err, service: this.service }, 'flowtag canary: reading metrics failed')
-      return
-    }
-    this.#readError = undefined
-    if (this.#previous !== undefined) {
-      const lanes: SeriesPoint['lanes'] = {}
-      for (const [lane, f] of laneWindow(reading, this.#previous)) {
-        const w = summarize(f)
-        lanes[lane] = { requests: w.requests, errorRate: w.errorRate, p99: w.p99 }
+    const lanes = new Map<string, Figures>()
+    let at: number | undefined
+    await Promise.all([...this.#tracks.values()].map(async (t) => {
+      let reading: Reading
+      try {
+        reading = await this.#read(t)
+      } catch (err) {
+        t.readError = err as Error
+        this.#log.warn({ err, service: t.service }, 'flowtag canary: reading metrics failed')
+        return
       }
-      this.#series.push({ at: reading.at, lanes })
+      t.readError = undefined
+      if (t.previous !== undefined) {
+        at = Math.max(at ?? 0, reading.at)
+        for (const [lane, f] of laneWindow(reading, t.previous)) {
+          const sum = lanes.get(lane)
+          if (sum === undefined) lanes.set(lane, f)
+          else addInto(sum, f)
+        }
+      }
+      t.previous = reading
+      // After a restart (or a service that joined the lane) the window starts at the first reading.
+      if (t.window !== undefined) t.window.add(reading)
+      else if (s.phase !== 'converging') t.window = new WindowTracker(reading)
+    }))
+    if (at !== undefined) {
+      const point: SeriesPoint['lanes'] = {}
+      for (const [lane, f] of lanes) {
+        const w = summarize(f)
+        point[lane] = { requests: w.requests, errorRate: w.errorRate, p99: w.p99 }
+      }
+      this.#series.push({ at, lanes: point })
       if (this.#series.length > SERIES) this.#series.shift()
     }
-    this.#previous = reading
-    // After a restart the window starts at the first reading.
-    if (this.#window !== undefined) this.#window.add(reading)
-    else if (s.phase !== 'converging') this.#window = new WindowTracker(reading)
   }
 
   /** The sequential judge on the step's window: its lanes' figures, and the failed calls only their callers saw. */
-  #sequentialCheck (spec: CanarySpec, reading: Reading, window: WindowTracker): Judgement {
+  #sequentialCheck (track: ServiceTrack, spec: CanarySpec, reading: Reading, window: WindowTracker): Judgement {
     const lanes = new Map<string, Figures>()
     const unseen = new Map<string, number>()
     for (const lane of [spec.candidate, spec.stable]) {
@@ -426,22 +478,56 @@ export class CanaryController {
       lanes.set(lane, w.figures)
       unseen.set(lane, w.unseen)
     }
-    return this.#sequential.check(spec, reading, lanes, window.opening, { window, unseen })
+    return track.sequential.check(spec, reading, lanes, window.opening, { window, unseen })
+  }
+
+  /** One service's judgement of this check (no data is no data: the last good reading is not judged as if it were now). */
+  #judgeService (track: ServiceTrack, now: number): ServiceJudgement & { window: WindowTracker | undefined, reading: Reading | undefined } {
+    const spec = this.#state.spec
+    const window = track.readError === undefined ? track.window : undefined
+    const reading = window === undefined ? undefined : track.previous
+    const candidate = window?.lane(spec.candidate) ?? summarize(emptyFigures())
+    const stable = window?.lane(spec.stable) ?? summarize(emptyFigures())
+    const j: Judgement = reading === undefined
+      ? { verdict: 'waiting', reason: `no metrics: ${track.readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
+      : gate(spec, candidate, stable) ?? (spec.judge === 'sequential' ? this.#sequentialCheck(track, spec, reading, window!) : judge(spec, candidate, stable))
+    const warming = warmingInstances(this.#listed.get(track.service) ?? [], spec.candidate, now, spec.warmupMs)
+    const judgement = withWarmup(j, warming, spec.lane === undefined ? undefined : track.service)
+    track.lastJudgement = judgement
+    // Who has called its candidate lane (cumulative counts): a failure passed up a call chain is not the cause.
+    const callers = [...new Set([...(reading?.callers?.values() ?? [])].filter((c) => (c.calls?.get(spec.candidate)?.requests ?? 0) > 0).map((c) => c.service))]
+    return { service: track.service, judgement, warming, callers, window, reading }
   }
 
   async #check (now: number): Promise<void> {
     const s = this.#state
     const spec = s.spec
-    // No data is no data: the last good reading is not judged as if it were now.
-    const window = this.#readError === undefined ? this.#window : undefined
-    const reading = window === undefined ? undefined : this.#previous
-    const candidate = window?.lane(spec.candidate) ?? summarize(emptyFigures())
-    const stable = window?.lane(spec.stable) ?? summarize(emptyFigures())
-    const j: Judgement = reading === undefined
-      ? { verdict: 'waiting', reason: `no metrics: ${this.#readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
-      : gate(spec, candidate, stable) ?? (spec.judge === 'sequential' ? this.#sequentialCheck(spec, reading, window!) : judge(spec, candidate, stable))
+    const judged = [...this.#tracks.values()].sort((a, b) => a.service.localeCompare(b.service)).map((t) => this.#judgeService(t, now))
+    const j = judged.length === 0
+      ? { verdict: 'waiting' as const, reason: `no service with ${spec.candidate} instances`, candidate: summarize(emptyFigures()), stable: summarize(emptyFigures()), breaches: [], errorRateHigh: false }
+      : laneJudgement(judged)
     this.#lastJudgement = j
-    const data = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - (window?.openedAt ?? s.stepStartedAt) }
+    const { candidate, stable } = j
+    const decider = judged.find((x) => x.judgement.candidate === candidate)
+    const window = decider?.window
+    // No data at all (every service unread): the sustained-error clock neither runs on nor restarts.
+    const reading = judged.some((x) => x.reading !== undefined) ? decider?.reading ?? judged.find((x) => x.reading !== undefined)?.reading : undefined
+    const data: Record<string, unknown> = { verdict: j.verdict, candidate: figures(candidate), stable: figures(stable), breaches: j.breaches, windowMs: now - (window?.openedAt ?? s.stepStartedAt) }
+    if (spec.lane !== undefined) {
+      const services: LaneServiceState[] = judged.map((x) => ({
+        service: x.service,
+        kind: this.#tracks.get(x.service)?.kind ?? 'http',
+        verdict: x.judgement.verdict,
+        reason: x.judgement.reason,
+        candidate: figures(x.judgement.candidate),
+        stable: figures(x.judgement.stable),
+        ...(x.warming.length === 0 ? {} : { warming: x.warming })
+      }))
+      const failing = 'failing' in j ? j.failing : undefined
+      s.lane = { services, ...(failing === undefined ? {} : { failing }) }
+      data.services = services
+      if (failing !== undefined) data.failing = failing
+    } else if (judged[0]!.warming.length > 0) data.warming = judged[0]!.warming
 
     if (reading === undefined) {
       // no data: the sustained-error clock neither runs on nor restarts
@@ -463,11 +549,15 @@ export class CanaryController {
       this.#audit('wait', s.blockedBy === undefined ? `waiting: ${j.reason}` : `waiting, but ${blockedText(s.blockedBy, spec.candidate)} (${j.reason})`, data)
       if (now - s.stepStartedAt > spec.maxWaitMs) {
         await this.#deadline(`step ${s.step + 1} waited ${now - s.stepStartedAt} ms for ${spec.minRequests} candidate requests in a whole window (maxWaitMs ${spec.maxWaitMs}); last: ${j.reason}`)
-      } else if (reading !== undefined && window !== undefined && (candidate.partial?.length ?? 0) > 0 && window.reopenable(spec.candidate)) {
-        // Restarted (no more often than stable) or read late: every candidate instance is read
-        // now, so the window starts again here and the next check judges whole figures.
-        this.#window = new WindowTracker(reading)
-        this.#audit('window', `the step's window starts again: ${candidate.partial!.join(', ')}`)
+      } else {
+        for (const x of judged) {
+          const partial = x.judgement.candidate.partial ?? []
+          if (x.reading === undefined || x.window === undefined || partial.length === 0 || !x.window.reopenable(spec.candidate)) continue
+          // Restarted (no more often than stable) or read late: every candidate instance is read
+          // now, so the window starts again here and the next check judges whole figures.
+          this.#tracks.get(x.service)!.window = new WindowTracker(x.reading)
+          this.#audit('window', `the step's window starts again${spec.lane === undefined ? '' : ` for ${x.service}`}: ${partial.join(', ')}`)
+        }
       }
       return
     }
@@ -560,7 +650,7 @@ export class CanaryController {
     const index = Math.max(0, step)
     return {
       hook,
-      canary: { service: s.spec.service, candidate: s.spec.candidate, stable: s.spec.stable, phase: s.phase, startedAt: new Date(s.startedAt).toISOString() },
+      canary: { service: canaryKey(s.spec), candidate: s.spec.candidate, stable: s.spec.stable, phase: s.phase, startedAt: new Date(s.startedAt).toISOString() },
       step: { index: index + 1, of: s.spec.steps.length, weight: hook === 'before-step' ? s.spec.steps[index]! : s.weight, ruleVersion: s.ruleVersion ?? null },
       message
     }
@@ -571,13 +661,14 @@ export class CanaryController {
     const s = this.#state
     const current = await readRules(this.#nacos, s.spec)
     const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
-    await publishRules(this.#nacos, s.spec, promotedRuleSet(current, s.spec, version))
+    const services = s.spec.lane === undefined ? [s.spec.service!] : this.#members.map((m) => m.service)
+    await publishRules(this.#nacos, s.spec, promotedRuleSet(current, { ...s.spec, services }, version))
     await this.#updateConvergence().catch(() => {})
-    s.retire = retireList(this.#convergence.instances, s.spec.service, s.spec.stable)
+    s.retire = retireList(this.#convergence.instances, canaryKey(s.spec), s.spec.stable, services)
     Object.assign(s, { phase: 'promoted' satisfies Phase, weight: 100, ruleVersion: version })
     delete s.pausedBy
-    const left = s.retire.instances.length === 0 ? 'no instance left to retire' : `ready to retire: ${s.retire.instances.length} ${s.spec.stable} instance(s) of ${s.spec.service} (${s.retire.instances.join(', ')})`
-    this.#audit('promote', `${message}; rule version ${version} makes ${s.spec.candidate} the stable lane of ${s.spec.service}; ${left}`, { retire: s.retire })
+    const left = s.retire.instances.length === 0 ? 'no instance left to retire' : `ready to retire: ${s.retire.instances.length} ${s.spec.stable} instance(s) of ${services.join(', ')} (${s.retire.instances.join(', ')})`
+    this.#audit('promote', `${message}; rule version ${version} makes ${s.spec.candidate} the stable lane of ${services.join(', ')}; ${left}`, { retire: s.retire })
     await this.#notify('promote', message)
   }
 
@@ -600,7 +691,11 @@ export class CanaryController {
     await publishRules(this.#nacos, s.spec, s.before === undefined ? rollbackRuleSet(current, s.spec, version) : restoredRuleSet(s.before, version))
     Object.assign(s, { phase, weight: 0, ruleVersion: version })
     delete s.pausedBy
-    this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} ${s.before === undefined ? `sends no request to ${s.spec.candidate}` : 'restores the RuleSet as it was before the canary'}`, data)
+    // The services judged in the lane (a crash-looping one may be between lives, unlisted, right now).
+    const judged = [...this.#tracks.keys()].sort()
+    const where = s.spec.lane === undefined ? '' : ` in any service (the whole lane${judged.length === 0 ? '' : `: ${judged.join(', ')}`})`
+    const restored = s.before === undefined ? '' : ': the RuleSet as it was before the canary'
+    this.#audit(phase === 'aborted' ? 'abort' : 'rollback', `${message}; rule version ${version} sends no request to ${s.spec.candidate}${where}${restored}`, data)
     await this.#notify(phase === 'aborted' ? 'abort' : 'rollback', message, data)
     const hooks = hooksOf(s)
     if (hooks?.onAbort !== undefined) {
@@ -611,7 +706,7 @@ export class CanaryController {
 
   #event (event: string, message: string, data?: Record<string, unknown>): CanaryEvent {
     const s = this.#state
-    return { event, service: s.spec.service, candidate: s.spec.candidate, stable: s.spec.stable, step: s.step + 1, weight: s.weight, ruleVersion: s.ruleVersion, message, ...(data === undefined ? {} : { data }) }
+    return { event, service: this.service, ...(s.spec.lane === undefined ? {} : { lane: s.spec.lane }), candidate: s.spec.candidate, stable: s.spec.stable, step: s.step + 1, weight: s.weight, ruleVersion: s.ruleVersion, message, ...(data === undefined ? {} : { data }) }
   }
 
   async #notify (event: string, message: string, data?: Record<string, unknown>): Promise<void> {

@@ -31,6 +31,8 @@ export interface Breach {
   value: number
   threshold: number
   action: 'pause' | 'rollback'
+  /** In a lane canary: the service whose check this is. */
+  service?: string
 }
 
 export interface Judgement {

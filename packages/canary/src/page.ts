@@ -16,12 +16,15 @@ table{border-collapse:collapse;width:100%;font-size:12px}td,th{text-align:left;p
 button{font-weight:600;padding:6px 14px;border-radius:6px;border:0;cursor:pointer;margin-right:8px}
 #promote{background:#1f8a4c;color:#fff}#abort{background:#b3261e;color:#fff}#msg{margin-left:8px}
 input{padding:5px;width:220px}
+#lane{grid-column:1/-1}#lane[hidden]{display:none}.v-pass{color:#1f8a4c;font-weight:600}.v-fail{color:#b3261e;font-weight:600}.v-waiting{color:#b26a00}
+tr.failing td{background:#fdecea}.trail{font-family:monospace;letter-spacing:1px}
 </style></head><body>
 <header><h1>flowtag canary — <span id="service">…</span></h1>
 <span>state <span id="phase" class="pill">…</span></span><span>step <b id="step">…</b></span>
 <span>candidate weight <b id="weight">…</b></span><span>rules <b id="rules">…</b></span>
 <span>convergence <b id="convergence">…</b></span></header>
 <main>
+<section id="lane" hidden><h2>Lane <span id="lane-name"></span>: its services, each judged against its stable</h2><table id="lane-services"></table></section>
 <section><h2>Share of requests per lane</h2><svg id="chart-share" data-points="0"></svg><div class="legend" id="legend"></div></section>
 <section><h2>Error rate per lane</h2><svg id="chart-errors" data-points="0"></svg></section>
 <section><h2>p99 latency per lane (ms)</h2><svg id="chart-p99" data-points="0"></svg></section>
@@ -48,7 +51,8 @@ function chart(id,series,max){
 }
 async function tick(){
   let s;try{s=await (await fetch('api/status',{cache:'no-store'})).json()}catch{return}
-  const st=s.state;$('service').textContent=st.spec.service+': '+st.spec.candidate+' vs '+st.spec.stable
+  const st=s.state;$('service').textContent=(st.spec.service??'lane '+st.spec.lane)+': '+st.spec.candidate+' vs '+st.spec.stable
+  lane(st)
   $('phase').textContent=st.phase;$('phase').className='pill '+st.phase
   $('step').textContent=(st.step+1)+'/'+st.spec.steps.length;$('weight').textContent=st.weight+'%'
   $('rules').textContent=s.rules&&s.rules.version!==undefined?'v'+s.rules.version:'?'
@@ -63,6 +67,18 @@ async function tick(){
   const j=s.judgement;$('judgement').textContent=j?j.verdict+': '+j.reason:'none yet'
   $('instances').innerHTML='<tr><th>service</th><th>instance</th><th>lane</th><th>rule</th></tr>'+c.instances.map(i=>'<tr><td>'+esc(i.service)+'</td><td>'+esc(i.instance)+'</td><td>'+esc(i.lane)+'</td><td>'+esc(i.ruleVersion)+(String(i.ruleVersion)===String(c.version)?' ✓':'')+'</td></tr>').join('')
   $('history').innerHTML=st.history.slice().reverse().map(h=>'<div><b>'+esc(h.at.slice(11,19))+' '+esc(h.event)+'</b> '+esc(h.message)+'</div>').join('')
+}
+const fig=f=>f?f.requests+' req, errors '+(f.errorRate*100).toFixed(1)+'%, p99 '+esc(f.p99Text):'-'
+const MARK={pass:'✓',fail:'✗',waiting:'·'}
+// A lane canary: one row per service (kind, verdict, both lanes' figures, warming) and its verdicts
+// at the last checks (from the history's per-service data), the failing service marked.
+function lane(st){
+  const l=st.lane;$('lane').hidden=st.spec.lane==null;if(st.spec.lane==null)return
+  $('lane-name').textContent=st.spec.lane+' vs '+st.spec.stable+(l&&l.failing?' — '+l.failing+' failed the lane':'')
+  const trail=new Map()
+  for(const h of st.history)for(const x of (h.data&&h.data.services)||[]){if(!trail.has(x.service))trail.set(x.service,[]);trail.get(x.service).push(MARK[x.verdict]||'?')}
+  $('lane-services').innerHTML='<tr><th>service</th><th>kind</th><th>verdict</th><th>candidate</th><th>stable</th><th>last checks</th><th>why</th></tr>'+((l&&l.services)||[]).map(x=>
+    '<tr class="'+(l.failing===x.service?'failing':'')+'" data-service="'+esc(x.service)+'"><td>'+esc(x.service)+'</td><td>'+esc(x.kind)+'</td><td class="v-'+esc(x.verdict)+'">'+esc(x.verdict)+(x.warming?' (warming)':'')+'</td><td>'+fig(x.candidate)+'</td><td>'+fig(x.stable)+'</td><td class="trail">'+esc((trail.get(x.service)||[]).slice(-12).join(''))+'</td><td>'+esc(x.reason)+'</td></tr>').join('')
 }
 async function command(name){
   const token=$('token').value;localStorage.setItem('flowtag-token',token)

@@ -8,6 +8,7 @@ import { optionErrorMessage } from '@flowtag/errors'
 import { request } from 'undici'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
+import { combineFigures } from './messages.ts'
 import { CALLER_ABORTS, DEFAULT_EXCLUDED_ROUTES, type CallFigures, type InstanceReading, type MetricsSource, type ReadOptions, type Reading } from './scrape.ts'
 import { emptyFigures, type Figures } from './window.ts'
 
@@ -46,7 +47,10 @@ interface ApiAnswer { status: 'success' | 'error', data?: { resultType: string, 
 
 // The exporter names the histogram `http_server_request_duration_seconds_*` (unit suffix) or,
 // in older versions, without the suffix; ScrapeSource accepts both, so do these queries.
-const SERIES = (suffix: string) => `__name__=~"http_server_request_duration(?:_seconds)?_${suffix}"`
+// A message consumer's `messaging_process_duration_seconds_*` (@flowtag/mq) is read with it: processed
+// messages are requests, failed ones (an `error_type`) server errors; `__name__` tells them apart.
+const SERIES = (suffix: string) => `__name__=~"(?:http_server_request|messaging_process)_duration(?:_seconds)?_${suffix}"`
+const isMessageSeries = (m: Record<string, string>) => m.__name__?.startsWith('messaging_') === true
 const START = '__name__=~"flowtag_process_start_time(?:_seconds)?"'
 const OUTBOUND = (what: 'requests' | 'errors') => `__name__=~"flowtag_outbound_${what}(?:_total)?"`
 
@@ -113,9 +117,9 @@ export class PrometheusSource implements MetricsSource {
     const by = `${inst}, ${o.laneLabel}`
     const sel = (suffix: string) => `{${[SERIES(suffix), ...select, ...routes].join(', ')}}`
     const q: PrometheusQueries = {
-      count: `sum by (${by}, http_response_status_code, error_type) (${sel('count')})`,
-      sum: `sum by (${by}) (${sel('sum')})`,
-      bucket: `sum by (${by}, le) (${sel('bucket')})`,
+      count: `sum by (__name__, ${by}, http_response_status_code, error_type) (${sel('count')})`,
+      sum: `sum by (__name__, ${by}) (${sel('sum')})`,
+      bucket: `sum by (__name__, ${by}, le) (${sel('bucket')})`,
       start: `max by (${by}) ({${[START, ...select].join(', ')}}) or on (${inst}) max by (${inst}) ({${['__name__="process_start_time_seconds"', ...select].join(', ')}})`,
       up: `max by (${inst}) ({${['__name__="up"', ...select].join(', ')}})`
     }
@@ -153,12 +157,22 @@ export class PrometheusSource implements MetricsSource {
       }
       return i
     }
-    const figuresOf = (m: Record<string, string>): Figures => instanceOf(m).figures!
+    // A consumer's message figures are kept apart until the end: their buckets' bounds may differ.
+    const messages = new Map<InstanceReading, Figures>()
+    const figuresOf = (m: Record<string, string>): Figures => {
+      const i = instanceOf(m)
+      if (!isMessageSeries(m)) return i.figures!
+      let f = messages.get(i)
+      if (f === undefined) messages.set(i, f = emptyFigures())
+      return f
+    }
     for (const s of count!) {
       const f = figuresOf(s.metric)
       const n = Number(s.value[1])
       f.requests += n
-      if (s.metric.error_type === 'aborted') f.networkErrors += n
+      if (isMessageSeries(s.metric)) {
+        if (s.metric.error_type !== undefined && s.metric.error_type !== '') f.serverErrors += n
+      } else if (s.metric.error_type === 'aborted') f.networkErrors += n
       else if (Number(s.metric.http_response_status_code) >= 500) f.serverErrors += n
     }
     for (const s of sum!) figuresOf(s.metric).seconds += Number(s.value[1])
@@ -171,6 +185,7 @@ export class PrometheusSource implements MetricsSource {
       b.set(le, (b.get(le) ?? 0) + Number(s.value[1]))
     }
     for (const [f, b] of buckets) f.buckets = [...b].sort((x, y) => x[0] - y[0])
+    for (const [i, f] of messages) i.figures = combineFigures(i.figures!, f)
     for (const s of start!) instanceOf(s.metric).startTime = Number(s.value[1])
     // Prometheus could not scrape it: listed, but not read (its series went stale).
     for (const s of up!) {

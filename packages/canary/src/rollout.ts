@@ -6,7 +6,12 @@ import type { KeySource, RuleSet } from '@flowtag/rules'
 export const CANARY_RULE = 'flowtag-canary'
 
 export interface StepTarget {
-  service: string
+  /** The service of a one-service canary. */
+  service?: string | undefined
+  /** A lane canary: the lane's services (each lists the candidate). */
+  services?: readonly string[] | undefined
+  /** A lane canary's lane. */
+  lane?: string | undefined
   candidate: string
   stable: string
   splitKey?: KeySource | undefined
@@ -45,7 +50,7 @@ export function stepRuleSet (current: RuleSet, target: StepTarget, weight: numbe
   if (!found) {
     rs.rules.push({
       name: CANARY_RULE,
-      description: `canary of ${target.service}: ${target.candidate} against ${target.stable}`,
+      description: `${target.service === undefined ? `lane canary of ${target.candidate}` : `canary of ${target.service}: ${target.candidate}`} against ${target.stable}`,
       enabled: true,
       when: {},
       split: {
@@ -99,7 +104,9 @@ function sendsAllTo (split: { weights: Record<string, number>, rest?: string | u
 }
 
 function declareCandidate (rs: RuleSet, target: StepTarget): void {
-  const s = rs.services[target.service]
-  if (s === undefined) rs.services[target.service] = { stable: target.stable, candidates: [target.candidate], strict: false }
-  else if (!s.candidates.includes(target.candidate) && s.stable !== target.candidate) s.candidates.push(target.candidate)
+  for (const service of [...(target.service === undefined ? [] : [target.service]), ...(target.services ?? [])]) {
+    const s = rs.services[service]
+    if (s === undefined) rs.services[service] = { stable: target.stable, candidates: [target.candidate], strict: false }
+    else if (!s.candidates.includes(target.candidate) && s.stable !== target.candidate) s.candidates.push(target.candidate)
+  }
 }

@@ -4,6 +4,7 @@
 // callers' instances are scraped too, for the calls to the service they saw fail.
 import type { Discovery, Instance } from '@flowtag/nacos'
 import { request } from 'undici'
+import { combineFigures, MESSAGE_SERIES, messageFiguresFromSamples } from './messages.ts'
 import { parsePrometheusText } from './prom-text.ts'
 import { addInto, delta, emptyFigures, type Figures } from './window.ts'
 
@@ -64,13 +65,19 @@ export const CALLER_ABORTS: ReadonlySet<string> = new Set(['UND_ERR_ABORTED', 'A
 
 /**
  * Sum one instance's `http.server.request.duration` series into its figures; series of a route in
- * `exclude` (the scrapes themselves, the probes) are left out: they are no lane's traffic.
+ * `exclude` (the scrapes themselves, the probes) are left out: they are no lane's traffic. A
+ * message consumer's `messaging.process.duration` series (@flowtag/mq) add to them: processed
+ * messages as requests, failed ones as server errors.
  */
 export function figuresFromText (text: string, exclude: ReadonlySet<string> = new Set()): Figures {
-  return figuresFromSamples(parsePrometheusText(text, ['http_server_request_duration']), exclude)
+  return figuresFromSamples(parsePrometheusText(text, ['http_server_request_duration', MESSAGE_SERIES]), exclude)
 }
 
 function figuresFromSamples (samples: ReturnType<typeof parsePrometheusText>, exclude: ReadonlySet<string>): Figures {
+  return combineFigures(httpFiguresFromSamples(samples, exclude), messageFiguresFromSamples(samples))
+}
+
+function httpFiguresFromSamples (samples: ReturnType<typeof parsePrometheusText>, exclude: ReadonlySet<string>): Figures {
   const f = emptyFigures()
   const buckets = new Map<number, number>()
   for (const s of samples) {
@@ -176,7 +183,7 @@ export class ScrapeSource implements MetricsSource {
     const key = `${i.ip}:${i.port}`
     const base = { key, lane: i.metadata.version ?? 'none', metadata: i.metadata }
     try {
-      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', 'flowtag_process_start_time', 'process_start_time_seconds'])
+      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', MESSAGE_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
       const startTime = startTimeFromSamples(samples)
       return { ...base, figures: figuresFromSamples(samples, this.#exclude), ...(startTime === undefined ? {} : { startTime }) }
     } catch (err) {

@@ -42,10 +42,27 @@ export const ThresholdsSchema = z.strictObject({
 })
 
 export const CanarySpecSchema = z.strictObject({
-  /** The service whose candidate lane is rolled out (its instances' /metrics are judged). */
-  service: z.string().min(1).max(256),
-  candidate: lane,
+  /** The service whose candidate lane is rolled out (its instances' /metrics are judged). Exactly one of `service` and `lane`. */
+  service: z.string().min(1).max(256).optional(),
+  /**
+   * A lane canary: the lane to release (the candidate). Every service with instances in it (HTTP,
+   * gRPC, message consumers) is found in Nacos, judged against its `stable` lane, and the whole
+   * lane rolls back when one fails. Exactly one of `service` and `lane`.
+   */
+  lane: lane.optional(),
+  /** The candidate lane (with `lane`: the same, may be left out). */
+  candidate: lane.optional(),
   stable: lane,
+  /** With `lane`: services looked at besides those the RuleSet's `services` names (Nacos has no query by metadata). */
+  services: z.array(z.string().min(1).max(256)).max(200).default([]),
+  /** With `lane`: services never judged nor waited for, though they have instances in the lane (one without per-lane figures, such as a gRPC server today). */
+  exclude: z.array(z.string().min(1).max(256)).max(200).default([]),
+  /**
+   * Warm-up window of a candidate instance, ms from the `flowtag.startedAt` it publishes in Nacos
+   * (@flowtag/outbound's and @flowtag/grpc's default warm-up): a check that fails on latency alone
+   * while a candidate instance is warming waits (`waiting: warming ...`). 0: off.
+   */
+  warmupMs: z.number().int().min(0).max(DAY).default(60_000),
   /** Share (%) of traffic to the candidate at each step, increasing; the last is usually 100. */
   steps: z.array(z.number().gt(0).max(100)).min(1).max(50).default([5, 10, 25, 50, 100])
     .refine((s) => s.every((w, i) => i === 0 || w > s[i - 1]!), { message: 'steps must increase' }),
@@ -97,10 +114,26 @@ export const CanarySpecSchema = z.strictObject({
   /** Read the lanes' figures from this Prometheus (`{ url, matchers?, serviceLabel?, laneLabel?, instanceLabel? }`) instead of scraping the instances. */
   prometheus: PrometheusSpecSchema.optional()
 }).superRefine((s, ctx) => {
-  if (s.candidate === s.stable) ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'must differ from stable' })
-})
+  if ((s.service === undefined) === (s.lane === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [s.service === undefined ? 'service' : 'lane'], message: 'give exactly one of service (one service) or lane (every service in the lane)' })
+  }
+  if (s.lane !== undefined && s.candidate !== undefined && s.candidate !== s.lane) ctx.addIssue({ code: 'custom', path: ['candidate'], message: `must be the lane ("${s.lane}") or left out` })
+  if (s.lane === undefined && s.candidate === undefined) ctx.addIssue({ code: 'custom', path: ['candidate'], message: 'required with service' })
+  if (s.lane === undefined && s.services.length > 0) ctx.addIssue({ code: 'custom', path: ['services'], message: 'only with lane' })
+  if (s.lane === undefined && s.exclude.length > 0) ctx.addIssue({ code: 'custom', path: ['exclude'], message: 'only with lane' })
+  const candidate = s.candidate ?? s.lane
+  if (candidate === s.stable) ctx.addIssue({ code: 'custom', path: [s.lane === undefined ? 'candidate' : 'lane'], message: 'must differ from stable' })
+}).transform((s) => ({ ...s, candidate: (s.candidate ?? s.lane)! }))
 
 export type CanarySpec = z.output<typeof CanarySpecSchema>
+
+/**
+ * The name a canary is known by: its service, or `lane:<lane>` for a lane canary (its state
+ * document, `flowtag canary status lane:v2`, the dashboard).
+ */
+export function canaryKey (spec: Pick<CanarySpec, 'service' | 'lane'>): string {
+  return spec.service ?? `lane:${spec.lane!}`
+}
 export type CanarySpecInput = z.input<typeof CanarySpecSchema>
 
 /**

@@ -2,7 +2,7 @@
 // (or another one) resumes where it was, and the CLI reads it without a controller running.
 import type { ConfigClient } from '@flowtag/nacos'
 import type { RuleSet } from '@flowtag/rules'
-import type { CanarySpec } from './spec.ts'
+import { canaryKey, type CanarySpec } from './spec.ts'
 
 export type Phase =
   /** The step's RuleSet is published; waiting until every instance reports its version. */
@@ -34,8 +34,25 @@ export interface AuditEntry {
   data?: Record<string, unknown>
 }
 
+/** One service of a lane canary at its latest check. */
+export interface LaneServiceState {
+  service: string
+  /** `consumer`: judged on failed / processed messages; `http`: on requests (HTTP and gRPC). */
+  kind: 'http' | 'consumer'
+  /** `waiting` until its first check. */
+  verdict: 'waiting' | 'pass' | 'fail'
+  reason: string
+  /** Its candidate's and stable's figures in the step's window (requests, errorRate, p99, ...). */
+  candidate?: Record<string, unknown>
+  stable?: Record<string, unknown>
+  /** Candidate instances still warming. */
+  warming?: string[]
+}
+
 export interface CanaryState {
   spec: CanarySpec
+  /** A lane canary's services at the latest check, and the one that failed the lane (if one did). */
+  lane?: { services: LaneServiceState[], failing?: string }
   phase: Phase
   /**
    * Who paused: a failed check resumes by itself on a passing one, a person's pause does not; a
@@ -86,7 +103,7 @@ export function commandDataId (service: string): string {
   return `flowtag-canary.${service}.command.json`
 }
 
-/** Reads and writes the state and command documents of one service's canary. */
+/** Reads and writes the state and command documents of one canary (by its key: the service, or `lane:<lane>`). */
 export class StateStore {
   readonly #config: ConfigClient
   readonly #group: string
@@ -104,7 +121,7 @@ export class StateStore {
   async save (state: CanaryState): Promise<void> {
     state.updatedAt = Date.now()
     if (state.history.length > HISTORY) state.history.splice(0, state.history.length - HISTORY)
-    await this.#config.publish(stateDataId(state.spec.service), this.#group, JSON.stringify(state), 'json')
+    await this.#config.publish(stateDataId(canaryKey(state.spec)), this.#group, JSON.stringify(state), 'json')
   }
 
   async readCommand (service: string): Promise<CanaryCommand | undefined> {

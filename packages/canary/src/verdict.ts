@@ -1,6 +1,7 @@
 // The canary's verdict in one word, for controllers that decide for themselves (Argo Rollouts'
 // web metric, Flagger's gates): `pass`, `fail`, or `inconclusive`. Waiting for traffic, for
 // convergence, a hold or no data is inconclusive, never a pass.
+import { canaryKey } from './spec.ts'
 import type { CanaryState } from './state.ts'
 
 export interface Verdict {
@@ -8,7 +9,10 @@ export interface Verdict {
   verdict: 'pass' | 'fail' | 'inconclusive'
   /** Why, in words. */
   reason: string
+  /** The canary's key: its service, or `lane:<lane>` for a lane canary. */
   service: string
+  /** A lane canary's lane. */
+  lane?: string
   candidate: string
   stable: string
   /** The controller's phase (`converging`, `waiting`, `analysing`, `paused`, `awaiting-confirmation`, `promoted`, `rolled-back`, `aborted`). */
@@ -29,7 +33,7 @@ export interface Verdict {
  * person, a hook or convergence is inconclusive whatever the last check said.
  */
 export function verdictOf (s: CanaryState, now = Date.now()): Verdict {
-  const base = { service: s.spec.service, candidate: s.spec.candidate, stable: s.spec.stable, phase: s.phase, step: s.step + 1, steps: s.spec.steps.length, weight: s.weight, ruleVersion: s.ruleVersion ?? null, at: new Date(now).toISOString() }
+  const base = { service: canaryKey(s.spec), ...(s.spec.lane === undefined ? {} : { lane: s.spec.lane }), candidate: s.spec.candidate, stable: s.spec.stable, phase: s.phase, step: s.step + 1, steps: s.spec.steps.length, weight: s.weight, ruleVersion: s.ruleVersion ?? null, at: new Date(now).toISOString() }
   if (s.phase === 'promoted' || s.phase === 'rolled-back' || s.phase === 'aborted') {
     const end = s.history.findLast((e) => e.event === ENDS[s.phase])
     return { ...base, verdict: s.phase === 'promoted' ? 'pass' : 'fail', reason: end?.message ?? s.phase }

@@ -5,7 +5,10 @@ import { request } from 'undici'
 export interface CanaryEvent {
   /** `step`, `alert`, `pause`, `resume`, `promote`, `rollback`, `abort`, `deadline` */
   event: string
+  /** The canary's key: its service, or `lane:<lane>` for a lane canary. */
   service: string
+  /** A lane canary's lane. */
+  lane?: string
   candidate: string
   stable: string
   step: number

@@ -119,7 +119,8 @@ t.test('a p99 above its bound rolls back at the first failed check (action rollb
   broken.answer = 500
   const refused = `http://127.0.0.1:${await freePort()}/events`
   const log = recorder()
-  const c = await CanaryController.start({ ...fast, steps: [20, 100], webhooks: { events: [broken.url, refused], timeoutMs: 2000 } }, { nacos, metrics: m.source, tickMs: 100, logger: log })
+  // warmupMs 0: the fake instances just started, and a latency failure while warming waits (warmup.test.ts)
+  const c = await CanaryController.start({ ...fast, steps: [20, 100], warmupMs: 0, webhooks: { events: [broken.url, refused], timeoutMs: 2000 } }, { nacos, metrics: m.source, tickMs: 100, logger: log })
   t.teardown(() => c.close())
   const end = await c.done
   t.equal(end.phase, 'rolled-back')

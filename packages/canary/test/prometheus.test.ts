@@ -19,6 +19,10 @@ import { CanaryController, candidateWeight, figuresFromText, laneWindow, Prometh
 import { startTimeFromText } from '../src/scrape.ts'
 import type { RuleSet } from '@flowtag/rules'
 import { startInstance as startReal } from './fixtures/real.ts'
+import { messageText, promText } from './fixtures/instances.ts'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 
 const RULES = { dataId: 'flowtag-rules.json', group: 'FLOWTAG' }
 const SERVICE = 'order-service'
@@ -118,7 +122,7 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       t.ok(started.get(key) !== undefined && startTime !== undefined && Math.abs(startTime - started.get(key)!) < 1e-3, `${key}: its process start time (${startTime} through Prometheus, ${started.get(key)} its own)`)
     }
     const q = new PrometheusSource({ url }).queries(SERVICE)
-    t.match(q.count, /sum by \(instance, flowtag_version, http_response_status_code, error_type\)/)
+    t.match(q.count, /sum by \(__name__, instance, flowtag_version, http_response_status_code, error_type\)/)
     t.match(q.bucket, /job="order-service"/)
   })
 
@@ -216,6 +220,9 @@ t.test('a real Prometheus scraping real instances', async (t) => {
 
   await t.test('an instance Prometheus can no longer scrape is read as not read (up 0), not left out', async (t) => {
     const source = new PrometheusSource({ url })
+    // The lane of an instance Prometheus no longer scrapes is the one this source last saw it in:
+    // read once while it is up (a first read after the kill raced Prometheus's next scrape).
+    t.equal((await source.read(SERVICE)).instances.get(v2)?.lane, 'v2')
     await v2i.kill()
     const reading = await waitFor('Prometheus to fail a scrape of v2', async () => {
       const r = await source.read(SERVICE)
@@ -226,6 +233,27 @@ t.test('a real Prometheus scraping real instances', async (t) => {
   })
 })
 
+t.test('a message consumer\'s figures through Prometheus: processed messages and failed ones, with its HTTP requests', async (t) => {
+  // One instance serving both histograms (bounds of their own): the figures equal its own text's.
+  const text = promText({ ok: 10, failed: 2, seconds: 0.02 }) + messageText({ ok: 30, failed: 10, seconds: 0.3 })
+  const server = createServer((req, res) => { res.end(req.url === '/metrics' ? text : '') })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const target = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  const url = await startPrometheus(t, { 'notify-consumer': [target] })
+  const source = new PrometheusSource({ url })
+  let reading: Reading | undefined
+  await waitFor('Prometheus to have scraped the consumer', async () => {
+    reading = await source.read('notify-consumer')
+    return (reading.instances.get(target)?.figures?.requests ?? 0) > 0
+  }, 15_000)
+  const f = reading!.instances.get(target)!.figures!
+  t.same({ ...f, seconds: 0 }, { ...figuresFromText(text), seconds: 0 }, 'the same counts and merged buckets as its own /metrics')
+  t.match(f, { requests: 52, serverErrors: 12 })
+  t.equal(reading!.instances.get(target)?.lane, 'v2')
+})
+
 t.test('options are validated', async (t) => {
   t.throws(() => new PrometheusSource({ url: 'ftp://x' }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "url"/ })
   t.throws(() => new PrometheusSource({ url: 'http://x', matchers: 'job=orders' }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "matchers"/ })
@@ -233,5 +261,5 @@ t.test('options are validated', async (t) => {
   t.throws(() => new PrometheusSource({ url: 'http://x', timeoutMs: 0 }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "timeoutMs"/ })
   await t.rejects(CanaryController.start({ service: 's', candidate: 'v2', stable: 'v1', prometheus: { url: 'nope' } }, { nacos: {} as never }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /"prometheus.url"/ })
   const q = new PrometheusSource({ url: 'http://x/prom/', serviceLabel: '', matchers: 'ns="a"' }).queries('svc')
-  t.equal(q.sum, 'sum by (instance, flowtag_version) ({__name__=~"http_server_request_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
+  t.equal(q.sum, 'sum by (__name__, instance, flowtag_version) ({__name__=~"(?:http_server_request|messaging_process)_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
 })

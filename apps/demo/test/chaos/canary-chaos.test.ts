@@ -1,5 +1,6 @@
-// The chaos suite's canary scenarios: @flowtag/canary's controller rolling order-service v2 out on
-// real processes (gateway → order-service v1/v2 → user-service and inventory-service), against the
+// The chaos suite's canary scenarios: @flowtag/canary's controller rolling the v2 lane out (a lane
+// spec: every service with v2 instances, here order-service) on real processes (gateway →
+// order-service v1/v2 → user-service and inventory-service), against the
 // dev server by default or the real Nacos NACOS_SERVER_ADDR names (in a namespace of its own).
 // Intervals are short so each scenario stays within a minute or two; every other setting is the
 // defaults' (minRequests 100 for the quiet one, failedChecks 2, onDeadline rollback).
@@ -63,11 +64,12 @@ const gateway = await start('gateway', 'v1')
 await until('every instance registered', async () => (await listed('order-service')) === 4 && (await listed('gateway')) === 1 && (await listed('user-service')) === 1)
 
 const spec = {
-  service: 'order-service',
-  candidate: 'v2',
+  // The lane: found in Nacos among the services the RuleSet names (only order-service has v2 instances here).
+  lane: 'v2',
   stable: 'v1',
   steps: [20, 50, 100],
-  convergence: ['gateway', 'order-service'],
+  // The edge applies each step too; the lane's services are added.
+  convergence: ['gateway'],
   convergenceTimeoutMs: 30_000,
   deadlineMs: 100_000,
   rules
@@ -93,6 +95,7 @@ await t.test('(b) a canary with no user traffic waits and ends at its step deadl
   const end = await c.done
   t.equal(end.phase, 'rolled-back', story(end.history))
   t.notOk(end.history.some((e) => e.event === 'check'), 'never judged')
+  t.same(end.lane?.services.map((s) => s.service), ['order-service'], 'the lane found in Nacos: order-service')
   const waits = end.history.filter((e) => e.event === 'wait')
   t.ok(waits.length >= 2, `waiting at each of its ${waits.length} checks`)
   t.ok(waits.every((e) => /waiting: (inconclusive: )?0 of 100 candidate requests in the window/.test(e.message)), 'not one scrape or probe counted as the candidate\'s traffic')
@@ -140,7 +143,7 @@ await t.test('(a) a crash-looping candidate under load: rolled back, never promo
   const checks = end.history.filter((e) => e.event === 'check')
   t.ok(checks.length >= 1 && checks.every((e) => (e.data as { verdict: string }).verdict === 'fail'), `no passing check (${checks.map((e) => (e.data as { verdict: string }).verdict).join(', ')})`)
   t.equal(end.step, 0, 'never past the first step')
-  t.match(end.history.find((e) => e.event === 'rollback')?.message, /restarts \d+ > \d+/, 'rolled back on the candidate\'s restarts')
+  t.match(end.history.find((e) => e.event === 'rollback')?.message, /restarts \d+ > \d+.*the whole lane: order-service/, 'rolled back on the candidate\'s restarts')
   t.ok(restarts >= 1, `v2 crashed and was started again ${restarts} times`)
   const during = tally
 
