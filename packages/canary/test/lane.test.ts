@@ -69,12 +69,21 @@ t.test('a consumer failing 20% of its v2 messages rolls the lane back', async (t
   t.ok(consumer.candidate.errorRate > 0.1 && consumer.candidate.errorRate < 0.35, `failed / processed messages ${consumer.candidate.errorRate}`)
 })
 
-t.test('a lane with no instance in any service looked at never converges: it pauses and says where it looked', async (t) => {
+t.test('a lane with no instance in any service looked at: start refuses and says where it looked', async (t) => {
   const { nacos } = await laneWorld(t, { without: ['order-service', 'user-service', 'notify-consumer'] })
-  const c = await CanaryController.start({ ...spec, steps: [20, 100], convergenceTimeoutMs: 500, deadlineMs: 3000 }, { nacos, tickMs: 100 })
+  await t.rejects(CanaryController.start({ ...spec, steps: [20, 100], convergenceTimeoutMs: 500, deadlineMs: 3000 }, { nacos, tickMs: 100 }), {
+    code: 'FLOWTAG_CANARY_NO_CANDIDATE',
+    message: /no service has an instance in the lane "v2" registered in Nacos \(looked at: billing-service, notify-consumer, order-service, user-service\)/
+  })
+})
+
+t.test('start names the services whose lanes the steps change', async (t) => {
+  const { nacos } = await laneWorld(t, {})
+  const c = await CanaryController.start({ ...spec, steps: [20, 100] }, { nacos, tickMs: 100 })
   t.teardown(() => c.close())
-  await new Promise<void>((resolve) => { const off = c.onUpdate((s) => { if (s.phase === 'paused') { off(); resolve() } }) })
-  t.match(c.state.history.at(-1)?.message, /no v2 instance of any service looked at \(billing-service, notify-consumer, order-service, user-service\)/)
+  const start = c.state.history.find((e) => e.event === 'start')!
+  t.match(start.message, /the steps change the lanes of notify-consumer, order-service, user-service$/)
+  t.same(start.data?.services, ['notify-consumer', 'order-service', 'user-service'])
 })
 
 t.test('an excluded service is neither judged nor waited for', async (t) => {
