@@ -32,7 +32,7 @@ const gc = globalThis.gc!
 const fleet = (s: number) => Array.from({ length: PER_SERVICE }, (_, j) => ({ ip: instanceIp(s, j), port, metadata: { version: laneOf(j) } }))
 /** `big`'s list, instance `changed` carrying `round` in its metadata (what a re-registration changes). */
 const bigList = (changed: number, round: number): Array<{ ip: string, port: number, metadata: Record<string, string> }> =>
-  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: j === changed ? { version: laneOf(j), round: String(round) } : { version: laneOf(j) } }))
+  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: String(round) } : { version: laneOf(j) }) as Record<string, string> }))
 
 let staticDiscovery: StaticDiscovery | undefined
 let nacos: NacosClient | undefined
