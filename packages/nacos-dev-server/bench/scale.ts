@@ -38,7 +38,10 @@ function stop (child: ChildProcess): Promise<void> {
   })
 }
 
-function run (args: string[]): Promise<any> {
+interface LoadResult { registered: number, updates: number, perSecond: number, p50: number, p99: number, errors: number }
+interface PushResult { pushes: number, perSecond: number, p50: number, p99: number, cpuMs: number }
+
+function run (args: string[]): Promise<LoadResult> {
   const child = spawn(process.execPath, [here('scale-load.ts'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout!.on('data', (d) => { out += d })
@@ -72,7 +75,7 @@ const sub = spawn(process.execPath, [here('scale-subscriber.ts'), dev.addr, Stri
 const lines = createInterface({ input: sub.stdout! })[Symbol.asyncIterator]()
 const first = await lines.next()
 if (first.value !== 'READY') throw new Error(`subscriber: ${first.value}`)
-async function pushPhase (rate: number): Promise<{ upd: any, pushed: any, serverCpu: number }> {
+async function pushPhase (rate: number): Promise<{ upd: LoadResult, pushed: PushResult, serverCpu: number }> {
   sub.stdin!.write('start\n')
   const cpu0 = cpuMs(pid)
   const upd = await run(['update', dev.addr, String(SUBSCRIBED), String(PER_SERVICE), '8080', String(seconds), String(rate)])
@@ -105,7 +108,7 @@ Register rate, dev/bare: **${f(devReg.perSecond / bareReg.perSecond, 2)}×**. De
 
 | load | changes (re-registrations) | per second | pushes received | per second | change → subscriber p50 ms | p99 ms | server CPU ms per change | subscriber CPU ms per push | errors |
 |---|---|---|---|---|---|---|---|---|---|
-${[['64 in flight', flat], [`paced, ${PACED}/s`, paced]].map(([name, r]: any) => `| ${name} | ${i(r.upd.updates)} | ${i(r.upd.perSecond)} | ${i(r.pushed.pushes)} | ${i(r.pushed.perSecond)} | ${f(r.pushed.p50, 2)} | ${f(r.pushed.p99, 2)} | ${f(r.serverCpu / Math.max(1, r.upd.updates), 3)} | ${f(r.pushed.cpuMs / Math.max(1, r.pushed.pushes), 3)} | ${r.upd.errors} |`).join('\n')}
+${([['64 in flight', flat], [`paced, ${PACED}/s`, paced]] as const).map(([name, r]) => `| ${name} | ${i(r.upd.updates)} | ${i(r.upd.perSecond)} | ${i(r.pushed.pushes)} | ${i(r.pushed.perSecond)} | ${f(r.pushed.p50, 2)} | ${f(r.pushed.p99, 2)} | ${f(r.serverCpu / Math.max(1, r.upd.updates), 3)} | ${f(r.pushed.cpuMs / Math.max(1, r.pushed.pushes), 3)} | ${r.upd.errors} |`).join('\n')}
 
 Pushes received per change: ${f(flat.pushed.pushes / Math.max(1, flat.upd.updates), 2)} at full load, ${f(paced.pushed.pushes / Math.max(1, paced.upd.updates), 2)} paced (the subscriber's client reports a list once per push; pushes still queued when the second after the load ends runs out are not counted). The latency is the load generator's send time to the subscriber's listener, across processes (their clocks are the same machine's).
 `

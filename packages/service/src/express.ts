@@ -3,7 +3,7 @@
 // (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
 import { createServer, type RequestListener, type Server } from 'node:http'
 import { fallbackOf, FALLBACK_HEADER, type FlowContext, type RequestFacts } from '@flowtag/context'
-import { FlowtagError, optionErrorMessage } from '@flowtag/errors'
+import { FlowtagError, describeBadOption } from '@flowtag/errors'
 import type { NextFunction, Request, Response } from 'express'
 import { z } from 'zod'
 import { errorCodes, PACKAGE } from './errors.ts'
@@ -76,7 +76,10 @@ export interface FlowTagServiceMiddleware {
 export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagServiceMiddleware {
   const { signals: rawSignals, ...rest } = (options ?? {}) as ExpressFlowTagServiceOptions
   const parsedSignals = signalsSchema.safeParse(rawSignals)
-  if (!parsedSignals.success) throw new FlowtagError(errorCodes.BAD_OPTION, optionErrorMessage(PACKAGE, parsedSignals.error, 'signals'))
+  if (!parsedSignals.success) {
+    const bad = describeBadOption(PACKAGE, parsedSignals.error, { prefix: 'signals', schema: signalsSchema })
+    throw new FlowtagError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const signals = parsedSignals.data
   const service = new FlowTagService(rest)
   const servers = new Set<Server>()

@@ -171,7 +171,7 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     [{ service: 's', nacos, mode: 'edge' }, /invalid option "rules": edge mode needs rules/],
     [{ service: 's', nacos, rules: { version: 1, default: 'v1', rules: [{ name: 'x', lane: 'not a lane!' }] } }, /invalid option "rules\.rules\.0\.lane": must be 1-64 characters.*, in the RuleSet document given as the "rules" option$/],
     // a typo'd key is named where it is, with where it came from; not "a RuleSet without a version"
-    [{ service: 's', nacos, rules: { dataid: 'flowtag-rules.json', group: 'FLOWTAG' } }, /invalid option "rules\.dataid": unknown key in rules from the Nacos config center \(its keys: dataId, group/],
+    [{ service: 's', nacos, rules: { dataid: 'flowtag-rules.json', group: 'FLOWTAG' } }, /invalid option "rules\.dataid": unknown key in rules from the Nacos config center \(did you mean "dataId"\?\); valid keys: dataId, group/],
     [{ service: 's', nacos, rules: { dataId: 'r.json', grup: 'FLOWTAG' } }, /invalid option "rules\.grup": unknown key in rules from the Nacos config center/],
     [{ service: 's', nacos, rules: { version: 1, default: 'v1', servces: {} } }, /invalid option "rules\.servces": unknown key, in the RuleSet document given as the "rules" option$/],
     [{ service: 's', nacos, rules: { version: 1, rules: [{ name: 'x', lane: 'v2', whenn: {} }] } }, /invalid option "rules\.rules\.0\.whenn": unknown key, in the RuleSet document given as the "rules" option; also rules\.default: /],
