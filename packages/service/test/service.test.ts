@@ -202,6 +202,33 @@ t.test('bad options fail before listening, naming the field', async (t) => {
   t.throws(() => flowTagService({ service: 's', nacos, signals: ['SIGKILL'] } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: /"signals": false, or a list/ })
 })
 
+t.test('a bad option carries its field as data, the deepest field of a union, and the key a typo meant', async (t) => {
+  const nacos = { serverAddr: '127.0.0.1:1' }
+  const cases: Array<[Record<string, unknown>, { field: string, path: unknown[], message: RegExp }]> = [
+    // registration is `false | { ... }`: the field is the one inside it, not the union
+    [{ registration: { drainMs: '2000' } }, { field: 'registration.drainMs', path: ['registration', 'drainMs'], message: /invalid option "registration\.drainMs": expected number, received string$/ }],
+    [{ registration: { drainMS: 2000 } }, { field: 'registration.drainMS', path: ['registration', 'drainMS'], message: /unknown key \(did you mean "drainMs"\?\); valid keys: .*drainMs/ }],
+    [{ servce: 'x' }, { field: 'servce', path: ['servce'], message: /invalid option "servce": unknown key \(did you mean "service"\?\)/ }],
+    // refused by a composed package (the Nacos client, the tagger): named as the user wrote it
+    [{ nacos: { serverAddr: 'h:1', tranport: 'grpc' } }, { field: 'nacos.tranport', path: ['nacos', 'tranport'], message: /invalid option "nacos\.tranport": unknown key \(did you mean "transport"\?\)/ }],
+    [{ trust: { cidrs: ['10.0.0.0/8', 'nope'] } }, { field: 'trust.cidrs.1', path: ['trust', 'cidrs', 1], message: /invalid option "trust\.cidrs\.1": not a valid IPv4\/IPv6 CIDR: "nope"$/ }],
+    [{ outbound: { maxRetries: 99 } }, { field: 'outbound.maxRetries', path: ['outbound', 'maxRetries'], message: /invalid option "outbound\.maxRetries": / }]
+  ]
+  for (const [opts, want] of cases) {
+    let err: FlowtagError | undefined
+    try {
+      flowTagService({ service: 's', nacos, signals: false, ...opts } as never)
+    } catch (e) {
+      err = e as FlowtagError
+    }
+    t.ok(err instanceof FlowtagError, want.field)
+    t.equal(err?.code, 'FLOWTAG_SERVICE_BAD_OPTION', want.field)
+    t.equal(err?.field, want.field)
+    t.same(err?.path, want.path, want.field)
+    t.match(err?.message, want.message)
+  }
+})
+
 t.test('fallback receipts travel back to the edge; only a debug edge shows them (Fastify and Express)', async (t) => {
   const { admin, nacos } = await world(t)
   const user = express()
