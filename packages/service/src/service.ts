@@ -137,9 +137,11 @@ export class FlowTagService {
         return await undiciFetch(input, { ...init, dispatcher: this.dispatcher })
       } catch (err) {
         // undici wraps every failure in TypeError('fetch failed'); a routing failure (no instance,
-        // all ejected, unknown service) is ours, coded, with its HTTP status (503): rethrow it as
-        // it is, so the app's error handler answers 503 with the code, not a bare 500.
-        throw routingError(err) ?? err
+        // all ejected, unknown service) is ours, coded, with its HTTP status (503): reject with
+        // its code and status on top, so the app's error handler answers 503 with the code, not a
+        // bare 500. `cause` stays the routing error, as it was under undici's TypeError.
+        const routing = routingError(err)
+        throw routing === undefined ? err : new FlowtagError(routing.code, routing.message, { cause: routing, statusCode: routing.statusCode })
       }
     }
 

@@ -1,6 +1,8 @@
 // A routing failure of `flowtag.fetch` (no instance of the service, unknown service) reaches the
 // client as flowtag's coded error with its status (503) and the code in the body, in Fastify and
 // in Express: not a bare 500 "fetch failed" with the code hidden in `err.cause`.
+import { FlowtagError } from '@flowtag/errors'
+import { OutboundError } from '@flowtag/outbound'
 import express from 'express'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -11,14 +13,18 @@ import { fastClient, startDev, testerRules } from './fixtures/nacos.ts'
 
 const quiet = { debug () {}, info () {}, warn () {}, error () {} }
 
-t.test('fetch rejects with the coded routing error itself', async (t) => {
+t.test('fetch rejects with the routing error\'s code and status, the routing error as its cause', async (t) => {
   const dev = await startDev()
   t.teardown(() => dev.close())
   const ft = flowTagService({ service: 'caller', nacos: { serverAddr: dev.address, ...fastClient }, rules: testerRules, registration: false, signals: false, logger: quiet })
   t.teardown(() => ft.close())
   await ft.service.prepare()
   const err = await ft.fetch('http://nobody-here/x').then(() => undefined, (e: unknown) => e)
-  t.match(err, { code: /^FLOWTAG_OUTBOUND_/, statusCode: 503, service: 'nobody-here' })
+  t.ok(err instanceof FlowtagError)
+  t.match(err, { code: /^FLOWTAG_OUTBOUND_/, statusCode: 503, message: /nobody-here/ })
+  const cause = (err as { cause?: unknown }).cause
+  t.ok(cause instanceof OutboundError, 'the cause is the OutboundError, as under undici\'s TypeError before')
+  t.match(cause, { code: (err as FlowtagError).code, statusCode: 503, service: 'nobody-here' })
 })
 
 t.test('Fastify and Express answer 503 with the code', async (t) => {
