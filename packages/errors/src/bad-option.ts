@@ -98,13 +98,15 @@ export function optionErrorMessage (pkg: string, error: IssueList, prefix?: stri
   return describeBadOption(pkg, error, prefix === undefined ? {} : { prefix }).message
 }
 
-/** The issue with the longest path, looking into union branches; the first one on a tie. */
+/** The issue with the longest path, looking into union branches deeper than the union; the first one on a tie. */
 function deepest (issue: Issue | undefined, base: ReadonlyArray<PropertyKey>): { issue: Issue | undefined, path: PropertyKey[] } {
   if (issue === undefined) return { issue, path: [...base] }
   const path = [...base, ...issue.path]
   let best: { issue: Issue | undefined, path: PropertyKey[] } = { issue, path }
   if (issue.code !== 'invalid_union' || issue.errors === undefined) return best
-  let bestDepth = -1
+  // A branch is reported only when it goes deeper than the union: else the union's own message
+  // (often written for people: "false, or a list of ...") says it better than either branch.
+  let bestDepth = path.length
   for (const branch of issue.errors) {
     for (const inner of branch) {
       const found = deepest(inner, path)

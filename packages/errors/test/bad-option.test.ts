@@ -25,6 +25,9 @@ t.test('a union-typed option names the deepest bad field, not the union', async 
   t.equal(fieldOf(refuse({ service: 's', registration: { drainMs: '2000' } })), 'registration.drainMs')
   // Neither branch deeper than the union itself: the union is the field.
   t.equal(describeBadOption('p', refuse({ service: 's', registration: 7 })).field, 'registration')
+  const own = z.object({ signals: z.union([z.literal(false), z.array(z.string())], { message: 'false, or a list of names' }) })
+  const r = own.safeParse({ signals: 'SIGTERM' })
+  t.equal(r.success ? '' : describeBadOption('p', r.error).problem, 'false, or a list of names', 'no branch deeper: the union\'s own message')
 })
 
 t.test('an unknown key is named itself, with the closest valid key and the valid keys', async (t) => {
