@@ -80,7 +80,6 @@ async function pushPhase (rate: number): Promise<{ upd: LoadResult, pushed: Push
   const cpu0 = cpuMs(pid)
   const upd = await run(['update', dev.addr, String(SUBSCRIBED), String(PER_SERVICE), '8080', String(seconds), String(rate)])
   const serverCpu = cpuMs(pid) - cpu0
-  await new Promise((r) => setTimeout(r, 1000)) // the last pushes in flight
   sub.stdin!.write('stop\n')
   return { upd, pushed: JSON.parse((await lines.next()).value as string), serverCpu }
 }
@@ -110,7 +109,7 @@ Register rate, dev/bare: **${f(devReg.perSecond / bareReg.perSecond, 2)}×**. De
 |---|---|---|---|---|---|---|---|---|---|
 ${([['64 in flight', flat], [`paced, ${PACED}/s`, paced]] as const).map(([name, r]) => `| ${name} | ${i(r.upd.updates)} | ${i(r.upd.perSecond)} | ${i(r.pushed.pushes)} | ${i(r.pushed.perSecond)} | ${f(r.pushed.p50, 2)} | ${f(r.pushed.p99, 2)} | ${f(r.serverCpu / Math.max(1, r.upd.updates), 3)} | ${f(r.pushed.cpuMs / Math.max(1, r.pushed.pushes), 3)} | ${r.upd.errors} |`).join('\n')}
 
-Pushes received per change: ${f(flat.pushed.pushes / Math.max(1, flat.upd.updates), 2)} at full load, ${f(paced.pushed.pushes / Math.max(1, paced.upd.updates), 2)} paced (the subscriber's client reports a list once per push; pushes still queued when the second after the load ends runs out are not counted). The latency is the load generator's send time to the subscriber's listener, across processes (their clocks are the same machine's).
+Pushes received per change: ${f(flat.pushed.pushes / Math.max(1, flat.upd.updates), 2)} at full load, ${f(paced.pushed.pushes / Math.max(1, paced.upd.updates), 2)} paced (the subscriber's client reports a list once per push; the subscriber's rate is over the time from the start to its last push, queued pushes included: it waits for a quiet second before it reports). The latency is the load generator's send time to the subscriber's listener, across processes (their clocks are the same machine's).
 `
 
 console.log(section)
