@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/context, on the shared FlowtagError base.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Plugin / middleware options are invalid (the message names the field). */
@@ -17,7 +17,7 @@ export class ContextError extends FlowtagError {
   static override readonly brand: string = 'flowtag.context.error'
   declare readonly code: ContextErrorCode
 
-  constructor (code: ContextErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor (code: ContextErrorCode, message: string, options?: FlowtagErrorOptions) {
     super(code, message, options)
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { compileRuleSet, validateRuleSet, RulesError, type CompiledRuleSet, type RuleSetInput } from '@flowtag/rules'
 import { compileCidrs, type Cidr } from '@flowtag/rules/internals'
-import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { badOptionMessage, describeBadOption } from '@flowtag/errors'
 import { ContextError, errorCodes } from './errors.ts'
 import { MIN_SECRET_LENGTH } from './signing.ts'
 
@@ -74,12 +74,15 @@ export interface ResolvedOptions {
 const PKG = '@flowtag/context'
 
 function fail (field: string, problem: string, cause?: unknown): never {
-  throw new ContextError(errorCodes.BAD_OPTION, badOptionMessage(PKG, field, problem), { cause })
+  throw new ContextError(errorCodes.BAD_OPTION, badOptionMessage(PKG, field, problem), { cause, field, problem })
 }
 
 export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
   const parsed = FlowTagOptionsSchema.safeParse(options ?? {})
-  if (!parsed.success) throw new ContextError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error))
+  if (!parsed.success) {
+    const bad = describeBadOption(PKG, parsed.error, { schema: FlowTagOptionsSchema })
+    throw new ContextError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const o = parsed.data
   let rules: ResolvedOptions['rules']
   if (o.rules !== undefined) {
@@ -104,9 +107,9 @@ export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
       try {
         trustCidrs = compileCidrs(trust.cidrs)
       } catch (err) {
-        // compileCidrs says `cidrs[i]: problem`; name the field as zod paths are named.
-        const m = /^cidrs\[(\d+)\]: (.*)$/.exec((err as Error).message)
-        fail(m === null ? 'trust.cidrs' : `trust.cidrs.${m[1]}`, m?.[2] ?? (err as Error).message)
+        // compileCidrs names the bad block as data (`path`: ['cidrs', i]).
+        const e = err as RulesError
+        fail(e.path === undefined ? 'trust.cidrs' : ['trust', ...e.path].join('.'), e.problem ?? e.message, err)
       }
     }
     if (trust.signed !== undefined) {

@@ -137,6 +137,18 @@ t.test('options are validated at registration with a coded error naming the fiel
   }
 })
 
+t.test('a bad trusted block is named by its index, as data', async (t) => {
+  const app = Fastify()
+  await t.rejects(async () => { await app.register(fastifyFlowTag, { mode: 'service', trust: { cidrs: ['10.0.0.0/8', '10.1.0.0/99'] } }).ready() }, {
+    code: errorCodes.BAD_OPTION,
+    field: 'trust.cidrs.1',
+    path: ['trust', 'cidrs', 1],
+    problem: 'not a valid IPv4/IPv6 CIDR: "10.1.0.0/99"',
+    message: '@flowtag/context: invalid option "trust.cidrs.1": not a valid IPv4/IPv6 CIDR: "10.1.0.0/99"'
+  })
+  await app.close()
+})
+
 t.test('re-enters the flow when a hook continues the request from a foreign async context', async (t) => {
   const app = Fastify()
   // Fastify keeps the context through its own body parsing (content-type-parser AsyncResource);

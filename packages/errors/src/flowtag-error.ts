@@ -6,6 +6,12 @@ export interface FlowtagErrorOptions {
   cause?: unknown
   /** HTTP status an app's error handler should answer with (Fastify reads `statusCode`). */
   statusCode?: number
+  /** A bad option's dotted field path (`registration.drainMs`); see `describeBadOption`. */
+  field?: string
+  /** The same path as segments; defaults to `field` split at its dots. */
+  path?: ReadonlyArray<string | number>
+  /** A bad option's problem, without the field (`expected number, received string`). */
+  problem?: string
 }
 
 /**
@@ -21,12 +27,21 @@ export class FlowtagError extends Error {
   readonly code: string
   /** HTTP status to answer with, when the error is the platform's (e.g. 503 for no instance). */
   readonly statusCode: number | undefined
+  /** On a bad-option error: the bad field's dotted path, as the user wrote it. */
+  readonly field: string | undefined
+  /** On a bad-option error: the bad field's path as segments. */
+  readonly path: ReadonlyArray<string | number> | undefined
+  /** On a bad-option error: what is wrong with the field. */
+  readonly problem: string | undefined
 
   constructor (code: string, message: string, options: FlowtagErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
     this.statusCode = options.statusCode
+    this.field = options.field
+    this.path = options.path ?? options.field?.split('.')
+    this.problem = options.problem
   }
 
   /** The brands of this error's class chain (read through the Symbol.for key, not the class). */

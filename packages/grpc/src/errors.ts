@@ -1,7 +1,7 @@
 // Coded errors of @flowtag/grpc, on the shared FlowtagError base. Routing failures of a call
 // keep @flowtag/outbound's codes (the same lane rules); they reach the caller as a gRPC status
 // UNAVAILABLE whose metadata carries the code (see ROUTING_ERROR_KEY).
-import { FlowtagError } from '@flowtag/errors'
+import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Options are invalid (the message names the field). */
@@ -21,7 +21,7 @@ export class GrpcError extends FlowtagError {
   static override readonly brand: string = 'flowtag.grpc.error'
   declare readonly code: GrpcErrorCode
 
-  constructor (code: GrpcErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor (code: GrpcErrorCode, message: string, options?: FlowtagErrorOptions) {
     super(code, message, options)
   }
 }

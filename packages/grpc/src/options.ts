@@ -1,6 +1,6 @@
 // Options of FlowTagGrpc (the client side): the zod schema is the source of truth, parsed once.
 import { z } from 'zod'
-import { optionErrorMessage } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import type { Meter } from '@opentelemetry/api'
 import type { SigningKey } from '@flowtag/context'
 import { retryBudgetSchema, servicePoliciesSchema, warmupSchema, type Discovery, type LanesResolver } from '@flowtag/outbound/lanes'
@@ -103,7 +103,10 @@ export type ResolvedGrpcOptions = z.output<typeof grpcOptionsSchema>
 
 export function parseGrpcOptions (input: unknown): ResolvedGrpcOptions {
   const result = grpcOptionsSchema.safeParse(input)
-  if (!result.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error))
+  if (!result.success) {
+    const bad = describeBadOption(PKG, result.error, { schema: grpcOptionsSchema })
+    throw new GrpcError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const o = result.data
   if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) {
     throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs`)

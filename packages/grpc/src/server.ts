@@ -7,7 +7,7 @@ import { Server, ServerCredentials, type Metadata, type ServerOptions, type Serv
 import { HealthImplementation } from 'grpc-health-check'
 import { z } from 'zod'
 import { createFlowTagger, type FlowTagger, type FlowTagOptions } from '@flowtag/context'
-import { optionErrorMessage } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { NacosRegistration, type NacosClient, type NacosRegistrationOptions } from '@flowtag/nacos'
 import { errorCodes, GrpcError } from './errors.ts'
 
@@ -51,7 +51,10 @@ export class FlowTagGrpcServer {
 
   constructor (options: FlowTagGrpcServerOptions = {}) {
     const parsed = grpcServerOptionsSchema.safeParse(options)
-    if (!parsed.success) throw new GrpcError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error))
+    if (!parsed.success) {
+      const bad = describeBadOption(PKG, parsed.error, { schema: grpcServerOptionsSchema })
+      throw new GrpcError(errorCodes.BAD_OPTION, bad.message, bad)
+    }
     const o = parsed.data
     if ((o.nacos === undefined) !== (o.registration === undefined)) {
       throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "${o.nacos === undefined ? 'nacos' : 'registration'}": nacos and registration go together`)

@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/nacos, on the shared FlowtagError base. Codes are stable; the README lists them.
-import { badOptionMessage, FlowtagError } from '@flowtag/errors'
+import { badOption as sharedBadOption, FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Client or plugin options are invalid (the message names the field). */
@@ -29,7 +29,7 @@ export class NacosError extends FlowtagError {
   declare readonly code: NacosErrorCode
 
   /** `statusCode` is the HTTP status when a server answered. */
-  constructor (code: NacosErrorCode, message: string, options: { cause?: unknown, statusCode?: number } = {}) {
+  constructor (code: NacosErrorCode, message: string, options: FlowtagErrorOptions = {}) {
     super(code, message, options)
   }
 }
@@ -72,8 +72,9 @@ export function loginRefused (server: string, username: string, detail: string, 
   return new NacosAuthError('refused', `Nacos at ${server} refused the login of user "${username}" (${detail}): check the password and that the user exists; set in ${CREDENTIALS_HINT}`, { cause, statusCode })
 }
 
-export function badOption (field: string, message: string): NacosError {
-  return new NacosError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/nacos', field, message))
+export function badOption (field: string, message: string, path?: Array<string | number>): NacosError {
+  const bad = sharedBadOption('@flowtag/nacos', field, message, path)
+  return new NacosError(errorCodes.BAD_OPTION, bad.message, bad)
 }
 
 export function badArgument (field: string, message: string): NacosError {

@@ -6,7 +6,7 @@ import { z } from 'zod'
 import { NacosClient } from './client.ts'
 import type { Discovery } from './discovery.ts'
 import { presetClientOptions } from './env.ts'
-import { NacosError } from './errors.ts'
+import { NacosError, badOption, errorCodes } from './errors.ts'
 import { parseOptions, type NacosClientOptions } from './options.ts'
 import { NacosRegistration, registrationOptionsSchema } from './registration.ts'
 
@@ -105,8 +105,8 @@ function createClient (options: NacosClientOptions, fastify: FastifyInstance, ap
     return new NacosClient({ logger: fastify.log.child({ module: 'nacos' }), ...full })
   } catch (err) {
     // Name the field as the plugin user wrote it: nacos.<field>.
-    if (err instanceof NacosError && err.code === 'FLOWTAG_NACOS_BAD_OPTION') {
-      throw new NacosError('FLOWTAG_NACOS_BAD_OPTION', err.message.replace('invalid option "', 'invalid option "nacos.'))
+    if (err instanceof NacosError && err.code === errorCodes.BAD_OPTION && err.field !== undefined) {
+      throw badOption(`nacos.${err.field}`, err.problem ?? err.message, ['nacos', ...(err.path ?? [err.field])])
     }
     throw err
   }

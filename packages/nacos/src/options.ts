@@ -1,5 +1,5 @@
 // Client options: the zod schema is the source of truth for types and defaults.
-import { fieldOf } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { z } from 'zod'
 import { badArgument, badOption } from './errors.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES } from './grpc-connection.ts'
@@ -149,14 +149,16 @@ export type ResolvedOptions = z.output<typeof clientOptionsSchema>
 export function parseOptions<S extends z.ZodType> (schema: S, input: unknown, prefix?: string): z.output<S> {
   const result = schema.safeParse(input ?? {})
   if (result.success) return result.data
-  throw badOption(fieldOf(result.error, prefix), result.error.issues[0]?.message ?? 'invalid')
+  const bad = describeBadOption('@flowtag/nacos', result.error, prefix === undefined ? { schema } : { schema, prefix })
+  throw badOption(bad.field, bad.problem, bad.path)
 }
 
 /** The same for call arguments: FLOWTAG_NACOS_BAD_ARGUMENT. */
 export function parseArgument<S extends z.ZodType> (schema: S, input: unknown, name: string): z.output<S> {
   const result = schema.safeParse(input)
   if (result.success) return result.data
-  throw badArgument(fieldOf(result.error, name), result.error.issues[0]?.message ?? 'invalid')
+  const bad = describeBadOption('@flowtag/nacos', result.error, { prefix: name })
+  throw badArgument(bad.field, bad.problem)
 }
 
 export function resolveOptions (input: NacosClientOptions): ResolvedOptions {

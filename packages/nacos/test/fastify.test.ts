@@ -118,3 +118,17 @@ t.test('options are validated', async (t) => {
     await app.close().catch(() => {})
   }
 })
+
+t.test('a bad client option names its field as the plugin user wrote it, as data', async (t) => {
+  const app = Fastify()
+  await t.rejects(async () => {
+    await app.register(fastifyNacos, { service: 's', nacos: { serverAddr: 'h:1', tranport: 'grpc' } } as never)
+    await app.ready()
+  }, {
+    code: 'FLOWTAG_NACOS_BAD_OPTION',
+    field: 'nacos.tranport',
+    path: ['nacos', 'tranport'],
+    message: /^@flowtag\/nacos: invalid option "nacos\.tranport": unknown key \(did you mean "transport"\?\); valid keys: /
+  })
+  await app.close().catch(() => {})
+})

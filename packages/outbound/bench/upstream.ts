@@ -1,4 +1,5 @@
-// The service behind the gateway: a small JSON answer, like a user lookup.
+// The service behind the gateway: a small JSON answer, like a user lookup. Listens on argv[2]
+// (default 127.0.0.1; 0.0.0.0 serves every loopback address, as the scale benchmark's fleet needs).
 import { createServer } from 'node:http'
 
 const body = JSON.stringify({ id: 1, name: 'Ada Lovelace', email: 'ada@example.com', version: 'v1' })
@@ -10,7 +11,7 @@ const server = createServer((req, res) => {
   })
 })
 server.keepAliveTimeout = 60_000
-server.listen(0, '127.0.0.1', () => {
+server.listen(0, process.argv[2] ?? '127.0.0.1', () => {
   const address = server.address()
   process.send?.({ port: typeof address === 'object' && address !== null ? address.port : 0 })
 })

@@ -3,7 +3,7 @@
 // request() on its `undici` option, and undici 8's request() costs it far more garbage-collection
 // time per request than the undici 7 it bundles (see BENCHMARKS.md, "Gateway hop").
 import { z } from 'zod'
-import { optionErrorMessage } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 
 const PKG = '@flowtag/outbound'
@@ -53,7 +53,10 @@ const argsSchema = z.strictObject({ Dispatcher: classSchema, dispatcher: targetS
  */
 export function dispatcherOf<D> (Dispatcher: abstract new () => D, dispatcher: Target): D {
   const parsed = argsSchema.safeParse({ Dispatcher, dispatcher })
-  if (!parsed.success) throw new OutboundError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, parsed.error), '')
+  if (!parsed.success) {
+    const bad = describeBadOption(PKG, parsed.error)
+    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
+  }
   const Base = Dispatcher as unknown as abstract new () => DispatcherBase
   class Bridge extends Base {
     dispatch (opts: never, handler: never): boolean {

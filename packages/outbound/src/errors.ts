@@ -1,7 +1,7 @@
 // Coded errors of @flowtag/outbound, on the shared FlowtagError base. Routing failures carry
 // statusCode 503 so an app's error handler can answer "Service Unavailable" without knowing
 // this package's codes.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   UNKNOWN_SERVICE: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE',
@@ -22,7 +22,7 @@ export class OutboundError extends FlowtagError {
   /** The lane that was asked for (the tag, or the stable lane for untagged traffic). */
   readonly lane: string | undefined
 
-  constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: { cause?: unknown }) {
+  constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: FlowtagErrorOptions) {
     super(code, message, { ...options, statusCode: code === errorCodes.BAD_OPTION ? undefined : 503 })
     this.service = service
     this.lane = lane

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Dispatcher } from 'undici'
 import { FlowTagDispatcher } from './dispatcher.ts'
-import { badOptionMessage } from '@flowtag/errors'
+import { badOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 import type { OutboundOptions } from './options.ts'
 
@@ -22,7 +22,8 @@ export interface FastifyOutboundOptions extends OutboundOptions {
 const fastifyOutboundPlugin: FastifyPluginAsync<FastifyOutboundOptions> = async function fastifyOutboundPlugin (fastify: FastifyInstance, options: FastifyOutboundOptions) {
   const { interceptors, ...outboundOptions } = options
   if (interceptors !== undefined && (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== 'function'))) {
-    throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/outbound', 'interceptors', 'expected an array of undici interceptors'), '')
+    const bad = badOption('@flowtag/outbound', 'interceptors', 'expected an array of undici interceptors')
+    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
   }
   const dispatcher = new FlowTagDispatcher(outboundOptions)
   // A composed dispatcher is a Proxy of the same instance: snapshot() and close() still work.

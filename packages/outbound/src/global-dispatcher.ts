@@ -5,7 +5,7 @@ import { isIP } from 'node:net'
 import { Dispatcher, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { z } from 'zod'
 import type { Discovery } from './discovery.ts'
-import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { badOption as sharedBadOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 
 // undici >= 8 keeps its global dispatcher under '.2' and, for Node's bundled undici (which reads
@@ -78,7 +78,10 @@ export function installGlobalDispatcher (dispatcher: Dispatcher, options: Global
     throw badOption('dispatcher', 'expected an undici Dispatcher')
   }
   const parsed = globalDispatcherOptionsSchema.safeParse(options)
-  if (!parsed.success) throw new OutboundError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/outbound', parsed.error), '')
+  if (!parsed.success) {
+    const bad = describeBadOption('@flowtag/outbound', parsed.error, { schema: globalDispatcherOptionsSchema })
+    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
+  }
   const opts = parsed.data
   const discovery = opts.discovery ?? (dispatcher as { discovery?: Discovery }).discovery
   if (opts.services === undefined && discovery === undefined) {
@@ -212,5 +215,6 @@ export class GlobalRouter extends Dispatcher {
 }
 
 function badOption (field: string, problem: string): OutboundError {
-  return new OutboundError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/outbound', field, problem), '')
+  const bad = sharedBadOption('@flowtag/outbound', field, problem)
+  return new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
 }

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
 import type { Discovery } from './discovery.ts'
 import type { PoolFactory } from './instance-pool.ts'
-import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { badOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 import { retryBudgetSchema, servicePoliciesSchema, warmupSchema } from './policies.ts'
 
@@ -124,11 +124,13 @@ export type ResolvedOptions = z.output<typeof outboundOptionsSchema>
 export function parseOptions (input: unknown): ResolvedOptions {
   const result = outboundOptionsSchema.safeParse(input)
   if (!result.success) {
-    throw new OutboundError(errorCodes.BAD_OPTION, optionErrorMessage(PKG, result.error), '')
+    const bad = describeBadOption(PKG, result.error, { schema: outboundOptionsSchema })
+    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
   }
   const opts = result.data
   if (opts.outlier.maxEjectionMs < opts.outlier.baseEjectionMs) {
-    throw new OutboundError(errorCodes.BAD_OPTION, badOptionMessage(PKG, 'outlier.maxEjectionMs', 'must be >= outlier.baseEjectionMs'), '')
+    const bad = badOption(PKG, 'outlier.maxEjectionMs', 'must be >= outlier.baseEjectionMs')
+    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
   }
   return opts
 }

@@ -1,63 +1,13 @@
+import { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX, type CompiledCondition, type CompiledRange, type CompiledRule, type CompiledSplit, type Decision, type ServiceLaneInfo } from './compiled.ts'
 import { compileKey, type CompiledKey } from './facts.ts'
 import { BUCKETS, saltSeed } from './hash.ts'
-import { parseCidr, type Cidr } from './ip.ts'
+import { parseCidr } from './ip.ts'
 import { buildRuleIndex, type RuleIndex } from './rule-index.ts'
 import { candidateLane, type RuleSet, type ShadowRuleSet, type StringMatch } from './schema.ts'
-import type { ServiceLaneInfo } from './services.ts'
 
-/** The outcome of evaluating a RuleSet: the lane, the rule that chose it, and why. */
-export interface Decision {
-  readonly tag: string
-  readonly rule?: string
-  readonly reason: string
-}
-
-export const OP_EQUALS = 0
-export const OP_IN = 1
-export const OP_PREFIX = 2
-export const OP_EXISTS = 3
-
-export interface CompiledCondition {
-  readonly key: CompiledKey
-  /** Index of `key` in the rule set's distinct keys: each is read at most once per evaluate(). */
-  readonly slot: number
-  readonly op: 0 | 1 | 2 | 3
-  readonly value: string
-  readonly set: ReadonlySet<string> | undefined
-  readonly exists: boolean
-  readonly text: string
-}
-
-export interface CompiledRange {
-  readonly lane: string
-  /** Buckets [previous end, end) belong to this lane. */
-  readonly end: number
-  readonly decision: Decision
-}
-
-export interface CompiledSplit {
-  readonly key: CompiledKey | undefined
-  readonly salt: string
-  readonly seed: number
-  readonly ranges: readonly CompiledRange[]
-  readonly rest: Decision | undefined
-}
-
-export interface CompiledRule {
-  readonly name: string
-  readonly index: number
-  /** Enabled in the document and its lease (if any) not run out at compile time. */
-  readonly enabled: boolean
-  /** Its lease had run out when this set was compiled (see `expiresAt`). */
-  readonly expired: boolean
-  /** Lease end in ms since the epoch; Infinity without a lease. */
-  readonly expiresAt: number
-  readonly conditions: readonly CompiledCondition[]
-  readonly cidrs: readonly Cidr[] | undefined
-  readonly users: ReadonlySet<string> | undefined
-  readonly decision: Decision | undefined
-  readonly split: CompiledSplit | undefined
-}
+// The shapes live in compiled.ts (no import circle with rule-index.ts); still exported from here.
+export { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX }
+export type { CompiledCondition, CompiledRange, CompiledRule, CompiledSplit, Decision } from './compiled.ts'
 
 const kCompiled = Symbol('flowtag.rules.compiled')
 

@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/rules, on the shared FlowtagError base.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
 
 /** One issue found in a rule document: where (a zod path joined with dots) and what. */
 export interface RuleIssue {
@@ -28,7 +28,7 @@ export class RulesError extends FlowtagError {
   declare readonly code: RulesErrorCode
   readonly issues: RuleIssue[]
 
-  constructor (code: RulesErrorCode, message: string, options?: { cause?: unknown, issues?: RuleIssue[] }) {
+  constructor (code: RulesErrorCode, message: string, options?: FlowtagErrorOptions & { issues?: RuleIssue[] }) {
     super(code, message, options)
     this.issues = options?.issues ?? []
   }

@@ -3,6 +3,7 @@
  * compares. Every address is held as four words (IPv4 as the IPv4-mapped IPv6 form
  * ::ffff:a.b.c.d), so a v4 block also matches a v4 client seen through a dual-stack socket.
  */
+import { RulesError, errorCodes } from './errors.ts'
 
 /** A pre-parsed CIDR block: four address words and four mask words. */
 export interface Cidr {
@@ -173,7 +174,11 @@ export function cidrContains (cidr: Cidr, addr: Uint32Array): boolean {
 export function compileCidrs (list: readonly string[]): Cidr[] {
   return list.map((text, i) => {
     const c = parseCidr(text)
-    if (c === undefined) throw new TypeError(`cidrs[${i}]: not a valid IPv4/IPv6 CIDR: ${JSON.stringify(text)}`)
+    if (c === undefined) {
+      // The index as data (`path`), so a caller can name the field as its user wrote it.
+      const problem = `not a valid IPv4/IPv6 CIDR: ${JSON.stringify(text)}`
+      throw new RulesError(errorCodes.BAD_OPTION, `cidrs[${i}]: ${problem}`, { field: `cidrs.${i}`, path: ['cidrs', i], problem })
+    }
     return c
   })
 }

@@ -1,5 +1,5 @@
 import { CidrRanges } from './cidr-ranges.ts'
-import { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX, type CompiledRule } from './compile.ts'
+import { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX, type CompiledRule } from './compiled.ts'
 import type { CompiledKey } from './facts.ts'
 import type { Cidr } from './ip.ts'
 import { PrefixRanges } from './prefix-ranges.ts'

@@ -1,15 +1,8 @@
 import { compileRuleSet, type CompiledRuleSet } from './compile.ts'
+import type { ServiceLaneInfo } from './compiled.ts'
 import type { RuleSet } from './schema.ts'
 
-/** A service's lanes as @flowtag/outbound needs them. */
-export interface ServiceLaneInfo {
-  stable: string
-  candidates: string[]
-  strict: boolean
-  weights?: Record<string, number>
-  /** Candidate lanes whose lease has run out: requests tagged with one go to `stable`. */
-  expired?: string[]
-}
+export type { ServiceLaneInfo }
 
 /**
  * The lanes declared for `service`, or undefined when the rule set does not name it. Leased

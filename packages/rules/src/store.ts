@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { z } from 'zod'
-import { optionErrorMessage } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { compileRuleSet, type CompiledRuleSet, type Decision } from './compile.ts'
 import { errorCodes, RulesError } from './errors.ts'
 import { evaluate } from './evaluate.ts'
@@ -93,7 +93,10 @@ export class RuleStore {
 
   constructor (options: RuleStoreOptions) {
     const parsed = RuleStoreOptions.safeParse(options)
-    if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: RuleStore', parsed.error))
+    if (!parsed.success) {
+      const bad = describeBadOption('@flowtag/rules: RuleStore', parsed.error, { schema: RuleStoreOptions })
+      throw new RulesError(errorCodes.BAD_OPTION, bad.message, bad)
+    }
     this.source = parsed.data.source
     this.cacheFile = parsed.data.cacheFile
     this.#logger = parsed.data.logger

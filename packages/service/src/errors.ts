@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/service. Codes are stable; the README lists them.
-import { FlowtagError, badOptionMessage } from '@flowtag/errors'
+import { FlowtagError, badOption } from '@flowtag/errors'
 
 export const PACKAGE = '@flowtag/service'
 
@@ -12,25 +12,19 @@ export const errorCodes = {
 
 export type ServiceErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
-export function badServiceOption (field: string, problem: string, cause?: unknown): FlowtagError {
-  return new FlowtagError(errorCodes.BAD_OPTION, badOptionMessage(PACKAGE, field, problem), { cause })
+/** `FLOWTAG_SERVICE_BAD_OPTION` naming `field` (message and data: `field`, `path`, `problem`). */
+export function badServiceOption (field: string, problem: string, cause?: unknown, path?: Array<string | number>): FlowtagError {
+  const bad = badOption(PACKAGE, field, problem, path)
+  return new FlowtagError(errorCodes.BAD_OPTION, bad.message, { ...bad, cause })
 }
 
 /**
  * The error of a composed package's constructor (its own bad-option error) as ours, with the
  * field named as our user wrote it: `nacos.serverAddr`, not `serverAddr`. Any other error, or a
- * bad-option error not worded the shared way, is returned as it is.
+ * bad-option error that does not carry its field, is returned as it is.
  */
 export function asServiceOption (err: unknown, prefix: string): unknown {
-  const code = (err as { code?: unknown } | null)?.code
-  if (typeof code !== 'string' || !code.endsWith('_BAD_OPTION')) return err
-  const message = (err as Error).message
-  // Every package words it the same way (@flowtag/errors): `<pkg>: invalid option "<field>": <problem>`.
-  const named = /invalid option "([^"]+)": ([\s\S]*)$/.exec(message)
-  if (named === null) return err
-  return badServiceOption(join(prefix, named[1] as string), named[2] as string, err)
-}
-
-function join (prefix: string, field: string): string {
-  return prefix === '' ? field : `${prefix}.${field}`
+  if (!(err instanceof FlowtagError) || !err.code.endsWith('_BAD_OPTION') || err.field === undefined) return err
+  const path = [...(prefix === '' ? [] : [prefix]), ...(err.path ?? [err.field])]
+  return badServiceOption(path.join('.'), err.problem ?? err.message, err, path)
 }

@@ -1,14 +1,15 @@
 // @flowtag/service/express: the preset for Express. `app.use(ft)` tags requests and answers the
 // probes; `ft.listen(app, { port })` (or `ft.attach(server)`) registers once listening; a signal
 // (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
-import { createServer, type RequestListener, type Server } from 'node:http'
+import { createServer, STATUS_CODES, type RequestListener, type Server } from 'node:http'
 import { fallbackOf, FALLBACK_HEADER, type FlowContext, type RequestFacts } from '@flowtag/context'
-import { FlowtagError, optionErrorMessage } from '@flowtag/errors'
+import { FlowtagError, describeBadOption } from '@flowtag/errors'
 import type { NextFunction, Request, Response } from 'express'
 import { z } from 'zod'
 import { errorCodes, PACKAGE } from './errors.ts'
 import type { FlowTagServiceOptions } from './options.ts'
 import { FlowTagService } from './service.ts'
+import { consoleLogger } from './console-logger.ts'
 
 declare global {
   // Express's own augmentation point (@types/express-serve-static-core merges it into Request)
@@ -55,6 +56,14 @@ export interface FlowTagServiceMiddleware {
    * @throws {FlowtagError} `FLOWTAG_SERVICE_CLOSED`, `FLOWTAG_NACOS_UNREACHABLE` (failFast)
    */
   listen(app: RequestListener, options?: ListenOptions): Promise<Server>
+  /**
+   * Express error middleware: a flowtag error with an HTTP status (a routing failure of `fetch`:
+   * no instance, all ejected, unknown service: 503) is answered with that status and
+   * `{ statusCode, code, error, message }`, as Fastify answers it; anything else goes on to the
+   * next error handler. `listen(app)` mounts it after the app's routes; with `attach()` (or
+   * routes added later), `app.use(ft.errorHandler)` after them.
+   */
+  readonly errorHandler: (err: unknown, req: Request, res: Response, next: NextFunction) => void
   /** Register once `server` listens (now, if it already does); `close()` stops it after draining. */
   attach(server: Server): void
   /** Deregister and keep serving `registration.drainMs`. Idempotent. */
@@ -76,13 +85,18 @@ export interface FlowTagServiceMiddleware {
 export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagServiceMiddleware {
   const { signals: rawSignals, ...rest } = (options ?? {}) as ExpressFlowTagServiceOptions
   const parsedSignals = signalsSchema.safeParse(rawSignals)
-  if (!parsedSignals.success) throw new FlowtagError(errorCodes.BAD_OPTION, optionErrorMessage(PACKAGE, parsedSignals.error, 'signals'))
+  if (!parsedSignals.success) {
+    const bad = describeBadOption(PACKAGE, parsedSignals.error, { prefix: 'signals', schema: signalsSchema })
+    throw new FlowtagError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const signals = parsedSignals.data
-  const service = new FlowTagService(rest)
+  // Express has no logger of its own: log to the console unless given one (Fastify's presets log through app.log).
+  const service = new FlowTagService({ ...rest, logger: rest.logger ?? consoleLogger })
   const servers = new Set<Server>()
   let closed: Promise<void> | undefined
 
   const middleware = flowTagRequests(service)
+  const mounted = new WeakSet<object>()
 
   const onSignal = (signal: NodeJS.Signals): void => {
     service.logger.info({ signal, service: service.name }, 'flowtag: stopping: deregistering, then draining')
@@ -115,8 +129,20 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     registerOnListen(server).catch((err: unknown) => service.logger.error({ err, service: service.name }, 'flowtag: registration failed'))
   }
 
+  function errorHandler (err: unknown, _req: Request, res: Response, next: NextFunction): void {
+    if (!(err instanceof FlowtagError) || err.statusCode === undefined || res.headersSent) return next(err)
+    service.logger.error({ err, code: err.code }, `flowtag: ${err.message}`)
+    res.status(err.statusCode).json({ statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode], message: err.message })
+  }
+
   async function listen (app: RequestListener, opts: ListenOptions = {}): Promise<Server> {
     if (closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
+    // After the app's routes (they are defined by now): flowtag's coded errors answer with their status.
+    const use = (app as { use?: (fn: typeof errorHandler) => unknown }).use
+    if (typeof use === 'function' && !mounted.has(app)) {
+      use.call(app, errorHandler)
+      mounted.add(app)
+    }
     await service.prepare()
     const server = createServer(app)
     servers.add(server)
@@ -157,6 +183,7 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
     rules: service.rules,
     nacos: service.nacos,
     registration: service.registration,
+    errorHandler,
     listen,
     attach,
     drain: () => service.drain(),

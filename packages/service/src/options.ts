@@ -1,12 +1,12 @@
 // Options of the preset: the zod schema is the source of truth, parsed once by createFlowTagService.
 // The nested parts reuse the composed packages' own schemas, so a field means the same everywhere.
-import { fieldOf, type IssueList } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { NacosClient, registrationOptionsSchema, type NacosClientOptions } from '@flowtag/nacos'
 import { outboundOptionsSchema } from '@flowtag/outbound'
 import { LANE_PATTERN, validateRuleSet, type RuleIssue, type RulesError, type RuleSetInput, type RuleStore } from '@flowtag/rules'
 import type { FlowTagOptions } from '@flowtag/context'
 import { z } from 'zod'
-import { badServiceOption } from './errors.ts'
+import { PACKAGE, badServiceOption } from './errors.ts'
 
 /** A pino-style logger (Fastify's `app.log` fits); `child` is used when present. */
 export interface ServiceLogger {
@@ -137,7 +137,7 @@ export function parseServiceOptions (input: unknown): ResolvedServiceOptions {
     const r = o.rules
     if (typeof r !== 'object' || r === null || Array.isArray(r)) throw badServiceOption('rules', 'expected { dataId, group }, a RuleStore or a RuleSet object')
     if (isStore(r)) rules = { kind: 'store', store: r }
-    else if ('dataId' in r || !RULESET_KEYS.some((k) => k in r)) rules = { kind: 'nacos', options: check(nacosRulesSchema, r, 'rules', ' in rules from the Nacos config center (its keys: dataId, group, cacheFile, startTimeoutMs)') }
+    else if ('dataId' in r || !RULESET_KEYS.some((k) => k in r)) rules = { kind: 'nacos', options: check(nacosRulesSchema, r, 'rules', ' in rules from the Nacos config center') }
     else rules = { kind: 'document', document: inlineRuleSet(r) }
   }
   if (o.mode === 'edge' && rules === undefined) throw badServiceOption('rules', 'edge mode needs rules ({ dataId, group }, a RuleStore or a RuleSet)')
@@ -167,13 +167,10 @@ function inlineRuleSet (r: object): object {
 function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string, where = ''): z.output<S> {
   const result = schema.safeParse(input)
   if (result.success) return result.data
-  const unknown = result.error.issues.find((i) => i.code === 'unrecognized_keys')
-  if (unknown !== undefined) return failOn({ issues: [unknown] } as IssueList, prefix, `unknown key${where}`)
-  return failOn(result.error as IssueList, prefix, (result.error.issues[0] as { message: string }).message)
-}
-
-function failOn (issues: IssueList, prefix: string | undefined, problem: string): never {
-  throw badServiceOption(fieldOf(issues, prefix), problem)
+  // An unknown key first (describeBadOption's order), named with the valid keys and the closest one.
+  const bad = describeBadOption(PACKAGE, result.error, prefix === undefined ? { schema } : { schema, prefix })
+  const problem = where !== '' && bad.problem.startsWith('unknown key') ? `unknown key${where}${bad.problem.slice('unknown key'.length)}` : bad.problem
+  throw badServiceOption(bad.field, problem, undefined, bad.path)
 }
 
 /**

@@ -28,6 +28,12 @@ export interface Readiness {
 
 const silent: ServiceLogger = { debug () {}, info () {}, warn () {}, error () {} }
 
+/** The coded routing error behind a failed fetch (a FlowtagError with a status), if that is what it is. */
+function routingError (err: unknown): FlowtagError | undefined {
+  const cause = (err as { cause?: unknown } | null)?.cause
+  return cause instanceof FlowtagError && cause.statusCode !== undefined ? cause : undefined
+}
+
 /**
  * One service made lane-aware. Create it with {@link createFlowTagService}; the Fastify plugin and
  * the Express middleware are thin adapters over it. Lifecycle:
@@ -130,7 +136,18 @@ export class FlowTagService {
     } catch (err) {
       throw asServiceOption(err, 'outbound')
     }
-    this.fetch = (input, init) => undiciFetch(input, { ...init, dispatcher: this.dispatcher })
+    this.fetch = async (input, init) => {
+      try {
+        return await undiciFetch(input, { ...init, dispatcher: this.dispatcher })
+      } catch (err) {
+        // undici wraps every failure in TypeError('fetch failed'); a routing failure (no instance,
+        // all ejected, unknown service) is ours, coded, with its HTTP status (503): reject with
+        // its code and status on top, so the app's error handler answers 503 with the code, not a
+        // bare 500. `cause` stays the routing error, as it was under undici's TypeError.
+        const routing = routingError(err)
+        throw routing === undefined ? err : new FlowtagError(routing.code, routing.message, { cause: routing, statusCode: routing.statusCode })
+      }
+    }
 
     this.#ownRules = o.rules !== undefined && o.rules.kind !== 'store'
     if (o.rules?.kind === 'store') {

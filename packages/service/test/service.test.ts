@@ -171,7 +171,7 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     [{ service: 's', nacos, mode: 'edge' }, /invalid option "rules": edge mode needs rules/],
     [{ service: 's', nacos, rules: { version: 1, default: 'v1', rules: [{ name: 'x', lane: 'not a lane!' }] } }, /invalid option "rules\.rules\.0\.lane": must be 1-64 characters.*, in the RuleSet document given as the "rules" option$/],
     // a typo'd key is named where it is, with where it came from; not "a RuleSet without a version"
-    [{ service: 's', nacos, rules: { dataid: 'flowtag-rules.json', group: 'FLOWTAG' } }, /invalid option "rules\.dataid": unknown key in rules from the Nacos config center \(its keys: dataId, group/],
+    [{ service: 's', nacos, rules: { dataid: 'flowtag-rules.json', group: 'FLOWTAG' } }, /invalid option "rules\.dataid": unknown key in rules from the Nacos config center \(did you mean "dataId"\?\); valid keys: dataId, group/],
     [{ service: 's', nacos, rules: { dataId: 'r.json', grup: 'FLOWTAG' } }, /invalid option "rules\.grup": unknown key in rules from the Nacos config center/],
     [{ service: 's', nacos, rules: { version: 1, default: 'v1', servces: {} } }, /invalid option "rules\.servces": unknown key, in the RuleSet document given as the "rules" option$/],
     [{ service: 's', nacos, rules: { version: 1, rules: [{ name: 'x', lane: 'v2', whenn: {} }] } }, /invalid option "rules\.rules\.0\.whenn": unknown key, in the RuleSet document given as the "rules" option; also rules\.default: /],
@@ -182,7 +182,7 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     [{ service: 's', nacos, outbound: { warmup: { windowMs: 0 } } }, /invalid option "outbound\.warmup\.windowMs"/],
     [{ service: 's', nacos, outbound: { retryBudget: { percent: -1 } } }, /invalid option "outbound\.retryBudget\.percent"/],
     [{ service: 's', nacos, trust: 'sometimes' }, /invalid option "trust/],
-    [{ service: 's', nacos, healthz: '/h' }, /invalid option "healthz": unknown key$/]
+    [{ service: 's', nacos, healthz: '/h' }, /invalid option "healthz": unknown key; valid keys: service, version, .*healthPath, readyPath/]
   ]
   for (const [opts, message] of cases) {
     const app = Fastify()
@@ -199,7 +199,36 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     await app.close().catch(() => {})
     t.throws(() => flowTagService({ signals: false, ...opts } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message }, `express ${message}`)
   }
-  t.throws(() => flowTagService({ service: 's', nacos, signals: ['SIGKILL'] } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: /"signals": false, or a list/ })
+  // The deepest issue of the union (false | list): the bad element, not the union's own message.
+  t.throws(() => flowTagService({ service: 's', nacos, signals: ['SIGKILL'] } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', field: 'signals.0', message: /"signals\.0": Invalid option: expected one of "SIGTERM"\|"SIGINT"\|"SIGHUP"/ })
+  t.throws(() => flowTagService({ service: 's', nacos, signals: 'SIGTERM' } as never), { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: /"signals": false, or a list/ })
+})
+
+t.test('a bad option carries its field as data, the deepest field of a union, and the key a typo meant', async (t) => {
+  const nacos = { serverAddr: '127.0.0.1:1' }
+  const cases: Array<[Record<string, unknown>, { field: string, path: unknown[], message: RegExp }]> = [
+    // registration is `false | { ... }`: the field is the one inside it, not the union
+    [{ registration: { drainMs: '2000' } }, { field: 'registration.drainMs', path: ['registration', 'drainMs'], message: /invalid option "registration\.drainMs": expected number, received string$/ }],
+    [{ registration: { drainMS: 2000 } }, { field: 'registration.drainMS', path: ['registration', 'drainMS'], message: /unknown key \(did you mean "drainMs"\?\); valid keys: .*drainMs/ }],
+    [{ servce: 'x' }, { field: 'servce', path: ['servce'], message: /invalid option "servce": unknown key \(did you mean "service"\?\)/ }],
+    // refused by a composed package (the Nacos client, the tagger): named as the user wrote it
+    [{ nacos: { serverAddr: 'h:1', tranport: 'grpc' } }, { field: 'nacos.tranport', path: ['nacos', 'tranport'], message: /invalid option "nacos\.tranport": unknown key \(did you mean "transport"\?\)/ }],
+    [{ trust: { cidrs: ['10.0.0.0/8', 'nope'] } }, { field: 'trust.cidrs.1', path: ['trust', 'cidrs', 1], message: /invalid option "trust\.cidrs\.1": not a valid IPv4\/IPv6 CIDR: "nope"$/ }],
+    [{ outbound: { maxRetries: 99 } }, { field: 'outbound.maxRetries', path: ['outbound', 'maxRetries'], message: /invalid option "outbound\.maxRetries": / }]
+  ]
+  for (const [opts, want] of cases) {
+    let err: FlowtagError | undefined
+    try {
+      flowTagService({ service: 's', nacos, signals: false, ...opts } as never)
+    } catch (e) {
+      err = e as FlowtagError
+    }
+    t.ok(err instanceof FlowtagError, want.field)
+    t.equal(err?.code, 'FLOWTAG_SERVICE_BAD_OPTION', want.field)
+    t.equal(err?.field, want.field)
+    t.same(err?.path, want.path, want.field)
+    t.match(err?.message, want.message)
+  }
 })
 
 t.test('fallback receipts travel back to the edge; only a debug edge shows them (Fastify and Express)', async (t) => {

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
 import { z } from 'zod'
-import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
+import { badOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, RulesError } from '../errors.ts'
 import type { RuleSource } from '../source.ts'
 
@@ -32,9 +32,15 @@ async function readOrUndefined (path: string): Promise<string | undefined> {
  *   other than ENOENT reaches the store as `FLOWTAG_RULES_SOURCE`
  */
 export function fileSource (path: string, options: FileSourceOptions = {}): RuleSource {
-  if (typeof path !== 'string' || path.length === 0) throw new RulesError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/rules: fileSource', 'path', 'must be a non-empty string'))
+  if (typeof path !== 'string' || path.length === 0) {
+    const bad = badOption('@flowtag/rules: fileSource', 'path', 'must be a non-empty string')
+    throw new RulesError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const parsed = FileSourceOptions.safeParse(options)
-  if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: fileSource', parsed.error))
+  if (!parsed.success) {
+    const bad = describeBadOption('@flowtag/rules: fileSource', parsed.error, { schema: FileSourceOptions })
+    throw new RulesError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const { debounceMs } = parsed.data
   const file = resolve(path)
   const name = basename(file)

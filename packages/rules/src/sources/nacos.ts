@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { optionErrorMessage } from '@flowtag/errors'
+import { describeBadOption } from '@flowtag/errors'
 import { errorCodes, RulesError } from '../errors.ts'
 import type { RuleSource } from '../source.ts'
 
@@ -30,7 +30,10 @@ export type NacosSourceOptions = z.input<typeof NacosSourceOptions>
  */
 export function nacosSource (options: NacosSourceOptions): RuleSource {
   const parsed = NacosSourceOptions.safeParse(options)
-  if (!parsed.success) throw new RulesError(errorCodes.BAD_OPTION, optionErrorMessage('@flowtag/rules: nacosSource', parsed.error))
+  if (!parsed.success) {
+    const bad = describeBadOption('@flowtag/rules: nacosSource', parsed.error, { schema: NacosSourceOptions })
+    throw new RulesError(errorCodes.BAD_OPTION, bad.message, bad)
+  }
   const { config, dataId, group } = parsed.data
   const name = `nacos ${group}/${dataId}`
   const stops = new Set<() => void>()
