@@ -139,7 +139,7 @@ export class CanaryController {
     const c = new CanaryController(state, options)
     const what = spec.service === undefined ? `lane canary of ${spec.candidate}: every service with ${spec.candidate} instances` : `canary of ${spec.service}: ${spec.candidate}`
     // Which services' lanes the steps change (the RuleSet declares the candidate in each).
-    c.#audit('start', `${what} against ${spec.stable}, steps ${spec.steps.join(', ')}%; the steps change the lanes of ${changes.join(', ')}`, { spec, services: changes })
+    c.#audit('start', `${what} against ${spec.stable}, steps ${spec.steps.join(', ')}%; the steps change the lanes of ${changes.join(', ')}`, spec.lane === undefined ? { spec } : { spec, services: changes })
     return c
   }
 
