@@ -13,8 +13,12 @@ interface TokenState {
   login: Promise<void> | undefined
 }
 
-/** How Nacos words a refused login inside its 500 answer (2.x: `ErrCode:0, ErrMsg:user not found!`). */
-const REFUSED_LOGIN = /user not found!?|password is wrong|unknown user/i
+/**
+ * How Nacos words a refused login inside its 500 answer: 2.x says `ErrCode:0, ErrMsg:user not
+ * found!`; 3.1 says only `Handle API Compatibility failed` on the v1 login path (the reason is
+ * in its server log), for a wrong password as for an unknown user (checked against a real 3.1.0).
+ */
+const REFUSED_LOGIN = /user not found!?|password is wrong|unknown user|Handle API Compatibility failed/i
 
 export class Authenticator {
   readonly #http: HttpClient
@@ -55,8 +59,9 @@ export class Authenticator {
 
   /**
    * One login request. Nacos 2.x answers a refused login (unknown user or wrong password) with a
-   * 500 whose message says `user not found!`: that is a refusal, not a failing server (which would
-   * send the pool to the next server and into a probe loop, logging in every probe).
+   * 500 whose message says `user not found!`, 3.1 with one that says `Handle API Compatibility
+   * failed`: that is a refusal, not a failing server (which would send the pool to the next
+   * server and into a probe loop, logging in every probe).
    */
   async #send (server: ServerAddress, path: string, form: Record<string, string>) {
     try {

@@ -72,3 +72,13 @@ t.test('a login refused with Nacos 2.x\'s 500 "user not found!" is FLOWTAG_NACOS
   await new Promise((resolve) => setTimeout(resolve, 1000))
   t.equal(fake.seen.length, before, 'no recovery probe logging in again and again: the server is up, it refused')
 })
+
+t.test('a login refused with Nacos 3.1\'s 500 "Handle API Compatibility failed" is FLOWTAG_NACOS_AUTH (refused)', async (t) => {
+  // What a real Nacos 3.1.0 with auth on answers a wrong password, or an unknown user, on the v1 login path (checked against one).
+  const body = JSON.stringify({ timestamp: '2026-12-07T19:15:37.244+00:00', status: 500, error: 'Internal Server Error', message: 'Handle API Compatibility failed, please see log for detail.', path: '/nacos/v1/auth/login' })
+  const fake = await fakeNacos(t, { status: 500, body })
+  const c = new NacosClient({ serverAddr: fake.addr, ...auth, timeoutMs: 2000, recoveryProbeMs: 100 })
+  t.teardown(() => c.close())
+  await t.rejects(c.naming.instances('orders'), { code: 'FLOWTAG_NACOS_AUTH', reason: 'refused', statusCode: 500, message: /refused the login of user "nacos" \(HTTP 500 Handle API Compatibility failed\)/ })
+  await t.rejects(c.ping(), { code: 'FLOWTAG_NACOS_AUTH', reason: 'refused' })
+})
