@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { errorCodes, PACKAGE } from './errors.ts'
 import type { FlowTagServiceOptions } from './options.ts'
 import { FlowTagService } from './service.ts'
+import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts'
 import { consoleLogger } from './console-logger.ts'
 
 declare global {
@@ -208,6 +209,10 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
       if (req.path === readyPath) {
         const r = service.readiness()
         res.status(r.ready ? 200 : 503).json(r.body)
+        return
+      }
+      if (service.prometheus !== undefined && req.path === service.prometheus.path) {
+        service.prometheus.text().then((text) => { res.type(PROMETHEUS_CONTENT_TYPE).send(text) }, next)
         return
       }
     }

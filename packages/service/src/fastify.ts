@@ -4,6 +4,7 @@ import { currentFlow, fallbackOf, FALLBACK_HEADER, type FlowContext, type FlowTa
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { FlowTagService } from './service.ts'
+import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts'
 import type { FlowTagServiceOptions } from './options.ts'
 
 declare module 'fastify' {
@@ -75,6 +76,12 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
     fastify.get(service.readyPath, { logLevel: 'warn' }, async function ready (_request, reply) {
       const r = service.readiness()
       return reply.code(r.ready ? 200 : 503).send(r.body)
+    })
+  }
+  const prometheus = service.prometheus
+  if (prometheus !== undefined) {
+    fastify.get(prometheus.path, { logLevel: 'warn' }, async function metrics (_request, reply) {
+      return reply.type(PROMETHEUS_CONTENT_TYPE).send(await prometheus.text())
     })
   }
 

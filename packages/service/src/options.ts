@@ -81,7 +81,10 @@ export const serviceOptionsSchema = z.strictObject({
    * Record `http.server.request.duration` per lane, the rule version in force and the process
    * start time (OpenTelemetry API); `false`: none. Requests to the probes (`healthPath`,
    * `readyPath`), to `metrics.path` and to `metrics.excludeRoutes` are not lane traffic and are
-   * never recorded. @default true (= `{ path: '/metrics', excludeRoutes: [] }`)
+   * never recorded. `serve: true`: the preset serves them itself, as Prometheus text at `path`
+   * (a private OpenTelemetry MeterProvider holding the preset's and its dispatcher's instruments:
+   * what a canary controller reads, with no SDK wiring in the app); leave it off when the app has
+   * its own SDK and route. @default true (= `{ path: '/metrics', excludeRoutes: [], serve: false }`)
    */
   metrics: z.union([
     z.boolean(),
@@ -89,8 +92,10 @@ export const serviceOptionsSchema = z.strictObject({
       /** The route the app serves its Prometheus text at (scrapes are not traffic); `false`: none. @default '/metrics' */
       path: path.default('/metrics'),
       /** More routes that are not lane traffic: route templates (`/internal/:id`), or paths for requests no route matched. @default [] */
-      excludeRoutes: z.array(z.string().startsWith('/')).max(1000).default([])
-    })
+      excludeRoutes: z.array(z.string().startsWith('/')).max(1000).default([]),
+      /** Serve the preset's own Prometheus text at `path` (needs `path`). @default false */
+      serve: z.boolean().default(false)
+    }).refine((m) => !m.serve || m.path !== false, { message: 'serve needs a path', path: ['serve'] })
   ]).default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),

@@ -12,6 +12,7 @@ import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStor
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
 import { ServiceMetrics } from './metrics.ts'
+import { PrometheusEndpoint } from './prometheus.ts'
 import { parseServiceOptions, type FlowTagServiceOptions, type ResolvedServiceOptions, type RuleStoreInput, type ServiceLogger } from './options.ts'
 
 /** `fetch` bound to the service's dispatcher: `http://<service>/path` goes to an instance in the request's lane. */
@@ -71,6 +72,12 @@ export class FlowTagService {
   readonly fetch: ServiceFetch
   /** Per-lane server metrics; undefined with `metrics: false`. */
   readonly metrics: ServiceMetrics | undefined
+  /**
+   * With `metrics: { serve: true }`: the route the adapters answer with `prometheus.text()`, and
+   * the endpoint (its MeterProvider holds the preset's and the dispatcher's instruments).
+   */
+  readonly prometheus: { path: string, text: () => Promise<string> } | undefined
+  readonly #prometheus: PrometheusEndpoint | undefined
   /** Folder of the disk snapshots (rules, instances, configs); undefined when off or not writable. */
   readonly cacheDir: string | undefined
   readonly #ownNacos: boolean
@@ -89,6 +96,10 @@ export class FlowTagService {
     this.readyPath = o.readyPath
     this.logger = o.logger ?? silent
     const log = this.logger
+    const served = typeof o.metrics === 'object' && o.metrics.serve && o.metrics.path !== false ? o.metrics.path : undefined
+    this.#prometheus = served === undefined ? undefined : new PrometheusEndpoint()
+    const endpoint = this.#prometheus
+    this.prometheus = endpoint === undefined || served === undefined ? undefined : { path: served, text: () => endpoint.text() }
 
     this.cacheDir = prepareCacheDir(o.cacheDir === false ? undefined : (o.cacheDir ?? defaultCacheDir(o.service)), log)
 
@@ -128,6 +139,7 @@ export class FlowTagService {
     try {
       this.dispatcher = new FlowTagDispatcher({
         ...o.outbound,
+        ...(endpoint === undefined || o.outbound.meter !== undefined ? {} : { meter: endpoint.meter }),
         discovery: this.discovery,
         // Per request: the service's lanes from the RuleSet in force (stable, strict, weights).
         lanes: (service) => serviceLanes(view.compiled, service),
@@ -165,7 +177,7 @@ export class FlowTagService {
       store = createRuleStore({ source: staticSource(o.rules.document), logger: log })
     }
     this.rules = store
-    this.metrics = o.metrics === false ? undefined : new ServiceMetrics(o.service, o.version, () => view.compiled?.ruleSet.version, undefined, { exclude: untracked(o) })
+    this.metrics = o.metrics === false ? undefined : new ServiceMetrics(o.service, o.version, () => view.compiled?.ruleSet.version, endpoint?.meter, { exclude: untracked(o) })
 
     // Each instance says in Nacos which rule version it applies: the canary waits for all of them.
     const registration = this.registration
@@ -283,7 +295,8 @@ export class FlowTagService {
       ['outbound', () => this.dispatcher.close()],
       ['rules', () => (this.#ownRules ? (this.rules as RuleStore).close() : undefined)],
       ['registration', () => this.registration?.close()],
-      ['nacos', () => (this.#ownNacos ? this.nacos.close() : undefined)]
+      ['nacos', () => (this.#ownNacos ? this.nacos.close() : undefined)],
+      ['metrics', () => this.#prometheus?.close()]
     ]
     for (const [what, step] of steps) {
       try {
