@@ -2,7 +2,8 @@
 // probes; `ft.listen(app, { port })` (or `ft.attach(server)`) registers once listening; a signal
 // (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
 import { createServer, STATUS_CODES, type RequestListener, type Server } from 'node:http'
-import { fallbackOf, FALLBACK_HEADER, type FlowContext, type RequestFacts } from '@flowtag/context'
+import { fallbackOf, FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { ExpressFacts } from '@flowtag/context/express'
 import { FlowtagError, describeBadOption } from '@flowtag/errors'
 import type { NextFunction, Request, Response } from 'express'
 import { z } from 'zod'
@@ -241,23 +242,6 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     }
     tagger.run(flow, tagger.otelContext(flow), next)
   }
-}
-
-/**
- * Facts read lazily from an Express request (Express 5 parses `query` on each access). A class,
- * not an object literal with getters: such a literal costs a closure and an accessor pair per
- * getter on every request (microseconds on the hot path), a prototype getter nothing.
- */
-class ExpressFacts implements RequestFacts {
-  readonly headers: Request['headers']
-  readonly #req: Request
-  constructor (req: Request) {
-    this.headers = req.headers
-    this.#req = req
-  }
-
-  get query (): Record<string, unknown> { return this.#req.query as Record<string, unknown> }
-  get ip (): string | undefined { return this.#req.ip }
 }
 
 function pathOf (url: string): string {
