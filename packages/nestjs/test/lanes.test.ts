@@ -58,3 +58,17 @@ t.test('lanes across Nest hops on Express and Fastify', async (t) => {
   const url = `http://127.0.0.1:${(edge.getHttpServer().address() as { port: number }).port}`
   t.match(await (await fetch(`${url}/api`)).json(), { edge: 'v2', upstream: { version: 'v2' } })
 })
+
+t.test('a routing failure of FlowTagHttpClient answers 503 with its code, on both platforms', async (t) => {
+  const dev = await startDev()
+  t.teardown(() => dev.close())
+  const nacos = { serverAddr: dev.address, ...fastClient }
+  for (const platform of platforms) {
+    // no user-service instance anywhere: the call has nowhere to go
+    const edge = await startApp(edgeModule(FlowTagModule.forRoot({ service: 'gateway', nacos, registration: false, cacheDir: false })), platform)
+    t.teardown(() => edge.app.close())
+    const res = await fetch(`${edge.url}/api`)
+    t.equal(res.status, 503, `${platform}: 503, not a bare 500`)
+    t.match(await res.json(), { statusCode: 503, code: /^FLOWTAG_OUTBOUND_/ }, `${platform}: the code in the body`)
+  }
+})
