@@ -9,6 +9,7 @@ import { request } from 'undici'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
 import { combineFigures } from './messages.ts'
+import { isServerFault } from './rpc.ts'
 import { CALLER_ABORTS, DEFAULT_EXCLUDED_ROUTES, type CallFigures, type InstanceReading, type MetricsSource, type ReadOptions, type Reading } from './scrape.ts'
 import { emptyFigures, type Figures } from './window.ts'
 
@@ -48,9 +49,12 @@ interface ApiAnswer { status: 'success' | 'error', data?: { resultType: string, 
 // The exporter names the histogram `http_server_request_duration_seconds_*` (unit suffix) or,
 // in older versions, without the suffix; ScrapeSource accepts both, so do these queries.
 // A message consumer's `messaging_process_duration_seconds_*` (@flowtag/mq) is read with it: processed
-// messages are requests, failed ones (an `error_type`) server errors; `__name__` tells them apart.
-const SERIES = (suffix: string) => `__name__=~"(?:http_server_request|messaging_process)_duration(?:_seconds)?_${suffix}"`
+// messages are requests, failed ones (an `error_type`) server errors; so is a gRPC server's
+// `rpc_server_call_duration_*` (@flowtag/grpc: calls, and server-fault status codes); `__name__`
+// tells them apart.
+const SERIES = (suffix: string) => `__name__=~"(?:http_server_request|messaging_process|rpc_server_call)_duration(?:_seconds)?_${suffix}"`
 const isMessageSeries = (m: Record<string, string>) => m.__name__?.startsWith('messaging_') === true
+const isRpcSeries = (m: Record<string, string>) => m.__name__?.startsWith('rpc_') === true
 const START = '__name__=~"flowtag_process_start_time(?:_seconds)?"'
 const OUTBOUND = (what: 'requests' | 'errors') => `__name__=~"flowtag_outbound_${what}(?:_total)?"`
 
@@ -117,7 +121,7 @@ export class PrometheusSource implements MetricsSource {
     const by = `${inst}, ${o.laneLabel}`
     const sel = (suffix: string) => `{${[SERIES(suffix), ...select, ...routes].join(', ')}}`
     const q: PrometheusQueries = {
-      count: `sum by (__name__, ${by}, http_response_status_code, error_type) (${sel('count')})`,
+      count: `sum by (__name__, ${by}, http_response_status_code, error_type, rpc_grpc_status_code) (${sel('count')})`,
       sum: `sum by (__name__, ${by}) (${sel('sum')})`,
       bucket: `sum by (__name__, ${by}, le) (${sel('bucket')})`,
       start: `max by (${by}) ({${[START, ...select].join(', ')}}) or on (${inst}) max by (${inst}) ({${['__name__="process_start_time_seconds"', ...select].join(', ')}})`,
@@ -161,7 +165,7 @@ export class PrometheusSource implements MetricsSource {
     const messages = new Map<InstanceReading, Figures>()
     const figuresOf = (m: Record<string, string>): Figures => {
       const i = instanceOf(m)
-      if (!isMessageSeries(m)) return i.figures!
+      if (!isMessageSeries(m) && !isRpcSeries(m)) return i.figures!
       let f = messages.get(i)
       if (f === undefined) messages.set(i, f = emptyFigures())
       return f
@@ -172,6 +176,8 @@ export class PrometheusSource implements MetricsSource {
       f.requests += n
       if (isMessageSeries(s.metric)) {
         if (s.metric.error_type !== undefined && s.metric.error_type !== '') f.serverErrors += n
+      } else if (isRpcSeries(s.metric)) {
+        if (isServerFault(s.metric.rpc_grpc_status_code)) f.serverErrors += n
       } else if (s.metric.error_type === 'aborted') f.networkErrors += n
       else if (Number(s.metric.http_response_status_code) >= 500) f.serverErrors += n
     }

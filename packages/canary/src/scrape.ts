@@ -5,6 +5,7 @@
 import type { Discovery, Instance } from '@flowtag/nacos'
 import { request } from 'undici'
 import { combineFigures, MESSAGE_SERIES, messageFiguresFromSamples } from './messages.ts'
+import { METRICS_PORT_METADATA, RPC_SERIES, rpcFiguresFromSamples } from './rpc.ts'
 import { parsePrometheusText } from './prom-text.ts'
 import { addInto, delta, emptyFigures, type Figures } from './window.ts'
 
@@ -70,11 +71,11 @@ export const CALLER_ABORTS: ReadonlySet<string> = new Set(['UND_ERR_ABORTED', 'A
  * messages as requests, failed ones as server errors.
  */
 export function figuresFromText (text: string, exclude: ReadonlySet<string> = new Set()): Figures {
-  return figuresFromSamples(parsePrometheusText(text, ['http_server_request_duration', MESSAGE_SERIES]), exclude)
+  return figuresFromSamples(parsePrometheusText(text, ['http_server_request_duration', MESSAGE_SERIES, RPC_SERIES]), exclude)
 }
 
 function figuresFromSamples (samples: ReturnType<typeof parsePrometheusText>, exclude: ReadonlySet<string>): Figures {
-  return combineFigures(httpFiguresFromSamples(samples, exclude), messageFiguresFromSamples(samples))
+  return combineFigures(combineFigures(httpFiguresFromSamples(samples, exclude), messageFiguresFromSamples(samples)), rpcFiguresFromSamples(samples))
 }
 
 function httpFiguresFromSamples (samples: ReturnType<typeof parsePrometheusText>, exclude: ReadonlySet<string>): Figures {
@@ -170,7 +171,9 @@ export class ScrapeSource implements MetricsSource {
 
   async #text (i: Instance): Promise<string> {
     const host = i.ip.includes(':') ? `[${i.ip}]` : i.ip
-    const res = await request(`http://${host}:${i.port}${this.#path}`, {
+    // A gRPC instance names the port of its /metrics (its own port speaks HTTP/2 gRPC only).
+    const port = Number(i.metadata[METRICS_PORT_METADATA] ?? i.port)
+    const res = await request(`http://${host}:${Number.isInteger(port) && port > 0 && port < 65536 ? port : i.port}${this.#path}`, {
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs
     })
@@ -183,7 +186,7 @@ export class ScrapeSource implements MetricsSource {
     const key = `${i.ip}:${i.port}`
     const base = { key, lane: i.metadata.version ?? 'none', metadata: i.metadata }
     try {
-      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', MESSAGE_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
+      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', MESSAGE_SERIES, RPC_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
       const startTime = startTimeFromSamples(samples)
       return { ...base, figures: figuresFromSamples(samples, this.#exclude), ...(startTime === undefined ? {} : { startTime }) }
     } catch (err) {

@@ -122,7 +122,7 @@ t.test('a real Prometheus scraping real instances', async (t) => {
       t.ok(started.get(key) !== undefined && startTime !== undefined && Math.abs(startTime - started.get(key)!) < 1e-3, `${key}: its process start time (${startTime} through Prometheus, ${started.get(key)} its own)`)
     }
     const q = new PrometheusSource({ url }).queries(SERVICE)
-    t.match(q.count, /sum by \(__name__, instance, flowtag_version, http_response_status_code, error_type\)/)
+    t.match(q.count, /sum by \(__name__, instance, flowtag_version, http_response_status_code, error_type, rpc_grpc_status_code\)/)
     t.match(q.bucket, /job="order-service"/)
   })
 
@@ -261,5 +261,5 @@ t.test('options are validated', async (t) => {
   t.throws(() => new PrometheusSource({ url: 'http://x', timeoutMs: 0 }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /invalid option "timeoutMs"/ })
   await t.rejects(CanaryController.start({ service: 's', candidate: 'v2', stable: 'v1', prometheus: { url: 'nope' } }, { nacos: {} as never }), { code: 'FLOWTAG_CANARY_BAD_OPTION', message: /"prometheus.url"/ })
   const q = new PrometheusSource({ url: 'http://x/prom/', serviceLabel: '', matchers: 'ns="a"' }).queries('svc')
-  t.equal(q.sum, 'sum by (__name__, instance, flowtag_version) ({__name__=~"(?:http_server_request|messaging_process)_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
+  t.equal(q.sum, 'sum by (__name__, instance, flowtag_version) ({__name__=~"(?:http_server_request|messaging_process|rpc_server_call)_duration(?:_seconds)?_sum", ns="a", http_route!~"/metrics|/health|/ready"})', 'no service label, the extra matchers, the scrapes and probes left out')
 })

@@ -4,12 +4,14 @@
 // and the instance registers in Nacos (metadata version, protocol=grpc) once bound. close()
 // deregisters, waits drainMs while still serving, drains in-flight calls, then shuts down.
 import { Server, ServerCredentials, type Metadata, type ServerOptions, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js'
+import type { Meter } from '@opentelemetry/api'
 import { HealthImplementation } from 'grpc-health-check'
 import { z } from 'zod'
 import { createFlowTagger, type FlowTagger, type FlowTagOptions } from '@flowtag/context'
 import { describeBadOption } from '@flowtag/errors'
 import { NacosRegistration, type NacosClient, type NacosRegistrationOptions } from '@flowtag/nacos'
 import { errorCodes, GrpcError } from './errors.ts'
+import { ServerCallMetrics } from './server-metrics.ts'
 
 const PKG = '@flowtag/grpc'
 
@@ -23,7 +25,12 @@ export const grpcServerOptionsSchema = z.strictObject({
   /** Options of the @grpc/grpc-js Server. */
   server: z.custom<ServerOptions>((v) => typeof v === 'object' && v !== null, { message: 'expected grpc-js ServerOptions' }).default({}),
   /** How long close() lets in-flight calls finish before cancelling them, in ms. */
-  shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000)
+  shutdownTimeoutMs: z.number().int().min(0).max(600_000).default(10_000),
+  /**
+   * Where `rpc.server.call.duration` (per lane, method and status code) is recorded; `false`:
+   * nowhere. @default the global MeterProvider's meter (no-ops until the app installs one)
+   */
+  meter: z.custom<Meter | false>((v) => v === false || (typeof v === 'object' && v !== null && typeof (v as Meter).createHistogram === 'function'), { message: 'expected an OpenTelemetry Meter or false' }).optional()
 })
 
 export type FlowTagGrpcServerOptions = z.input<typeof grpcServerOptionsSchema>
@@ -46,6 +53,7 @@ export class FlowTagGrpcServer {
   readonly #registration: NacosRegistration | undefined
   readonly #shutdownTimeoutMs: number
   readonly #services: string[] = []
+  readonly #metrics: ServerCallMetrics | undefined
   #port = 0
   #closing: Promise<void> | undefined
 
@@ -69,6 +77,7 @@ export class FlowTagGrpcServer {
       this.#registration = new NacosRegistration(o.nacos, { ...reg, metadata: { ...reg.metadata, protocol: 'grpc' } })
     }
     this.#shutdownTimeoutMs = o.shutdownTimeoutMs
+    this.#metrics = o.meter === false ? undefined : new ServerCallMetrics(o.registration?.version, o.meter)
     this.server = new Server(o.server)
     this.health = new HealthImplementation({ '': 'NOT_SERVING' })
     this.health.addToServer(this.server)
@@ -77,7 +86,10 @@ export class FlowTagGrpcServer {
   /** Add a service whose handlers run inside their call's flow (`currentFlow()`, outbound calls carry it on). */
   addService (definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
     const wrapped: UntypedServiceImplementation = {}
-    for (const [name, handler] of Object.entries(implementation)) wrapped[name] = this.#inFlow(handler as (...args: unknown[]) => unknown) as never
+    for (const [name, handler] of Object.entries(implementation)) {
+      const method = definition[name] as { path?: string, responseStream?: boolean } | undefined
+      wrapped[name] = this.#inFlow(handler as (...args: unknown[]) => unknown, method?.path ?? `/${name}`, method?.responseStream === true) as never
+    }
     this.server.addService(definition, wrapped)
     const first = Object.values(definition)[0]
     const service = first?.path.split('/')[1]
@@ -87,11 +99,13 @@ export class FlowTagGrpcServer {
     }
   }
 
-  #inFlow (handler: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+  #inFlow (handler: (...args: unknown[]) => unknown, path: string, streams: boolean): (...args: unknown[]) => unknown {
     const tagger = this.#tagger
+    const metrics = this.#metrics
     return function handleInFlow (...args: unknown[]) {
       const call = args[0] as { metadata: Metadata; getPeer(): string }
       const flow = tagger.decide(new CallFacts(call) as never)
+      if (metrics !== undefined) recordCall(metrics, path, flow.tag, streams, args)
       return tagger.run(flow, tagger.otelContext(flow), () => handler(...args))
     }
   }
@@ -148,6 +162,37 @@ export class FlowTagGrpcServer {
     })
     await this.#registration?.close()
   }
+}
+
+/**
+ * Records the call when it ends: a unary or client-streaming call when its callback answers
+ * (the error's `code`, else OK); a server-streaming or bidi call when it finishes (OK), fails
+ * (the error's `code`) or is cancelled (CANCELLED).
+ */
+function recordCall (metrics: ServerCallMetrics, path: string, lane: string | undefined, streams: boolean, args: unknown[]): void {
+  const start = performance.now()
+  let done = false
+  const end = (code: number): void => {
+    if (done) return
+    done = true
+    metrics.record(path, lane, code, (performance.now() - start) / 1000)
+  }
+  const codeOf = (err: unknown): number => {
+    const code = (err as { code?: unknown } | null)?.code
+    return typeof code === 'number' ? code : 2 // UNKNOWN, as grpc-js sends an error without a code
+  }
+  if (!streams && typeof args[1] === 'function') {
+    const callback = args[1] as (err: unknown, ...rest: unknown[]) => void
+    args[1] = (err: unknown, ...rest: unknown[]) => {
+      end(err === null || err === undefined ? 0 : codeOf(err))
+      callback(err, ...rest)
+    }
+    return
+  }
+  const call = args[0] as { once?: (event: string, listener: (...a: unknown[]) => void) => void }
+  call.once?.('finish', () => end(0))
+  call.once?.('error', (err) => end(codeOf(err)))
+  call.once?.('cancelled', () => end(1))
 }
 
 function headersOf (md: Metadata): Record<string, string | string[] | undefined> {
