@@ -5,7 +5,7 @@ import neostandard from 'neostandard'
 import tseslint from 'typescript-eslint'
 
 export default [
-  { ignores: ['**/node_modules/**', '.tools/**', '**/dist/**', '**/.tap/**', '.packs/**', 'docker/**'] },
+  { ignores: ['**/node_modules/**', '.tools/**', '**/dist/**', '**/.tap/**', '.packs/**', 'docker/**', '**/.readme-check/**', 'tools/java-interop/target/**'] },
   ...neostandard({ ts: true }),
   ...tseslint.configs.recommended,
   {
