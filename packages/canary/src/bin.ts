@@ -45,9 +45,12 @@ const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, CONFLICT: 4, TIMEOUT:
 
 class CliError extends Error {
   readonly exitCode: number
-  constructor (exitCode: number, message: string) {
+  /** The library's error code when the CLI re-words one of its errors (`--json`'s `code`). */
+  readonly code: string | undefined
+  constructor (exitCode: number, message: string, code?: string) {
     super(message)
     this.exitCode = exitCode
+    this.code = code
   }
 }
 
@@ -209,8 +212,8 @@ async function canaryStart (arg: string | undefined): Promise<number> {
     }
   } catch (err) {
     const code = (err as { code?: string }).code
-    if (code === 'FLOWTAG_CANARY_CONFLICT') throw new CliError(EXIT.CONFLICT, (err as Error).message)
-    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || code === 'FLOWTAG_CANARY_NO_CANDIDATE' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message)
+    if (code === 'FLOWTAG_CANARY_CONFLICT') throw new CliError(EXIT.CONFLICT, (err as Error).message, code)
+    if (code === 'FLOWTAG_CANARY_BAD_OPTION' || code === 'FLOWTAG_CANARY_NO_RULES' || code === 'FLOWTAG_CANARY_NO_CANDIDATE' || err instanceof SyntaxError) throw new CliError(EXIT.FAILED, (err as Error).message, code)
     throw err
   }
   if (opts['dashboard-port'] !== undefined) {
@@ -323,7 +326,7 @@ try {
   else if (typeof e.code === 'string' && e.code.startsWith('FLOWTAG_NACOS')) code = EXIT.UNREACHABLE
   else code = EXIT.FAILED
   if (opts.json) process.stdout.write(`${JSON.stringify({ error: e.message, code: e.code ?? null, exitCode: code })}\n`)
-  process.stderr.write(`flowtag: ${e.message}\n`)
+  process.stderr.write(`flowtag: ${e.message}${typeof e.code === 'string' && e.code.startsWith('FLOWTAG_') ? ` (${e.code})` : ''}\n`)
 }
 await client?.close()
 process.exit(code)

@@ -404,7 +404,11 @@ export class CanaryController {
       s.phase = 'paused'
       s.pausedBy = 'convergence'
       const readError = [...this.#tracks.values()].find((t) => t.readError !== undefined)?.readError
-      const why = converged ? `converged, but no metrics to start the step's window from (${readError?.message ?? 'read failed'})` : `rule version ${c.version} on ${c.applied} of ${c.total} instances${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service ?? `any service looked at (${(this.#catalog ?? []).join(', ') || 'none'})`}`}`
+      // The instances that lag, named (at most 10): an instance that reports no rule version at all
+      // does not read the RuleSet (a service started without `rules`), and never will.
+      const behind = c.instances.filter((i) => c.version === undefined || !(Number(i.ruleVersion) >= c.version))
+      const lagging = behind.length === 0 ? '' : `; behind: ${behind.slice(0, 10).map((i) => `${i.service} ${i.instance} (${i.ruleVersion === 'none' ? 'reports no rule version: does it read the RuleSet?' : `rule version ${i.ruleVersion}`})`).join(', ')}${behind.length > 10 ? `, and ${behind.length - 10} more` : ''}`
+      const why = converged ? `converged, but no metrics to start the step's window from (${readError?.message ?? 'read failed'})` : `rule version ${c.version} on ${c.applied} of ${c.total} instances${lagging}${hasCandidate ? '' : `, no ${s.spec.candidate} instance of ${s.spec.service ?? `any service looked at (${(this.#catalog ?? []).join(', ') || 'none'})`}`}`
       const message = `${why} after ${s.spec.convergenceTimeoutMs} ms: ${converged ? 'no window to judge' : 'not judging an unconverged step'}`
       this.#audit('pause', message, { instances: c.instances })
       await this.#notify('pause', message)

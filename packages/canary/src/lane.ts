@@ -97,10 +97,13 @@ export function causeFirst (failing: readonly ServiceJudgement[]): ServiceJudgem
 /**
  * The lane's verdict from its services': `fail` when any fails (the cause first, see `causeFirst`:
  * it is `failing`, named in the reason), else `waiting` when any waits, else `pass`. Breaches
- * carry the service's name. With one service, its judgement unchanged.
+ * carry the service's name. With one service, its judgement (and `failing`, its name, when it fails).
  */
 export function laneJudgement (services: readonly ServiceJudgement[]): Judgement & { failing?: string } {
-  if (services.length === 1) return services[0]!.judgement
+  if (services.length === 1) {
+    const only = services[0]!
+    return only.judgement.verdict === 'fail' ? { ...only.judgement, failing: only.service } : only.judgement
+  }
   const failing = causeFirst(services.filter((s) => s.judgement.verdict === 'fail'))
   const waiting = services.filter((s) => s.judgement.verdict === 'waiting')
   const decider = failing[0] ?? waiting[0] ?? services[0]

@@ -100,7 +100,7 @@ t.test('an instance that does not apply the step\'s rules holds the step: paused
   t.teardown(() => c.close())
   while (c.state.phase !== 'paused') await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(c.state.pausedBy, 'convergence')
-  t.match(c.state.history.at(-1)?.message, /rule version 2 on 1 of 2 instances/)
+  t.match(c.state.history.at(-1)?.message, /rule version 2 on 1 of 2 instances; behind: order-service 127\.0\.0\.1:\d+ \(reports no rule version: does it read the RuleSet\?\)/, 'the lagging instance is named')
   t.same(c.convergence.instances.map((i) => i.ruleVersion).sort(), ['2', 'none'], 'the lagging instance reports no version')
   await c.command('abort', 'test')
   t.equal((await c.done).phase, 'aborted')

@@ -26,5 +26,7 @@ t.test('waiting and passing lanes', async (t) => {
   t.equal(pass.verdict, 'pass')
   t.equal(pass.reason, 'a: fine; b: good')
   const one = j('fail', 'alone')
-  t.equal(laneJudgement([s('a', one)]), one, 'one service: its judgement unchanged')
+  t.same(laneJudgement([s('a', one)]), { ...one, failing: 'a' }, 'one failing service: its judgement, and it is named as failing')
+  const fine = j('pass', 'fine')
+  t.equal(laneJudgement([s('a', fine)]), fine, 'one passing service: its judgement unchanged')
 })

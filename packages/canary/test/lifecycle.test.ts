@@ -26,7 +26,9 @@ t.test('start refuses a canary whose candidate has no instance in Nacos, naming 
   await writeFile(join(dir, 'spec.json'), JSON.stringify({ ...fast, candidate: 'v3' }))
   const r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'canary', 'start', join(dir, 'spec.json')] }, 30_000)
   t.equal(r.code, 1, 'the CLI: exit 1')
-  t.match(r.stderr, /no instance of "order-service" in the candidate lane "v3"/)
+  t.match(r.stderr, /no instance of "order-service" in the candidate lane "v3".*\(FLOWTAG_CANARY_NO_CANDIDATE\)$/m, 'the code is said')
+  const json = await runNode(t, BIN, { args: ['--nacos', dev.address, '--json', 'canary', 'start', join(dir, 'spec.json')] }, 30_000)
+  t.match(JSON.parse(json.stdout.trim().split('\n').at(-1)!), { code: 'FLOWTAG_CANARY_NO_CANDIDATE', exitCode: 1 }, '--json keeps the code')
 })
 
 t.test('a user rule that decides every request first: the step and its waits say so; abort gives the rules back exactly', async (t) => {
