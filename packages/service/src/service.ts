@@ -239,7 +239,13 @@ export class FlowTagService {
     try {
       await this.nacos.ping()
       return
-    } catch { // unreachable: say what is served from disk below
+    } catch (err) {
+      // Nacos answered but refused the credentials: say that, once, not "unreachable".
+      if ((err as { code?: unknown }).code === 'FLOWTAG_NACOS_AUTH') {
+        this.logger.error({ err }, `flowtag service: Nacos refused this service's credentials (${(err as { reason?: string }).reason ?? 'auth'}); registration and rule reads retry with back-off until they are fixed`)
+        return
+      }
+      // unreachable: say what is served from disk below
     }
     if (this.#closed !== undefined) return
     const rulesFile = (this.rules as { cacheFile?: string } | undefined)?.cacheFile

@@ -48,3 +48,27 @@ t.test('half a credential pair in the environment is a coded error naming the va
     message: /NACOS_PASSWORD/
   })
 })
+
+t.test('a wrong password at start is said as a refusal, once, not as "Nacos unreachable"', async (t) => {
+  const dev = await startDev({ auth })
+  t.teardown(() => dev.close())
+  const lines: Array<{ level: string, msg: string }> = []
+  const logger = {
+    trace () {},
+    debug () {},
+    info () {},
+    fatal () {},
+    level: 'info',
+    silent () {},
+    warn (_o: unknown, msg?: string) { lines.push({ level: 'warn', msg: msg ?? '' }) },
+    error (_o: unknown, msg?: string) { lines.push({ level: 'error', msg: msg ?? '' }) },
+    child () { return logger }
+  }
+  const app = Fastify({ loggerInstance: logger as never })
+  await app.register(fastifyFlowTagService, { service: 'wrong-pw', version: 'v1', nacos: { serverAddr: dev.address, ...fastClient, username: 'nacos', password: 'wrong' } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  await waitFor('the refusal said', () => lines.some((l) => /refused this service's credentials \(refused\)/.test(l.msg)))
+  t.equal(lines.filter((l) => /refused this service's credentials/.test(l.msg)).length, 1, 'said once')
+  t.notOk(lines.some((l) => /Nacos unreachable at start/.test(l.msg)), 'not called unreachable')
+})
