@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { parseRuleSet, evaluate, type RuleSet } from '@flowtag/rules'
 import { runNode } from '@flowtag/test-kit'
 import t from 'tap'
-import { CanaryController, CANARY_RULE, candidateWeight, decidesFirst, promotedRuleSet, readRules } from '../src/index.ts'
+import { CanaryController, CANARY_RULE, candidateWeight, decidesFirst, promotedRuleSet, readRules, retireList } from '../src/index.ts'
 import { startFakeInstance } from './fixtures/instances.ts'
 import { baseRules, RULES, world } from './fixtures/world.ts'
 
@@ -69,6 +69,20 @@ t.test('promotedRuleSet: a service not declared yet, and weights of the old lane
   t.doesNotThrow(() => parseRuleSet(JSON.stringify(p), 'promoted'), 'the promoted RuleSet is valid')
   const onlyOld = parseRuleSet(JSON.stringify({ version: 1, services: { 'order-service': { stable: 'v1', candidates: ['v2'], weights: { v1: 100 } } }, rules: [], default: 'v1' }), 'x')
   t.equal(promotedRuleSet(onlyOld, target, 2).services['order-service']?.weights, undefined, 'no weight entry left: none')
+})
+
+t.test('promotedRuleSet and retireList of a lane: every service of the lane, named', async (t) => {
+  const rs = parseRuleSet(JSON.stringify({ version: 1, services: { 'order-service': { stable: 'v1', candidates: ['v2'] }, 'user-service': { stable: 'v1', candidates: ['v2'] }, billing: { stable: 'v1' } }, rules: [], default: 'v1' }), 'x')
+  const p = promotedRuleSet(rs, { lane: 'v2', services: ['order-service', 'user-service'], candidate: 'v2', stable: 'v1' }, 2)
+  t.same([p.services['order-service']?.stable, p.services['user-service']?.stable, p.services.billing?.stable], ['v2', 'v2', 'v1'], 'the lane\'s services only')
+  const instances = [
+    { service: 'order-service', instance: '10.0.0.1:80', lane: 'v1' },
+    { service: 'user-service', instance: '10.0.0.2:80', lane: 'v1' },
+    { service: 'user-service', instance: '10.0.0.3:80', lane: 'v2' },
+    { service: 'billing', instance: '10.0.0.4:80', lane: 'v1' }
+  ]
+  t.same(retireList(instances, 'lane:v2', 'v1', ['order-service', 'user-service']), { service: 'lane:v2', lane: 'v1', instances: ['order-service 10.0.0.1:80', 'user-service 10.0.0.2:80'] })
+  t.same(retireList(instances, 'billing', 'v1'), { service: 'billing', lane: 'v1', instances: ['10.0.0.4:80'] }, 'one service: its addresses alone')
 })
 
 t.test('promotion ends with the candidate as the stable lane and the old instances to retire; the next canary starts from there', async (t) => {
