@@ -11,10 +11,19 @@ const MESSAGE_HISTOGRAM = /^messaging_process_duration(?:_seconds)?_(bucket|coun
 
 /** Sum the consumer histogram's series of one instance into figures (all zero when it has none). */
 export function messageFiguresFromSamples (samples: readonly Sample[]): Figures {
+  return histogramFigures(samples, MESSAGE_HISTOGRAM, (labels) => labels.error_type !== undefined && labels.error_type !== '')
+}
+
+/**
+ * Sum the series of one histogram (`pattern` matches its `_bucket`, `_count` and `_sum` names,
+ * the suffix as group 1) into figures: each `_count` adds requests, and server errors where
+ * `isError(labels)`; the buckets add up per bound.
+ */
+export function histogramFigures (samples: readonly Sample[], pattern: RegExp, isError: (labels: Sample['labels']) => boolean): Figures {
   const f = emptyFigures()
   const buckets = new Map<number, number>()
   for (const s of samples) {
-    const m = MESSAGE_HISTOGRAM.exec(s.name)
+    const m = pattern.exec(s.name)
     if (m === null) continue
     if (m[1] === 'bucket') {
       const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le)
@@ -22,7 +31,7 @@ export function messageFiguresFromSamples (samples: readonly Sample[]): Figures 
     } else if (m[1] === 'sum') f.seconds += s.value
     else {
       f.requests += s.value
-      if (s.labels.error_type !== undefined && s.labels.error_type !== '') f.serverErrors += s.value
+      if (isError(s.labels)) f.serverErrors += s.value
     }
   }
   f.buckets = [...buckets].sort((a, b) => a[0] - b[0])

@@ -2,8 +2,9 @@
 // histogram, one observation per finished call, read like the HTTP server histogram: calls are
 // its "requests", calls that ended with a server-side fault status its "server errors" (as 5xx
 // are for HTTP; a client's own mistake, such as INVALID_ARGUMENT or NOT_FOUND, is not).
+import { histogramFigures } from './messages.ts'
 import type { Sample } from './prom-text.ts'
-import { emptyFigures, type Figures } from './window.ts'
+import type { Figures } from './window.ts'
 
 /** Prefix of the gRPC server histogram's series in Prometheus text (OTel's exporter may add `_seconds`). */
 export const RPC_SERIES = 'rpc_server_call_duration'
@@ -24,20 +25,5 @@ export const isServerFault = (code: string | undefined): boolean => SERVER_FAULT
 
 /** Sum the gRPC server histogram's series of one instance into figures (all zero when it has none). */
 export function rpcFiguresFromSamples (samples: readonly Sample[]): Figures {
-  const f = emptyFigures()
-  const buckets = new Map<number, number>()
-  for (const s of samples) {
-    const m = RPC_HISTOGRAM.exec(s.name)
-    if (m === null) continue
-    if (m[1] === 'bucket') {
-      const le = s.labels.le === '+Inf' ? Infinity : Number(s.labels.le)
-      buckets.set(le, (buckets.get(le) ?? 0) + s.value)
-    } else if (m[1] === 'sum') f.seconds += s.value
-    else {
-      f.requests += s.value
-      if (isServerFault(s.labels.rpc_grpc_status_code)) f.serverErrors += s.value
-    }
-  }
-  f.buckets = [...buckets].sort((a, b) => a[0] - b[0])
-  return f
+  return histogramFigures(samples, RPC_HISTOGRAM, (labels) => isServerFault(labels.rpc_grpc_status_code))
 }
