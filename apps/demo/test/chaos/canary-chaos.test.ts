@@ -9,7 +9,7 @@
 //      `waiting` and ends at its deadline, rolled back, never judged.
 //  (a) A v2 that exits in the middle of every 20th request and is started again on the same
 //      address, under load through the gateway: rolled back on the candidate's restarts, never a
-//      passing check; afterwards no request reaches v2.
+//      passing check; afterwards no user request reaches v2 (testers do: the RuleSet as it was).
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -135,7 +135,9 @@ await t.test('(a) a crash-looping candidate under load: rolled back, never promo
 
   let tally = new Tally()
   const traffic = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0.02, concurrency: 3 }, () => tally)
-  t.teardown(() => traffic.stop())
+  let trafficStopped = false
+  const stopTraffic = async () => { if (!trafficStopped) { trafficStopped = true; await traffic.stop() } }
+  t.teardown(stopTraffic)
   const c = await CanaryController.start({ ...spec, intervalMs: 4000, minRequests: 20 }, { nacos: admin, tickMs: 250 })
   t.teardown(() => c.close())
   const end = await c.done
@@ -152,10 +154,15 @@ await t.test('(a) a crash-looping candidate under load: rolled back, never promo
     return all.every((i) => Number(i.metadata['flowtag.rules.version']) >= end.ruleVersion!)
   }, 30_000)
   crashLoop = false
+  // The rollback restores the RuleSet as it was before the canary: the testers rule sends testers
+  // to v2 again, as the user wrote it; users' requests stay on v1.
+  await stopTraffic()
   tally = new Tally()
+  const users = drive({ gatewayUrl: gateway.url, users: 500, testerShare: 0, concurrency: 3 }, () => tally)
   await new Promise((resolve) => setTimeout(resolve, 1500))
+  await users.stop()
   t.ok(tally.requests > 20, `${tally.requests} requests after the rollback`)
-  t.equal(tally.share('order-service', 'v2'), 0, 'no request reaches order-service v2 (testers included)')
+  t.equal(tally.share('order-service', 'v2'), 0, 'no user request reaches order-service v2')
   t.equal(tally.errors, 0, `no failed request after the rollback (${tally.lastError || 'none'})`)
   t.comment(`crash-looping canary: rolled back after ${Date.now() - t0} ms; under it ${during.errors} of ${during.requests + during.errors} requests failed; v2 restarted ${restarts} times`)
 })
