@@ -1,6 +1,9 @@
 // Login and token refresh, per server: a token is fetched on first need, refreshed a tenth of
 // its ttl before it runs out (as the Java client does), and dropped when a server refuses it.
-import { loginRefused, NacosError } from './errors.ts'
+// A refused login is not fatal by itself, as with the Java client: a Nacos with auth off refuses
+// logins too (2.x: 412 "admin role user not exist"; 3.1: 500) yet serves every call, so the calls
+// go on without a token and only a call the server refuses (403) reports the refused login.
+import { loginRefused, NacosAuthError, NacosError } from './errors.ts'
 import { clip, type HttpClient } from './http.ts'
 import type { Logger } from './logger.ts'
 import type { ServerAddress } from './options.ts'
@@ -11,7 +14,14 @@ interface TokenState {
   /** When to log in again (ms epoch). */
   refreshAt: number
   login: Promise<void> | undefined
+  /** The last refused login, until a login succeeds. */
+  refused: NacosAuthError | undefined
+  /** No new login before this (ms epoch) after a refusal: calls go on without a token meanwhile. */
+  retryAt: number
 }
+
+/** How long a refused login is kept before the next try (the Java client re-logs in every 5 s). */
+const REFUSED_RETRY_MS = 5000
 
 /**
  * How Nacos words a refused login inside its 500 answer: 2.x says `ErrCode:0, ErrMsg:user not
@@ -34,16 +44,37 @@ export class Authenticator {
     this.#logger = logger
   }
 
-  /** A valid token for `server`, logging in when there is none or it is about to expire; throws FLOWTAG_NACOS_AUTH. */
+  /**
+   * A valid token for `server`, logging in when there is none or it is about to expire; undefined
+   * while the last login is refused (see `refusal`). Throws what a login that got no answer throws
+   * (the server is down or failing).
+   */
   async token (server: ServerAddress): Promise<string | undefined> {
     const state = this.#state(server)
     if (state.token === undefined || Date.now() >= state.refreshAt) {
-      state.login ??= this.#login(server, state).finally(() => {
+      if (state.refused !== undefined && Date.now() < state.retryAt) return undefined
+      state.login ??= this.#login(server, state).then(
+        () => {
+          state.refused = undefined
+        },
+        (err: unknown) => {
+          if (!(err instanceof NacosAuthError)) throw err
+          if (state.refused === undefined) this.#logger.warn({ server: server.origin, err }, 'nacos login refused; calling without a token')
+          state.token = undefined
+          state.refused = err
+          state.retryAt = Date.now() + REFUSED_RETRY_MS
+        }
+      ).finally(() => {
         state.login = undefined
       })
       await state.login
     }
     return state.token
+  }
+
+  /** The last refused login at `server` (FLOWTAG_NACOS_AUTH, reason `refused`), while no login has succeeded since. */
+  refusal (server: ServerAddress): NacosAuthError | undefined {
+    return this.#states.get(server.origin)?.refused
   }
 
   /** The server refused the token: the next call logs in again. */
@@ -53,7 +84,7 @@ export class Authenticator {
 
   #state (server: ServerAddress): TokenState {
     let state = this.#states.get(server.origin)
-    if (state === undefined) this.#states.set(server.origin, (state = { token: undefined, refreshAt: 0, login: undefined }))
+    if (state === undefined) this.#states.set(server.origin, (state = { token: undefined, refreshAt: 0, login: undefined, refused: undefined, retryAt: 0 }))
     return state
   }
 

@@ -94,13 +94,16 @@ export class NacosClient {
   }
 
   /**
-   * Resolves once some server answers (probing its API and logging in).
-   * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`; `FLOWTAG_NACOS_AUTH` when login is refused
+   * Resolves once some server answers a guarded read (probing its API and logging in).
+   * @throws {NacosError} `FLOWTAG_NACOS_UNREACHABLE` when none answers within `timeoutMs`;
+   *   `FLOWTAG_NACOS_AUTH` when the server refuses the call (`reason` `refused` after a refused login)
    */
   async ping (): Promise<void> {
-    // Logs in too, whatever the transport (a forced one is not probed): refused credentials show here.
-    await this.#pool.exec('ping', async (_t, r) => {
+    // A read, not only a login: a Nacos with auth off refuses logins yet serves (as the Java
+    // client, flowtag goes on without a token), so only a refused call is an error.
+    await this.#pool.exec('ping', async (t, r) => {
       await r.token?.()
+      await t.list(r, '', 'flowtag-probe', 'DEFAULT_GROUP', undefined)
     })
   }
 

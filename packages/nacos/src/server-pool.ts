@@ -180,9 +180,14 @@ export class ServerPool {
     throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
   }
 
-  /** A refusal (FLOWTAG_NACOS_AUTH) said once with which credential is missing or refused, and where it is set. */
+  /**
+   * A refusal (FLOWTAG_NACOS_AUTH) said once with which credential is missing or refused, and where
+   * it is set: a call refused after a refused login is that login's error.
+   */
   #explained (err: unknown, server: ServerAddress): unknown {
     if (!(err instanceof NacosError) || err.code !== 'FLOWTAG_NACOS_AUTH' || err instanceof NacosAuthError) return err
+    const refused = this.#auth?.refusal(server)
+    if (refused !== undefined) return refused
     return authError(server.origin, err.message, this.#opts.username, this.#opts.namespace, err, err.statusCode ?? 403)
   }
 
@@ -297,8 +302,8 @@ export class ServerPool {
     const grpc = this.#grpc
     if (grpc !== undefined) {
       try {
-        // Credentials are checked first (a gRPC set-up needs none), so a refused login shows at the
-        // probe; the generation is known before the connection's redo (its config listens need it).
+        // Logs in first (a gRPC set-up needs no token; a login that gets no answer shows here);
+        // the generation is known before the connection's redo (its config listens need it).
         await r.token?.()
         grpc.setGeneration(`${state.address.host}:${state.address.port}`, (await generationOf(r)) ?? 2)
         await grpc.connect(r)

@@ -80,6 +80,41 @@ for (const target of targets().filter((x) => x.kind === 'real')) {
   })
 }
 
+// As the Java client: a Nacos with auth off refuses a login it has no user for (2.x: 412 "admin role
+// user not exist", 3.1: a 500, the dev server: 403) yet serves every call. Credentials set
+// everywhere (NACOS_USERNAME in a shared environment) must not stop a service there.
+for (const target of [{ kind: 'dev' as const }, ...targets().filter((x) => x.kind === 'real')]) {
+  for (const transport of ['auto', 'http'] as const) {
+    t.test(`${target.kind} server with auth off: a refused login is logged once and calls go on without a token (${transport})`, async (t) => {
+      let addr: string
+      if (target.kind === 'dev') {
+        const dev = await startDev()
+        t.teardown(() => dev.close())
+        addr = `127.0.0.1:${dev.port}`
+      } else {
+        const server = await (target as { start: () => Promise<{ addr: string; username?: string }> }).start()
+        if (server.username !== undefined) {
+          t.comment('auth is on at this server: the refusal is tested above')
+          return
+        }
+        addr = server.addr
+      }
+      const log = memoryLogger()
+      const c = new NacosClient({ serverAddr: addr, transport, username: 'flowtag-nobody', password: 'nope', logger: log })
+      t.teardown(() => c.close())
+      await c.ping()
+      const service = `auth-off-${transport}-${process.pid}`
+      await c.naming.register(service, { ip: '127.0.0.1', port: 7001 })
+      t.teardown(() => c.naming.deregister(service, { ip: '127.0.0.1', port: 7001 }).catch(() => {}))
+      await waitFor('registered', async () => (await c.naming.instances(service)).length === 1, 15_000)
+      const refusals = log.lines.filter((l) => l.level === 'warn' && /login refused/.test(l.msg ?? ''))
+      t.equal(refusals.length, 1, 'the refused login logged once')
+      t.match(refusals[0]?.obj, { err: { code: 'FLOWTAG_NACOS_AUTH', reason: 'refused' } })
+      t.notOk(log.lines.some((l) => l.level === 'error'), 'no error logged')
+    })
+  }
+}
+
 t.test('logged in but not allowed on the namespace: reason forbidden, one fresh login per refused call', async (t) => {
   // A Nacos whose user may log in but not read namespace "prod" (Nacos's RBAC answers 403).
   const seen: string[] = []
