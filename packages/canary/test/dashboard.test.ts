@@ -28,6 +28,8 @@ t.test('the page loads, the charts update, abort (with the token) rolls back', a
   })
   t.teardown(() => browser.close())
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  const pageErrors: string[] = []
+  page.on('pageerror', (e) => pageErrors.push(e.message))
   await page.goto(d.url)
   await page.locator('#phase', { hasText: /^waiting$/ }).waitFor({ timeout: 15_000 })
   t.match(await page.textContent('#service'), /order-service: v2 vs v1/)
@@ -40,6 +42,14 @@ t.test('the page loads, the charts update, abort (with the token) rolls back', a
   await page.waitForFunction(`Number(document.getElementById("chart-share").dataset.points) > ${first}`, undefined, { timeout: 15_000 })
   t.ok((await points()) > first, 'the charts update')
   t.equal(await page.locator('#chart-share polyline').count(), 2, 'one line per lane')
+  for (const chart of ['share', 'errors', 'p99']) {
+    t.equal(await page.getAttribute(`#chart-${chart} polyline[data-lane="v1"]`, 'stroke'), '#2f6fde', `${chart}: the stable lane is blue`)
+    t.equal(await page.getAttribute(`#chart-${chart} polyline[data-lane="v2"]`, 'stroke'), '#e8710a', `${chart}: the candidate is orange`)
+    t.match(await page.textContent(`#chart-${chart} .x-span`), /^\d\d:\d\d:\d\d → \d\d:\d\d:\d\d UTC$/, `${chart}: the time axis says when`)
+  }
+  t.match(await page.textContent('#chart-share .y-top'), /^100 %$/)
+  t.match(await page.textContent('#chart-errors .y-top'), / %$/, 'error rate in percent')
+  t.match(await page.textContent('#chart-p99 .y-top'), / ms$/, 'latency in ms')
   t.equal(await page.locator('#instances tr').count(), 3, 'both instances listed with their rule version')
 
   await page.click('#abort')
@@ -47,6 +57,12 @@ t.test('the page loads, the charts update, abort (with the token) rolls back', a
   t.notOk(['aborted', 'rolled-back'].includes(c.state.phase), 'no token: nothing happens')
 
   await page.fill('#token', 'secret-token-1')
+  await page.click('#pause')
+  await page.locator('#phase', { hasText: /^paused$/ }).waitFor({ timeout: 10_000 })
+  t.equal(c.state.phase, 'paused', 'pause from the page')
+  await page.click('#resume')
+  await page.locator('#phase', { hasText: /^waiting$/ }).waitFor({ timeout: 10_000 })
+  t.equal(c.state.phase, 'waiting', 'resume from the page')
   await page.click('#abort')
   await page.locator('#phase', { hasText: /^aborted$/ }).waitFor({ timeout: 10_000 })
   t.equal((await c.done).phase, 'aborted')
@@ -56,4 +72,11 @@ t.test('the page loads, the charts update, abort (with the token) rolls back', a
   t.pass('the rollback\'s convergence shows after the end')
   await mkdir(ARTIFACTS, { recursive: true })
   await page.screenshot({ path: join(ARTIFACTS, 'canary-dashboard.png'), fullPage: true })
+
+  // The process that served it ends: the page keeps the final state and says so.
+  await d.close()
+  await page.locator('#gone', { hasText: /stopped answering at \d\d:\d\d:\d\d UTC/ }).waitFor({ timeout: 10_000 })
+  t.equal(await page.textContent('#phase'), 'aborted', 'the final state stays on the page')
+  t.equal(await page.locator('#chart-share polyline').count(), 2, 'and its charts')
+  t.same(pageErrors, [], 'no script error on the page')
 })
