@@ -87,6 +87,15 @@ log.console.use_colors = off
 log.file = false
 EOF
 
+# Start the node's epmd first and wait for it: left to the VM, it is spawned as the node boots,
+# and on a loaded machine the node can try to register before it listens ("register/listen
+# error: econnrefused", then BOOT FAILED: seen in a CI run with other brokers starting).
+if ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
+  epmd -address 127.0.0.1 -port "$epmd_port" -daemon
+  for _ in $(seq 100); do epmd -port "$epmd_port" -names >/dev/null 2>&1 && break; sleep 0.1; done
+  epmd -port "$epmd_port" -names >/dev/null 2>&1 || { echo "start.sh: epmd did not answer on 127.0.0.1:$epmd_port within 10 s" >&2; exit 1; }
+fi
+
 started=$(date +%s%N)
 # rabbitmq-server is a shell wrapper that runs the Erlang VM as its child and turns SIGTERM into a
 # clean stop; RabbitMQ writes the VM's own pid to RABBITMQ_PID_FILE, which becomes the pid file
