@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { NacosClient, presetClientOptions } from '@flowtag/nacos'
-import { parseRuleSet, type RuleSet } from '@flowtag/rules'
+import { checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
 import { diffJson } from './diff.ts'
@@ -183,11 +183,12 @@ async function rulesCommand (sub: string | undefined, file: string | undefined):
       out(changes.length === 0 ? 'no change' : changes.map((c) => c.text).join('\n'), changes)
       return EXIT.OK
     }
-    if (invalid !== undefined && !opts.force) {
-      throw new CliError(EXIT.CONFLICT, `the document at ${rules.group}/${rules.dataId} is invalid (${invalid}); instances keep their last good RuleSet. Pass --force to replace it`)
-    }
-    if (current !== undefined && next.version <= current.version && !opts.force) {
-      throw new CliError(EXIT.CONFLICT, `version ${next.version} is not above the one in force (${current.version}); bump it or pass --force`)
+    // The one publish policy (@flowtag/rules checkPublish), as flowtag-rules publish and the controller.
+    try {
+      checkPublish(next, current, { force: opts.force === true, ...(invalid === undefined ? {} : { currentInvalid: invalid }) })
+    } catch (err) {
+      if (!(err instanceof RulesError)) throw err
+      throw new CliError(EXIT.CONFLICT, `${rules.group}/${rules.dataId}: ${err.message}`, err.code)
     }
     await nacos().config.publish(rules.dataId, rules.group, JSON.stringify(next), 'json')
     const replaced = invalid === undefined ? '' : `; it replaced an invalid document (${invalid})`

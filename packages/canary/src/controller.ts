@@ -4,7 +4,7 @@
 // in Nacos config, so a restarted controller resumes where it was.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Instance, NacosClient } from '@flowtag/nacos'
-import { parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
+import { checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
 import { gate, judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
@@ -311,7 +311,7 @@ export class CanaryController {
     const weight = s.spec.steps[index]!
     if (s.spec.lane !== undefined) await this.#updateConvergence() // the lane's services, to declare the candidate in each
     const next = stepRuleSet(current, { ...s.spec, services: this.#members.map((m) => m.service) }, weight, version)
-    await publishRules(this.#nacos, s.spec, next)
+    await publishRules(this.#nacos, s.spec, next, current)
     // canaryops: what rollback restores, and whether a user rule leaves the candidate no traffic
     if (index === 0) s.before ??= current
     const blocker = decidesFirst(next, s.spec.candidate)
@@ -666,7 +666,7 @@ export class CanaryController {
     const current = await readRules(this.#nacos, s.spec)
     const version = Math.max(current.version, s.ruleVersion ?? 0) + 1
     const services = s.spec.lane === undefined ? [s.spec.service!] : this.#members.map((m) => m.service)
-    await publishRules(this.#nacos, s.spec, promotedRuleSet(current, { ...s.spec, services }, version))
+    await publishRules(this.#nacos, s.spec, promotedRuleSet(current, { ...s.spec, services }, version), current)
     await this.#updateConvergence().catch(() => {})
     s.retire = retireList(this.#convergence.instances, canaryKey(s.spec), s.spec.stable, services)
     Object.assign(s, { phase: 'promoted' satisfies Phase, weight: 100, ruleVersion: version })
@@ -777,9 +777,15 @@ export async function readRules (nacos: NacosClient, spec: Pick<CanarySpec, 'rul
   }
 }
 
-/** Validate (as every instance will) and publish. */
-export async function publishRules (nacos: NacosClient, spec: Pick<CanarySpec, 'rules'>, rs: RuleSet): Promise<void> {
+/**
+ * Validate (as every instance will) and publish. With `current` (the RuleSet in force the step was
+ * made from), the one publish policy of both CLIs applies first (@flowtag/rules `checkPublish`:
+ * a version above it, no lapsed lease set now); a rollback passes none, so it is never refused.
+ * @throws {RulesError} FLOWTAG_RULES_INVALID, FLOWTAG_RULES_PUBLISH_REFUSED, FLOWTAG_RULES_LEASE_EXPIRED
+ */
+export async function publishRules (nacos: NacosClient, spec: Pick<CanarySpec, 'rules'>, rs: RuleSet, current?: RuleSet): Promise<void> {
   const text = JSON.stringify(rs)
   parseRuleSet(text, 'canary step')
+  if (current !== undefined) checkPublish(rs, current)
   await nacos.config.publish(spec.rules.dataId, spec.rules.group, text, 'json')
 }

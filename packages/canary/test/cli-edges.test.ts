@@ -64,6 +64,14 @@ t.test('rules: missing, unchanged, forced; bad specs and conflicts on canary sta
   r = await cli(t, addr, ['rules', 'publish', same])
   t.equal(r.code, 4, 'the same version: refused')
   t.match(r.stderr, /version 1 is not above the one in force \(1\); bump it or pass --force/)
+  // The one publish policy (checkPublish): a lease that has already run out is refused, --force or not.
+  const lapsed = join(dir, 'lapsed.json')
+  await writeFile(lapsed, JSON.stringify({ ...baseRules, version: 2, rules: [{ name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2', expiresAt: '2020-01-01T00:00:00Z' }] }))
+  for (const extra of [[], ['--force']]) {
+    r = await cli(t, addr, ['rules', 'publish', lapsed, ...extra])
+    t.equal(r.code, 4, `a lapsed lease: refused ${extra.join(' ')}`)
+    t.match(r.stderr, /lease already ran out at publish time .*rules\.0\.expiresAt: lease of rule "testers" ran out at 2020-01-01T00:00:00Z/)
+  }
   r = await cli(t, addr, ['rules', 'publish', same, '--force'])
   t.equal(r.code, 0, '--force publishes it anyway')
   t.match(r.stdout, /published version 1 \(0 changes\) to FLOWTAG\/flowtag-rules\.json/)

@@ -129,7 +129,7 @@ t.test('rules publish --force replaces an invalid document in Nacos and says so;
   await writeFile(file, JSON.stringify({ ...baseRules, version: 2 }))
   let r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'rules', 'publish', file] }, 30_000)
   t.equal(r.code, 4, 'refused without --force')
-  t.match(r.stderr, /the document at FLOWTAG\/flowtag-rules\.json is invalid \(.+\); instances keep their last good RuleSet\. Pass --force to replace it/)
+  t.match(r.stderr, /FLOWTAG\/flowtag-rules\.json: the document in force is invalid \(.+\); instances keep their last good RuleSet\. Pass --force \(force: true\) to replace it/)
   r = await runNode(t, BIN, { args: ['--nacos', dev.address, 'rules', 'diff', file] }, 30_000)
   t.equal(r.code, 0)
   t.match(r.stderr, /is invalid .*against an empty RuleSet/)

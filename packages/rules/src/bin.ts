@@ -4,6 +4,7 @@ import { explain } from './evaluate.ts'
 import { RulesError } from './errors.ts'
 import type { Facts } from './facts.ts'
 import { checkLeases, setLease } from './leases.ts'
+import { checkPublish } from './publish-policy.ts'
 import { lintRuleSet } from './lint.ts'
 import { parseRuleSet } from './parse.ts'
 import type { RuleSet } from './schema.ts'
@@ -12,14 +13,16 @@ import { formatShadowReport, readShadowCounts } from './shadow-report.ts'
 
 const USAGE = `usage: flowtag-rules validate <doc> [--now <RFC 3339>]
        flowtag-rules explain <doc> [--header name=value]... [--cookie name=value]... [--query name=value]... [--ip address]
-       flowtag-rules publish <file> <nacos-doc> [--now <RFC 3339>]
+       flowtag-rules publish <file> <nacos-doc> [--now <RFC 3339>] [--force]
        flowtag-rules lease <doc> <rule | service:lane> (--until <RFC 3339> | --clear) [--now <RFC 3339>]
        flowtag-rules shadow <doc> --metrics <url>[,<url>...]
        flowtag-rules promote <doc> [--now <RFC 3339>]
   <doc>: a file path, or nacos://[user:password@]host:port/<group>/<dataId>[?namespace=<id>]
   Nacos credentials: in the URL, else $NACOS_USERNAME/$NACOS_PASSWORD ($NACOS_ACCESS_KEY/$NACOS_SECRET_KEY)
-  validate and publish refuse a lease that has run out (--now: the clock to judge by, default now),
-  and warn (on stderr, without refusing) about a split with no key, weights finer than 0.01%,
+  validate and publish refuse a lease that has run out (--now: the clock to judge by, default now);
+  publish, lease and promote refuse a version not above the one in force, or replacing an invalid
+  document (--force publishes anyway: the policy of \`flowtag rules publish\`, @flowtag/rules checkPublish);
+  validate and publish warn (on stderr, without refusing) about a split with no key, weights finer than 0.01%,
   and lanes no service declares
   exit 0: done; 1: invalid (paths listed) or refused; 2: usage or I/O error
 `
@@ -54,7 +57,7 @@ function flags (args: string[], allowed: readonly string[]): Map<string, string>
   for (let i = 0; i < args.length; i++) {
     const flag = args[i]!
     if (!allowed.includes(flag)) throw new UsageError(`unknown option ${flag}`)
-    if (flag === '--clear') { out.set(flag, ''); continue }
+    if (flag === '--clear' || flag === '--force') { out.set(flag, ''); continue }
     const value = args[++i]
     if (value === undefined) throw new UsageError(`${flag} needs a value`)
     out.set(flag, value)
@@ -74,6 +77,8 @@ function clock (f: Map<string, string>): number {
 interface Doc {
   name: string
   read(): Promise<string>
+  /** What the document holds, undefined when there is none (read() throws then); other failures throw. */
+  peek(): Promise<string | undefined>
   write(text: string): Promise<void>
   close(): Promise<void>
 }
@@ -83,6 +88,10 @@ async function openDoc (where: string): Promise<Doc> {
     return {
       name: where,
       read: () => readFile(where, 'utf8'),
+      peek: () => readFile(where, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return undefined
+        throw err
+      }),
       async write (text) {
         const tmp = `${where}.${process.pid}.tmp`
         await writeFile(tmp, text, 'utf8')
@@ -106,13 +115,14 @@ async function openDoc (where: string): Promise<Doc> {
       if (text === undefined) throw new Error(`no document ${group}/${dataId}`)
       return text
     },
+    peek: () => client.config.get(dataId, group),
     write: (text) => client.config.publish(dataId, group, text, 'json'),
     close: () => client.close()
   }
 }
 
 function report (name: string, err: RulesError): number {
-  process.stderr.write(`${name}: ${err.code === 'FLOWTAG_RULES_LEASE_EXPIRED' ? `refused (${err.code})` : 'invalid rule set'}\n`)
+  process.stderr.write(`${name}: ${err.code === 'FLOWTAG_RULES_INVALID' ? 'invalid rule set' : `refused (${err.code})`}\n`)
   for (const i of err.issues) process.stderr.write(`  ${i.path}: ${i.message}\n`)
   return 1
 }
@@ -133,16 +143,29 @@ async function load (doc: Doc): Promise<RuleSet | number> {
   }
 }
 
-/** Validate (schema and leases at `now`), then write. */
-async function store (doc: Doc, rs: RuleSet, now: number): Promise<number> {
+/** The publish policy against what `doc` holds now (checkPublish), then write. */
+async function store (doc: Doc, rs: RuleSet, now: number, force = false): Promise<number> {
   try {
-    checkLeases(rs, now)
+    const held = await inForce(doc)
+    checkPublish(rs, held.current, { now, force, ...(held.invalid === undefined ? {} : { currentInvalid: held.invalid }) })
   } catch (err) {
     if (!(err instanceof RulesError)) throw err
     return report(doc.name, err)
   }
   await doc.write(`${JSON.stringify(rs, null, 2)}\n`)
   return 0
+}
+
+/** What a destination holds: a RuleSet, nothing (no document yet), or an invalid document. */
+async function inForce (doc: Doc): Promise<{ current?: RuleSet, invalid?: string }> {
+  const text = await doc.peek()
+  if (text === undefined || text.trim() === '') return {}
+  try {
+    return { current: parseRuleSet(text, doc.name) }
+  } catch (err) {
+    if (!(err instanceof RulesError)) throw err
+    return { invalid: err.message }
+  }
 }
 
 /** Prints the set's warnings (lintRuleSet) on stderr; they never change the exit code. */
@@ -171,7 +194,7 @@ async function run (command: string, where: string, rest: string[]): Promise<num
   if (command === 'publish') [to, ...rest] = rest
   if ((command === 'lease' && target === undefined) || (command === 'publish' && to === undefined)) throw new UsageError(`${command}: missing argument`)
   const f = flags(rest, {
-    validate: ['--now'], publish: ['--now'], promote: ['--now'], lease: ['--until', '--clear', '--now'], shadow: ['--metrics']
+    validate: ['--now'], publish: ['--now', '--force'], promote: ['--now'], lease: ['--until', '--clear', '--now'], shadow: ['--metrics']
   }[command] ?? [])
   const now = clock(f)
   const doc = await openDoc(where)
@@ -194,7 +217,7 @@ async function run (command: string, where: string, rest: string[]): Promise<num
         const dest = await openDoc(to!)
         warn(doc.name, rs)
         try {
-          const code = await store(dest, rs, now)
+          const code = await store(dest, rs, now, f.has('--force'))
           if (code === 0) process.stdout.write(`published to ${dest.name} (${summary(rs)})\n`)
           return code
         } finally { await dest.close() }

@@ -17,7 +17,9 @@ export const errorCodes = {
   /** The last-good cache file could not be read or written. */
   CACHE: 'FLOWTAG_RULES_CACHE',
   /** A document about to be published carries a lease that has already run out (`issues` name the fields). */
-  LEASE_EXPIRED: 'FLOWTAG_RULES_LEASE_EXPIRED'
+  LEASE_EXPIRED: 'FLOWTAG_RULES_LEASE_EXPIRED',
+  /** A document about to be published does not replace the one in force: its version is not above it, or the one in force is invalid (`checkPublish`; `--force` overrides). */
+  PUBLISH_REFUSED: 'FLOWTAG_RULES_PUBLISH_REFUSED'
 } as const
 
 export type RulesErrorCode = typeof errorCodes[keyof typeof errorCodes]

@@ -6,6 +6,7 @@ export {
   type ShadowRuleSet, type LeasedLane
 } from './schema.ts'
 export { checkLeases, setLease } from './leases.ts'
+export { checkPublish, type PublishCheckOptions } from './publish-policy.ts'
 export { lintRuleSet, type RuleSetWarning } from './lint.ts'
 export { promoteShadow } from './shadow.ts'
 export { parseRuleSet, validateRuleSet, MAX_DOCUMENT_BYTES } from './parse.ts'

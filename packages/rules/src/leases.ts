@@ -3,7 +3,7 @@
 import { errorCodes, RulesError, type RuleIssue } from './errors.ts'
 import { candidateLane, type RuleSet, type ShadowRuleSet } from './schema.ts'
 
-function lapsed (doc: RuleSet | ShadowRuleSet, now: number, prefix: string, out: RuleIssue[]): void {
+export function lapsed (doc: RuleSet | ShadowRuleSet, now: number, prefix: string, out: RuleIssue[]): void {
   doc.rules.forEach((r, i) => {
     if (r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now) {
       out.push({ path: `${prefix}rules.${i}.expiresAt`, message: `lease of rule "${r.name}" ran out at ${r.expiresAt}` })

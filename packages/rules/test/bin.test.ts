@@ -92,14 +92,19 @@ t.test('flowtag-rules validate --now refuses a lapsed lease; lease renews and cl
   t.match(late.stderr, /services\.user-service\.candidates\.0\.expiresAt/)
   t.equal((await run(['validate', file, '--now', 'soon'])).code, 2, 'bad --now')
 
+  // One publish policy (checkPublish): a lapsed lease carried over unchanged routes nothing new, so
+  // renewing another one is not refused; a lapsed lease set now is.
+  const past = await run(['lease', file, 'testers', '--until', '2026-06-01T12:00:00Z', '--now', '2026-06-02T00:00:00Z'])
+  t.equal(past.code, 1, 'a lease set in the past is refused')
+  t.match(past.stderr, /refused \(FLOWTAG_RULES_LEASE_EXPIRED\)[\s\S]*rules\.0\.expiresAt/)
+  t.notMatch(past.stderr, /services\.user-service/, 'the lapsed lease carried over is not named')
+  t.equal(JSON.parse(await readFile(file, 'utf8')).version, 5, 'file untouched')
   const renew = await run(['lease', file, 'testers', '--until', '2026-07-01T00:00:00Z', '--now', '2026-06-02T00:00:00Z'])
-  t.equal(renew.code, 1, 'renewing one lease leaves the other lapsed: refused, file untouched')
-  t.equal(JSON.parse(await readFile(file, 'utf8')).version, 5)
-  t.equal((await run(['lease', file, 'user-service:v2', '--clear', '--now', '2026-05-02T00:00:00Z'])).code, 0)
-  const ok = await run(['lease', file, 'testers', '--until', '2026-07-01T00:00:00Z', '--now', '2026-06-02T00:00:00Z'])
-  t.equal(ok.code, 0, ok.stderr)
-  t.match(ok.stdout, /testers: lease until 2026-07-01T00:00:00Z \(version 7\)/)
+  t.equal(renew.code, 0, renew.stderr)
+  t.match(renew.stdout, /testers: lease until 2026-07-01T00:00:00Z \(version 6\)/)
+  t.equal((await run(['lease', file, 'user-service:v2', '--clear', '--now', '2026-06-02T00:00:00Z'])).code, 0)
   const after = JSON.parse(await readFile(file, 'utf8'))
+  t.equal(after.version, 7)
   t.same(after.services['user-service'].candidates, ['v2'])
   t.equal(after.rules[0].expiresAt, '2026-07-01T00:00:00Z')
   t.equal((await run(['lease', file, 'testers'])).code, 2, 'needs --until or --clear')
@@ -135,6 +140,12 @@ t.test('flowtag-rules publish to Nacos, shadow report from /metrics, promote', a
   const pub = await run(['publish', join(dir, 'rules.json'), target])
   t.equal(pub.code, 0, pub.stderr)
   t.match(pub.stdout, /published to nacos FLOWTAG\/rules.json \(version 1, 2 rules, 0 services, default lane v1, shadow version 2\)/)
+  // The one publish policy: the same version again is refused (the document untouched), --force publishes it.
+  const same = await run(['publish', join(dir, 'rules.json'), target])
+  t.equal(same.code, 1)
+  t.match(same.stderr, /refused \(FLOWTAG_RULES_PUBLISH_REFUSED\)\n {2}version: 1 is not above 1, the version in force/)
+  const forced = await run(['publish', join(dir, 'rules.json'), target, '--force'])
+  t.equal(forced.code, 0, forced.stderr)
 
   const report = await run(['shadow', target, '--metrics', `http://127.0.0.1:${(metrics.address() as AddressInfo).port}/metrics`])
   t.equal(report.code, 0, report.stderr)
