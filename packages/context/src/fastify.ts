@@ -11,7 +11,12 @@ declare module 'fastify' {
     flow: FlowContext
   }
   interface FastifyInstance {
-    /** The tagger behind the plugin (stats, mode). */
+    /** The tagger behind the plugin (stats, mode, signTag). */
+    flowTagger: FlowTagger
+    /**
+     * @deprecated Use `flowTagger` (one letter from the service preset's `app.flowtag`, so renamed);
+     * removed in the next minor version. Reading it warns once (DeprecationWarning FLOWTAG_DEP_FLOWTAG).
+     */
     flowTag: FlowTagger
   }
 }
@@ -25,6 +30,13 @@ interface FlowRequest extends FastifyRequest {
   [kOtelContext]: Context | null
 }
 
+let warned = false
+function warnRenamed (): void {
+  if (warned) return
+  warned = true
+  process.emitWarning('fastify.flowTag is deprecated: use fastify.flowTagger (the same FlowTagger)', { type: 'DeprecationWarning', code: 'FLOWTAG_DEP_FLOWTAG' })
+}
+
 const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flowTagPlugin (fastify, options, done) {
   let tagger: FlowTagger
   try {
@@ -35,7 +47,13 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
     done(err as Error)
     return
   }
-  fastify.decorate('flowTag', tagger)
+  fastify.decorate('flowTagger', tagger)
+  fastify.decorate('flowTag', {
+    getter () {
+      warnRenamed()
+      return tagger
+    }
+  })
   fastify.decorateRequest('flow', null as unknown as FlowContext)
   fastify.decorateRequest(kOtelContext, null)
 
@@ -66,7 +84,8 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
 
 /**
  * Fastify plugin: tag each request with its lane (edge mode) or carry the incoming one (service
- * mode). Adds `request.flow` and `fastify.flowTag` (the {@link FlowTagger}); hooks `onRequest`
+ * mode). Adds `request.flow` and `fastify.flowTagger` (the {@link FlowTagger}; `fastify.flowTag`
+ * is its deprecated old name); hooks `onRequest`
  * (`flowTagOnRequest`) and `preValidation` (`flowTagReenter`). The rest of the request runs in the
  * flow: `currentFlow()` and the outbound dispatcher see it.
  *

@@ -22,5 +22,5 @@ t.test('1,200 interleaved requests with different tags through a real Fastify se
   const port = typeof address === 'object' && address !== null ? address.port : 0
   const bad = await interleave(`http://127.0.0.1:${port}`, 1200)
   t.same(bad, [], 'every request saw only its own tag')
-  t.equal(app.flowTag.stats.trusted, 1200)
+  t.equal(app.flowTagger.stats.trusted, 1200)
 })

@@ -34,11 +34,21 @@ t.test('edge mode: rules decide; request.flow and ALS agree; incoming tags ignor
   t.ok(['v1', 'v2'].includes(b.flow.tag!))
   const again = await flowOf(app, { 'x-flow-tag': 'evil', 'x-user-id': 'u1' })
   t.equal(again.flow.tag, b.flow.tag, 'sticky')
-  t.equal(app.flowTag.stats.ignored, 2)
-  t.equal(app.flowTag.stats.evaluated, 3)
+  t.equal(app.flowTagger.stats.ignored, 2)
+  t.equal(app.flowTagger.stats.evaluated, 3)
   t.ok(logs.some((l) => l.msg === 'flowtag: incoming tag refused'), 'debug log')
   t.notOk(JSON.stringify(logs).includes('evil'), 'the refused value is never logged')
-  t.equal(app.flowTag.mode, 'edge')
+  t.equal(app.flowTagger.mode, 'edge')
+
+  // The old name stays for a minor version: the same tagger, one DeprecationWarning.
+  const warnings: Array<{ name: string; code?: string }> = []
+  const onWarning = (w: Error & { code?: string }) => { warnings.push({ name: w.name, code: w.code }) }
+  process.on('warning', onWarning)
+  t.equal(app.flowTag, app.flowTagger)
+  t.equal(app.flowTag.stats.evaluated, 3)
+  await new Promise((resolve) => setImmediate(resolve))
+  process.off('warning', onWarning)
+  t.same(warnings, [{ name: 'DeprecationWarning', code: 'FLOWTAG_DEP_FLOWTAG' }], 'warned once')
 })
 
 t.test('edge mode with a live RuleStore: swaps apply to the next request, no restart', async (t) => {
@@ -75,7 +85,7 @@ t.test('service mode trusts the incoming tag and carries baggage; bad tags dropp
     t.equal(res.json().flow.tag, undefined, `${JSON.stringify(bad)}: dropped`)
     if (bad.length > 0) t.notOk(res.body.includes(bad) || JSON.stringify(res.headers).includes(bad), 'not echoed')
   }
-  t.equal(app.flowTag.stats.dropped, 7)
+  t.equal(app.flowTagger.stats.dropped, 7)
   t.notOk(logs.some((l) => JSON.stringify(l).includes('script')), 'not logged')
 })
 
@@ -103,9 +113,9 @@ t.test('signed tags: by header, cookie or link; rotation; plain tags ignored', a
   const other = signTag('qa-9', 600, { id: 'k1', secret: 'some-other-secret-xx' })
   t.not((await flowOf(app, { 'x-flow-tag': other })).flow.tag, 'qa-9', 'wrong secret')
   t.not((await flowOf(app, { 'x-flow-tag': 'qa-7' })).flow.tag, 'qa-7', 'plain tag ignored')
-  t.equal(app.flowTag.stats.signed, 4)
-  t.equal(app.flowTag.stats.dropped, 3)
-  t.equal(app.flowTag.stats.ignored, 1)
+  t.equal(app.flowTagger.stats.signed, 4)
+  t.equal(app.flowTagger.stats.dropped, 3)
+  t.equal(app.flowTagger.stats.ignored, 1)
 })
 
 t.test("Fastify's own register options are not mistaken for ours", async (t) => {

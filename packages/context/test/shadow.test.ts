@@ -44,7 +44,7 @@ t.test('every request is evaluated by both; only the live one routes; pairs are 
     pairs.set(key, (pairs.get(key) ?? 0) + a.value)
   }
   t.equal([...pairs.values()].reduce((s, n) => s + n, 0), users, 'one count per request')
-  t.equal(app.flowTag.stats.shadowed, users)
+  t.equal(app.flowTagger.stats.shadowed, users)
   t.ok(liveV2 / users < 0.2, `live routing kept the 10% split (${liveV2} in v2)`)
   const moved = pairs.get('v1>v2 canary 1/2') ?? 0
   t.ok(moved / users > 0.2 && moved / users < 0.4, `the shadow moves ~30% from v1 to v2 (${moved})`)
@@ -77,7 +77,7 @@ t.test('no shadow: one evaluate(), nothing counted', async (t) => {
   await app.register(fastifyFlowTag, { mode: 'edge', rules: canary(1, 10) })
   app.get('/', async () => ({ lane: currentTag() }))
   await app.inject({ url: '/', headers: { 'x-user-id': 'a' } })
-  t.equal(app.flowTag.stats.shadowed, 0)
+  t.equal(app.flowTagger.stats.shadowed, 0)
   t.equal(adds.length, before)
   await app.close()
 })
