@@ -59,6 +59,22 @@ type Listener = (state: CanaryState) => void
 const SERIES = 300
 const silent: ControllerLogger = { info () {}, warn () {} }
 
+/**
+ * Runs one canary (a service's candidate, or a whole lane) to its end: publishes each step's
+ * RuleSet to the Nacos config center, waits until the instances apply it, judges the candidate
+ * against the stable lane over each window (sequential test, latency, callers' failures, custom
+ * metrics), then advances, pauses, promotes or rolls the lane back as one. Its state lives in
+ * Nacos, so another process can `resume` it. Create with {@link CanaryController.start} or
+ * {@link CanaryController.resume}; the constructor is private.
+ *
+ * `state` is the `CanaryState` (phase, step, weight, history); `done` resolves with the final one;
+ * `command('promote' | 'pause' | 'resume' | 'abort', by?)` acts as a person; `close()` stops
+ * watching (the canary stays where it is in Nacos).
+ * @throws {CanaryError} from `start`: `FLOWTAG_CANARY_BAD_OPTION` (the field named),
+ *   `FLOWTAG_CANARY_NO_RULES`, `FLOWTAG_CANARY_NO_CANDIDATE`, `FLOWTAG_CANARY_CONFLICT` (one
+ *   running already)
+ * @see packages/canary/README.md
+ */
 export class CanaryController {
   /** The canary's key: its service, or `lane:<lane>` for a lane canary. */
   readonly service: string

@@ -33,6 +33,14 @@ const loopWide = (err: unknown): boolean => ['FLOWTAG_NACOS_UNREACHABLE', 'FLOWT
 const keyPart = z.string().min(1).max(256).regex(/^[a-zA-Z0-9\-_:.]+$/, 'letters, digits, -_:. only')
 const typeSchema = z.enum(['text', 'json', 'yaml', 'properties', 'xml', 'html', 'toml']).optional()
 
+/**
+ * Nacos configuration of one `NacosClient` (`client.config`; not constructed by users): get,
+ * publish and remove a document by `dataId` and `group` (default `DEFAULT_GROUP`), and listen to its
+ * changes (gRPC push, or HTTP long polling), each listener called with the new content (undefined
+ * when removed) once per change, in order. A listener survives Nacos restarts and failovers.
+ * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid `dataId`/`group`/type;
+ *   `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_AUTH`, `FLOWTAG_NACOS_HTTP` from the server
+ */
 export class ConfigClient {
   readonly #ctx: ClientContext
   readonly #entries = new Map<string, Entry>()

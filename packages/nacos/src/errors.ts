@@ -24,6 +24,11 @@ export const errorCodes = {
 
 export type NacosErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
+/**
+ * Every error of @flowtag/nacos: a `FlowtagError` with a stable `code` (`errorCodes`, one of
+ * `FLOWTAG_NACOS_*`), `statusCode` when a server answered, and `cause`. `instanceof` holds across
+ * two installed copies (brand check). Refusals are the subclass `NacosAuthError` (`reason`).
+ */
 export class NacosError extends FlowtagError {
   static override readonly brand: string = 'flowtag.nacos.error'
   declare readonly code: NacosErrorCode

@@ -47,6 +47,17 @@ export interface NamingStats {
 
 const serviceName = z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no whitespace')
 
+/**
+ * Nacos naming (service discovery) of one `NacosClient` (`client.naming`; not constructed by
+ * users): register, deregister and update instances (ephemeral ones kept alive with beats or the
+ * gRPC connection, and registered again by themselves after a Nacos restart), read a service's
+ * instances, and subscribe to its changes (gRPC push, or UDP push plus polling over HTTP). Lists
+ * are cached: a Nacos outage serves the last list (and the snapshot on disk at start), and an
+ * empty push is not believed while instances were known (`namingProtectEmpty`).
+ * Implements `Discovery`, so it plugs into @flowtag/outbound and @flowtag/grpc as it is.
+ * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid service or instance;
+ *   `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_AUTH`, `FLOWTAG_NACOS_HTTP` from the server
+ */
 export class NamingClient implements Discovery {
   readonly #ctx: ClientContext
   readonly #beats: BeatLoop

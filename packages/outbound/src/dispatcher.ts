@@ -62,6 +62,22 @@ const MAX_CACHED_ORIGINS = 1024
 // Proxy: methods callable on a composed dispatcher reach the real instance through this symbol.
 const kSelf = Symbol('flowtag.outbound.self')
 
+/**
+ * An undici `Dispatcher` that routes by service name: a request to `http://<service>/path` goes to a
+ * healthy instance of `<service>` in the current flow's lane (`currentTag()`), else per the lane
+ * rules (`stableLane`, `strict`, `lanes`), picked by weight (warm-up ramps new instances), through
+ * one undici Pool per instance; connection failures are retried on another instance (`maxRetries`,
+ * within the retry budget) and failing instances ejected (`outlier`). Other origins pass through.
+ * Use it as `dispatcher` of undici's `request`/`fetch`, or as @fastify/reply-from's `undici`.
+ *
+ * @param options `OutboundOptions` (zod-validated: `discovery` required; the README's options
+ *   table gives every default)
+ * @throws {OutboundError} `FLOWTAG_OUTBOUND_BAD_OPTION` from the constructor, naming the field.
+ *   A request fails (through its handler, never thrown) with an `OutboundError` of `statusCode`
+ *   503: `FLOWTAG_OUTBOUND_UNKNOWN_SERVICE`, `FLOWTAG_OUTBOUND_NO_INSTANCE_IN_LANE`,
+ *   `FLOWTAG_OUTBOUND_ALL_EJECTED`, `FLOWTAG_OUTBOUND_DISCOVERY_FAILED` or `FLOWTAG_OUTBOUND_CLOSED`.
+ * @see packages/outbound/README.md
+ */
 export class FlowTagDispatcher extends Dispatcher {
   readonly #opts: ResolvedOptions
   readonly #metrics: OutboundMetrics
