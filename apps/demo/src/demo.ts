@@ -17,7 +17,7 @@ import { startApp, waitForLog, type AppProcess } from './cluster.ts'
 import { demoKafka, ensureTopic, EventLog, type DemoKafka } from './async-hop.ts'
 import { runAsyncAct } from './async-act.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from './rulesets.ts'
-import { drive, Tally } from './traffic.ts'
+import { drive, stopAllTraffic, Tally } from './traffic.ts'
 import { runCanaryAct } from './canary-act.ts'
 
 const STEP_SECONDS = Number(process.env.DEMO_STEP_SECONDS ?? 10)
@@ -37,7 +37,8 @@ function say (line: string): void {
 
 async function shutdown (code: number): Promise<never> {
   stopping ??= (async () => {
-    say('\nstopping: every instance deregisters, drains, then exits')
+    say('\nstopping: the load first, then every instance deregisters, drains and exits')
+    await stopAllTraffic()
     await Promise.all(apps.map((a) => a.stop('SIGTERM')))
     await client?.close()
     await devServer?.close()
@@ -64,6 +65,7 @@ function bar (share: number): string {
 }
 
 function render (title: string, tally: Tally, elapsed: number): void {
+  if (stopping !== undefined) return // Ctrl-C: the shutdown lines stay readable
   const lines = [
     `flowtag demo — ${title}   (rule version in force at the gateway: ${tally.ruleVersion ?? '?'}, ${elapsed.toFixed(0)} s)`,
     '',

@@ -60,12 +60,20 @@ export interface TrafficOptions {
  * Drive requests through the gateway until stopped; each answer is tallied into `tally()`,
  * which the caller may swap to start a new window. Bounded by the caller's stop().
  */
+/** Every drive() still running: the demo's Ctrl-C stops them before the instances go. */
+const running = new Set<{ stop(): Promise<void> }>()
+
+/** Stop every drive() still running (the demo's shutdown, so no load hits draining instances). */
+export async function stopAllTraffic (): Promise<void> {
+  await Promise.all([...running].map((d) => d.stop()))
+}
+
 export function drive (opts: TrafficOptions, tally: () => Tally): { stop(): Promise<void> } {
   const agent = new Agent({ connections: opts.concurrency })
-  let running = true
+  let active = true
   let n = 0
   const worker = async () => {
-    while (running) {
+    while (active) {
       const i = n++
       const headers: Record<string, string> = { 'x-user-id': `user-${i % opts.users}` }
       if ((i * 7919) % 1000 < opts.testerShare * 1000) headers['x-tester'] = 'true'
@@ -82,11 +90,18 @@ export function drive (opts: TrafficOptions, tally: () => Tally): { stop(): Prom
     }
   }
   const workers = Array.from({ length: opts.concurrency }, worker)
-  return {
-    async stop () {
-      running = false
-      await Promise.all(workers)
-      await agent.close()
+  let stopped: Promise<void> | undefined
+  const handle = {
+    stop () {
+      stopped ??= (async () => {
+        active = false
+        await Promise.all(workers)
+        await agent.close()
+        running.delete(handle)
+      })()
+      return stopped
     }
   }
+  running.add(handle)
+  return handle
 }
