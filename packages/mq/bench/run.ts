@@ -11,7 +11,10 @@
  *   exchange before the messages were published): the bare client (kafkajs `eachMessage`, amqplib
  *   `consume` + ack) against the lane consumer in the stable lane (every message is its own: the
  *   v2 ones as fallback), with an OTel MeterProvider installed so its metrics are really recorded,
- *   and once more without one (the lane work alone).
+ *   and once more without one (the lane work alone). Their handlers count and return (the fixed
+ *   cost of lanes); then the bare client and the lane consumer (with the SDK) once more with a
+ *   handler that does work (`work()`: JSON.parse of the value, then 40 chained SHA-256 digests of
+ *   it, about 50 µs of CPU here), what a real consumer sees.
  *   Throughput is first -> last message handled; CPU is the consumer process's over that window.
  * Ratios are lanes / bare (throughput) and bare / lanes (CPU per message): 1.0 = no cost.
  *
@@ -19,6 +22,7 @@
  * --write replaces the "Message lanes" section of BENCHMARKS.md with this run's figures.
  */
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -37,6 +41,15 @@ const self = fileURLToPath(import.meta.url)
 const BATCH = 200
 /** Messages each producer sends before the measured ones (consumers read them too: the counts include them). */
 const WARMUP = 1000
+/** Chained SHA-256 digests per message in the `work` handler profile. */
+const DIGESTS = 40
+
+/** The `work` handler profile: parse the message as JSON, then DIGESTS chained SHA-256 digests of its bytes. */
+function work (content: Buffer | null): void {
+  JSON.parse(String(content))
+  let h: Buffer = content ?? Buffer.alloc(0)
+  for (let i = 0; i < DIGESTS; i++) h = createHash('sha256').update(h).digest()
+}
 
 interface Figures { perSec: number, cpuUsPerMsg: number }
 
@@ -147,34 +160,39 @@ function meter () {
   return provider.getMeter('bench')
 }
 
+/** Consumer variants: `bare` or `lanes` (with an OTel SDK), `lanes-nosdk`; `-work` runs the work() handler. */
+const profile = (variant: string) => ({ bare: variant.startsWith('bare'), sdk: variant !== 'lanes-nosdk', busy: variant.endsWith('-work') })
+
 async function consumeKafka (variant: string, topic: string, n: number): Promise<Figures> {
   const kafka = new Kafka({ clientId: `bench-${variant}`, brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
   const group = `${topic}.${variant}`
+  const { bare, sdk, busy } = profile(variant)
   return await new Promise<Figures>((resolve, reject) => {
     const tick = counter(n, resolve)
-    if (variant === 'bare') {
+    if (bare) {
       const c = kafka.consumer({ groupId: group })
       c.connect().then(() => c.subscribe({ topics: [topic], fromBeginning: true }))
-        .then(() => c.run({ eachMessage: async () => { tick() } })).catch(reject)
+        .then(() => c.run({ eachMessage: async ({ message }) => { if (busy) work(message.value); tick() } })).catch(reject)
     } else {
-      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}), resyncMs: 3_600_000 })
-      c.run(() => { tick() }).catch(reject)
+      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}), resyncMs: 3_600_000 })
+      c.run(({ message }) => { if (busy) work(message.value); tick() }).catch(reject)
     }
   })
 }
 
 async function consumeAmqp (variant: string, queue: string, exchange: string, n: number): Promise<Figures> {
   const connection = await amqplib.connect(env('RABBITMQ_URL'))
+  const { bare, sdk, busy } = profile(variant)
   return await new Promise<Figures>((resolve, reject) => {
     const tick = counter(n, resolve)
-    if (variant === 'bare') {
+    if (bare) {
       connection.createChannel().then(async (ch) => {
         await ch.prefetch(10)
-        await ch.consume(queue, (m) => { if (m !== null) { tick(); ch.ack(m) } })
+        await ch.consume(queue, (m) => { if (m !== null) { if (busy) work(m.content); tick(); ch.ack(m) } })
       }).catch(reject)
     } else {
-      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}) })
-      c.run(() => { tick() }).catch(reject)
+      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}) })
+      c.run(({ message }) => { if (busy) work(message.content); tick() }).catch(reject)
     }
   })
 }
@@ -203,10 +221,14 @@ const median = (xs: number[]): number => {
 
 interface Round { produce: Record<string, Figures>, consume: Record<string, Figures> }
 
-/** The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes with the API's no-op meter. */
+/**
+ * The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes
+ * with the API's no-op meter (no-op handlers); then the bare client and lanes with the work() handler.
+ */
 function consumers (r: number): string[] {
-  const all = ['bare', 'lanes', 'lanes-nosdk']
-  return [...all.slice(r % 3), ...all.slice(0, r % 3)]
+  const noop = ['bare', 'lanes', 'lanes-nosdk']
+  const busy = r % 2 === 0 ? ['bare-work', 'lanes-work'] : ['lanes-work', 'bare-work']
+  return [...noop.slice(r % 3), ...noop.slice(0, r % 3), ...busy]
 }
 
 async function roundKafka (r: number, n: number): Promise<Round> {
@@ -225,16 +247,19 @@ async function roundKafka (r: number, n: number): Promise<Round> {
 
 async function roundAmqp (r: number, n: number): Promise<Round> {
   const exchange = `bench-mq-${process.pid}-${r}`
-  const bareQueue = `${exchange}.bare`
-  const lanesQueue = `${exchange}.lanes-q`
-  const noSdkQueue = `${exchange}.nosdk-q`
+  const queueOf: Record<string, string> = {}
+  for (const v of consumers(0)) queueOf[v] = `${exchange}.${v}-q`
+  const bareQueues = [queueOf.bare as string, queueOf['bare-work'] as string]
+  const laneQueues = [queueOf.lanes as string, queueOf['lanes-nosdk'] as string, queueOf['lanes-work'] as string]
   const connection = await amqplib.connect(env('RABBITMQ_URL'))
   const ch = await connection.createChannel()
   await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false })
-  await ch.assertQueue(bareQueue, { durable: true })
-  await ch.bindQueue(bareQueue, exchange, '#')
+  for (const q of bareQueues) {
+    await ch.assertQueue(q, { durable: true })
+    await ch.bindQueue(q, exchange, '#')
+  }
   // the lane consumer declares its topology (bound to the exchange) on run(): run it once, stop it
-  for (const queue of [lanesQueue, noSdkQueue]) {
+  for (const queue of laneQueues) {
     const setup = new AmqpLaneConsumer({ connection, exchange, queue, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}) })
     await setup.run(() => {})
     await setup.stop()
@@ -242,9 +267,8 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
   const produce = await child(['produce', 'amqp', exchange, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
-  const queueOf: Record<string, string> = { bare: bareQueue, lanes: lanesQueue, 'lanes-nosdk': noSdkQueue }
   for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * (n + WARMUP))]) as Figures
-  for (const q of [bareQueue, lanesQueue, noSdkQueue]) {
+  for (const q of [...bareQueues, ...laneQueues]) {
     await ch.deleteQueue(q)
     await ch.deleteExchange(`${q}.lanes`).catch(() => {})
     await ch.deleteExchange(`${q}.stable`).catch(() => {})
@@ -254,15 +278,25 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   return { produce, consume }
 }
 
-function rows (name: string, rounds: Round[]): string[] {
+/** Medians of one table row, for the reading. */
+export interface RowSummary { name: string, label: string, tput: number, cpu: number, extra: number }
+
+function rows (name: string, rounds: Round[], summary: RowSummary[]): string[] {
   const out: string[] = []
-  for (const [side, lanes, label] of [['produce', 'lanes', 'produce'], ['consume', 'lanes', 'consume'], ['consume', 'lanes-nosdk', 'consume, no OTel SDK']] as const) {
+  const lines = [
+    ['produce', 'bare', 'lanes', 'produce'],
+    ['consume', 'bare', 'lanes', 'consume, no-op handler'],
+    ['consume', 'bare', 'lanes-nosdk', 'consume, no-op handler, no OTel SDK'],
+    ['consume', 'bare-work', 'lanes-work', 'consume, work() handler']
+  ] as const
+  for (const [side, bare, lanes, label] of lines) {
     const per = (v: string, f: keyof Figures) => rounds.map((r) => (r[side][v] as Figures)[f])
-    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side].bare as Figures).perSec)
-    const cpu = rounds.map((r) => (r[side].bare as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
-    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side].bare as Figures).cpuUsPerMsg)
+    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side][bare] as Figures).perSec)
+    const cpu = rounds.map((r) => (r[side][bare] as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
+    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side][bare] as Figures).cpuUsPerMsg)
     const fmt = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ')
-    out.push(`| ${name} ${label} | ${fmt(per('bare', 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per('bare', 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
+    summary.push({ name, label, tput: median(tput), cpu: median(cpu), extra: median(extra) })
+    out.push(`| ${name} ${label} | ${fmt(per(bare, 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per(bare, 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
   }
   return out
 }
@@ -274,6 +308,7 @@ async function main (): Promise<void> {
   const write = process.argv.includes('--write')
   const load = loadavg().map((x) => x.toFixed(1)).join(' / ')
   const table: string[] = []
+  const summary: RowSummary[] = []
   for (const [name, round] of [['kafkajs', roundKafka], ['amqplib', roundAmqp]] as const) {
     if (only !== 'all' && !name.startsWith(only === 'kafka' ? 'kafka' : 'amqp')) continue
     const done: Round[] = []
@@ -281,19 +316,22 @@ async function main (): Promise<void> {
       done.push(await round(r, n))
       console.error(`${name} round ${r + 1}/${rounds}: ${JSON.stringify(done.at(-1))}`)
     }
-    table.push(...rows(name, done))
+    table.push(...rows(name, done, summary))
   }
   const section = [
     HEADING,
     '',
     `\`pnpm bench\` in packages/mq (\`node bench/run.ts --rounds ${rounds} --messages ${n} --write\`, KAFKA_BROKERS and RABBITMQ_URL set) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${load}.`,
-    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then three consumer processes, one after the other (order rotated), read the same ${2 * (n + WARMUP)} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
+    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then five consumer processes, one after the other, read the same ${2 * (n + WARMUP)} messages. With a **no-op handler** (it counts and returns: the fixed cost of lanes), order rotated: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). With the **work() handler** (\`JSON.parse\` of the message value, then ${DIGESTS} chained SHA-256 digests of its bytes with node:crypto: about 50 µs of CPU per message on this machine, what a consumer doing real work sees), order alternating: the bare client and the lane consumer with the SDK. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
     '',
     '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) | extra CPU µs/msg (median) |',
     '|---|---|---|---|---|---|---|---|---|',
     ...table,
     '',
     'Ratios are paired per round (same messages, same minute) because the machine is shared; 1.0 means lanes cost nothing, the goal is >= 0.95x. The producer side adds two headers (`x-flow-tag`, `baggage`) to two thirds of the messages, so its bytes on the wire grow too.',
+    '',
+    'Goal (>= 0.95x, medians of this run; CPU-cost ratio / throughput ratio):',
+    ...summary.map((r) => `- ${r.name} ${r.label}: CPU ${r.cpu.toFixed(3)}x, ${r.cpu >= 0.95 ? 'met' : 'not met'}; throughput ${r.tput.toFixed(3)}x, ${r.tput >= 0.95 ? 'met' : 'not met'}; +${r.extra.toFixed(1)} µs CPU per message.`),
     ''
   ].join('\n')
   console.log('\n' + section)

@@ -166,7 +166,8 @@ class PlatformaticReader implements GroupReader {
       const headers = headersOf(message)
       for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
         try {
-          await laneStep(this.#core, headers, this.#spec.admit, own, (v) => this.#handler({ message, flow: v.flow, fallback: v.fallback }))
+          const step = laneStep(this.#core, headers, this.#spec.admit, own, (v) => this.#handler({ message, flow: v.flow, fallback: v.fallback }))
+          if (step !== undefined) await step
           break
         } catch (err) {
           if (this.#stopping) return // not committed: the group's next member reads it again
