@@ -36,7 +36,10 @@ export class FlowReader {
     // no lane header at all (most traffic outside a canary): untagged, as the tagger would decide
     // in service mode (no rules), without asking it
     if (tag === undefined && bag === undefined) return { flow: { baggage: {} }, refused: false }
-    const key = this.#memo !== undefined && (tag === undefined || typeof tag === 'string') && (bag === undefined || typeof bag === 'string') ? `${tag ?? ''}\n${bag ?? ''}` : undefined
+    // the key says where the tag ends (its length), so no two header pairs share one
+    const key = this.#memo !== undefined && (tag === undefined || typeof tag === 'string') && (bag === undefined || typeof bag === 'string')
+      ? `${tag === undefined ? -1 : tag.length}:${tag ?? ''}${bag === undefined ? '' : `\n${bag}`}`
+      : undefined
     const known = key === undefined ? undefined : this.#memo?.get(key)
     // a copy: the handler owns its flow (and may add baggage to it)
     if (known !== undefined) return { flow: { ...known, baggage: { ...known.baggage } }, refused: false }

@@ -215,6 +215,9 @@ t.test('FlowReader: a plain lane is decided once per distinct header value; refu
   t.equal(debug.length, 3, 'a refusal is logged (and counted) per message, never remembered away')
   // many distinct values (a baggage member per request): the memory stays bounded and right
   for (let i = 0; i < 600; i++) t.equal(reader.read({ 'x-flow-tag': `v${i % 300}`, baggage: `req=${i}` }).flow.baggage.req, String(i))
+  // no two header pairs share a memory: a malformed tag is never taken for a remembered pair
+  t.equal(reader.read({ 'x-flow-tag': 'v2', baggage: 'flowtag.lane=v3\n' }).flow.tag, 'v2')
+  t.same(reader.read({ 'x-flow-tag': 'v2\nflowtag.lane=v3' }), { flow: { baggage: {} }, refused: true }, 'a malformed tag: refused, whatever was read before')
   const never = new FlowReader('never', false)
   t.equal(never.read({ 'x-flow-tag': 'v2' }).refused, true)
   t.equal(never.read({ 'x-flow-tag': 'v2' }).refused, true, 'never: refused every time')
