@@ -1,12 +1,14 @@
 // The broker-neutral core: lane headers, the trust policy on message headers, the live lanes
 // from the registry's push, the lane policy, and option errors.
 import t from 'tap'
+import type { Producer as PlatformaticProducer } from '@platformatic/kafka'
 import { currentTag, runWithFlow, signTag } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { carrierOf, ConsumerMetrics, CONSUMER_METADATA, errorCodes, FlowReader, handles, laneHeaders, LaneWatch, MqError, ownerOf, PolicySource, withLaneHeaders } from '../src/index.ts'
 import { ConsumerCore } from '../src/consumer-core.ts'
 import { consumerOptionsSchema } from '../src/options.ts'
 import { laneProducer } from '../src/kafkajs.ts'
+import { laneProducer as platformaticLaneProducer } from '../src/platformatic-kafka.ts'
 import { amqpConsumerOptionsSchema, laneChannel } from '../src/amqplib.ts'
 
 const KEY = { id: 'k1', secret: 'a-secret-of-16-chars' }
@@ -270,4 +272,33 @@ t.test('handle: a synchronous handler is counted at once, no promise; an async o
   await t.rejects(core.handle(v, async () => { throw new Error('async') }) as Promise<void>, { message: 'async' })
   t.same(core.metrics.stats.lanes.v2, { handled: 2, failed: 2, skipped: 0, fallback: 2 }, 'both failures counted; stable handled v2 (no live v2 consumer) as fallback')
   core.close()
+})
+
+t.test('producers: the lane headers of one send are built and signed once; a message with its own baggage gets its own', async (t) => {
+  let signed = 0
+  const signTag = (lane: string) => `${lane}~signed~${++signed}`
+  const sent: Array<{ messages: Array<{ value: string, headers?: Record<string, unknown> }> }> = []
+  const kafkajs = laneProducer({ send: async (r: never) => { sent.push(r) }, sendBatch: async () => {} } as never, { signTag })
+  await runWithFlow({ tag: 'v2', baggage: {} }, () => kafkajs.send({ topic: 't', messages: [{ value: 'a' }, { value: 'b', headers: { own: 'kept', 'X-Flow-Tag': 'stale' } }, { value: 'c', headers: { baggage: 'tenant=acme' } }, { value: 'd' }] }))
+  const [a, b, c, d] = sent[0]?.messages ?? []
+  t.equal(signed, 2, 'signed once for the plain ones, once for the one with its own baggage')
+  t.same(a?.headers, { 'x-flow-tag': 'v2~signed~1', baggage: 'flowtag.lane=v2' })
+  t.same(b?.headers, { own: 'kept', 'x-flow-tag': 'v2~signed~1', baggage: 'flowtag.lane=v2' }, 'own headers kept, a stale lane header replaced')
+  t.match(c?.headers, { 'x-flow-tag': 'v2~signed~2', baggage: /flowtag\.lane=v2/ })
+  t.match(c?.headers?.baggage, /tenant=acme/, 'its own baggage merged')
+  t.same(d?.headers, a?.headers)
+  await kafkajs.send({ topic: 't', messages: [{ value: 'e' }] })
+  t.equal(sent[1]?.messages[0]?.headers, undefined, 'outside a flow: nothing added')
+
+  const pSent: Array<{ messages: Array<{ value: string, headers?: Map<unknown, unknown> }> }> = []
+  const fake = { send: async (r: never) => { pSent.push(r) } } as unknown as Pick<PlatformaticProducer, 'send'>
+  const platformatic = platformaticLaneProducer(fake, { signTag })
+  signed = 0
+  await runWithFlow({ tag: 'v3', baggage: {} }, () => platformatic.send({ messages: [{ topic: 't', value: 'a' }, { topic: 't', value: 'b', headers: new Map([[Buffer.from('baggage'), Buffer.from('tenant=acme')]]) }, { topic: 't', value: 'c', headers: { own: 'kept' } }] } as never))
+  const text = (h: Map<unknown, unknown> | undefined) => Object.fromEntries([...(h ?? [])].map(([k, v]) => [String(k), String(v)]))
+  const [pa, pb, pc] = pSent[0]?.messages ?? []
+  t.equal(signed, 2, '@platformatic/kafka: signed once per send, and for the one with its own baggage')
+  t.same(text(pa?.headers), { 'x-flow-tag': 'v3~signed~1', baggage: 'flowtag.lane=v3' })
+  t.match(text(pb?.headers), { 'x-flow-tag': 'v3~signed~2', baggage: /tenant=acme/ })
+  t.same(text(pc?.headers), { own: 'kept', 'x-flow-tag': 'v3~signed~1', baggage: 'flowtag.lane=v3' })
 })
