@@ -16,9 +16,14 @@
  *   handler that does work (`work()`: JSON.parse of the value, then 40 chained SHA-256 digests of
  *   it, about 50 µs of CPU here), what a real consumer sees.
  *   Throughput is first -> last message handled; CPU is the consumer process's over that window.
+ * - the lane work alone, in a process of its own with no broker (`laneStep` of a stable consumer
+ *   over the same mix of headers as Buffers, as kafkajs hands them over, with and without an SDK):
+ *   CPU per message minus the same loop calling the handler directly. With `--base <dir>` (a
+ *   directory inside packages/mq holding another version's src/ and this bench/run.ts, e.g. the
+ *   parent commit's: `git archive <commit> src | tar -x -C <dir>`), that version's too, same rounds.
  * Ratios are lanes / bare (throughput) and bare / lanes (CPU per message): 1.0 = no cost.
  *
- *   node bench/run.ts [--rounds 5] [--messages 20000] [--only kafka|amqp] [--write]
+ *   node bench/run.ts [--rounds 5] [--messages 20000] [--only kafka|amqp] [--base <dir>] [--write]
  * --write replaces the "Message lanes" section of BENCHMARKS.md with this run's figures.
  */
 import { spawn } from 'node:child_process'
@@ -33,6 +38,10 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus'
 import { runWithFlow } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { KafkaLaneConsumer, laneProducer } from '../src/kafkajs.ts'
+import { ConsumerCore } from '../src/consumer-core.ts'
+import { laneStep } from '../src/kafka-lanes.ts'
+import { laneHeaders } from '../src/headers.ts'
+import { consumerOptionsSchema } from '../src/options.ts'
 import { AmqpLaneConsumer, laneChannel } from '../src/amqplib.ts'
 
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
@@ -41,6 +50,8 @@ const self = fileURLToPath(import.meta.url)
 const BATCH = 200
 /** Messages each producer sends before the measured ones (consumers read them too: the counts include them). */
 const WARMUP = 1000
+/** Messages through the lane work alone, per measured loop. */
+const LANE_WORK_N = 200_000
 /** Chained SHA-256 digests per message in the `work` handler profile. */
 const DIGESTS = 40
 
@@ -197,13 +208,46 @@ async function consumeAmqp (variant: string, queue: string, exchange: string, n:
   })
 }
 
+// ---- lane work alone: `lanework sdk|nosdk <n>` prints { us } (CPU µs per message over the bare loop) ----
+
+async function laneWork (sdk: boolean, n: number): Promise<{ us: number }> {
+  const o = consumerOptionsSchema.parse({ service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}) })
+  const core = new ConsumerCore(o, 'bench', { system: 'kafka', destination: 'bench', group: 'bench' })
+  core.pin()
+  await core.startWatch()
+  // the bench's mix: a third untagged, a third in v1, a third in v2; header values as Buffers
+  const headers = [undefined, 'v1', 'v2'].map((lane) => Object.fromEntries(Object.entries(laneHeaders(undefined, lane === undefined ? undefined : { tag: lane, baggage: {} })).map(([k, v]) => [k, Buffer.from(v)])))
+  let handled = 0
+  const handler = (): void => { handled++ }
+  const admit = (v: { handle: boolean }): boolean => v.handle
+  const cpu = async (loop: () => Promise<void>): Promise<number> => {
+    await loop() // warm-up
+    const start = process.cpuUsage()
+    await loop()
+    const c = process.cpuUsage(start)
+    return (c.user + c.system) / n
+  }
+  const lanes = await cpu(async () => {
+    for (let i = 0; i < n; i++) {
+      const step = laneStep(core, headers[i % 3], admit, true, handler)
+      if (step !== undefined) await step
+    }
+  })
+  const bare = await cpu(async () => {
+    for (let i = 0; i < n; i++) handler()
+  })
+  core.close()
+  if (handled !== 4 * n) throw new Error(`handled ${handled}, expected ${4 * n}`)
+  return { us: lanes - bare }
+}
+
 // ---- orchestrator ----
 
-function child (args: string[]): Promise<unknown> {
+function child (args: string[], script = self): Promise<unknown> {
   return new Promise((resolve, reject) => {
     // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of every child (to find where the time goes)
     const prof = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
-    const p = spawn(process.execPath, [...prof, self, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
+    const p = spawn(process.execPath, [...prof, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
     let out = ''
     p.stdout.on('data', (d: Buffer) => { out += d.toString() })
     p.on('exit', (code) => {
@@ -309,6 +353,15 @@ async function main (): Promise<void> {
   const load = loadavg().map((x) => x.toFixed(1)).join(' / ')
   const table: string[] = []
   const summary: RowSummary[] = []
+  const base = process.argv.includes('--base') ? fileURLToPath(new URL(`../${arg('base', '')}/bench/run.ts`, import.meta.url)) : undefined
+  const work: Record<string, number[]> = { sdk: [], nosdk: [], 'base sdk': [], 'base nosdk': [] }
+  for (let r = 0; r < rounds; r++) {
+    for (const v of r % 2 === 0 ? ['sdk', 'nosdk'] : ['nosdk', 'sdk']) {
+      work[v]?.push(((await child(['lanework', v, String(LANE_WORK_N)])) as { us: number }).us)
+      if (base !== undefined) work[`base ${v}`]?.push(((await child(['lanework', v, String(LANE_WORK_N)], base)) as { us: number }).us)
+    }
+  }
+  console.error(`lane work alone: ${JSON.stringify(work)}`)
   for (const [name, round] of [['kafkajs', roundKafka], ['amqplib', roundAmqp]] as const) {
     if (only !== 'all' && !name.startsWith(only === 'kafka' ? 'kafka' : 'amqp')) continue
     const done: Round[] = []
@@ -329,6 +382,8 @@ async function main (): Promise<void> {
     ...table,
     '',
     'Ratios are paired per round (same messages, same minute) because the machine is shared; 1.0 means lanes cost nothing, the goal is >= 0.95x. The producer side adds two headers (`x-flow-tag`, `baggage`) to two thirds of the messages, so its bytes on the wire grow too.',
+    '',
+    `The lane work alone (no broker, one process, ${rounds} rounds of ${LANE_WORK_N} messages: \`laneStep\` of the stable consumer over the same mix of headers, as Buffers, minus the same loop calling the handler directly): **${median(work.sdk as number[]).toFixed(2)} µs CPU per message with the OTel SDK** (${(work.sdk as number[]).map((x) => x.toFixed(2)).join(' / ')}), **${median(work.nosdk as number[]).toFixed(2)} µs without** (${(work.nosdk as number[]).map((x) => x.toFixed(2)).join(' / ')}).${base === undefined ? '' : ` The same, same rounds, for the version in \`${arg('base', '')}\`: ${median(work['base sdk'] as number[]).toFixed(2)} µs with the SDK (${(work['base sdk'] as number[]).map((x) => x.toFixed(2)).join(' / ')}), ${median(work['base nosdk'] as number[]).toFixed(2)} µs without (${(work['base nosdk'] as number[]).map((x) => x.toFixed(2)).join(' / ')}).`}`,
     '',
     'Goal (>= 0.95x, medians of this run; CPU-cost ratio / throughput ratio):',
     ...summary.map((r) => `- ${r.name} ${r.label}: CPU ${r.cpu.toFixed(3)}x, ${r.cpu >= 0.95 ? 'met' : 'not met'}; throughput ${r.tput.toFixed(3)}x, ${r.tput >= 0.95 ? 'met' : 'not met'}; +${r.extra.toFixed(1)} µs CPU per message.`),
@@ -355,6 +410,9 @@ if (mode === 'produce') {
   const [target, n, order] = rest as [string, string, string]
   const f = broker === 'kafka' ? await produceKafka(target, Number(n), order.split(',')) : await produceAmqp(target, Number(n), order.split(','))
   console.log(JSON.stringify(f))
+  process.exit(0)
+} else if (mode === 'lanework') {
+  console.log(JSON.stringify(await laneWork(broker === 'sdk', Number(rest[0]))))
   process.exit(0)
 } else if (mode === 'consume') {
   const [variant, target, ...more] = rest as [string, string, ...string[]]
