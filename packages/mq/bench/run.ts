@@ -11,14 +11,23 @@
  *   exchange before the messages were published): the bare client (kafkajs `eachMessage`, amqplib
  *   `consume` + ack) against the lane consumer in the stable lane (every message is its own: the
  *   v2 ones as fallback), with an OTel MeterProvider installed so its metrics are really recorded,
- *   and once more without one (the lane work alone).
+ *   and once more without one (the lane work alone). Their handlers count and return (the fixed
+ *   cost of lanes); then the bare client and the lane consumer (with the SDK) once more with a
+ *   handler that does work (`work()`: JSON.parse of the value, then 40 chained SHA-256 digests of
+ *   it, about 50 µs of CPU here), what a real consumer sees.
  *   Throughput is first -> last message handled; CPU is the consumer process's over that window.
+ * - the lane work alone, in a process of its own with no broker (`laneStep` of a stable consumer
+ *   over the same mix of headers as Buffers, as kafkajs hands them over, with and without an SDK):
+ *   CPU per message minus the same loop calling the handler directly. With `--base <dir>` (a
+ *   directory inside packages/mq holding another version's src/ and this bench/run.ts, e.g. the
+ *   parent commit's: `git archive <commit> src | tar -x -C <dir>`), that version's too, same rounds.
  * Ratios are lanes / bare (throughput) and bare / lanes (CPU per message): 1.0 = no cost.
  *
- *   node bench/run.ts [--rounds 5] [--messages 20000] [--only kafka|amqp] [--write]
+ *   node bench/run.ts [--rounds 5] [--messages 20000] [--only kafka|amqp] [--base <dir>] [--write]
  * --write replaces the "Message lanes" section of BENCHMARKS.md with this run's figures.
  */
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -29,6 +38,10 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus'
 import { runWithFlow } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { KafkaLaneConsumer, laneProducer } from '../src/kafkajs.ts'
+import { ConsumerCore } from '../src/consumer-core.ts'
+import { laneStep } from '../src/kafka-lanes.ts'
+import { laneHeaders } from '../src/headers.ts'
+import { consumerOptionsSchema } from '../src/options.ts'
 import { AmqpLaneConsumer, laneChannel } from '../src/amqplib.ts'
 
 const benchmarksFile = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url))
@@ -37,6 +50,17 @@ const self = fileURLToPath(import.meta.url)
 const BATCH = 200
 /** Messages each producer sends before the measured ones (consumers read them too: the counts include them). */
 const WARMUP = 1000
+/** Messages through the lane work alone, per measured loop. */
+const LANE_WORK_N = 200_000
+/** Chained SHA-256 digests per message in the `work` handler profile. */
+const DIGESTS = 40
+
+/** The `work` handler profile: parse the message as JSON, then DIGESTS chained SHA-256 digests of its bytes. */
+function work (content: Buffer | null): void {
+  JSON.parse(String(content))
+  let h: Buffer = content ?? Buffer.alloc(0)
+  for (let i = 0; i < DIGESTS; i++) h = createHash('sha256').update(h).digest()
+}
 
 interface Figures { perSec: number, cpuUsPerMsg: number }
 
@@ -147,45 +171,83 @@ function meter () {
   return provider.getMeter('bench')
 }
 
+/** Consumer variants: `bare` or `lanes` (with an OTel SDK), `lanes-nosdk`; `-work` runs the work() handler. */
+const profile = (variant: string) => ({ bare: variant.startsWith('bare'), sdk: variant !== 'lanes-nosdk', busy: variant.endsWith('-work') })
+
 async function consumeKafka (variant: string, topic: string, n: number): Promise<Figures> {
   const kafka = new Kafka({ clientId: `bench-${variant}`, brokers: env('KAFKA_BROKERS').split(','), logLevel: logLevel.NOTHING })
   const group = `${topic}.${variant}`
+  const { bare, sdk, busy } = profile(variant)
   return await new Promise<Figures>((resolve, reject) => {
     const tick = counter(n, resolve)
-    if (variant === 'bare') {
+    if (bare) {
       const c = kafka.consumer({ groupId: group })
       c.connect().then(() => c.subscribe({ topics: [topic], fromBeginning: true }))
-        .then(() => c.run({ eachMessage: async () => { tick() } })).catch(reject)
+        .then(() => c.run({ eachMessage: async ({ message }) => { if (busy) work(message.value); tick() } })).catch(reject)
     } else {
-      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}), resyncMs: 3_600_000 })
-      c.run(() => { tick() }).catch(reject)
+      const c = new KafkaLaneConsumer({ kafka, groupId: group, topics: [topic], fromBeginning: true, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}), resyncMs: 3_600_000 })
+      c.run(({ message }) => { if (busy) work(message.value); tick() }).catch(reject)
     }
   })
 }
 
 async function consumeAmqp (variant: string, queue: string, exchange: string, n: number): Promise<Figures> {
   const connection = await amqplib.connect(env('RABBITMQ_URL'))
+  const { bare, sdk, busy } = profile(variant)
   return await new Promise<Figures>((resolve, reject) => {
     const tick = counter(n, resolve)
-    if (variant === 'bare') {
+    if (bare) {
       connection.createChannel().then(async (ch) => {
         await ch.prefetch(10)
-        await ch.consume(queue, (m) => { if (m !== null) { tick(); ch.ack(m) } })
+        await ch.consume(queue, (m) => { if (m !== null) { if (busy) work(m.content); tick(); ch.ack(m) } })
       }).catch(reject)
     } else {
-      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(variant === 'lanes' ? { meter: meter() } : {}) })
-      c.run(() => { tick() }).catch(reject)
+      const c = new AmqpLaneConsumer({ connection, exchange, queue, prefetch: 10, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}) })
+      c.run(({ message }) => { if (busy) work(message.content); tick() }).catch(reject)
     }
   })
 }
 
+// ---- lane work alone: `lanework sdk|nosdk <n>` prints { us } (CPU µs per message over the bare loop) ----
+
+async function laneWork (sdk: boolean, n: number): Promise<{ us: number }> {
+  const o = consumerOptionsSchema.parse({ service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}), ...(sdk ? { meter: meter() } : {}) })
+  const core = new ConsumerCore(o, 'bench', { system: 'kafka', destination: 'bench', group: 'bench' })
+  core.pin()
+  await core.startWatch()
+  // the bench's mix: a third untagged, a third in v1, a third in v2; header values as Buffers
+  const headers = [undefined, 'v1', 'v2'].map((lane) => Object.fromEntries(Object.entries(laneHeaders(undefined, lane === undefined ? undefined : { tag: lane, baggage: {} })).map(([k, v]) => [k, Buffer.from(v)])))
+  let handled = 0
+  const handler = (): void => { handled++ }
+  const admit = (v: { handle: boolean }): boolean => v.handle
+  const cpu = async (loop: () => Promise<void>): Promise<number> => {
+    await loop() // warm-up
+    const start = process.cpuUsage()
+    await loop()
+    const c = process.cpuUsage(start)
+    return (c.user + c.system) / n
+  }
+  const lanes = await cpu(async () => {
+    for (let i = 0; i < n; i++) {
+      const step = laneStep(core, headers[i % 3], admit, true, handler)
+      if (step !== undefined) await step
+    }
+  })
+  const bare = await cpu(async () => {
+    for (let i = 0; i < n; i++) handler()
+  })
+  core.close()
+  if (handled !== 4 * n) throw new Error(`handled ${handled}, expected ${4 * n}`)
+  return { us: lanes - bare }
+}
+
 // ---- orchestrator ----
 
-function child (args: string[]): Promise<unknown> {
+function child (args: string[], script = self): Promise<unknown> {
   return new Promise((resolve, reject) => {
     // BENCH_CPU_PROF=<dir>: write a V8 CPU profile of every child (to find where the time goes)
     const prof = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF]
-    const p = spawn(process.execPath, [...prof, self, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
+    const p = spawn(process.execPath, [...prof, script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env })
     let out = ''
     p.stdout.on('data', (d: Buffer) => { out += d.toString() })
     p.on('exit', (code) => {
@@ -203,10 +265,14 @@ const median = (xs: number[]): number => {
 
 interface Round { produce: Record<string, Figures>, consume: Record<string, Figures> }
 
-/** The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes with the API's no-op meter. */
+/**
+ * The consumer variants of round r, order rotated: the bare client, lanes with an OTel SDK, lanes
+ * with the API's no-op meter (no-op handlers); then the bare client and lanes with the work() handler.
+ */
 function consumers (r: number): string[] {
-  const all = ['bare', 'lanes', 'lanes-nosdk']
-  return [...all.slice(r % 3), ...all.slice(0, r % 3)]
+  const noop = ['bare', 'lanes', 'lanes-nosdk']
+  const busy = r % 2 === 0 ? ['bare-work', 'lanes-work'] : ['lanes-work', 'bare-work']
+  return [...noop.slice(r % 3), ...noop.slice(0, r % 3), ...busy]
 }
 
 async function roundKafka (r: number, n: number): Promise<Round> {
@@ -225,16 +291,19 @@ async function roundKafka (r: number, n: number): Promise<Round> {
 
 async function roundAmqp (r: number, n: number): Promise<Round> {
   const exchange = `bench-mq-${process.pid}-${r}`
-  const bareQueue = `${exchange}.bare`
-  const lanesQueue = `${exchange}.lanes-q`
-  const noSdkQueue = `${exchange}.nosdk-q`
+  const queueOf: Record<string, string> = {}
+  for (const v of consumers(0)) queueOf[v] = `${exchange}.${v}-q`
+  const bareQueues = [queueOf.bare as string, queueOf['bare-work'] as string]
+  const laneQueues = [queueOf.lanes as string, queueOf['lanes-nosdk'] as string, queueOf['lanes-work'] as string]
   const connection = await amqplib.connect(env('RABBITMQ_URL'))
   const ch = await connection.createChannel()
   await ch.assertExchange(exchange, 'topic', { durable: false, autoDelete: false })
-  await ch.assertQueue(bareQueue, { durable: true })
-  await ch.bindQueue(bareQueue, exchange, '#')
+  for (const q of bareQueues) {
+    await ch.assertQueue(q, { durable: true })
+    await ch.bindQueue(q, exchange, '#')
+  }
   // the lane consumer declares its topology (bound to the exchange) on run(): run it once, stop it
-  for (const queue of [lanesQueue, noSdkQueue]) {
+  for (const queue of laneQueues) {
     const setup = new AmqpLaneConsumer({ connection, exchange, queue, service: 'bench-worker', stableLane: 'v1', discovery: new StaticDiscovery({}) })
     await setup.run(() => {})
     await setup.stop()
@@ -242,9 +311,8 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   const order = r % 2 === 0 ? ['bare', 'lanes'] : ['lanes', 'bare']
   const produce = await child(['produce', 'amqp', exchange, String(n), order.join(',')]) as Record<string, Figures>
   const consume: Record<string, Figures> = {}
-  const queueOf: Record<string, string> = { bare: bareQueue, lanes: lanesQueue, 'lanes-nosdk': noSdkQueue }
   for (const v of consumers(r)) consume[v] = await child(['consume', 'amqp', v, queueOf[v] as string, exchange, String(2 * (n + WARMUP))]) as Figures
-  for (const q of [bareQueue, lanesQueue, noSdkQueue]) {
+  for (const q of [...bareQueues, ...laneQueues]) {
     await ch.deleteQueue(q)
     await ch.deleteExchange(`${q}.lanes`).catch(() => {})
     await ch.deleteExchange(`${q}.stable`).catch(() => {})
@@ -254,15 +322,25 @@ async function roundAmqp (r: number, n: number): Promise<Round> {
   return { produce, consume }
 }
 
-function rows (name: string, rounds: Round[]): string[] {
+/** Medians of one table row, for the reading. */
+export interface RowSummary { name: string, label: string, tput: number, cpu: number, extra: number }
+
+function rows (name: string, rounds: Round[], summary: RowSummary[]): string[] {
   const out: string[] = []
-  for (const [side, lanes, label] of [['produce', 'lanes', 'produce'], ['consume', 'lanes', 'consume'], ['consume', 'lanes-nosdk', 'consume, no OTel SDK']] as const) {
+  const lines = [
+    ['produce', 'bare', 'lanes', 'produce'],
+    ['consume', 'bare', 'lanes', 'consume, no-op handler'],
+    ['consume', 'bare', 'lanes-nosdk', 'consume, no-op handler, no OTel SDK'],
+    ['consume', 'bare-work', 'lanes-work', 'consume, work() handler']
+  ] as const
+  for (const [side, bare, lanes, label] of lines) {
     const per = (v: string, f: keyof Figures) => rounds.map((r) => (r[side][v] as Figures)[f])
-    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side].bare as Figures).perSec)
-    const cpu = rounds.map((r) => (r[side].bare as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
-    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side].bare as Figures).cpuUsPerMsg)
+    const tput = rounds.map((r) => (r[side][lanes] as Figures).perSec / (r[side][bare] as Figures).perSec)
+    const cpu = rounds.map((r) => (r[side][bare] as Figures).cpuUsPerMsg / (r[side][lanes] as Figures).cpuUsPerMsg)
+    const extra = rounds.map((r) => (r[side][lanes] as Figures).cpuUsPerMsg - (r[side][bare] as Figures).cpuUsPerMsg)
     const fmt = (xs: number[], d: number) => xs.map((x) => x.toFixed(d)).join(' / ')
-    out.push(`| ${name} ${label} | ${fmt(per('bare', 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per('bare', 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
+    summary.push({ name, label, tput: median(tput), cpu: median(cpu), extra: median(extra) })
+    out.push(`| ${name} ${label} | ${fmt(per(bare, 'perSec'), 0)} | ${fmt(per(lanes, 'perSec'), 0)} | ${fmt(tput, 2)} | **${median(tput).toFixed(3)}x** | ${fmt(per(bare, 'cpuUsPerMsg'), 1)} | ${fmt(per(lanes, 'cpuUsPerMsg'), 1)} | **${median(cpu).toFixed(3)}x** | ${median(extra).toFixed(1)} |`)
   }
   return out
 }
@@ -274,6 +352,16 @@ async function main (): Promise<void> {
   const write = process.argv.includes('--write')
   const load = loadavg().map((x) => x.toFixed(1)).join(' / ')
   const table: string[] = []
+  const summary: RowSummary[] = []
+  const base = process.argv.includes('--base') ? fileURLToPath(new URL(`../${arg('base', '')}/bench/run.ts`, import.meta.url)) : undefined
+  const work: Record<string, number[]> = { sdk: [], nosdk: [], 'base sdk': [], 'base nosdk': [] }
+  for (let r = 0; r < rounds; r++) {
+    for (const v of r % 2 === 0 ? ['sdk', 'nosdk'] : ['nosdk', 'sdk']) {
+      work[v]?.push(((await child(['lanework', v, String(LANE_WORK_N)])) as { us: number }).us)
+      if (base !== undefined) work[`base ${v}`]?.push(((await child(['lanework', v, String(LANE_WORK_N)], base)) as { us: number }).us)
+    }
+  }
+  console.error(`lane work alone: ${JSON.stringify(work)}`)
   for (const [name, round] of [['kafkajs', roundKafka], ['amqplib', roundAmqp]] as const) {
     if (only !== 'all' && !name.startsWith(only === 'kafka' ? 'kafka' : 'amqp')) continue
     const done: Round[] = []
@@ -281,19 +369,24 @@ async function main (): Promise<void> {
       done.push(await round(r, n))
       console.error(`${name} round ${r + 1}/${rounds}: ${JSON.stringify(done.at(-1))}`)
     }
-    table.push(...rows(name, done))
+    table.push(...rows(name, done, summary))
   }
   const section = [
     HEADING,
     '',
     `\`pnpm bench\` in packages/mq (\`node bench/run.ts --rounds ${rounds} --messages ${n} --write\`, KAFKA_BROKERS and RABBITMQ_URL set) — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average at start ${load}.`,
-    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then three consumer processes, one after the other (order rotated), read the same ${2 * (n + WARMUP)} messages: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). Handlers count and return. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
+    `Real brokers on loopback: Kafka 4 (tools/real-kafka, one KRaft node, topic of 2 partitions) and RabbitMQ (tools/rabbitmq). Each round: a producer process sends ${n} messages with the bare client (no headers) and ${n} with the lane producer (a third outside any flow, a third in the stable lane v1, a third in v2, a lane with no live consumer; kafkajs \`send\` of ${BATCH} messages per call, one call per lane; amqplib confirm channel, confirms awaited every ${BATCH}), order alternating per round, after ${WARMUP} warm-up messages with each. Then five consumer processes, one after the other, read the same ${2 * (n + WARMUP)} messages. With a **no-op handler** (it counts and returns: the fixed cost of lanes), order rotated: the bare client (kafkajs \`eachMessage\`; amqplib \`consume\`, prefetch 10, ack), the lane consumer in the stable lane (StaticDiscovery: no registry traffic; every message is its own, the v2 ones as fallback) with an OTel MeterProvider (Prometheus exporter, no server) so its per-lane metrics are recorded, and the same lane consumer with no SDK (the API's no-op meter: the lane work alone). With the **work() handler** (\`JSON.parse\` of the message value, then ${DIGESTS} chained SHA-256 digests of its bytes with node:crypto: about 50 µs of CPU per message on this machine, what a consumer doing real work sees), order alternating: the bare client and the lane consumer with the SDK. Consumer throughput is first -> last message handled; CPU is the process's over that window, per message.`,
     '',
     '| client, side | bare msg/s per round | lanes msg/s per round | lanes/bare per round | throughput lanes/bare (median) | bare CPU µs/msg per round | lanes CPU µs/msg per round | CPU-cost ratio bare/lanes (median) | extra CPU µs/msg (median) |',
     '|---|---|---|---|---|---|---|---|---|',
     ...table,
     '',
     'Ratios are paired per round (same messages, same minute) because the machine is shared; 1.0 means lanes cost nothing, the goal is >= 0.95x. The producer side adds two headers (`x-flow-tag`, `baggage`) to two thirds of the messages, so its bytes on the wire grow too.',
+    '',
+    `The lane work alone (no broker, one process, ${rounds} rounds of ${LANE_WORK_N} messages: \`laneStep\` of the stable consumer over the same mix of headers, as Buffers, minus the same loop calling the handler directly): **${median(work.sdk as number[]).toFixed(2)} µs CPU per message with the OTel SDK** (${(work.sdk as number[]).map((x) => x.toFixed(2)).join(' / ')}), **${median(work.nosdk as number[]).toFixed(2)} µs without** (${(work.nosdk as number[]).map((x) => x.toFixed(2)).join(' / ')}).${base === undefined ? '' : ` The same, same rounds, for the version in \`${arg('base', '')}\`: ${median(work['base sdk'] as number[]).toFixed(2)} µs with the SDK (${(work['base sdk'] as number[]).map((x) => x.toFixed(2)).join(' / ')}), ${median(work['base nosdk'] as number[]).toFixed(2)} µs without (${(work['base nosdk'] as number[]).map((x) => x.toFixed(2)).join(' / ')}).`}`,
+    '',
+    'Goal (>= 0.95x, medians of this run; CPU-cost ratio / throughput ratio):',
+    ...summary.map((r) => `- ${r.name} ${r.label}: CPU ${r.cpu.toFixed(3)}x, ${r.cpu >= 0.95 ? 'met' : 'not met'}; throughput ${r.tput.toFixed(3)}x, ${r.tput >= 0.95 ? 'met' : 'not met'}; +${r.extra.toFixed(1)} µs CPU per message.`),
     ''
   ].join('\n')
   console.log('\n' + section)
@@ -317,6 +410,9 @@ if (mode === 'produce') {
   const [target, n, order] = rest as [string, string, string]
   const f = broker === 'kafka' ? await produceKafka(target, Number(n), order.split(',')) : await produceAmqp(target, Number(n), order.split(','))
   console.log(JSON.stringify(f))
+  process.exit(0)
+} else if (mode === 'lanework') {
+  console.log(JSON.stringify(await laneWork(broker === 'sdk', Number(rest[0]))))
   process.exit(0)
 } else if (mode === 'consume') {
   const [variant, target, ...more] = rest as [string, string, ...string[]]

@@ -325,7 +325,8 @@ export class AmqpLaneConsumer {
       const where = this.#route(v)
       if (where === 'handle') {
         try {
-          await core.handle(v, () => (this.#handler as AmqpLaneHandler)({ message: m, flow: v.flow, fallback: v.fallback, queue }))
+          const handled = core.handle(v, () => (this.#handler as AmqpLaneHandler)({ message: m, flow: v.flow, fallback: v.fallback, queue }))
+          if (handled !== undefined) await handled
           ch.ack(m)
         } catch (err) {
           this.#o.logger?.warn({ err, flowtag: { queue, lane: v.lane } }, 'flowtag: message handler failed; the message is retried')

@@ -35,6 +35,7 @@ export class ConsumerCore {
   readonly #registration: NacosRegistration | undefined
   readonly #o: ResolvedConsumerOptions
   #stable: string | undefined
+  #pinned: [LanePolicy, LanePolicy] | undefined
 
   /**
    * @param key what the consumer reads for (Kafka group base name, RabbitMQ queue): named in
@@ -71,10 +72,13 @@ export class ConsumerCore {
     }
   }
 
-  /** The lane policy now: the stable lane as pinned by `pin()`, strictness live. */
+  /** The lane policy now: the stable lane as pinned by `pin()`, strictness live. Read per message. */
   get policy (): LanePolicy {
     const p = this.#policy.current()
-    return this.#stable === undefined ? p : { stable: this.#stable, strict: p.strict }
+    if (this.#stable === undefined || p.stable === this.#stable) return p
+    // the rules moved stable past the pinned lane: one object per change, not per message
+    if (this.#pinned?.[0] !== p) this.#pinned = [p, Object.freeze({ stable: this.#stable, strict: p.strict })]
+    return this.#pinned[1]
   }
 
   /**
@@ -136,18 +140,30 @@ export class ConsumerCore {
   }
 
   /**
-   * Run `handler` inside the message's flow and count it. Rethrows the handler's error after
+   * Run `handler` inside the message's flow and count it. A handler that returns no promise is
+   * counted at once and nothing is returned (no promise, no microtask per message); otherwise
+   * the returned promise settles with it. Rethrows (rejects with) the handler's error after
    * counting it as failed.
    */
-  async handle (v: Verdict, handler: () => unknown): Promise<void> {
+  handle (v: Verdict, handler: () => unknown): Promise<void> | undefined {
     const start = performance.now()
+    let out: unknown
     try {
-      await this.#reader.run(v.flow, handler)
+      out = this.#reader.run(v.flow, handler)
     } catch (err) {
       this.metrics.failed(v.lane, (performance.now() - start) / 1000, v.fallback, err)
       throw err
     }
-    this.metrics.handled(v.lane, (performance.now() - start) / 1000, v.fallback)
+    if (typeof (out as PromiseLike<unknown> | null)?.then !== 'function') {
+      this.metrics.handled(v.lane, (performance.now() - start) / 1000, v.fallback)
+      return undefined
+    }
+    return Promise.resolve(out).then(() => {
+      this.metrics.handled(v.lane, (performance.now() - start) / 1000, v.fallback)
+    }, (err: unknown) => {
+      this.metrics.failed(v.lane, (performance.now() - start) / 1000, v.fallback, err)
+      throw err
+    })
   }
 
   close (): void {

@@ -88,7 +88,23 @@ export function laneHeaders (existing: MessageHeaders | undefined, flow: FlowCon
 
 /** Copy `headers` with the lane headers of `flow` set over it (other headers kept; nothing added outside a flow). */
 export function withLaneHeaders<H extends MessageHeaders> (headers: H | undefined, flow: FlowContext | undefined = currentFlow(), sign?: SignLane): H | undefined {
-  const lane = laneHeaders(headers, flow, sign)
+  return setLane(headers, laneHeaders(headers, flow, sign))
+}
+
+/**
+ * `withLaneHeaders` for the messages of one send, all produced in `flow`: the lane headers are
+ * built (and signed) once; a message that brings its own `baggage` gets its own, merged.
+ */
+export function laneStamper (flow: FlowContext, sign?: SignLane): <H extends MessageHeaders>(headers: H | undefined) => H | undefined {
+  let plain: Record<string, string> | undefined
+  return (headers) => {
+    if (headers?.baggage !== undefined) return withLaneHeaders(headers, flow, sign)
+    plain ??= laneHeaders(undefined, flow, sign)
+    return setLane(headers, plain)
+  }
+}
+
+function setLane<H extends MessageHeaders> (headers: H | undefined, lane: Record<string, string>): H | undefined {
   if (Object.keys(lane).length === 0) return headers
   const out: MessageHeaders = {}
   if (headers !== undefined && headers !== null) {

@@ -11,7 +11,8 @@ export async function processBatch (p: EachBatchPayload, core: ConsumerCore, han
   if (own) core.metrics.lag(`${batch.topic}/${batch.partition}`, Number(batch.offsetLag()))
   for (const message of batch.messages) {
     if (!isRunning() || isStale()) return
-    await laneStep(core, message.headers, admit, own, (v) => handler({ topic: batch.topic, partition: batch.partition, message, heartbeat, pause, flow: v.flow, fallback: v.fallback }))
+    const step = laneStep(core, message.headers, admit, own, (v) => handler({ topic: batch.topic, partition: batch.partition, message, heartbeat, pause, flow: v.flow, fallback: v.fallback }))
+    if (step !== undefined) await step
     resolveOffset(message.offset)
     await heartbeat()
   }

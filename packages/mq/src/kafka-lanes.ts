@@ -69,14 +69,16 @@ export interface KafkaLanesOptions {
 
 /**
  * One message through the lane rules: decided (handle or skip), handled inside its flow by
- * `invoke`, and counted; the caller then marks it consumed either way. Rethrows the handler's
- * error (counted as failed) so the client retries the message.
+ * `invoke`, and counted; the caller then marks it consumed either way. Returns a promise only
+ * when the handler did (await it then); rethrows the handler's error (counted as failed) so the
+ * client retries the message.
  * @param own the consumer's own group (it counts skips and refused tags); a stand-in does not
  */
-export async function laneStep (core: ConsumerCore, headers: MessageHeaders | undefined, admit: Admit, own: boolean, invoke: (v: Verdict) => unknown): Promise<void> {
+export function laneStep (core: ConsumerCore, headers: MessageHeaders | undefined, admit: Admit, own: boolean, invoke: (v: Verdict) => unknown): Promise<void> | undefined {
   const v = core.verdict(headers, core.policy, own)
-  if (admit(v)) await core.handle(v, () => invoke(v))
-  else if (own) core.metrics.skipped(v.lane)
+  if (admit(v)) return core.handle(v, () => invoke(v))
+  if (own) core.metrics.skipped(v.lane)
+  return undefined
 }
 
 export class KafkaLanes {

@@ -3,7 +3,7 @@
 import type { Message, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs'
 import type { FlowContext } from '@flowtag/context'
 import { currentFlow } from '@flowtag/context'
-import { withLaneHeaders, type SignLane } from './headers.ts'
+import { laneStamper, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
 import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
@@ -14,7 +14,8 @@ export interface LaneProducerOptions {
 
 function stamp (messages: Message[], flow: FlowContext | undefined, sign: SignLane | undefined): Message[] {
   if (flow === undefined) return messages
-  return messages.map((m) => ({ ...m, headers: withLaneHeaders(m.headers, flow, sign) }))
+  const withLane = laneStamper(flow, sign)
+  return messages.map((m) => ({ ...m, headers: withLane(m.headers) }))
 }
 
 function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, sign: SignLane | undefined): S {

@@ -53,13 +53,15 @@ export class ConsumerMetrics {
   readonly #base: Attributes
   readonly #duration: Histogram
   readonly #refused: Counter
-  readonly #stats: ConsumerStats = { lanes: {}, refused: 0, lag: {} }
+  #refusedCount = 0
   readonly #lag = new Map<string, number>()
-  // Per message, the SDK hashes every data point's attributes (sorted keys, JSON) on each
-  // record: the message counts are kept here and observed at collection instead, and each
-  // attribute set is built once, so a message costs one histogram record.
-  readonly #counts = new Map<string, { attrs: Attributes, value: number }>()
-  readonly #durationAttrs = new Map<string, Attributes>()
+  // Per message the SDK hashes the attributes of each data point it records (sorted keys, JSON).
+  // So a message costs one histogram record and nothing else: the message counts are kept here
+  // (one entry per attribute set, found through the lane's slot, no key built per message) and
+  // observed at collection; each attribute set is built once, its keys in sorted order (the
+  // SDK's sort then has nothing to move).
+  readonly #lanes = new Map<string, LaneSlot>()
+  readonly #entries: CountEntry[] = []
 
   constructor (id: ConsumerIdentity, meter: Meter = metrics.getMeter('@flowtag/mq')) {
     this.#base = {
@@ -75,7 +77,7 @@ export class ConsumerMetrics {
     })
     const messages = meter.createObservableCounter('flowtag.mq.messages', { description: 'Messages handled, failed and skipped by lane' })
     messages.addCallback((result) => {
-      for (const { attrs, value } of this.#counts.values()) result.observe(value, attrs)
+      for (const { attrs, value } of this.#entries) result.observe(value, attrs)
     })
     this.#refused = meter.createCounter('flowtag.mq.refused', { description: 'Messages whose lane header was refused (handled as untagged)' })
     const lag = meter.createObservableGauge('flowtag.mq.lag', { description: 'Messages not yet consumed, per partition or queue' })
@@ -84,78 +86,102 @@ export class ConsumerMetrics {
     })
   }
 
-  #lane (lane: string): LaneCounts {
-    let c = this.#stats.lanes[lane]
-    if (c === undefined) this.#stats.lanes[lane] = c = { handled: 0, failed: 0, skipped: 0, fallback: 0 }
-    return c
+  /** The slot of one message lane (`none`: untagged), created on its first message. */
+  #slot (lane: string): LaneSlot {
+    let s = this.#lanes.get(lane)
+    if (s === undefined) {
+      s = { counts: { handled: 0, failed: 0, skipped: 0, fallback: 0 }, own: this.#outcomes(lane, false), fallback: this.#outcomes(lane, true), skipped: undefined }
+      this.#lanes.set(lane, s)
+    }
+    return s
   }
 
-  /** The attributes of one lane's durations (`errorType` on failures), built once per set. */
-  #attrs (lane: string, fallback: boolean, errorType: string | undefined): Attributes {
-    const key = `${lane}\0${String(fallback)}\0${errorType ?? ''}`
-    let attrs = this.#durationAttrs.get(key)
-    if (attrs === undefined) {
-      attrs = { ...this.#base, [LANE_ATTRIBUTE]: lane, [FALLBACK_ATTRIBUTE]: fallback }
-      if (errorType !== undefined) attrs['error.type'] = errorType
-      this.#durationAttrs.set(key, attrs)
-    }
-    return attrs
+  #outcomes (lane: string, fallback: boolean): Outcomes {
+    return { attrs: sorted({ ...this.#base, [LANE_ATTRIBUTE]: lane, [FALLBACK_ATTRIBUTE]: fallback }), handled: undefined, failed: new Map() }
   }
 
-  /** One more message of `flowtag.mq.messages` with these attributes plus the outcome. */
-  #count (outcome: string, lane: string, fallback: boolean | undefined, errorType: string | undefined): void {
-    const key = `${outcome}\0${lane}\0${String(fallback)}\0${errorType ?? ''}`
-    const c = this.#counts.get(key)
-    if (c !== undefined) {
-      c.value++
-      return
-    }
-    const attrs: Attributes = fallback === undefined
-      ? { ...this.#base, [LANE_ATTRIBUTE]: lane }
-      : { ...this.#attrs(lane, fallback, errorType) }
-    attrs[OUTCOME_ATTRIBUTE] = outcome
-    this.#counts.set(key, { attrs, value: 1 })
+  /** A new entry of `flowtag.mq.messages`, observed at every collection from now on. */
+  #entry (attrs: Attributes, outcome: string): CountEntry {
+    const e = { attrs: sorted({ ...attrs, [OUTCOME_ATTRIBUTE]: outcome }), value: 0 }
+    this.#entries.push(e)
+    return e
   }
 
   handled (lane: string | undefined, seconds: number, fallback: boolean): void {
-    const name = lane ?? 'none'
-    const c = this.#lane(name)
-    c.handled++
-    if (fallback) c.fallback++
-    this.#duration.record(seconds, this.#attrs(name, fallback, undefined))
-    this.#count('handled', name, fallback, undefined)
+    const s = this.#slot(lane ?? 'none')
+    s.counts.handled++
+    if (fallback) s.counts.fallback++
+    const o = fallback ? s.fallback : s.own
+    this.#duration.record(seconds, o.attrs)
+    ;(o.handled ??= this.#entry(o.attrs, 'handled')).value++
   }
 
   failed (lane: string | undefined, seconds: number, fallback: boolean, err: unknown): void {
-    const name = lane ?? 'none'
-    this.#lane(name).failed++
+    const s = this.#slot(lane ?? 'none')
+    s.counts.failed++
     const code = (err as { code?: unknown } | null)?.code
     const type = typeof code === 'string' ? code : ((err as Error | null)?.name ?? 'Error')
-    this.#duration.record(seconds, this.#attrs(name, fallback, type))
-    this.#count('failed', name, fallback, type)
+    const o = fallback ? s.fallback : s.own
+    let f = o.failed.get(type)
+    if (f === undefined) {
+      const attrs = sorted({ ...o.attrs, 'error.type': type })
+      f = { attrs, count: this.#entry(attrs, 'failed') }
+      o.failed.set(type, f)
+    }
+    this.#duration.record(seconds, f.attrs)
+    f.count.value++
   }
 
   skipped (lane: string | undefined): void {
     const name = lane ?? 'none'
-    this.#lane(name).skipped++
-    this.#count('skipped', name, undefined, undefined)
+    const s = this.#slot(name)
+    s.counts.skipped++
+    ;(s.skipped ??= this.#entry({ ...this.#base, [LANE_ATTRIBUTE]: name }, 'skipped')).value++
   }
 
   refused (): void {
-    this.#stats.refused++
+    this.#refusedCount++
     this.#refused.add(1, this.#base)
   }
 
   /** Record the lag of one partition (Kafka) or queue (RabbitMQ). */
   lag (where: string, value: number): void {
     this.#lag.set(where, value)
-    this.#stats.lag[where] = value
+  }
+
+  /** Forget the lag of a partition this consumer no longer reads (reassigned to another member). */
+  clearLag (where: string): void {
+    this.#lag.delete(where)
   }
 
   /** A copy of the counts. */
   get stats (): ConsumerStats {
     const lanes: Record<string, LaneCounts> = {}
-    for (const [k, v] of Object.entries(this.#stats.lanes)) lanes[k] = { ...v }
-    return { lanes, refused: this.#stats.refused, lag: { ...this.#stats.lag } }
+    for (const [k, v] of this.#lanes) lanes[k] = { ...v.counts }
+    return { lanes, refused: this.#refusedCount, lag: Object.fromEntries(this.#lag) }
   }
+}
+
+/** One data point of `flowtag.mq.messages`. */
+interface CountEntry { attrs: Attributes, value: number }
+
+/** A message lane's duration attributes (handled or fallback) and its count entries. */
+interface Outcomes {
+  attrs: Attributes
+  handled: CountEntry | undefined
+  failed: Map<string, { attrs: Attributes, count: CountEntry }>
+}
+
+interface LaneSlot {
+  counts: LaneCounts
+  own: Outcomes
+  fallback: Outcomes
+  skipped: CountEntry | undefined
+}
+
+/** The same attributes, keys in sorted order. */
+function sorted (attrs: Attributes): Attributes {
+  const out: Attributes = {}
+  for (const k of Object.keys(attrs).sort()) out[k] = attrs[k]
+  return out
 }

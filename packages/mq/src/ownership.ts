@@ -26,23 +26,33 @@ export class PolicySource {
   readonly #lanes: LanesResolver | undefined
   readonly #defaults: { stable: string, strict: boolean }
   #route: Route | null = null
+  #policy: LanePolicy
 
   constructor (service: string, lanes: LanesResolver | undefined, stable: string, mode: ConsumerMode) {
     this.#service = service
     this.#lanes = lanes
     this.#defaults = { stable, strict: mode === 'strict' }
+    this.#policy = Object.freeze({ ...this.#defaults })
   }
 
-  /** Read per message: keep `lanes()` cheap (a cached RuleSet). A resolver that throws counts as no configuration. */
+  /**
+   * Read per message: keep `lanes()` cheap (a cached RuleSet). A resolver that throws counts as
+   * no configuration. The same (frozen) object is returned while the policy does not change.
+   */
   current (): LanePolicy {
+    if (this.#lanes === undefined) return this.#policy
     let cfg: LaneConfig | undefined
     try {
-      cfg = this.#lanes?.(this.#service)
+      cfg = this.#lanes(this.#service)
     } catch {
       cfg = undefined
     }
-    this.#route = resolveRoute(cfg, this.#defaults, this.#route)
-    return { stable: this.#route.stable, strict: this.#route.strict }
+    const route = resolveRoute(cfg, this.#defaults, this.#route)
+    if (route !== this.#route) {
+      this.#route = route
+      if (route.stable !== this.#policy.stable || route.strict !== this.#policy.strict) this.#policy = Object.freeze({ stable: route.stable, strict: route.strict })
+    }
+    return this.#policy
   }
 }
 

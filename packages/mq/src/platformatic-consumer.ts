@@ -3,7 +3,7 @@
 // group member). Offsets are committed by hand after each message is handled or skipped (the
 // stream's monotonic commit queue), never before: a message in the stream's buffer when the
 // member stops is read again by the group's next member.
-import { Admin, Consumer, type Message } from '@platformatic/kafka'
+import { Admin, Consumer, type Message, type Offsets } from '@platformatic/kafka'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import type { FlowContext } from '@flowtag/context'
@@ -30,7 +30,9 @@ export const platformaticConsumerOptionsSchema = consumerOptionsSchema.extend({
   /** How long a lane consumer coming back waits for stable's stand-in to leave its group, in ms. */
   handoverTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
   /** How often the stable consumer re-reads the lane groups (new ones, deleted ones), in ms. */
-  resyncMs: z.number().int().min(100).max(3_600_000).default(30_000)
+  resyncMs: z.number().int().min(100).max(3_600_000).default(30_000),
+  /** How often the group's lag (the end of each assigned partition minus what the group committed) is read for the lag gauge, in ms. */
+  lagIntervalMs: z.number().int().min(100).max(3_600_000).default(5000)
 })
 
 export type PlatformaticLaneConsumerOptions = z.input<typeof platformaticConsumerOptionsSchema>
@@ -91,7 +93,7 @@ export class PlatformaticLaneConsumer {
     return this.#core.lane
   }
 
-  /** Counts per message lane since start (handled, failed, skipped, fallback), refused tags. */
+  /** Counts per message lane since start (handled, failed, skipped, fallback), refused tags, lag per partition of this consumer's group. */
   get stats (): ConsumerStats {
     return this.#core.metrics.stats
   }
@@ -155,8 +157,26 @@ class PlatformaticReader implements GroupReader {
       })
       this.#stream.on('error', (err: Error) => this.#o.logger?.warn({ err, group: this.#spec.group }, 'flowtag: message stream error'))
       this.#loop = this.#read(this.#stream)
+      // the consumer's own group reports its lag per partition (a stand-in's is the lane's, not this consumer's)
+      if (this.#spec.lane === undefined) {
+        this.#consumer.on('consumer:lag', (lag: Offsets) => this.#lag(lag))
+        this.#consumer.on('consumer:lag:error', (err: Error) => this.#o.logger?.warn({ err, group: this.#spec.group }, 'flowtag: could not read the group\'s lag'))
+        this.#consumer.startLagMonitoring({ topics: this.#o.topics }, this.#o.lagIntervalMs)
+      }
     })()
     return this.#started
+  }
+
+  /** Per partition: the lag of an assigned one; one no longer assigned (-1) is forgotten. */
+  #lag (lag: Offsets): void {
+    const metrics = this.#core.metrics
+    for (const [topic, partitions] of lag) {
+      for (let p = 0; p < partitions.length; p++) {
+        const value = partitions[p] as bigint
+        if (value >= 0n) metrics.lag(`${topic}/${p}`, Number(value))
+        else if (value === -1n) metrics.clearLag(`${topic}/${p}`)
+      }
+    }
   }
 
   async #read (stream: Stream): Promise<void> {
@@ -166,7 +186,8 @@ class PlatformaticReader implements GroupReader {
       const headers = headersOf(message)
       for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
         try {
-          await laneStep(this.#core, headers, this.#spec.admit, own, (v) => this.#handler({ message, flow: v.flow, fallback: v.fallback }))
+          const step = laneStep(this.#core, headers, this.#spec.admit, own, (v) => this.#handler({ message, flow: v.flow, fallback: v.fallback }))
+          if (step !== undefined) await step
           break
         } catch (err) {
           if (this.#stopping) return // not committed: the group's next member reads it again
@@ -187,6 +208,7 @@ class PlatformaticReader implements GroupReader {
     this.#stopped ??= (async () => {
       this.#stopping = true
       await this.#started?.catch(() => {})
+      this.#consumer.stopLagMonitoring()
       await this.#stream?.close().catch(() => {})
       await this.#loop.catch(() => {})
       await this.#commits

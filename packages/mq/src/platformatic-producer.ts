@@ -28,19 +28,29 @@ const isLaneHeader = (name: unknown): boolean => {
   return n === FLOW_TAG_HEADER || n === 'baggage'
 }
 
-/** The message with the lane headers set over its own (other headers kept as they were; Buffers, as the client's default serializers expect). */
-function stamp (m: AnyMessage, flow: FlowContext, sign: SignLane | undefined): AnyMessage {
-  const lane = laneHeaders(asRecord(m.headers), flow, sign)
-  const names = Object.keys(lane)
-  if (names.length === 0) return m
-  const out = new Map<unknown, unknown>()
-  if (m.headers instanceof Map) {
-    for (const [k, v] of m.headers) if (!isLaneHeader(k)) out.set(k, v)
-  } else if (m.headers !== undefined) {
-    for (const [k, v] of Object.entries(m.headers)) if (!isLaneHeader(k)) out.set(Buffer.from(k), v)
+/** The lane headers as the client's default serializers expect them: Buffers. */
+const asBuffers = (lane: Record<string, string>): Array<[Buffer, Buffer]> => Object.entries(lane).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])
+
+/**
+ * Sets the lane headers over each message's own (other headers kept as they were) for the
+ * messages of one send, all in `flow`: built (and signed) once, per message only for a message
+ * that brings its own `baggage` (merged).
+ */
+function stamper (flow: FlowContext, sign: SignLane | undefined): (m: AnyMessage) => AnyMessage {
+  let plain: Array<[Buffer, Buffer]> | undefined
+  return (m) => {
+    const own = asRecord(m.headers)
+    const lane = own?.baggage !== undefined ? asBuffers(laneHeaders(own, flow, sign)) : (plain ??= asBuffers(laneHeaders(undefined, flow, sign)))
+    if (lane.length === 0) return m
+    const out = new Map<unknown, unknown>()
+    if (m.headers instanceof Map) {
+      for (const [k, v] of m.headers) if (!isLaneHeader(k)) out.set(k, v)
+    } else if (m.headers !== undefined) {
+      for (const [k, v] of Object.entries(m.headers)) if (!isLaneHeader(k)) out.set(Buffer.from(k), v)
+    }
+    for (const [k, v] of lane) out.set(k, v)
+    return { ...m, headers: out }
   }
-  for (const name of names) out.set(Buffer.from(name), Buffer.from(lane[name] as string))
-  return { ...m, headers: out }
 }
 
 /**
@@ -65,7 +75,7 @@ export function laneProducer<P extends Pick<Producer, 'send'>> (producer: P, opt
       if (prop === 'send') {
         return (opts: { messages: AnyMessage[] }, ...rest: unknown[]) => {
           const flow = currentFlow()
-          const stamped = flow === undefined || !Array.isArray(opts?.messages) ? opts : { ...opts, messages: opts.messages.map((m) => stamp(m, flow, sign)) }
+          const stamped = flow === undefined || !Array.isArray(opts?.messages) ? opts : { ...opts, messages: opts.messages.map(stamper(flow, sign)) }
           return (target.send as (...a: unknown[]) => unknown).call(target, stamped, ...rest)
         }
       }

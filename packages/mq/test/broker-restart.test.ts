@@ -1,7 +1,8 @@
-// The real brokers restarted under load (fixtures/restart.ts). The restart commands come from
-// the environment, as the brokers' addresses do: KAFKA_RESTART_CMD and RABBITMQ_RESTART_CMD
-// (scripts/test sets them to the tools' stop.sh, then start.sh --keep-data, for the brokers it
-// started). Missing, the suite fails loudly.
+// The real brokers restarted under load (fixtures/restart.ts), under the consumers of each
+// client (kafkajs, @platformatic/kafka, amqplib). The restart commands come from the environment,
+// as the brokers' addresses do: KAFKA_RESTART_CMD and RABBITMQ_RESTART_CMD (scripts/test sets them
+// to the tools' stop.sh, then start.sh --keep-data, for the brokers it started). Missing, the
+// suite fails loudly.
 import t, { type Test } from 'tap'
 import { Kafka, logLevel } from 'kafkajs'
 import amqplib from 'amqplib'
@@ -19,7 +20,8 @@ function command (t: Test, name: string): string | undefined {
   return v === '' ? undefined : v
 }
 
-t.test('kafkajs: the broker restarts under load', async (t) => {
+/** The Kafka broker restarted under a stable and a lane consumer of `client` (the producer is kafkajs' lane producer for both). */
+async function kafkaRestart (t: Test, client: 'kafkajs' | 'platformatic'): Promise<void> {
   const brokers = kafkaBrokers(t)
   const restart = command(t, 'KAFKA_RESTART_CMD')
   if (brokers === undefined || restart === undefined) return
@@ -36,15 +38,18 @@ t.test('kafkajs: the broker restarts under load', async (t) => {
   t.teardown(() => producer.disconnect().catch(() => {}))
   const figures = await restartScenario(t, {
     worker: new URL('./fixtures/kafka-worker.ts', import.meta.url).pathname,
-    env: { KAFKA_BROKERS: brokers.join(','), NACOS_ADDR: `127.0.0.1:${dev.port}`, GROUP: unique('g'), TOPIC: topic, SERVICE: unique('w') },
+    env: { CLIENT: client, KAFKA_BROKERS: brokers.join(','), NACOS_ADDR: `127.0.0.1:${dev.port}`, GROUP: unique('g'), TOPIC: topic, SERVICE: unique('w') },
     restart,
     publish: async (id, lane) => {
       const send = () => producer.send({ topic, messages: [{ key: id, value: id }] })
       await (lane ? runWithFlow({ tag: 'v2', baggage: {} }, send) : send())
     }
   })
-  t.comment(`kafka restart figures: ${JSON.stringify(figures)}`)
-})
+  t.comment(`${client}: kafka restart figures: ${JSON.stringify(figures)}`)
+}
+
+t.test('kafkajs: the broker restarts under load', (t) => kafkaRestart(t, 'kafkajs'))
+t.test('@platformatic/kafka: the broker restarts under load', (t) => kafkaRestart(t, 'platformatic'))
 
 t.test('amqplib: the broker restarts under load', async (t) => {
   const url = rabbitUrl(t)

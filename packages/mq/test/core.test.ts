@@ -1,12 +1,14 @@
 // The broker-neutral core: lane headers, the trust policy on message headers, the live lanes
 // from the registry's push, the lane policy, and option errors.
 import t from 'tap'
-import { runWithFlow, signTag } from '@flowtag/context'
+import type { Producer as PlatformaticProducer } from '@platformatic/kafka'
+import { currentTag, runWithFlow, signTag } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { carrierOf, ConsumerMetrics, CONSUMER_METADATA, errorCodes, FlowReader, handles, laneHeaders, LaneWatch, MqError, ownerOf, PolicySource, withLaneHeaders } from '../src/index.ts'
 import { ConsumerCore } from '../src/consumer-core.ts'
 import { consumerOptionsSchema } from '../src/options.ts'
 import { laneProducer } from '../src/kafkajs.ts'
+import { laneProducer as platformaticLaneProducer } from '../src/platformatic-kafka.ts'
 import { amqpConsumerOptionsSchema, laneChannel } from '../src/amqplib.ts'
 
 const KEY = { id: 'k1', secret: 'a-secret-of-16-chars' }
@@ -200,4 +202,103 @@ t.test('a consumer reads only the lane headers, as carrierOf would give them', a
     t.equal(flow.tag, tag, `${name}: the same as from carrierOf`)
   }
   t.equal(reader.read(undefined).flow.tag, undefined)
+})
+
+t.test('FlowReader: a plain lane is decided once per distinct header value; refusals still counted per message', async (t) => {
+  const debug: unknown[] = []
+  const reader = new FlowReader('always', false, { debug: (o: unknown) => { debug.push(o) }, warn: () => {} })
+  const first = reader.read({ 'x-flow-tag': 'v2', baggage: 'flowtag.lane=v2,tenant=acme' })
+  first.flow.baggage.added = 'by-the-handler'
+  const second = reader.read({ 'x-flow-tag': Buffer.from('v2'), baggage: Buffer.from('flowtag.lane=v2,tenant=acme') })
+  t.same(second, { flow: { tag: 'v2', decision: { tag: 'v2', reason: 'trusted incoming tag' }, baggage: { tenant: 'acme' } }, refused: false }, 'the same flow again, its own copy')
+  t.not(second.flow, first.flow, 'each message its own flow object')
+  // a lane honoured while another part of the headers was refused: the refusal is logged for every message
+  for (let i = 0; i < 3; i++) t.equal(reader.read({ 'x-flow-tag': 'v2', baggage: 'flowtag.lane=bad lane!' }).flow.tag, 'v2')
+  t.equal(debug.length, 3, 'a refusal is logged (and counted) per message, never remembered away')
+  // many distinct values (a baggage member per request): the memory stays bounded and right
+  for (let i = 0; i < 600; i++) t.equal(reader.read({ 'x-flow-tag': `v${i % 300}`, baggage: `req=${i}` }).flow.baggage.req, String(i))
+  // no two header pairs share a memory: a malformed tag is never taken for a remembered pair
+  t.equal(reader.read({ 'x-flow-tag': 'v2', baggage: 'flowtag.lane=v3\n' }).flow.tag, 'v2')
+  t.same(reader.read({ 'x-flow-tag': 'v2\nflowtag.lane=v3' }), { flow: { baggage: {} }, refused: true }, 'a malformed tag: refused, whatever was read before')
+  const never = new FlowReader('never', false)
+  t.equal(never.read({ 'x-flow-tag': 'v2' }).refused, true)
+  t.equal(never.read({ 'x-flow-tag': 'v2' }).refused, true, 'never: refused every time')
+})
+
+t.test('the lane policy is one object while it does not change (read per message)', async (t) => {
+  const rules: { cfg?: { stable: string, strict?: boolean } } = {}
+  const source = new PolicySource('w', () => rules.cfg, 'v1', 'permissive')
+  const a = source.current()
+  t.equal(source.current(), a, 'unchanged: the same object')
+  rules.cfg = { stable: 'v1', strict: true }
+  const b = source.current()
+  t.same(b, { stable: 'v1', strict: true }, 'a change is seen at once')
+  t.not(b, a)
+  const fixed = new PolicySource('w', undefined, 'v1', 'strict')
+  t.equal(fixed.current(), fixed.current(), 'no resolver: one policy for the consumer\'s life')
+  t.same(fixed.current(), { stable: 'v1', strict: true })
+  // pinned: a promotion moves the rules' stable lane, the running consumer keeps its own
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery: new StaticDiscovery({}), stableLane: 'v1', lanes: () => rules.cfg }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  core.pin()
+  rules.cfg = { stable: 'v2' }
+  const p = core.policy
+  t.same(p, { stable: 'v1', strict: false })
+  t.equal(core.policy, p, 'the pinned policy is built once per change')
+  rules.cfg = { stable: 'v2', strict: true }
+  t.same(core.policy, { stable: 'v1', strict: true }, 'strictness still live')
+  core.close()
+})
+
+t.test('metrics: the lag of a partition no longer read is forgotten', async (t) => {
+  const m = new ConsumerMetrics({ system: 'kafka', destination: 'orders', group: 'g', version: 'v1' })
+  m.lag('orders/0', 3)
+  m.lag('orders/1', 0)
+  m.clearLag('orders/0')
+  t.same(m.stats.lag, { 'orders/1': 0 })
+})
+
+t.test('handle: a synchronous handler is counted at once, no promise; an async one when it settles; failures both ways', async (t) => {
+  const core = new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery: new StaticDiscovery({}), stableLane: 'v1' }), 'k', { system: 'kafka', destination: 'd', group: 'g' })
+  const v = core.verdict({ 'x-flow-tag': 'v2' })
+  let inFlow: string | undefined
+  t.equal(core.handle(v, () => { inFlow = currentTag() }), undefined, 'no promise for a handler that returns none')
+  t.equal(inFlow, 'v2', 'run inside the message\'s flow')
+  t.equal(core.metrics.stats.lanes.v2?.handled, 1, 'counted at once')
+  t.throws(() => core.handle(v, () => { throw Object.assign(new Error('sync'), { code: 'E_SYNC' }) }), { code: 'E_SYNC' }, 'a synchronous throw is rethrown')
+  const later = core.handle(v, async () => { await new Promise((resolve) => setTimeout(resolve, 5)); inFlow = currentTag() })
+  t.equal(core.metrics.stats.lanes.v2?.handled, 1, 'an async handler is counted when it settles')
+  await later
+  t.equal(core.metrics.stats.lanes.v2?.handled, 2)
+  await t.rejects(core.handle(v, async () => { throw new Error('async') }) as Promise<void>, { message: 'async' })
+  t.same(core.metrics.stats.lanes.v2, { handled: 2, failed: 2, skipped: 0, fallback: 2 }, 'both failures counted; stable handled v2 (no live v2 consumer) as fallback')
+  core.close()
+})
+
+t.test('producers: the lane headers of one send are built and signed once; a message with its own baggage gets its own', async (t) => {
+  let signed = 0
+  const signTag = (lane: string) => `${lane}~signed~${++signed}`
+  const sent: Array<{ messages: Array<{ value: string, headers?: Record<string, unknown> }> }> = []
+  const kafkajs = laneProducer({ send: async (r: never) => { sent.push(r) }, sendBatch: async () => {} } as never, { signTag })
+  await runWithFlow({ tag: 'v2', baggage: {} }, () => kafkajs.send({ topic: 't', messages: [{ value: 'a' }, { value: 'b', headers: { own: 'kept', 'X-Flow-Tag': 'stale' } }, { value: 'c', headers: { baggage: 'tenant=acme' } }, { value: 'd' }] }))
+  const [a, b, c, d] = sent[0]?.messages ?? []
+  t.equal(signed, 2, 'signed once for the plain ones, once for the one with its own baggage')
+  t.same(a?.headers, { 'x-flow-tag': 'v2~signed~1', baggage: 'flowtag.lane=v2' })
+  t.same(b?.headers, { own: 'kept', 'x-flow-tag': 'v2~signed~1', baggage: 'flowtag.lane=v2' }, 'own headers kept, a stale lane header replaced')
+  t.match(c?.headers, { 'x-flow-tag': 'v2~signed~2', baggage: /flowtag\.lane=v2/ })
+  t.match(c?.headers?.baggage, /tenant=acme/, 'its own baggage merged')
+  t.same(d?.headers, a?.headers)
+  await kafkajs.send({ topic: 't', messages: [{ value: 'e' }] })
+  t.equal(sent[1]?.messages[0]?.headers, undefined, 'outside a flow: nothing added')
+
+  const pSent: Array<{ messages: Array<{ value: string, headers?: Map<unknown, unknown> }> }> = []
+  const fake = { send: async (r: never) => { pSent.push(r) } } as unknown as Pick<PlatformaticProducer, 'send'>
+  const platformatic = platformaticLaneProducer(fake, { signTag })
+  signed = 0
+  await runWithFlow({ tag: 'v3', baggage: {} }, () => platformatic.send({ messages: [{ topic: 't', value: 'a' }, { topic: 't', value: 'b', headers: new Map([[Buffer.from('baggage'), Buffer.from('tenant=acme')]]) }, { topic: 't', value: 'c', headers: { own: 'kept' } }] } as never))
+  const text = (h: Map<unknown, unknown> | undefined) => Object.fromEntries([...(h ?? [])].map(([k, v]) => [String(k), String(v)]))
+  const [pa, pb, pc] = pSent[0]?.messages ?? []
+  t.equal(signed, 2, '@platformatic/kafka: signed once per send, and for the one with its own baggage')
+  t.same(text(pa?.headers), { 'x-flow-tag': 'v3~signed~1', baggage: 'flowtag.lane=v3' })
+  t.match(text(pb?.headers), { 'x-flow-tag': 'v3~signed~2', baggage: /tenant=acme/ })
+  t.same(text(pc?.headers), { own: 'kept', 'x-flow-tag': 'v3~signed~1', baggage: 'flowtag.lane=v3' })
 })

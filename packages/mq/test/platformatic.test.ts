@@ -2,9 +2,12 @@
 // adapter's guarantees: the producer stamps the flow's lane inside a flow and nothing outside;
 // lane routing with a live lane consumer; a malformed lane header is handled as untagged,
 // counted, never lost; permissive stand-in while the lane has no live consumer; no message
-// lost when the lane consumer stops mid-stream.
+// lost when the lane consumer stops mid-stream; the lag gauge of the consumer's group. (SIGKILL,
+// return and graceful stop across processes: kafka-handover.test.ts, for both clients.)
 import t, { type Test } from 'tap'
 import { Admin, Consumer, Producer, type Message } from '@platformatic/kafka'
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
+import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import { currentTag, runWithFlow } from '@flowtag/context'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { unique, waitFor } from '@flowtag/test-kit'
@@ -145,6 +148,40 @@ t.test('permissive: stable stands in while the lane has no live consumer; nothin
   await send('z', 'v2')
   await waitFor('z handled', () => saw.some((s) => s.value === 'z'), 60_000)
   t.equal(saw.find((s) => s.value === 'z')?.by, 'v2-back', 'by the lane consumer again')
+})
+
+t.test('the lag gauge: per partition of the consumer\'s group, as the broker has it, on /metrics', async (t) => {
+  const brokers = kafkaBrokers(t)
+  if (brokers === undefined) return
+  const exporter = new PrometheusExporter({ preventServerStart: true })
+  const provider = new MeterProvider({ readers: [exporter] })
+  t.teardown(() => provider.shutdown())
+  const topic = unique('orders')
+  const { send } = await setup(t, brokers, [topic])
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  const consumer = new PlatformaticLaneConsumer({ client: { bootstrapBrokers: brokers }, groupId: unique('g'), topics: [topic], service: 'w', stableLane: 'v1', discovery: new StaticDiscovery({}), consumer: quick, fromBeginning: true, lagIntervalMs: 200, meter: provider.getMeter('test') })
+  const handled: string[] = []
+  await consumer.run(async ({ message }) => {
+    await gate
+    handled.push(message.value.toString())
+  })
+  t.teardown(() => {
+    release()
+    return consumer.stop()
+  })
+  for (let i = 0; i < 6; i++) await send(`m${i}`, i % 2 === 0 ? 'v2' : undefined)
+  const total = () => Object.values(consumer.stats.lag).reduce((a, b) => a + b, 0)
+  // the handler holds the first message: nothing is committed, the whole backlog is lag
+  await waitFor('the backlog in the gauge', () => Object.keys(consumer.stats.lag).length === 2 && total() === 6, 30_000)
+  t.same(Object.keys(consumer.stats.lag).sort(), [`${topic}/0`, `${topic}/1`], 'one figure per partition')
+  release()
+  await waitFor('all handled', () => handled.length === 6, 30_000)
+  await waitFor('the lag back to 0 once committed', () => total() === 0, 30_000)
+  const { resourceMetrics } = await exporter.collect()
+  const text = new PrometheusSerializer().serialize(resourceMetrics)
+  t.match(text, new RegExp(`flowtag_mq_lag\\{[^}]*messaging_destination_partition_id="${topic}/0"[^}]*\\} 0`), 'the gauge on /metrics, per partition')
+  t.match(text, /flowtag_mq_messages_total\{[^}]*flowtag_lane="v2"[^}]*flowtag_mq_outcome="handled"[^}]*\} 3/, 'the handled counts by lane')
 })
 
 t.test('options and lifecycle errors', async (t) => {
