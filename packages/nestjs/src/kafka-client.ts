@@ -3,6 +3,7 @@
 import { laneProducer, type LaneProducerOptions } from '@flowtag/mq/kafkajs'
 import { ClientKafka, type KafkaOptions } from '@nestjs/microservices'
 import type { Producer } from 'kafkajs'
+import type { ReplaySubject } from 'rxjs'
 
 export type FlowTagClientKafkaOptions = NonNullable<KafkaOptions['options']> & {
   /** `signTag(lane)`: what to write in `x-flow-tag` (a signed tag); @default the plain lane. */
@@ -19,6 +20,9 @@ export type FlowTagClientKafkaOptions = NonNullable<KafkaOptions['options']> & {
  * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` (at connect) for an unknown `flowtag` key or a bad `signTag`.
  */
 export class FlowTagClientKafka extends ClientKafka {
+  // Typed as ClientProxy's, so the class is a `customClass` of ClientsModule.register() for the
+  // compiler too (Nest 12 types ClientKafka's statuses narrower, which `Type<ClientProxy>` refuses).
+  declare protected _status$: ReplaySubject<any> // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly #flowtag: LaneProducerOptions
   #wrapped: Producer | undefined
 

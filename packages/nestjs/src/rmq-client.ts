@@ -3,6 +3,7 @@
 // of the flow it is called in (@flowtag/mq's laneChannel: `x-flow-tag`, `baggage`, `flowtag-lane`).
 import { laneChannel, type LaneChannelOptions } from '@flowtag/mq/amqplib'
 import { ClientRMQ, type RmqOptions } from '@nestjs/microservices'
+import type { ReplaySubject } from 'rxjs'
 
 export type FlowTagClientRmqOptions = NonNullable<RmqOptions['options']> & {
   /** `signTag(lane)`: what to write in `x-flow-tag` (a signed tag); @default the plain lane. */
@@ -20,6 +21,9 @@ export type FlowTagClientRmqOptions = NonNullable<RmqOptions['options']> & {
  * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` (at connect) for an unknown `flowtag` key or a bad `signTag`.
  */
 export class FlowTagClientRmq extends ClientRMQ {
+  // Typed as ClientProxy's, so the class is a `customClass` of ClientsModule.register() for the
+  // compiler too (Nest 12 types ClientRMQ's statuses narrower, which `Type<ClientProxy>` refuses).
+  declare protected _status$: ReplaySubject<any> // eslint-disable-line @typescript-eslint/no-explicit-any
   readonly #flowtag: LaneChannelOptions
 
   constructor (options: FlowTagClientRmqOptions = {}) {

@@ -43,9 +43,9 @@ function consumerModule (version: string, topics: { orders: string, audit: strin
   Controller()(EventsController)
   Inject('AUDIT')(EventsController, undefined, 0)
   Inject(LaneContext)(EventsController, undefined, 1)
-  method(EventsController, 'order', EventPattern(topics.orders))
+  method(EventsController, 'order', EventPattern(topics.orders) as MethodDecorator)
   params(EventsController, 'order', [0, Payload()], [1, Lane()])
-  method(EventsController, 'audited', EventPattern(topics.audit))
+  method(EventsController, 'audited', EventPattern(topics.audit) as MethodDecorator)
   params(EventsController, 'audited', [0, Payload()], [1, Lane()])
   class EventsModule {}
   Module({
@@ -154,7 +154,7 @@ t.test('FlowTagKafkaServer: bad options', async (t) => {
     on () {}
   }
   Controller()(Events)
-  method(Events, 'on', EventPattern('orders'))
+  method(Events, 'on', EventPattern('orders') as MethodDecorator)
   class EventsModule {}
   Module({ controllers: [Events] })(EventsModule)
   const app = await NestFactory.createMicroservice(EventsModule, { strategy, logger: false, abortOnError: false })
@@ -166,7 +166,7 @@ t.test('FlowTagKafkaServer: bad options', async (t) => {
     on () {}
   }
   Controller()(Wild)
-  method(Wild, 'on', EventPattern(/orders\..*/))
+  method(Wild, 'on', EventPattern(/orders\..*/) as MethodDecorator)
   class WildModule {}
   Module({ controllers: [Wild] })(WildModule)
   const wild = await NestFactory.createMicroservice(WildModule, { strategy: regexp, logger: false, abortOnError: false })
