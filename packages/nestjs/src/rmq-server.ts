@@ -6,8 +6,8 @@
 import { AmqpLaneConsumer, laneChannel, type AmqpLaneConsumerOptions, type LaneChannelOptions } from '@flowtag/mq/amqplib'
 import type { NacosClient } from '@flowtag/nacos'
 import { ServerRMQ, type RmqOptions } from '@nestjs/microservices'
-import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib'
-import { isObservable, lastValueFrom } from 'rxjs'
+import type { Channel, ChannelModel } from 'amqplib'
+import { handleEventToEnd } from './event-handler.ts'
 import { consumerNacos, flowtagOption, type FlowTagConsumerOptions } from './message-options.ts'
 
 /** AmqpLaneConsumer's options that the transport takes from Nest's own (`urls`, `queue`, `exchange`, `routingKey`, `prefetchCount`). */
@@ -96,22 +96,12 @@ export class FlowTagRmqServer extends ServerRMQ {
     callback()
   }
 
-  override handleMessage (message: ConsumeMessage, channel: unknown): Promise<void> {
-    return super.handleMessage(message, channel)
-  }
-
   /**
    * Awaits the handler and its stream, so a handler that fails fails the message: the lane
    * consumer publishes it again (and dead-letters it after `maxAttempts` with `deadLetterExchange`).
    */
-  override async handleEvent (pattern: string, packet: { data: unknown }, context: never): Promise<void> {
-    const handler = this.getHandlerByPattern(pattern)
-    if (handler === null || handler === undefined) {
-      this.logger.error(`There is no matching event handler defined in the remote service. Event pattern: ${pattern}`)
-      return
-    }
-    const result: unknown = await handler(packet.data, context)
-    if (isObservable(result)) await lastValueFrom(result, { defaultValue: undefined })
+  override handleEvent (pattern: string, packet: { data: unknown }, context: never): Promise<void> {
+    return handleEventToEnd(this, pattern, packet, context, (m) => this.logger.error(m))
   }
 
   /** Stop consuming (handlers in flight finish and ack), deregister; close the channels and the connection; the Nacos client if made here. */

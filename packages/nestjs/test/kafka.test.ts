@@ -21,7 +21,7 @@ interface Seen { topic: 'orders' | 'audit', id: string, by: string, lane: string
 
 const lanelessModule = () => FlowTagModule.forRoot({ service: 'unused', nacos: { serverAddr: '127.0.0.1:1' }, registration: false, cacheDir: false })
 
-function consumerModule (version: string, topics: { orders: string, audit: string }, brokers: string[], seen: Seen[]): new () => object {
+function consumerModule (version: string, topics: { orders: string, audit: string }, brokers: string[], seen: Seen[], failures: Map<string, number>): new () => object {
   class EventsController {
     readonly audit: ClientProxy
     readonly lanes: LaneContext
@@ -32,6 +32,11 @@ function consumerModule (version: string, topics: { orders: string, audit: strin
 
     async order (data: { id: string }, lane: string | undefined) {
       await new Promise((resolve) => setTimeout(resolve, 1)) // the flow survives an async hop
+      const left = failures.get(data.id) ?? 0
+      if (left > 0) {
+        failures.set(data.id, left - 1)
+        throw new Error(`${data.id} fails this time`)
+      }
       seen.push({ topic: 'orders', id: data.id, by: version, lane: lane ?? null, inProvider: this.lanes.current ?? null })
       await lastValueFrom(this.audit.emit(topics.audit, { id: data.id })) // in the message's lane
     }
@@ -70,6 +75,7 @@ t.test('Nest Kafka transport: each event is handled by its lane\'s consumer, in 
   await kadmin.disconnect()
 
   const seen: Seen[] = []
+  const failures = new Map([['d-retried', 1]])
   const group = unique('nest-orders')
   const servers: FlowTagKafkaServer[] = []
   const apps: INestMicroservice[] = []
@@ -81,7 +87,7 @@ t.test('Nest Kafka transport: each event is handled by its lane\'s consumer, in 
       subscribe: { fromBeginning: true },
       flowtag: { service: 'order-events', lane: version, stableLane: 'v1', nacos: { serverAddr: dev.address, ...fastClient }, registration: { port: version === 'v1' ? 9464 : 9465, ip: '127.0.0.1' }, resyncMs: 1000 }
     })
-    const app = await NestFactory.createMicroservice(consumerModule(version, topics, brokers, seen), { strategy, logger: false, abortOnError: false })
+    const app = await NestFactory.createMicroservice(consumerModule(version, topics, brokers, seen, failures), { strategy, logger: false, abortOnError: false })
     await app.listen()
     apps.push(app)
     servers.push(strategy)
@@ -129,15 +135,19 @@ t.test('Nest Kafka transport: each event is handled by its lane\'s consumer, in 
   await send('a-v2', 'v2')
   await send('b-stable')
   await send('c-v3', 'v3') // no v3 consumer: stable handles it (permissive), in lane v3
+  await send('d-retried', 'v2') // its handler fails once
   const of = (id: string, topic: Seen['topic']) => seen.find((s) => s.id === id && s.topic === topic)
-  await waitFor('all orders and their audits handled', async () => ['a-v2', 'b-stable', 'c-v3'].every((id) => of(id, 'orders') !== undefined && of(id, 'audit') !== undefined), 60_000)
+  await waitFor('all orders and their audits handled', async () => ['a-v2', 'b-stable', 'c-v3', 'd-retried'].every((id) => of(id, 'orders') !== undefined && of(id, 'audit') !== undefined), 60_000)
   t.same(of('a-v2', 'orders'), { topic: 'orders', id: 'a-v2', by: 'v2', lane: 'v2', inProvider: 'v2' }, 'a v2 event goes to the v2 consumer, its handler in v2')
   t.same(of('b-stable', 'orders'), { topic: 'orders', id: 'b-stable', by: 'v1', lane: null, inProvider: null }, 'an untagged event goes to stable')
   t.same(of('c-v3', 'orders'), { topic: 'orders', id: 'c-v3', by: 'v1', lane: 'v3', inProvider: 'v3' }, 'an event of a lane with no live consumer goes to stable, still in its lane')
   t.same(of('a-v2', 'audit'), { topic: 'audit', id: 'a-v2', by: 'v2', lane: 'v2', inProvider: 'v2' }, 'what a v2 handler emits stays in v2')
   t.same(of('b-stable', 'audit'), { topic: 'audit', id: 'b-stable', by: 'v1', lane: null, inProvider: null })
   t.equal(of('c-v3', 'audit')?.lane, 'v3')
-  t.equal(seen.length, 6, 'each event handled once')
+  t.same(of('d-retried', 'orders'), { topic: 'orders', id: 'd-retried', by: 'v2', lane: 'v2', inProvider: 'v2' }, 'a handler that fails: its message is retried, in its lane, until handled')
+  t.equal(failures.get('d-retried'), 0)
+  t.match(v2.laneConsumer?.stats.lanes, { v2: { failed: 1 } }, 'the failure is counted')
+  t.equal(seen.length, 8, 'each event handled once')
   t.match(v1.laneConsumer?.stats, { refused: 0 })
 
   // Closing the v2 microservice deregisters its consumer.

@@ -161,6 +161,13 @@ t.test('Nest RabbitMQ transport: each message is handled by its lane\'s consumer
   t.same(await post('/price', 'p-v2', 'v2'), { id: 'p-v2', by: 'v2', lane: 'v2' }, 'request-response in v2: answered by v2')
   t.same(await post('/price', 'p-stable'), { id: 'p-stable', by: 'v1', lane: null }, 'request-response untagged: answered by stable')
 
+  // An event no handler matches: said (Nest's log), acked, not retried for ever.
+  const orders = shop.app.get<ClientProxy>('ORDERS')
+  const before = v1.laneConsumer!.stats.lanes.none?.handled ?? 0
+  await lastValueFrom(orders.emit('order.unknown', { id: 'u-1' }))
+  await waitFor('the unmatched event is settled', async () => (v1.laneConsumer!.stats.lanes.none?.handled ?? 0) > before)
+  t.equal(v1.laneConsumer!.stats.lanes.none?.failed ?? 0, 0, 'an event with no handler does not fail')
+
   await apps.pop()!.close()
   await waitFor('v2 deregistered', async () => (await admin.naming.instances('order-events')).length === 1)
   await waitFor('stable drains v2\'s queue', async () => v1.laneConsumer!.draining.includes('v2'))

@@ -6,27 +6,29 @@ import { Controller, Inject, Module } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
 import { ClientsModule, Ctx, EventPattern, MessagePattern, Payload, type ClientProxy, type RmqContext } from '@nestjs/microservices'
 import { lastValueFrom } from 'rxjs'
-import { Lane } from '@flowtag/nestjs'
+import { FlowTagModule, Lane, LaneContext } from '@flowtag/nestjs'
 import { FlowTagClientKafka, FlowTagKafkaServer } from '@flowtag/nestjs/kafka'
 import { FlowTagClientRmq, FlowTagRmqServer } from '@flowtag/nestjs/rmq'
 
+// Nest 12 types an @EventPattern handler's parameters after the payload as `unknown`: its lane
+// comes from LaneContext there, and from @Lane() in the @MessagePattern handler.
 @Controller()
 class OrderEvents {
-  constructor (@Inject('AUDIT') private readonly audit: ClientProxy) {}
+  constructor (@Inject('AUDIT') private readonly audit: ClientProxy, private readonly lanes: LaneContext) {}
 
   @EventPattern('orders')
-  async created (@Payload() order: { id: string }, @Lane() lane: string | undefined): Promise<void> {
-    await lastValueFrom(this.audit.emit('audit', { id: order.id, lane }))
+  async created (@Payload() order: { id: string }): Promise<void> {
+    await lastValueFrom(this.audit.emit('audit', { id: order.id, lane: this.lanes.current }))
   }
 
   @MessagePattern('price')
-  price (@Payload() order: { id: string }, @Ctx() context: RmqContext): { id: string, pattern: string } {
-    return { id: order.id, pattern: context.getPattern() }
+  price (@Payload() order: { id: string }, @Lane() lane: string | undefined, @Ctx() context: RmqContext): { id: string, lane: string | null, pattern: string } {
+    return { id: order.id, lane: lane ?? null, pattern: context.getPattern() }
   }
 }
 
 @Module({
-  imports: [ClientsModule.register([
+  imports: [FlowTagModule.forRoot({ service: 'order-events', nacos: { serverAddr: '127.0.0.1:8848' }, registration: false }), ClientsModule.register([
     { name: 'AUDIT', customClass: FlowTagClientKafka, options: { client: { brokers: ['127.0.0.1:9092'] }, producerOnlyMode: true } },
     { name: 'AUDIT_RMQ', customClass: FlowTagClientRmq, options: { urls: ['amqp://127.0.0.1:5672'], queue: 'audit' } }
   ])],
