@@ -55,6 +55,17 @@ export class FlowTagKafkaServer extends ServerKafka {
 
   /** Replaces Nest's consumer: the lane consumer subscribes to the handlers' topics and runs each message in its flow. */
   override async start (callback: () => void): Promise<void> {
+    try {
+      await this.#start()
+    } catch (err) {
+      // Nothing half-started stays behind (the producer, a Nacos client made here, channels).
+      await this.close().catch(() => {})
+      throw err
+    }
+    callback()
+  }
+
+  async #start (): Promise<void> {
     const topics: string[] = []
     for (const pattern of this.messageHandlers.keys()) {
       if (typeof pattern !== 'string') throw badNestOption('pattern', `FlowTagKafkaServer consumes named topics; the pattern ${String(pattern)} is not a topic name (a RegExp pattern is not supported)`)
@@ -82,7 +93,6 @@ export class FlowTagKafkaServer extends ServerKafka {
     this.registerProducerEventListeners()
     await (this.producer as unknown as Producer).connect()
     await lanes.run((payload) => this.handleMessage(payload as never))
-    callback()
   }
 
   /** Stop consuming (commit, leave the groups, deregister), then the producer; the Nacos client if made here. */

@@ -64,6 +64,17 @@ export class FlowTagRmqServer extends ServerRMQ {
 
   /** Replaces Nest's connection manager: an amqplib connection (recovering) and the lane consumer on it. */
   override async start (callback: (err?: unknown) => void): Promise<void> {
+    try {
+      await this.#start()
+    } catch (err) {
+      // Nothing half-started stays behind (the producer, a Nacos client made here, channels).
+      await this.close().catch(() => {})
+      throw err
+    }
+    callback()
+  }
+
+  async #start (): Promise<void> {
     const { connect } = await import('amqplib')
     const attempts = this.getOptionsProp(this.options, 'maxConnectionAttempts', -1) as number
     const url = this.urls[0] ?? 'amqp://localhost'
@@ -93,7 +104,6 @@ export class FlowTagRmqServer extends ServerRMQ {
     this.#lanes = lanes
     await lanes.run(({ message }) => this.handleMessage(message, this.#context))
     this._status$.next('connected' as never)
-    callback()
   }
 
   /**
