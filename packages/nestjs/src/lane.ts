@@ -7,7 +7,9 @@ import { errorCodes, PACKAGE } from './errors.ts'
 
 /** The lane of a request: its `flow` (set by the preset on both platforms), else the flow the code runs in. */
 export function laneOf (_data: unknown, ctx: ExecutionContext): string | undefined {
-  const request = ctx.getType() === 'http' ? ctx.switchToHttp().getRequest<{ flow?: FlowContext | null }>() : undefined
+  // The request is the first handler argument on both platforms (what switchToHttp().getRequest()
+  // returns, without the per-call object switchToHttp() makes).
+  const request = ctx.getType() === 'http' ? ctx.getArgByIndex<{ flow?: FlowContext | null } | undefined>(0) : undefined
   return request?.flow?.tag ?? currentTag()
 }
 

@@ -6,7 +6,7 @@ import { LaneContext } from '../src/index.ts'
 import { laneOf } from '../src/lane.ts'
 
 t.test('laneOf: the request\'s flow over HTTP, the current flow elsewhere', async (t) => {
-  const http = { getType: () => 'http', switchToHttp: () => ({ getRequest: () => ({ flow: { tag: 'v2', baggage: {} } }) }) } as unknown as ExecutionContext
+  const http = { getType: () => 'http', getArgByIndex: (i: number) => i === 0 ? { flow: { tag: 'v2', baggage: {} } } : undefined } as unknown as ExecutionContext
   const rpc = { getType: () => 'rpc' } as unknown as ExecutionContext
   t.equal(laneOf(undefined, http), 'v2')
   t.equal(laneOf(undefined, rpc), undefined, 'outside a flow')
