@@ -44,7 +44,10 @@ if (mode === 'static') {
 } else if (mode === 'agent') {
   discovery = new StaticDiscovery({})
 } else {
-  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc' })
+  // SCALE_LOG=1: the client's warnings and reconnects on stderr (why a push did not come).
+  const log = (level: string) => (obj: object, msg?: string) => console.error(`[gateway ${level}] ${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`)
+  const logger = process.env.SCALE_LOG === '1' ? { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') } : undefined
+  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc', ...(logger === undefined ? {} : { logger }) })
   discovery = nacos.naming
 }
 
@@ -140,7 +143,11 @@ if (services > 0 && mode !== 'agent') {
     }
     // A push that never comes (a reconnect on a loaded machine) is counted, not waited for forever.
     const t1 = await Promise.race([seen, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())])
-    if (t1 === undefined) { missed++; continue }
+    if (t1 === undefined) {
+      missed++
+      if (process.env.SCALE_LOG === '1') console.error(`[gateway] round ${r}: no push within 10 s; the client's list has round ${(await discovery.instances(BIG)).find((i) => i.metadata.round !== undefined)?.metadata.round}`)
+      continue
+    }
     push.table.push(t1 - arrived)
     push.cpu.push(appliedCpu)
     push.whole.push(t1 - t0)
