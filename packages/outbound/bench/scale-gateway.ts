@@ -34,6 +34,7 @@ const fleet = (s: number) => Array.from({ length: PER_SERVICE }, (_, j) => ({ ip
 const bigList = (changed: number, round: number): Array<{ ip: string, port: number, metadata: Record<string, string> }> =>
   Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: String(round) } : { version: laneOf(j) }) as Record<string, string> }))
 
+let namingConnects = 0
 let staticDiscovery: StaticDiscovery | undefined
 let nacos: NacosClient | undefined
 let discovery: Discovery
@@ -44,10 +45,13 @@ if (mode === 'static') {
 } else if (mode === 'agent') {
   discovery = new StaticDiscovery({})
 } else {
-  // SCALE_LOG=1: the client's warnings and reconnects on stderr (why a push did not come).
-  const log = (level: string) => (obj: object, msg?: string) => console.error(`[gateway ${level}] ${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`)
-  const logger = process.env.SCALE_LOG === '1' ? { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') } : undefined
-  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc', ...(logger === undefined ? {} : { logger }) })
+  // Counts the naming connections set up (a reconnect drops the pushes in flight); SCALE_LOG=1
+  // also prints the client's log on stderr (why a push did not come).
+  const log = (level: string) => (obj: object, msg?: string) => {
+    if (msg === 'nacos grpc connected' && (obj as { module?: string }).module === 'naming') namingConnects++
+    if (process.env.SCALE_LOG === '1') console.error(`[gateway ${level}] ${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`)
+  }
+  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc', logger: { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') } })
   discovery = nacos.naming
 }
 
@@ -173,7 +177,8 @@ process.send!({
   cpuP99: pct(push.cpu, 99),
   wholeP50: pct(push.whole, 50),
   wholeP99: pct(push.whole, 99),
-  missed
+  missed,
+  reconnects: Math.max(0, namingConnects - 1)
 })
 // Closing 4,000 pools and the client is not measured: the parent has what it needs.
 setTimeout(() => process.exit(0), 5000).unref()
