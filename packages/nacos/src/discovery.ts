@@ -64,6 +64,6 @@ function sameInstance (a: Instance, b: Instance): boolean {
     if (a.metadata[k] !== b.metadata[k] || !Object.hasOwn(b.metadata, k)) return false
     n++
   }
-  for (const k in b.metadata) if (--n < 0) return false
+  for (const _ in b.metadata) if (--n < 0) return false
   return n === 0
 }

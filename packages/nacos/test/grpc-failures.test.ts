@@ -18,19 +18,19 @@ const ok = (type: string, body: Record<string, unknown> = {}): Buffer => encodeP
 async function scriptedServer (t: { teardown(fn: () => unknown): void }) {
   const state = { hung: false, lateHealth: 0, lateMs: 0, deafHealth: false, pushEveryMs: 0 }
   const timers: NodeJS.Timeout[] = []
+  const health = (answer: () => void): void => {
+    if (state.deafHealth) return
+    if (state.lateHealth === 0) return answer()
+    state.lateHealth--
+    timers.push(setTimeout(answer, state.lateMs))
+  }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 })
   server.addService({ request: method(requestPath, false), requestBiStream: method(biStreamPath, true) }, {
     request: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       if (state.hung) return
       const msg: WireMessage = decodePayload(call.request)
       if (msg.type === 'ServerCheckRequest') cb(null, ok('ServerCheckResponse', { connectionId: 'c1' }))
-      else if (msg.type === 'HealthCheckRequest') {
-        if (state.deafHealth) return
-        if (state.lateHealth > 0) {
-          state.lateHealth--
-          timers.push(setTimeout(() => cb(null, ok('HealthCheckResponse')), state.lateMs))
-        } else cb(null, ok('HealthCheckResponse'))
-      }
+      else if (msg.type === 'HealthCheckRequest') health(() => cb(null, ok('HealthCheckResponse')))
       else if (msg.type === 'Slow') setTimeout(() => cb(null, ok('SlowResponse')), 3000)
       else if (msg.type === 'Garbage') cb(null, Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]))
       else if (msg.type === 'Broken') cb({ code: grpc.status.INTERNAL, details: 'handler broke' })

@@ -106,7 +106,8 @@ for (let r = 0; r < rounds; r++) {
     const res = await gateway([...v.args, String(port), dev.addr])
     if (res.errors > 0) throw new Error(`${v.key}: ${res.errors} requests failed`)
     runs[v.key]!.push(res)
-    const push = Number.isNaN(res.tableP99) ? '' : `, push → table in use p50/p99 ${res.tableP50.toFixed(2)}/${res.tableP99.toFixed(2)} ms wall, ${res.cpuP50.toFixed(2)}/${res.cpuP99.toFixed(2)} ms CPU, missed ${res.missed}, reconnects ${res.reconnects}, load ${loadavg()[0]!.toFixed(1)}`
+    // NaN (no push phase: a baseline) arrives as null over IPC.
+    const push = typeof res.tableP99 !== 'number' || Number.isNaN(res.tableP99) ? '' : `, push → table in use p50/p99 ${res.tableP50.toFixed(2)}/${res.tableP99.toFixed(2)} ms wall, ${res.cpuP50.toFixed(2)}/${res.cpuP99.toFixed(2)} ms CPU, missed ${res.missed}, reconnects ${res.reconnects}, load ${loadavg()[0]!.toFixed(1)}`
     console.error(`${v.key}: rss ${(res.rss / 2 ** 20).toFixed(1)} MiB, heap ${(res.heapUsed / 2 ** 20).toFixed(1)} MiB, pools ${res.pools}${push}`)
   }
 }
