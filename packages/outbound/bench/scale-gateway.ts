@@ -30,9 +30,14 @@ const ROUNDS = 200
 const gc = globalThis.gc!
 
 const fleet = (s: number) => Array.from({ length: PER_SERVICE }, (_, j) => ({ ip: instanceIp(s, j), port, metadata: { version: laneOf(j) } }))
+// Every gateway process of a run shares one dev server: a round's metadata names this process, or
+// the next variant's re-registration would repeat the previous one's, change nothing and get no
+// push (what stalled the first runs of this benchmark: every round waited out its 10 s).
+const RUN = `${process.pid}.${Date.now()}`
+const roundMark = (round: number): string => `${RUN}/${round}`
 /** `big`'s list, instance `changed` carrying `round` in its metadata (what a re-registration changes). */
 const bigList = (changed: number, round: number): Array<{ ip: string, port: number, metadata: Record<string, string> }> =>
-  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: String(round) } : { version: laneOf(j) }) as Record<string, string> }))
+  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: roundMark(round) } : { version: laneOf(j) }) as Record<string, string> }))
 
 let namingConnects = 0
 let staticDiscovery: StaticDiscovery | undefined
@@ -136,7 +141,7 @@ if (services > 0 && mode !== 'agent') {
     const changed = (r * 7) % BIG_SIZE
     const list = bigList(changed, r)
     const seen = new Promise<number>((resolve) => {
-      applied = (got) => { if (got.some((i) => i.metadata.round === String(r))) resolve(performance.now()) }
+      applied = (got) => { if (got.some((i) => i.metadata.round === roundMark(r))) resolve(performance.now()) }
     })
     const t0 = performance.now()
     if (staticDiscovery !== undefined) staticDiscovery.set(BIG, list)
@@ -149,7 +154,7 @@ if (services > 0 && mode !== 'agent') {
     const t1 = await Promise.race([seen, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())])
     if (t1 === undefined) {
       missed++
-      if (process.env.SCALE_LOG === '1') console.error(`[gateway] round ${r}: no push within 10 s; the client's list has round ${(await discovery.instances(BIG)).find((i) => i.metadata.round !== undefined)?.metadata.round}`)
+      if (process.env.SCALE_LOG === '1') console.error(`[gateway] round ${r}: no push within 10 s; the client's list has it: ${(await discovery.instances(BIG)).some((i) => i.metadata.round === roundMark(r))}`)
       continue
     }
     push.table.push(t1 - arrived)
