@@ -40,14 +40,17 @@ export function instanceKey (i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): 
 
 /** Diff two lists of one service by instance identity. */
 export function diffInstances (service: string, before: Instance[], after: Instance[]): ServiceChange {
-  const old = new Map(before.map((i) => [instanceKey(i), i]))
+  // One key per instance and no closures: this runs on every push of lists of thousands.
+  const old = new Map<string, Instance>()
+  for (const i of before) old.set(instanceKey(i), i)
   const added: Instance[] = []
   const changed: Instance[] = []
   for (const i of after) {
-    const prev = old.get(instanceKey(i))
+    const key = instanceKey(i)
+    const prev = old.get(key)
     if (prev === undefined) added.push(i)
     else {
-      old.delete(instanceKey(i))
+      old.delete(key)
       if (!sameInstance(prev, i)) changed.push(i)
     }
   }
@@ -56,7 +59,11 @@ export function diffInstances (service: string, before: Instance[], after: Insta
 
 function sameInstance (a: Instance, b: Instance): boolean {
   if (a.weight !== b.weight || a.healthy !== b.healthy || a.enabled !== b.enabled) return false
-  const ka = Object.keys(a.metadata)
-  if (ka.length !== Object.keys(b.metadata).length) return false
-  return ka.every((k) => a.metadata[k] === b.metadata[k])
+  let n = 0
+  for (const k in a.metadata) {
+    if (a.metadata[k] !== b.metadata[k] || !Object.hasOwn(b.metadata, k)) return false
+    n++
+  }
+  for (const _ in b.metadata) if (--n < 0) return false
+  return n === 0
 }

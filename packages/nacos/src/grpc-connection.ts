@@ -10,7 +10,15 @@ import type { Logger } from './logger.ts'
 export const CLIENT_VERSION = 'Nacos-Java-Client:v2.5.0'
 /** gRPC client port = HTTP port + this (Nacos's fixed offset). */
 export const GRPC_PORT_OFFSET = 1000
+/** A connection idle (nothing received) this long is health-checked (Nacos's `connectionKeepAlive`, 5 s). */
 const HEALTH_EVERY_MS = 5000
+/**
+ * Health-check attempts before a connection is taken for dead, each with its own deadline of
+ * min(timeoutMs, 3 s): 1 + 3 retries, as Nacos's Java client (`healthCheckRetryTimes` 3,
+ * `healthCheckTimeOut` 3 s). One late answer on a loaded machine is not a dead server, and
+ * dropping a live connection loses the pushes in flight and redoes every subscription.
+ */
+const HEALTH_ATTEMPTS = 4
 const SETUP_WAIT_MS = 3000
 /**
  * The largest gRPC message sent or received by default: what Nacos itself uses, 10 MiB both in
@@ -56,6 +64,10 @@ export class GrpcConnection {
   /** Set up (open() done): from then on a failed request is classified, not taken as a dead connection. */
   #ready = false
   #upSince = 0
+  /** When something last arrived on this connection (an answer or a push; ms since epoch): it is alive then. */
+  #lastActive = 0
+  /** A health check is running (the periodic one does not start another). */
+  #checking = false
   #connectionId = ''
   readonly #opts: ConnectionOptions
 
@@ -111,6 +123,7 @@ export class GrpcConnection {
       acked = resolve
     })
     stream.on('data', (bytes: Buffer) => {
+      this.#lastActive = Date.now()
       let msg: WireMessage
       try {
         msg = decodePayload(bytes)
@@ -198,6 +211,7 @@ export class GrpcConnection {
           reject(err ?? new Error('no answer'))
           return
         }
+        this.#lastActive = Date.now()
         try {
           resolve(decodePayload(out))
         } catch (decodeErr) {
@@ -225,15 +239,29 @@ export class GrpcConnection {
     return new NacosError('FLOWTAG_NACOS_REQUEST_FAILED', `${what} (the connection is healthy: this request alone failed)`, { cause: err })
   }
 
-  /** Why the connection is not healthy (no answer to a health check, or the server does not know it: 301); undefined when it is. */
+  /**
+   * Why the connection is not healthy; undefined when it is. Sick: the server does not know it
+   * (301), the channel is down, or HEALTH_ATTEMPTS health checks in a row got no answer in time
+   * while nothing else arrived on the connection either (an answer or a push meanwhile shows a
+   * live connection that is merely slow, as on a loaded machine).
+   */
   async #sickness (): Promise<string | undefined> {
-    if (this.#closed) return 'closed'
-    try {
-      const res = await this.#unary('HealthCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
-      return Number(res.body.errorCode ?? 0) === 301 ? `${String(res.body.message ?? 'connection unknown to the server')} (errorCode 301)` : undefined
-    } catch (err) {
-      return (err as Error).message
+    let why = 'closed'
+    for (let attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++) {
+      if (this.#closed) return 'closed'
+      const asked = Date.now()
+      try {
+        const res = await this.#unary('HealthCheckRequest', {}, {}, Math.min(this.#opts.timeoutMs, 3000))
+        return Number(res.body.errorCode ?? 0) === 301 ? `${String(res.body.message ?? 'connection unknown to the server')} (errorCode 301)` : undefined
+      } catch (err) {
+        const e = err as Error & { code?: number }
+        if (this.#closed) return 'closed'
+        if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.CANCELLED) return e.message
+        if (this.#lastActive >= asked) return undefined
+        why = `${e.message} (${attempt} of ${HEALTH_ATTEMPTS} attempts)`
+      }
     }
+    return why
   }
 
   /** Ends the stream and the channel; `onClose` runs once. */
@@ -266,10 +294,16 @@ export class GrpcConnection {
     this.#stream?.write(encodePayload({ type, headers: {}, body: { resultCode: 200, errorCode: 0, success: true, ...body, requestId } }))
   }
 
+  /** The periodic check: only a connection idle for HEALTH_EVERY_MS is asked (traffic shows it alive). */
   async #checkHealth (): Promise<void> {
-    if (this.#closed) return
-    const sick = await this.#sickness()
-    if (sick !== undefined) this.close(`health check failed: ${sick}`)
+    if (this.#closed || this.#checking || Date.now() - this.#lastActive < HEALTH_EVERY_MS) return
+    this.#checking = true
+    try {
+      const sick = await this.#sickness()
+      if (sick !== undefined) this.close(`health check failed: ${sick}`)
+    } finally {
+      this.#checking = false
+    }
   }
 }
 

@@ -10,17 +10,28 @@ const id = (b: Buffer): Buffer => b
 const method = (path: string, stream: boolean) => ({ path, requestStream: stream, responseStream: stream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id })
 const ok = (type: string, body: Record<string, unknown> = {}): Buffer => encodePayload({ type, headers: {}, body: { resultCode: 200, errorCode: 0, success: true, ...body } })
 
-/** A Nacos-like gRPC port whose answers the test scripts; `hung` stops every answer, health checks included. */
+/**
+ * A Nacos-like gRPC port whose answers the test scripts; `hung` stops every answer, health checks
+ * included; `lateHealth` health checks from now are answered `lateMs` late (a loaded machine),
+ * `deafHealth` stops answering health checks alone; `pushEveryMs` pushes on the stream meanwhile.
+ */
 async function scriptedServer (t: { teardown(fn: () => unknown): void }) {
-  const state = { hung: false }
+  const state = { hung: false, lateHealth: 0, lateMs: 0, deafHealth: false, pushEveryMs: 0 }
+  const timers: NodeJS.Timeout[] = []
+  const health = (answer: () => void): void => {
+    if (state.deafHealth) return
+    if (state.lateHealth === 0) return answer()
+    state.lateHealth--
+    timers.push(setTimeout(answer, state.lateMs))
+  }
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 })
   server.addService({ request: method(requestPath, false), requestBiStream: method(biStreamPath, true) }, {
     request: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       if (state.hung) return
       const msg: WireMessage = decodePayload(call.request)
       if (msg.type === 'ServerCheckRequest') cb(null, ok('ServerCheckResponse', { connectionId: 'c1' }))
-      else if (msg.type === 'HealthCheckRequest') cb(null, ok('HealthCheckResponse'))
-      else if (msg.type === 'Slow') setTimeout(() => cb(null, ok('SlowResponse')), 1500)
+      else if (msg.type === 'HealthCheckRequest') health(() => cb(null, ok('HealthCheckResponse')))
+      else if (msg.type === 'Slow') setTimeout(() => cb(null, ok('SlowResponse')), 3000)
       else if (msg.type === 'Garbage') cb(null, Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]))
       else if (msg.type === 'Broken') cb({ code: grpc.status.INTERNAL, details: 'handler broke' })
       else cb(null, ok(msg.type.replace(/Request$/, 'Response'), { echo: msg.body.n }))
@@ -28,16 +39,24 @@ async function scriptedServer (t: { teardown(fn: () => unknown): void }) {
     requestBiStream: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       call.on('data', () => {})
       call.on('error', () => {})
+      let pushes = 0
+      const pusher = setInterval(() => {
+        if (state.pushEveryMs > 0 && !state.hung) call.write(encodePayload({ type: 'NotifySubscriberRequest', headers: {}, body: { requestId: String(++pushes), serviceInfo: {} } }))
+      }, 50)
+      timers.push(pusher)
     }
   })
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err))))
-  t.teardown(() => server.forceShutdown())
+  t.teardown(() => {
+    for (const timer of timers) clearTimeout(timer)
+    server.forceShutdown()
+  })
   return { port, state }
 }
 
 async function open (t: { teardown(fn: () => unknown): void }, grpcPort: number, closes: string[]): Promise<GrpcConnection> {
   const silent = { debug () {}, info () {}, warn () {}, error () {} }
-  const conn = new GrpcConnection({ host: '127.0.0.1', port: grpcPort - 1000, module: 'config', namespace: '', timeoutMs: 500, logger: silent, handlers: {}, onClose: (why) => closes.push(why) })
+  const conn = new GrpcConnection({ host: '127.0.0.1', port: grpcPort - 1000, module: 'config', namespace: '', timeoutMs: 1000, logger: silent, handlers: {}, onClose: (why) => closes.push(why) })
   t.teardown(() => conn.close())
   await conn.open()
   return conn
@@ -66,4 +85,39 @@ t.test('a request failing on a connection that no longer answers its health chec
   t.ok(conn.closed, 'closed')
   t.match(closes, [/^health check failed \(.*\) after EchoRequest failed/], 'once, saying why')
   await t.rejects(conn.request('EchoRequest', { n: 2 }, {}), { code: 'FLOWTAG_NACOS_UNREACHABLE' }, 'a closed connection fails fast')
+})
+
+t.test('a health check answered late once is a slow connection, not a dead one', async (t) => {
+  // A loaded machine answers one check after its deadline: the connection (its subscriptions, the
+  // pushes in flight) is kept; Nacos's Java client also asks again before it switches.
+  const { port, state } = await scriptedServer(t)
+  const closes: string[] = []
+  const conn = await open(t, port, closes)
+  state.lateHealth = 1
+  state.lateMs = 1600
+  await t.rejects(conn.request('Slow', {}, {}), { code: 'FLOWTAG_NACOS_REQUEST_FAILED', message: /the connection is healthy/ }, 'the request alone failed')
+  t.same(closes, [], 'the connection was not closed')
+  t.notOk(conn.closed)
+  t.match(await conn.request('EchoRequest', { n: 3 }, {}), { type: 'EchoResponse', body: { echo: 3 } }, 'and serves the next request')
+})
+
+t.test('pushes arriving while health checks go unanswered show a live connection', async (t) => {
+  const { port, state } = await scriptedServer(t)
+  const closes: string[] = []
+  const conn = await open(t, port, closes)
+  state.deafHealth = true
+  state.pushEveryMs = 50
+  await t.rejects(conn.request('Slow', {}, {}), { code: 'FLOWTAG_NACOS_REQUEST_FAILED', message: /the connection is healthy/ })
+  t.same(closes, [], 'the connection was not closed')
+  t.notOk(conn.closed)
+})
+
+t.test('health checks unanswered several times in a row, with nothing else arriving, close the connection', async (t) => {
+  const { port, state } = await scriptedServer(t)
+  const closes: string[] = []
+  const conn = await open(t, port, closes)
+  state.deafHealth = true
+  await t.rejects(conn.request('Slow', {}, {}), { code: 'FLOWTAG_NACOS_UNREACHABLE' })
+  t.ok(conn.closed, 'closed')
+  t.match(closes, [/^health check failed \(.*\(4 of 4 attempts\)\) after Slow failed/], 'after every attempt, saying so')
 })

@@ -30,10 +30,16 @@ const ROUNDS = 200
 const gc = globalThis.gc!
 
 const fleet = (s: number) => Array.from({ length: PER_SERVICE }, (_, j) => ({ ip: instanceIp(s, j), port, metadata: { version: laneOf(j) } }))
+// Every gateway process of a run shares one dev server: a round's metadata names this process, or
+// the next variant's re-registration would repeat the previous one's, change nothing and get no
+// push (what stalled the first runs of this benchmark: every round waited out its 10 s).
+const RUN = `${process.pid}.${Date.now()}`
+const roundMark = (round: number): string => `${RUN}/${round}`
 /** `big`'s list, instance `changed` carrying `round` in its metadata (what a re-registration changes). */
 const bigList = (changed: number, round: number): Array<{ ip: string, port: number, metadata: Record<string, string> }> =>
-  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: String(round) } : { version: laneOf(j) }) as Record<string, string> }))
+  Array.from({ length: BIG_SIZE }, (_, j) => ({ ip: bigIp(j), port, metadata: (j === changed ? { version: laneOf(j), round: roundMark(round) } : { version: laneOf(j) }) as Record<string, string> }))
 
+let namingConnects = 0
 let staticDiscovery: StaticDiscovery | undefined
 let nacos: NacosClient | undefined
 let discovery: Discovery
@@ -44,7 +50,13 @@ if (mode === 'static') {
 } else if (mode === 'agent') {
   discovery = new StaticDiscovery({})
 } else {
-  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc' })
+  // Counts the naming connections set up (a reconnect drops the pushes in flight); SCALE_LOG=1
+  // also prints the client's log on stderr (why a push did not come).
+  const log = (level: string) => (obj: object, msg?: string) => {
+    if (msg === 'nacos grpc connected' && (obj as { module?: string }).module === 'naming') namingConnects++
+    if (process.env.SCALE_LOG === '1') console.error(`[gateway ${level}] ${msg ?? ''} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}`)
+  }
+  nacos = new NacosClient({ serverAddr: addr!, transport: 'grpc', logger: { debug: () => {}, info: log('info'), warn: log('warn'), error: log('error') } })
   discovery = nacos.naming
 }
 
@@ -129,7 +141,7 @@ if (services > 0 && mode !== 'agent') {
     const changed = (r * 7) % BIG_SIZE
     const list = bigList(changed, r)
     const seen = new Promise<number>((resolve) => {
-      applied = (got) => { if (got.some((i) => i.metadata.round === String(r))) resolve(performance.now()) }
+      applied = (got) => { if (got.some((i) => i.metadata.round === roundMark(r))) resolve(performance.now()) }
     })
     const t0 = performance.now()
     if (staticDiscovery !== undefined) staticDiscovery.set(BIG, list)
@@ -140,7 +152,11 @@ if (services > 0 && mode !== 'agent') {
     }
     // A push that never comes (a reconnect on a loaded machine) is counted, not waited for forever.
     const t1 = await Promise.race([seen, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())])
-    if (t1 === undefined) { missed++; continue }
+    if (t1 === undefined) {
+      missed++
+      if (process.env.SCALE_LOG === '1') console.error(`[gateway] round ${r}: no push within 10 s; the client's list has it: ${(await discovery.instances(BIG)).some((i) => i.metadata.round === roundMark(r))}`)
+      continue
+    }
     push.table.push(t1 - arrived)
     push.cpu.push(appliedCpu)
     push.whole.push(t1 - t0)
@@ -166,7 +182,8 @@ process.send!({
   cpuP99: pct(push.cpu, 99),
   wholeP50: pct(push.whole, 50),
   wholeP99: pct(push.whole, 99),
-  missed
+  missed,
+  reconnects: Math.max(0, namingConnects - 1)
 })
 // Closing 4,000 pools and the client is not measured: the parent has what it needs.
 setTimeout(() => process.exit(0), 5000).unref()
