@@ -1,7 +1,7 @@
 export { runWithFlow, currentFlow, currentTag, isShadow, type FlowContext, type FlowDecision } from './flow.ts'
 export { FLOW_TAG_HEADER, BAGGAGE_KEY, TAG_PATTERN, parseTag, SHADOW_HEADER, SHADOW_BAGGAGE_KEY } from './codec.ts'
 export { writeFlowHeaders, readFlowHeaders, readShadowMarker, laneBaggageMember, type Carrier } from './propagation.ts'
-export { shadowAllowsMethod, SHADOW_SAFE_METHODS } from './shadow-guard.ts'
+export { shadowAllowsMethod, shadowCopyFlow, isShadowCopy, SHADOW_SAFE_METHODS } from './shadow-guard.ts'
 export { FlowTagPropagator, flowFromContext, contextWithFlow } from './propagator.ts'
 export { parseBaggage, type BaggageEntry } from './baggage.ts'
 export { signTag, verifySignedTag, type SigningKey, type SignedTagResult, type SignedTagRefusal } from './signing.ts'

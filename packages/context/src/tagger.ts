@@ -201,6 +201,9 @@ export class FlowTagger {
     if (compiled.mirrors.size > 0 && decision.rule !== undefined) plan = compiled.mirrors.get(decision.rule)
     if (plan === undefined && this.#o.service !== undefined) plan = compiled.services.get(this.#o.service)?.mirror
     if (plan === undefined || plan.percent <= 0 || plan.lane === flow.tag) return flow
+    // a request marked as a shadow is never copied again, even where its marker is not trusted
+    // (an edge that does not trust its mirroring peers): no copy of a copy, whatever the trust
+    if (req.headers[SHADOW_HEADER] !== undefined) return flow
     const method = req.method
     if (typeof method !== 'string' || !plan.methods.has(method)) return flow
     if (plan.percent < 100 && (req.random ?? Math.random)() * 100 >= plan.percent) return flow

@@ -2,10 +2,11 @@ import t from 'tap'
 import { propagation, ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter } from '@opentelemetry/api'
 import {
   createFlowTagger, currentFlow, FlowTagPropagator, flowFromContext, isShadow, readFlowHeaders, readShadowMarker, runWithFlow,
-  shadowAllowsMethod, signTag, writeFlowHeaders, type Carrier
+  shadowAllowsMethod, shadowCopyFlow, isShadowCopy, signTag, writeFlowHeaders, type Carrier
 } from '../src/index.ts'
+import type { RuleSetInput } from '@flowtag/rules'
 
-const rules = {
+const rules: RuleSetInput = {
   version: 2,
   services: { orders: { stable: 'v1', candidates: ['v2', 'v3'], mirror: { lane: 'v3', percent: 50 } } },
   rules: [
@@ -87,6 +88,7 @@ t.test('the mirror draw: the rule\'s mirror, else the service entry\'s; methods;
   t.same(at({}, 'HEAD')?.mirror, { lane: 'v3' }, 'HEAD is a default method')
   t.equal(at({}, 'POST')?.mirror, undefined, 'POST is not')
   t.equal(tagger.stats.mirrored, 3)
+  t.equal(at({ 'x-flow-shadow': '1' }, 'HEAD')?.mirror, undefined, 'an untrusted marker: not a shadow, but never copied again')
   const noService = createFlowTagger({ mode: 'edge', rules, otel: false })
   t.equal(noService.decide({ headers: {}, method: 'GET', random: () => 0 }).decision?.mirror, undefined, 'the service entry needs the service option')
   const trusted = createFlowTagger({ mode: 'service', rules, otel: false, service: 'orders' })
@@ -113,4 +115,16 @@ t.test('shadowAllowsMethod: safe methods always, others only when listed', async
   for (const m of ['POST', 'PATCH', 'PUT', 'DELETE', 'CONNECT']) t.notOk(shadowAllowsMethod(m), m)
   t.ok(shadowAllowsMethod('put', new Set(['PUT'])))
   t.notOk(shadowAllowsMethod('POST', new Set(['PUT'])))
+})
+
+t.test('shadowCopyFlow: a shadow in the lane, marked as the copy itself', async (t) => {
+  const f = shadowCopyFlow('v3')
+  t.same(f, { tag: 'v3', shadow: true, baggage: {} })
+  t.ok(isShadowCopy(f))
+  t.notOk(isShadowCopy({ tag: 'v3', shadow: true, baggage: {} }), 'an ordinary shadow flow is not')
+  t.notOk(isShadowCopy(undefined))
+  t.same(shadowCopyFlow(undefined), { shadow: true, baggage: {} })
+  const h: Carrier = {}
+  writeFlowHeaders(h, f)
+  t.equal(h['x-flow-shadow'], '1', 'it travels as a shadow')
 })

@@ -5,7 +5,7 @@
 import { metrics, type Counter } from '@opentelemetry/api'
 import { Dispatcher, Pool } from 'undici'
 import { z } from 'zod'
-import { shadowAllowsMethod, type FlowContext } from '@flowtag/context'
+import { isShadowCopy, shadowAllowsMethod, type FlowContext } from '@flowtag/context'
 import { errorCodes, OutboundError } from './errors.ts'
 
 export const shadowGuardSchema = z.strictObject({
@@ -47,7 +47,7 @@ export class ShadowGuard {
   intercept (flow: FlowContext | undefined, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler, service: string): boolean {
     if (flow?.shadow !== true) return false
     const method = opts.method ?? 'GET'
-    if (shadowAllowsMethod(method, this.#allowed)) return false
+    if (shadowAllowsMethod(method, this.#allowed) || isShadowCopy(flow)) return false
     const origin = typeof opts.origin === 'string' ? opts.origin : String(opts.origin ?? '')
     const attrs = { 'http.request.method': method.toUpperCase(), service }
     if (this.#sink !== undefined) {
