@@ -195,7 +195,7 @@ export class FlowTagger {
    * the request's own lane copies nothing. Allocates only for a request drawn.
    */
   #mirror (flow: FlowContext, req: RequestFacts, compiled: CompiledRuleSet | undefined): FlowContext {
-    if (compiled === undefined) return flow
+    if (compiled === undefined || !compiled.hasMirrors) return flow
     const decision = flow.decision!
     let plan: MirrorPlan | undefined
     if (compiled.mirrors.size > 0 && decision.rule !== undefined) plan = compiled.mirrors.get(decision.rule)

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici'
 import { StaticDiscovery } from '@flowtag/nacos'
-import { runWithFlow, type FlowContext } from '@flowtag/context'
+import { runWithFlow, shadowCopyFlow, type FlowContext } from '@flowtag/context'
 import { FlowTagDispatcher, installGlobalDispatcher, shadowWriteCounts } from '../src/index.ts'
 
 interface Seen { method: string, path: string, headers: IncomingMessage['headers'], body: string }
@@ -60,6 +60,12 @@ t.test('dispatcher: a shadow reads but never writes; PUT/DELETE only when declar
   const write = await runWithFlow(plain, () => fetch('http://store/items', { dispatcher, method: 'POST', body: '{}' }))
   t.equal(write.status, 200, 'outside a shadow the same POST goes through')
   await write.arrayBuffer()
+
+  // a mirror's own copy (shadowCopyFlow) is what makes the shadow: sent whatever its method
+  const copy = await runWithFlow(shadowCopyFlow('v3'), () => fetch('http://store/items', { dispatcher, method: 'POST', body: '{}' }))
+  t.equal(copy.status, 200, 'the mirror\'s own copy is sent')
+  await copy.arrayBuffer()
+  t.equal(store.seen.at(-1)?.headers['x-flow-shadow'], '1', 'as a shadow')
 
   const lenient = new FlowTagDispatcher({ discovery, stableLane: 'v1', shadow: { allowMethods: ['PUT'] } })
   t.teardown(() => lenient.close())

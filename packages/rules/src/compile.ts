@@ -30,6 +30,8 @@ export interface CompiledRuleSet {
    * when no rule mirrors. A service entry's mirror is in `services`.
    */
   readonly mirrors: ReadonlyMap<string, MirrorPlan>
+  /** Some enabled rule or some service entry mirrors: when false, a tagger skips the mirror draw at once. */
+  readonly hasMirrors: boolean
   /** The shadow RuleSet, compiled; undefined when the document has none. */
   readonly shadow: CompiledRuleSet | undefined
   /** The clock (ms) leases were judged against. */
@@ -179,6 +181,9 @@ export function compileRuleSet (ruleSet: RuleSet | ShadowRuleSet | CompiledRuleS
   })
   const mirrors = new Map<string, MirrorPlan>()
   ruleSet.rules.forEach((r, i) => { if (r.mirror !== undefined && rules[i]!.enabled) mirrors.set(r.name, mirrorPlan(r.mirror)) })
+  const services = lanesAt(ruleSet, at, expired)
+  let hasMirrors = mirrors.size > 0
+  for (const info of services.values()) if (info.mirror !== undefined) hasMirrors = true
   const compiled: CompiledRuleSet = Object.freeze({
     [kCompiled]: true as const,
     ruleSet,
@@ -188,8 +193,9 @@ export function compileRuleSet (ruleSet: RuleSet | ShadowRuleSet | CompiledRuleS
     defaultDecision: decision(ruleSet.default, undefined, 'no rule matched: default lane'),
     keys,
     index: buildRuleIndex(rules, user !== undefined),
-    services: lanesAt(ruleSet, at, expired),
+    services,
     mirrors,
+    hasMirrors,
     shadow: 'shadow' in ruleSet && ruleSet.shadow !== undefined ? compileRuleSet(ruleSet.shadow, at) : undefined,
     now: at,
     nextExpiry,
