@@ -4,7 +4,7 @@
 // never queued; timeouts; body caps), and both answers are handed to a comparer. Framework-free:
 // the Fastify and Express presets capture the request and the primary's answer and call send().
 import { metrics, type Counter } from '@opentelemetry/api'
-import { runWithFlow, shadowCopyFlow } from '@flowtag/context'
+import { fallbackOf, runWithFlow, shadowCopyFlow } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 
@@ -74,6 +74,12 @@ export interface MirrorStats {
   failed: number
   /** Copies answered 5xx. */
   error5xx: number
+  /**
+   * Copies the dispatcher served from another lane (the mirror lane had no instance of this
+   * service): not compared, since the answer is not the mirror lane's (a secondary that fell
+   * back is left out of its pair).
+   */
+  fallback: number
   /** Pairs handed to the comparer. */
   compared: number
   /** Comparer calls that threw. */
@@ -104,7 +110,7 @@ export class ShadowMirror {
   readonly #maxBody: number
   readonly #timeoutMs: number
   readonly #warn: (obj: object, msg: string) => void
-  readonly #stats: MirrorStats = { sent: 0, dropped: 0, skipped: 0, timeout: 0, failed: 0, error5xx: 0, compared: 0, comparerErrors: 0 }
+  readonly #stats: MirrorStats = { sent: 0, dropped: 0, skipped: 0, timeout: 0, failed: 0, error5xx: 0, fallback: 0, compared: 0, comparerErrors: 0 }
   #inFlight = 0
   #counter: Counter | undefined
   #closed = false
@@ -126,7 +132,7 @@ export class ShadowMirror {
 
   #count (outcome: keyof MirrorStats, lane: string, n = 1): void {
     this.#stats[outcome] += n
-    this.#counter ??= metrics.getMeter('@flowtag/service').createCounter('flowtag.service.mirror', { description: 'Mirrored copies by outcome (sent, dropped, skipped, timeout, failed, error5xx, compared, comparerErrors)' })
+    this.#counter ??= metrics.getMeter('@flowtag/service').createCounter('flowtag.service.mirror', { description: 'Mirrored copies by outcome (sent, dropped, skipped, timeout, failed, error5xx, fallback, compared, comparerErrors)' })
     this.#counter.add(n, { outcome, 'flowtag.lane': lane, service: this.service })
   }
 
@@ -159,7 +165,7 @@ export class ShadowMirror {
     Promise.all([mirror, second]).then(([m, s]) => {
       this.#inFlight -= slots
       const comparer = this.#comparer
-      if (comparer === undefined) return
+      if (comparer === undefined || m === undefined) return
       const pair: ShadowPair = { service: this.service, route, method: request.method, lane, primaryLane: primaryLane ?? '', primary, mirror: m }
       if (s !== undefined) pair.secondary = s
       try {
@@ -176,12 +182,16 @@ export class ShadowMirror {
     })
   }
 
-  /** One copy in a shadow flow of `target` (undefined: untagged, the stable lane); its answer, or status 0. */
-  async #copy (request: MirrorRequest, target: string | undefined, lane: string): Promise<ShadowAnswer> {
+  /**
+   * One copy in a shadow flow of `target` (undefined: untagged, the stable lane); its answer, or
+   * status 0; undefined when this service's hop served it from another lane (not that lane's answer).
+   */
+  async #copy (request: MirrorRequest, target: string | undefined, lane: string): Promise<ShadowAnswer | undefined> {
     this.#count('sent', lane)
     const signal = AbortSignal.timeout(this.#timeoutMs)
+    const flow = shadowCopyFlow(target)
     try {
-      const res = await runWithFlow(shadowCopyFlow(target), () => this.#dispatcher.request({
+      const res = await runWithFlow(flow, () => this.#dispatcher.request({
         origin: `http://${this.service}`,
         path: request.url,
         method: request.method as Dispatcher.HttpMethod,
@@ -190,6 +200,11 @@ export class ShadowMirror {
         signal
       }))
       const answer = await readAnswer(res, this.#maxBody, signal)
+      // the receipt names each hop that left its lane: this service's own entry is the first hop's
+      if (fallbackOf(flow)?.split('|').some((e) => e.startsWith(`${this.service}:`)) === true) {
+        this.#count('fallback', lane)
+        return undefined
+      }
       if (answer.status >= 500) this.#count('error5xx', lane)
       return answer
     } catch (err) {

@@ -82,6 +82,19 @@ t.test('failures are answers with status 0; a throwing comparer is counted; clos
   t.equal(m2.stats.skipped, 1)
 })
 
+t.test('a copy served from another lane (no instance in the mirror lane) is not compared', async (t) => {
+  const stable = await server(t, () => ({ status: 200, body: 'v1' }))
+  const dispatcher = new FlowTagDispatcher({ discovery: new StaticDiscovery({ orders: [{ ip: '127.0.0.1', port: stable.port, metadata: { version: 'v1' } }] }), stableLane: 'v1', logger: { warn: quiet, info: quiet } })
+  t.teardown(() => dispatcher.close())
+  const pairs: ShadowPair[] = []
+  const m = new ShadowMirror('orders', dispatcher, shadowOptionsSchema.parse({ comparer: { compare: (p: ShadowPair) => pairs.push(p), needsSecondary: () => true } }), quiet)
+  m.send({ method: 'GET', url: '/', headers: {}, body: undefined }, primary, '/', 'v2', 'v1')
+  await waitFor('settled', () => m.inFlight === 0 && m.stats.sent === 2)
+  t.equal(stable.seen.length, 2, 'both copies reached v1: the mirror\'s by fallback, the secondary in its own lane')
+  t.match(m.stats, { fallback: 1, compared: 0 })
+  t.equal(pairs.length, 0, 'stable answering for v2 would hide a divergence: no pair')
+})
+
 t.test('BodyCapture and bodyBytes', async (t) => {
   const c = new BodyCapture(5)
   c.add('ab')
