@@ -183,11 +183,13 @@ function pathOf (url: string): string {
  * The preset as a Fastify plugin: registers with Nacos on listen (deregisters, then drains, on
  * close), serves `/health` and `/ready`, reads the RuleSet live, tags each request with its lane
  * (`request.flow`) and decorates `fastify.flowtag` (the {@link FlowTagService}: `fetch` calls other
- * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onReady`,
- * `onListen`, `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
+ * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onSend` and
+ * `onResponse` (mirrors: capture the answer, then send the copy), `onReady`, `onListen`,
+ * `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
  * `mode` @default 'service', `version`, `registration`, `trust`, `outbound`, `otel` @default true,
  * `metrics` @default true (`{ path: '/metrics', excludeRoutes: [] }`: not counted as traffic),
- * `healthPath` @default '/health', `readyPath` @default '/ready'); `logger` @default `fastify.log`.
+ * `healthPath` @default '/health', `readyPath` @default '/ready', `shadow` @default `{}` (mirrors:
+ * `{ comparer?, maxInFlight: 16, maxBodyBytes: 1 MiB, timeoutMs: 5000 }`)); `logger` @default `fastify.log`.
  *
  * @example
  * await app.register(fastifyFlowTagService, { service: 'order-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })
