@@ -15,3 +15,9 @@ export const TAG_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 export function parseTag (value: unknown): string | undefined {
   return typeof value === 'string' && value.length <= 64 && TAG_PATTERN.test(value) ? value : undefined
 }
+
+/** The header that marks a shadow flow (a mirrored copy whose answer only gets compared): `1`. */
+export const SHADOW_HEADER = 'x-flow-shadow'
+
+/** The W3C baggage entry that marks a shadow flow: `flowtag.shadow=1`. */
+export const SHADOW_BAGGAGE_KEY = 'flowtag.shadow'

@@ -31,6 +31,7 @@ export class ExpressFacts implements RequestFacts {
 
   get query (): Record<string, unknown> { return this.#req.query as Record<string, unknown> }
   get ip (): string | undefined { return this.#req.ip }
+  get method (): string { return this.#req.method }
 }
 
 export interface FlowTagMiddleware {

@@ -46,6 +46,8 @@ export const FlowTagOptionsSchema = z.strictObject({
   ], { message: 'expected a RuleStore or a RuleSet object' }).optional(),
   trust: trustSchema.optional(),
   otel: z.boolean().default(true),
+  /** The service this tagger serves: its `services.<name>.mirror` applies to the requests it handles. */
+  service: z.string().min(1).max(256).optional(),
   tagLoss: z.enum(['off', 'count', 'strict']).optional(),
   logger: z.custom<TagLogger>((v) => typeof v === 'object' && v !== null && typeof (v as TagLogger).debug === 'function' && typeof (v as TagLogger).warn === 'function',
     { message: 'expected a logger with debug() and warn()' }).optional()
@@ -67,6 +69,7 @@ export interface ResolvedOptions {
   trustCidrs: Cidr[] | undefined
   signed: { keys: Map<string, string>, cookie: string, query: string } | undefined
   otel: boolean
+  service: string | undefined
   tagLoss: 'off' | 'count' | 'strict' | undefined
   logger: TagLogger | undefined
 }
@@ -121,5 +124,5 @@ export function resolveOptions (options: FlowTagOptions): ResolvedOptions {
       signed = { keys, cookie: trust.signed.cookie, query: trust.signed.query }
     }
   }
-  return { mode: o.mode, rules, trustAll: trust === 'always', trustCidrs, signed, otel: o.otel, tagLoss: o.tagLoss, logger: o.logger }
+  return { mode: o.mode, rules, trustAll: trust === 'always', trustCidrs, signed, otel: o.otel, service: o.service, tagLoss: o.tagLoss, logger: o.logger }
 }

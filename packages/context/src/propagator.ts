@@ -1,7 +1,7 @@
 // An OpenTelemetry TextMapPropagator for the flow: register it (or put it in a composite) and
 // OTel's own instrumentations carry x-flow-tag and the lane's baggage entry on every hop.
 import { createContextKey, type Context, type TextMapGetter, type TextMapPropagator, type TextMapSetter } from '@opentelemetry/api'
-import { FLOW_TAG_HEADER } from './codec.ts'
+import { FLOW_TAG_HEADER, SHADOW_HEADER } from './codec.ts'
 import { currentFlow, type FlowContext } from './flow.ts'
 import { readFlowHeaders, writeFlowHeaders, type Carrier } from './propagation.ts'
 
@@ -19,7 +19,8 @@ export function contextWithFlow (ctx: Context, flow: FlowContext): Context {
 
 /**
  * The flow as an OpenTelemetry `TextMapPropagator`: `x-flow-tag: <lane>` plus the
- * `flowtag.lane=<lane>` entry (and the flow's own entries) in W3C `baggage`.
+ * `flowtag.lane=<lane>` entry (and the flow's own entries) in W3C `baggage`; a shadow flow also
+ * `x-flow-shadow: 1` and `flowtag.shadow=1`.
  *
  * - `inject` writes the flow of the given context ({@link contextWithFlow}), or else the flow
  *   the caller runs in (`currentFlow()`), through the setter. Entries already in the carrier's
@@ -50,21 +51,23 @@ export class FlowTagPropagator implements TextMapPropagator<unknown> {
     writeFlowHeaders(out, flow)
     const tag = out[FLOW_TAG_HEADER]
     if (typeof tag === 'string') setter.set(carrier, FLOW_TAG_HEADER, tag)
+    if (flow.shadow === true) setter.set(carrier, SHADOW_HEADER, '1')
     if (typeof out.baggage === 'string' && out.baggage !== existing) setter.set(carrier, 'baggage', out.baggage)
   }
 
   extract (ctx: Context, carrier: unknown, getter: TextMapGetter<unknown>): Context {
     const incoming: Carrier = {
       [FLOW_TAG_HEADER]: getter.get(carrier, FLOW_TAG_HEADER),
+      [SHADOW_HEADER]: getter.get(carrier, SHADOW_HEADER),
       baggage: getter.get(carrier, 'baggage')
     }
     const flow = readFlowHeaders(incoming)
     return flow === undefined ? ctx : contextWithFlow(ctx, flow)
   }
 
-  /** The headers this propagator writes: `['x-flow-tag', 'baggage']`. */
+  /** The headers this propagator writes: `['x-flow-tag', 'x-flow-shadow', 'baggage']`. */
   fields (): string[] {
-    return [FLOW_TAG_HEADER, 'baggage']
+    return [FLOW_TAG_HEADER, SHADOW_HEADER, 'baggage']
   }
 }
 

@@ -4,13 +4,13 @@
  * the request inside it.
  */
 import type { Context } from '@opentelemetry/api'
-import { evaluate, type Facts } from '@flowtag/rules'
+import { evaluate, type CompiledRuleSet, type Decision, type Facts, type MirrorPlan } from '@flowtag/rules'
 import { cookieOf, matchIp } from '@flowtag/rules/internals'
-import { FLOW_TAG_HEADER } from './codec.ts'
+import { FLOW_TAG_HEADER, SHADOW_HEADER } from './codec.ts'
 import { runWithFlow, type FlowContext, type FlowDecision } from './flow.ts'
 import { countShadow, countTag, otelContextFor, otelContextManagerActive, withOtelContext } from './otel.ts'
 import { resolveOptions, type FlowTagOptions, type ResolvedOptions, type TagLogger } from './options.ts'
-import { readIncoming } from './propagation.ts'
+import { readIncoming, readShadowMarker } from './propagation.ts'
 import { signTag, verifySignedTag } from './signing.ts'
 import { ContextError, errorCodes } from './errors.ts'
 import { armTagLoss, setTagLossMode } from './tag-loss.ts'
@@ -18,6 +18,8 @@ import { armTagLoss, setTagLossMode } from './tag-loss.ts'
 /** What the tagger reads from a request. `query` and `ip` may be getters: read only if needed. */
 export interface RequestFacts extends Facts {
   headers: Readonly<Record<string, string | string[] | undefined>>
+  /** The request's method (upper case, as Node gives it): a mirror copies only the methods it lists. */
+  method?: string
 }
 
 export interface FlowTagStats {
@@ -35,6 +37,10 @@ export interface FlowTagStats {
   ignored: number
   /** Requests also evaluated by a shadow RuleSet (one more evaluate() each; never routed by it). */
   shadowed: number
+  /** Requests drawn for mirroring (`decision.mirror` set). */
+  mirrored: number
+  /** Requests that arrived as shadows (a trusted `x-flow-shadow` marker). */
+  shadows: number
 }
 
 /**
@@ -57,7 +63,7 @@ export interface FlowTagStats {
 export class FlowTagger {
   readonly mode: 'edge' | 'service'
   readonly #o: ResolvedOptions
-  readonly #stats: FlowTagStats = { signed: 0, trusted: 0, evaluated: 0, untagged: 0, dropped: 0, ignored: 0, shadowed: 0 }
+  readonly #stats: FlowTagStats = { signed: 0, trusted: 0, evaluated: 0, untagged: 0, dropped: 0, ignored: 0, shadowed: 0, mirrored: 0, shadows: 0 }
 
   constructor (options: FlowTagOptions) {
     this.#o = resolveOptions(options)
@@ -77,7 +83,9 @@ export class FlowTagger {
    */
   decide (req: RequestFacts, log: TagLogger | undefined = this.#o.logger): FlowContext {
     try {
-      return this.#decide(req, log)
+      const flow = this.#decide(req, log)
+      if (flow.shadow === true) this.#stats.shadows++
+      return flow
     } catch (err) {
       log?.warn({ err }, 'flowtag: could not decide a lane; request left untagged')
       this.#stats.untagged++
@@ -111,14 +119,16 @@ export class FlowTagger {
         if ('lane' in r) {
           this.#stats.signed++
           const decision: FlowDecision = { tag: r.lane, reason: `signed tag (key ${r.keyId}, from ${source})` }
-          return { tag: r.lane, decision, baggage: {} }
+          // the shadow marker is honoured where the tag is: with a valid signed tag
+          if (readShadowMarker(headers)) return { tag: r.lane, decision, baggage: {}, shadow: true }
+          return this.#mirror({ tag: r.lane, decision, baggage: {} }, req, o.rules?.())
         }
         this.#refuse(log, 'dropped', r.refused, source, token)
       }
     }
 
     let baggage: Record<string, string> = {}
-    if ((header !== undefined && !headerHandled) || headers.baggage !== undefined) {
+    if ((header !== undefined && !headerHandled) || headers.baggage !== undefined || headers[SHADOW_HEADER] !== undefined) {
       const trusted = o.trustAll || (o.trustCidrs !== undefined && matchIp(o.trustCidrs, req.ip) >= 0)
       if (trusted) {
         const incoming = readIncoming(headers)
@@ -126,8 +136,14 @@ export class FlowTagger {
         if (incoming.invalid) this.#refuse(log, 'dropped', 'malformed', 'x-flow-tag/baggage', header)
         if (incoming.tag !== undefined) {
           this.#stats.trusted++
-          return { tag: incoming.tag, decision: { tag: incoming.tag, reason: 'trusted incoming tag' }, baggage }
+          const flow: FlowContext = { tag: incoming.tag, decision: { tag: incoming.tag, reason: 'trusted incoming tag' }, baggage }
+          if (incoming.shadow) {
+            flow.shadow = true
+            return flow
+          }
+          return this.#mirror(flow, req, o.rules?.())
         }
+        if (incoming.shadow) return this.#shadowUntagged(o.rules?.(), req, baggage)
       } else if (header !== undefined && !headerHandled) {
         this.#refuse(log, 'ignored', 'untrusted', 'x-flow-tag', header)
       }
@@ -146,21 +162,54 @@ export class FlowTagger {
         const own = req.random
         const draw = (own ?? Math.random)()
         req.random = () => draw
+        let decision: Decision
         try {
-          const decision = evaluate(compiled, req)
+          decision = evaluate(compiled, req)
           this.#stats.shadowed++
           countShadow(decision, evaluate(shadow, req), compiled.version, shadow.version)
-          return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage }
         } finally {
           req.random = own
         }
+        // the mirror's draw is its own, not the split's
+        return this.#mirror({ tag: decision.tag, decision, ruleVersion: compiled.version, baggage }, req, compiled)
       }
       const decision = evaluate(compiled, req)
-      return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage }
+      return this.#mirror({ tag: decision.tag, decision, ruleVersion: compiled.version, baggage }, req, compiled)
     }
     this.#stats.untagged++
     // no rules (service mode) or none in force yet (store still empty): no lane; outbound uses stable
     return { baggage }
+  }
+
+  /** A trusted shadow marker without a tag: the rules (if any) give the lane; it stays a shadow. */
+  #shadowUntagged (compiled: CompiledRuleSet | undefined, req: RequestFacts, baggage: Record<string, string>): FlowContext {
+    if (compiled === undefined) return { baggage, shadow: true }
+    this.#stats.evaluated++
+    const decision = evaluate(compiled, req)
+    return { tag: decision.tag, decision, ruleVersion: compiled.version, baggage, shadow: true }
+  }
+
+  /**
+   * Draw the mirror of a decided (non-shadow) request: the deciding rule's mirror, else the
+   * service entry's (`service` option). One random draw per eligible request; a mirror into
+   * the request's own lane copies nothing. Allocates only for a request drawn.
+   */
+  #mirror (flow: FlowContext, req: RequestFacts, compiled: CompiledRuleSet | undefined): FlowContext {
+    if (compiled === undefined || !compiled.hasMirrors) return flow
+    const decision = flow.decision!
+    let plan: MirrorPlan | undefined
+    if (compiled.mirrors.size > 0 && decision.rule !== undefined) plan = compiled.mirrors.get(decision.rule)
+    if (plan === undefined && this.#o.service !== undefined) plan = compiled.services.get(this.#o.service)?.mirror
+    if (plan === undefined || plan.percent <= 0 || plan.lane === flow.tag) return flow
+    // a request marked as a shadow is never copied again, even where its marker is not trusted
+    // (an edge that does not trust its mirroring peers): no copy of a copy, whatever the trust
+    if (req.headers[SHADOW_HEADER] !== undefined) return flow
+    const method = req.method
+    if (typeof method !== 'string' || !plan.methods.has(method)) return flow
+    if (plan.percent < 100 && (req.random ?? Math.random)() * 100 >= plan.percent) return flow
+    this.#stats.mirrored++
+    flow.decision = { ...(decision as Decision), mirror: { lane: plan.lane } }
+    return flow
   }
 
   #refuse (log: TagLogger | undefined, outcome: 'dropped' | 'ignored', reason: string, source: string, value: unknown): void {

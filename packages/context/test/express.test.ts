@@ -32,7 +32,7 @@ t.test('edge mode, trust policies and bad tags: same semantics as the Fastify pl
   const bad = await get(server.origin, { 'x-flow-tag': 'x~1~k1~' + 'A'.repeat(43) })
   t.equal(bad.status, 200)
   t.equal(bad.body.flow.tag, 'v1')
-  t.same(edge.tagger.stats, { signed: 2, trusted: 0, evaluated: 3, untagged: 0, dropped: 1, ignored: 1, shadowed: 0 })
+  t.same(edge.tagger.stats, { signed: 2, trusted: 0, evaluated: 3, untagged: 0, dropped: 1, ignored: 1, shadowed: 0, mirrored: 0, shadows: 0 })
   t.notOk(JSON.stringify(debug).includes('AAAA'), 'refused value not logged')
   t.ok(debug.length === 2)
 })

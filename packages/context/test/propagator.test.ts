@@ -5,7 +5,7 @@ import { contextWithFlow, flowFromContext, FlowTagPropagator, runWithFlow, type 
 const flow: FlowContext = { tag: 'v2', baggage: { tenant: 'acme co' } }
 
 t.test('fields() names the headers it writes', async (t) => {
-  t.same(new FlowTagPropagator().fields(), ['x-flow-tag', 'baggage'])
+  t.same(new FlowTagPropagator().fields(), ['x-flow-tag', 'x-flow-shadow', 'baggage'])
 })
 
 t.test('inject writes the context\'s flow through the setter, else the current flow', async (t) => {
@@ -54,7 +54,7 @@ t.test('extract reads through the getter into the context; no valid tag leaves i
 t.test('as the global propagator, OTel\'s propagation API round-trips the flow', async (t) => {
   t.ok(propagation.setGlobalPropagator(new FlowTagPropagator()))
   t.teardown(() => propagation.disable())
-  t.same(propagation.fields(), ['x-flow-tag', 'baggage'])
+  t.same(propagation.fields(), ['x-flow-tag', 'x-flow-shadow', 'baggage'])
   const headers: Record<string, string> = {}
   propagation.inject(contextWithFlow(ROOT_CONTEXT, flow), headers)
   const back = flowFromContext(propagation.extract(ROOT_CONTEXT, headers))

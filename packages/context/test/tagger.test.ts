@@ -10,7 +10,7 @@ t.test('service mode with rules: untrusted or absent tags fall back to the rules
   t.equal(tagger.decide({ headers: { 'x-flow-tag': 'v9' }, ip: '10.1.1.1' }).tag, 'v2', 'untrusted: rules')
   t.equal(tagger.decide({ headers: {}, ip: '8.8.8.8' }).tag, 'v1')
   t.equal(tagger.decide({ headers: { 'x-flow-tag': 'v9' } }).tag, 'v1', 'unknown client ip is not trusted')
-  t.same(tagger.stats, { signed: 0, trusted: 1, evaluated: 3, untagged: 0, dropped: 0, ignored: 2, shadowed: 0 })
+  t.same(tagger.stats, { signed: 0, trusted: 1, evaluated: 3, untagged: 0, dropped: 0, ignored: 2, shadowed: 0, mirrored: 0, shadows: 0 })
 })
 
 t.test('signed and cidrs together; trusted baggage without a lane still carried', async (t) => {

@@ -10,6 +10,7 @@ import { signer, writeFlow } from './client-interceptor.ts'
 import { ROUTING_ERROR_KEY } from './errors.ts'
 import { TRIED_KEY } from './keys.ts'
 import type { ResolvedGrpcOptions } from './options.ts'
+import { RefusedCall, shadowRefusal } from './shadow-guard.ts'
 
 type Call = ReturnType<ChannelInterface['createCall']>
 type CallListener = Parameters<Call['start']>[1]
@@ -22,10 +23,12 @@ export interface FlowCallConfig {
   readonly maxRetries: number
   /** Paths of the idempotent unary methods, whose replies are held until their status. */
   readonly holdReplies: ReadonlySet<string>
+  /** Paths of the methods a shadow flow may call (free of side effects). */
+  readonly safeMethods: ReadonlySet<string>
 }
 
 export function flowCallConfig (o: ResolvedGrpcOptions): FlowCallConfig {
-  return { signed: signer(o), maxRetries: o.maxRetries, holdReplies: new Set(o.idempotentMethods.map((m) => m.path)) }
+  return { signed: signer(o), maxRetries: o.maxRetries, holdReplies: new Set(o.idempotentMethods.map((m) => m.path)), safeMethods: new Set(o.safeMethods.map((m) => m.path)) }
 }
 
 /**
@@ -67,7 +70,13 @@ export class FlowChannel implements ChannelInterface {
 
   /** Called by grpc-js in the caller's async context: the flow is captured here. */
   createCall (method: string, deadline: Deadline, host: string | null | undefined, parent: ParentCall, propagateFlags: number | null | undefined): Call {
-    return new FlowCall(this, this.inner.createCall(method, deadline, host, parent, propagateFlags), currentFlow(), method, deadline, host, parent, propagateFlags)
+    const flow = currentFlow()
+    if (flow?.shadow === true) {
+      // a shadow never writes: a method not declared safe is never sent
+      const refusal = shadowRefusal(flow, method, this.config.safeMethods)
+      if (refusal !== undefined) return new RefusedCall(refusal)
+    }
+    return new FlowCall(this, this.inner.createCall(method, deadline, host, parent, propagateFlags), flow, method, deadline, host, parent, propagateFlags)
   }
 }
 

@@ -3,3 +3,4 @@ export { grpcOptionsSchema, type FlowTagGrpcOptions, type GrpcLogger } from './o
 export { writeFlow } from './client-interceptor.ts'
 export { laneOfCall } from './balancer.ts'
 export { GrpcError, errorCodes, ROUTING_ERROR_KEY, type GrpcErrorCode } from './errors.ts'
+export { SHADOW_WRITE_REFUSED, shadowCallCounts } from './shadow-guard.ts'

@@ -16,6 +16,11 @@ const unaryMethodSchema = z.object({
   responseStream: z.boolean().refine((v) => !v, { message: 'only unary methods: this one streams responses' })
 }, { error: (issue) => (issue.input === undefined ? 'expected a method definition (Client.service.Method), got undefined: is the method name spelt as in the definition?' : undefined) })
 
+/** Any method of a service definition (unary or streaming): only its path is read. */
+const methodSchema = z.object({
+  path: z.string().regex(/^\/[^/\s]+\/[^/\s]+$/, { message: 'expected a method path like "/package.Service/Method"' })
+}, { error: (issue) => (issue.input === undefined ? 'expected a method definition (Client.service.Method), got undefined: is the method name spelt as in the definition?' : undefined) })
+
 const discoverySchema = z.custom<Discovery>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
   { message: 'expected a Discovery (an object with instances() and subscribe())' }
@@ -69,6 +74,13 @@ export const grpcOptionsSchema = z.strictObject({
    * the two retries the call on another instance instead of failing it.
    */
   idempotentMethods: z.array(unaryMethodSchema).max(10_000).default([]),
+  /**
+   * Methods free of side effects (gRPC's `idempotency_level = NO_SIDE_EFFECTS`), as their
+   * method definitions: the only methods a shadow flow (a mirrored copy) may call. Any other call
+   * made inside a shadow ends FAILED_PRECONDITION with `x-flowtag-error: FLOWTAG_SHADOW_WRITE_REFUSED`
+   * and is never sent. Idempotent is not enough (a `SetStock(5)` writes): list reads only.
+   */
+  safeMethods: z.array(methodSchema).max(10_000).default([]),
   outlier: z
     .strictObject({
       /** Consecutive UNAVAILABLE calls that eject an instance. */

@@ -3,7 +3,7 @@
 // plain `flowtag-lane` header a lane exchange routes on (a headers exchange ignores `x-` names).
 import type { Channel, Options } from 'amqplib'
 import { currentFlow } from '@flowtag/context'
-import { withLaneHeaders, type SignLane } from './headers.ts'
+import { suppressedInShadow, withLaneHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
 import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
@@ -24,10 +24,18 @@ function stamp (options: Options.Publish | undefined, sign: SignLane | undefined
   return { ...options, headers: lane === undefined ? headers : { ...headers, [ROUTING_HEADER]: lane } }
 }
 
+/** In a shadow flow: not published (counted); a ConfirmChannel's callback is told it was confirmed. */
+function shadowed (confirm: unknown): boolean {
+  if (!suppressedInShadow(currentFlow(), 'rabbitmq', 1)) return false
+  if (typeof confirm === 'function') process.nextTick(confirm, null)
+  return true
+}
+
 /**
  * The amqplib `channel` with lanes: every message published inside a flow carries `x-flow-tag`
  * (signed with `signTag`), the W3C `baggage` lane member and `flowtag-lane`; outside a flow
- * nothing is added. Every other method is the channel's own (a ConfirmChannel keeps its
+ * nothing is added; inside a shadow flow (a mirrored copy) nothing is published: `publish` returns
+ * `true` and a ConfirmChannel's callback is called without an error (counted). Every other method is the channel's own (a ConfirmChannel keeps its
  * callbacks); the channel itself is not modified.
  *
  * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `channel` is not an amqplib channel, or an option is
@@ -42,11 +50,11 @@ export function laneChannel<C extends Pick<Channel, 'publish' | 'sendToQueue'>> 
     get (target, prop, receiver) {
       if (prop === 'publish') {
         return (exchange: string, routingKey: string, content: Buffer, opts?: Options.Publish, ...rest: unknown[]) =>
-          (target.publish as (...a: unknown[]) => boolean).call(target, exchange, routingKey, content, stamp(opts, sign), ...rest)
+          shadowed(rest[0]) || (target.publish as (...a: unknown[]) => boolean).call(target, exchange, routingKey, content, stamp(opts, sign), ...rest)
       }
       if (prop === 'sendToQueue') {
         return (queue: string, content: Buffer, opts?: Options.Publish, ...rest: unknown[]) =>
-          (target.sendToQueue as (...a: unknown[]) => boolean).call(target, queue, content, stamp(opts, sign), ...rest)
+          shadowed(rest[0]) || (target.sendToQueue as (...a: unknown[]) => boolean).call(target, queue, content, stamp(opts, sign), ...rest)
       }
       const value = Reflect.get(target, prop, receiver) as unknown
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value

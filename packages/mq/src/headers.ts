@@ -1,7 +1,8 @@
 // Message headers as the lane's carrier. Kafka headers are strings or Buffers (possibly repeated),
 // AMQP headers any field-table value; both become the plain string carrier @flowtag/context reads
 // and writes, so a message hop carries the lane exactly as an HTTP hop does.
-import { currentFlow, writeFlowHeaders, FLOW_TAG_HEADER, type Carrier, type FlowContext } from '@flowtag/context'
+import { metrics, type Counter } from '@opentelemetry/api'
+import { currentFlow, writeFlowHeaders, FLOW_TAG_HEADER, SHADOW_HEADER, type Carrier, type FlowContext } from '@flowtag/context'
 
 /** A message's headers as clients hand them over: Kafka (`Buffer | string | array`) or AMQP (any). */
 export type MessageHeaders = Record<string, unknown>
@@ -44,8 +45,8 @@ export function laneCarrierOf (headers: MessageHeaders | undefined): Carrier {
   if (headers === undefined || headers === null) return carrier
   for (const name in headers) {
     if (!Object.hasOwn(headers, name)) continue
-    const key = name.length === FLOW_TAG_HEADER.length || name.length === 7 ? name.toLowerCase() : ''
-    if (key !== FLOW_TAG_HEADER && key !== 'baggage') continue
+    const key = name.length === FLOW_TAG_HEADER.length || name.length === 7 || name.length === SHADOW_HEADER.length ? name.toLowerCase() : ''
+    if (key !== FLOW_TAG_HEADER && key !== 'baggage' && key !== SHADOW_HEADER) continue
     const value = headers[name]
     if (Array.isArray(value)) {
       const all = value.map(text).filter((s): s is string => s !== undefined)
@@ -83,7 +84,31 @@ export function laneHeaders (existing: MessageHeaders | undefined, flow: FlowCon
     }
   }
   if (typeof carrier.baggage === 'string') out.baggage = carrier.baggage
+  if (carrier[SHADOW_HEADER] === '1') out[SHADOW_HEADER] = '1'
   return out
+}
+
+let suppressedCounter: Counter | undefined
+let suppressed = 0
+
+/**
+ * A shadow flow (a mirrored copy) never produces: the lane producers call this first and, when it
+ * says so, resolve without sending. Counts the messages left unsent as `flowtag.mq.shadow_suppressed`
+ * (attribute `messaging.system`) and in {@link shadowSuppressedCount}.
+ */
+export function suppressedInShadow (flow: FlowContext | undefined, system: 'kafka' | 'rabbitmq', messages: number): boolean {
+  if (flow?.shadow !== true) return false
+  suppressed += messages
+  suppressedCounter ??= metrics.getMeter('@flowtag/mq').createCounter('flowtag.mq.shadow_suppressed', {
+    description: 'Messages a shadow flow (a mirrored copy) did not produce'
+  })
+  suppressedCounter.add(messages, { 'messaging.system': system })
+  return true
+}
+
+/** Messages left unsent by shadow flows in this process since it started. */
+export function shadowSuppressedCount (): number {
+  return suppressed
 }
 
 /** Copy `headers` with the lane headers of `flow` set over it (other headers kept; nothing added outside a flow). */
@@ -110,7 +135,7 @@ function setLane<H extends MessageHeaders> (headers: H | undefined, lane: Record
   if (headers !== undefined && headers !== null) {
     for (const [k, v] of Object.entries(headers)) {
       const lower = k.toLowerCase()
-      if (lower !== FLOW_TAG_HEADER && lower !== 'baggage') out[k] = v
+      if (lower !== FLOW_TAG_HEADER && lower !== 'baggage' && lower !== SHADOW_HEADER) out[k] = v
     }
   }
   return Object.assign(out, lane) as H

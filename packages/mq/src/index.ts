@@ -1,6 +1,6 @@
 // `@flowtag/mq`: the broker-neutral core of message lanes. The clients' adapters are at
 // `@flowtag/mq/kafkajs` and `@flowtag/mq/amqplib`.
-export { carrierOf, laneHeaders, withLaneHeaders, type MessageHeaders, type SignLane } from './headers.ts'
+export { carrierOf, laneHeaders, withLaneHeaders, shadowSuppressedCount, type MessageHeaders, type SignLane } from './headers.ts'
 export { FlowReader, type MessageFlow, type MessageTrust } from './flow-reader.ts'
 export { LaneWatch, CONSUMER_METADATA, type LaneChangeListener } from './lane-watch.ts'
 export { ownerOf, handles, PolicySource, type ConsumerMode, type LanePolicy } from './ownership.ts'

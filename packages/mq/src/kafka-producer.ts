@@ -3,7 +3,7 @@
 import type { Message, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs'
 import type { FlowContext } from '@flowtag/context'
 import { currentFlow } from '@flowtag/context'
-import { laneStamper, type SignLane } from './headers.ts'
+import { laneStamper, suppressedInShadow, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
 import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
@@ -21,9 +21,14 @@ function stamp (messages: Message[], flow: FlowContext | undefined, sign: SignLa
 function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, sign: SignLane | undefined): S {
   return {
     ...sender,
-    send: (record: ProducerRecord) => sender.send({ ...record, messages: stamp(record.messages, currentFlow(), sign) }),
+    send: (record: ProducerRecord) => {
+      const flow = currentFlow()
+      if (suppressedInShadow(flow, 'kafka', record.messages?.length ?? 0)) return Promise.resolve([])
+      return sender.send({ ...record, messages: stamp(record.messages, flow, sign) })
+    },
     sendBatch: (batch: ProducerBatch) => {
       const flow = currentFlow()
+      if (suppressedInShadow(flow, 'kafka', batch.topicMessages?.reduce((n, tm) => n + tm.messages.length, 0) ?? 0)) return Promise.resolve([])
       const topicMessages = batch.topicMessages?.map((tm) => ({ ...tm, messages: stamp(tm.messages, flow, sign) }))
       return sender.sendBatch(topicMessages === undefined ? batch : { ...batch, topicMessages })
     }
@@ -33,7 +38,8 @@ function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, 
 /**
  * The kafkajs `producer` with lanes: every message sent inside a flow (`runWithFlow`, a request
  * of the Fastify/Express plugins, a consumed message's handler) carries `x-flow-tag` (signed
- * with `signTag`) and the W3C `baggage` lane member; outside a flow nothing is added. Every
+ * with `signTag`) and the W3C `baggage` lane member; outside a flow nothing is added. Inside a
+ * shadow flow (a mirrored copy) nothing is sent: `send` resolves `[]` (counted). Every
  * other method is the producer's own; the producer itself is not modified.
  *
  * ```ts

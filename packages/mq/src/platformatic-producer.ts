@@ -3,7 +3,7 @@
 import type { MessageToProduce, Producer } from '@platformatic/kafka'
 import { currentFlow, type FlowContext } from '@flowtag/context'
 import { FLOW_TAG_HEADER } from '@flowtag/context'
-import { laneHeaders, type MessageHeaders, type SignLane } from './headers.ts'
+import { laneHeaders, suppressedInShadow, type MessageHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
 import { parseWith, PKG, producerOptionsSchema } from './options.ts'
 
@@ -57,7 +57,8 @@ function stamper (flow: FlowContext, sign: SignLane | undefined): (m: AnyMessage
  * The @platformatic/kafka `producer` with lanes: every message sent inside a flow carries
  * `x-flow-tag` (signed with `signTag`) and the W3C `baggage` lane member, as Buffers (the
  * client's default header serializers pass them through; `stringSerializers` take them too);
- * outside a flow nothing is added. Every other method and property is the producer's own.
+ * outside a flow nothing is added; inside a shadow flow (a mirrored copy) nothing is sent: `send`
+ * resolves `{}` (counted). Every other method and property is the producer's own.
  *
  * ```ts
  * const producer = laneProducer(new Producer({ clientId: 'orders', bootstrapBrokers }))
@@ -75,6 +76,11 @@ export function laneProducer<P extends Pick<Producer, 'send'>> (producer: P, opt
       if (prop === 'send') {
         return (opts: { messages: AnyMessage[] }, ...rest: unknown[]) => {
           const flow = currentFlow()
+          if (suppressedInShadow(flow, 'kafka', Array.isArray(opts?.messages) ? opts.messages.length : 0)) {
+            const done = rest[0]
+            if (typeof done === 'function') { process.nextTick(done, null, {}); return undefined }
+            return Promise.resolve({})
+          }
           const stamped = flow === undefined || !Array.isArray(opts?.messages) ? opts : { ...opts, messages: opts.messages.map(stamper(flow, sign)) }
           return (target.send as (...a: unknown[]) => unknown).call(target, stamped, ...rest)
         }

@@ -14,6 +14,7 @@ import { select, type Route } from './select.ts'
 import { ServiceTable, type Member } from './service-table.ts'
 import { tagLossCheck } from './tag-loss-hook.ts'
 import { noteFallback } from './receipts.ts'
+import { ShadowGuard } from './shadow-guard.ts'
 
 type Handler = Dispatcher.DispatchHandler
 type DispatchOptions = Dispatcher.DispatchOptions
@@ -90,6 +91,7 @@ export class FlowTagDispatcher extends Dispatcher {
   #lastOrigin = ''
   #lastTarget: Target | null = null
   #closed = false
+  readonly #guard: ShadowGuard
   readonly [kSelf]: FlowTagDispatcher = this
 
   constructor (options: OutboundOptions) {
@@ -105,6 +107,12 @@ export class FlowTagDispatcher extends Dispatcher {
       keepAliveTimeout: this.#opts.keepAliveTimeout
     }
     this.#factory = this.#opts.factory ?? defaultPoolFactory
+    this.#guard = new ShadowGuard(this.#opts.shadow)
+  }
+
+  /** The shadow write guard of this dispatcher (the global fetch router applies it to other hosts too). */
+  get shadowGuard (): ShadowGuard {
+    return this[kSelf].#guard
   }
 
   override dispatch (opts: DispatchOptions, handler: Handler): boolean {
@@ -121,6 +129,8 @@ export class FlowTagDispatcher extends Dispatcher {
     }
     // Captured now: the caller's async context is the request's flow.
     const flow = currentFlow()
+    // A shadow never writes: refused (or sent to the sink) before any routing.
+    if (flow?.shadow === true && this.#guard.intercept(flow, opts, handler, target.service)) return true
     // Tag-loss hook (@flowtag/context): counted; in strict mode the call fails here.
     const lost = tagLossCheck(flow, opts.headers)
     if (lost !== undefined) {
@@ -304,6 +314,7 @@ export class FlowTagDispatcher extends Dispatcher {
     this.#services.clear()
     for (const e of entries) e.unsubscribe()
     await Promise.all(entries.map((e) => (destroyWith === undefined ? e.table.close() : e.table.destroy(destroyWith))))
+    await this.#guard.close()
   }
 }
 

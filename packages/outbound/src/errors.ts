@@ -9,7 +9,9 @@ export const errorCodes = {
   ALL_EJECTED: 'FLOWTAG_OUTBOUND_ALL_EJECTED',
   DISCOVERY_FAILED: 'FLOWTAG_OUTBOUND_DISCOVERY_FAILED',
   CLOSED: 'FLOWTAG_OUTBOUND_CLOSED',
-  BAD_OPTION: 'FLOWTAG_OUTBOUND_BAD_OPTION'
+  BAD_OPTION: 'FLOWTAG_OUTBOUND_BAD_OPTION',
+  /** A shadow flow (a mirrored copy) tried to send a method that may write: refused, never sent. */
+  SHADOW_WRITE_REFUSED: 'FLOWTAG_SHADOW_WRITE_REFUSED'
 } as const
 
 export type OutboundErrorCode = typeof errorCodes[keyof typeof errorCodes]
@@ -23,7 +25,7 @@ export class OutboundError extends FlowtagError {
   readonly lane: string | undefined
 
   constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: FlowtagErrorOptions) {
-    super(code, message, { ...options, statusCode: code === errorCodes.BAD_OPTION ? undefined : 503 })
+    super(code, message, { ...options, statusCode: code === errorCodes.BAD_OPTION ? undefined : code === errorCodes.SHADOW_WRITE_REFUSED ? 403 : 503 })
     this.service = service
     this.lane = lane
   }

@@ -1,5 +1,6 @@
 // The headers of an outbound request: the caller's without hop-by-hop fields (hop-by-hop.ts),
-// with the flow written in by @flowtag/context's writeFlowHeaders() (x-flow-tag and baggage), and
+// with the flow written in by @flowtag/context's writeFlowHeaders() (x-flow-tag, baggage and the
+// shadow marker), and
 // Host set to the service name.
 import { BAGGAGE_KEY, FLOW_TAG_HEADER, laneBaggageMember, writeFlowHeaders, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
@@ -51,7 +52,7 @@ export function outboundHeaders (headers: Headers, flow: FlowContext | undefined
     // The common case (a valid tag, no baggage from the caller or of the flow's own) writes
     // exactly what writeFlowHeaders() would, without its per-request arrays, Set and string joins.
     const tag = flow.tag
-    const member = out.baggage === undefined && isEmpty(flow.baggage) ? laneBaggageMember(tag) : undefined
+    const member = out.baggage === undefined && flow.shadow !== true && isEmpty(flow.baggage) ? laneBaggageMember(tag) : undefined
     if (member !== undefined) {
       out[FLOW_TAG_HEADER] = tag
       out.baggage = member
@@ -76,8 +77,8 @@ function copy (out: Carrier, name: string, value: string | string[] | undefined,
   const len = name.length
   // Only names of these exact lengths need the (allocating) lower-casing: host (4), te (2),
   // expect (6), upgrade and baggage (7), connection, keep-alive and x-flow-tag (10),
-  // proxy-connection (16), transfer-encoding (17).
-  if (len === 4 || len === 7 || len === 10 || len === 2 || len === 6 || len === 16 || len === 17) {
+  // x-flow-shadow (13), proxy-connection (16), transfer-encoding (17).
+  if (len === 4 || len === 7 || len === 10 || len === 2 || len === 6 || len === 13 || len === 16 || len === 17) {
     const lower = name.toLowerCase()
     if (lower === 'host') {
       out[name] = value
@@ -91,7 +92,8 @@ function copy (out: Carrier, name: string, value: string | string[] | undefined,
     }
     if (hop !== KEEP) return hop
     if (flow !== undefined) {
-      if (lower === 'x-flow-tag') return KEEP
+      // the flow, not a copied header, says the lane and whether the call is a shadow
+      if (lower === 'x-flow-tag' || lower === 'x-flow-shadow') return KEEP
       // One lower-case baggage header, so the lane member can be found and replaced.
       if (lower === 'baggage') name = lower
     }

@@ -7,6 +7,8 @@ import { z } from 'zod'
 import type { Discovery } from './discovery.ts'
 import { badOption as sharedBadOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
+import { currentFlow } from '@flowtag/context'
+import { ShadowGuard, shadowGuardSchema } from './shadow-guard.ts'
 
 // undici >= 8 keeps its global dispatcher under '.2' and, for Node's bundled undici (which reads
 // '.1' and speaks the older handler API), a wrapped copy under '.1'; setGlobalDispatcher writes both.
@@ -58,6 +60,8 @@ const SERVICE: Decision = { service: true, until: Infinity, pending: null }
  * undici's `fetch()`/`request()` without a `dispatcher`, and libraries built on them send
  * `http(s)://<service>/...` through `dispatcher` (the request's flow picks the lane, `x-flow-tag`
  * and `baggage` are added) and every other host to the previous global dispatcher, untouched.
+ * Inside a shadow flow, a request that may write (any host) is refused or sent to the shadow sink,
+ * by the dispatcher's `shadow` options (see FlowTagDispatcher).
  *
  * Which hosts are services:
  * - IP literals, `localhost` and `*.localhost`, and non-HTTP(S) origins: never (no lookup).
@@ -113,6 +117,8 @@ export class GlobalRouter extends Dispatcher {
   readonly #previous: Dispatcher
   readonly #discovery: Discovery | undefined
   readonly #negativeTtlMs: number
+  /** The dispatcher's shadow guard (a default one for other dispatchers): shadows never write to any host. */
+  readonly #guard: ShadowGuard
   /** By origin string: the fast path does not parse the URL again. */
   readonly #byOrigin = new Map<string, Decision>()
   /** By host name: origins of one host (ports, schemes) share one lookup. */
@@ -123,12 +129,15 @@ export class GlobalRouter extends Dispatcher {
     this.#flowtag = flowtag
     this.#previous = previous
     this.#negativeTtlMs = negativeTtlMs
+    this.#guard = (flowtag as { shadowGuard?: ShadowGuard }).shadowGuard ?? new ShadowGuard(shadowGuardSchema.parse(undefined))
     // A fixed list answers everything up front; no lookup is ever made.
     this.#discovery = services === undefined ? discovery : undefined
     if (services !== undefined) for (const s of services) this.#byHost.set(s.toLowerCase(), SERVICE)
   }
 
   override dispatch (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const flow = currentFlow()
+    if (flow?.shadow === true && this.#guard.intercept(flow, opts, handler, originHost(opts.origin))) return true
     const decision = this.#decide(opts.origin)
     if (decision.pending === null) return (decision.service ? this.#flowtag : this.#previous).dispatch(opts, handler)
     // The first request to a host name waits for the one lookup (the flow is kept: promise
@@ -211,6 +220,14 @@ export class GlobalRouter extends Dispatcher {
     const callback = typeof a === 'function' ? a : b
     if (callback === undefined) return Promise.resolve()
     queueMicrotask(callback)
+  }
+}
+
+function originHost (origin: Dispatcher.DispatchOptions['origin']): string {
+  try {
+    return origin == null ? '' : new URL(String(origin)).host
+  } catch {
+    return ''
   }
 }
 

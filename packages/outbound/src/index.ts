@@ -7,3 +7,4 @@ export { defaultPoolFactory, type PoolFactory, type InstancePool, type InstanceP
 export { dispatcherOf } from './dispatcher-of.ts'
 export { STARTED_AT_METADATA, DEFAULT_WARMUP, type WarmupPolicy } from './warmup.ts'
 export { DEFAULT_RETRY_BUDGET, type RetryBudgetPolicy } from './retry-budget.ts'
+export { shadowWriteCounts, type ShadowGuardOptions } from './shadow-guard.ts'

@@ -6,6 +6,7 @@ import type { PoolFactory } from './instance-pool.ts'
 import { badOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 import { retryBudgetSchema, servicePoliciesSchema, warmupSchema } from './policies.ts'
+import { shadowGuardSchema } from './shadow-guard.ts'
 
 const PKG = '@flowtag/outbound'
 
@@ -115,7 +116,13 @@ export const outboundOptionsSchema = z.strictObject({
    * @flowtag/context's `signTag`), so services that trust only signed tags honour the hop.
    * Called per request: keep it cheap (cache per lane). The baggage lane member stays plain.
    */
-  signTag: z.custom<(lane: string) => string>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional()
+  signTag: z.custom<(lane: string) => string>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional(),
+  /**
+   * Inside a shadow flow (a mirrored copy) only GET, HEAD, OPTIONS and TRACE are sent, plus PUT
+   * and DELETE when listed in `allowMethods`; any other method fails with
+   * `FLOWTAG_SHADOW_WRITE_REFUSED`, or goes to `sink` when one is set.
+   */
+  shadow: shadowGuardSchema
 })
 
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>

@@ -1,13 +1,13 @@
-import { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX, type CompiledCondition, type CompiledRange, type CompiledRule, type CompiledSplit, type Decision, type ServiceLaneInfo } from './compiled.ts'
+import { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX, type MirrorPlan, type CompiledCondition, type CompiledRange, type CompiledRule, type CompiledSplit, type Decision, type ServiceLaneInfo } from './compiled.ts'
 import { compileKey, type CompiledKey } from './facts.ts'
 import { BUCKETS, saltSeed } from './hash.ts'
 import { parseCidr } from './ip.ts'
 import { buildRuleIndex, type RuleIndex } from './rule-index.ts'
-import { candidateLane, type RuleSet, type ShadowRuleSet, type StringMatch } from './schema.ts'
+import { candidateLane, type Mirror, type RuleSet, type ShadowRuleSet, type StringMatch } from './schema.ts'
 
 // The shapes live in compiled.ts (no import circle with rule-index.ts); still exported from here.
 export { OP_EQUALS, OP_EXISTS, OP_IN, OP_PREFIX }
-export type { CompiledCondition, CompiledRange, CompiledRule, CompiledSplit, Decision } from './compiled.ts'
+export type { CompiledCondition, CompiledRange, CompiledRule, CompiledSplit, Decision, MirrorPlan } from './compiled.ts'
 
 const kCompiled = Symbol('flowtag.rules.compiled')
 
@@ -25,6 +25,13 @@ export interface CompiledRuleSet {
   readonly index: RuleIndex
   /** Each service's lanes as routing sees them at compile time (leases applied). */
   readonly services: ReadonlyMap<string, ServiceLaneInfo>
+  /**
+   * The mirrors of enabled rules by rule name (a decision's `rule` finds its rule's mirror); empty
+   * when no rule mirrors. A service entry's mirror is in `services`.
+   */
+  readonly mirrors: ReadonlyMap<string, MirrorPlan>
+  /** Some enabled rule or some service entry mirrors: when false, a tagger skips the mirror draw at once. */
+  readonly hasMirrors: boolean
   /** The shadow RuleSet, compiled; undefined when the document has none. */
   readonly shadow: CompiledRuleSet | undefined
   /** The clock (ms) leases were judged against. */
@@ -61,6 +68,10 @@ function leaseEnds (ruleSet: RuleSet | ShadowRuleSet): number[] {
   return ends
 }
 
+function mirrorPlan (m: Mirror): MirrorPlan {
+  return Object.freeze({ lane: m.lane, percent: m.percent, methods: new Set(m.methods) })
+}
+
 function lanesAt (ruleSet: RuleSet | ShadowRuleSet, now: number, expired: string[]): Map<string, ServiceLaneInfo> {
   const out = new Map<string, ServiceLaneInfo>()
   for (const [service, s] of Object.entries(ruleSet.services)) {
@@ -77,6 +88,7 @@ function lanesAt (ruleSet: RuleSet | ShadowRuleSet, now: number, expired: string
     const info: ServiceLaneInfo = { stable: s.stable, candidates, strict: s.strict }
     if (weights !== undefined) info.weights = weights
     if (gone.length > 0) info.expired = gone
+    if (s.mirror !== undefined) info.mirror = mirrorPlan(s.mirror)
     out.set(service, Object.freeze(info))
   }
   return out
@@ -167,6 +179,11 @@ export function compileRuleSet (ruleSet: RuleSet | ShadowRuleSet | CompiledRuleS
       split
     }
   })
+  const mirrors = new Map<string, MirrorPlan>()
+  ruleSet.rules.forEach((r, i) => { if (r.mirror !== undefined && rules[i]!.enabled) mirrors.set(r.name, mirrorPlan(r.mirror)) })
+  const services = lanesAt(ruleSet, at, expired)
+  let hasMirrors = mirrors.size > 0
+  for (const info of services.values()) if (info.mirror !== undefined) hasMirrors = true
   const compiled: CompiledRuleSet = Object.freeze({
     [kCompiled]: true as const,
     ruleSet,
@@ -176,7 +193,9 @@ export function compileRuleSet (ruleSet: RuleSet | ShadowRuleSet | CompiledRuleS
     defaultDecision: decision(ruleSet.default, undefined, 'no rule matched: default lane'),
     keys,
     index: buildRuleIndex(rules, user !== undefined),
-    services: lanesAt(ruleSet, at, expired),
+    services,
+    mirrors,
+    hasMirrors,
     shadow: 'shadow' in ruleSet && ruleSet.shadow !== undefined ? compileRuleSet(ruleSet.shadow, at) : undefined,
     now: at,
     nextExpiry,

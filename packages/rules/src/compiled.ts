@@ -58,6 +58,15 @@ export interface CompiledRule {
   readonly split: CompiledSplit | undefined
 }
 
+/** A rule's or a service's mirror, compiled: which requests are copied (as shadows) into `lane`. */
+export interface MirrorPlan {
+  readonly lane: string
+  /** 0..100: the share of eligible requests copied, one random draw per request. */
+  readonly percent: number
+  /** Upper-case HTTP methods that may be copied. */
+  readonly methods: ReadonlySet<string>
+}
+
 /** A service's lanes as @flowtag/outbound needs them. */
 export interface ServiceLaneInfo {
   stable: string
@@ -66,4 +75,6 @@ export interface ServiceLaneInfo {
   weights?: Record<string, number>
   /** Candidate lanes whose lease has run out: requests tagged with one go to `stable`. */
   expired?: string[]
+  /** The service's mirror, when its entry has one. */
+  mirror?: MirrorPlan
 }

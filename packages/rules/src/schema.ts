@@ -70,6 +70,21 @@ export const SplitSchema = z.strictObject({
   if (sum > 10000) ctx.addIssue({ code: 'custom', path: ['weights'], message: `weights add up to ${sum / 100}%, more than 100%` })
 })
 
+/** The methods a mirror copies unless told otherwise: the safe ones. */
+export const DEFAULT_MIRROR_METHODS: readonly string[] = Object.freeze(['GET', 'HEAD'])
+
+/**
+ * A mirror: `percent` (0..100) of the requests decided by the rule (or handled by the service)
+ * whose method is in `methods` are also copied, as a shadow, into `lane`. The user's request is
+ * routed exactly as without it; the copy's answer is only compared.
+ */
+export const MirrorSchema = z.strictObject({
+  lane,
+  percent: z.number().min(0).max(100),
+  methods: z.array(z.string().regex(/^[A-Z]{1,16}$/, 'must be an HTTP method in upper case (GET, HEAD, ...)')).min(1).max(16)
+    .default(() => [...DEFAULT_MIRROR_METHODS])
+})
+
 export const RuleSchema = z.strictObject({
   name: z.string().min(1).max(128),
   description: z.string().max(1024).optional(),
@@ -77,6 +92,8 @@ export const RuleSchema = z.strictObject({
   when: WhenSchema.default({}),
   lane: lane.optional(),
   split: SplitSchema.optional(),
+  /** Copy a share of the requests this rule decides into another lane, as shadows (see README "Mirrors"). */
+  mirror: MirrorSchema.optional(),
   /** Lease: after this instant the rule stops matching (traffic falls to the next rule / default). */
   expiresAt: ExpiresAtSchema.optional()
 }).superRefine(exactlyOne(['lane', 'split']))
@@ -95,7 +112,9 @@ export const ServiceLanesSchema = z.strictObject({
   stable: lane,
   candidates: z.array(candidate).max(64).default([]),
   strict: z.boolean().default(false),
-  weights: z.record(lane, weight).optional()
+  weights: z.record(lane, weight).optional(),
+  /** Copy a share of the requests this service handles into another lane, as shadows; a rule's own mirror wins. */
+  mirror: MirrorSchema.optional()
 }).superRefine((s, ctx) => {
   const seen = new Set<string>([s.stable])
   s.candidates.forEach((entry, i) => {
@@ -151,3 +170,4 @@ export type Split = z.output<typeof SplitSchema>
 export type ServiceLanes = z.output<typeof ServiceLanesSchema>
 export type ShadowRuleSet = z.output<typeof ShadowRuleSetSchema>
 export type LeasedLane = z.output<typeof LeasedLaneSchema>
+export type Mirror = z.output<typeof MirrorSchema>

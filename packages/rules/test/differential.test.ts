@@ -54,7 +54,9 @@ const rule = fc.record({
   enabled: fc.oneof({ arbitrary: fc.constant(true), weight: 3 }, { arbitrary: fc.constant(false), weight: 1 }),
   when,
   action: fc.oneof(fc.constantFrom(...LANES).map((lane) => ({ lane })), split.map((s) => ({ split: s }))),
-  expiresAt: fc.constantFrom(...EXPIRIES)
+  expiresAt: fc.constantFrom(...EXPIRIES),
+  // a mirror never changes the decision: it rides along
+  mirror: fc.record({ lane: fc.constantFrom(...LANES), percent: fc.integer({ min: 0, max: 100 }) })
 }, { requiredKeys: ['when', 'action'] })
 const ruleSet = fc.record({
   user: keySource,
@@ -62,7 +64,7 @@ const ruleSet = fc.record({
 }).map(({ user, rules }): RuleSetInput => ({
   version: 1,
   user,
-  rules: rules.map((r, i) => ({ name: `r${i}`, ...(r.enabled === undefined ? {} : { enabled: r.enabled }), ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt }), when: r.when, ...r.action })),
+  rules: rules.map((r, i) => ({ name: `r${i}`, ...(r.enabled === undefined ? {} : { enabled: r.enabled }), ...(r.expiresAt === undefined ? {} : { expiresAt: r.expiresAt }), ...(r.mirror === undefined ? {} : { mirror: r.mirror }), when: r.when, ...r.action })),
   default: 'd'
 }))
 

@@ -12,6 +12,7 @@ import type { FlowTagServiceOptions } from './options.ts'
 import { FlowTagService } from './service.ts'
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts'
 import { consoleLogger } from './console-logger.ts'
+import { BodyCapture, bodyBytes, type ShadowAnswer } from './mirror.ts'
 
 declare global {
   // Express's own augmentation point (@types/express-serve-static-core merges it into Request)
@@ -224,6 +225,8 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     const log = (req as { log?: { child?: (bindings: object) => unknown } }).log
     if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
     if (service.receipts) receiptOnHeaders(res, flow)
+    const mirror = flow.decision?.mirror
+    if (mirror !== undefined) mirrorOnFinish(service, req, res, mirror.lane)
     const metrics = service.metrics
     if (metrics !== undefined) {
       const start = performance.now()
@@ -263,6 +266,34 @@ function stopServer (server: Server): Promise<void> {
 
 export default flowTagService
 export { FlowTagService }
+
+/**
+ * A mirrored request (see the Fastify plugin): the answer's body is captured as it is written (up
+ * to the cap), and the copy goes out once the answer is finished, so the user never waits for it.
+ */
+function mirrorOnFinish (service: FlowTagService, req: Request, res: Response, lane: string): void {
+  const capture = new BodyCapture(service.mirror.maxBodyBytes)
+  const write = res.write
+  const end = res.end
+  res.write = function writeCaptured (this: Response, chunk: unknown, ...rest: unknown[]) {
+    capture.add(chunk, typeof rest[0] === 'string' ? rest[0] as BufferEncoding : undefined)
+    return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest)
+  } as Response['write']
+  res.end = function endCaptured (this: Response, ...args: unknown[]) {
+    if (typeof args[0] !== 'function') capture.add(args[0], typeof args[1] === 'string' ? args[1] as BufferEncoding : undefined)
+    return (end as (...a: unknown[]) => Response).apply(this, args)
+  } as Response['end']
+  res.once('finish', () => {
+    const body = bodyBytes(req.body)
+    if (body === false || (body !== undefined && body.length > service.mirror.maxBodyBytes)) {
+      service.mirror.skip(lane)
+      return
+    }
+    const route = (req.route as { path?: unknown } | undefined)?.path
+    const primary: ShadowAnswer = { status: res.statusCode, headers: res.getHeaders() as ShadowAnswer['headers'], body: capture.body, truncated: capture.truncated }
+    service.mirror.send({ method: req.method, url: req.originalUrl, headers: req.headers, body }, primary, typeof route === 'string' ? req.baseUrl + route : '(no route)', lane, req.flow?.tag)
+  })
+}
 
 /**
  * Fallback receipt on the response (see the Fastify plugin): Express has no hook before the

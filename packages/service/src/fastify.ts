@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import { FlowTagService } from './service.ts'
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.ts'
 import type { FlowTagServiceOptions } from './options.ts'
+import { BodyCapture, bodyBytes, type ShadowAnswer } from './mirror.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,11 +24,20 @@ export type FastifyFlowTagServiceOptions = Omit<FlowTagServiceOptions, 'logger'>
   logger?: FlowTagServiceOptions['logger']
 }
 
-// private per-request slot: the OTel context to re-enter in preValidation
+// private per-request slots: the OTel context to re-enter in preValidation; a mirrored request's capture
 const kOtelContext = Symbol('flowtag.service.otelContext')
+const kMirror = Symbol('flowtag.service.mirror')
+
+interface MirrorSlot {
+  lane: string
+  capture: BodyCapture
+  status: number
+  headers: ShadowAnswer['headers']
+}
 
 interface FlowRequest extends FastifyRequest {
   [kOtelContext]: ReturnType<FlowTagger['otelContext']> | null
+  [kMirror]: MirrorSlot | null
 }
 
 const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptions> = async function fastifyFlowTagService (fastify, options) {
@@ -66,6 +76,7 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
   fastify.decorate('flowtag', service)
   fastify.decorateRequest('flow', null as unknown as FlowContext)
   fastify.decorateRequest(kOtelContext, null)
+  fastify.decorateRequest(kMirror, null)
 
   if (service.healthPath !== false) {
     fastify.get(service.healthPath, { logLevel: 'warn' }, async function health () {
@@ -92,7 +103,36 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
     request.log = request.log.child({ lane: flow.tag ?? 'none' })
     const otelCtx = tagger.otelContext(flow)
     ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
+    const mirror = flow.decision?.mirror
+    if (mirror !== undefined) (request as FlowRequest)[kMirror] = { lane: mirror.lane, capture: new BodyCapture(service.mirror.maxBodyBytes), status: 0, headers: {} }
     tagger.run(flow, otelCtx, next)
+  })
+
+  // Mirrors: the primary's answer is captured as it is sent; the copy goes out once the user has
+  // the answer (onResponse), so the user never waits for it.
+  fastify.addHook('onSend', function flowTagServiceMirrorCapture (request, reply, payload, done) {
+    const slot = (request as FlowRequest)[kMirror]
+    if (slot !== null) {
+      slot.status = reply.statusCode
+      slot.headers = reply.getHeaders() as ShadowAnswer['headers']
+      // a streamed payload is not read here: its body counts as cut at 0 bytes
+      if (typeof payload === 'string' || Buffer.isBuffer(payload)) slot.capture.add(payload)
+      else if (payload !== null && payload !== undefined) slot.capture.truncated = true
+    }
+    done(null, payload)
+  })
+  fastify.addHook('onResponse', function flowTagServiceMirror (request, reply, done) {
+    const slot = (request as FlowRequest)[kMirror]
+    if (slot !== null) {
+      ;(request as FlowRequest)[kMirror] = null
+      const body = bodyBytes(request.body)
+      if (body === false || (body !== undefined && body.length > service.mirror.maxBodyBytes)) service.mirror.skip(slot.lane)
+      else {
+        const primary: ShadowAnswer = { status: slot.status === 0 ? reply.statusCode : slot.status, headers: slot.headers, body: slot.capture.body, truncated: slot.capture.truncated }
+        service.mirror.send({ method: request.method, url: request.url, headers: request.headers, body }, primary, request.routeOptions.url ?? '(no route)', slot.lane, request.flow?.tag)
+      }
+    }
+    done()
   })
 
   // The request may resume in another async context before the handler (nodejs/node#34430):
@@ -143,11 +183,13 @@ function pathOf (url: string): string {
  * The preset as a Fastify plugin: registers with Nacos on listen (deregisters, then drains, on
  * close), serves `/health` and `/ready`, reads the RuleSet live, tags each request with its lane
  * (`request.flow`) and decorates `fastify.flowtag` (the {@link FlowTagService}: `fetch` calls other
- * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onReady`,
- * `onListen`, `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
+ * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onSend` and
+ * `onResponse` (mirrors: capture the answer, then send the copy), `onReady`, `onListen`,
+ * `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
  * `mode` @default 'service', `version`, `registration`, `trust`, `outbound`, `otel` @default true,
  * `metrics` @default true (`{ path: '/metrics', excludeRoutes: [] }`: not counted as traffic),
- * `healthPath` @default '/health', `readyPath` @default '/ready'); `logger` @default `fastify.log`.
+ * `healthPath` @default '/health', `readyPath` @default '/ready', `shadow` @default `{}` (mirrors:
+ * `{ comparer?, maxInFlight: 16, maxBodyBytes: 1 MiB, timeoutMs: 5000 }`)); `logger` @default `fastify.log`.
  *
  * @example
  * await app.register(fastifyFlowTagService, { service: 'order-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })

@@ -7,6 +7,7 @@ import { LANE_PATTERN, validateRuleSet, type RuleIssue, type RulesError, type Ru
 import type { FlowTagOptions } from '@flowtag/context'
 import { z } from 'zod'
 import { PACKAGE, badServiceOption } from './errors.ts'
+import { shadowOptionsSchema } from './mirror.ts'
 
 /** A pino-style logger (Fastify's `app.log` fits); `child` is used when present. */
 export interface ServiceLogger {
@@ -99,6 +100,12 @@ export const serviceOptionsSchema = z.strictObject({
   ]).default(true),
   /** Options of the lane-aware dispatcher (see @flowtag/outbound), besides discovery and lanes. */
   outbound: outboundSchema.prefault({}),
+  /**
+   * Mirrors (a rule's or the service entry's `mirror` in the RuleSet): copies of drawn requests
+   * go to this service in the mirror lane as shadows, and both answers to `comparer`.
+   * `{ comparer?, maxInFlight @default 16, maxBodyBytes @default 1 MiB, timeoutMs @default 5000 }`.
+   */
+  shadow: shadowOptionsSchema,
   /** Liveness route (`false`: none). @default '/health' */
   healthPath: path.default('/health'),
   /** Readiness route: 200 when registered and not draining, else 503 (`false`: none). @default '/ready' */

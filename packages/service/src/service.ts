@@ -12,6 +12,7 @@ import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStor
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
 import { ServiceMetrics } from './metrics.ts'
+import { ShadowMirror } from './mirror.ts'
 import { PrometheusEndpoint } from './prometheus.ts'
 import { parseServiceOptions, type FlowTagServiceOptions, type ResolvedServiceOptions, type RuleStoreInput, type ServiceLogger } from './options.ts'
 
@@ -70,6 +71,8 @@ export class FlowTagService {
   readonly dispatcher: FlowTagDispatcher
   /** undici `fetch` through `dispatcher`. */
   readonly fetch: ServiceFetch
+  /** The mirror sender: copies of requests drawn by a `mirror` rule, and their comparison (`stats`). */
+  readonly mirror: ShadowMirror
   /** Per-lane server metrics; undefined with `metrics: false`. */
   readonly metrics: ServiceMetrics | undefined
   /**
@@ -130,6 +133,8 @@ export class FlowTagService {
         // With signing keys, a service honours only signed tags: a forged plain one is ignored.
         ...(o.trust !== undefined ? { trust: o.trust as never } : o.signing !== undefined && o.mode === 'service' ? { trust: { signed: { keys: o.signing.keys } } } : {}),
         otel: o.otel,
+        // a `services.<name>.mirror` of the RuleSet applies to this service's requests
+        service: o.service,
         logger: log
       })
     } catch (err) {
@@ -147,6 +152,10 @@ export class FlowTagService {
       })
     } catch (err) {
       throw asServiceOption(err, 'outbound')
+    }
+    this.mirror = new ShadowMirror(o.service, this.dispatcher, o.shadow, (obj, msg) => log.warn(obj, msg))
+    if (o.mode === 'edge' && o.trust === undefined && o.shadow.comparer !== undefined) {
+      log.warn({ service: o.service }, 'flowtag shadow: in edge mode this service trusts no incoming tag, so mirrored copies reaching it are not known as shadows and may write: set trust (cidrs of its peers) or signing')
     }
     this.fetch = async (input, init) => {
       try {
@@ -298,6 +307,7 @@ export class FlowTagService {
   async #close (): Promise<void> {
     await this.drain()
     const steps: Array<[string, () => Promise<void> | undefined]> = [
+      ['mirror', () => { this.mirror.close(); return undefined }],
       ['outbound', () => this.dispatcher.close()],
       ['rules', () => (this.#ownRules ? (this.rules as RuleStore).close() : undefined)],
       ['registration', () => this.registration?.close()],
