@@ -1,3 +1,4 @@
+import { TAG_PATTERN } from '@flowtag/context'
 import { z } from 'zod'
 
 /** The environment every demo service reads; a bad value stops start-up with the variable named. */
@@ -6,7 +7,7 @@ export const serviceEnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   /** gRPC port of services that serve gRPC (inventory-service); 0 = any free port. */
   GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(0),
-  SERVICE_VERSION: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a lane name: 1-64 characters of [A-Za-z0-9._-]').default('v1'),
+  SERVICE_VERSION: z.string().regex(TAG_PATTERN, 'a lane name: 1-64 characters of [A-Za-z0-9._-]').default('v1'),
   DEPLOY_ENV: z.string().min(1).default('dev'),
   NACOS_SERVER_ADDR: z.string().min(1),
   NACOS_NAMESPACE: z.string().default(''),

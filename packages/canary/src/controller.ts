@@ -4,7 +4,7 @@
 // in Nacos config, so a restarted controller resumes where it was.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Instance, NacosClient } from '@flowtag/nacos'
-import { checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
+import { checkPublish, parseRuleSet, RULES_VERSION_METADATA, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
 import { gate, judge, pct, sec, type Judgement } from './judge.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
@@ -21,7 +21,8 @@ import { decidesFirst, promotedRuleSet, requireCandidate, restoredRuleSet, retir
 import { addInto, emptyFigures, summarize, type Figures, type LaneWindow } from './window.ts'
 
 /** Instance metadata key in which each instance reports the rule version it applies (@flowtag/service). */
-export const RULES_VERSION_METADATA = 'flowtag.rules.version'
+/** Instance metadata key carrying the version of the RuleSet the instance applies (defined once in @flowtag/rules). */
+export { RULES_VERSION_METADATA }
 
 export interface ControllerLogger {
   info (obj: object, msg: string): void

@@ -1,11 +1,12 @@
+import { LANE_PATTERN } from '@flowtag/rules'
 /** The header that carries a request's lane between hops. */
 export const FLOW_TAG_HEADER = 'x-flow-tag'
 
 /** The W3C baggage entry that carries the lane (and that OTel propagators carry too). */
 export const BAGGAGE_KEY = 'flowtag.lane'
 
-/** The tag grammar: 1-64 characters of [A-Za-z0-9._-]. */
-export const TAG_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+/** The tag grammar, a valid lane: 1-64 characters of [A-Za-z0-9._-] (the RuleSet's `LANE_PATTERN`, one definition). */
+export const TAG_PATTERN = LANE_PATTERN
 
 /**
  * Decode a tag from untrusted input. Anything that is not a string matching the grammar

@@ -2,6 +2,7 @@
 // OpenTelemetry's RPC semantic conventions) with the call's lane (`flowtag.lane`, its flow tag),
 // the method and the status code. No-ops until the app installs a MeterProvider.
 import { metrics, type Histogram, type Meter } from '@opentelemetry/api'
+import { LANE_ATTRIBUTE } from '@flowtag/context'
 
 /** Instance metadata naming the port whose `/metrics` serves this instance's figures (a gRPC port serves none). */
 export const METRICS_PORT_METADATA = 'flowtag.metrics.port'
@@ -33,7 +34,7 @@ export class ServerCallMetrics {
       'rpc.service': path.slice(1, slash),
       'rpc.method': path.slice(slash + 1),
       'rpc.grpc.status_code': code,
-      'flowtag.lane': lane ?? 'none',
+      [LANE_ATTRIBUTE]: lane ?? 'none',
       ...(this.#version === undefined ? {} : { 'flowtag.version': this.#version })
     })
   }

@@ -3,7 +3,10 @@
 import { metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api'
 
 /** The lane of the message (`none`: untagged), as the HTTP server metrics name it. */
-export const LANE_ATTRIBUTE = 'flowtag.lane'
+import { LANE_ATTRIBUTE } from '@flowtag/context'
+
+/** The lane attribute of every flowtag metric (`flowtag.lane`; defined once in @flowtag/context). */
+export { LANE_ATTRIBUTE }
 /** The lane of the consumer that handled (or skipped) it. */
 export const VERSION_ATTRIBUTE = 'flowtag.version'
 /** `handled`, `failed` or `skipped`. */

@@ -1,6 +1,6 @@
 export { RulesError, errorCodes, type RulesErrorCode, type RuleIssue } from './errors.ts'
 export {
-  RuleSetSchema, RuleSchema, WhenSchema, SplitSchema, StringMatchSchema, KeySourceSchema, ServiceLanesSchema, LANE_PATTERN,
+  RuleSetSchema, RuleSchema, WhenSchema, SplitSchema, StringMatchSchema, KeySourceSchema, ServiceLanesSchema, LANE_PATTERN, RULES_VERSION_METADATA,
   ShadowRuleSetSchema, LeasedLaneSchema, ExpiresAtSchema, candidateLane, MirrorSchema, DEFAULT_MIRROR_METHODS,
   type RuleSet, type RuleSetInput, type Rule, type When, type Split, type StringMatch, type KeySource, type ServiceLanes,
   type ShadowRuleSet, type LeasedLane, type Mirror

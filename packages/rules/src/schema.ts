@@ -4,6 +4,9 @@ import { parseCidr } from './ip.ts'
 /** A lane (flow tag) name: the same grammar as the x-flow-tag header. */
 export const LANE_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 
+/** The Nacos instance metadata key an instance publishes the RuleSet version it applies under (presets write it; the canary reads it). */
+export const RULES_VERSION_METADATA = 'flowtag.rules.version'
+
 const lane = z.string().regex(LANE_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/, 'not a valid HTTP header name')
 const paramName = z.string().min(1).max(256)

@@ -3,7 +3,10 @@
 import { metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api'
 
 /** Attribute naming the lane of a request (its flow tag; `none` when untagged). */
-export const LANE_ATTRIBUTE = 'flowtag.lane'
+import { LANE_ATTRIBUTE } from '@flowtag/context'
+
+/** The lane attribute of every flowtag metric (`flowtag.lane`; defined once in @flowtag/context). */
+export { LANE_ATTRIBUTE }
 /** Attribute naming the lane label of the instance that served the request. */
 export const VERSION_ATTRIBUTE = 'flowtag.version'
 

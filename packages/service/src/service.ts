@@ -8,7 +8,7 @@ import { FlowTagger, signTag, type RuleStoreLike } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
 import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '@flowtag/outbound'
-import { createRuleStore, nacosSource, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
+import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
 import { ServiceMetrics } from './metrics.ts'
@@ -19,8 +19,8 @@ import { parseServiceOptions, type FlowTagServiceOptions, type ResolvedServiceOp
 /** `fetch` bound to the service's dispatcher: `http://<service>/path` goes to an instance in the request's lane. */
 export type ServiceFetch = (input: RequestInfo, init?: Omit<RequestInit, 'dispatcher'>) => Promise<Response>
 
-/** Instance metadata key carrying the version of the RuleSet the instance applies. */
-export const RULES_VERSION_METADATA = 'flowtag.rules.version'
+/** Instance metadata key carrying the version of the RuleSet the instance applies (defined once in @flowtag/rules). */
+export { RULES_VERSION_METADATA }
 
 /** What a `/ready` probe answers: 200 with `{ status: 'ready' }`, else 503 with the reasons. */
 export interface Readiness {
