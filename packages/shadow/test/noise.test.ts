@@ -101,6 +101,11 @@ t.test('declared: normalize rules', async (t) => {
   c.compare(pair(json({ price: 1.01, token: 'abc', at: 'x', tags: ['a'] }), json({ price: 1.02, token: 'abcd', at: 1, tags: ['a', 'a'] })))
   r = c.report().routes[0]!
   t.same(r.fields.map((f) => f.field).sort(), ['/at', '/price', '/tags/*', '/token'], 'still different once normalised')
+  // A rule meets a value of another type: the value is compared as it is.
+  const d = createShadowComparer({ learn: false, normalize: ['round', 'trim', 'lowercase', 'sorted', 'length'].map((r) => (r === 'round' ? { path: '/v', round: 0 } : { path: '/v', as: r as 'trim' })) })
+  d.compare(pair(json({ v: true }), json({ v: false })))
+  d.compare(pair(json({ v: { a: 1 } }), json({ v: { a: 1 } })))
+  t.same(d.report().routes[0]!.fields, [{ field: '/v', count: 1 }])
 })
 
 t.test('learned noise needs the mirror to differ no more than the stable lane does (margin)', async (t) => {
