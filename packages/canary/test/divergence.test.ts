@@ -110,6 +110,8 @@ t.test('flowtag shadow report: routes summed over processes, most diverging firs
   t.match(text.split('\n')[1], /^order-service\s+\/a\s+v2\s+60\s+12\s+20\.0%\s+40$/)
   t.match(text.split('\n')[2], /^\s+\/tier\s+12$/)
   t.match(shadowReportText([]), /no shadow pairs compared/)
+  const tied = shadowReportFromTexts(['flowtag_shadow_differences_total{service="s",route="/r",lane="v2",field="/b"} 2\nflowtag_shadow_differences_total{service="s",route="/r",lane="v2",field="/a"} 2\nflowtag_shadow_compared_total{service="s",lane="v2"} 1'])
+  t.same(tied.map((r) => r.fields.map((f) => f.field)), [['/a', '/b']], 'equal counts by name; a sample without its route is left out')
 })
 
 t.test('PrometheusSource: the query of the shadow counters', async (t) => {
