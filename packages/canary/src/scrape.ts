@@ -122,10 +122,6 @@ function startTimeFromSamples (samples: ReturnType<typeof parsePrometheusText>):
 }
 
 /** One caller's calls to `service`, by the called instance's lane (`flowtag_outbound_requests/errors`). */
-export function callsFromText (text: string, service: string): Map<string, CallFigures> {
-  return callsFromSamples(parsePrometheusText(text, ['flowtag_outbound_']), service)
-}
-
 function callsFromSamples (samples: ReturnType<typeof parsePrometheusText>, service: string): Map<string, CallFigures> {
   const calls = new Map<string, CallFigures>()
   for (const s of samples) {
