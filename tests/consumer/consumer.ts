@@ -24,6 +24,7 @@ import amqplib from 'amqplib'
 import { laneHeaders, MqError, type ConsumerStats } from '@flowtag/mq'
 import { KafkaLaneConsumer, laneProducer, type KafkaLaneMessage } from '@flowtag/mq/kafkajs'
 import { AmqpLaneConsumer, laneChannel } from '@flowtag/mq/amqplib'
+import { createShadowComparer, ShadowError, type ShadowComparer, type ShadowPair, type ShadowReport } from '@flowtag/shadow'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
 const client = new NacosClient(options)
@@ -87,5 +88,15 @@ const stats: ConsumerStats = kafkaConsumer.stats
 const lane: Record<string, string> = laneHeaders({}, flow)
 const mqCode = (err: unknown) => (err instanceof MqError ? err.code : undefined)
 
+// Shadow comparison: the comparer a mirror sender is given, and its report.
+const comparer = createShadowComparer({ headers: ['x-version'], ignore: ['/**/updatedAt'], learn: { samples: 20 } })
+const answer = { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from('{}'), truncated: false }
+const shadowPair: ShadowPair = { service: 'user-service', route: '/users/:id', method: 'GET', lane: 'v2', primaryLane: 'v1', primary: answer, mirror: answer }
+const asComparer: ShadowComparer = comparer
+asComparer.compare(shadowPair)
+const shadowReport: ShadowReport = comparer.report({ top: 5 })
+const shadowCode = (err: unknown) => (err instanceof ShadowError ? err.code : undefined)
+
 export { amqpConsumer, laneCh, lane, mqCode, producer, stats }
+export { shadowCode, shadowReport }
 export { badOption, channel, code, codeOf, core, decision, dispatcher, grpcServer, seen, server, spec, store }

@@ -10,6 +10,7 @@ import { runWithFlow } from '@flowtag/context'
 import { laneHeaders } from '@flowtag/mq'
 import { laneProducer } from '@flowtag/mq/kafkajs'
 import { laneChannel } from '@flowtag/mq/amqplib'
+import { createShadowComparer } from '@flowtag/shadow'
 
 const server = await startNacosDevServer({ port: 0 })
 const env = { ...process.env, NACOS_SERVER_ADDR: server.address }
@@ -70,6 +71,13 @@ try {
   runWithFlow({ tag: 'v2', baggage: {} }, () => channel.publish('orders', 'k', Buffer.from('x'), {}))
   assert.equal(published[0][3].headers['flowtag-lane'], 'v2')
   assert.deepEqual(laneHeaders({}, undefined), {})
+
+  // A shadow pair compared from the tarball: the changed field is found by its path.
+  const shadow = createShadowComparer({ learn: false })
+  const answer = (tier) => ({ status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ id: 1, tier })), truncated: false })
+  shadow.compare({ service: 'catalog', route: '/items/:id', method: 'GET', lane: 'v2', primaryLane: 'v1', primary: answer('gold'), mirror: answer('silver') })
+  assert.deepEqual(shadow.report().routes[0].fields, [{ field: '/tier', count: 1 }])
+  assert.throws(() => createShadowComparer({ maxBodyBytes: 0 }), (err) => err instanceof FlowtagError && err.code === 'FLOWTAG_SHADOW_BAD_OPTION')
 
   // Errors are coded and branded across the packages' public exports.
   assert.throws(() => new NacosClient({ serverAddr: 'not a host:port:1' }), (err) => err instanceof FlowtagError && err.code === 'FLOWTAG_NACOS_BAD_OPTION')

@@ -2,12 +2,14 @@
 // The `flowtag` CLI: rules in the config center, canaries, and which instance runs what.
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
+import { request } from 'undici'
 import { NacosClient, presetClientOptions } from '@flowtag/nacos'
 import { checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
 import { diffJson } from './diff.ts'
 import { canaryKey } from './spec.ts'
+import { shadowReportFromTexts, shadowReportText } from './shadow-report.ts'
 import { StateStore, TERMINAL, type CanaryState } from './state.ts'
 
 const USAGE = `usage: flowtag [options] <command>
@@ -24,6 +26,10 @@ const USAGE = `usage: flowtag [options] <command>
   canary promote|pause|resume|abort <service>
                                   tell the running controller; waits until it has applied the command
   instances <service>...          which instance runs which lane and applies which rule version
+  shadow report <service>...      the top diverging shadow routes (@flowtag/shadow), read from the /metrics of
+                                  every instance of the services that compare pairs (the edge, the callers);
+                                  --url <metrics url> (repeatable) reads those instead of Nacos;
+                                  --top <n> routes (default 10), --for <service> only pairs of that service
 
 options:
   --nacos <host:port>     Nacos server (default $NACOS_SERVER_ADDR or 127.0.0.1:8848)
@@ -72,6 +78,10 @@ const { values: opts, positionals } = (() => {
         'dashboard-port': { type: 'string' },
         token: { type: 'string' },
         prometheus: { type: 'string' },
+        url: { type: 'string', multiple: true },
+        top: { type: 'string', default: '10' },
+        for: { type: 'string' },
+        'metrics-path': { type: 'string', default: '/metrics' },
         timeout: { type: 'string', default: '15000' },
         help: { type: 'boolean', short: 'h', default: false }
       }
@@ -301,6 +311,39 @@ async function instancesCommand (services: string[]): Promise<number> {
   return EXIT.OK
 }
 
+/** One /metrics text; a process that cannot be read is said on stderr and left out. */
+async function metricsText (url: string): Promise<string | undefined> {
+  try {
+    const res = await request(url, { headersTimeout: 5000, bodyTimeout: 5000 })
+    const text = await res.body.text()
+    if (res.statusCode === 200) return text
+    process.stderr.write(`flowtag: ${url} answered HTTP ${res.statusCode}; left out\n`)
+  } catch (err) {
+    process.stderr.write(`flowtag: ${url} could not be read (${(err as Error).message}); left out\n`)
+  }
+  return undefined
+}
+
+async function shadowCommand (sub: string | undefined, services: string[]): Promise<number> {
+  if (sub !== 'report' || (services.length === 0 && opts.url === undefined)) throw new CliError(EXIT.USAGE, 'shadow report <service>... (or --url <metrics url>)')
+  const top = Number(opts.top)
+  if (!Number.isInteger(top) || top < 1) throw new CliError(EXIT.USAGE, '--top must be a whole number ≥ 1')
+  const urls = [...(opts.url ?? [])]
+  for (const service of services) {
+    for (const i of await nacos().naming.instances(service)) {
+      const host = i.ip.includes(':') ? `[${i.ip}]` : i.ip
+      const port = Number(i.metadata['flowtag.metrics.port'] ?? i.port)
+      urls.push(`http://${host}:${Number.isInteger(port) && port > 0 && port < 65536 ? port : i.port}${opts['metrics-path']}`)
+    }
+  }
+  if (urls.length === 0) throw new CliError(EXIT.UNREACHABLE, `no instance of ${services.join(', ')} is registered`)
+  const texts = (await Promise.all(urls.map(metricsText))).filter((t) => t !== undefined)
+  if (texts.length === 0) throw new CliError(EXIT.UNREACHABLE, `none of the ${urls.length} metrics endpoints could be read`)
+  const routes = shadowReportFromTexts(texts, { top, ...(opts.for === undefined ? {} : { service: opts.for }) })
+  out(`${shadowReportText(routes)}\n(${texts.length} of ${urls.length} processes read)`, { read: texts.length, of: urls.length, routes })
+  return EXIT.OK
+}
+
 async function main (): Promise<number> {
   const [area, sub, arg, ...rest] = positionals
   if (opts.help || area === undefined) {
@@ -309,6 +352,7 @@ async function main (): Promise<number> {
   }
   if (area === 'rules') return rulesCommand(sub, arg)
   if (area === 'instances') return instancesCommand(positionals.slice(1))
+  if (area === 'shadow') return shadowCommand(positionals[1], positionals.slice(2))
   if (area === 'canary') {
     if (sub === 'start') return canaryStart(arg)
     if (sub === 'status') return canaryStatus(arg)

@@ -7,6 +7,7 @@ import type { Instance, NacosClient } from '@flowtag/nacos'
 import { checkPublish, parseRuleSet, RULES_VERSION_METADATA, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryError, errorCodes } from './errors.ts'
 import { gate, judge, pct, sec, type Judgement } from './judge.ts'
+import { withDivergence } from './divergence.ts'
 import { rollbackRuleSet, stepRuleSet } from './rollout.ts'
 import { PrometheusSource } from './prometheus.ts'
 import { laneCatalog, laneJudgement, laneMembers, warmingInstances, withWarmup, type LaneMember, type ServiceJudgement } from './lane.ts'
@@ -511,7 +512,13 @@ export class CanaryController {
     const stable = window?.lane(spec.stable) ?? summarize(emptyFigures())
     const j: Judgement = reading === undefined
       ? { verdict: 'waiting', reason: `no metrics: ${track.readError?.message ?? 'nothing read yet'}`, candidate, stable, breaches: [], errorRateHigh: false }
-      : gate(spec, candidate, stable) ?? (spec.judge === 'sequential' ? this.#sequentialCheck(track, spec, reading, window!) : judge(spec, candidate, stable))
+      : withDivergence(
+        gate(spec, candidate, stable) ?? (spec.judge === 'sequential' ? this.#sequentialCheck(track, spec, reading, window!) : judge(spec, candidate, stable)),
+        spec.maxDivergence,
+        window!.shadow(spec.candidate),
+        // A lane canary gates the services whose pairs some process compares; a service canary always.
+        spec.lane === undefined
+      )
     const warming = warmingInstances(this.#listed.get(track.service) ?? [], spec.candidate, now, spec.warmupMs)
     const judgement = withWarmup(j, warming, spec.lane === undefined ? undefined : track.service)
     track.lastJudgement = judgement

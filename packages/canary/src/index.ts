@@ -8,6 +8,7 @@ export { CountRatioTest, type CountTestOptions, type Counts } from './sequential
 export { stepRuleSet, rollbackRuleSet, candidateWeight, CANARY_RULE, type StepTarget } from './rollout.ts'
 export { ScrapeSource, laneWindow, figuresFromText, type MetricsSource, type Reading, type InstanceReading, type CallerReading, type CallFigures, type ReadOptions, type ScrapeOptions } from './scrape.ts'
 export { WindowTracker, readingProblem } from './tracker.ts'
+export type { ShadowFigures, ShadowReading } from './divergence.ts'
 export { PrometheusSource, PrometheusSpecSchema, PrometheusOptionsSchema, type PrometheusOptions, type PrometheusSpec, type PrometheusQueries } from './prometheus.ts'
 export { StateStore, stateDataId, commandDataId, TERMINAL, type CanaryState, type CanaryCommand, type AuditEntry, type Phase } from './state.ts'
 export { quantile, summarize, type Figures, type LaneWindow } from './window.ts'

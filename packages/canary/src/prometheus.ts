@@ -5,6 +5,7 @@
 // sources. The instance's lane is the `flowtag_version` label (@flowtag/service's
 // `flowtag.version`: the lane of the serving instance), its key the `instance` label.
 import { optionErrorMessage } from '@flowtag/errors'
+import type { ShadowReading } from './divergence.ts'
 import { request } from 'undici'
 import { z } from 'zod'
 import { CanaryError, errorCodes, PACKAGE } from './errors.ts'
@@ -73,6 +74,8 @@ export interface PrometheusQueries {
   start: string
   /** Whether Prometheus's last scrape of each instance succeeded (`up`). */
   up: string
+  /** The service's shadow pairs (@flowtag/shadow), compared and diverged, by the comparing instance and mirror lane. */
+  shadow: string
   /** The callers' calls to the service, by caller instance and called lane (@flowtag/outbound); undefined when no caller is read. */
   callerRequests?: string
   /** The callers' failed calls, by caller instance, called lane and `error_type`. */
@@ -125,7 +128,10 @@ export class PrometheusSource implements MetricsSource {
       sum: `sum by (__name__, ${by}) (${sel('sum')})`,
       bucket: `sum by (__name__, ${by}, le) (${sel('bucket')})`,
       start: `max by (${by}) ({${[START, ...select].join(', ')}}) or on (${inst}) max by (${inst}) ({${['__name__="process_start_time_seconds"', ...select].join(', ')}})`,
-      up: `max by (${inst}) ({${['__name__="up"', ...select].join(', ')}})`
+      up: `max by (${inst}) ({${['__name__="up"', ...select].join(', ')}})`,
+      // Counted by whichever process compares the service's pairs (an edge, a caller): not
+      // selected by the service's own target label; their `service` label names it.
+      shadow: `sum by (__name__, ${inst}, lane) ({${['__name__=~"flowtag_shadow_(compared|diverged)(_total)?"', `${o.serviceLabel === 'service' ? 'exported_service' : 'service'}=${JSON.stringify(service)}`, ...(extra === undefined || extra === '' ? [] : [extra])].join(', ')}})`
     }
     const callers = options.callers?.filter((c) => c !== service)
     if (callers === undefined || callers.length > 0) {
@@ -146,7 +152,7 @@ export class PrometheusSource implements MetricsSource {
     const at = Date.now()
     const time = at / 1000
     const ask = (promql: string | undefined) => promql === undefined ? Promise.resolve(undefined) : this.#query(promql, time)
-    const [count, sum, bucket, start, up, callerRequests, callerErrors] = await Promise.all([q.count, q.sum, q.bucket, q.start, q.up, q.callerRequests, q.callerErrors].map(ask))
+    const [count, sum, bucket, start, up, shadow, callerRequests, callerErrors] = await Promise.all([q.count, q.sum, q.bucket, q.start, q.up, q.shadow, q.callerRequests, q.callerErrors].map(ask))
     const o = this.#o
     const instances = new Map<string, InstanceReading>()
     const instanceOf = (m: Record<string, string>): InstanceReading => {
@@ -200,7 +206,21 @@ export class PrometheusSource implements MetricsSource {
       i.figures = undefined
       i.error = `Prometheus's last scrape of it failed (up ${s.value[1]})`
     }
-    const reading: Reading = { at, instances }
+    const shadows = new Map<string, ShadowReading>()
+    for (const s of shadow!) {
+      const key = s.metric[o.instanceLabel] ?? 'unknown'
+      let sh = shadows.get(key)
+      if (sh === undefined) {
+        const startTime = instances.get(key)?.startTime
+        shadows.set(key, sh = { key, lanes: new Map(), ...(startTime === undefined ? {} : { startTime }) })
+      }
+      const lane = s.metric.lane ?? 'none'
+      const f = sh.lanes!.get(lane) ?? { compared: 0, diverged: 0 }
+      if (/compared/.test(s.metric.__name__ ?? '')) f.compared += Number(s.value[1])
+      else f.diverged += Number(s.value[1])
+      sh.lanes!.set(lane, f)
+    }
+    const reading: Reading = { at, instances, shadow: shadows }
     if (callerRequests !== undefined && callerErrors !== undefined) {
       const callers = new Map<string, { service: string, calls: Map<string, CallFigures> }>()
       const callsOf = (m: Record<string, string>): CallFigures => {

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { combineFigures, MESSAGE_SERIES, messageFiguresFromSamples } from './messages.ts'
 import { METRICS_PORT_METADATA, RPC_SERIES, rpcFiguresFromSamples } from './rpc.ts'
 import { parsePrometheusText } from './prom-text.ts'
+import { SHADOW_SERIES, shadowFromSamples, type ShadowReading } from './divergence.ts'
 import { addInto, delta, emptyFigures, type Figures } from './window.ts'
 
 /** One scrape of every instance of a service (and of its callers, when asked). */
@@ -15,6 +16,12 @@ export interface Reading {
   instances: Map<string, InstanceReading>
   /** The callers' instances (key → what each saw of its calls to the service); absent when none were read. */
   callers?: Map<string, CallerReading>
+  /**
+   * The service's shadow pairs (@flowtag/shadow) as each process read counted them (the service's
+   * instances and its callers', keyed as in `instances` and `callers`); absent when the source
+   * does not read them.
+   */
+  shadow?: Map<string, ShadowReading>
 }
 
 export interface InstanceReading {
@@ -115,9 +122,9 @@ function startTimeFromSamples (samples: ReturnType<typeof parsePrometheusText>):
 }
 
 /** One caller's calls to `service`, by the called instance's lane (`flowtag_outbound_requests/errors`). */
-export function callsFromText (text: string, service: string): Map<string, CallFigures> {
+function callsFromSamples (samples: ReturnType<typeof parsePrometheusText>, service: string): Map<string, CallFigures> {
   const calls = new Map<string, CallFigures>()
-  for (const s of parsePrometheusText(text, ['flowtag_outbound_'])) {
+  for (const s of samples) {
     const m = OUTBOUND.exec(s.name)
     if (m === null || s.labels.service !== service) continue
     const lane = s.labels.lane ?? 'none'
@@ -161,11 +168,11 @@ export class ScrapeSource implements MetricsSource {
     ])
     const at = Date.now()
     const [entries, callers] = await Promise.all([
-      Promise.all(list.map((i) => this.#scrape(i))),
+      Promise.all(list.map((i) => this.#scrape(i, service))),
       Promise.all(callerLists.flatMap(({ service: caller, list }) => list.map((i) => this.#scrapeCaller(i, caller, service))))
     ])
-    const reading: Reading = { at, instances: new Map(entries.map((e) => [e.key, e])) }
-    if (callerServices.length > 0) reading.callers = new Map(callers.map((c) => [c.key, c]))
+    const reading: Reading = { at, instances: new Map(entries.map(([e]) => [e.key, e])), shadow: new Map([...entries, ...callers].map(([, s]) => [s.key, s])) }
+    if (callerServices.length > 0) reading.callers = new Map(callers.map(([c]) => [c.key, c]))
     return reading
   }
 
@@ -182,26 +189,28 @@ export class ScrapeSource implements MetricsSource {
     return text
   }
 
-  async #scrape (i: Instance): Promise<InstanceReading> {
+  async #scrape (i: Instance, service: string): Promise<[InstanceReading, ShadowReading]> {
     const key = `${i.ip}:${i.port}`
     const base = { key, lane: i.metadata.version ?? 'none', metadata: i.metadata }
     try {
-      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', MESSAGE_SERIES, RPC_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
+      const samples = parsePrometheusText(await this.#text(i), ['http_server_request_duration', MESSAGE_SERIES, RPC_SERIES, SHADOW_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
       const startTime = startTimeFromSamples(samples)
-      return { ...base, figures: figuresFromSamples(samples, this.#exclude), ...(startTime === undefined ? {} : { startTime }) }
+      const start = startTime === undefined ? {} : { startTime }
+      return [{ ...base, figures: figuresFromSamples(samples, this.#exclude), ...start }, { key, lanes: shadowFromSamples(samples, service), ...start }]
     } catch (err) {
-      return { ...base, figures: undefined, error: (err as Error).message }
+      return [{ ...base, figures: undefined, error: (err as Error).message }, { key, lanes: undefined }]
     }
   }
 
-  async #scrapeCaller (i: Instance, caller: string, service: string): Promise<CallerReading> {
+  async #scrapeCaller (i: Instance, caller: string, service: string): Promise<[CallerReading, ShadowReading]> {
     const key = `${caller}@${i.ip}:${i.port}`
     try {
-      const text = await this.#text(i)
-      const startTime = startTimeFromText(text)
-      return { key, service: caller, calls: callsFromText(text, service), ...(startTime === undefined ? {} : { startTime }) }
+      const samples = parsePrometheusText(await this.#text(i), ['flowtag_outbound_', SHADOW_SERIES, 'flowtag_process_start_time', 'process_start_time_seconds'])
+      const startTime = startTimeFromSamples(samples)
+      const start = startTime === undefined ? {} : { startTime }
+      return [{ key, service: caller, calls: callsFromSamples(samples, service), ...start }, { key, lanes: shadowFromSamples(samples, service), ...start }]
     } catch (err) {
-      return { key, service: caller, calls: undefined, error: (err as Error).message }
+      return [{ key, service: caller, calls: undefined, error: (err as Error).message }, { key, lanes: undefined }]
     }
   }
 }

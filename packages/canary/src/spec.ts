@@ -85,6 +85,16 @@ export const CanarySpecSchema = z.strictObject({
   thresholds: ThresholdsSchema.prefault({}),
   /** `sequential`: anytime-valid tests on the lanes' counts, evidence kept over the whole canary (README); `threshold`: each check's window against `thresholds.relative`. */
   judge: z.enum(['sequential', 'threshold']).default('sequential'),
+  /**
+   * Gate each step on shadow divergence (@flowtag/shadow): the share (0..1) of the candidate's
+   * shadow pairs in the step's window that differ from the user's answers beyond noise. A number
+   * is `max`; the object also sets `minCompared` (pairs the window needs before the gate decides;
+   * fewer: the check waits) and `action` on a breach. Off when absent.
+   */
+  maxDivergence: z.union([
+    ratio,
+    z.strictObject({ max: ratio, minCompared: z.number().int().min(1).max(1e9).default(100), action: BreachAction.default('pause') })
+  ]).optional().transform((d) => (d === undefined ? undefined : typeof d === 'number' ? { max: d, minCompared: 100, action: 'pause' as const } : d)),
   /** Options of the sequential judge. */
   sequential: SequentialSpecSchema.prefault({}),
   /** The RuleSet in the config center that the steps are published to. */

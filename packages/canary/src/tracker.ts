@@ -4,6 +4,7 @@
 // "count from zero" (which showed only the latest life of a crash-looping process), and an
 // instance that could not be read is marked, not silently left out. The callers' failed calls to
 // each lane are summed the same way.
+import type { ShadowFigures, ShadowReading } from './divergence.ts'
 import type { CallFigures, CallerReading, InstanceReading, Reading } from './scrape.ts'
 import { addInto, countable, emptyFigures, figuresProblem, summarize, wentDown, type Figures, type LaneWindow } from './window.ts'
 
@@ -33,6 +34,13 @@ interface Track {
   atOpening: boolean
 }
 
+/** One process's shadow counts of the service (an instance's or a caller's), summed like a caller's calls. */
+interface ShadowTrack {
+  last: Map<string, ShadowFigures> | undefined
+  startTime: number | undefined
+  sum: Map<string, ShadowFigures>
+}
+
 interface CallerTrack {
   /** Its last cumulative counts; undefined until it was read once (its zero is then that reading). */
   last: Map<string, CallFigures> | undefined
@@ -58,6 +66,12 @@ export function readingProblem (r: Reading): string | undefined {
     }
     if (c.startTime !== undefined && !(countable(c.startTime) && c.startTime > 0)) return `caller ${c.key}: start time ${c.startTime}`
   }
+  for (const sh of r.shadow?.values() ?? []) {
+    for (const [lane, f] of sh.lanes ?? []) {
+      if (!countable(f.compared)) return `shadow pairs compared by ${sh.key} in ${lane}: ${f.compared}`
+      if (!countable(f.diverged) || f.diverged > f.compared) return `shadow pairs diverged by ${sh.key} in ${lane}: ${f.diverged}`
+    }
+  }
   return undefined
 }
 
@@ -68,6 +82,7 @@ export class WindowTracker {
   readonly opening: Reading
   readonly #tracks = new Map<string, Track>()
   readonly #callers = new Map<string, CallerTrack>()
+  readonly #shadow = new Map<string, ShadowTrack>()
 
   /** Opens the window at `opening`: its figures are the zero of every instance (and caller) it holds. */
   constructor (opening: Reading) {
@@ -88,6 +103,9 @@ export class WindowTracker {
     for (const c of opening.callers?.values() ?? []) {
       this.#callers.set(c.key, { last: c.calls, startTime: c.calls === undefined ? undefined : c.startTime, sum: new Map() })
     }
+    for (const sh of opening.shadow?.values() ?? []) {
+      this.#shadow.set(sh.key, { last: sh.lanes, startTime: sh.lanes === undefined ? undefined : sh.startTime, sum: new Map() })
+    }
   }
 
   /** Add the next reading (in time order; the opening one is not added again). */
@@ -101,6 +119,19 @@ export class WindowTracker {
     }
     for (const i of r.instances.values()) this.#addInstance(i)
     for (const c of r.callers?.values() ?? []) this.#addCaller(c)
+    for (const sh of r.shadow?.values() ?? []) this.#addShadow(sh)
+  }
+
+  /** The shadow pairs of a mirror lane compared in the window, summed over every process that compares them. */
+  shadow (lane: string): ShadowFigures {
+    const f = { compared: 0, diverged: 0 }
+    for (const t of this.#shadow.values()) {
+      const s = t.sum.get(lane)
+      if (s === undefined) continue
+      f.compared += s.compared
+      f.diverged += s.diverged
+    }
+    return f
   }
 
   /**
@@ -192,6 +223,36 @@ export class WindowTracker {
     t.absent = undefined
     t.why = undefined
     t.wasGone = false
+  }
+
+  /**
+   * One process's cumulative shadow counts: increments since its previous reading; a new life (a
+   * new start time, a counter that went down) counts from zero; a process first seen after the
+   * opening counts from zero when it started in the window, else from this reading.
+   */
+  #addShadow (sh: ShadowReading): void {
+    if (sh.lanes === undefined) return // not read: its counters carry on; the next reading has the gap
+    let t = this.#shadow.get(sh.key)
+    if (t === undefined) {
+      const fresh = sh.startTime !== undefined && this.#bornInWindow(sh.startTime)
+      t = { last: fresh ? new Map() : undefined, startTime: sh.startTime, sum: new Map() }
+      this.#shadow.set(sh.key, t)
+    }
+    if (t.last === undefined) {
+      t.last = sh.lanes
+      t.startTime = sh.startTime
+      return
+    }
+    const restarted = sh.startTime !== undefined && t.startTime !== undefined && sh.startTime !== t.startTime
+    for (const [lane, now] of sh.lanes) {
+      const before = restarted ? undefined : t.last.get(lane)
+      const reset = before !== undefined && (now.compared < before.compared || now.diverged < before.diverged)
+      const inc = before === undefined || reset ? now : { compared: now.compared - before.compared, diverged: now.diverged - before.diverged }
+      const s = t.sum.get(lane) ?? { compared: 0, diverged: 0 }
+      t.sum.set(lane, { compared: s.compared + inc.compared, diverged: s.diverged + inc.diverged })
+    }
+    t.last = sh.lanes
+    if (sh.startTime !== undefined) t.startTime = sh.startTime
   }
 
   #addCaller (c: CallerReading): void {

@@ -1,0 +1,7 @@
+export type { ShadowAnswer, ShadowComparer, ShadowPair } from './contract.ts'
+export { createShadowComparer, OTHER } from './comparer.ts'
+export type { FieldCount, NoiseField, ReportOptions, RouteReport, ShadowCompare, ShadowReport } from './comparer.ts'
+export { BODY_FIELD, STATUS_FIELD, headerField } from './diff.ts'
+export { errorCodes, ShadowError, type ShadowErrorCode } from './errors.ts'
+export type { NormalizeRule, ShadowOptions, ShadowOptionsInput } from './options.ts'
+export { matchesPattern, parsePointer, toPointer } from './pattern.ts'
