@@ -2,4 +2,4 @@ export { FlowTagService, createFlowTagService, RULES_VERSION_METADATA, type Serv
 export { ServiceMetrics, LANE_ATTRIBUTE, VERSION_ATTRIBUTE, type ServedRequest } from './metrics.ts'
 export { serviceOptionsSchema, validateServiceOptions, type FlowTagServiceOptions, type NacosRulesOptions, type RuleStoreInput, type ServiceLogger } from './options.ts'
 export { errorCodes, type ServiceErrorCode } from './errors.ts'
-export { ShadowMirror, shadowOptionsSchema, type ShadowAnswer, type ShadowPair, type ShadowComparer, type ShadowOptions, type MirrorStats, type MirrorRequest } from './mirror.ts'
+export { ShadowMirror, shadowOptionsSchema, type ShadowAnswer, type ShadowPair, type ShadowComparer, type ShadowComparerFactory, type ShadowOptions, type MirrorStats, type MirrorRequest } from './mirror.ts'

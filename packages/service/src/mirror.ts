@@ -3,10 +3,11 @@
 // user's answer is sent (the user never waits for it), bounded (in-flight cap, drop when full,
 // never queued; timeouts; body caps), and both answers are handed to a comparer. Framework-free:
 // the Fastify and Express presets capture the request and the primary's answer and call send().
-import { metrics, type Counter } from '@opentelemetry/api'
+import { metrics, type Counter, type Meter } from '@opentelemetry/api'
 import { fallbackOf, runWithFlow, shadowCopyFlow } from '@flowtag/context'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
+import { badServiceOption } from './errors.ts'
 
 /** One answer: status (0 when there was none: timeout, refused, connection failure), headers, body up to the cap. */
 export interface ShadowAnswer {
@@ -44,12 +45,21 @@ export interface ShadowComparer {
   needsSecondary?(service: string, route: string): boolean
 }
 
+/**
+ * A comparer made by the preset, with the meter its figures should go to: the preset's served
+ * `/metrics` when `metrics.serve` is on (where a canary's `maxDivergence` reads them), else the
+ * global MeterProvider's `@flowtag/service`. E.g. `({ meter }) => createShadowComparer({ meter })`.
+ */
+export type ShadowComparerFactory = (context: { meter: Meter }) => ShadowComparer
+
+const isComparer = (v: unknown): v is ShadowComparer => typeof v === 'object' && v !== null && typeof (v as ShadowComparer).compare === 'function' &&
+  ((v as ShadowComparer).needsSecondary === undefined || typeof (v as ShadowComparer).needsSecondary === 'function')
+
 /** The preset's `shadow` option. */
 export const shadowOptionsSchema = z.strictObject({
   /** Gets each mirrored pair; without one, copies are still sent (and counted) but not compared. */
-  comparer: z.custom<ShadowComparer>((v) => typeof v === 'object' && v !== null && typeof (v as ShadowComparer).compare === 'function' &&
-    ((v as ShadowComparer).needsSecondary === undefined || typeof (v as ShadowComparer).needsSecondary === 'function'),
-  { message: 'expected a comparer: { compare(pair), needsSecondary?(service, route) }' }).optional(),
+  comparer: z.custom<ShadowComparer | ShadowComparerFactory>((v) => typeof v === 'function' || isComparer(v),
+    { message: 'expected a comparer: { compare(pair), needsSecondary?(service, route) }, or a function ({ meter }) => comparer' }).optional(),
   /** Copies in flight at most (a pair with a secondary takes two); when full, a copy is dropped (counted), never queued. @default 16 */
   maxInFlight: z.int().min(1).max(10_000).default(16),
   /** Bodies (the request's, each answer's) are kept up to this many bytes; a longer request body is not mirrored. @default 1 MiB */
@@ -113,12 +123,21 @@ export class ShadowMirror {
   readonly #stats: MirrorStats = { sent: 0, dropped: 0, skipped: 0, timeout: 0, failed: 0, error5xx: 0, fallback: 0, compared: 0, comparerErrors: 0 }
   #inFlight = 0
   #counter: Counter | undefined
+  readonly #meter: Meter
   #closed = false
 
-  constructor (service: string, dispatcher: Dispatcher, options: z.output<typeof shadowOptionsSchema>, warn: (obj: object, msg: string) => void) {
+  /**
+   * @param meter where the mirror's counter goes, and what a comparer factory is given
+   * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` (`shadow.comparer`) when a factory returns no comparer
+   */
+  constructor (service: string, dispatcher: Dispatcher, options: z.output<typeof shadowOptionsSchema>, warn: (obj: object, msg: string) => void, meter: Meter = metrics.getMeter('@flowtag/service')) {
     this.service = service
     this.#dispatcher = dispatcher
-    this.#comparer = options.comparer
+    this.#meter = meter
+    const given = options.comparer
+    const comparer = typeof given === 'function' ? given({ meter }) : given
+    if (comparer !== undefined && !isComparer(comparer)) throw badServiceOption('shadow.comparer', 'the factory returned no comparer: { compare(pair), needsSecondary?(service, route) }')
+    this.#comparer = comparer
     this.#maxInFlight = options.maxInFlight
     this.#maxBody = options.maxBodyBytes
     this.#timeoutMs = options.timeoutMs
@@ -132,7 +151,7 @@ export class ShadowMirror {
 
   #count (outcome: keyof MirrorStats, lane: string, n = 1): void {
     this.#stats[outcome] += n
-    this.#counter ??= metrics.getMeter('@flowtag/service').createCounter('flowtag.service.mirror', { description: 'Mirrored copies by outcome (sent, dropped, skipped, timeout, failed, error5xx, fallback, compared, comparerErrors)' })
+    this.#counter ??= this.#meter.createCounter('flowtag.service.mirror', { description: 'Mirrored copies by outcome (sent, dropped, skipped, timeout, failed, error5xx, fallback, compared, comparerErrors)' })
     this.#counter.add(n, { outcome, 'flowtag.lane': lane, service: this.service })
   }
 

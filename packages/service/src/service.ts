@@ -153,7 +153,7 @@ export class FlowTagService {
     } catch (err) {
       throw asServiceOption(err, 'outbound')
     }
-    this.mirror = new ShadowMirror(o.service, this.dispatcher, o.shadow, (obj, msg) => log.warn(obj, msg))
+    this.mirror = new ShadowMirror(o.service, this.dispatcher, o.shadow, (obj, msg) => log.warn(obj, msg), endpoint?.meter)
     if (o.mode === 'edge' && o.trust === undefined && o.shadow.comparer !== undefined) {
       log.warn({ service: o.service }, 'flowtag shadow: in edge mode this service trusts no incoming tag, so mirrored copies reaching it are not known as shadows and may write: set trust (cidrs of its peers) or signing')
     }

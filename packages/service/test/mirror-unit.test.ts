@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '@flowtag/outbound'
 import { waitFor } from '@flowtag/test-kit'
-import { shadowOptionsSchema, ShadowMirror, type ShadowPair } from '../src/index.ts'
+import { createFlowTagService, shadowOptionsSchema, ShadowMirror, type ShadowPair } from '../src/index.ts'
 import { BodyCapture, bodyBytes } from '../src/mirror.ts'
 
 interface Seen { method: string, url: string, headers: IncomingMessage['headers'], body: string }
@@ -145,4 +145,29 @@ t.test('Fastify: a POST mirror sends the parsed body again; a streamed answer co
   t.match(byRoute['/stream'], { primary: { status: 200, truncated: true } })
   t.match(byRoute['(no route)'], { primary: { status: 404 } }, 'an unmatched request is named by no raw URL')
   t.equal(app.flowtag.mirror.stats.skipped, 1, 'the body over the cap was not mirrored')
+})
+
+t.test('a comparer factory gets the meter of the served /metrics, so a canary reads its figures there', async (t) => {
+  const nacos = { serverAddr: '127.0.0.1:1', timeoutMs: 300, recoveryProbeMs: 100 }
+  let calls = 0
+  const svc = createFlowTagService({
+    service: 'edge',
+    nacos,
+    registration: false,
+    metrics: { serve: true },
+    cacheDir: false,
+    shadow: {
+      comparer: ({ meter }) => {
+        calls++
+        const pairs = meter.createCounter('flowtag.shadow.compared')
+        pairs.add(3, { service: 'orders', route: '/items/:id', lane: 'v2' })
+        return { compare () {} }
+      }
+    }
+  })
+  t.teardown(() => svc.close())
+  t.equal(calls, 1, 'made once, by the preset')
+  t.match(await svc.prometheus!.text(), /flowtag_shadow_compared_total\{[^}]*service="orders"[^}]*\} 3/, 'on the preset\'s own /metrics')
+  t.throws(() => createFlowTagService({ service: 'edge', nacos, registration: false, cacheDir: false, shadow: { comparer: () => ({}) as never } }),
+    { code: 'FLOWTAG_SERVICE_BAD_OPTION', field: 'shadow.comparer', message: /factory returned no comparer/ })
 })
