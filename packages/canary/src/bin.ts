@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { NacosClient, presetClientOptions } from '@flowtag/nacos'
-import { checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
+import { checkLeases, checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
 import { diffJson } from './diff.ts'
@@ -167,6 +167,13 @@ function leftToDo (s: CanaryState): string | undefined {
 async function rulesCommand (sub: string | undefined, file: string | undefined): Promise<number> {
   if (sub === 'validate') {
     const rs = parseFile(await readFileText(file), file!)
+    // As flowtag-rules validate: a lease that has already run out would be refused at publish.
+    try {
+      checkLeases(rs)
+    } catch (err) {
+      if (!(err instanceof RulesError)) throw err
+      throw new CliError(EXIT.FAILED, `${file}: ${err.message}`, err.code)
+    }
     out(`valid: version ${rs.version}, ${rs.rules.length} rules, ${Object.keys(rs.services).length} services`, { valid: true, version: rs.version })
     return EXIT.OK
   }
@@ -198,7 +205,8 @@ async function rulesCommand (sub: string | undefined, file: string | undefined):
       checkPublish(next, current, { force: opts.force === true, ...(invalid === undefined ? {} : { currentInvalid: invalid }) })
     } catch (err) {
       if (!(err instanceof RulesError)) throw err
-      throw new CliError(EXIT.CONFLICT, `${rules.group}/${rules.dataId}: ${err.message}`, err.code)
+      // A lapsed lease is bad input (exit 1), as in validate; a version or an invalid document in force is a conflict (4).
+      throw new CliError(err.code === 'FLOWTAG_RULES_LEASE_EXPIRED' ? EXIT.FAILED : EXIT.CONFLICT, `${rules.group}/${rules.dataId}: ${err.message}`, err.code)
     }
     await nacos().config.publish(rules.dataId, rules.group, JSON.stringify(next), 'json')
     const replaced = invalid === undefined ? '' : `; it replaced an invalid document (${invalid})`
@@ -283,17 +291,22 @@ async function canaryCommand (command: 'promote' | 'pause' | 'resume' | 'abort',
   const before = await store.load(service)
   if (before === undefined) throw new CliError(EXIT.CONFLICT, `no canary of ${service}`)
   if (TERMINAL.has(before.phase)) throw new CliError(EXIT.CONFLICT, `the canary of ${service} has ended (${before.phase})`)
-  const sent = await store.sendCommand(service, command)
+  const sent = await store.sendCommand(service, command, 'cli', Number(opts.timeout))
   const end = Date.now() + Number(opts.timeout)
-  while (Date.now() < end) {
+  const applied = async (): Promise<boolean> => {
     const s = await store.load(service)
-    if (s?.lastCommandId === sent.id) {
-      out(line(s), { applied: command, state: s })
-      return EXIT.OK
-    }
+    if (s?.lastCommandId !== sent.id) return false
+    out(line(s), { applied: command, state: s })
+    return true
+  }
+  while (Date.now() < end) {
+    if (await applied()) return EXIT.OK
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
-  throw new CliError(EXIT.TIMEOUT, `no controller applied "${command}" within ${opts.timeout} ms: is one running? (flowtag canary start --resume ${service})`)
+  // Taken back, so a controller started later does not apply it; it may have landed meanwhile.
+  await store.withdrawCommand(service, sent)
+  if (await applied()) return EXIT.OK
+  throw new CliError(EXIT.TIMEOUT, `no controller applied "${command}" within ${opts.timeout} ms, so it is withdrawn (a controller started later will not apply it): is one running? (flowtag canary start --resume ${service})`)
 }
 
 async function instancesCommand (services: string[]): Promise<number> {

@@ -59,6 +59,8 @@ export interface SeriesPoint {
 
 type Listener = (state: CanaryState) => void
 const SERIES = 300
+/** Clock skew tolerated between a command's sender and the controller when judging its expiry. */
+const COMMAND_SKEW_MS = 30_000
 const silent: ControllerLogger = { info () {}, warn () {} }
 
 /**
@@ -279,7 +281,13 @@ export class CanaryController {
     if (remote !== undefined && remote.id !== this.#state.lastCommandId) {
       this.#state.lastCommandId = remote.id
       this.#dirty = true
-      await this.#apply(remote.command, remote.by ?? 'cli').catch((err: Error) => this.#audit('command', `${remote.command} refused: ${err.message}`))
+      // A command its sender gave up on (withdrawn, or past its expiry) is not applied: a resumed
+      // controller must not act on a `promote` typed hours ago that nobody applied then.
+      const stale = remote.withdrawn === true
+        ? 'withdrawn by its sender'
+        : remote.expiresAt !== undefined && Date.now() > Date.parse(remote.expiresAt) + COMMAND_SKEW_MS ? `expired at ${remote.expiresAt}` : undefined
+      if (stale !== undefined) this.#audit('command', `${remote.command} by ${remote.by ?? 'cli'} (sent at ${remote.at}) not applied: ${stale}`)
+      else await this.#apply(remote.command, remote.by ?? 'cli').catch((err: Error) => this.#audit('command', `${remote.command} refused: ${err.message}`))
     }
     for (const l of this.#local.splice(0)) {
       try {

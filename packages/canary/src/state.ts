@@ -92,6 +92,10 @@ export interface CanaryCommand {
   command: 'promote' | 'pause' | 'resume' | 'abort'
   at: string
   by?: string
+  /** Not applied after this (ISO time, the sender's clock, with a 30 s grace for skew): a command nobody applied in time does not run later. */
+  expiresAt?: string
+  /** The sender gave up waiting (its timeout) and took the command back: never applied. */
+  withdrawn?: boolean
 }
 
 const HISTORY = 500
@@ -134,9 +138,18 @@ export class StateStore {
     }
   }
 
-  async sendCommand (service: string, command: CanaryCommand['command'], by = 'cli'): Promise<CanaryCommand> {
-    const c: CanaryCommand = { id: `${Date.now()}-${Math.random().toString(36).slice(2, 8)}`, command, at: new Date().toISOString(), by }
+  /** Write a command for the running controller; with `ttlMs`, it expires (is never applied) that long after now. */
+  async sendCommand (service: string, command: CanaryCommand['command'], by = 'cli', ttlMs?: number): Promise<CanaryCommand> {
+    const now = Date.now()
+    const c: CanaryCommand = { id: `${now}-${Math.random().toString(36).slice(2, 8)}`, command, at: new Date(now).toISOString(), by, ...(ttlMs === undefined ? {} : { expiresAt: new Date(now + ttlMs).toISOString() }) }
     await this.#config.publish(commandDataId(service), this.#group, JSON.stringify(c), 'json')
     return c
+  }
+
+  /** Take back a command nobody applied (unless another one replaced it meanwhile): no controller applies it later. */
+  async withdrawCommand (service: string, sent: CanaryCommand): Promise<void> {
+    const current = await this.readCommand(service)
+    if (current !== undefined && current.id !== sent.id) return
+    await this.#config.publish(commandDataId(service), this.#group, JSON.stringify({ ...sent, withdrawn: true }), 'json')
   }
 }

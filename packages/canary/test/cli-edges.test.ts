@@ -69,9 +69,12 @@ t.test('rules: missing, unchanged, forced; bad specs and conflicts on canary sta
   await writeFile(lapsed, JSON.stringify({ ...baseRules, version: 2, rules: [{ name: 'testers', when: { headers: { 'x-tester': { equals: 'yes' } } }, lane: 'v2', expiresAt: '2020-01-01T00:00:00Z' }] }))
   for (const extra of [[], ['--force']]) {
     r = await cli(t, addr, ['rules', 'publish', lapsed, ...extra])
-    t.equal(r.code, 4, `a lapsed lease: refused ${extra.join(' ')}`)
+    t.equal(r.code, 1, `a lapsed lease: refused (invalid input) ${extra.join(' ')}`)
     t.match(r.stderr, /lease already ran out at publish time .*rules\.0\.expiresAt: lease of rule "testers" ran out at 2020-01-01T00:00:00Z/)
   }
+  r = await cli(t, addr, ['rules', 'validate', lapsed])
+  t.equal(r.code, 1, 'validate refuses a lapsed lease too, as flowtag-rules validate')
+  t.match(r.stderr, /lapsed\.json: lease already ran out at/)
   r = await cli(t, addr, ['rules', 'publish', same, '--force'])
   t.equal(r.code, 0, '--force publishes it anyway')
   t.match(r.stdout, /published version 1 \(0 changes\) to FLOWTAG\/flowtag-rules\.json/)
@@ -147,13 +150,18 @@ t.test('a stopped controller leaves its canary to --resume; commands wait for on
 
   let r = await cli(t, addr, ['canary', 'pause', 'order-service', '--timeout', '700'])
   t.equal(r.code, 5, 'no controller applied it: exit 5')
-  t.match(r.stderr, /no controller applied "pause" within 700 ms/)
+  t.match(r.stderr, /no controller applied "pause" within 700 ms, so it is withdrawn \(a controller started later will not apply it\)/)
 
   const second = started(t, addr, ['canary', 'start', '--resume', 'order-service', '--dashboard-port', '0', '--token', 'open-sesame'])
   const url = await waitFor('the dashboard address', () => /dashboard: (http:\S+)#token=open-sesame/.exec(second.io.stderr)?.[1], 20_000)
   const page = await fetch(url)
   t.equal(page.status, 200, 'the dashboard is served')
-  // The pending pause is applied by the controller that took over.
+  // The withdrawn pause is not applied by the controller that took over (a promote typed hours
+  // before must not run when a controller comes back): it says so, and stays where it was.
+  await waitFor('the withdrawn pause seen', () => /command: pause by cli \(sent at [^)]+\) not applied: withdrawn by its sender/.test(second.io.stdout), 20_000)
+  t.equal((await store.load('order-service'))?.phase, 'waiting', 'not paused')
+  r = await cli(t, addr, ['canary', 'pause', 'order-service'])
+  t.equal(r.code, 0, r.stderr)
   await waitFor('the pause to be applied', async () => (await store.load('order-service'))?.phase === 'paused', 20_000)
 
   const watch = started(t, addr, ['canary', 'status', 'order-service', '--watch'])

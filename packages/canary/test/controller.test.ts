@@ -114,9 +114,14 @@ t.test('a restarted controller resumes from the state in Nacos; commands arrive 
   await first.close()
   const step = first.state.step
   await t.rejects(CanaryController.start(fast, { nacos }), { code: 'FLOWTAG_CANARY_CONFLICT' }, 'one canary per service')
+  // Sent while no controller ran, and expired long ago (past the 30 s skew allowance): not applied.
+  const stale = await new StateStore(nacos.config, 'FLOWTAG').sendCommand('order-service', 'abort', 'cli', -60_000)
   const second = await CanaryController.resume('order-service', { nacos, tickMs: 100 })
   t.teardown(() => second.close())
   t.equal(second.state.step, step, 'resumed at the step it had reached')
+  while (second.state.lastCommandId !== stale.id) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.not(second.state.phase, 'aborted', 'an expired command is not applied')
+  t.ok(second.state.history.some((e) => e.event === 'command' && /abort by cli \(sent at .+\) not applied: expired at /.test(e.message)), 'the audit says why')
   await new StateStore(nacos.config, 'FLOWTAG').sendCommand('order-service', 'pause')
   while (second.state.phase !== 'paused') await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(second.state.pausedBy, 'user')

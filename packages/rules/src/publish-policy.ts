@@ -43,12 +43,12 @@ export function checkPublish (next: RuleSet, current: RuleSet | undefined, optio
   if (options.force === true) return
   if (options.currentInvalid !== undefined) {
     throw new RulesError(errorCodes.PUBLISH_REFUSED, `the document in force is invalid (${options.currentInvalid}); instances keep their last good RuleSet. Pass --force (force: true) to replace it`, {
-      issues: [{ path: '', message: `the document in force is invalid: ${options.currentInvalid}` }]
+      issues: [{ path: '', message: `the document in force is invalid: ${options.currentInvalid}; publish with --force to replace it` }]
     })
   }
   if (current !== undefined && next.version <= current.version) {
     throw new RulesError(errorCodes.PUBLISH_REFUSED, `version ${next.version} is not above the one in force (${current.version}); bump it or pass --force (force: true)`, {
-      issues: [{ path: 'version', message: `${next.version} is not above ${current.version}, the version in force` }]
+      issues: [{ path: 'version', message: `${next.version} is not above ${current.version}, the version in force: bump it, or publish with --force` }]
     })
   }
 }
