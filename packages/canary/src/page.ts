@@ -47,17 +47,19 @@ const clock=ms=>new Date(ms).toISOString().slice(11,19)
 const $=id=>document.getElementById(id)
 const esc=s=>String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]))
 // series: lane -> values; max: the top of the axis (undefined: 110% of the largest value); unit
-// labels the y axis; times (ms epoch, one per point) label the x axis.
+// labels the y axis; times (ms epoch, one per point) label the x axis. The lines are drawn between
+// a top and a bottom band (T, B) that hold the labels, so no line crosses them.
 function chart(id,series,max,unit,times){
-  const svg=$(id);const W=600,H=160;svg.setAttribute('viewBox','0 0 '+W+' '+H);svg.setAttribute('preserveAspectRatio','none')
+  const svg=$(id);const W=600,H=160,T=16,B=H-16;svg.setAttribute('viewBox','0 0 '+W+' '+H);svg.setAttribute('preserveAspectRatio','none')
   let top=max;if(top===undefined){top=0;for(const pts of series.values())for(const p of pts)if(p!=null)top=Math.max(top,p);top=top*1.1||1}
   let out='';let n=0
   for(const [lane,pts] of series){n=Math.max(n,pts.length)
-    const step=W/Math.max(1,pts.length-1);const d=pts.map((v,i)=>v==null?null:(i*step).toFixed(1)+','+(H-(v/top)*H).toFixed(1)).filter(Boolean).join(' ')
+    const step=W/Math.max(1,pts.length-1);const d=pts.map((v,i)=>v==null?null:(i*step).toFixed(1)+','+(B-(v/top)*(B-T)).toFixed(1)).filter(Boolean).join(' ')
     out+='<polyline fill="none" stroke-width="2" stroke="'+color(lane)+'" points="'+d+'" data-lane="'+esc(lane)+'"/>'}
   const lab=(x,y,anchor,text,cls)=>'<text class="'+cls+'" x="'+x+'" y="'+y+'" font-size="11" fill="#666" text-anchor="'+anchor+'">'+esc(text)+'</text>'
-  out+=lab(4,12,'start',top.toFixed(top<10?2:0)+' '+unit,'y-top')+lab(4,H-4,'start','0 '+unit,'y-zero')
-  if(times.length>1)out+=lab(W/2,H-4,'middle',clock(times[0])+' → '+clock(times[times.length-1])+' UTC','x-span')
+  out+=lab(4,12,'start',top.toFixed(top<10?2:0)+' '+unit,'y-top')+lab(4,H-3,'start','0 '+unit,'y-zero')
+  out+='<line x1="0" y1="'+B+'" x2="'+W+'" y2="'+B+'" stroke="#ddd"/>'
+  if(times.length>1)out+=lab(W/2,H-3,'middle',clock(times[0])+' → '+clock(times[times.length-1])+' UTC','x-span')
   svg.innerHTML=out;svg.dataset.points=String(n)
 }
 let seen=0
