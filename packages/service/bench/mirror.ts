@@ -198,12 +198,19 @@ async function main (): Promise<void> {
       spread: Math.max(...cpu) - Math.min(...cpu),
       // the edge's CPU for one copy: the added CPU per primary over the share of primaries copied
       perCopy: (median(b.map((m) => m.cpuUs)) - median(a.map((m) => m.cpuUs))) / Math.max(1e-9, sum('sent') / Math.max(1, primaries)),
-      plainUs: median(a.map((m) => m.cpuUs))
+      plainUs: median(a.map((m) => m.cpuUs)),
+      // the same effect read the other way (median CPU mirror / median CPU plain): when the two
+      // readings fall on both sides of 1.05, the noise decides, not the mirror
+      ofMedians: median(b.map((m) => m.cpuUs)) / median(a.map((m) => m.cpuUs))
     }
   }
   const alone = pair('edge-plain', 'edge-mirror', 'edge answering by itself')
   const hop = pair('hop-plain', 'hop-mirror', 'edge + a call to an upstream')
   const verdict = (x: number) => x <= 1.05 ? 'within' : 'over'
+  const cpuVerdict = (r: { cpu: number, ofMedians: number }) => (r.cpu <= 1.05) === (r.ofMedians <= 1.05)
+    ? `${verdict(r.cpu)}; ${r.ofMedians.toFixed(3)}× as the ratio of the medians`
+    : `${verdict(r.cpu)} by the median of the per-round ratios, but ${r.ofMedians.toFixed(3)}× as the ratio of the medians: not settled at this noise`
+  const worst = Math.max(hop.cpu, hop.ofMedians)
   const section = [
     HEADING,
     '',
@@ -218,13 +225,13 @@ async function main (): Promise<void> {
     alone.row,
     hop.row,
     '',
-    `Reading: against the target of issue 24 (≤ 1.05× on both), the CPU per primary request is ${alone.cpu.toFixed(3)}× (${verdict(alone.cpu)}) on the edge answering by itself and ${hop.cpu.toFixed(3)}× (${verdict(hop.cpu)}) on the edge calling an upstream; the primary's p99 is ${alone.p99.toFixed(3)}× (${verdict(alone.p99)}) and ${hop.p99.toFixed(3)}× (${verdict(hop.p99)}). ` +
+    `Reading: against the target of issue 24 (≤ 1.05× on both), the CPU per primary request is ${alone.cpu.toFixed(3)}× (${cpuVerdict(alone)}) on the edge answering by itself and ${hop.cpu.toFixed(3)}× (${cpuVerdict(hop)}) on the edge calling an upstream; the primary's p99 is ${alone.p99.toFixed(3)}× (${verdict(alone.p99)}) and ${hop.p99.toFixed(3)}× (${verdict(hop.p99)}). ` +
       (Math.max(alone.spread, hop.spread) > 0.1
         ? `The per-round CPU ratios spread over ${alone.spread.toFixed(2)} (alone) and ${hop.spread.toFixed(2)} (hop): the medians are the figures, single rounds say little. `
         : `The per-round CPU ratios stay within ${Math.max(alone.spread, hop.spread).toFixed(2)} of each other. `) +
       `Where it goes (\`--cpu-prof\` of the edges): a copy is one more outbound request made by the edge (the lane dispatcher, undici, the socket write of the request, the parse of the answer), so it costs about what a call onward costs: ~${alone.perCopy.toFixed(0)} µs (alone) and ~${hop.perCopy.toFixed(0)} µs (hop) of edge CPU per copy, against ~${(hop.plainUs - alone.plainUs).toFixed(0)} µs for the hop's own call onward; capturing the answer and the comparer's byte compare are small beside it. ` +
       'That sets the floor: at 10%, ≤ 1.05× needs a primary whose own CPU is at least twice a copy\'s (0.1 × copy ≤ 0.05 × primary), more than an edge that only answers or makes one light call. The added CPU scales with `percent`: ' +
-      (hop.cpu <= 1.05 ? 'on the hop path 10% already stays within 1.05× by these figures. ' : `on the hop path ${(Math.floor(5 / ((hop.cpu - 1) * 10) * 10) / 10).toFixed(1)}% or less would stay within 1.05× by these figures. `) +
+      (worst <= 1.05 ? 'on the hop path 10% stays within 1.05× by both readings. ' : `taking the worse of the two readings on the hop path (${worst.toFixed(3)}×), ${(Math.floor(5 / ((worst - 1) * 10) * 10) / 10).toFixed(1)}% or less would stay within 1.05×. `) +
       'The p99s are measured at saturation (the edge at full CPU), where any added CPU becomes queueing, and the v2 process answering the copies shares the 2 cores with the edge in the mirror rounds only (in production it runs elsewhere): on this machine they are upper bounds, not the latency cost at a normal load. ' +
       'Saturated, copies wait on the event loop and the 16-copy cap drops some (counted `dropped`): the cap doing its job, no primary failed. ' +
       'Found on the way: each copy\'s `AbortSignal.timeout` fired `timeoutMs` after the copy had settled (an abort event and a DOMException per copy, ~1.5% of the edge\'s CPU in the first profile); the mirror now clears its own timer when the copy settles.',
