@@ -207,7 +207,12 @@ export class ShadowMirror {
    */
   async #copy (request: MirrorRequest, target: string | undefined, lane: string): Promise<ShadowAnswer | undefined> {
     this.#count('sent', lane)
-    const signal = AbortSignal.timeout(this.#timeoutMs)
+    // A timer cleared when the copy settles, not AbortSignal.timeout: that one fires for every copy
+    // (an abort event and a DOMException with its stack, timeoutMs later), a cost paid per copy.
+    const timeout = new AbortController()
+    const { signal } = timeout
+    const timer = setTimeout(() => { timeout.abort(new DOMException('The mirrored copy timed out', 'TimeoutError')) }, this.#timeoutMs)
+    timer.unref()
     const flow = shadowCopyFlow(target)
     try {
       const res = await runWithFlow(flow, () => this.#dispatcher.request({
@@ -230,6 +235,8 @@ export class ShadowMirror {
       if (signal.aborted) this.#count('timeout', lane)
       else this.#count('failed', lane)
       return { ...NO_ANSWER, headers: { 'x-flowtag-error': codeOf(err) } }
+    } finally {
+      clearTimeout(timer)
     }
   }
 

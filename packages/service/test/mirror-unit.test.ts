@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '@flowtag/outbound'
 import { waitFor } from '@flowtag/test-kit'
+import type { Dispatcher } from 'undici'
 import { createFlowTagService, shadowOptionsSchema, ShadowMirror, type ShadowPair } from '../src/index.ts'
 import { BodyCapture, bodyBytes } from '../src/mirror.ts'
 
@@ -80,6 +81,24 @@ t.test('failures are answers with status 0; a throwing comparer is counted; clos
   t.match(m2.stats, { sent: 1, compared: 0 })
   m2.skip('v2')
   t.equal(m2.stats.skipped, 1)
+})
+
+t.test('a settled copy leaves no timeout behind (its signal is never aborted afterwards)', async (t) => {
+  const target = await server(t, () => ({ status: 200, body: 'ok' }))
+  const real = new FlowTagDispatcher({ discovery: new StaticDiscovery({ orders: [{ ip: '127.0.0.1', port: target.port, metadata: { version: 'v2' } }] }), stableLane: 'v2', logger: { warn: quiet, info: quiet } })
+  t.teardown(() => real.close())
+  const signals: AbortSignal[] = []
+  const spy = { request: (opts: Dispatcher.RequestOptions) => { signals.push(opts.signal as AbortSignal); return real.request(opts) } } as unknown as Dispatcher
+  const pairs: ShadowPair[] = []
+  const m = new ShadowMirror('orders', spy, shadowOptionsSchema.parse({ timeoutMs: 100, comparer: { compare: (p: ShadowPair) => pairs.push(p) } }), quiet)
+  m.send({ method: 'GET', url: '/', headers: {}, body: undefined }, primary, '/', 'v2', 'v1')
+  const pair = await waitFor('pair', () => pairs[0])
+  t.equal(pair.mirror.status, 200)
+  // well past timeoutMs: a timer left running would abort the signal (and build an error) now
+  await new Promise((resolve) => setTimeout(resolve, 400))
+  t.equal(signals.length, 1)
+  t.equal(signals[0]!.aborted, false, 'the copy\'s timeout was cleared when it settled')
+  t.match(m.stats, { sent: 1, timeout: 0, compared: 1 })
 })
 
 t.test('a copy served from another lane (no instance in the mirror lane) is not compared', async (t) => {
