@@ -67,6 +67,9 @@ t.test('produce in a flow, lane routing, a malformed lane header handled as unta
   t.same(by('in-v3'), { by: 'v1', value: 'in-v3', lane: 'v3', fallback: true }, 'a lane with no consumer: stable, marked fallback')
   t.same(by('malformed'), { by: 'v1', value: 'malformed', lane: null, fallback: false }, 'a malformed lane: untagged, not lost')
   t.equal(stable.stats.refused, 1, 'and counted')
+  // Each consumer reads every partition at its own pace: the skips are counted when it gets there.
+  await waitFor('stable to skip the live lane\'s message', () => stable.stats.lanes.v2?.skipped === 1, 30_000)
+  await waitFor('the lane consumer to skip the untagged ones', () => lane.stats.lanes.none?.skipped === 2, 30_000)
   t.equal(stable.stats.lanes.v2?.skipped, 1, 'stable skipped the live lane\'s message')
   t.equal(lane.stats.lanes.none?.skipped, 2, 'the lane consumer skipped the untagged ones')
 
