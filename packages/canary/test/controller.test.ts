@@ -62,9 +62,11 @@ t.test('a candidate failing 20% of its requests pauses, then rolls back within t
   t.teardown(() => c.close())
   const end = await c.done
   t.equal(end.phase, 'rolled-back')
-  const converged = Date.parse(end.history.find((e) => e.event === 'converged')!.at)
   const rolled = end.history.find((e) => e.event === 'rollback')!
-  t.ok(Date.parse(rolled.at) - converged <= 2 * fast.intervalMs + 300, `rolled back ${Date.parse(rolled.at) - converged} ms after the step's window opened`)
+  // "Within two intervals" is counted in checks, not wall time (a loaded machine stretches ticks):
+  // the second failed check of the step rolls back, with no third.
+  const events = end.history.map((e) => e.event)
+  t.equal(events.indexOf('rollback'), events.lastIndexOf('check') + 1, 'rolled back right at the second failed check')
   t.match(rolled.data, { verdict: 'fail', breaches: [{ check: 'serverErrorRate' }] })
   t.same(end.history.filter((e) => e.event === 'check').map((e) => (e.data as { verdict: string }).verdict), ['fail', 'fail'])
   t.ok(end.history.some((e) => e.event === 'pause'), 'the first failed check pauses (5xx > 10%)')
