@@ -33,8 +33,13 @@ const apps = new Set<AppProcess>()
 const rules = { dataId: RULES_DATA_ID, group: RULES_GROUP }
 let supervising = true
 
+// Starts in flight (the crash loop's restarts): awaited before the apps are killed, or a v2 that
+// comes up after the kill keeps this process alive (a CI run sat at its 540 s timeout).
+const pending = new Set<Promise<AppProcess>>()
+
 t.teardown(async () => {
   supervising = false
+  await Promise.allSettled([...pending])
   await Promise.all([...apps].map((a) => a.stop('SIGKILL')))
   await admin.close()
   await nacos.close()
@@ -42,9 +47,15 @@ t.teardown(async () => {
 })
 
 const start = async (name: string, version: string, extra: Record<string, string> = {}, port?: number): Promise<AppProcess> => {
-  const app = await startApp(name, version, { nacosAddr: nacos.addr, env: { ...env, ...extra }, ...(port === undefined ? {} : { port }) })
-  apps.add(app)
-  return app
+  const starting = startApp(name, version, { nacosAddr: nacos.addr, env: { ...env, ...extra }, ...(port === undefined ? {} : { port }) })
+  pending.add(starting)
+  try {
+    const app = await starting
+    apps.add(app)
+    return app
+  } finally {
+    pending.delete(starting)
+  }
 }
 const stop = async (app: AppProcess): Promise<void> => {
   apps.delete(app)
@@ -125,7 +136,11 @@ await t.test('(a) a crash-looping candidate under load: rolled back, never promo
       apps.delete(app)
       if (!supervising || !crashLoop) return
       restarts++
-      start('order-service', 'v2', { CRASH_EVERY: '20' }, port).then(supervise, (err: unknown) => t.comment(`restart failed: ${(err as Error).message}`))
+      start('order-service', 'v2', { CRASH_EVERY: '20' }, port).then((app) => {
+        // the loop ended while this one was starting: it goes at once
+        if (!supervising || !crashLoop) void stop(app)
+        else supervise(app)
+      }, (err: unknown) => t.comment(`restart failed: ${(err as Error).message}`))
     })
   }
   let crashLoop = true
