@@ -1,3 +1,4 @@
+import { describeBadOption } from '@flowtag/errors'
 import type { z } from 'zod'
 import { errorCodes, RulesError, type RuleIssue } from './errors.ts'
 import { RuleSetSchema, type RuleSet } from './schema.ts'
@@ -16,16 +17,23 @@ function pathText (path: readonly PropertyKey[]): string {
 /**
  * Turn zod issues into `{ path, message }` pairs (zod paths joined with dots). An unknown key is
  * one issue per key, at the key's own path (`services.order-service.stabel`, not the object
- * holding it), and comes first: a typo'd key is the cause of the "required" issue beside it.
+ * holding it), and comes first: a typo'd key is the cause of the "required" issue beside it. With
+ * `schema` (the one that refused it) an unknown key's message names the key most likely meant
+ * and the valid keys there, as bad options do.
  */
-export function issuesOf (error: z.ZodError): RuleIssue[] {
+export function issuesOf (error: z.ZodError, schema?: unknown): RuleIssue[] {
   const unknown: RuleIssue[] = []
   const other: RuleIssue[] = []
   for (const i of error.issues) {
-    if (i.code === 'unrecognized_keys') for (const key of i.keys) unknown.push({ path: pathText([...i.path, key]), message: 'unknown key' })
+    if (i.code === 'unrecognized_keys') for (const key of i.keys) unknown.push({ path: pathText([...i.path, key]), message: unknownKey(i.path, key, schema) })
     else other.push({ path: pathText(i.path), message: i.message })
   }
   return [...unknown, ...other]
+}
+
+function unknownKey (path: readonly PropertyKey[], key: string, schema: unknown): string {
+  if (schema === undefined) return 'unknown key'
+  return describeBadOption('', { issues: [{ code: 'unrecognized_keys', keys: [key], path, message: '' }] }, { schema }).problem
 }
 
 function versionHint (value: unknown): string {
@@ -64,7 +72,7 @@ export function parseRuleSet (text: string, origin = 'document'): RuleSet {
 export function validateRuleSet (value: unknown, origin = 'document'): RuleSet {
   const result = RuleSetSchema.safeParse(value)
   if (result.success) return result.data
-  const issues = issuesOf(result.error)
+  const issues = issuesOf(result.error, RuleSetSchema)
   const shown = issues.slice(0, 20).map((i) => `${i.path}: ${i.message}`).join('; ')
   const more = issues.length > 20 ? `; and ${issues.length - 20} more` : ''
   throw new RulesError(errorCodes.INVALID, `${origin}: rule set rejected${versionHint(value)}: ${shown}${more}`, { issues })

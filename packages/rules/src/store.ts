@@ -189,7 +189,7 @@ export class RuleStore {
     }
     // a document delivered by the watch meanwhile is at least as new as this read
     if (this.#closed || this.#watched) return
-    if (r.raw === undefined) this.#sourceError(new RulesError(errorCodes.SOURCE, `${this.source.name}: no rule document`))
+    if (r.raw === undefined) this.#sourceError(new RulesError(errorCodes.SOURCE, `${this.source.name}: no rule document; every request stays in its stable lane until a RuleSet is published there`))
     else this.#offer(r.raw, this.source.name)
   }
 
@@ -296,7 +296,11 @@ export class RuleStore {
   }
 
   #emitError (err: RulesError): void {
-    this.#logger?.warn({ err, code: err.code, issues: err.issues }, 'flowtag rules: ' + err.message.slice(0, 2000))
+    // flowtag's own findings (no document, an invalid RuleSet) say all in their code, message and
+    // issues: no stack in the log. One with a cause from underneath (the source's, the disk's)
+    // keeps the error, stack and cause, for whoever has to find it.
+    const fields = err.cause === undefined ? { code: err.code, issues: err.issues } : { err, code: err.code, issues: err.issues }
+    this.#logger?.warn(fields, 'flowtag rules: ' + err.message.slice(0, 2000))
     for (const l of [...this.#errorListeners]) {
       try {
         l(err)

@@ -48,3 +48,27 @@ t.test('size: a RuleSet as large as Nacos stores (10 MiB) is judged on its conte
   t.ok(wide.length < MAX_DOCUMENT_BYTES, 'fewer UTF-16 units than the limit')
   t.throws(() => parseRuleSet(wide), { code: errorCodes.INVALID, message: /larger than/ }, 'but more bytes: refused')
 })
+
+t.test('a mistyped key names the key most likely meant and the valid keys at its place', async (t) => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a document bent on purpose
+  type Doc = Record<string, any>
+  const typo = (mutate: (d: Doc) => void): Error => {
+    const d = structuredClone(good) as Doc
+    mutate(d)
+    try {
+      parseRuleSet(JSON.stringify(d))
+    } catch (err) {
+      return err as Error
+    }
+    throw new Error('accepted')
+  }
+  const inService = typo((d) => { d.services['order-service'].stabel = d.services['order-service'].stable; delete d.services['order-service'].stable }) as RulesError
+  t.match(inService.issues[0], { path: 'services.order-service.stabel', message: /^unknown key \(did you mean "stable"\?\); valid keys: .*stable/ })
+  const atRoot = typo((d) => { d.defualt = d.default; delete d.default }) as RulesError
+  t.match(atRoot.issues[0], { path: 'defualt', message: /did you mean "default"\?/ })
+  t.match(atRoot.message, /defualt: unknown key \(did you mean "default"\?\)/, 'in the message a publisher sees')
+  const inRule = typo((d) => { d.rules[0].whn = d.rules[0].when; delete d.rules[0].when }) as RulesError
+  t.match(inRule.issues[0], { path: 'rules.0.whn', message: /did you mean "when"\?/ })
+  const far = typo((d) => { d.services['order-service'].zzzzzz = 1 }) as RulesError
+  t.match(far.issues[0], { path: 'services.order-service.zzzzzz', message: /^unknown key; valid keys: / }, 'no guess when nothing is close')
+})

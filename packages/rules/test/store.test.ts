@@ -198,12 +198,28 @@ t.test('file source: a file that appears after start is picked up', async (t) =>
   const store = createRuleStore({ source: fileSource(file, { debounceMs: 10 }), onError: (e) => errors.push(e) })
   t.teardown(() => store.close())
   t.equal(await store.ready, undefined)
-  t.match(errors[0], { code: errorCodes.SOURCE, message: /no rule document/ })
+  t.match(errors[0], { code: errorCodes.SOURCE, message: /no rule document; every request stays in its stable lane/ })
   await writeFile(file, doc(3))
   await waitFor('created file', () => store.version === 3)
   await rm(file)
   await waitFor('deletion reported', () => errors.length === 2)
   t.equal(store.version, 3, 'deleting the file keeps the last good set')
+})
+
+t.test('no document yet is logged as one line of facts, not an error with a stack; a failure underneath keeps its error', async (t) => {
+  const logged: Array<{ obj: Record<string, unknown>, msg: string }> = []
+  const logger = { warn: (obj: Record<string, unknown>, msg: string) => { logged.push({ obj, msg }) }, info: () => {} }
+  const none = createRuleStore({ source: { name: 'empty', read: async () => undefined, watch: () => () => {} }, logger })
+  t.teardown(() => none.close())
+  await none.ready
+  t.match(logged[0], { obj: { code: errorCodes.SOURCE }, msg: /no rule document/ })
+  t.notOk('err' in logged[0]!.obj, 'no error object, so no stack')
+  logged.length = 0
+  const failing = createRuleStore({ source: { name: 'down', read: async () => { throw new Error('connection refused') }, watch: () => () => {} }, logger })
+  t.teardown(() => failing.close())
+  await failing.ready
+  t.match(logged[0], { obj: { code: errorCodes.SOURCE }, msg: /connection refused/ })
+  t.ok(logged[0]!.obj.err instanceof Error, 'the error, with its cause, for a failure underneath')
 })
 
 t.test('a source that throws synchronously does not reject ready', async (t) => {

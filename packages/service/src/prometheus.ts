@@ -5,6 +5,7 @@
 // through the global MeterProvider.
 import type { Meter } from '@opentelemetry/api'
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
+import { resourceFromAttributes } from '@opentelemetry/resources'
 import { MeterProvider } from '@opentelemetry/sdk-metrics'
 
 /** Prometheus's text exposition format, as the exporter writes it. */
@@ -16,8 +17,14 @@ export class PrometheusEndpoint {
   readonly #provider: MeterProvider
   readonly #serializer = new PrometheusSerializer()
 
-  constructor () {
-    this.#provider = new MeterProvider({ readers: [this.#exporter] })
+  /**
+   * `service` and `version` become the resource's `service.name` and `service.version` (the
+   * exporter's `target_info`), so a scrape says whose figures they are rather than the SDK's
+   * `unknown_service:node`.
+   */
+  constructor (service: string, version?: string) {
+    const resource = resourceFromAttributes(version === undefined ? { 'service.name': service } : { 'service.name': service, 'service.version': version })
+    this.#provider = new MeterProvider({ readers: [this.#exporter], resource })
     this.meter = this.#provider.getMeter('@flowtag/service')
   }
 

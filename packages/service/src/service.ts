@@ -100,7 +100,7 @@ export class FlowTagService {
     this.logger = o.logger ?? silent
     const log = this.logger
     const served = typeof o.metrics === 'object' && o.metrics.serve && o.metrics.path !== false ? o.metrics.path : undefined
-    this.#prometheus = served === undefined ? undefined : new PrometheusEndpoint()
+    this.#prometheus = served === undefined ? undefined : new PrometheusEndpoint(o.service, o.version)
     const endpoint = this.#prometheus
     this.prometheus = endpoint === undefined || served === undefined ? undefined : { path: served, text: () => endpoint.text() }
 

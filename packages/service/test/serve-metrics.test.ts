@@ -31,6 +31,8 @@ t.test('Fastify: the preset serves http.server.request.duration by lane at metri
   t.equal(count(res.body, 'v2', 500), 1, 'one v2 answer of 500')
   t.notMatch(res.body, /http_route="\/metrics"/, 'the scrape itself is not recorded')
   t.match(res.body, /flowtag_process_start_time/, 'the start time, for restarts')
+  t.match(res.body, /^target_info\{[^}]*service_name="user-service"[^}]*service_version="v2"/m, 'the scrape says whose figures they are')
+  t.notMatch(res.body, /unknown_service/)
 })
 
 t.test('Express: the same route through the middleware', async (t) => {
@@ -46,7 +48,9 @@ t.test('Express: the same route through the middleware', async (t) => {
   for (let i = 0; i < 2; i++) await (await fetch(`${base}/ok`, { headers: { 'x-flow-tag': 'v2' } })).text()
   const res = await fetch(`${base}/metrics`)
   t.equal(res.status, 200)
-  t.equal(count(await res.text(), 'v2', 200), 2)
+  const text = await res.text()
+  t.equal(count(text, 'v2', 200), 2)
+  t.match(text, /^target_info\{[^}]*service_name="user-service"/m, 'named in target_info')
 })
 
 t.test('serve needs a path; without serve the preset serves no route', async (t) => {
