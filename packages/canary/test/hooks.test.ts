@@ -3,6 +3,7 @@
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { waitFor } from '@flowtag/test-kit'
 import t from 'tap'
 import { parseRuleSet } from '@flowtag/rules'
 import { askHook, CanaryController, parseCanarySpec, readRules, StateStore, type HookRequest } from '../src/index.ts'
@@ -104,7 +105,7 @@ t.test('an after-step hook that answers garbage pauses (never passes); a person\
   const h = await hookServer(t, (_b, _q, res) => json(res, 200, '<html>proxy error</html>'))
   const c = await CanaryController.start({ ...fast, steps: [20, 100], hooks: { afterStep: h.url, timeoutMs: 30_000 } }, { nacos, tickMs: 50 })
   t.teardown(() => c.close())
-  while (!(c.state.phase === 'paused' && c.state.pausedBy === 'hook')) await new Promise((resolve) => setTimeout(resolve, 50))
+  await waitFor('paused by the hook', () => c.state.phase === 'paused' && c.state.pausedBy === 'hook', 30_000, 50)
   t.equal(c.state.step, 0, 'held at the first step')
   t.match(c.state.history.at(-1)?.message, /answered no JSON.*asking again every interval/)
   while (h.seen.length < 3) await new Promise((resolve) => setTimeout(resolve, 50))

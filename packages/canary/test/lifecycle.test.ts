@@ -7,7 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseRuleSet, evaluate, type RuleSet } from '@flowtag/rules'
-import { runNode } from '@flowtag/test-kit'
+import { runNode, waitFor } from '@flowtag/test-kit'
 import t from 'tap'
 import { CanaryController, CANARY_RULE, candidateWeight, decidesFirst, promotedRuleSet, readRules, retireList } from '../src/index.ts'
 import { startFakeInstance } from './fixtures/instances.ts'
@@ -15,7 +15,6 @@ import { baseRules, RULES, world } from './fixtures/world.ts'
 
 const BIN = join(import.meta.dirname, '../src/bin.ts')
 const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 300, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000, judge: 'threshold' as const }
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('start refuses a canary whose candidate has no instance in Nacos, naming the lanes it has', async (t) => {
   const { dev, nacos } = await world(t, { traffic: false })
@@ -37,7 +36,7 @@ t.test('a user rule that decides every request first: the step and its waits say
   await nacos.config.publish(RULES.dataId, RULES.group, JSON.stringify(user), 'json')
   const c = await CanaryController.start(fast, { nacos, tickMs: 50 })
   t.teardown(() => c.close())
-  while (!c.state.history.some((e) => e.event === 'wait')) await sleep(50)
+  await waitFor('a wait in the history', () => c.state.history.some((e) => e.event === 'wait'), 30_000, 50)
   t.match(c.state.history.find((e) => e.event === 'step')?.message, /rule "everyone-to-v1" decides every request before the canary's split: no request can reach v2/)
   const wait = c.state.history.find((e) => e.event === 'wait')!
   t.match(wait.message, /^waiting, but rule "everyone-to-v1" decides every request/, 'not just "0 of 20"')
@@ -110,7 +109,7 @@ t.test('promotion ends with the candidate as the stable lane and the old instanc
   t.teardown(() => v3.close())
   const next = await CanaryController.start({ ...fast, candidate: 'v3', stable: 'v2', steps: [10, 100] }, { nacos, tickMs: 50 })
   t.teardown(() => next.close())
-  while (next.state.step < 0) await sleep(50)
+  await waitFor('the next canary at its first step', () => next.state.step >= 0, 30_000, 50)
   const step = await readRules(nacos, { rules: RULES })
   t.equal(candidateWeight(step, 'v3'), 10)
   t.equal(decidesFirst(step, 'v3'), undefined, 'nothing decides ahead of the new canary')
