@@ -10,7 +10,8 @@
 // the read, diff and table code of an older tree (its whole-list `update`): make it with
 //   mkdir -p packages/outbound/.base && git archive <commit> packages/outbound/src packages/nacos/src | tar -x -C packages/outbound/.base
 // (inside the package, so that its imports resolve; `.base/` is git-ignored; delete it before linting).
-// `node bench/push-path.ts [pushes=2000] [--kind metadata|weight] [--base <dir>]` prints JSON.
+// `--only base|current` runs one of the two alone (a process of its own: no garbage of the other).
+// `node bench/push-path.ts [pushes=2000] [--kind metadata|weight] [--base <dir>] [--only base|current]` prints JSON.
 import { resolve } from 'node:path'
 import { loadavg } from 'node:os'
 import { pathToFileURL } from 'node:url'
@@ -85,14 +86,15 @@ async function baseCode (dir: string): Promise<Code> {
   return { parse, diff, table: new Table(config, 'v1'), withChange: false }
 }
 
-const paths: Record<string, Path> = {}
+const paths: { current?: Path; base?: Path } = {}
 const start = (code: Code): Path => {
   const held = code.parse(decodePayload(push(0)).body.serviceInfo, BIG, 'DEFAULT_GROUP').instances
   code.table.update(held)
   return { code, held, steps: { decode: [], read: [], diff: [], table: [], whole: [], wall: [] } }
 }
-paths.current = start({ parse: parseServiceInfo, diff: diffInstances, table: new ServiceTable(config, 'v1'), withChange: true })
-if (BASE !== undefined) paths.base = start(await baseCode(BASE))
+const ONLY = arg('only')
+if (ONLY !== 'base') paths.current = start({ parse: parseServiceInfo, diff: diffInstances, table: new ServiceTable(config, 'v1'), withChange: true })
+if (BASE !== undefined && ONLY !== 'current') paths.base = start(await baseCode(BASE))
 
 const cpuMs = (since: NodeJS.CpuUsage): number => {
   const d = process.cpuUsage(since)
@@ -130,7 +132,7 @@ function run (path: Path, bytes: Buffer, r: number): void {
 }
 
 const loadStart = loadavg()
-const order = Object.values(paths)
+const order = [paths.current, paths.base].filter((p) => p !== undefined)
 for (let r = 1; r <= WARMUP_PUSHES + PUSHES; r++) {
   const bytes = push(r)
   // Paired: both paths get the same push, the order alternating.
@@ -149,12 +151,13 @@ const out: Record<string, unknown> = {
   kind: KIND,
   bytesPerPush: push(1).length,
   loadavg: { start: loadStart.map((x) => Number(x.toFixed(1))), end: loadavg().map((x) => Number(x.toFixed(1))) },
-  current: { ...report(paths.current), incrementalUpdates: (paths.current.code.table as ServiceTable).incrementalUpdates }
 }
-if (paths.base !== undefined) {
-  out.base = report(paths.base)
+if (paths.current !== undefined) out.current = { ...report(paths.current), incrementalUpdates: (paths.current.code.table as ServiceTable).incrementalUpdates }
+if (paths.base !== undefined) out.base = report(paths.base)
+if (paths.current !== undefined && paths.base !== undefined) {
   // Per round, the current whole path's CPU over the base's: the median of the paired ratios.
-  const ratios = paths.current.steps.whole.map((x, i) => x / (paths.base!.steps.whole[i] as number)).filter(Number.isFinite)
+  const base = paths.base
+  const ratios = paths.current.steps.whole.map((x, i) => x / (base.steps.whole[i] as number)).filter(Number.isFinite)
   out.pairedWholeCpuRatio = { p50: Number(pct(ratios, 50).toFixed(3)) }
 }
 console.log(JSON.stringify(out, null, 2))
