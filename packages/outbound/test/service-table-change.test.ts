@@ -6,7 +6,11 @@
 // alias tables), the same fallbacks and errors, the same warm-up weights and retry budgets.
 // Date.now() is a fake clock here, so that warm-up weights are computed for the same instant.
 import t from 'tap'
+import { request } from 'undici'
+import { runWithFlow } from '@flowtag/context'
 import { StaticDiscovery, type ServiceChange, type StaticInstance } from '@flowtag/nacos'
+import { FlowTagDispatcher } from '../src/index.ts'
+import { startInstance } from './fixtures/instances.ts'
 import { defaultPoolFactory } from '../src/instance-pool.ts'
 import { DEFAULT_RETRY_BUDGET } from '../src/retry-budget.ts'
 import { ServiceTable, type Member } from '../src/service-table.ts'
@@ -211,4 +215,35 @@ t.test('change sets that do not fit the table fall back to the whole list', asyn
   table.update([{ ...a, metadata: { version: 'v1', note: 'x' } }, b], { added: [], removed: [], changed: [{ ...a, metadata: { version: 'v1', note: 'x' } }] })
   t.equal(table.index, index, 'metadata routing does not read leaves the lanes as they were')
   t.equal(table.members.get('10.0.0.1#1#DEFAULT')?.instance.metadata.note, 'x', 'the member holds the new instance')
+})
+
+t.test('the dispatcher hands its table the change sets of the Discovery, and routes by them', async (t) => {
+  const [a, b] = await Promise.all([startInstance(t, 'a', 'v1'), startInstance(t, 'b', 'v1')])
+  const discovery = new StaticDiscovery()
+  const at = (i: { port: number }, version: string, note = ''): StaticInstance => ({ ip: '127.0.0.1', port: i.port, metadata: { version, note } })
+  discovery.set(SERVICE, [at(a, 'v1'), at(b, 'v1')])
+  const tables = new Set<ServiceTable>()
+  const update = ServiceTable.prototype.update
+  ServiceTable.prototype.update = function (this: ServiceTable, ...args: Parameters<ServiceTable['update']>) {
+    tables.add(this)
+    return update.apply(this, args)
+  }
+  t.teardown(() => {
+    ServiceTable.prototype.update = update
+  })
+  const dispatcher = new FlowTagDispatcher({ discovery, stableLane: 'v1' })
+  t.teardown(() => dispatcher.close())
+  const id = async (tag?: string): Promise<string> => {
+    const res = await (tag === undefined ? request(`http://${SERVICE}/x`, { dispatcher }) : runWithFlow({ tag, baggage: {} }, () => request(`http://${SERVICE}/x`, { dispatcher })))
+    return ((await res.body.json()) as { id: string }).id
+  }
+  t.ok(['a', 'b'].includes(await id()))
+  const [table] = [...tables]
+  t.ok(table !== undefined, 'the dispatcher made a table')
+  // A note routing does not read, then b moves to lane v2: both applied as change sets.
+  discovery.set(SERVICE, [at(a, 'v1', 'x'), at(b, 'v1')])
+  discovery.set(SERVICE, [at(a, 'v1', 'x'), at(b, 'v2')])
+  t.equal(table?.incrementalUpdates, 2, 'both changes applied as change sets')
+  for (let k = 0; k < 10; k++) t.equal(await id('v2'), 'b', 'lane v2 is b alone')
+  for (let k = 0; k < 10; k++) t.equal(await id(), 'a', 'untagged traffic stays in v1')
 })
