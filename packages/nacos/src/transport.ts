@@ -114,7 +114,13 @@ export function toInstance (raw: unknown, service: string): Instance {
   const h = (raw ?? {}) as Record<string, unknown>
   const metadata: Record<string, string> = {}
   if (typeof h.metadata === 'object' && h.metadata !== null) {
-    for (const [k, v] of Object.entries(h.metadata)) metadata[k] = typeof v === 'string' ? v : JSON.stringify(v)
+    // for…in, not Object.entries: no pair arrays for each of a pushed list's thousands of instances.
+    const meta = h.metadata as Record<string, unknown>
+    for (const k in meta) {
+      if (!Object.hasOwn(meta, k)) continue
+      const v = meta[k]
+      metadata[k] = typeof v === 'string' ? v : JSON.stringify(v)
+    }
   }
   const ip = String(h.ip ?? '')
   const port = Number(h.port ?? 0)

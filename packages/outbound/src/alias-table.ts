@@ -53,6 +53,17 @@ export class AliasTable<T> {
     return x - i < (this.#prob[i] as number) ? i : (this.#alias[i] as number)
   }
 
+  /** The chance of each item being picked, index for index (O(n); for tests and diagnostics). */
+  chances (): number[] {
+    const out = new Array<number>(this.#n).fill(0)
+    for (let i = 0; i < this.#n; i++) {
+      const p = this.#prob[i] as number
+      out[i] = (out[i] as number) + p / this.#n
+      if (p < 1) out[this.#alias[i] as number] = (out[this.#alias[i] as number] as number) + (1 - p) / this.#n
+    }
+    return out
+  }
+
   pick (u?: number): T {
     return this.items[this.pickIndex(u)] as T
   }

@@ -16,9 +16,22 @@ export interface Instance {
   metadata: Record<string, string>
 }
 
-/** A change of one service's list: routing only reads the full list after it. */
+/**
+ * A change of one service's list. `instances` (the full list after it) is all a source must
+ * give. A source that knows what changed may also give all three of `added`, `removed` and
+ * `changed`, relative to the list of its previous change to this listener (or to the list
+ * `instances()` returned): routing then applies a small change in O(changed) instead of
+ * rebuilding the service's lanes from the full list. When given, `changed` must list every
+ * instance whose `weight`, `healthy`, `enabled` or `metadata` differ (the new object, keyed by
+ * {@link instanceKey}); `removed` may hold the old objects. The @flowtag/nacos naming client and
+ * its StaticDiscovery give them. Inconsistent sets (an added instance already listed, a removed
+ * one unknown, counts that do not add up) fall back to the full list.
+ */
 export interface ServiceChange {
   instances: readonly Instance[]
+  added?: readonly Instance[]
+  removed?: readonly Instance[]
+  changed?: readonly Instance[]
 }
 
 /**

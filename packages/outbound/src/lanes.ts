@@ -112,8 +112,13 @@ export class LaneIndex<M> {
    * `warmup`: apply the warm-up curve to members with a `warmFrom`, as of `warmup.now`, except in
    * lanes where more than half of the pickable members warm. Lane shares never change: warm-up
    * moves traffic between the members of a lane, never between lanes.
+   *
+   * `base`: a small change. `members` are then only the members of the lanes named in
+   * `base.rebuilt` (as they stand now; a lane left with none disappears), and every other lane is
+   * taken from `base.index` as it is: its members, weights and warm-up as of that index's build.
+   * The caller rebuilds every lane a change touched and every lane that warms.
    */
-  constructor (service: string, members: Iterable<M>, info: (m: M) => MemberInfo, warmup?: IndexWarmup) {
+  constructor (service: string, members: Iterable<M>, info: (m: M) => MemberInfo, warmup?: IndexWarmup, base?: { index: LaneIndex<M>; rebuilt: ReadonlySet<string> }) {
     this.service = service
     const grouped = new Map<string, { members: M[]; items: M[]; weights: number[]; ejected: number; factors: number[] | null }>()
     let size = 0
@@ -139,6 +144,15 @@ export class LaneIndex<M> {
       } else if (i.ejected) g.ejected++
     }
     const lanes = new Map<string, Lane<M>>()
+    if (base !== undefined) {
+      for (const [name, lane] of base.index.lanes) {
+        if (base.rebuilt.has(name)) continue
+        lanes.set(name, lane)
+        size += lane.members.length
+        available += lane.table?.size ?? 0
+        warming += lane.warming
+      }
+    }
     for (const [name, g] of grouped) {
       let laneWarming = 0
       let heldBack = false

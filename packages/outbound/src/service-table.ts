@@ -3,7 +3,7 @@
 // indexed into lanes by a LaneIndex that is rebuilt only when the list changes or an instance
 // is ejected or readmitted, and every second or so while an instance warms up.
 import type { Dispatcher } from 'undici'
-import { callTargets, eligible, instanceKey, laneOf, type Instance } from './discovery.ts'
+import { eligible, instanceKey, laneOf, takesCalls, type Instance, type ServiceChange } from './discovery.ts'
 import { LaneIndex, resolveRoute, type LaneConfig, type Lane, type MemberInfo, type Route } from './lanes.ts'
 import type { InstancePool, InstancePoolOptions, PoolFactory } from './instance-pool.ts'
 import { freshOutlierState, OutlierDetector, type OutlierPolicy, type OutlierState } from './outlier.ts'
@@ -30,6 +30,12 @@ export interface Member extends OutlierState, WarmupState {
 }
 
 export type { OutlierPolicy, RetryBudgetPolicy, WarmupPolicy }
+
+/** What changed since the list a table applied last (the optional sets of a ServiceChange). */
+export type ListChange = Pick<ServiceChange, 'added' | 'removed' | 'changed'>
+
+/** A change set of up to this many instances is applied as such whatever the list's size. */
+const SMALL_CHANGE = 16
 
 export interface TableConfig {
   service: string
@@ -65,6 +71,9 @@ export class ServiceTable {
   #listed = false
   /** Rebuilds the index while some member warms up. */
   #warmTimer: NodeJS.Timeout | null = null
+  /** Listed instances that take no calls (consumer-only), by key: the rest of the list. */
+  readonly #others = new Map<string, Instance>()
+  #incremental = 0
 
   constructor (config: TableConfig, stableLane: string) {
     this.service = config.service
@@ -94,17 +103,41 @@ export class ServiceTable {
     return this.#index.available
   }
 
-  /** Replace the instance list: new members get no pool until first used, leaving members' pools close. Consumer-only instances are left out. */
-  update (listed: readonly Instance[]): void {
+  /**
+   * Apply a new instance list: new members get no pool until first used, leaving members' pools
+   * close. Consumer-only instances are left out. `change` (what changed since the list applied
+   * last, see ServiceChange) makes a small change cost O(changed): only the members it names are
+   * touched and only the lanes it moves, reweighs or empties are rebuilt (with every lane that
+   * warms). Without it, with a large change or with sets that do not add up to `listed`, the
+   * whole list is applied and every lane rebuilt.
+   */
+  update (listed: readonly Instance[], change?: ListChange): void {
     if (this.#closed) return
-    const instances = callTargets(listed)
+    if (change !== undefined && this.#listed && this.#applyChange(listed, change)) {
+      this.#incremental++
+      return
+    }
+    this.#replace(listed)
+  }
+
+  /** Updates applied as a change set (not as a whole list) since the table was made. */
+  get incrementalUpdates (): number {
+    return this.#incremental
+  }
+
+  #replace (listed: readonly Instance[]): void {
     const seen = new Set<string>()
     const now = Date.now()
     // A member listed after the first list arrived while we watched: it warms up from now at the earliest.
     const arriving = this.#listed
     this.#listed = true
-    for (const instance of instances) {
+    this.#others.clear()
+    for (const instance of listed) {
       const key = instanceKey(instance)
+      if (!takesCalls(instance)) {
+        this.#others.set(key, instance)
+        continue
+      }
       seen.add(key)
       const lane = laneOf(instance, this.#config.labelKey, this.#stableLane)
       const existing = this.members.get(key)
@@ -115,18 +148,7 @@ export class ServiceTable {
         if (existing.lane !== lane) this.#moveTo(existing, lane)
         continue
       }
-      const origin = `${this.#config.protocol}//${instance.ip.includes(':') ? `[${instance.ip}]` : instance.ip}:${instance.port}`
-      this.members.set(key, {
-        key,
-        origin,
-        instance,
-        lane,
-        attrs: attributes(this.service, lane, origin),
-        pool: null,
-        budget: this.#budgets?.for(lane) ?? null,
-        ...freshOutlierState(),
-        ...freshWarmupState(instance, arriving, now)
-      })
+      this.#add(key, instance, lane, arriving, now)
     }
     for (const [key, member] of this.members) {
       if (seen.has(key)) continue
@@ -136,6 +158,105 @@ export class ServiceTable {
     }
     this.#pruneBudgets()
     this.rebuild()
+  }
+
+  #add (key: string, instance: Instance, lane: string, arriving: boolean, now: number): Member {
+    const origin = `${this.#config.protocol}//${instance.ip.includes(':') ? `[${instance.ip}]` : instance.ip}:${instance.port}`
+    const member: Member = {
+      key,
+      origin,
+      instance,
+      lane,
+      attrs: attributes(this.service, lane, origin),
+      pool: null,
+      budget: this.#budgets?.for(lane) ?? null,
+      ...freshOutlierState(),
+      ...freshWarmupState(instance, arriving, now)
+    }
+    this.members.set(key, member)
+    return member
+  }
+
+  /**
+   * The change set applied to the members, and the lanes it touched rebuilt; false (nothing
+   * changed yet) when the sets are missing, large, or do not add up to `listed`.
+   */
+  #applyChange (listed: readonly Instance[], change: ListChange): boolean {
+    const { added, removed, changed } = change
+    if (added === undefined || removed === undefined || changed === undefined) return false
+    const n = added.length + removed.length + changed.length
+    if (n > SMALL_CHANGE && n * 4 > listed.length) return false
+    // Checked before anything is touched: each key named once, removed and changed ones held, added ones not.
+    const named = new Set<string>()
+    for (const i of removed) if (!this.#holds(named, instanceKey(i), true)) return false
+    for (const i of changed) if (!this.#holds(named, instanceKey(i), true)) return false
+    for (const i of added) if (!this.#holds(named, instanceKey(i), false)) return false
+    if (this.members.size + this.#others.size - removed.length + added.length !== listed.length) return false
+
+    const now = Date.now()
+    const touched = new Set<string>()
+    for (const i of removed) {
+      const key = instanceKey(i)
+      const m = this.members.get(key)
+      if (m === undefined) this.#others.delete(key)
+      else this.#drop(m, touched)
+    }
+    for (const instance of changed) {
+      const key = instanceKey(instance)
+      const m = this.members.get(key)
+      if (!takesCalls(instance)) {
+        if (m !== undefined) this.#drop(m, touched)
+        this.#others.set(key, instance)
+        continue
+      }
+      const lane = laneOf(instance, this.#config.labelKey, this.#stableLane)
+      if (m === undefined) {
+        // Was consumer-only: a new member, as the whole-list path makes it.
+        this.#others.delete(key)
+        touched.add(this.#add(key, instance, lane, true, now).lane)
+        continue
+      }
+      const before = m.instance
+      const warmFrom = m.warmFrom
+      m.instance = instance
+      followWarmupState(m, instance, now)
+      if (m.lane !== lane) {
+        touched.add(m.lane)
+        this.#moveTo(m, lane)
+        touched.add(lane)
+      } else if (m.warmFrom !== warmFrom || before.weight !== instance.weight || eligible(before) !== eligible(instance)) {
+        touched.add(lane)
+      }
+      // Otherwise (other metadata) the member's place in its lane is unchanged: no lane is rebuilt.
+    }
+    for (const instance of added) {
+      const key = instanceKey(instance)
+      if (!takesCalls(instance)) this.#others.set(key, instance)
+      else touched.add(this.#add(key, instance, laneOf(instance, this.#config.labelKey, this.#stableLane), true, now).lane)
+    }
+    const index = this.#index
+    // Warming lanes are rebuilt too: their weights follow the clock, as in a whole rebuild.
+    if (index.warming > 0) for (const lane of index.lanes.values()) if (lane.warming > 0) touched.add(lane.name)
+    if (touched.size === 0) return true
+    const members: Member[] = []
+    for (const m of this.members.values()) if (touched.has(m.lane)) members.push(m)
+    this.#index = this.#indexOf(members, { index, rebuilt: touched })
+    this.#budgets?.prune((lane) => this.#index.lanes.has(lane))
+    return true
+  }
+
+  /** `key` named once in a change set, and held (or not) by the table. */
+  #holds (named: Set<string>, key: string, held: boolean): boolean {
+    if (named.has(key)) return false
+    named.add(key)
+    return (this.members.has(key) || this.#others.has(key)) === held
+  }
+
+  #drop (m: Member, touched: Set<string>): void {
+    // Gone: a member listed again later is new (it warms up again).
+    this.members.delete(m.key)
+    closePool(m)
+    touched.add(m.lane)
   }
 
   #moveTo (m: Member, lane: string): void {
@@ -182,9 +303,14 @@ export class ServiceTable {
 
   /** A new index of the members as they stand now (warm-up weights as of now). */
   rebuild (): void {
+    this.#index = this.#indexOf(this.members.values())
+  }
+
+  /** An index of `members` (of the lanes `base.rebuilt` names, when given; see LaneIndex). */
+  #indexOf (members: Iterable<Member>, base?: { index: LaneIndex<Member>; rebuilt: ReadonlySet<string> }): LaneIndex<Member> {
     const warmup = this.#config.warmup
-    this.#index = warmup === false ? new LaneIndex(this.service, this.members.values(), info) : new LaneIndex(this.service, this.members.values(), info, { policy: warmup, now: Date.now() })
-    if (warmup !== false && this.#index.warming > 0 && this.#warmTimer === null && !this.#closed) {
+    const index = new LaneIndex(this.service, members, info, warmup === false ? undefined : { policy: warmup, now: Date.now() }, base)
+    if (warmup !== false && index.warming > 0 && this.#warmTimer === null && !this.#closed) {
       // Weights follow the ramp on a coarse clock: a pick never computes the curve.
       this.#warmTimer = setTimeout(() => {
         this.#warmTimer = null
@@ -192,6 +318,7 @@ export class ServiceTable {
       }, warmupRefreshMs(warmup))
       this.#warmTimer.unref()
     }
+    return index
   }
 
   poolFor (member: Member): InstancePool {
