@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { FlowTagger, type RuleStoreLike, type SigningOptions } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
 import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
-import { FlowTagDispatcher, type LanesResolver } from '@flowtag/outbound'
+import { FlowTagDispatcher, type Discovery as RoutingDiscovery, type LanesResolver } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
@@ -28,8 +28,8 @@ export { RULES_VERSION_METADATA }
  * Exactly the shared lane-routing options (`laneRoutingSchema` of `@flowtag/outbound/lanes`).
  */
 export interface ServiceRouting {
-  /** The Nacos naming client (its cache and pushes). */
-  readonly discovery: Discovery
+  /** The Nacos naming client (its cache and pushes), as the routing contract of @flowtag/outbound reads it. */
+  readonly discovery: RoutingDiscovery
   /** The dispatcher's `outbound.labelKey`. @default 'version' */
   readonly labelKey: string
   /** The dispatcher's `outbound.stableLane`. @default 'stable' */
