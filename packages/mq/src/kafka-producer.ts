@@ -40,7 +40,7 @@ function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, 
 /**
  * The kafkajs `producer` with lanes: every message sent inside a flow (`runWithFlow`, a request
  * of the Fastify/Express plugins, a consumed message's handler) carries `x-flow-tag` (signed
- * with `signTag`) and the W3C `baggage` lane member; outside a flow nothing is added. Inside a
+ * with `signing`) and the W3C `baggage` lane member; outside a flow nothing is added. Inside a
  * shadow flow (a mirrored copy) nothing is sent: `send` resolves `[]` (counted). Every
  * other method is the producer's own; the producer itself is not modified.
  *
