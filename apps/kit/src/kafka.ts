@@ -1,7 +1,7 @@
 // The async hop's Kafka wiring shared by order-service (producer) and notification-service
 // (consumer): the kafkajs client from the environment, and the same tag signing as the HTTP and
 // gRPC hops, so a consumer honours only lanes order-service signed.
-import { signTag } from '@flowtag/context'
+import type { SigningOptions } from '@flowtag/context'
 import { Kafka, logLevel } from 'kafkajs'
 import type { ServiceEnv } from './env.ts'
 
@@ -32,11 +32,12 @@ export function kafkaOf (env: ServiceEnv, clientId: string): Kafka | undefined {
 }
 
 /**
- * The producer's `signTag` and the consumer's `trust` from FLOWTAG_TAG_KEY: signed lanes only,
- * as on the HTTP hops; without a key, lanes are plain and trusted.
+ * The producer's `signing` (tags living an hour: a message may wait in its topic) and the
+ * consumer's `trust` from FLOWTAG_TAG_KEY: signed lanes only, as on the HTTP hops; without a
+ * key, lanes are plain and trusted.
  */
-export function messageSigning (env: ServiceEnv): { signTag?: (lane: string) => string; trust: 'always' | { signed: { keys: Array<{ id: string; secret: string }> } } } {
+export function messageSigning (env: ServiceEnv): { signing?: SigningOptions; trust: 'always' | { signed: { keys: Array<{ id: string; secret: string }> } } } {
   if (env.FLOWTAG_TAG_KEY === undefined) return { trust: 'always' }
   const key = { id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY }
-  return { signTag: (lane) => signTag(lane, MESSAGE_TAG_TTL_S, key), trust: { signed: { keys: [key] } } }
+  return { signing: { keys: [key], ttlSeconds: MESSAGE_TAG_TTL_S }, trust: { signed: { keys: [key] } } }
 }

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto'
 import { credentials } from '@grpc/grpc-js'
 import { FlowTagGrpc } from '@flowtag/grpc'
 import { laneProducer } from '@flowtag/mq/kafkajs'
-import { serviceLanes } from '@flowtag/rules'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { callJson, HEALTH_PATH, InventoryClient, InventoryService, kafkaOf, main, messageSigning, nacosOptions, READY_PATH, checkStock, trustAndCache, type Hop, type OrderCreated } from '@flowtag/demo-kit'
 
@@ -32,16 +31,13 @@ await main('order-service', async (app, env) => {
     ...trustAndCache(env, 'order-service')
   })
 
-  // gRPC hop: the same discovery and the same RuleSet lanes as the HTTP hop, per call.
+  // gRPC hop: the HTTP hop's routing (discovery, the RuleSet's lanes per call, stable lane v1, and
+  // the signing keys when FLOWTAG_TAG_KEY is set: inventory-service verifies them).
   const grpcLanes = new FlowTagGrpc({
-    discovery: app.flowtag.discovery,
-    stableLane: 'v1',
-    lanes: (service) => serviceLanes(app.flowtag.rules?.compiled, service),
+    ...app.flowtag.routing,
     logger: app.log,
     // A read: a reply whose status a dying instance never sent is run again on another instance.
-    idempotentMethods: [InventoryService.check],
-    // The gRPC hop signs the lane too when FLOWTAG_TAG_KEY is set (inventory-service verifies it).
-    ...(env.FLOWTAG_TAG_KEY === undefined ? {} : { sign: { key: { id: env.FLOWTAG_TAG_KEY_ID, secret: env.FLOWTAG_TAG_KEY } } })
+    idempotentMethods: [InventoryService.check]
   })
   const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), grpcLanes.clientOptions())
   app.addHook('onClose', async function closeGrpc () {
@@ -52,7 +48,7 @@ await main('order-service', async (app, env) => {
   // The async hop: the producer the app already uses, wrapped so that every message sent inside a
   // request carries its lane (signed like the HTTP and gRPC hops). No Kafka: orders publish nothing.
   const kafka = kafkaOf(env, `order-service-${env.SERVICE_VERSION}`)
-  const producer = kafka === undefined ? undefined : laneProducer(kafka.producer(), { signTag: messageSigning(env).signTag })
+  const producer = kafka === undefined ? undefined : laneProducer(kafka.producer(), { signing: messageSigning(env).signing })
   if (producer !== undefined) {
     app.addHook('onReady', async function connectProducer () {
       await producer.connect()

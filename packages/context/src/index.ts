@@ -5,6 +5,7 @@ export { shadowAllowsMethod, shadowCopyFlow, isShadowCopy, SHADOW_SAFE_METHODS }
 export { FlowTagPropagator, flowFromContext, contextWithFlow } from './propagator.ts'
 export { parseBaggage, type BaggageEntry } from './baggage.ts'
 export { signTag, verifySignedTag, type SigningKey, type SignedTagResult, type SignedTagRefusal } from './signing.ts'
+export { signingOptionsSchema, signingKeySchema, laneSigner, type SigningOptions } from './signing-options.ts'
 export { FlowTagger, createFlowTagger, type FlowTagStats, type RequestFacts } from './tagger.ts'
 export { FlowTagOptionsSchema, type FlowTagOptions, type RuleStoreLike, type TagLogger } from './options.ts'
 export { LANE_ATTRIBUTE, RULE_ATTRIBUTE, RULE_VERSION_ATTRIBUTE } from './otel.ts'

@@ -3,7 +3,7 @@ import { compileRuleSet, validateRuleSet, RulesError, type CompiledRuleSet, type
 import { compileCidrs, type Cidr } from '@flowtag/rules/internals'
 import { badOptionMessage, describeBadOption } from '@flowtag/errors'
 import { ContextError, errorCodes } from './errors.ts'
-import { MIN_SECRET_LENGTH } from './signing.ts'
+import { signingKeySchema } from './signing-options.ts'
 
 /** Anything with the RuleStore's `compiled` getter and `onChange` (a RuleStore from @flowtag/rules). */
 export interface RuleStoreLike {
@@ -18,18 +18,16 @@ export interface TagLogger {
   warn(obj: object, msg: string): void
 }
 
-const keySchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9._-]'),
-  secret: z.string().min(MIN_SECRET_LENGTH, `must be at least ${MIN_SECRET_LENGTH} characters`)
-})
-
 const trustSchema = z.union([
   z.literal('never'),
   z.literal('always'),
   z.strictObject({
     cidrs: z.array(z.string()).min(1).optional(),
+    // The keys of the one signing shape (a service's `signing` can be given here as it is).
     signed: z.strictObject({
-      keys: z.array(keySchema).min(1),
+      keys: z.array(signingKeySchema).min(1),
+      /** Accepted so a `signing` object fits as it is; verification reads each token's own expiry. */
+      ttlSeconds: z.int().min(10).max(86_400).optional(),
       cookie: z.string().min(1).max(256).default('flowtag'),
       query: z.string().min(1).max(256).default('flowtag')
     }).optional()

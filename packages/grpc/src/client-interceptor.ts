@@ -2,7 +2,7 @@
 // written by the channel of `clientOptions()` (flow-channel.ts) and by the interceptor for
 // clients of fixed addresses.
 import { InterceptingCall, type Interceptor, type Metadata } from '@grpc/grpc-js'
-import { currentFlow, FLOW_TAG_HEADER, laneBaggageMember, parseTag, SHADOW_HEADER, writeFlowHeaders, signTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { currentFlow, FLOW_TAG_HEADER, laneBaggageMember, parseTag, SHADOW_HEADER, writeFlowHeaders, laneSigner, type Carrier, type FlowContext } from '@flowtag/context'
 import type { ResolvedGrpcOptions } from './options.ts'
 import { shadowRefusal } from './shadow-guard.ts'
 
@@ -37,20 +37,11 @@ function isEmpty (obj: object): boolean {
   return true
 }
 
-/** Signed tags per lane, reused until half their lifetime is gone (signing is an HMAC). */
+/** The signer of `signing` (or of the deprecated `sign`): a token per lane, reused until half its lifetime is gone. */
 export function signer (o: ResolvedGrpcOptions): ((lane: string) => string) | undefined {
-  const sign = o.sign
-  if (sign === undefined) return undefined
-  const cache = new Map<string, { token: string; renewAt: number }>()
-  return (lane) => {
-    const now = Date.now()
-    const hit = cache.get(lane)
-    if (hit !== undefined && hit.renewAt > now) return hit.token
-    const token = signTag(lane, sign.ttlSeconds, sign.key, now)
-    if (cache.size >= 256) cache.clear()
-    cache.set(lane, { token, renewAt: now + (sign.ttlSeconds * 1000) / 2 })
-    return token
-  }
+  if (o.signing !== undefined) return laneSigner(o.signing)
+  if (o.sign !== undefined) return laneSigner({ keys: [o.sign.key], ttlSeconds: o.sign.ttlSeconds })
+  return undefined
 }
 
 /**

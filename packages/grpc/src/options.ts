@@ -1,13 +1,16 @@
 // Options of FlowTagGrpc (the client side): the zod schema is the source of truth, parsed once.
+// The lane-routing fields are @flowtag/outbound's shared `laneRoutingSchema`; the rest is gRPC's own.
 import { z } from 'zod'
-import { describeBadOption } from '@flowtag/errors'
+import { badOption, describeBadOption } from '@flowtag/errors'
 import type { Meter } from '@opentelemetry/api'
 import type { SigningKey } from '@flowtag/context'
-import { retryBudgetSchema, servicePoliciesSchema, warmupSchema, type Discovery, type LanesResolver } from '@flowtag/outbound/lanes'
+import {
+  ejectionProblem, laneRoutingSchema, outlierSchema, retryBudgetSchema, routingLoggerSchema, servicePoliciesSchema, stderrLoggerOf, warmupSchema, warnDeprecatedOption,
+  type RoutingLogger
+} from '@flowtag/outbound/lanes'
 import { errorCodes, GrpcError } from './errors.ts'
 
 const PKG = '@flowtag/grpc'
-const ms = (max: number) => z.number().int().min(1).max(max)
 
 /** A unary method of a service definition (`InventoryService.check`, `Client.service.Check`). */
 const unaryMethodSchema = z.object({
@@ -21,36 +24,21 @@ const methodSchema = z.object({
   path: z.string().regex(/^\/[^/\s]+\/[^/\s]+$/, { message: 'expected a method path like "/package.Service/Method"' })
 }, { error: (issue) => (issue.input === undefined ? 'expected a method definition (Client.service.Method), got undefined: is the method name spelt as in the definition?' : undefined) })
 
-const discoverySchema = z.custom<Discovery>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
-  { message: 'expected a Discovery (an object with instances() and subscribe())' }
-)
+/** Where ejections (warn) and readmissions (info) are logged. */
+export type GrpcLogger = RoutingLogger
 
-export interface GrpcLogger {
-  warn(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-}
+const stderrLogger: GrpcLogger = stderrLoggerOf(PKG)
 
-const stderrLogger: GrpcLogger = {
-  warn: (obj, msg) => console.warn(`@flowtag/grpc: ${msg}`, JSON.stringify(obj)),
-  info: () => {}
-}
-
-export const grpcOptionsSchema = z.strictObject({
-  /** Where `nacos:///<service>` targets are resolved: its cache and subscription, never per call. */
-  discovery: discoverySchema,
+/**
+ * FlowTagGrpc's options: the shared lane routing (`discovery`, where `nacos:///<service>` targets
+ * are resolved; `labelKey`, `stableLane`, `strict`, `lanes`, `signing`: `laneRoutingSchema` of
+ * `@flowtag/outbound/lanes`, so `new FlowTagGrpc({ ...app.flowtag.routing })` fits) and gRPC's own.
+ */
+export const grpcOptionsSchema = laneRoutingSchema.extend({
   /** Nacos group prepended to target services (`group@@service`); none: the Discovery's default. */
   group: z.string().min(1).max(128).optional(),
   /** Namespace of `discovery`; a target with an authority (`nacos://<ns>/svc`) must name it. */
   namespace: z.string().min(1).optional(),
-  /** Instance metadata key that holds an instance's lane. */
-  labelKey: z.string().min(1).default('version'),
-  /** Lane of untagged calls and fallback lane, unless `lanes()` says otherwise for a service. */
-  stableLane: z.string().min(1).default('stable'),
-  /** Default for services `lanes()` says nothing about: fail instead of falling back to stable. */
-  strict: z.boolean().default(false),
-  /** Per-service lane configuration (`serviceLanes()` of a RuleSet), called per call: keep it cheap. */
-  lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
   /**
    * How long (ms) calls wait for a lane with no READY instance while some of its instances are
    * connecting, counted from the moment the lane has none READY; then they fall back to stable
@@ -81,18 +69,12 @@ export const grpcOptionsSchema = z.strictObject({
    * and is never sent. Idempotent is not enough (a `SetStock(5)` writes): list reads only.
    */
   safeMethods: z.array(methodSchema).max(10_000).default([]),
-  outlier: z
-    .strictObject({
-      /** Consecutive UNAVAILABLE calls that eject an instance. */
-      consecutiveFailures: z.number().int().min(1).max(1000).default(5),
-      /** Ejection time is baseEjectionMs × times ejected, capped by maxEjectionMs. */
-      baseEjectionMs: ms(3_600_000).default(30_000),
-      maxEjectionMs: ms(3_600_000).default(300_000),
-      /** At most this share of a service's instances is ejected at once (at least one when > 0). */
-      maxEjectionPercent: z.number().min(0).max(100).default(50)
-    })
-    .prefault({}),
-  /** Sign the outgoing tag (`x-flow-tag: <lane>~<exp>~<kid>~<sig>`) for services that only trust signed tags. */
+  /** Outlier detection: consecutive UNAVAILABLE calls eject an instance. */
+  outlier: outlierSchema.prefault({}),
+  /**
+   * @deprecated Use `signing: { keys: [key], ttlSeconds }`. Signs the outgoing tag with `key`;
+   * `ttlSeconds` 1..86400, default 300. Not with `signing`.
+   */
   sign: z
     .strictObject({
       key: z.custom<SigningKey>((v) => typeof v === 'object' && v !== null && typeof (v as SigningKey).id === 'string', { message: 'expected a SigningKey { id, secret }' }),
@@ -103,11 +85,7 @@ export const grpcOptionsSchema = z.strictObject({
   /** Meter for `flowtag.grpc.retries_refused` (default: the global MeterProvider's). */
   meter: z.custom<Meter>((v) => typeof v === 'object' && v !== null && typeof (v as Meter).createCounter === 'function', { message: 'expected an OpenTelemetry Meter' }).optional(),
   /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
-  logger: z
-    .custom<GrpcLogger>((v) => typeof v === 'object' && v !== null && typeof (v as GrpcLogger).warn === 'function' && typeof (v as GrpcLogger).info === 'function', {
-      message: 'expected a logger with warn() and info()'
-    })
-    .default(stderrLogger)
+  logger: routingLoggerSchema.default(stderrLogger)
 })
 
 export type FlowTagGrpcOptions = z.input<typeof grpcOptionsSchema>
@@ -120,8 +98,9 @@ export function parseGrpcOptions (input: unknown): ResolvedGrpcOptions {
     throw new GrpcError(errorCodes.BAD_OPTION, bad.message, bad)
   }
   const o = result.data
-  if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) {
-    throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs`)
-  }
+  const bad = ejectionProblem(PKG, o.outlier) ??
+    (o.signing !== undefined && o.sign !== undefined ? badOption(PKG, 'sign', 'give signing or sign (deprecated), not both') : undefined)
+  if (bad !== undefined) throw new GrpcError(errorCodes.BAD_OPTION, bad.message, bad)
+  if (o.sign !== undefined) warnDeprecatedOption(PKG, 'sign', 'signing: { keys: [key], ttlSeconds }')
   return o
 }

@@ -77,6 +77,29 @@ t.test('incoming tags: trust policy of the service mode, signed tags', async (t)
   t.match(await inV2(() => echo(clients.plainToNever)), { tag: undefined }, 'trust: never ignores incoming tags')
 })
 
+t.test('one signing shape: the client\'s signing and the server\'s trust.signed take the same object; sign is a deprecated alias', async (t) => {
+  const signing = { keys: [{ id: 'k1', secret: 'a-secret-of-at-least-32-characters!!' }], ttlSeconds: 60 }
+  const signedOnly = await startEcho('signed', { flow: { trust: { signed: signing } } })
+  t.teardown(() => signedOnly.close())
+  const { StaticDiscovery } = await import('@flowtag/nacos')
+  const discovery = new StaticDiscovery({ signed: [{ ip: '127.0.0.1', port: signedOnly.port }] })
+  const lanes = new FlowTagGrpc({ discovery, logger: quiet, signing })
+  const client = new EchoClient('nacos:///signed', credentials.createInsecure(), lanes.clientOptions())
+  t.teardown(() => { client.close(); lanes.close() })
+  t.match(await runWithFlow({ tag: 'v2', baggage: {} }, () => echo(client)), { tag: 'v2' }, 'signed with signing.keys[0], honoured')
+
+  const cases: Array<[object, string]> = [
+    [{ signing, sign: { key: signing.keys[0] } }, 'sign'],
+    [{ signing: { keys: [{ id: 'k1', secret: 'short' }] } }, 'signing.keys.0.secret'],
+    [{ signing: { ...signing, ttlSeconds: 1 } }, 'signing.ttlSeconds'],
+    [{ outlier: { baseEjectionMs: 1000, maxEjectionMs: 10 } }, 'outlier.maxEjectionMs']
+  ]
+  for (const [opts, field] of cases) t.throws(() => new FlowTagGrpc({ discovery, ...opts } as never), { code: 'FLOWTAG_GRPC_BAD_OPTION', field }, field)
+  const old = new FlowTagGrpc({ discovery, logger: quiet, sign: { key: signing.keys[0]!, ttlSeconds: 1 } })
+  t.teardown(() => old.close())
+  t.pass('the deprecated sign keeps its own range (ttlSeconds from 1)')
+})
+
 t.test('server options are validated', async (t) => {
   const { FlowTagGrpcServer } = await import('../src/server-entry.ts')
   t.throws(() => new FlowTagGrpcServer({ registration: { service: 'x' } }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"nacos"/ })

@@ -2,16 +2,18 @@
 // sendToQueue add the flow's lane headers to every message published inside a flow, plus the
 // plain `flowtag-lane` header a lane exchange routes on (a headers exchange ignores `x-` names).
 import type { Channel, Options } from 'amqplib'
-import { currentFlow } from '@flowtag/context'
+import { currentFlow, type SigningOptions } from '@flowtag/context'
 import { suppressedInShadow, withLaneHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { parseWith, PKG, producerOptionsSchema } from './options.ts'
+import { PKG, producerSigner } from './options.ts'
 
 /** The header the lane exchange routes on: the flow's lane, plain (never signed). */
 export const ROUTING_HEADER = 'flowtag-lane'
 
 export interface LaneChannelOptions {
-  /** Writes `x-flow-tag` as this function's answer (a signed tag); baggage and `flowtag-lane` stay plain. */
+  /** Sign the lane written in `x-flow-tag` (`{ keys, ttlSeconds? }`); baggage and `flowtag-lane` stay plain. */
+  signing?: SigningOptions
+  /** @deprecated Use `signing`. Writes `x-flow-tag` as this function's answer (a signed tag). */
   signTag?: SignLane
 }
 
@@ -33,19 +35,19 @@ function shadowed (confirm: unknown): boolean {
 
 /**
  * The amqplib `channel` with lanes: every message published inside a flow carries `x-flow-tag`
- * (signed with `signTag`), the W3C `baggage` lane member and `flowtag-lane`; outside a flow
+ * (signed with `signing`), the W3C `baggage` lane member and `flowtag-lane`; outside a flow
  * nothing is added; inside a shadow flow (a mirrored copy) nothing is published: `publish` returns
  * `true` and a ConfirmChannel's callback is called without an error (counted). Every other method is the channel's own (a ConfirmChannel keeps its
  * callbacks); the channel itself is not modified.
  *
  * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `channel` is not an amqplib channel, or an option is
- *   invalid or unknown (`signTag` is the only one).
+ *   invalid or unknown (`signing` and the deprecated `signTag` are the only ones; not both).
  */
 export function laneChannel<C extends Pick<Channel, 'publish' | 'sendToQueue'>> (channel: C, options: LaneChannelOptions = {}): C {
   if (typeof channel !== 'object' || channel === null || typeof channel.publish !== 'function' || typeof channel.sendToQueue !== 'function') {
     throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "channel": expected an amqplib Channel`)
   }
-  const sign = parseWith(producerOptionsSchema, options).signTag
+  const sign = producerSigner(options)
   return new Proxy(channel, {
     get (target, prop, receiver) {
       if (prop === 'publish') {

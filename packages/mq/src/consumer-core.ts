@@ -10,7 +10,7 @@ import { FlowReader } from './flow-reader.ts'
 import type { MessageHeaders } from './headers.ts'
 import { CONSUMER_METADATA, LaneWatch } from './lane-watch.ts'
 import { ConsumerMetrics, type ConsumerIdentity } from './metrics.ts'
-import { PKG, type ResolvedConsumerOptions } from './options.ts'
+import { consumerMode, consumerTrust, PKG, type ResolvedConsumerOptions } from './options.ts'
 import { handles, PolicySource, type LanePolicy } from './ownership.ts'
 
 /** The decision on one message. */
@@ -53,11 +53,11 @@ export class ConsumerCore {
       throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "${o.nacos === undefined ? 'nacos' : 'registration'}": nacos and registration go together`)
     }
     try {
-      this.#reader = new FlowReader(o.trust, o.otel, o.logger)
+      this.#reader = new FlowReader(consumerTrust(o), o.otel, o.logger)
     } catch (err) {
       throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "trust": ${(err as Error).message}`, { cause: err })
     }
-    this.#policy = new PolicySource(o.service, o.lanes, o.stableLane, o.mode)
+    this.#policy = new PolicySource(o.service, o.lanes, o.stableLane, consumerMode(o))
     this.watch = new LaneWatch(discovery, o.service, key, o.labelKey, () => this.policy.stable)
     this.metrics = new ConsumerMetrics({ ...id, version: this.lane }, o.meter)
     if (o.nacos !== undefined && o.registration !== undefined) {

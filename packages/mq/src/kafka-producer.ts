@@ -1,14 +1,16 @@
 // The kafkajs producer in lanes: the same Producer, whose send/sendBatch (and those of its
 // transactions) add the flow's lane headers to every message produced inside a flow.
 import type { Message, Producer, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs'
-import type { FlowContext } from '@flowtag/context'
+import type { FlowContext, SigningOptions } from '@flowtag/context'
 import { currentFlow } from '@flowtag/context'
 import { laneStamper, suppressedInShadow, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { parseWith, PKG, producerOptionsSchema } from './options.ts'
+import { PKG, producerSigner } from './options.ts'
 
 export interface LaneProducerOptions {
-  /** Writes `x-flow-tag` as this function's answer (a signed tag); the baggage member stays plain. */
+  /** Sign the lane written in `x-flow-tag` (`{ keys, ttlSeconds? }`); the baggage member stays plain. */
+  signing?: SigningOptions
+  /** @deprecated Use `signing`. Writes `x-flow-tag` as this function's answer (a signed tag). */
   signTag?: SignLane
 }
 
@@ -38,7 +40,7 @@ function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, 
 /**
  * The kafkajs `producer` with lanes: every message sent inside a flow (`runWithFlow`, a request
  * of the Fastify/Express plugins, a consumed message's handler) carries `x-flow-tag` (signed
- * with `signTag`) and the W3C `baggage` lane member; outside a flow nothing is added. Inside a
+ * with `signing`) and the W3C `baggage` lane member; outside a flow nothing is added. Inside a
  * shadow flow (a mirrored copy) nothing is sent: `send` resolves `[]` (counted). Every
  * other method is the producer's own; the producer itself is not modified.
  *
@@ -48,13 +50,13 @@ function wrapSender<S extends Pick<Producer, 'send' | 'sendBatch'>> (sender: S, 
  * await producer.send({ topic: 'orders', messages: [{ key: id, value }] })
  * ```
  * @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` when `producer` is not a kafkajs producer, or an option is
- *   invalid or unknown (`signTag` is the only one).
+ *   invalid or unknown (`signing` and the deprecated `signTag` are the only ones; not both).
  */
 export function laneProducer (producer: Producer, options: LaneProducerOptions = {}): Producer {
   if (typeof producer !== 'object' || producer === null || typeof producer.send !== 'function' || typeof producer.sendBatch !== 'function') {
     throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "producer": expected a kafkajs Producer`)
   }
-  const sign = parseWith(producerOptionsSchema, options).signTag
+  const sign = producerSigner(options)
   const wrapped = wrapSender(producer, sign)
   return {
     ...wrapped,

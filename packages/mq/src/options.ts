@@ -1,12 +1,15 @@
 // The options every lane-aware consumer shares (Kafka and RabbitMQ alike), validated with zod once.
+// The lane-routing fields are @flowtag/outbound's shared `laneRoutingSchema`; the rest is the consumer's own.
 import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
-import type { Discovery, LanesResolver } from '@flowtag/outbound/lanes'
+import { discoverySchema, laneRoutingSchema, warnDeprecatedOption } from '@flowtag/outbound/lanes'
 import type { NacosClient } from '@flowtag/nacos'
-import { TAG_PATTERN, type TagLogger } from '@flowtag/context'
-import { optionErrorMessage } from '@flowtag/errors'
+import { laneSigner, signingKeySchema, signingOptionsSchema, TAG_PATTERN, type TagLogger } from '@flowtag/context'
+import { badOptionMessage, optionErrorMessage } from '@flowtag/errors'
 import { errorCodes, MqError } from './errors.ts'
 import type { SignLane } from './headers.ts'
+import type { ConsumerMode } from './ownership.ts'
+import type { MessageTrust } from './flow-reader.ts'
 
 export const PKG = '@flowtag/mq'
 
@@ -14,27 +17,25 @@ export const PKG = '@flowtag/mq'
 export const laneSchema = z.string().regex(TAG_PATTERN, 'must be 1-64 characters of [A-Za-z0-9._-]')
 const lane = laneSchema
 
-const keySchema = z.strictObject({
-  id: z.string(),
-  secret: z.string()
-})
-
-export const consumerOptionsSchema = z.strictObject({
+/**
+ * The consumer's options: the shared lane routing (`discovery`, `labelKey`, `stableLane`,
+ * `strict`, `lanes`, `signing`: `laneRoutingSchema` of `@flowtag/outbound/lanes`, so
+ * `{ ...app.flowtag.routing, service }` fits) and the consumer's own.
+ */
+export const consumerOptionsSchema = laneRoutingSchema.extend({
   /** The consumer service: its Nacos service name, whose instances say which lanes have live consumers. */
   service: z.string().min(1).max(512),
   /** This consumer's lane (its release); @default the stable lane. */
   lane: lane.optional(),
   /** Lane of untagged messages and the fallback lane, unless `lanes()` says otherwise. */
   stableLane: lane.default('stable'),
-  /** `permissive`: lanes with no live consumer are handled by stable; `strict`: they wait. */
-  mode: z.enum(['permissive', 'strict']).default('permissive'),
-  /** Per-service lane configuration (a RuleSet's `serviceLanes()`), read per message: keep it cheap. */
-  lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
-  /** Instance metadata key that holds an instance's lane. */
-  labelKey: z.string().min(1).default('version'),
+  /**
+   * `permissive`: lanes with no live consumer are handled by stable; `strict`: they wait.
+   * @default `strict` when the routing's `strict` is true, else `permissive`
+   */
+  mode: z.enum(['permissive', 'strict']).optional(),
   /** Where the live consumers are read (pushed); default: `nacos.naming`. */
-  discovery: z.custom<Discovery>((v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
-    { message: 'expected a Discovery (an object with instances() and subscribe())' }).optional(),
+  discovery: discoverySchema.optional(),
   /** Registers this consumer as an instance of `service` (lane in metadata); none: the app registers it. */
   nacos: z.custom<NacosClient>((v) => typeof v === 'object' && v !== null && typeof (v as NacosClient).naming === 'object', { message: 'expected a NacosClient' }).optional(),
   /** The registered instance: `port` (the consumer's health or /metrics port) and the other NacosRegistration options. */
@@ -48,8 +49,13 @@ export const consumerOptionsSchema = z.strictObject({
     env: z.string().min(1).optional(),
     drainMs: z.number().int().min(0).max(600_000).default(0)
   }).optional(),
-  /** Which incoming lanes to honour: `always` (default), `never`, or `{ signed: { keys } }` only. */
-  trust: z.union([z.literal('always'), z.literal('never'), z.strictObject({ signed: z.strictObject({ keys: z.array(keySchema).min(1) }) })]).default('always'),
+  /**
+   * Which incoming lanes to honour: `always`, `never`, or `{ signed: { keys } }` only (a
+   * `signing` object fits as `signed`). @default `{ signed: signing }` with `signing`, else `always`
+   */
+  trust: z.union([z.literal('always'), z.literal('never'), z.strictObject({
+    signed: z.strictObject({ keys: z.array(signingKeySchema).min(1), ttlSeconds: z.int().min(10).max(86_400).optional() })
+  })]).optional(),
   /** Put the lane in the OTel context of the handler (as the HTTP plugins do). */
   otel: z.boolean().default(true),
   /** Meter of the consumer's instruments; default: the global MeterProvider's. */
@@ -61,12 +67,35 @@ export const consumerOptionsSchema = z.strictObject({
 
 /** The options of `laneProducer` and `laneChannel`. */
 export const producerOptionsSchema = z.strictObject({
-  /** Writes `x-flow-tag` as this function's answer (a signed tag); the other lane headers stay plain. */
+  /** Sign the lane written in `x-flow-tag` (`{ keys, ttlSeconds? }`, the one signing shape); the other lane headers stay plain. */
+  signing: signingOptionsSchema.optional(),
+  /** @deprecated Use `signing`. Writes `x-flow-tag` as this function's answer (a signed tag). Not with `signing`. */
   signTag: z.custom<SignLane>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional()
 })
 
+/** The producer's signer: from `signing`, or the deprecated `signTag`. @throws {MqError} `FLOWTAG_MQ_BAD_OPTION` */
+export function producerSigner (options: unknown): SignLane | undefined {
+  const o = parseWith(producerOptionsSchema, options)
+  if (o.signing !== undefined && o.signTag !== undefined) throw new MqError(errorCodes.BAD_OPTION, badOptionMessage(PKG, 'signTag', 'give signing or signTag (deprecated), not both'))
+  if (o.signTag !== undefined) {
+    warnDeprecatedOption(PKG, 'signTag', 'signing: { keys, ttlSeconds }')
+    return o.signTag
+  }
+  return o.signing === undefined ? undefined : laneSigner(o.signing)
+}
+
 export type ConsumerOptions = z.input<typeof consumerOptionsSchema>
 export type ResolvedConsumerOptions = z.output<typeof consumerOptionsSchema>
+
+/** The mode in force: `mode`, else `strict` from the shared routing. */
+export function consumerMode (o: Pick<ResolvedConsumerOptions, 'mode' | 'strict'>): ConsumerMode {
+  return o.mode ?? (o.strict ? 'strict' : 'permissive')
+}
+
+/** The trust in force: `trust`, else only tags signed with `signing`'s keys, else `always`. */
+export function consumerTrust (o: Pick<ResolvedConsumerOptions, 'trust' | 'signing'>): MessageTrust {
+  return o.trust ?? (o.signing === undefined ? 'always' : { signed: { keys: o.signing.keys } })
+}
 
 /** Parse `input` with `schema`; a failure is `FLOWTAG_MQ_BAD_OPTION` naming the first bad field. */
 export function parseWith<S extends z.ZodType> (schema: S, input: unknown): z.output<S> {

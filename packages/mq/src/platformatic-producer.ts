@@ -1,14 +1,16 @@
 // The @platformatic/kafka producer in lanes: the same Producer, whose send() adds the flow's
 // lane headers to every message produced inside a flow.
 import type { MessageToProduce, Producer } from '@platformatic/kafka'
-import { currentFlow, type FlowContext } from '@flowtag/context'
+import { currentFlow, type FlowContext, type SigningOptions } from '@flowtag/context'
 import { FLOW_TAG_HEADER } from '@flowtag/context'
 import { laneHeaders, suppressedInShadow, type MessageHeaders, type SignLane } from './headers.ts'
 import { errorCodes, MqError } from './errors.ts'
-import { parseWith, PKG, producerOptionsSchema } from './options.ts'
+import { PKG, producerSigner } from './options.ts'
 
 export interface PlatformaticLaneProducerOptions {
-  /** Writes `x-flow-tag` as this function's answer (a signed tag); the baggage member stays plain. */
+  /** Sign the lane written in `x-flow-tag` (`{ keys, ttlSeconds? }`); the baggage member stays plain. */
+  signing?: SigningOptions
+  /** @deprecated Use `signing`. Writes `x-flow-tag` as this function's answer (a signed tag). */
   signTag?: SignLane
 }
 
@@ -55,7 +57,7 @@ function stamper (flow: FlowContext, sign: SignLane | undefined): (m: AnyMessage
 
 /**
  * The @platformatic/kafka `producer` with lanes: every message sent inside a flow carries
- * `x-flow-tag` (signed with `signTag`) and the W3C `baggage` lane member, as Buffers (the
+ * `x-flow-tag` (signed with `signing`) and the W3C `baggage` lane member, as Buffers (the
  * client's default header serializers pass them through; `stringSerializers` take them too);
  * outside a flow nothing is added; inside a shadow flow (a mirrored copy) nothing is sent: `send`
  * resolves `{}` (counted). Every other method and property is the producer's own.
@@ -70,7 +72,7 @@ export function laneProducer<P extends Pick<Producer, 'send'>> (producer: P, opt
   if (typeof producer !== 'object' || producer === null || typeof producer.send !== 'function') {
     throw new MqError(errorCodes.BAD_OPTION, `${PKG}: invalid option "producer": expected a @platformatic/kafka Producer`)
   }
-  const sign = parseWith(producerOptionsSchema, options).signTag
+  const sign = producerSigner(options)
   return new Proxy(producer, {
     get (target, prop, receiver) {
       if (prop === 'send') {

@@ -113,12 +113,14 @@ t.test('options: every bad field named', async (t) => {
   const bad = (o: object, field: RegExp) => t.throws(() => new ConsumerCore(consumerOptionsSchema.parse(o), 'k', { system: 'kafka', destination: 'd', group: 'g' }), field)
   bad({ service: 'worker' }, /invalid option "discovery"/)
   bad({ ...base, nacos: { naming: {} } }, /invalid option "registration": nacos and registration go together/)
-  bad({ ...base, trust: { signed: { keys: [{ id: 'k', secret: 'short' }] } } }, /invalid option "trust"/)
   const err = (() => { try { consumerOptionsSchema.parse({ ...base, lane: 'bad lane' }) } catch (e) { return e } })()
   t.ok(err !== undefined)
   const { parseWith } = await import('../src/options.ts')
   t.throws(() => parseWith(consumerOptionsSchema, { ...base, lane: 'bad lane' }), { code: errorCodes.BAD_OPTION, message: /invalid option "lane"/ })
   t.throws(() => parseWith(consumerOptionsSchema, { ...base, mode: 'loose' }), { code: errorCodes.BAD_OPTION, message: /invalid option "mode"/ })
+  // the one key grammar of @flowtag/context, checked at the boundary with the exact field
+  t.throws(() => parseWith(consumerOptionsSchema, { ...base, trust: { signed: { keys: [{ id: 'k', secret: 'short' }] } } }), { code: errorCodes.BAD_OPTION, message: /invalid option "trust.signed.keys.0.secret"/ })
+  t.throws(() => parseWith(consumerOptionsSchema, { ...base, signing: { keys: [{ id: 'bad id!', secret: KEY.secret }] } }), { code: errorCodes.BAD_OPTION, message: /invalid option "signing.keys.0.id"/ })
   t.throws(() => laneProducer({} as never), { code: errorCodes.BAD_OPTION, message: /"producer"/ })
   t.throws(() => laneProducer({ send () {}, sendBatch () {} } as never, { signTag: 'x' as never }), /"signTag"/)
   t.throws(() => laneChannel({} as never), { code: errorCodes.BAD_OPTION, message: /"channel"/ })
@@ -137,6 +139,41 @@ t.test('options: every bad field named', async (t) => {
   await core.register()
   await core.deregister()
   core.close()
+})
+
+t.test('the shared lane routing: strict gives the mode, signing the trust, as the preset\'s routing hands them over', async (t) => {
+  const discovery = new StaticDiscovery({})
+  const id = { system: 'kafka', destination: 'd', group: 'g' } as const
+  const core = (o: object) => new ConsumerCore(consumerOptionsSchema.parse({ service: 'w', discovery, lane: 'v1', ...o }), 'k', id)
+  const strict = core({ strict: true })
+  t.equal(strict.policy.strict, true, 'strict: true is mode strict')
+  t.equal(core({ strict: true, mode: 'permissive' }).policy.strict, false, 'an explicit mode wins')
+  t.equal(core({}).policy.strict, false, 'default: permissive, as before')
+
+  const signed = core({ signing: { keys: [KEY], ttlSeconds: 60 } })
+  t.equal(signed.verdict({ 'x-flow-tag': 'v2' }, undefined, false).lane, undefined, 'with signing, a plain lane is refused')
+  t.equal(signed.verdict({ 'x-flow-tag': signTag('v2', 60, KEY) }, undefined, false).lane, 'v2', 'a tag signed with its keys is honoured')
+  t.equal(core({ signing: { keys: [KEY] }, trust: 'always' }).verdict({ 'x-flow-tag': 'v2' }, undefined, false).lane, 'v2', 'an explicit trust wins')
+  t.equal(core({}).verdict({ 'x-flow-tag': 'v2' }, undefined, false).lane, 'v2', 'default: always, as before')
+  for (const c of [strict, signed]) c.close()
+})
+
+t.test('producers: signing signs the lane header; signTag is a deprecated alias; not both', async (t) => {
+  const sent: Array<{ messages: Array<{ headers?: Record<string, string> }> }> = []
+  const fake = { send: async (r: never) => { sent.push(r) }, sendBatch: async () => {} } as never
+  const kafkajs = laneProducer(fake, { signing: { keys: [KEY], ttlSeconds: 60 } })
+  await runWithFlow({ tag: 'v2', baggage: {} }, () => kafkajs.send({ topic: 't', messages: [{ value: 'a' }] }))
+  const reader = new FlowReader({ signed: { keys: [KEY] } }, false)
+  t.equal(reader.read(sent[0]?.messages[0]?.headers).flow.tag, 'v2', 'signed with signing.keys[0]: a signed-only reader honours it')
+  const warnings: Error[] = []
+  const onWarning = (w: Error) => { if ((w as { code?: string }).code === 'FLOWTAG_DEP_SIGNTAG') warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  laneChannel({ publish () {}, sendToQueue () {} } as never, { signTag: (l) => l })
+  laneProducer(fake, { signTag: (l) => l })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(warnings.length, 1, 'the deprecated signTag warns once')
+  t.throws(() => laneProducer(fake, { signing: { keys: [KEY] }, signTag: (l) => l }), { code: errorCodes.BAD_OPTION, message: /"signTag": give signing or signTag \(deprecated\), not both/ })
 })
 
 t.test('discovery that cannot answer at start: FLOWTAG_MQ_DISCOVERY, not a broker error', async (t) => {

@@ -8,3 +8,7 @@ export { DEFAULT_RETRY_BUDGET, RetryBudget, RetryBudgets, type RetryBudgetPolicy
 export { policiesFor, retryBudgetSchema, servicePoliciesSchema, warmupSchema, type Policies, type ServicePolicies } from './policies.ts'
 export { callTargets, CONSUMER_ROLE, eligible, instanceKey, laneOf, ROLE_METADATA, takesCalls, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
+export {
+  laneRoutingSchema, discoverySchema, lanesResolverSchema, outlierSchema, routingLoggerSchema, ejectionProblem, stderrLoggerOf, warnDeprecatedOption, ms,
+  type LaneRoutingOptions, type RoutingLogger
+} from './routing-options.ts'

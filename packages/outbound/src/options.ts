@@ -1,57 +1,35 @@
 // Options of the dispatcher: the zod schema is the source of truth, parsed once at construction.
+// The lane-routing fields are the shared contract of routing-options.ts; the rest is HTTP's own.
 import { z } from 'zod'
 import type { Meter } from '@opentelemetry/api'
-import type { Discovery } from './discovery.ts'
+import { laneSigner } from '@flowtag/context'
 import type { PoolFactory } from './instance-pool.ts'
 import { badOption, describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
 import { retryBudgetSchema, servicePoliciesSchema, warmupSchema } from './policies.ts'
 import { shadowGuardSchema } from './shadow-guard.ts'
+import { ejectionProblem, laneRoutingSchema, ms, outlierSchema, routingLoggerSchema, stderrLoggerOf, warnDeprecatedOption, type RoutingLogger } from './routing-options.ts'
 
 const PKG = '@flowtag/outbound'
-
-import type { LanesResolver } from './lanes.ts'
 
 export type { LaneConfig, LanesResolver } from './lanes.ts'
 
 /** Where ejections and readmissions are logged: pino, Fastify's `request.log`/`app.log` and console fit. */
-export interface OutboundLogger {
-  warn(obj: object, msg: string): void
-  info(obj: object, msg: string): void
-}
+export type OutboundLogger = RoutingLogger
 
 /** Default logger: ejections to stderr (they must never pass silently), readmissions not at all. */
-export const stderrLogger: OutboundLogger = {
-  warn: (obj, msg) => console.warn(`@flowtag/outbound: ${msg}`, JSON.stringify(obj)),
-  info: () => {}
-}
-
-const isLogger = (v: unknown): v is OutboundLogger =>
-  typeof v === 'object' && v !== null && typeof (v as OutboundLogger).warn === 'function' && typeof (v as OutboundLogger).info === 'function'
-
-const ms = (max: number) => z.number().int().min(1).max(max)
-
-const discoverySchema = z.custom<Discovery>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Discovery).instances === 'function' && typeof (v as Discovery).subscribe === 'function',
-  { message: 'expected a Discovery (an object with instances() and subscribe())' }
-)
+export const stderrLogger: OutboundLogger = stderrLoggerOf(PKG)
 
 const meterSchema = z.custom<Meter>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Meter).createCounter === 'function' && typeof (v as Meter).createHistogram === 'function',
   { message: 'expected an OpenTelemetry Meter' }
 )
 
-export const outboundOptionsSchema = z.strictObject({
-  /** Where service names are resolved; read from its cache, never per request from the registry. */
-  discovery: discoverySchema,
-  /** Instance metadata key that holds an instance's lane. */
-  labelKey: z.string().min(1).default('version'),
-  /** Lane of untagged traffic and fallback lane, unless `lanes()` says otherwise for a service. */
-  stableLane: z.string().min(1).default('stable'),
-  /** Default for services `lanes()` says nothing about: fail instead of falling back to stable. */
-  strict: z.boolean().default(false),
-  /** Per-service lane configuration, called on every request (keep it cheap: read a cached RuleSet). */
-  lanes: z.custom<LanesResolver>((v) => typeof v === 'function', { message: 'expected a function (service) => LaneConfig | undefined' }).optional(),
+/**
+ * The dispatcher's options: the shared lane routing (`discovery`, `labelKey`, `stableLane`,
+ * `strict`, `lanes`, `signing`: `laneRoutingSchema` of `@flowtag/outbound/lanes`) and HTTP's own.
+ */
+export const outboundOptionsSchema = laneRoutingSchema.extend({
   /** Retries of connection-level failures, each on another instance, for idempotent replayable requests. */
   maxRetries: z.number().int().min(0).max(10).default(1),
   /**
@@ -74,15 +52,9 @@ export const outboundOptionsSchema = z.strictObject({
   retryBudget: retryBudgetSchema,
   /** Per service name: its own `warmup` and `retryBudget` settings over the two above. */
   services: servicePoliciesSchema,
-  outlier: z
-    .strictObject({
-      /** Consecutive connection-level failures that eject an instance. */
-      consecutiveFailures: z.number().int().min(1).max(1000).default(5),
-      /** Ejection time is baseEjectionMs × times ejected, capped by maxEjectionMs. */
-      baseEjectionMs: ms(3_600_000).default(30_000),
-      maxEjectionMs: ms(3_600_000).default(300_000),
-      /** At most this share of a service's instances is ejected at once (at least one when > 0). */
-      maxEjectionPercent: z.number().min(0).max(100).default(50),
+  /** Outlier detection: consecutive connection-level failures eject an instance. */
+  outlier: outlierSchema
+    .extend({
       /**
        * Count 5xx answers as failures too (Envoy's consecutive_5xx). Off by default: a 503 often
        * means the instance's own upstream is missing, not that the instance is bad.
@@ -110,11 +82,10 @@ export const outboundOptionsSchema = z.strictObject({
   /** Meter for the request, error and duration instruments (default: the global MeterProvider's). */
   meter: meterSchema.optional(),
   /** Where ejections (warn) and readmissions (info) are logged; default: ejections to stderr. */
-  logger: z.custom<OutboundLogger>(isLogger, { message: 'expected a logger with warn() and info()' }).default(stderrLogger),
+  logger: routingLoggerSchema.default(stderrLogger),
   /**
-   * Writes `x-flow-tag` as this function's answer for the flow's lane (e.g. a signed token from
-   * @flowtag/context's `signTag`), so services that trust only signed tags honour the hop.
-   * Called per request: keep it cheap (cache per lane). The baggage lane member stays plain.
+   * @deprecated Use `signing: { keys, ttlSeconds }`. Writes `x-flow-tag` as this function's
+   * answer for the flow's lane; called per request (cache per lane). Not with `signing`.
    */
   signTag: z.custom<(lane: string) => string>((v) => typeof v === 'function', { message: 'expected a function (lane) => string' }).optional(),
   /**
@@ -126,6 +97,7 @@ export const outboundOptionsSchema = z.strictObject({
 })
 
 export type OutboundOptions = z.input<typeof outboundOptionsSchema>
+/** The parsed options; `signTag` is the signer in force (from `signing`, or the deprecated `signTag`). */
 export type ResolvedOptions = z.output<typeof outboundOptionsSchema>
 
 export function parseOptions (input: unknown): ResolvedOptions {
@@ -135,9 +107,10 @@ export function parseOptions (input: unknown): ResolvedOptions {
     throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
   }
   const opts = result.data
-  if (opts.outlier.maxEjectionMs < opts.outlier.baseEjectionMs) {
-    const bad = badOption(PKG, 'outlier.maxEjectionMs', 'must be >= outlier.baseEjectionMs')
-    throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
-  }
+  const bad = ejectionProblem(PKG, opts.outlier) ??
+    (opts.signing !== undefined && opts.signTag !== undefined ? badOption(PKG, 'signTag', 'give signing or signTag (deprecated), not both') : undefined)
+  if (bad !== undefined) throw new OutboundError(errorCodes.BAD_OPTION, bad.message, '', undefined, bad)
+  if (opts.signTag !== undefined) warnDeprecatedOption(PKG, 'signTag', 'signing: { keys, ttlSeconds }')
+  else if (opts.signing !== undefined) opts.signTag = laneSigner(opts.signing)
   return opts
 }

@@ -4,7 +4,7 @@ import { describeBadOption } from '@flowtag/errors'
 import { NacosClient, registrationOptionsSchema, type NacosClientOptions } from '@flowtag/nacos'
 import { outboundOptionsSchema } from '@flowtag/outbound'
 import { LANE_PATTERN, validateRuleSet, type RuleIssue, type RulesError, type RuleSetInput, type RuleStore } from '@flowtag/rules'
-import type { FlowTagOptions } from '@flowtag/context'
+import { signingOptionsSchema, type FlowTagOptions } from '@flowtag/context'
 import { z } from 'zod'
 import { PACKAGE, badServiceOption } from './errors.ts'
 import { shadowOptionsSchema } from './mirror.ts'
@@ -37,8 +37,8 @@ const nacosRulesSchema = z.strictObject({
   startTimeoutMs: z.int().min(1).max(600_000).default(5000)
 })
 
-/** Outbound options besides what the service wires itself (discovery, lanes). */
-const outboundSchema = outboundOptionsSchema.omit({ discovery: true, lanes: true })
+/** Outbound options besides what the service wires itself (discovery, lanes, and `signing`, given at the top). */
+const outboundSchema = outboundOptionsSchema.omit({ discovery: true, lanes: true, signing: true })
 
 export const serviceOptionsSchema = z.strictObject({
   /** Service name in Nacos, and the host name other services call it by (`http://<service>/...`). */
@@ -59,12 +59,7 @@ export const serviceOptionsSchema = z.strictObject({
    * Sign the lane on every outbound hop and, in service mode, honour only signed incoming tags
    * (unless `trust` says otherwise). Without it, service mode trusts the network.
    */
-  signing: z.strictObject({
-    /** The first key signs; every key verifies (rotate by prepending). */
-    keys: z.array(z.strictObject({ id: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, '1-32 characters of [A-Za-z0-9._-]'), secret: z.string().min(16, 'at least 16 characters') })).min(1),
-    /** Lifetime of a hop's token, in seconds; a token is re-signed after half of it. */
-    ttlSeconds: z.int().min(10).max(86_400).default(300)
-  }).optional(),
+  signing: signingOptionsSchema.optional(),
   /**
    * Folder for the disk snapshots (the last good RuleSet and the Nacos client's instance and
    * config snapshots), so a process started while Nacos is down serves from them; `false`: none.

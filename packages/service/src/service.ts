@@ -4,10 +4,10 @@ import { mkdirSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { FlowTagger, signTag, type RuleStoreLike } from '@flowtag/context'
+import { FlowTagger, type RuleStoreLike, type SigningOptions } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
 import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
-import { FlowTagDispatcher } from '@flowtag/outbound'
+import { FlowTagDispatcher, type Discovery as RoutingDiscovery, type LanesResolver } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
 import { asServiceOption, errorCodes } from './errors.ts'
@@ -21,6 +21,26 @@ export type ServiceFetch = (input: RequestInfo, init?: Omit<RequestInit, 'dispat
 
 /** Instance metadata key carrying the version of the RuleSet the instance applies (defined once in @flowtag/rules). */
 export { RULES_VERSION_METADATA }
+
+/**
+ * The service's lane routing, for the other transports' clients to route as its HTTP calls do:
+ * `new FlowTagGrpc({ ...app.flowtag.routing })`, `kafkaConsumer({ ...app.flowtag.routing, service, ... })`.
+ * Exactly the shared lane-routing options (`laneRoutingSchema` of `@flowtag/outbound/lanes`).
+ */
+export interface ServiceRouting {
+  /** The Nacos naming client (its cache and pushes), as the routing contract of @flowtag/outbound reads it. */
+  readonly discovery: RoutingDiscovery
+  /** The dispatcher's `outbound.labelKey`. @default 'version' */
+  readonly labelKey: string
+  /** The dispatcher's `outbound.stableLane`. @default 'stable' */
+  readonly stableLane: string
+  /** The dispatcher's `outbound.strict`. @default false */
+  readonly strict: boolean
+  /** A service's lanes from the RuleSet in force (stable, strict, weights), read per call. */
+  readonly lanes: LanesResolver
+  /** The service's `signing` (`{ keys, ttlSeconds }`), when given: hops are signed with its first key. */
+  readonly signing?: SigningOptions
+}
 
 /** What a `/ready` probe answers: 200 with `{ status: 'ready' }`, else 503 with the reasons. */
 export interface Readiness {
@@ -69,6 +89,8 @@ export class FlowTagService {
   readonly tagger: FlowTagger
   /** undici dispatcher for `http://<service>/...`: the request's lane, by weight, stable fallback. */
   readonly dispatcher: FlowTagDispatcher
+  /** The lane routing of `dispatcher`, for gRPC clients and message consumers: `new FlowTagGrpc({ ...app.flowtag.routing })`. */
+  readonly routing: ServiceRouting
   /** undici `fetch` through `dispatcher`. */
   readonly fetch: ServiceFetch
   /** The mirror sender: copies of requests drawn by a `mirror` rule, and their comparison (`stats`). */
@@ -141,14 +163,24 @@ export class FlowTagService {
       // the tagger's options are ours at the top level (mode, trust, otel)
       throw asServiceOption(err, '')
     }
+    // One routing for every transport: the dispatcher's, and what `routing` hands to gRPC and consumers.
+    this.routing = Object.freeze({
+      discovery: this.discovery,
+      labelKey: o.outbound.labelKey,
+      stableLane: o.outbound.stableLane,
+      strict: o.outbound.strict,
+      // Per call: the service's lanes from the RuleSet in force (stable, strict, weights).
+      lanes: (service: string) => serviceLanes(view.compiled, service),
+      ...(o.signing === undefined ? {} : { signing: o.signing })
+    })
+    // `signing` at the top signs the hops; the deprecated `outbound.signTag` only without it.
+    const { signTag, ...outbound } = o.outbound
     try {
       this.dispatcher = new FlowTagDispatcher({
-        ...o.outbound,
+        ...outbound,
         ...(endpoint === undefined || o.outbound.meter !== undefined ? {} : { meter: endpoint.meter }),
-        discovery: this.discovery,
-        // Per request: the service's lanes from the RuleSet in force (stable, strict, weights).
-        lanes: (service) => serviceLanes(view.compiled, service),
-        ...(o.signing === undefined ? {} : { signTag: laneSigner(o.signing.keys[0]!, o.signing.ttlSeconds) })
+        ...this.routing,
+        ...(o.signing === undefined && signTag !== undefined ? { signTag } : {})
       })
     } catch (err) {
       throw asServiceOption(err, 'outbound')
@@ -376,20 +408,6 @@ function ageText (what: string, ageS: number | null): string {
 
 async function mtime (file: string): Promise<number | undefined> {
   return stat(file).then((s) => s.mtimeMs, () => undefined)
-}
-
-/** A signed token per lane, re-signed after half its lifetime: one HMAC per lane and period, not per request. */
-function laneSigner (key: { id: string, secret: string }, ttlSeconds: number): (lane: string) => string {
-  const tokens = new Map<string, { token: string, renewAt: number }>()
-  return (lane) => {
-    const now = Date.now()
-    const hit = tokens.get(lane)
-    if (hit !== undefined && now < hit.renewAt) return hit.token
-    if (tokens.size > 256) tokens.clear()
-    const token = signTag(lane, ttlSeconds, key, now)
-    tokens.set(lane, { token, renewAt: now + (ttlSeconds * 1000) / 2 })
-    return token
-  }
 }
 
 function createClient (options: NacosClientOptions, log: ServiceLogger, app: PresetApp): NacosClient {
