@@ -92,8 +92,9 @@ EOF
 # error: econnrefused", then BOOT FAILED: seen in a CI run with other brokers starting).
 if ! epmd -port "$epmd_port" -names >/dev/null 2>&1; then
   epmd -address 127.0.0.1 -port "$epmd_port" -daemon
-  for _ in $(seq 100); do epmd -port "$epmd_port" -names >/dev/null 2>&1 && break; sleep 0.1; done
-  epmd -port "$epmd_port" -names >/dev/null 2>&1 || { echo "start.sh: epmd did not answer on 127.0.0.1:$epmd_port within 10 s" >&2; exit 1; }
+  # 30 s: on a loaded machine (load average 25+ on 2 cores) 10 s was seen to run out.
+  for _ in $(seq 300); do epmd -port "$epmd_port" -names >/dev/null 2>&1 && break; sleep 0.1; done
+  epmd -port "$epmd_port" -names >/dev/null 2>&1 || { echo "start.sh: epmd did not answer on 127.0.0.1:$epmd_port within 30 s" >&2; exit 1; }
 fi
 
 started=$(date +%s%N)

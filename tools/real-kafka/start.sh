@@ -156,11 +156,16 @@ log4j=(-Dlog4j2.configurationFile="$here/log4j2.properties")
 started=$(date +%s%N)
 if [[ "$keep_data" != true ]]; then
   # A KRaft log dir must be formatted before the first start; the cluster id is 16 random bytes
-  # in URL-safe base64 without padding (what `kafka-storage.sh random-uuid` prints).
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  # in URL-safe base64 without padding (what `kafka-storage.sh random-uuid` prints). Like Kafka's
+  # own Uuid.randomUuid, never one that starts with "-": the tool's parser reads that as a flag
+  # (about 1 start in 64 failed with "expected one argument").
+  cluster_id=-
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
   # shellcheck disable=SC2086  # jvm_opts is a word list on purpose
   if ! "$java_cmd" $jvm_opts "${log4j[@]}" -cp "$classpath" kafka.tools.StorageTool \
-      format --config "$props" --cluster-id "$cluster_id" >"$home/format.log" 2>&1; then
+      format --config "$props" --cluster-id="$cluster_id" >"$home/format.log" 2>&1; then
     echo "start.sh: formatting the log dir failed:" >&2
     tail -n 40 "$home/format.log" >&2
     exit 1
