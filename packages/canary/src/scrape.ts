@@ -2,7 +2,7 @@
 // each one's /metrics is scraped, and its server duration histogram summed per instance. The
 // instance's lane is its `metadata.version` (the lane it serves), not the request's tag. The
 // callers' instances are scraped too, for the calls to the service they saw fail.
-import type { Discovery, Instance } from '@flowtag/nacos'
+import type { NamingDiscovery, Instance } from '@flowtag/nacos'
 import { request } from 'undici'
 import { combineFigures, MESSAGE_SERIES, messageFiguresFromSamples } from './messages.ts'
 import { METRICS_PORT_METADATA, RPC_SERIES, rpcFiguresFromSamples } from './rpc.ts'
@@ -137,7 +137,7 @@ function callsFromSamples (samples: ReturnType<typeof parsePrometheusText>, serv
 }
 
 export interface ScrapeOptions {
-  discovery: Discovery
+  discovery: NamingDiscovery
   /** @default '/metrics' */
   metricsPath?: string
   /** Routes whose requests are no lane's traffic (besides `metricsPath`). @default ['/health', '/ready'] */
@@ -148,7 +148,7 @@ export interface ScrapeOptions {
 
 /** Scrapes every instance of the service (and of its callers, when asked) found through discovery, in parallel. */
 export class ScrapeSource implements MetricsSource {
-  readonly #discovery: Discovery
+  readonly #discovery: NamingDiscovery
   readonly #path: string
   readonly #exclude: ReadonlySet<string>
   readonly #timeoutMs: number

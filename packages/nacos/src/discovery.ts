@@ -1,5 +1,6 @@
-// The Discovery contract (../shared/DESIGN.md): what routing needs from a registry.
-// The Nacos naming client implements it; StaticDiscovery serves tests and fixed topologies.
+// What the Nacos naming client offers routing: NamingDiscovery, a superset of the one routing
+// contract, @flowtag/outbound's Discovery (../shared/DESIGN.md). StaticDiscovery serves tests and
+// fixed topologies.
 
 export interface Instance {
   instanceId: string
@@ -30,13 +31,24 @@ export interface ServiceChange {
 
 export type ServiceListener = (change: ServiceChange) => void
 
-export interface Discovery {
+/**
+ * The naming side of a registry: @flowtag/outbound's `Discovery` (the routing contract, which
+ * this satisfies) plus `close()`, over Nacos's full `Instance`. Implemented by `client.naming`
+ * and `StaticDiscovery`.
+ */
+export interface NamingDiscovery {
   /** Current instances of a service from the local cache; the first call loads and starts watching it. */
   instances(service: string): Promise<Instance[]>
   /** Called on every change of the service's list; returns the unsubscribe function. */
   subscribe(service: string, listener: ServiceListener): () => void
   close(): Promise<void>
 }
+
+/**
+ * @deprecated since 0.3: the routing contract is `Discovery` of @flowtag/outbound; this package's
+ * own interface is `NamingDiscovery` (the same shape). Kept as an alias for one minor version.
+ */
+export type Discovery = NamingDiscovery
 
 /** Identity of an instance within a service: what Nacos keys instances by. */
 export function instanceKey (i: Pick<Instance, 'ip' | 'port' | 'clusterName'>): string {

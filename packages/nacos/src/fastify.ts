@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { NacosClient } from './client.ts'
-import type { Discovery } from './discovery.ts'
+import type { NamingDiscovery } from './discovery.ts'
 import { presetClientOptions } from './env.ts'
 import { NacosError, badOption, errorCodes } from './errors.ts'
 import { parseOptions, type NacosClientOptions } from './options.ts'
@@ -18,7 +18,7 @@ declare module 'fastify' {
 
 export interface FastifyNacos {
   client: NacosClient
-  discovery: Discovery
+  discovery: NamingDiscovery
   registration: NacosRegistration
   /** Registered in Nacos and not draining. */
   readonly ready: boolean

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { ClientContext } from './context.ts'
-import { instanceKey, type Discovery, type Instance, type ServiceListener } from './discovery.ts'
+import { instanceKey, type NamingDiscovery, type Instance, type ServiceListener } from './discovery.ts'
 import { NacosError } from './errors.ts'
 import { BeatLoop, regKey } from './naming-beats.ts'
 import { parseArgument } from './options.ts'
@@ -58,7 +58,7 @@ const serviceName = z.string().min(1).max(512).refine((s) => !/\s/.test(s), 'no 
  * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` for an invalid service or instance;
  *   `FLOWTAG_NACOS_UNREACHABLE`, `FLOWTAG_NACOS_AUTH`, `FLOWTAG_NACOS_HTTP` from the server
  */
-export class NamingClient implements Discovery {
+export class NamingClient implements NamingDiscovery {
   readonly #ctx: ClientContext
   readonly #beats: BeatLoop
   readonly #watches: ServiceWatches

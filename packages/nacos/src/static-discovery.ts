@@ -1,9 +1,9 @@
-import { diffInstances, type Discovery, type Instance, type ServiceListener } from './discovery.ts'
+import { diffInstances, type NamingDiscovery, type Instance, type ServiceListener } from './discovery.ts'
 
 export type StaticInstance = Pick<Instance, 'ip' | 'port'> & Partial<Instance>
 
-/** A Discovery over lists held in memory; `set()` replaces a service's list and notifies subscribers. */
-export class StaticDiscovery implements Discovery {
+/** A NamingDiscovery over lists held in memory; `set()` replaces a service's list and notifies subscribers. */
+export class StaticDiscovery implements NamingDiscovery {
   #lists = new Map<string, Instance[]>()
   #listeners = new Map<string, Set<ServiceListener>>()
 

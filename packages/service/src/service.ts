@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FlowTagger, type RuleStoreLike, type SigningOptions } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
-import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type Discovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
+import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type NamingDiscovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
 import { FlowTagDispatcher, type Discovery as RoutingDiscovery, type LanesResolver } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
@@ -80,7 +80,7 @@ export class FlowTagService {
   readonly logger: ServiceLogger
   readonly nacos: NacosClient
   /** Where service names are resolved (the Nacos naming client's local cache). */
-  readonly discovery: Discovery
+  readonly discovery: NamingDiscovery
   /** The Nacos registration; undefined with `registration: false`. */
   readonly registration: NacosRegistration | undefined
   /** The rules in force (lanes per service, and the edge's decisions); undefined when none were given. */
