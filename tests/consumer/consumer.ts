@@ -2,7 +2,7 @@
 // every public entry point resolves with its types from the installed tarballs.
 import Fastify from 'fastify'
 import express from 'express'
-import { FlowtagError, isFlowtagError } from '@flowtag/errors'
+import { FlowTagError, FlowtagError, isFlowTagError, isFlowtagError } from '@flowtag/errors'
 import { NacosClient, NacosError, errorCodes as nacosCodes, type NacosClientOptions } from '@flowtag/nacos'
 import fastifyNacos from '@flowtag/nacos/fastify'
 import { currentTag, runWithFlow, ContextError, type FlowContext } from '@flowtag/context'
@@ -25,6 +25,9 @@ import { laneHeaders, MqError, type ConsumerStats } from '@flowtag/mq'
 import { KafkaLaneConsumer, laneProducer, type KafkaLaneMessage } from '@flowtag/mq/kafkajs'
 import { AmqpLaneConsumer, laneChannel } from '@flowtag/mq/amqplib'
 import { createShadowComparer, ShadowError, type ShadowComparer, type ShadowPair, type ShadowReport } from '@flowtag/shadow'
+import { parseBaggage, recordFallback, type FallbackReason } from '@flowtag/context/internals'
+import { candidateWeight, TERMINAL } from '@flowtag/canary/internals'
+import { RuleStore } from '@flowtag/rules'
 
 const options: NacosClientOptions = { serverAddr: '127.0.0.1:8848' }
 const client = new NacosClient(options)
@@ -99,4 +102,16 @@ const shadowCode = (err: unknown) => (err instanceof ShadowError ? err.code : un
 
 export { amqpConsumer, laneCh, lane, mqCode, producer, stats }
 export { shadowCode, shadowReport }
+
+// One casing (FlowTagError; the old FlowtagError is the same class), one constructor form
+// (new RuleStore), and the internals subpaths.
+const newCode = (err: unknown) => (isFlowTagError(err) ? (err satisfies FlowTagError).code : undefined)
+const sameClass: typeof FlowTagError = FlowtagError
+const newStore: RuleStore = new RuleStore({ source: staticSource(rules) })
+const reason: FallbackReason = 'no-instance'
+recordFallback(flow, 'user-service', 'v2', 'v1', reason)
+const members: number = parseBaggage('flowtag.lane=v2').length
+const weight: number = candidateWeight(rules, 'v2')
+const finished: boolean = TERMINAL.has('promoted')
+export { finished, members, newCode, newStore, sameClass, weight }
 export { badOption, channel, code, codeOf, core, decision, dispatcher, grpcServer, seen, server, spec, store }

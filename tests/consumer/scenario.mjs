@@ -5,7 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { NacosClient } from '@flowtag/nacos'
 import { parseRuleSet } from '@flowtag/rules'
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError, FlowtagError } from '@flowtag/errors'
+import { fallbackOf } from '@flowtag/context/internals'
+import { fallbackOf as rootFallbackOf } from '@flowtag/context'
 import { runWithFlow } from '@flowtag/context'
 import { laneHeaders } from '@flowtag/mq'
 import { laneProducer } from '@flowtag/mq/kafkajs'
@@ -81,6 +83,10 @@ try {
 
   // Errors are coded and branded across the packages' public exports.
   assert.throws(() => new NacosClient({ serverAddr: 'not a host:port:1' }), (err) => err instanceof FlowtagError && err.code === 'FLOWTAG_NACOS_BAD_OPTION')
+  // One casing: the old name is the same class; a moved name is the same function at the root (deprecated) and at internals.
+  assert.equal(FlowtagError, FlowTagError)
+  assert.throws(() => new NacosClient({ serverAddr: 'not a host:port:1' }), (err) => err instanceof FlowTagError)
+  assert.equal(rootFallbackOf, fallbackOf)
   console.log(`consumer scenario passed on Node ${process.version}: lane v2 kept edge (Fastify) -> catalog (Express) by service name`)
 } catch (err) {
   failed = true

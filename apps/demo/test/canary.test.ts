@@ -4,7 +4,8 @@
 // deadline; a healthy v2 is promoted to 100% step by step; a v2 failing 20% of its requests is
 // rolled back within two analysis intervals, after which only testers reach v2 (the RuleSet as it was).
 import { waitFor } from '@flowtag/test-kit'
-import { CanaryController, candidateWeight, readRules, StateStore, TERMINAL } from '@flowtag/canary'
+import { CanaryController, StateStore } from '@flowtag/canary'
+import { candidateWeight, readRules, TERMINAL } from '@flowtag/canary/internals'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import t from 'tap'

@@ -1,4 +1,4 @@
-import { TAG_PATTERN } from '@flowtag/context'
+import { TAG_PATTERN } from '@flowtag/context/internals'
 import { z } from 'zod'
 
 /** The environment every demo service reads; a bad value stops start-up with the variable named. */

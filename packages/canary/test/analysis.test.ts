@@ -2,9 +2,9 @@
 import { compileRuleSet, evaluate, parseRuleSet, validateRuleSet, type RuleSet } from '@flowtag/rules'
 import t from 'tap'
 import {
-  candidateWeight, CANARY_RULE, figuresFromText, judge, laneWindow, parseCanarySpec, quantile, rollbackRuleSet, stepRuleSet, summarize, wilsonLower,
-  type Reading
+  judge, parseCanarySpec, rollbackRuleSet, stepRuleSet, type Reading
 } from '../src/index.ts'
+import { candidateWeight, CANARY_RULE, figuresFromText, laneWindow, quantile, summarize, wilsonLower } from '../src/internals.ts'
 import { promText } from './fixtures/instances.ts'
 
 t.test('spec: the design article\'s defaults, and errors that name the field', async (t) => {

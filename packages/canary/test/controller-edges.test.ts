@@ -6,7 +6,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { freePort, unique, waitFor } from '@flowtag/test-kit'
 import t from 'tap'
-import { CanaryController, candidateWeight, commandDataId, readRules, startDashboard, type ControllerLogger, type Figures, type MetricsSource, type Reading } from '../src/index.ts'
+import { CanaryController, startDashboard, type ControllerLogger, type Figures, type MetricsSource, type Reading } from '../src/index.ts'
+import { candidateWeight, commandDataId, readRules } from '../src/internals.ts'
 import { baseRules, RULES, world } from './fixtures/world.ts'
 
 // These tests are about the controller's steps, pauses and failed-check counting: they pin the

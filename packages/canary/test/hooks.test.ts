@@ -6,7 +6,8 @@ import type { AddressInfo } from 'node:net'
 import { waitFor } from '@flowtag/test-kit'
 import t from 'tap'
 import { parseRuleSet } from '@flowtag/rules'
-import { askHook, CanaryController, parseCanarySpec, readRules, StateStore, type HookRequest } from '../src/index.ts'
+import { askHook, CanaryController, parseCanarySpec, StateStore, type HookRequest } from '../src/index.ts'
+import { readRules } from '../src/internals.ts'
 import { baseRules, RULES, world } from './fixtures/world.ts'
 
 const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 300, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000, judge: 'threshold' as const }

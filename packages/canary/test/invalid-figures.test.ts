@@ -8,7 +8,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { waitFor } from '@flowtag/test-kit'
 import t from 'tap'
-import { CanaryController, candidateWeight, judge, parseCanarySpec, readingProblem, readRules, summarize, TERMINAL, type Reading } from '../src/index.ts'
+import { CanaryController, judge, parseCanarySpec, readingProblem, type Reading } from '../src/index.ts'
+import { candidateWeight, readRules, summarize, TERMINAL } from '../src/internals.ts'
 import { RULES, world } from './fixtures/world.ts'
 
 const fast = { service: 'order-service', candidate: 'v2', stable: 'v1', steps: [50, 100], intervalMs: 400, minRequests: 20, maxWaitMs: 1500, convergenceTimeoutMs: 5000, deadlineMs: 60_000 }

@@ -3,7 +3,8 @@
 // whole lane in one RuleSet, judges each service against its own stable, and rolls the lane back
 // when one fails, naming it.
 import t from 'tap'
-import { CanaryController, candidateWeight, parseCanarySpec, readRules, StateStore, type CanaryState } from '../src/index.ts'
+import { CanaryController, parseCanarySpec, StateStore, type CanaryState } from '../src/index.ts'
+import { candidateWeight, readRules } from '../src/internals.ts'
 import { laneWorld } from './fixtures/lane-world.ts'
 import { RULES } from './fixtures/world.ts'
 

@@ -2,7 +2,7 @@
 // server's (processed = requests, failed = server errors), and two histograms of one instance
 // merged into cumulative buckets even when their bounds differ.
 import t from 'tap'
-import { figuresFromText, summarize } from '../src/index.ts'
+import { figuresFromText, summarize } from '../src/internals.ts'
 import { combineFigures } from '../src/messages.ts'
 import { messageText, promText } from './fixtures/instances.ts'
 

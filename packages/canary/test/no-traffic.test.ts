@@ -10,7 +10,8 @@ import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { waitFor } from '@flowtag/test-kit'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
-import { CanaryController, candidateWeight, readRules } from '../src/index.ts'
+import { CanaryController } from '../src/index.ts'
+import { candidateWeight, readRules } from '../src/internals.ts'
 import { startInstance, type RealInstance } from './fixtures/real.ts'
 
 const RULES = { dataId: 'flowtag-rules.json', group: 'FLOWTAG' }

@@ -6,7 +6,8 @@ import t from 'tap'
 import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import { NacosClient } from '@flowtag/nacos'
 import { waitFor } from '@flowtag/test-kit'
-import { figuresFromText, ScrapeSource } from '../src/index.ts'
+import { ScrapeSource } from '../src/index.ts'
+import { figuresFromText } from '../src/internals.ts'
 
 // What OTel's Prometheus exporter writes for @flowtag/grpc's histogram (one bucket kept short).
 function rpcText (calls: Record<number, number>, seconds = 0.5): string {

@@ -3,7 +3,8 @@
 // fifth of its requests is rolled back by the test at its first check, without the pause that the
 // threshold judge's first failed check takes.
 import t from 'tap'
-import { CanaryController, candidateWeight, readRules } from '../src/index.ts'
+import { CanaryController } from '../src/index.ts'
+import { candidateWeight, readRules } from '../src/internals.ts'
 import { RULES, world } from './fixtures/world.ts'
 
 const spec = { service: 'order-service', candidate: 'v2', stable: 'v1', intervalMs: 400, minRequests: 20, convergenceTimeoutMs: 5000, deadlineMs: 60_000 }

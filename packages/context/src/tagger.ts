@@ -248,9 +248,10 @@ export class FlowTagger {
 }
 
 /**
- * Create the core tagger (used by both adapters; handy for other frameworks). See {@link FlowTagger}
- * for the options.
+ * Create the core tagger: the same as `new FlowTagger(options)`.
  *
+ * @deprecated Use `new FlowTagger(options)`, the one constructor form of flowtag's entry classes
+ * (as `new NacosClient(...)`, `new FlowTagDispatcher(...)`); removed in the next minor version.
  * @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` naming the field when an option is invalid
  */
 export function createFlowTagger (options: FlowTagOptions): FlowTagger {

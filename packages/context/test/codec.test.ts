@@ -1,6 +1,7 @@
 import t from 'tap'
 import fc from 'fast-check'
-import { parseTag, TAG_PATTERN } from '../src/index.ts'
+import { parseTag } from '../src/index.ts'
+import { TAG_PATTERN } from '../src/internals.ts'
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-'
 const inGrammar = (s: string) => s.length >= 1 && s.length <= 64 && [...s].every((c) => ALPHABET.includes(c))

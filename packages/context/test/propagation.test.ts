@@ -1,5 +1,6 @@
 import t from 'tap'
-import { BAGGAGE_KEY, laneBaggageMember, readFlowHeaders, FLOW_TAG_HEADER, writeFlowHeaders, parseBaggage, runWithFlow, type FlowContext } from '../src/index.ts'
+import { BAGGAGE_KEY, laneBaggageMember, readFlowHeaders, FLOW_TAG_HEADER, writeFlowHeaders, runWithFlow, type FlowContext } from '../src/index.ts'
+import { parseBaggage } from '../src/internals.ts'
 
 t.test('writeFlowHeaders writes x-flow-tag and a baggage entry from the current flow', async (t) => {
   const headers: Record<string, string | string[] | undefined> = {}

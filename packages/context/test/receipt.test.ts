@@ -1,10 +1,8 @@
 // Fallback receipts in the flow's baggage: format, one entry per service, bounds, merging, span event.
 import t from 'tap'
 import { context, trace, type Span } from '@opentelemetry/api'
-import {
-  fallbackOf, FALLBACK_BAGGAGE_KEY, FALLBACK_HEADER, MAX_FALLBACK_ENTRIES, MAX_FALLBACK_LENGTH, mergeFallback, recordFallback,
-  type FlowContext
-} from '../src/index.ts'
+import { FALLBACK_BAGGAGE_KEY, FALLBACK_HEADER, type FlowContext } from '../src/index.ts'
+import { fallbackOf, MAX_FALLBACK_ENTRIES, MAX_FALLBACK_LENGTH, mergeFallback, recordFallback } from '../src/internals.ts'
 import { TestContextManager } from './fixtures/otel.ts'
 
 context.setGlobalContextManager(new TestContextManager())

@@ -2,7 +2,7 @@
 // `Symbol.for` brand, so `instanceof` holds even when an app ends up with two copies installed.
 const kBrands = Symbol.for('flowtag.error.brands')
 
-export interface FlowtagErrorOptions {
+export interface FlowTagErrorOptions {
   cause?: unknown
   /** HTTP status an app's error handler should answer with (Fastify reads `statusCode`). */
   statusCode?: number
@@ -21,7 +21,7 @@ export interface FlowtagErrorOptions {
  * Subclasses set `static brand` to a registry-wide string so their own `instanceof` also holds
  * across duplicate installs.
  */
-export class FlowtagError extends Error {
+export class FlowTagError extends Error {
   static readonly brand: string = 'flowtag.error'
   /** `FLOWTAG_<AREA>_<WHAT>`, e.g. `FLOWTAG_NACOS_BAD_OPTION`. */
   readonly code: string
@@ -34,7 +34,7 @@ export class FlowtagError extends Error {
   /** On a bad-option error: what is wrong with the field. */
   readonly problem: string | undefined
 
-  constructor (code: string, message: string, options: FlowtagErrorOptions = {}) {
+  constructor (code: string, message: string, options: FlowTagErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.code = code
@@ -61,6 +61,18 @@ export class FlowtagError extends Error {
 }
 
 /** True when `value` is a flowtag error, optionally with the given code. */
-export function isFlowtagError (value: unknown, code?: string): value is FlowtagError {
-  return value instanceof FlowtagError && (code === undefined || value.code === code)
+export function isFlowTagError (value: unknown, code?: string): value is FlowTagError {
+  return value instanceof FlowTagError && (code === undefined || value.code === code)
 }
+
+// The names before the product's casing was made one (`FlowTag`, as in FlowTagDispatcher): the
+// same class and function, so `instanceof`, `extends` and `catch` code keep working unchanged.
+
+/** @deprecated Use `FlowTagError` (the same class; `instanceof` holds both ways). Removed in the next minor version. */
+export const FlowtagError: typeof FlowTagError = FlowTagError
+/** @deprecated Use `FlowTagError`. Removed in the next minor version. */
+export type FlowtagError = FlowTagError
+/** @deprecated Use `isFlowTagError` (the same function). Removed in the next minor version. */
+export const isFlowtagError: typeof isFlowTagError = isFlowTagError
+/** @deprecated Use `FlowTagErrorOptions`. Removed in the next minor version. */
+export type FlowtagErrorOptions = FlowTagErrorOptions

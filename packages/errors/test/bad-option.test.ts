@@ -1,6 +1,6 @@
 import t from 'tap'
 import { z } from 'zod'
-import { FlowtagError, badOption, describeBadOption, fieldOf, optionErrorMessage } from '../src/index.ts'
+import { FlowTagError, badOption, describeBadOption, fieldOf, optionErrorMessage } from '../src/index.ts'
 
 const registration = z.strictObject({ drainMs: z.number().int(), weight: z.number().optional(), metadata: z.record(z.string(), z.string()).optional() })
 const schema = z.strictObject({
@@ -58,14 +58,14 @@ t.test('an unknown key is named itself, with the closest valid key and the valid
 
 t.test('the error carries the field as data', async (t) => {
   const bad = describeBadOption('@flowtag/x', refuse({ service: 's', registration: { drainMs: '2000' } }), { schema, prefix: 'nacos' })
-  const err = new FlowtagError('FLOWTAG_X_BAD_OPTION', bad.message, bad)
+  const err = new FlowTagError('FLOWTAG_X_BAD_OPTION', bad.message, bad)
   t.equal(err.field, 'nacos.registration.drainMs')
   t.same(err.path, ['nacos', 'registration', 'drainMs'])
   t.equal(err.problem, 'expected number, received string')
   const byHand = badOption('@flowtag/x', 'outlier.maxEjectionMs', 'must be >= outlier.baseEjectionMs')
-  const err2 = new FlowtagError('FLOWTAG_X_BAD_OPTION', byHand.message, byHand)
+  const err2 = new FlowTagError('FLOWTAG_X_BAD_OPTION', byHand.message, byHand)
   t.same(err2.path, ['outlier', 'maxEjectionMs'])
   t.equal(err2.message, '@flowtag/x: invalid option "outlier.maxEjectionMs": must be >= outlier.baseEjectionMs')
-  t.equal(new FlowtagError('X', 'y').field, undefined)
+  t.equal(new FlowTagError('X', 'y').field, undefined)
   t.equal(describeBadOption('p', { issues: [] }).field, 'options')
 })

@@ -2,7 +2,8 @@
 // with the flow written in by @flowtag/context's writeFlowHeaders() (x-flow-tag, baggage and the
 // shadow marker), and
 // Host set to the service name.
-import { BAGGAGE_KEY, FLOW_TAG_HEADER, laneBaggageMember, writeFlowHeaders, parseBaggage, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { BAGGAGE_KEY, FLOW_TAG_HEADER, laneBaggageMember, writeFlowHeaders, parseTag, type Carrier, type FlowContext } from '@flowtag/context'
+import { parseBaggage } from '@flowtag/context/internals'
 import type { Dispatcher } from 'undici'
 import { CONNECTION, dropNamed, KEEP, requestHop, tokens, TRAILERS } from './hop-by-hop.ts'
 

@@ -9,7 +9,8 @@
 // hop-by-hop headers stay here.
 import type { Dispatcher } from 'undici'
 import type { Duplex, Readable } from 'node:stream'
-import { FALLBACK_HEADER, mergeFallback, type FlowContext } from '@flowtag/context'
+import { FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { mergeFallback } from '@flowtag/context/internals'
 import { errorAttributes, secondsSince, type OutboundMetrics } from './metrics.ts'
 import { stripResponse } from './hop-by-hop.ts'
 import { select, type Route } from './select.ts'

@@ -1,7 +1,8 @@
 // The dispatcher's fallback-receipt hook: note a request served outside its lane (see
 // @flowtag/context recordFallback). The receipts upstream hops send back are merged by the
 // OutboundHandler (onResponseStart).
-import { recordFallback, type FallbackReason, type FlowContext } from '@flowtag/context'
+import type { FlowContext } from '@flowtag/context'
+import { recordFallback, type FallbackReason } from '@flowtag/context/internals'
 import type { ServiceTable } from './service-table.ts'
 
 /** Why `requested` could not serve: its instances are all ejected, or it has none available. */

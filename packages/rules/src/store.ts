@@ -312,9 +312,10 @@ export class RuleStore {
 }
 
 /**
- * Create a RuleStore and start reading its source. `await store.ready` for the first set.
- * Options: see {@link RuleStore}.
+ * Create a RuleStore and start reading its source: the same as `new RuleStore(options)`.
  *
+ * @deprecated Use `new RuleStore(options)`, the one constructor form of flowtag's entry classes
+ * (as `new NacosClient(...)`, `new FlowTagDispatcher(...)`); removed in the next minor version.
  * @throws {RulesError} `FLOWTAG_RULES_BAD_OPTION` naming the field when an option is invalid
  */
 export function createRuleStore (options: RuleStoreOptions): RuleStore {

@@ -361,10 +361,11 @@ export class FlowTagService {
 }
 
 /**
- * Compose a lane-aware service: Nacos client (or the one given), registration, RuleStore fed by
- * the config center, request tagger and lane-aware dispatcher. Opens nothing but the rule
- * source; call `prepare()`, `start(address)` and `close()` (the adapters do).
- * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field (`nacos.serverAddr`, `rules.dataId`, `mode`).
+ * Compose a lane-aware service: the same as `new FlowTagService(options)`.
+ *
+ * @deprecated Use `new FlowTagService(options)`, the one constructor form of flowtag's entry
+ * classes (as `new NacosClient(...)`, `new FlowTagDispatcher(...)`); removed in the next minor version.
+ * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field (`nacos.serverAddr`, `rules.dataId`, `mode`).
  */
 export function createFlowTagService (options: FlowTagServiceOptions): FlowTagService {
   return new FlowTagService(options)

@@ -1,6 +1,7 @@
 // JSON-pointer patterns: `*` one segment, `**` any number (none included); RFC 6901 escapes.
 import t from 'tap'
-import { matchesPattern, parsePointer, toPointer } from '../src/index.ts'
+import * as root from '../src/index.ts'
+import { matchesPattern, parsePointer, toPointer } from '../src/pattern.ts'
 
 const m = (pattern: string, path: string) => matchesPattern(parsePointer(pattern), parsePointer(path))
 
@@ -28,4 +29,10 @@ t.test('matching', async (t) => {
   t.notOk(m('/a/**/b/*', '/a/x/y/b'))
   t.ok(m('', ''))
   t.notOk(m('', '/a'))
+})
+
+t.test('the root keeps the helpers for one minor version as deprecated aliases of the same functions', async (t) => {
+  t.equal(root.parsePointer, parsePointer)
+  t.equal(root.toPointer, toPointer)
+  t.equal(root.matchesPattern, matchesPattern)
 })
