@@ -216,7 +216,8 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
   const { tagger, healthPath, readyPath, receipts, metrics } = service
   const prometheus = service.prometheus
   // One listener per service, shared by its responses: what a per-request closure held is on the response.
-  const onClose = metrics === undefined
+  // (no MeterProvider: nothing would be recorded, so nothing is timed or listened to)
+  const onClose = metrics === undefined || !metrics.recording
     ? undefined
     : function flowTagServiceMetrics (this: FlowResponse): void {
       const req = this.req as Request

@@ -159,3 +159,27 @@ t.test('metrics: lane, route and status per response; a request the client aband
   t.equal(count({ 'flowtag.lane': 'v3', 'http.route': '/slow', 'error.type': 'aborted', 'http.request.method': 'GET' }), 1, 'the abandoned request, in its lane, without a status')
   t.equal(all.reduce((s, x) => s + x.count, 0), 6, 'each response recorded once')
 })
+
+t.test('without a MeterProvider nothing is timed: no close listener, and ServiceMetrics says it does not record', async (t) => {
+  const closeListeners = async (options: Partial<FlowTagServiceOptions>) => {
+    const service = serviceFor(t, options)
+    const app = express()
+    app.use(flowTagRequests(service))
+    app.get('/count', (_req, res) => { res.json({ close: res.listenerCount('close') }) })
+    const base = await serve(t, app)
+    const body = await (await fetch(`${base}/count`, { headers: { 'x-flow-tag': 'v2' } })).json() as { close: number }
+    return { close: body.close, recording: service.metrics?.recording }
+  }
+  const off = await closeListeners({ metrics: false })
+  const noProvider = await closeListeners({})
+  t.equal(noProvider.recording, false, 'the API\'s no-op meter records nothing')
+  t.equal(noProvider.close, off.close, 'no listener more than with metrics: false')
+
+  const reader = new TestReader()
+  const provider = new MeterProvider({ readers: [reader] })
+  metrics.setGlobalMeterProvider(provider)
+  t.teardown(async () => { await provider.shutdown(); metrics.disable() })
+  const withProvider = await closeListeners({})
+  t.equal(withProvider.recording, true)
+  t.equal(withProvider.close, off.close + 1, 'one close listener per response when something records')
+})
