@@ -259,8 +259,9 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
     const slots = res as FlowResponse
     slots[kFlow] = flow
-    // (mounted twice, the response keeps one wrapper: it reads the latest flow)
-    if (receipts && res.writeHead !== writeHeadWithReceipt) {
+    // Wrapped once per response: mounted twice (or with another wrapper between the two), the
+    // first wrapper stays where it is in the chain and reads the latest flow.
+    if (receipts && slots[kWriteHead] === undefined) {
       slots[kWriteHead] = res.writeHead
       res.writeHead = writeHeadWithReceipt as Response['writeHead']
     }

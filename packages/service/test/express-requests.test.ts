@@ -60,19 +60,20 @@ t.test('probes and the scrape are answered before tagging: the tagger never sees
   t.equal(service.tagger.stats.trusted, 2, 'and is tagged like any request')
 })
 
-t.test('fallback receipts: the header when a hop left the lane, through a writeHead wrapped before ours, mounted twice', async (t) => {
+t.test('fallback receipts: the header when a hop left the lane, through other writeHead wrappers, mounted twice with a wrapper between', async (t) => {
   const service = serviceFor(t)
   const app = express()
   let outerCalls = 0
-  // another middleware that wraps writeHead first (as on-headers does): it must still run
-  app.use((_req: Request, res: Response, next: NextFunction) => {
+  // another middleware that wraps writeHead (as on-headers does): it must still run
+  const wrap = (_req: Request, res: Response, next: NextFunction) => {
     const writeHead = res.writeHead
     res.writeHead = function outer (this: Response, ...args: Parameters<Response['writeHead']>) {
       outerCalls++
       return writeHead.apply(this, args)
     } as Response['writeHead']
     next()
-  })
+  }
+  app.use(wrap)
   const requests = flowTagRequests(service)
   app.use(requests)
   app.get('/fell', (req, res) => {
@@ -87,6 +88,7 @@ t.test('fallback receipts: the header when a hop left the lane, through a writeH
     res.end('done')
   })
   const twice = express.Router()
+  twice.use(wrap)
   twice.use(requests)
   twice.get('/fell', (req, res) => {
     recordFallback(req.flow, 'cart-service', 'v3', 'v1', 'ejected')
@@ -106,11 +108,12 @@ t.test('fallback receipts: the header when a hop left the lane, through a writeH
   t.equal(head.headers.get('x-flowtag-fallback'), null)
   t.equal(outerCalls, 3, 'the writeHead wrapped before the middleware ran once per response')
 
-  // the request half mounted twice (the app and a router): one receipt, the latest flow's
+  // the request half mounted twice (the app, then a router), another wrapper between the two:
+  // one receipt, the latest flow's, and every wrapper runs once
   const again = await fetch(`${base}/twice/fell`, { headers: { 'x-flow-tag': 'v3' } })
   t.same(await again.json(), { lane: 'v3', same: true })
   t.equal(again.headers.get('x-flowtag-fallback'), 'cart-service:v3>v1(ejected)')
-  t.equal(outerCalls, 4)
+  t.equal(outerCalls, 5)
 })
 
 t.test('metrics: lane, route and status per response; a request the client abandons counts as aborted', async (t) => {
