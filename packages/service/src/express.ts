@@ -203,7 +203,7 @@ const kWriteHead = Symbol('flowtag.service.writeHead')
 interface FlowResponse extends Response {
   [kFlow]: FlowContext
   [kStart]: number
-  [kWriteHead]: Response['writeHead']
+  [kWriteHead]: (...args: unknown[]) => Response
 }
 
 /**
@@ -262,7 +262,7 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     // Wrapped once per response: mounted twice (or with another wrapper between the two), the
     // first wrapper stays where it is in the chain and reads the latest flow.
     if (receipts && slots[kWriteHead] === undefined) {
-      slots[kWriteHead] = res.writeHead
+      slots[kWriteHead] = res.writeHead as FlowResponse[typeof kWriteHead]
       res.writeHead = writeHeadWithReceipt as Response['writeHead']
     }
     const mirror = flow.decision?.mirror
@@ -285,7 +285,7 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
 function writeHeadWithReceipt (this: FlowResponse, ...args: Parameters<Response['writeHead']>): Response {
   const receipt = fallbackOf(this[kFlow])
   if (receipt !== undefined && !this.headersSent) this.setHeader(FALLBACK_HEADER, receipt)
-  return this[kWriteHead].apply(this, args)
+  return this[kWriteHead](...args)
 }
 
 function pathOf (url: string): string {
