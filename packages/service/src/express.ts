@@ -194,6 +194,18 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
   })
 }
 
+// Per-response slots of the request half (one property each, no per-request closure): the
+// flow the receipt and the metrics read, the start time, and the writeHead the receipt wraps.
+const kFlow = Symbol('flowtag.service.flow')
+const kStart = Symbol('flowtag.service.start')
+const kWriteHead = Symbol('flowtag.service.writeHead')
+
+interface FlowResponse extends Response {
+  [kFlow]: FlowContext
+  [kStart]: number
+  [kWriteHead]: (...args: unknown[]) => Response
+}
+
 /**
  * The per-request half of {@link flowTagService}, for a {@link FlowTagService} whose lifecycle
  * (`prepare`, `start`, `drain`, `close`) the caller drives, as a framework over Express does
@@ -201,20 +213,41 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
  * Mount it before the routes; it neither registers, listens nor closes anything.
  */
 export function flowTagRequests (service: FlowTagService): (req: Request, res: Response, next: NextFunction) => void {
-  const { tagger, healthPath, readyPath } = service
+  const { tagger, healthPath, readyPath, receipts, metrics } = service
+  const prometheus = service.prometheus
+  // One listener per service, shared by its responses: what a per-request closure held is on the response.
+  // (no MeterProvider: nothing would be recorded, so nothing is timed or listened to)
+  const onClose = metrics === undefined || !metrics.recording
+    ? undefined
+    : function flowTagServiceMetrics (this: FlowResponse): void {
+      const req = this.req as Request
+      const route = (req.route as { path?: unknown } | undefined)?.path
+      // Probes and scrapes (metrics.path, metrics.excludeRoutes) are skipped: no lane's traffic.
+      metrics.record({
+        lane: this[kFlow].tag,
+        method: req.method,
+        route: typeof route === 'string' ? req.baseUrl + route : undefined,
+        path: typeof route === 'string' ? undefined : pathOf(req.originalUrl),
+        status: this.writableFinished ? this.statusCode : undefined,
+        seconds: (performance.now() - this[kStart]) / 1000
+      })
+    }
   return function flowTagServiceMiddleware (req: Request, res: Response, next: NextFunction): void {
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      if (req.path === healthPath) {
+    const method = req.method
+    if (method === 'GET' || method === 'HEAD') {
+      // The probes and the scrape are answered here, before any tagging: no lane, no flow, not counted.
+      const path = req.path
+      if (path === healthPath) {
         res.json({ status: 'ok' })
         return
       }
-      if (req.path === readyPath) {
+      if (path === readyPath) {
         const r = service.readiness()
         res.status(r.ready ? 200 : 503).json(r.body)
         return
       }
-      if (service.prometheus !== undefined && req.path === service.prometheus.path) {
-        service.prometheus.text().then((text) => { res.type(PROMETHEUS_CONTENT_TYPE).send(text) }, next)
+      if (prometheus !== undefined && path === prometheus.path) {
+        prometheus.text().then((text) => { res.type(PROMETHEUS_CONTENT_TYPE).send(text) }, next)
         return
       }
     }
@@ -224,27 +257,35 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     // says which lane it is in, as in the Fastify preset.
     const log = (req as { log?: { child?: (bindings: object) => unknown } }).log
     if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
-    if (service.receipts) receiptOnHeaders(res, flow)
+    const slots = res as FlowResponse
+    slots[kFlow] = flow
+    // Wrapped once per response: mounted twice (or with another wrapper between the two), the
+    // first wrapper stays where it is in the chain and reads the latest flow.
+    if (receipts && slots[kWriteHead] === undefined) {
+      slots[kWriteHead] = res.writeHead as FlowResponse[typeof kWriteHead]
+      res.writeHead = writeHeadWithReceipt as Response['writeHead']
+    }
     const mirror = flow.decision?.mirror
     if (mirror !== undefined) mirrorOnFinish(service, req, res, mirror.lane)
-    const metrics = service.metrics
-    if (metrics !== undefined) {
-      const start = performance.now()
-      res.once('close', () => {
-        const route = (req.route as { path?: unknown } | undefined)?.path
-        // Probes and scrapes (metrics.path, metrics.excludeRoutes) are skipped: no lane's traffic.
-        metrics.record({
-          lane: flow.tag,
-          method: req.method,
-          route: typeof route === 'string' ? req.baseUrl + route : undefined,
-          path: typeof route === 'string' ? undefined : pathOf(req.originalUrl),
-          status: res.writableFinished ? res.statusCode : undefined,
-          seconds: (performance.now() - start) / 1000
-        })
-      })
+    if (onClose !== undefined) {
+      slots[kStart] = performance.now()
+      // 'close' comes once per response (after 'finish', or alone when the client went away)
+      res.on('close', onClose)
     }
+    // The one AsyncLocalStorage entry of the request: the rest of the chain runs inside it.
     tagger.run(flow, tagger.otelContext(flow), next)
   }
+}
+
+/**
+ * Fallback receipt on the response (see the Fastify plugin): Express has no hook before the
+ * headers go out, so each tagged response's writeHead is this shared function (the one it
+ * replaced is kept on the response), which adds the header if a hop left the request's lane by then.
+ */
+function writeHeadWithReceipt (this: FlowResponse, ...args: Parameters<Response['writeHead']>): Response {
+  const receipt = fallbackOf(this[kFlow])
+  if (receipt !== undefined && !this.headersSent) this.setHeader(FALLBACK_HEADER, receipt)
+  return this[kWriteHead](...args)
 }
 
 function pathOf (url: string): string {
@@ -293,18 +334,4 @@ function mirrorOnFinish (service: FlowTagService, req: Request, res: Response, l
     const primary: ShadowAnswer = { status: res.statusCode, headers: res.getHeaders() as ShadowAnswer['headers'], body: capture.body, truncated: capture.truncated }
     service.mirror.send({ method: req.method, url: req.originalUrl, headers: req.headers, body }, primary, typeof route === 'string' ? req.baseUrl + route : '(no route)', lane, req.flow?.tag)
   })
-}
-
-/**
- * Fallback receipt on the response (see the Fastify plugin): Express has no hook before the
- * headers go out, so this response's writeHead is wrapped once to add the header if a hop left
- * the request's lane by then.
- */
-function receiptOnHeaders (res: Response, flow: FlowContext): void {
-  const writeHead = res.writeHead
-  res.writeHead = function writeHeadWithReceipt (this: Response, ...args: Parameters<Response['writeHead']>) {
-    const receipt = fallbackOf(flow)
-    if (receipt !== undefined && !this.headersSent) this.setHeader(FALLBACK_HEADER, receipt)
-    return writeHead.apply(this, args)
-  } as Response['writeHead']
 }

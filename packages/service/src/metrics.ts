@@ -1,6 +1,6 @@
 // Server-side request metrics per lane, through @opentelemetry/api (no-ops until the app installs
 // a MeterProvider). What a canary controller reads: duration histogram by lane and status.
-import { metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api'
+import { createNoopMeter, metrics, type Attributes, type Counter, type Histogram, type Meter } from '@opentelemetry/api'
 
 /** Attribute naming the lane of a request (its flow tag; `none` when untagged). */
 import { LANE_ATTRIBUTE } from '@flowtag/context'
@@ -48,6 +48,12 @@ export interface ServiceMetricsOptions {
  * recorded: a scrape or a probe is no request of a lane.
  */
 export class ServiceMetrics {
+  /**
+   * False when the meter is the OpenTelemetry API's no-op (no MeterProvider was registered when
+   * the service was created: the API hands out no proxy, so its instruments never record). Then
+   * `record()` does nothing and the presets skip the per-request timing altogether.
+   */
+  readonly recording: boolean
   readonly #duration: Histogram
   readonly #aborted: Counter
   readonly #base: Attributes
@@ -64,6 +70,9 @@ export class ServiceMetrics {
       advice: { explicitBucketBoundaries: DURATION_BUCKETS }
     })
     this.#aborted = meter.createCounter('flowtag.server.aborted', { description: 'Requests whose connection closed before the response' })
+    // the no-op meter hands out one shared instrument of each kind
+    const noop = createNoopMeter()
+    this.recording = this.#duration !== noop.createHistogram('flowtag.noop') || this.#aborted !== noop.createCounter('flowtag.noop')
     const gauge = meter.createObservableGauge('flowtag.rules.version', { description: 'Version of the RuleSet this instance applies' })
     gauge.addCallback((result) => {
       const v = ruleVersion()
@@ -82,9 +91,9 @@ export class ServiceMetrics {
     return path === undefined || !this.#exclude.has(path)
   }
 
-  /** Count one request (unless its route is excluded). Cheap: one attribute object, one histogram record. */
+  /** Count one request (unless its route is excluded, or nothing records). Cheap: one attribute object, one histogram record. */
   record (r: ServedRequest): void {
-    if (!this.counts(r.route, r.path)) return
+    if (!this.recording || !this.counts(r.route, r.path)) return
     const attrs: Attributes = {
       ...this.#base,
       [LANE_ATTRIBUTE]: r.lane ?? 'none',
