@@ -124,6 +124,18 @@ class StableController implements Controller {
     this.#paused = false
     this.#target?.resume()
   }
+
+  /**
+   * Drops what the request held once it has ended. undici 8's request() keeps this controller in
+   * a closure (its handler's `abort`) that young-generation collections do not free with the
+   * request: holding the connection's controller (and through it the request, its handler, the
+   * body stream and the headers) would make all of them survive each collection.
+   */
+  release (): void {
+    this.#target = null
+    this.rawHeaders = null
+    this.rawTrailers = null
+  }
 }
 
 export interface AttemptContext {
@@ -278,6 +290,7 @@ export class OutboundHandler implements Handler {
     if (tag !== undefined && this.#member.lane !== tag) this.#ctx.metrics.fallbacks.add(1, { ...attrs, 'flowtag.lane.requested': tag })
     this.#controller.rawTrailers = controller?.rawTrailers ?? null
     this.#handler.onResponseEnd?.(this.#controller, trailers)
+    this.#controller.release()
   }
 
   onResponseError (_controller: Controller | null, err: Error): void {
@@ -302,6 +315,7 @@ export class OutboundHandler implements Handler {
     this.#ctx.metrics.errors.add(1, attrs)
     this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
     this.#handler.onResponseError?.(this.#controller, err)
+    this.#controller.release()
   }
 
   /** An instance not tried yet; undefined when there is none or the retry budget is spent. */
