@@ -40,8 +40,8 @@ const argsSchema = z.strictObject({ Dispatcher: classSchema, dispatcher: targetS
  * or destroy `dispatcher`.
  *
  * `@fastify/reply-from` does not need it: given the dispatcher itself as its `undici` option it
- * calls undici 8's request(), which costs what undici 7's does since the dispatcher's caller
- * controller lets go of each request at its end (BENCHMARKS.md, "Gateway hop").
+ * calls undici 8's request(), whose requests no longer outlive young-generation collections since
+ * the dispatcher's caller controller lets go of each request at its end (BENCHMARKS.md, "Gateway hop").
  *
  * @example
  * import { Dispatcher as Dispatcher7 } from 'undici7'   // npm:undici@7, or reply-from's own
