@@ -16,7 +16,7 @@ for (const transport of ['http-v1', 'http-v3', 'grpc'] as const) {
     proc.stdout!.on('data', (d) => (out += d))
     proc.stderr!.on('data', (d) => (out += d))
     // Generous bound: a leaked handle keeps the child alive indefinitely (beats, polls every 100 ms).
-    const exit = await exitOf(proc, `the ${transport} child after close()`, 20_000).catch((err: Error) => err.message)
+    const exit = await exitOf(proc, `the ${transport} child after close()`, 30_000).catch((err: Error) => err.message)
     t.same(exit, { code: 0, signal: null }, out)
     t.match(out, 'closed')
   })

@@ -126,15 +126,14 @@ class StableController implements Controller {
   }
 
   /**
-   * Drops what the request held once it has ended. undici 8's request() keeps this controller in
-   * a closure (its handler's `abort`) that young-generation collections do not free with the
-   * request: holding the connection's controller (and through it the request, its handler, the
-   * body stream and the headers) would make all of them survive each collection.
+   * Lets go of the connection's controller once the request has ended (the raw headers and
+   * trailers stay readable). undici 8's request() keeps this controller in a closure (its
+   * handler's `abort`) that young-generation collections do not free with the request: holding
+   * the connection's controller (and through it the request, its handlers and the body stream)
+   * would make all of them survive each collection.
    */
   release (): void {
     this.#target = null
-    this.rawHeaders = null
-    this.rawTrailers = null
   }
 }
 
