@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { exitOf, startNode } from '@flowtag/test-kit'
 import { NacosClient } from '../src/index.ts'
 import { startDev } from './fixtures/target.ts'
 
@@ -10,22 +10,14 @@ for (const transport of ['http-v1', 'http-v3', 'grpc'] as const) {
   t.test(`${transport}: after close() the process exits by itself`, async (t) => {
     const dev = await startDev()
     t.teardown(() => dev.close())
-    const proc = spawn(process.execPath, [child], { env: { ...process.env, NACOS_ADDR: `127.0.0.1:${dev.port}`, NACOS_TRANSPORT: transport }, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Under the test's own Node options (test-kit), so the child's coverage merges with the test's.
+    const proc = startNode(t, child, { env: { NACOS_ADDR: `127.0.0.1:${dev.port}`, NACOS_TRANSPORT: transport } })
     let out = ''
-    proc.stdout.on('data', (d) => (out += d))
-    proc.stderr.on('data', (d) => (out += d))
+    proc.stdout!.on('data', (d) => (out += d))
+    proc.stderr!.on('data', (d) => (out += d))
     // Generous bound: a leaked handle keeps the child alive indefinitely (beats, polls every 100 ms).
-    const code = await new Promise<number | string>((resolve) => {
-      const timer = setTimeout(() => {
-        proc.kill('SIGKILL')
-        resolve('still running after 20 s')
-      }, 20_000)
-      proc.on('exit', (c) => {
-        clearTimeout(timer)
-        resolve(c ?? -1)
-      })
-    })
-    t.equal(code, 0, out)
+    const exit = await exitOf(proc, `the ${transport} child after close()`, 30_000).catch((err: Error) => err.message)
+    t.same(exit, { code: 0, signal: null }, out)
     t.match(out, 'closed')
   })
 }

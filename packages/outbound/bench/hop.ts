@@ -26,8 +26,8 @@ const autocannonBin = createRequire(import.meta.url).resolve('autocannon/autocan
 const allModes = ['pool', 'flowtag', 'reply-from', 'reply-from-pool', 'reply-from-pool7', 'reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8'] as const
 /** The reply-from forms with lanes, each paired with stock reply-from in phase 3. */
 const lanesForms: readonly Mode[] = ['reply-from-flowtag', 'reply-from-flowtag-u7', 'reply-from-flowtag-via7', 'reply-from-flowtag-via7-pool8']
-/** The form the goal is judged on: what the README tells a gateway to write. */
-const goalForm: Mode = 'reply-from-flowtag-via7'
+/** The form the goal is judged on: what the README tells a gateway to write (apps/gateway). */
+const goalForm: Mode = 'reply-from-flowtag'
 type Mode = (typeof allModes)[number]
 const only = flags.find((f) => f.startsWith('--modes='))?.slice('--modes='.length).split(',')
 const modes: readonly Mode[] = only === undefined ? allModes : allModes.filter((m) => only.includes(m))
@@ -204,9 +204,9 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
     '- **reply-from**: stock `@fastify/reply-from` with `base` set to the upstream address. It brings its own undici 7 (an `Agent`), called through the callback API.',
     '- **reply-from-pool**: the same `@fastify/reply-from` with `undici: new Pool(upstream)` of undici 8: no lanes, but undici 8 underneath, to tell the cost of lanes from the cost of the undici major.',
     '- **reply-from-pool7**: the same with `undici: new Pool7(upstream)` of undici 7: no lanes, reply-from\'s own undici major, given as an instance (what the lanes forms are compared with, minus the lanes).',
-    '- **reply-from-flowtag**: the same `@fastify/reply-from` with `base: \'http://user-service\'` and `undici: <FlowTagDispatcher>` (the gateway as proxy configuration): reply-from\'s request handling, our dispatcher and undici 8 underneath (its `request()` and its Pools).',
+    '- **reply-from-flowtag**: the same `@fastify/reply-from` with `base: \'http://user-service\'` and `undici: <FlowTagDispatcher>` (the gateway as proxy configuration): reply-from\'s request handling, our dispatcher and undici 8 underneath (its `request()` and its Pools). This is what the README tells a gateway to write.',
     '- **reply-from-flowtag-u7**: as reply-from-flowtag, with undici 7 Pools under the dispatcher (`factory: (origin, opts) => new Pool7(origin, opts)`); reply-from still calls the dispatcher\'s own `request()`, undici 8\'s.',
-    '- **reply-from-flowtag-via7**: as reply-from-flowtag-u7, and `undici: dispatcherOf(Dispatcher7, dispatcher)`: reply-from calls undici 7\'s `request()`, which dispatches through our dispatcher to undici 7 Pools. Lanes and two handler-API conversions differ from stock reply-from. This is what the README tells a gateway to write.',
+    '- **reply-from-flowtag-via7**: as reply-from-flowtag-u7, and `undici: dispatcherOf(Dispatcher7, dispatcher)`: reply-from calls undici 7\'s `request()`, which dispatches through our dispatcher to undici 7 Pools. Lanes and two handler-API conversions differ from stock reply-from (the form the README recommended before the fix below).',
     '- **reply-from-flowtag-via7-pool8**: as reply-from-flowtag-via7, with the default undici 8 Pools under the dispatcher (one handler-API conversion).',
     '',
     `Phase 1 (interleaved): each form loaded alone, ${connections} connections, ${rounds} rounds × ${seconds} s, order rotated each round, after a 2 s warm-up each. CPU is the gateway's user+system time per request served during the round (median).`,
@@ -243,7 +243,7 @@ function markdown (r: { interleaved: Interleaved[]; paired: Paired[]; proxied: P
     if (plain !== undefined) {
       lines.push(
         '',
-        `Where the cost was: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians). The undici 8 part that costs is its \`request()\` API (RequestHandler and body stream; \`node bench/profile.ts\`): the per-request objects survive young-generation collections, so each scavenge copies megabytes (about 10x the GC time per request; the bytes allocated per request are the same). undici 7 Pools alone do not help while reply-from calls undici 8's \`request()\` (reply-from-flowtag-u7); undici 7's \`request()\` through \`dispatcherOf()\` brings the GC time back to stock reply-from's (reply-from-flowtag-via7, and reply-from-flowtag-via7-pool8 over undici 8 Pools; \`node bench/profile.ts <form>\` counts the pauses). What the lanes layer costs on top is the distance from reply-from-pool7 (a bare undici 7 Pool given to reply-from) to reply-from-flowtag-via7 in phase 1, and the phase 3 table.`
+        `Where the cost was: reply-from over a plain undici 8 Pool (no lanes) costs ${pct(plain / (byMode.get('reply-from')?.cpuMicrosPerRequest ?? NaN))} stock reply-from's CPU per request (phase 1 medians). undici 8's \`request()\` keeps the controller of each request in a closure of its RequestHandler (\`this.abort = (reason) => controller.abort(reason)\`), and with it alive the request's whole object graph (request, handlers, body stream, headers) survives young-generation collections: about 4x the bytes copied per scavenge and a young generation grown to 64 MB (\`--trace-gc-nvp\`; the same handler without that one closure collects like undici 7's). The FlowTagDispatcher hands callers a controller of its own, which lets go of the connection's controller (and so of the request) when the request ends: what the closure keeps is then a few dozen bytes, and reply-from-flowtag, the simple form, needs no undici 7. \`dispatcherOf()\` (reply-from-flowtag-via7, -via7-pool8) still works; it is no longer needed for CPU. What the lanes layer costs on top is the distance from reply-from-pool7 (a bare undici 7 Pool given to reply-from) to the lanes forms in phase 1, and the phase 3 table.`
       )
     }
   }

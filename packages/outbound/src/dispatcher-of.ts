@@ -1,7 +1,5 @@
 // The dispatcher dressed as an instance of another undici's Dispatcher class, so that the APIs a
-// caller uses on it (request(), stream(), …) are that undici's: @fastify/reply-from 12 calls
-// request() on its `undici` option, and undici 8's request() costs it far more garbage-collection
-// time per request than the undici 7 it bundles (see BENCHMARKS.md, "Gateway hop").
+// caller uses on it (request(), stream(), …) are that undici's, for callers that need that class.
 import { z } from 'zod'
 import { describeBadOption } from '@flowtag/errors'
 import { errorCodes, OutboundError } from './errors.ts'
@@ -41,10 +39,9 @@ const argsSchema = z.strictObject({ Dispatcher: classSchema, dispatcher: targetS
  * converted by its own `compose()` to the API this package uses. `close()` and `destroy()` close
  * or destroy `dispatcher`.
  *
- * Use it for `@fastify/reply-from`'s `undici` option: reply-from 12 bundles undici 7, and the
- * request() of undici 8 costs it ≈ 1.2–1.4× the CPU per request (its objects survive
- * young-generation collections); through this bridge its GC time per request is stock
- * reply-from's (`bench/profile.ts`).
+ * `@fastify/reply-from` does not need it: given the dispatcher itself as its `undici` option it
+ * calls undici 8's request(), whose requests no longer outlive young-generation collections since
+ * the dispatcher's caller controller lets go of each request at its end (BENCHMARKS.md, "Gateway hop").
  *
  * @example
  * import { Dispatcher as Dispatcher7 } from 'undici7'   // npm:undici@7, or reply-from's own

@@ -125,6 +125,17 @@ class StableController implements Controller {
     this.#paused = false
     this.#target?.resume()
   }
+
+  /**
+   * Lets go of the connection's controller once the request has ended (the raw headers and
+   * trailers stay readable). undici 8's request() keeps this controller in a closure (its
+   * handler's `abort`) that young-generation collections do not free with the request: holding
+   * the connection's controller (and through it the request, its handlers and the body stream)
+   * would make all of them survive each collection.
+   */
+  release (): void {
+    this.#target = null
+  }
 }
 
 export interface AttemptContext {
@@ -279,6 +290,7 @@ export class OutboundHandler implements Handler {
     if (tag !== undefined && this.#member.lane !== tag) this.#ctx.metrics.fallbacks.add(1, { ...attrs, 'flowtag.lane.requested': tag })
     this.#controller.rawTrailers = controller?.rawTrailers ?? null
     this.#handler.onResponseEnd?.(this.#controller, trailers)
+    this.#controller.release()
   }
 
   onResponseError (_controller: Controller | null, err: Error): void {
@@ -303,6 +315,7 @@ export class OutboundHandler implements Handler {
     this.#ctx.metrics.errors.add(1, attrs)
     this.#ctx.metrics.duration.record(secondsSince(this.#start), attrs)
     this.#handler.onResponseError?.(this.#controller, err)
+    this.#controller.release()
   }
 
   /** An instance not tried yet; undefined when there is none or the retry budget is spent. */

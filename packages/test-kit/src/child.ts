@@ -21,9 +21,17 @@ export interface Teardown {
   teardown(fn: () => unknown): void
 }
 
-/** Start `node <script> ...args`; killed (SIGKILL) at the end of the test `t`. */
+/**
+ * Start `node <script> ...args` under this process's Node options (`process.execArgv`: tap's
+ * loaders and coverage hooks when run by tap); killed (SIGKILL) at the end of the test `t`.
+ *
+ * The same options matter for coverage: a child that loaded the sources another way than its
+ * test (Node's type stripping beside tap's TypeScript loader, whose code offsets and source maps
+ * differ) writes coverage that cannot be merged with the test's, and the package's figure comes
+ * out wrong (a package measured 86 % instead of 98 % with one such child).
+ */
 export function startNode (t: Teardown, script: string, options: ChildOptions = {}): ChildProcess {
-  const child = spawn(process.execPath, [script, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...process.execArgv, script, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio: options.stdio ?? ['ignore', 'pipe', 'pipe']
   })

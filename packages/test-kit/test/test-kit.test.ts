@@ -49,6 +49,11 @@ t.test('child processes: run to the end, or stop; bounded in time', async (t) =>
   writeFileSync(hang, 'setInterval(() => {}, 1000)\n')
   await t.rejects(runNode(t, hang, {}, 300), /did not exit within 300 ms/)
 
+  // The child runs under the test process's Node options (tap's loaders, coverage hooks).
+  const argv = join(dir, 'argv.mjs')
+  writeFileSync(argv, 'console.log(JSON.stringify(process.execArgv))\n')
+  t.same(JSON.parse((await runNode(t, argv)).stdout), process.execArgv, 'the parent\'s execArgv')
+
   const child = startNode(t, hang)
   await stopChild(child)
   t.same(await exitOf(child), { code: null, signal: 'SIGKILL' }, 'an exited child answers at once')
