@@ -311,6 +311,8 @@ export class BodyCapture {
   readonly #max: number
   readonly #chunks: Buffer[] = []
   #size = 0
+  /** The first chunk was made here (from a string or a Uint8Array), not the app's own Buffer. */
+  #ownFirst = false
   truncated = false
 
   constructor (max: number) {
@@ -319,8 +321,10 @@ export class BodyCapture {
 
   add (chunk: unknown, encoding?: BufferEncoding): void {
     if (chunk === undefined || chunk === null || this.truncated) return
-    const buf = Buffer.isBuffer(chunk) ? chunk : typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk instanceof Uint8Array ? Buffer.from(chunk) : undefined
+    const given = Buffer.isBuffer(chunk)
+    const buf = given ? chunk : typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk instanceof Uint8Array ? Buffer.from(chunk) : undefined
     if (buf === undefined) return
+    if (this.#chunks.length === 0) this.#ownFirst = !given
     if (this.#size + buf.length > this.#max) {
       this.#chunks.push(buf.subarray(0, this.#max - this.#size))
       this.#size = this.#max
@@ -332,8 +336,9 @@ export class BodyCapture {
   }
 
   get body (): Buffer {
-    // one chunk (the usual serialized answer): that chunk, not a copy of it
-    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size)
+    // one chunk made here (the usual serialized answer, a string): that chunk, not a copy of it;
+    // an app's Buffer is copied, since the app may reuse it once the answer is sent
+    return this.#chunks.length === 1 && this.#ownFirst ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size)
   }
 }
 
