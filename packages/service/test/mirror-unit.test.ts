@@ -7,6 +7,7 @@ import t, { type Test } from 'tap'
 import { StaticDiscovery } from '@flowtag/nacos'
 import { FlowTagDispatcher } from '@flowtag/outbound'
 import { waitFor } from '@flowtag/test-kit'
+import type { Meter } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
 import { createFlowTagService, shadowOptionsSchema, ShadowMirror, type ShadowPair } from '../src/index.ts'
 import { BodyCapture, bodyBytes } from '../src/mirror.ts'
@@ -83,6 +84,19 @@ t.test('failures are answers with status 0; a throwing comparer is counted; clos
   t.equal(m2.stats.skipped, 1)
 })
 
+t.test('a copy that fails inside the sender itself (a meter that throws) is warned about, frees its slot and never rejects unhandled', async (t) => {
+  const target = await server(t, () => ({ status: 200, body: 'ok' }))
+  const dispatcher = new FlowTagDispatcher({ discovery: new StaticDiscovery({ orders: [{ ip: '127.0.0.1', port: target.port, metadata: { version: 'v2' } }] }), stableLane: 'v2', logger: { warn: quiet, info: quiet } })
+  t.teardown(() => dispatcher.close())
+  const broken = { createCounter: () => ({ add: () => { throw new Error('meter broke') } }) } as unknown as Meter
+  const warnings: string[] = []
+  const m = new ShadowMirror('orders', dispatcher, shadowOptionsSchema.parse({ comparer: { compare: () => {} } }), (_o, msg) => warnings.push(msg), broken)
+  m.send({ method: 'GET', url: '/', headers: {}, body: undefined }, primary, '/', 'v2', 'v1')
+  await waitFor('warned', () => warnings.length === 1)
+  t.match(warnings, [/mirror failed/])
+  t.equal(m.inFlight, 0, 'the slot is free again')
+})
+
 t.test('a settled copy leaves no timeout behind (its signal is never aborted afterwards)', async (t) => {
   const target = await server(t, () => ({ status: 200, body: 'ok' }))
   const real = new FlowTagDispatcher({ discovery: new StaticDiscovery({ orders: [{ ip: '127.0.0.1', port: target.port, metadata: { version: 'v2' } }] }), stableLane: 'v2', logger: { warn: quiet, info: quiet } })
@@ -99,6 +113,39 @@ t.test('a settled copy leaves no timeout behind (its signal is never aborted aft
   t.equal(signals.length, 1)
   t.equal(signals[0]!.aborted, false, 'the copy\'s timeout was cleared when it settled')
   t.match(m.stats, { sent: 1, timeout: 0, compared: 1 })
+})
+
+t.test('a copy whose body stalls after its headers times out (status 0, counted), and its body is not read on', async (t) => {
+  const s = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.write('part') // then nothing: the rest never comes
+  })
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()) }))
+  const pairs: ShadowPair[] = []
+  const m = mirrorOf(t, (s.address() as AddressInfo).port, { timeoutMs: 300, comparer: { compare: (p: ShadowPair) => pairs.push(p) } })
+  m.send({ method: 'GET', url: '/', headers: {}, body: undefined }, primary, '/', 'v2', 'v1')
+  const pair = await waitFor('pair', () => pairs[0])
+  t.match(pair.mirror, { status: 0, headers: { 'x-flowtag-error': /Abort|Timeout/ } })
+  t.match(m.stats, { sent: 1, timeout: 1, failed: 0, compared: 1 })
+  t.equal(m.inFlight, 0)
+})
+
+t.test('answers cut at the cap, in one chunk or many: the captured bytes, then the stream is let go', async (t) => {
+  const target = await server(t, (req) => ({ status: 200, body: req.url === '/small' ? 'abc' : 'y'.repeat(200_000) }))
+  const pairs: ShadowPair[] = []
+  const m = mirrorOf(t, target.port, { maxBodyBytes: 70_000, comparer: { compare: (p: ShadowPair) => pairs.push(p) } })
+  m.send({ method: 'GET', url: '/big', headers: {}, body: undefined }, primary, '/big', 'v2', 'v1')
+  m.send({ method: 'GET', url: '/small', headers: {}, body: undefined }, primary, '/small', 'v2', 'v1')
+  await waitFor('pairs', () => pairs.length === 2 && m.inFlight === 0)
+  const big = pairs.find((p) => p.route === '/big')!
+  const small = pairs.find((p) => p.route === '/small')!
+  t.same([big.mirror.body.length, big.mirror.truncated, big.mirror.body.every((b) => b === 121)], [70_000, true, true])
+  t.same([small.mirror.body.toString(), small.mirror.truncated], ['abc', false])
+  // the cut stream's abort error found its listener: the process is still here, and still sends
+  m.send({ method: 'GET', url: '/small', headers: {}, body: undefined }, primary, '/small', 'v2', 'v1')
+  await waitFor('third pair', () => pairs.length === 3)
+  t.match(m.stats, { sent: 3, failed: 0, timeout: 0, compared: 3 })
 })
 
 t.test('a copy served from another lane (no instance in the mirror lane) is not compared', async (t) => {
@@ -126,6 +173,16 @@ t.test('BodyCapture and bodyBytes', async (t) => {
   t.same([c.body.toString(), c.truncated], ['abchi', true])
   c.add('more')
   t.equal(c.body.length, 5)
+  // an app's Buffer is copied (it may reuse it once the answer is sent); a string's bytes are not copied twice
+  const app = Buffer.from('abc')
+  const own = new BodyCapture(10)
+  own.add(app)
+  const captured = own.body
+  app.write('z')
+  t.equal(captured.toString(), 'abc', 'the app writing into its Buffer afterwards changes nothing captured')
+  const fromString = new BodyCapture(10)
+  fromString.add('abc')
+  t.equal(fromString.body, fromString.body, 'one chunk made from a string: handed over as it is')
   t.equal(bodyBytes(undefined), undefined)
   t.equal(bodyBytes(null), undefined)
   t.same(bodyBytes(Buffer.from('x')), Buffer.from('x'))

@@ -145,11 +145,13 @@ class Comparer implements ShadowCompare {
     checkPair(pair)
     const stats = this.#routeStats(pair)
     const noise = this.#noiseStats(pair.service, pair.route, true)!
-    if (pair.secondary !== undefined && this.#o.learn !== false) {
+    // with a secondary, the primary is diffed twice: parsed once
+    const memo = pair.secondary !== undefined && this.#o.learn !== false ? new Map() : undefined
+    if (memo !== undefined) {
       noise.samples++
-      for (const f of diffAnswers(pair.primary, pair.secondary, this.#diff).fields) bump(noise.fields, f, this.#o.maxFields)
+      for (const f of diffAnswers(pair.primary, pair.secondary!, this.#diff, memo).fields) bump(noise.fields, f, this.#o.maxFields)
     }
-    const d = diffAnswers(pair.primary, pair.mirror, this.#diff)
+    const d = diffAnswers(pair.primary, pair.mirror, this.#diff, memo)
     stats.seen++
     if (d.truncated) {
       stats.truncated++

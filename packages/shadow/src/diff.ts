@@ -6,7 +6,7 @@
 // is compared byte for byte over what was captured. Nothing here keeps or logs a body.
 import type { ShadowAnswer } from './contract.ts'
 import type { NormalizeRule } from './options.ts'
-import { matchesPattern, parsePointer, toPointer } from './pattern.ts'
+import { matchesPattern, parsePointer } from './pattern.ts'
 
 /** The field of a status difference. */
 export const STATUS_FIELD = 'status'
@@ -53,12 +53,26 @@ function contentType (a: ShadowAnswer): string {
   return Array.isArray(v) ? v.join(', ') : (v ?? '')
 }
 
+// the last content-type tested: a service answers with one or two, so the regex rarely runs
+let lastType = ''
+let lastIsJson = false
+function isJson (a: ShadowAnswer): boolean {
+  const type = contentType(a)
+  if (type !== lastType) {
+    lastIsJson = JSON_TYPE.test(type)
+    lastType = type
+  }
+  return lastIsJson
+}
+
 function headerValue (a: ShadowAnswer, name: string): string | undefined {
   const v = a.headers[name]
   return Array.isArray(v) ? v.join(', ') : v
 }
 
-function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false } {
+type Parsed = { ok: true, value: unknown } | { ok: false }
+
+function parseJson (body: Buffer): Parsed {
   try {
     return { ok: true, value: JSON.parse(body.toString('utf8')) }
   } catch {
@@ -66,8 +80,23 @@ function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false } 
   }
 }
 
+/**
+ * Parsed JSON bodies kept for the length of one compare(): the primary, diffed against both the
+ * secondary and the mirror, is parsed once.
+ */
+export type ParseMemo = Map<ShadowAnswer, Parsed>
+
+function parsed (a: ShadowAnswer, memo: ParseMemo | undefined): Parsed {
+  let p = memo?.get(a)
+  if (p === undefined) {
+    p = parseJson(a.body)
+    memo?.set(a, p)
+  }
+  return p
+}
+
 /** The fields that differ between two answers. */
-export function diffAnswers (a: ShadowAnswer, b: ShadowAnswer, o: DiffOptions): AnswerDiff {
+export function diffAnswers (a: ShadowAnswer, b: ShadowAnswer, o: DiffOptions, memo?: ParseMemo): AnswerDiff {
   const fields = new Set<string>()
   if (a.status !== b.status) fields.add(STATUS_FIELD)
   for (const name of o.headers) if (headerValue(a, name) !== headerValue(b, name)) fields.add(headerField(name))
@@ -77,11 +106,12 @@ export function diffAnswers (a: ShadowAnswer, b: ShadowAnswer, o: DiffOptions): 
     return { fields: [...fields], truncated }
   }
   if (a.body.equals(b.body)) return { fields: [...fields], truncated }
-  if (JSON_TYPE.test(contentType(a)) && JSON_TYPE.test(contentType(b))) {
-    const ja = parseJson(a.body)
-    const jb = parseJson(b.body)
+  if (isJson(a) && isJson(b)) {
+    const ja = parsed(a, memo)
+    const jb = parsed(b, memo)
     if (ja.ok && jb.ok) {
-      new JsonDiff(o.declared, fields, fields.size + o.maxFields).walk(ja.value, jb.value, [], [], 0)
+      const diff = new JsonDiff(o.declared, fields, fields.size + o.maxFields)
+      diff.walk(ja.value, jb.value, diff.paths ? [] : undefined, '', 0)
       return { fields: [...fields], truncated }
     }
   }
@@ -126,33 +156,48 @@ function normalized (v: unknown, rule: NormalizeRule): unknown {
   }
 }
 
+/** One pointer segment, escaped (`~` → `~0`, `/` → `~1`). */
+function segment (key: string): string {
+  return key.includes('~') || key.includes('/') ? key.replace(/~/g, '~0').replace(/\//g, '~1') : key
+}
+
 class JsonDiff {
   readonly #declared: Declared
   readonly #out: Set<string>
   readonly #max: number
+  /** Whether concrete paths are needed (declared noise to match them against); none: not built. */
+  readonly paths: boolean
 
   constructor (declared: Declared, out: Set<string>, max: number) {
     this.#declared = declared
     this.#out = out
     this.#max = max
+    this.paths = declared.ignore.length > 0 || declared.normalize.length > 0
   }
 
-  #ignored (path: readonly string[]): boolean {
+  #ignored (path: readonly string[] | undefined): boolean {
+    if (path === undefined) return false
     for (const p of this.#declared.ignore) if (matchesPattern(p, path)) return true
     return false
   }
 
-  #add (field: readonly string[]): void {
-    if (this.#out.size < this.#max) this.#out.add(toPointer(field))
+  #add (field: string): void {
+    if (this.#out.size < this.#max) this.#out.add(field)
   }
 
-  /** `path`: the concrete pointer (array indices as numbers), matched by the declared patterns; `field`: the same with indices as `*`. */
-  walk (a: unknown, b: unknown, path: string[], field: string[], depth: number): void {
+  /**
+   * `path`: the concrete segments (array indices as numbers), matched by the declared patterns,
+   * undefined when none are declared; `field`: the pointer with array indices as `*`, built as the
+   * walk goes down (no array per level).
+   */
+  walk (a: unknown, b: unknown, path: string[] | undefined, field: string, depth: number): void {
     if (this.#out.size >= this.#max || this.#ignored(path)) return
-    for (const n of this.#declared.normalize) {
-      if (matchesPattern(n.pattern, path)) {
-        a = normalized(a, n.rule)
-        b = normalized(b, n.rule)
+    if (path !== undefined) {
+      for (const n of this.#declared.normalize) {
+        if (matchesPattern(n.pattern, path)) {
+          a = normalized(a, n.rule)
+          b = normalized(b, n.rule)
+        }
       }
     }
     if (a === b) return
@@ -169,9 +214,9 @@ class JsonDiff {
       const xa = a as unknown[]
       const xb = b as unknown[]
       const n = Math.max(xa.length, xb.length)
+      const f = field + '/*'
       for (let i = 0; i < n; i++) {
-        const p = [...path, String(i)]
-        const f = [...field, '*']
+        const p = path === undefined ? undefined : [...path, String(i)]
         if (i >= xa.length || i >= xb.length) {
           if (!this.#ignored(p)) this.#add(f)
         } else this.walk(xa[i], xb[i], p, f, depth + 1)
@@ -181,13 +226,13 @@ class JsonDiff {
     const oa = a as Record<string, unknown>
     const ob = b as Record<string, unknown>
     for (const k of Object.keys(oa)) {
-      const p = [...path, k]
+      const p = path === undefined ? undefined : [...path, k]
       if (!Object.hasOwn(ob, k)) {
-        if (!this.#ignored(p)) this.#add([...field, k])
-      } else this.walk(oa[k], ob[k], p, [...field, k], depth + 1)
+        if (!this.#ignored(p)) this.#add(field + '/' + segment(k))
+      } else this.walk(oa[k], ob[k], p, field + '/' + segment(k), depth + 1)
     }
     for (const k of Object.keys(ob)) {
-      if (!Object.hasOwn(oa, k) && !this.#ignored([...path, k])) this.#add([...field, k])
+      if (!Object.hasOwn(oa, k) && !this.#ignored(path === undefined ? undefined : [...path, k])) this.#add(field + '/' + segment(k))
     }
   }
 }
