@@ -48,14 +48,16 @@ t.test('the shadow act finds the changed field; the users are untouched', async 
   const route = routes.find((r) => r.service === 'order-service' && r.route === '/orders/:id' && r.lane === SHADOW_LANE)
   t.ok(route !== undefined, `order-service /orders/:id in ${SHADOW_LANE} is in the report`)
   t.ok(route!.compared >= 40, `pairs judged: ${route!.compared}`)
+  t.same(routes.map((r) => r.route), ['/orders/:id'], 'the only route mirrored: the scrapes that read the report are not copied')
   t.same(route!.fields.map((f) => f.field), [CHANGED_FIELD], 'the changed field, and nothing else (hops are declared noise, the rest agrees)')
-  t.equal(route!.fields[0]!.count, route!.diverged, 'every diverging pair differs in it')
+  t.equal(route!.fields[0]?.count, route!.diverged, 'every diverging pair differs in it')
   t.equal(route!.diverged, route!.compared, 'every judged pair diverges: v3 always answers in another currency')
   t.equal(tally.errors, 0, `no user request failed${tally.errors > 0 ? `: ${tally.errorLines.slice(0, 3).join('; ')}` : ''}`)
   t.ok(tally.requests > 0, `the users' requests: ${tally.requests}`)
   t.equal(tally.share('order-service', SHADOW_LANE), 0, 'no user answer came from v3: only copies reach it')
   t.ok(lines.some((l) => l.includes(CHANGED_FIELD)), 'the printed report names the field')
   t.same(said, lines)
+  t.comment(lines.join('\n'))
   t.ok(lines.some((l) => l.includes(`percent: ${MIRROR_PERCENT}`)), 'the act says what it published')
 
   // the act leaves the RuleSet without the mirror and v3 stopped

@@ -226,7 +226,8 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
     if (typeof log?.child === 'function') (req as { log?: unknown }).log = log.child({ lane: flow.tag ?? 'none' })
     if (service.receipts) receiptOnHeaders(res, flow)
     const mirror = flow.decision?.mirror
-    if (mirror !== undefined) mirrorOnFinish(service, req, res, mirror.lane)
+    // probes and scrapes are never copied (service.notTraffic); the route is not known yet: its path
+    if (mirror !== undefined && !service.notTraffic.has(req.path)) mirrorOnFinish(service, req, res, mirror.lane)
     const metrics = service.metrics
     if (metrics !== undefined) {
       const start = performance.now()
