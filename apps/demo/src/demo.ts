@@ -8,7 +8,9 @@
 // its own, and a fallback receipt in `curl -v` once user-service v2 is stopped. Ctrl-C stops
 // everything cleanly. With a JDK and Maven (or KAFKA_BROKERS), an async hop first: orders publish
 // order-created to a real Kafka, handled in lanes by notification-service v1/v2, whose v2 is
-// SIGKILLed under load to show its events move to stable with none lost.
+// SIGKILLed under load to show its events move to stable with none lost. After the canary, a
+// shadow act: order-service v3 (one changed field) gets 20% of order-service's GETs as mirrored
+// copies, never a user, and the divergence report names the field.
 import { execFile } from 'node:child_process'
 import { NacosClient } from '@flowtag/nacos'
 import { startNacosDevServer, type NacosDevServer } from '@flowtag/nacos-dev-server'
@@ -19,6 +21,7 @@ import { runAsyncAct } from './async-act.ts'
 import { canaryRuleSet, RULES_DATA_ID, RULES_GROUP } from './rulesets.ts'
 import { drive, stopAllTraffic, Tally } from './traffic.ts'
 import { runCanaryAct } from './canary-act.ts'
+import { runShadowAct } from './shadow-act.ts'
 
 const STEP_SECONDS = Number(process.env.DEMO_STEP_SECONDS ?? 10)
 const GATEWAY_PORT = Number(process.env.GATEWAY_PORT ?? 8080)
@@ -147,6 +150,26 @@ async function features (gateway: AppProcess, nacosAddr: string, lastVersion: nu
   for (const line of out.split('\n').filter((l) => l.startsWith('< ') || l.startsWith('curl failed'))) say(`  ${line.trim()}`)
 }
 
+async function versionInForce (): Promise<number> {
+  const doc = JSON.parse((await client!.config.get(RULES_DATA_ID, RULES_GROUP)) ?? '{}') as { version?: number }
+  return doc.version ?? STEPS.length
+}
+
+/** The shadow act (shadow-act.ts): order-service v3 gets mirrored copies only; the report is printed. */
+async function shadowAct (gateway: AppProcess, opts: { nacosAddr: string; env: Record<string, string>; onLog: (app: string, line: string) => void }): Promise<void> {
+  await runShadowAct({
+    client: client!,
+    gateway,
+    say,
+    seconds: STEP_SECONDS,
+    start: async (name, version, env) => {
+      const app = await startApp(name, version, { ...opts, env: { ...opts.env, ...env } })
+      apps.push(app)
+      return app
+    }
+  })
+}
+
 try {
   let nacosAddr = process.env.NACOS_SERVER_ADDR
   if (nacosAddr === undefined || nacosAddr === '') {
@@ -203,9 +226,9 @@ try {
     })
     say('\nsummary (no process restarted by flowtag; every step and the rollback were RuleSets published by the controller):')
     for (const line of acts) say(line)
-    // The rule-safety features next, numbered after the controller's last RuleSet.
-    const last = JSON.parse((await client.config.get(RULES_DATA_ID, RULES_GROUP)) ?? '{}') as { version?: number }
-    await features(gateway, nacosAddr, last.version ?? STEPS.length)
+    await shadowAct(gateway, opts)
+    // The rule-safety features next, numbered after the last RuleSet.
+    await features(gateway, nacosAddr, await versionInForce())
     await shutdown(0)
   }
 
@@ -235,7 +258,8 @@ try {
   }
   say('\nsummary (no process restarted; each step was one RuleSet published to Nacos):')
   for (const line of summary) say(line)
-  await features(gateway, nacosAddr, STEPS.length)
+  await shadowAct(gateway, opts)
+  await features(gateway, nacosAddr, await versionInForce())
   await shutdown(0)
 } catch (err) {
   console.error(`demo failed: ${(err as Error).message}`)

@@ -33,6 +33,8 @@ export const serviceEnvSchema = z.object({
   KAFKA_BROKERS: z.string().regex(/^[^\s,]+(,[^\s,]+)*$/, 'host:port,... without spaces').optional(),
   /** The topic order-service publishes order-created events to. */
   ORDER_EVENTS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'a Kafka topic name').default('order-created'),
+  /** The currency order-service answers its orders in (`order.currency`); the demo's shadow act runs a v3 with another. */
+  ORDER_CURRENCY: z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code: three capital letters').default('EUR'),
   /** The consumer group of notification-service's stable lane (lane L's: `<group>.<L>`). */
   KAFKA_GROUP: z.string().min(1).max(200).default('notification-service'),
   /** Kafka's session timeout of the consumers: how long a SIGKILLed consumer's partitions wait before another member takes them. */

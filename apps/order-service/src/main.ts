@@ -2,10 +2,14 @@
 // order-service: runs as SERVICE_VERSION and calls user-service (HTTP) and inventory-service
 // (gRPC) in the request's lane. With KAFKA_BROKERS set, placing an order (POST) publishes an
 // order-created event to Kafka in the request's lane (the async hop to notification-service).
+// Its instances compare shadow pairs: when the RuleSet mirrors order-service's requests into a
+// lane (the demo's shadow act: 20% into v3, whose ORDER_CURRENCY differs), each copy's answer is
+// compared with the user's by @flowtag/shadow and counted on /metrics.
 import { randomUUID } from 'node:crypto'
 import { credentials } from '@grpc/grpc-js'
 import { FlowTagGrpc } from '@flowtag/grpc'
 import { laneProducer } from '@flowtag/mq/kafkajs'
+import { createShadowComparer } from '@flowtag/shadow'
 import fastifyFlowTagService from '@flowtag/service/fastify'
 import { callJson, HEALTH_PATH, InventoryClient, InventoryService, kafkaOf, main, messageSigning, nacosOptions, READY_PATH, checkStock, trustAndCache, type Hop, type OrderCreated } from '@flowtag/demo-kit'
 
@@ -27,6 +31,10 @@ await main('order-service', async (app, env) => {
     outbound: { stableLane: 'v1' },
     healthPath: HEALTH_PATH,
     readyPath: READY_PATH,
+    // Mirrored copies (a RuleSet `mirror`) are compared here, the counters on this /metrics
+    // (`flowtag shadow report order-service`, the canary dashboard). `hops` names the instances
+    // that served, which differ between lanes by design: declared noise, never compared.
+    shadow: { comparer: ({ meter }) => createShadowComparer({ meter, ignore: ['/hops'] }) },
     // Signed lanes on every hop when FLOWTAG_TAG_KEY is set; rules and instances kept on disk.
     ...trustAndCache(env, 'order-service')
   })
@@ -37,7 +45,9 @@ await main('order-service', async (app, env) => {
     ...app.flowtag.routing,
     logger: app.log,
     // A read: a reply whose status a dying instance never sent is run again on another instance.
-    idempotentMethods: [InventoryService.check]
+    idempotentMethods: [InventoryService.check],
+    // A read without side effects: a mirrored copy (a shadow) may call it; any other method it refuses.
+    safeMethods: [InventoryService.check]
   })
   const inventory = new InventoryClient('nacos:///inventory-service', credentials.createInsecure(), grpcLanes.clientOptions())
   app.addHook('onClose', async function closeGrpc () {
@@ -81,7 +91,7 @@ await main('order-service', async (app, env) => {
     const body = up.body as Upstream
     const hops = [self, ...stock.hops, ...(body.hops ?? [])]
     if (up.status !== 200) return { status: up.status, body: { ...body, hops } }
-    return { status: 200, body: { order: { id: request.params.id, user: body.user }, hops } }
+    return { status: 200, body: { order: { id: request.params.id, user: body.user, currency: env.ORDER_CURRENCY }, hops } }
   }
 
   app.get<{ Params: { id: string }; Querystring: { user?: string } }>('/orders/:id', async (request, reply) => {

@@ -2,14 +2,13 @@
 // The `flowtag` CLI: rules in the config center, canaries, and which instance runs what.
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { request } from 'undici'
 import { NacosClient, presetClientOptions } from '@flowtag/nacos'
 import { checkLeases, checkPublish, parseRuleSet, RulesError, type RuleSet } from '@flowtag/rules'
 import { CanaryController, RULES_VERSION_METADATA } from './controller.ts'
 import { startDashboard } from './dashboard.ts'
 import { diffJson } from './diff.ts'
 import { canaryKey } from './spec.ts'
-import { shadowReportFromTexts, shadowReportText } from './shadow-report.ts'
+import { readShadowReport, shadowReportText } from './shadow-report.ts'
 import { StateStore, TERMINAL, type CanaryState } from './state.ts'
 
 const USAGE = `usage: flowtag [options] <command>
@@ -324,36 +323,21 @@ async function instancesCommand (services: string[]): Promise<number> {
   return EXIT.OK
 }
 
-/** One /metrics text; a process that cannot be read is said on stderr and left out. */
-async function metricsText (url: string): Promise<string | undefined> {
-  try {
-    const res = await request(url, { headersTimeout: 5000, bodyTimeout: 5000 })
-    const text = await res.body.text()
-    if (res.statusCode === 200) return text
-    process.stderr.write(`flowtag: ${url} answered HTTP ${res.statusCode}; left out\n`)
-  } catch (err) {
-    process.stderr.write(`flowtag: ${url} could not be read (${(err as Error).message}); left out\n`)
-  }
-  return undefined
-}
-
 async function shadowCommand (sub: string | undefined, services: string[]): Promise<number> {
   if (sub !== 'report' || (services.length === 0 && opts.url === undefined)) throw new CliError(EXIT.USAGE, 'shadow report <service>... (or --url <metrics url>)')
   const top = Number(opts.top)
   if (!Number.isInteger(top) || top < 1) throw new CliError(EXIT.USAGE, '--top must be a whole number ≥ 1')
-  const urls = [...(opts.url ?? [])]
-  for (const service of services) {
-    for (const i of await nacos().naming.instances(service)) {
-      const host = i.ip.includes(':') ? `[${i.ip}]` : i.ip
-      const port = Number(i.metadata['flowtag.metrics.port'] ?? i.port)
-      urls.push(`http://${host}:${Number.isInteger(port) && port > 0 && port < 65536 ? port : i.port}${opts['metrics-path']}`)
-    }
-  }
-  if (urls.length === 0) throw new CliError(EXIT.UNREACHABLE, `no instance of ${services.join(', ')} is registered`)
-  const texts = (await Promise.all(urls.map(metricsText))).filter((t) => t !== undefined)
-  if (texts.length === 0) throw new CliError(EXIT.UNREACHABLE, `none of the ${urls.length} metrics endpoints could be read`)
-  const routes = shadowReportFromTexts(texts, { top, ...(opts.for === undefined ? {} : { service: opts.for }) })
-  out(`${shadowReportText(routes)}\n(${texts.length} of ${urls.length} processes read)`, { read: texts.length, of: urls.length, routes })
+  const report = await readShadowReport(services.length === 0 ? { instances: async () => [] } : nacos().naming, {
+    services,
+    urls: opts.url ?? [],
+    metricsPath: opts['metrics-path'],
+    top,
+    ...(opts.for === undefined ? {} : { service: opts.for })
+  })
+  for (const line of report.skipped) process.stderr.write(`flowtag: ${line}; left out\n`)
+  if (report.of === 0) throw new CliError(EXIT.UNREACHABLE, `no instance of ${services.join(', ')} is registered`)
+  if (report.read === 0) throw new CliError(EXIT.UNREACHABLE, `none of the ${report.of} metrics endpoints could be read`)
+  out(`${shadowReportText(report.routes)}\n(${report.read} of ${report.of} processes read)`, { read: report.read, of: report.of, routes: report.routes })
   return EXIT.OK
 }
 

@@ -1,6 +1,6 @@
 // The controller's web page and its small JSON API, on node:http: live share, error rate and p99
-// per lane, the rules in force and their convergence, the step, state and history; promote and
-// abort (also pause/resume) behind a bearer token.
+// per lane, the rules in force and their convergence, the step, state and history, the top
+// diverging shadow routes; promote and abort (also pause/resume) behind a bearer token.
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -11,6 +11,7 @@ import { readRules } from './controller.ts'
 import { CanaryError, errorCodes } from './errors.ts'
 import { handleGate } from './gates.ts'
 import { PAGE } from './page.ts'
+import { readShadowReport, type ShadowReport } from './shadow-report.ts'
 import { TERMINAL } from './state.ts'
 
 export interface DashboardOptions {
@@ -33,11 +34,15 @@ export interface Dashboard {
 }
 
 const COMMANDS = new Set(['promote', 'abort', 'pause', 'resume'])
+/** A shadow report read this recently is served again: every open page polls, the processes are read once. */
+const SHADOW_REFRESH_MS = 2000
 
 /**
  * Serve the dashboard of a running controller. GET `/` (the page), GET `/api/status`,
  * POST `/api/{promote,abort,pause,resume}` with the token; GET `/api/verdict` (Argo Rollouts'
- * web metric) and POST `/flagger/<hook type>` (Flagger's webhooks), read-only, without it.
+ * web metric), GET `/api/shadow` (the top diverging shadow routes, as `flowtag shadow report` reads
+ * them: `{ routes, read, of, skipped }`, counts and field paths only, never a body) and POST
+ * `/flagger/<hook type>` (Flagger's webhooks), read-only, without it.
  * @throws {CanaryError} `FLOWTAG_CANARY_BAD_OPTION` for a token shorter than 8 characters.
  */
 export async function startDashboard (options: DashboardOptions): Promise<Dashboard> {
@@ -45,6 +50,26 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
   if (token.length < 8) throw new CanaryError(errorCodes.BAD_OPTION, '@flowtag/canary: invalid option "token": at least 8 characters')
   const { controller, nacos } = options
   const expected = Buffer.from(`Bearer ${token}`)
+
+  let shadow: { at: number, report: Promise<ShadowReport> } | undefined
+  /**
+   * The processes that compare the canaried service's pairs: its own instances (a service-entry
+   * mirror is compared where it is served) and its callers' (an edge's mirror rule); for a lane
+   * canary, every service of the lane (each route then names its service).
+   */
+  function shadowReport (): Promise<ShadowReport> {
+    if (shadow !== undefined && Date.now() - shadow.at < SHADOW_REFRESH_MS) return shadow.report
+    const s = controller.state
+    const services = new Set([...(s.spec.service === undefined ? [] : [s.spec.service]), ...(s.spec.callers ?? []), ...(s.spec.convergence ?? []), ...(s.lane?.services ?? []).map((x) => x.service)])
+    const report = readShadowReport(nacos.naming, {
+      services: [...services],
+      metricsPath: s.spec.metricsPath,
+      timeoutMs: 2000,
+      ...(s.spec.service === undefined ? {} : { service: s.spec.service })
+    })
+    shadow = { at: Date.now(), report }
+    return report
+  }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: Error) => send(res, 500, { error: err.message }))
@@ -68,6 +93,10 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
         rules = { error: (err as Error).message }
       }
       send(res, 200, { state: s, convergence: controller.convergence, series: controller.series.slice(-120), judgement: controller.lastJudgement ?? null, rules })
+      return
+    }
+    if (req.method === 'GET' && url.pathname === '/api/shadow') {
+      send(res, 200, await shadowReport())
       return
     }
     const m = /^\/api\/(\w+)$/.exec(url.pathname)

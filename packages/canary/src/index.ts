@@ -14,6 +14,7 @@ export { StateStore, type CanaryState, type CanaryCommand, type AuditEntry, type
 export type { Figures, LaneWindow } from './window.ts'
 export { parsePrometheusText, type Sample } from './prom-text.ts'
 export { startDashboard, type DashboardOptions, type Dashboard } from './dashboard.ts'
+export { readShadowReport, shadowReportText, type ShadowReport, type ShadowRouteFigures, type ReadShadowReportOptions, type ShadowInstances } from './shadow-report.ts'
 export { HooksSpecSchema, HookAnswerSchema, askHook, type HooksSpec, type HookName, type HookRequest, type HookResult } from './hooks.ts'
 export { verdictOf, type Verdict } from './verdict.ts'
 export { FlaggerPayloadSchema, FLAGGER_HOOKS } from './gates.ts'

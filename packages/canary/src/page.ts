@@ -1,7 +1,8 @@
 // The dashboard page: one self-contained HTML document (no CDN, no build), polling /api/status
 // every second and drawing the per-lane series as inline SVG line charts. A lane keeps its colour
 // (stable blue, candidate orange, others by a hash of the name); when the controller is gone the
-// page keeps its last state and says since when.
+// page keeps its last state and says since when. The shadow section polls /api/shadow (the top
+// diverging routes, `flowtag shadow report`'s figures): counts and field paths, never a body.
 export const PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>flowtag canary</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -21,6 +22,7 @@ button{font-weight:600;padding:6px 14px;border-radius:6px;border:0;cursor:pointe
 input{padding:5px;width:220px}
 #lane{grid-column:1/-1}#lane[hidden]{display:none}.v-pass{color:#1f8a4c;font-weight:600}.v-fail{color:#b3261e;font-weight:600}.v-waiting{color:#b26a00}
 tr.failing td{background:#fdecea}.trail{font-family:monospace;letter-spacing:1px}
+#shadow{grid-column:1/-1}#shadow td.num{text-align:right;font-variant-numeric:tabular-nums}#shadow code{background:#f1f3f6;padding:0 4px;border-radius:3px;margin-right:6px}
 </style></head><body>
 <header><h1>flowtag canary — <span id="service">…</span></h1>
 <span>state <span id="phase" class="pill">…</span></span><span>step <b id="step">…</b></span>
@@ -37,6 +39,7 @@ tr.failing td{background:#fdecea}.trail{font-family:monospace;letter-spacing:1px
 <input id="token" type="password" placeholder="token"> <button id="promote">Promote</button><button id="abort">Abort</button><button id="pause">Pause</button><button id="resume">Resume</button><span id="msg"></span></section>
 <section><h2>Instances and the rule version they apply</h2><table id="instances"></table></section>
 <section><h2>History</h2><div class="history" id="history"></div></section>
+<section id="shadow"><h2>Shadow lanes: top diverging routes (pairs compared since each process started)</h2><table id="shadow-routes" data-routes="0"></table><div id="shadow-note">not read yet</div></section>
 </main>
 <script>
 const STABLE='#2f6fde',CANDIDATE='#e8710a',OTHERS=['#1f8a4c','#8e44ad','#00838f','#6d4c41','#c2185b','#546e7a']
@@ -99,6 +102,16 @@ function lane(st){
   $('lane-services').innerHTML='<tr><th>service</th><th>kind</th><th>verdict</th><th>candidate</th><th>stable</th><th>last checks</th><th>why</th></tr>'+((l&&l.services)||[]).map(x=>
     '<tr class="'+(l.failing===x.service?'failing':'')+'" data-service="'+esc(x.service)+'"><td>'+esc(x.service)+'</td><td>'+esc(x.kind)+'</td><td class="v-'+esc(x.verdict)+'">'+esc(x.verdict)+(x.warming?' (warming)':'')+'</td><td>'+fig(x.candidate)+'</td><td>'+fig(x.stable)+'</td><td class="trail">'+esc((trail.get(x.service)||[]).slice(-12).join(''))+'</td><td>'+esc(x.reason)+'</td></tr>').join('')
 }
+// The mirror lane keeps its colour; the share is of the judged pairs, in %; fields are the JSON
+// pointers (or status, header:<name>, body) that differed beyond noise, with the pairs they did in.
+async function shadowTick(){
+  let r;try{const res=await fetch('api/shadow',{cache:'no-store'});if(!res.ok)throw new Error('HTTP '+res.status);r=await res.json()}catch(e){$('shadow-note').textContent='shadow report not read: '+e.message;return}
+  const t=$('shadow-routes');t.dataset.routes=String(r.routes.length)
+  t.innerHTML=r.routes.length===0?'':'<tr><th>service</th><th>route</th><th>mirror lane</th><th>pairs compared</th><th>diverging</th><th>learning</th><th>fields that differ (pairs)</th></tr>'+r.routes.map(x=>
+    '<tr data-service="'+esc(x.service)+'" data-route="'+esc(x.route)+'" data-lane="'+esc(x.lane)+'"><td>'+esc(x.service)+'</td><td>'+esc(x.route)+'</td><td style="color:'+color(x.lane)+'">■ '+esc(x.lane)+'</td><td class="num compared">'+x.compared+'</td><td class="num share">'+(x.divergence*100).toFixed(1)+' %</td><td class="num">'+x.learning+'</td><td class="fields">'+
+    x.fields.map(f=>'<span class="field" data-field="'+esc(f.field)+'" data-count="'+f.count+'"><code>'+esc(f.field)+'</code>'+f.count+'</span>').join(' ')+'</td></tr>').join('')
+  $('shadow-note').textContent=(r.routes.length===0?'no shadow pairs compared (no flowtag_shadow_* counters in the metrics read); ':'')+r.read+' of '+r.of+' processes read'+(r.skipped.length?' ('+r.skipped.length+' left out)':'')
+}
 async function command(name){
   const token=$('token').value;localStorage.setItem('flowtag-token',token)
   const r=await fetch('api/'+name,{method:'POST',headers:{authorization:'Bearer '+token}})
@@ -106,6 +119,6 @@ async function command(name){
 }
 for(const name of ['promote','abort','pause','resume'])$(name).onclick=()=>command(name)
 $('token').value=new URLSearchParams(location.hash.slice(1)).get('token')||localStorage.getItem('flowtag-token')||''
-tick();setInterval(tick,1000)
+tick();setInterval(tick,1000);shadowTick();setInterval(shadowTick,2000)
 </script></body></html>
 `

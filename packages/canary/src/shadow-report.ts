@@ -2,8 +2,11 @@
 // compare shadow pairs (@flowtag/shadow's counters through the preset's Prometheus endpoint, or
 // any OTel Prometheus exporter). The counters of every process read are summed per service,
 // route and mirror lane; fields (JSON pointers, `status`, `header:<name>`, `body`) per route.
+import type { Instance } from '@flowtag/nacos'
+import { request } from 'undici'
 import { parsePrometheusText, type Sample } from './prom-text.ts'
 import { SHADOW_SERIES } from './divergence.ts'
+import { METRICS_PORT_METADATA } from './rpc.ts'
 
 const COUNTER = /^flowtag_shadow_(compared|diverged|learning|truncated|differences)(?:_total)?$/
 
@@ -54,6 +57,75 @@ export function shadowReportFromTexts (texts: readonly string[], options: { top?
   }))
   out.sort((a, b) => b.divergence - a.divergence || b.diverged - a.diverged || b.compared - a.compared)
   return out.slice(0, options.top ?? 10)
+}
+
+/** Where the report's processes are found: Nacos naming (`NacosClient.naming`), or any discovery. */
+export interface ShadowInstances {
+  instances (service: string): Promise<Instance[]>
+}
+
+export interface ReadShadowReportOptions {
+  /** Services whose every instance's /metrics is read (the ones that compare pairs: the edge, the callers). */
+  services?: readonly string[]
+  /** Metrics URLs read as well (the CLI's `--url`). */
+  urls?: readonly string[]
+  /** @default '/metrics' */
+  metricsPath?: string
+  /** Only pairs of this compared service (`--for`). */
+  service?: string
+  /** Routes at most. @default 10 */
+  top?: number
+  /** Fields per route at most. @default 5 */
+  fields?: number
+  /** Per process, ms. @default 5000 */
+  timeoutMs?: number
+}
+
+/** What `readShadowReport` read: the routes, and how many of the processes it could read. */
+export interface ShadowReport {
+  routes: ShadowRouteFigures[]
+  /** Processes read. */
+  read: number
+  /** Processes asked (the services' instances and the `urls`). */
+  of: number
+  /** One line per process left out (`<url> answered HTTP 503`, `<url> could not be read (...)`). */
+  skipped: string[]
+}
+
+/**
+ * The shadow report of `flowtag shadow report` and the dashboard's page of diverging routes: the
+ * /metrics of every instance of `services` (at its `flowtag.metrics.port` when it names one) and
+ * of `urls`, read in parallel and summed by `shadowReportFromTexts`. A process that cannot be read
+ * is left out and named in `skipped`; never throws for one.
+ */
+export async function readShadowReport (naming: ShadowInstances, options: ReadShadowReportOptions = {}): Promise<ShadowReport> {
+  const path = options.metricsPath ?? '/metrics'
+  const urls = [...(options.urls ?? [])]
+  const lists = await Promise.all((options.services ?? []).map((s) => naming.instances(s)))
+  for (const i of lists.flat()) {
+    const host = i.ip.includes(':') ? `[${i.ip}]` : i.ip
+    const port = Number(i.metadata[METRICS_PORT_METADATA] ?? i.port)
+    urls.push(`http://${host}:${Number.isInteger(port) && port > 0 && port < 65536 ? port : i.port}${path}`)
+  }
+  const skipped: string[] = []
+  const timeout = options.timeoutMs ?? 5000
+  const texts = (await Promise.all(urls.map(async (url) => {
+    try {
+      const res = await request(url, { headersTimeout: timeout, bodyTimeout: timeout })
+      const text = await res.body.text()
+      if (res.statusCode === 200) return text
+      skipped.push(`${url} answered HTTP ${res.statusCode}`)
+    } catch (err) {
+      skipped.push(`${url} could not be read (${(err as Error).message})`)
+    }
+    return undefined
+  }))).filter((t) => t !== undefined)
+  const routes = shadowReportFromTexts(texts, {
+    ...(options.top === undefined ? {} : { top: options.top }),
+    ...(options.fields === undefined ? {} : { fields: options.fields }),
+    ...(options.service === undefined ? {} : { service: options.service })
+  })
+  return { routes, read: texts.length, of: urls.length, skipped }
 }
 
 /** The report as the CLI prints it: one line per route, its top fields indented below. */

@@ -1,5 +1,6 @@
 // The dashboard in headless Debian Chromium (playwright-core): the page loads, the charts
-// update, the token guards the buttons, abort rolls back. A screenshot is kept in
+// update, the shadow section lists the diverging routes a caller compared (the comparer's own
+// figures), the token guards the buttons, abort rolls back. A screenshot is kept in
 // test-artifacts/ (gitignored).
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -7,12 +8,17 @@ import { chromium } from 'playwright-core'
 import t from 'tap'
 import { CanaryController, candidateWeight, readRules, startDashboard } from '../src/index.ts'
 import { RULES, world } from './fixtures/world.ts'
+import { startShadowGateway } from './fixtures/shadow-gateway.ts'
 
 const ARTIFACTS = join(import.meta.dirname, '../../../test-artifacts')
 
 t.test('the page loads, the charts update, abort (with the token) rolls back', async (t) => {
-  const { nacos } = await world(t)
-  const c = await CanaryController.start({ service: 'order-service', candidate: 'v2', stable: 'v1', steps: [25, 50, 100], intervalMs: 60_000, minRequests: 20 }, { nacos, tickMs: 200 })
+  const { dev, nacos } = await world(t)
+  // A caller (an edge with a mirror rule) compares order-service's pairs in v2: a quarter differ in /tier.
+  const gw = await startShadowGateway(t, { nacosAddr: dev.address, service: 'order-service', lane: 'v2' })
+  gw.mirror(85, 0.25)
+  gw.mirror(12, 0, '/users') // another route, none diverging: listed after /users/:id
+  const c = await CanaryController.start({ service: 'order-service', candidate: 'v2', stable: 'v1', steps: [25, 50, 100], intervalMs: 60_000, minRequests: 20, callers: ['gateway'] }, { nacos, tickMs: 200 })
   t.teardown(() => c.close())
   const d = await startDashboard({ controller: c, nacos, token: 'secret-token-1' })
   t.teardown(() => d.close())
@@ -51,6 +57,22 @@ t.test('the page loads, the charts update, abort (with the token) rolls back', a
   t.match(await page.textContent('#chart-errors .y-top'), / %$/, 'error rate in percent')
   t.match(await page.textContent('#chart-p99 .y-top'), / ms$/, 'latency in ms')
   t.equal(await page.locator('#instances tr').count(), 3, 'both instances listed with their rule version')
+
+  // The shadow section: the comparer's figures, as `flowtag shadow report` reads them from /metrics.
+  const [byId, list] = gw.comparer.report().routes
+  t.ok(byId !== undefined && list !== undefined && byId.route === '/users/:id' && byId.diverged > 0, 'the comparer judged pairs of both routes')
+  const row = page.locator('#shadow-routes tr[data-service="order-service"][data-route="/users/:id"][data-lane="v2"]')
+  await row.waitFor({ timeout: 15_000 })
+  t.equal(await page.getAttribute('#shadow-routes', 'data-routes'), '2', 'both compared routes listed')
+  t.equal(await page.getAttribute('#shadow-routes tr[data-route]', 'data-route'), '/users/:id', 'the diverging route first')
+  t.equal(await row.locator('.compared').textContent(), String(byId!.compared), 'pairs compared')
+  t.equal(await row.locator('.share').textContent(), `${(byId!.divergence * 100).toFixed(1)} %`, 'the share that diverges, in %')
+  t.equal(await row.locator('.field').count(), 1, 'one field differs beyond noise (the timestamp is learned noise)')
+  t.equal(await row.locator('.field').getAttribute('data-field'), '/tier')
+  t.equal(await row.locator('.field').getAttribute('data-count'), String(byId!.fields[0]!.count), 'with the pairs it differed in')
+  t.equal(await row.locator('td:nth-child(3)').getAttribute('style'), 'color:#e8710a', 'the mirror lane in its lane colour (the candidate\'s orange)')
+  t.notMatch(await page.textContent('#shadow'), /gold|silver/, 'no body value shown, only paths and counts')
+  t.match(await page.textContent('#shadow-note'), /3 of 3 processes read/, 'order-service\'s two instances and the caller read')
 
   await page.click('#abort')
   await page.locator('#msg', { hasText: /401|token/ }).waitFor({ timeout: 5000 })

@@ -266,7 +266,8 @@ export function flowTagRequests (service: FlowTagService): (req: Request, res: R
       res.writeHead = writeHeadWithReceipt as Response['writeHead']
     }
     const mirror = flow.decision?.mirror
-    if (mirror !== undefined) mirrorOnFinish(service, req, res, mirror.lane)
+    // probes and scrapes are never copied (service.notTraffic); the route is not known yet: its path
+    if (mirror !== undefined && !service.notTraffic.has(req.path)) mirrorOnFinish(service, req, res, mirror.lane)
     if (onClose !== undefined) {
       slots[kStart] = performance.now()
       // 'close' comes once per response (after 'finish', or alone when the client went away)

@@ -104,7 +104,8 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
     const otelCtx = tagger.otelContext(flow)
     ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
     const mirror = flow.decision?.mirror
-    if (mirror !== undefined) (request as FlowRequest)[kMirror] = { lane: mirror.lane, capture: new BodyCapture(service.mirror.maxBodyBytes), status: 0, headers: {} }
+    // probes and scrapes are never copied (service.notTraffic)
+    if (mirror !== undefined && !service.notTraffic.has(request.routeOptions.url ?? pathOf(request.url))) (request as FlowRequest)[kMirror] = { lane: mirror.lane, capture: new BodyCapture(service.mirror.maxBodyBytes), status: 0, headers: {} }
     tagger.run(flow, otelCtx, next)
   })
 

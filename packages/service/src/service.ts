@@ -95,6 +95,12 @@ export class FlowTagService {
   readonly fetch: ServiceFetch
   /** The mirror sender: copies of requests drawn by a `mirror` rule, and their comparison (`stats`). */
   readonly mirror: ShadowMirror
+  /**
+   * Routes (or paths) that are no lane's traffic: `healthPath`, `readyPath`, `metrics.path` and
+   * `metrics.excludeRoutes`. The presets never mirror them (a scrape or a probe copied into the
+   * mirror lane would be load and a pair of no use) and the metrics do not count them.
+   */
+  readonly notTraffic: ReadonlySet<string>
   /** Per-lane server metrics; undefined with `metrics: false`. */
   readonly metrics: ServiceMetrics | undefined
   /**
@@ -119,6 +125,7 @@ export class FlowTagService {
     this.receipts = o.mode === 'service' || o.debug
     this.healthPath = o.healthPath
     this.readyPath = o.readyPath
+    this.notTraffic = new Set([o.healthPath, o.readyPath, ...untracked(o)].filter((r): r is string => r !== false))
     this.logger = o.logger ?? silent
     const log = this.logger
     const served = typeof o.metrics === 'object' && o.metrics.serve && o.metrics.path !== false ? o.metrics.path : undefined

@@ -65,6 +65,7 @@ t.test('Fastify: a mirrored GET reaches v2 as a shadow, whose POST never reaches
   const app = Fastify()
   await app.register(fastifyFlowTagService, { service: 'orders', version: 'v1', nacos, rules, cacheDir: false, registration: { drainMs: 0 }, shadow: { comparer, timeoutMs: 10_000 } })
   app.get('/items/:id', async (request) => ({ id: (request.params as { id: string }).id, price: 10, lane: request.flow.tag, shadow: request.flow.shadow === true }))
+  app.get('/metrics', async () => 'the app\'s own scrape route\n')
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -97,6 +98,14 @@ t.test('Fastify: a mirrored GET reaches v2 as a shadow, whose POST never reaches
   t.same(json(second.secondary!.body), { id: '8', price: 10, lane: 'v1', shadow: true })
   t.equal(app.flowtag.tagger.stats.mirrored, 2, 'the shadow copy to v1 was not mirrored again')
   t.equal(await writes(), 1)
+
+  // probes and scrapes are no lane's traffic: drawn like any GET, never copied
+  comparer.secondary = false
+  for (const path of ['/health', '/metrics', '/items/9']) await fetch(`${base}${path}`).then((r) => r.arrayBuffer())
+  await waitFor('the copy of /items/9 compared', () => comparer.pairs[2], 20_000)
+  await waitFor('no copy in flight', () => app.flowtag.mirror.inFlight === 0, 20_000)
+  t.same(comparer.pairs.map((p) => p.route), ['/items/:id', '/items/:id', '/items/:id'], 'no pair of /health or /metrics')
+  t.match(app.flowtag.mirror.stats, { sent: 4, compared: 3 }, 'and no copy of them sent (a secondary counts apart)')
 })
 
 t.test('Express: the same mirror, the route path, the answer captured as it was written', async (t) => {
@@ -106,6 +115,7 @@ t.test('Express: the same mirror, the route path, the answer captured as it was 
   const ft = flowTagService({ service: 'orders', version: 'v1', nacos, rules, cacheDir: false, signals: false, registration: { drainMs: 0 }, shadow: { comparer, timeoutMs: 10_000 } })
   app.use(ft)
   app.get('/items/:id', (req, res) => { res.json({ id: req.params.id, price: 10 }) })
+  app.get('/metrics', (_req, res) => { res.type('text/plain').send('the app\'s own scrape route\n') })
   const server = await ft.listen(app, { port: 0, host: '127.0.0.1' })
   t.teardown(() => ft.close())
   await waitFor('orders v2 discovered', async () => (await ft.service.discovery.instances('orders')).some((i) => i.metadata.version === 'v2'), 20_000)
@@ -117,6 +127,13 @@ t.test('Express: the same mirror, the route path, the answer captured as it was 
   t.match(json(pair.mirror.body), { price: 12, shadow: true, wrote: 'FLOWTAG_SHADOW_WRITE_REFUSED' })
   const writes = (await (await fetch(`http://127.0.0.1:${ledger.port}/count`)).json() as { writes: number }).writes
   t.equal(writes, 0)
+
+  // the app's own scrape route is no lane's traffic: never copied
+  for (const path of ['/metrics', '/items/4']) await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}${path}`).then((r) => r.arrayBuffer())
+  await waitFor('the copy of /items/4 compared', () => comparer.pairs[1], 20_000)
+  await waitFor('no copy in flight', () => ft.service.mirror.inFlight === 0, 20_000)
+  t.same(comparer.pairs.map((p) => p.route), ['/items/:id', '/items/:id'], 'no pair of /metrics')
+  t.match(ft.service.mirror.stats, { sent: 2, compared: 2 })
 })
 
 t.test('a slow or dead mirror lane changes nothing for the user: timeouts and drops are counted', async (t) => {
