@@ -1,6 +1,15 @@
 // The Payload codec: what arrives from a server is decoded defensively.
 import t from 'tap'
+import * as devServerWire from '@flowtag/nacos-dev-server/wire'
+import * as clientWire from '../src/grpc-wire.ts'
 import { decodePayload, encodePayload } from '../src/grpc-wire.ts'
+
+t.test('the client and the dev server speak through one codec, not two copies', async (t) => {
+  // a wrong field number in a copy would be wrong in both and tested by neither
+  for (const name of ['encodePayload', 'decodePayload', 'requestPath', 'biStreamPath'] as const) {
+    t.equal(clientWire[name], devServerWire[name], name)
+  }
+})
 
 t.test('a payload round-trips type, headers, clientIp and body', async (t) => {
   const msg = { type: 'InstanceRequest', headers: { accessToken: 'x' }, clientIp: '10.0.0.1', body: { serviceName: 'orders', n: 1 } }
