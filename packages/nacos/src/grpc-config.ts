@@ -3,21 +3,12 @@
 // Nothing is replayed after a reconnect: the listen loop sends its batch listen again.
 import { call, tenant, nsName } from './grpc-call.ts'
 import { GrpcAnswerError, MessageTooLargeError } from './grpc-connection.ts'
-import { GrpcSession } from './grpc-session.ts'
+import { GrpcSession, type SessionBase } from './grpc-session.ts'
 import type { ServerRequester } from './http.ts'
-import type { Logger } from './logger.ts'
 import { md5, type ConfigKey, type Transport } from './transport.ts'
 
-export interface GrpcConfigOptions {
-  namespace: string
-  /** The connection labels (see `connectionLabels`). */
-  labels: Record<string, string>
-  timeoutMs: number
-  maxMessageBytes: number
-  logger: Logger
-  /** Asks the pool to connect again (rotating servers). */
-  reconnect: () => Promise<void>
-}
+/** The session's settings (see `connectionLabels` for the labels). */
+export type GrpcConfigOptions = SessionBase
 
 /** The config half of the gRPC transport. */
 export interface GrpcConfig extends Pick<Transport, 'getConfig' | 'publishConfig' | 'removeConfig'>, Required<Pick<Transport, 'listenConfigs'>> {
@@ -64,12 +55,8 @@ export function createGrpcConfig (opts: GrpcConfigOptions): GrpcConfig {
   }
 
   const session = new GrpcSession({
+    ...opts,
     module: 'config',
-    namespace: opts.namespace,
-    labels: opts.labels,
-    timeoutMs: opts.timeoutMs,
-    maxMessageBytes: opts.maxMessageBytes,
-    logger: opts.logger,
     handlers: {
       ConfigChangeNotifyRequest: (body) => {
         wake({ dataId: String(body.dataId ?? ''), group: String(body.group ?? '') })
@@ -78,7 +65,6 @@ export function createGrpcConfig (opts: GrpcConfigOptions): GrpcConfig {
     },
     // Config listeners are redone by the listen loop: it sends its batch listen again.
     redo: async () => {},
-    reconnect: opts.reconnect,
     holdsState: () => false,
     onLost: () => wake(undefined)
   })

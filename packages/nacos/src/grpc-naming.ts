@@ -4,22 +4,13 @@
 // reconnect the session replays both (the redo), as the Java SDK's NamingGrpcRedoService does.
 import { call, nsName } from './grpc-call.ts'
 import type { GrpcConnection } from './grpc-connection.ts'
-import { GrpcSession } from './grpc-session.ts'
+import { GrpcSession, type SessionBase } from './grpc-session.ts'
 import type { ServerRequester } from './http.ts'
-import type { Logger } from './logger.ts'
 import { grouped, toInstance, type InstanceSpec, type ServiceSnapshot, type Transport } from './transport.ts'
 import { httpV1 } from './transport-v1.ts'
 
-export interface GrpcNamingOptions {
-  namespace: string
-  /** The connection labels (see `connectionLabels`). */
-  labels: Record<string, string>
-  timeoutMs: number
-  maxMessageBytes: number
-  logger: Logger
-  /** Asks the pool to connect again (rotating servers). */
-  reconnect: () => Promise<void>
-}
+/** The session's settings (see `connectionLabels` for the labels). */
+export type GrpcNamingOptions = SessionBase
 
 /** The naming half of the gRPC transport. */
 export interface GrpcNaming extends Pick<Transport, 'register' | 'deregister' | 'update' | 'beat' | 'list'>, Required<Pick<Transport, 'batchRegister' | 'watch' | 'unwatch'>> {
@@ -152,12 +143,8 @@ export function createGrpcNaming (opts: GrpcNamingOptions): GrpcNaming {
   }
 
   const session = new GrpcSession({
+    ...opts,
     module: 'naming',
-    namespace: opts.namespace,
-    labels: opts.labels,
-    timeoutMs: opts.timeoutMs,
-    maxMessageBytes: opts.maxMessageBytes,
-    logger: opts.logger,
     handlers: {
       NotifySubscriberRequest: (body, conn) => {
         const info = body.serviceInfo
@@ -177,7 +164,6 @@ export function createGrpcNaming (opts: GrpcNamingOptions): GrpcNaming {
         if (info !== null && typeof info === 'object') emitService({ ...(info as Record<string, unknown>), name: s.service, groupName: s.group }, conn)
       }
     },
-    reconnect: opts.reconnect,
     holdsState: () => published.size > 0 || subscriptions.size > 0
   })
 
