@@ -1,6 +1,9 @@
+import { badOptionMessage } from '@flowtag/errors'
 import type { Context } from '@opentelemetry/api'
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { z } from 'zod'
+import { ContextError, errorCodes } from './errors.ts'
 import { currentFlow, type FlowContext } from './flow.ts'
 import type { FlowTagOptions } from './options.ts'
 import { FlowTagger, type RequestFacts } from './tagger.ts'
@@ -21,7 +24,20 @@ declare module 'fastify' {
   }
 }
 
-export type FastifyFlowTagOptions = FlowTagOptions
+/**
+ * The tagger's options (a new {@link FlowTagger} is made from them), or `tagger`: an existing one
+ * (a preset that shares it with its other parts: @flowtag/service). Either way `laneLogger`.
+ */
+export type FastifyFlowTagOptions = (FlowTagOptions | { tagger: FlowTagger }) & {
+  /** Give each request's logger (`request.log`) a child with `lane` (the tag, or `'none'`). @default false */
+  laneLogger?: boolean
+}
+
+// The plugin's own options; the rest are the tagger's (validated by FlowTagger).
+const pluginOptions = z.object({
+  tagger: z.instanceof(FlowTagger, { message: 'expected a FlowTagger' }).optional(),
+  laneLogger: z.boolean().default(false)
+})
 
 // private per-request slot: the OTel context to re-enter in preValidation
 const kOtelContext = Symbol('flowtag.otelContext')
@@ -39,10 +55,16 @@ function warnRenamed (): void {
 
 const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flowTagPlugin (fastify, options, done) {
   let tagger: FlowTagger
+  let laneLogger: boolean
   try {
     // register() options that belong to Fastify, not to us
-    const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...ours } = options as FastifyFlowTagOptions & Record<string, unknown>
-    tagger = new FlowTagger(ours as FastifyFlowTagOptions)
+    const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, tagger: given, laneLogger: lane, ...taggerOptions } = options as FastifyFlowTagOptions & Record<string, unknown>
+    const own = parsePluginOptions({ tagger: given, laneLogger: lane })
+    laneLogger = own.laneLogger
+    if (own.tagger !== undefined && Object.keys(taggerOptions).length > 0) {
+      throw badOption('tagger', `give a tagger or its options, not both (also given: ${Object.keys(taggerOptions).join(', ')})`)
+    }
+    tagger = own.tagger ?? new FlowTagger(taggerOptions as FlowTagOptions)
   } catch (err) {
     done(err as Error)
     return
@@ -62,6 +84,8 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
     // a rule or the trust policy needs it) and, with @fastify/cookie, parsed cookies
     const flow = tagger.decide(request as unknown as RequestFacts, request.log)
     request.flow = flow
+    // Every log line of the request then says which lane it is in.
+    if (laneLogger) request.log = request.log.child({ lane: flow.tag ?? 'none' })
     const otelCtx = tagger.otelContext(flow)
     ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
     tagger.run(flow, otelCtx, next)
@@ -82,6 +106,17 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
   done()
 }
 
+function badOption (field: string, problem: string): ContextError {
+  return new ContextError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/context', field, problem), { field, problem })
+}
+
+function parsePluginOptions (input: unknown): z.output<typeof pluginOptions> {
+  const result = pluginOptions.safeParse(input)
+  if (result.success) return result.data
+  const issue = result.error.issues[0]!
+  throw badOption(issue.path.join('.'), issue.message)
+}
+
 /**
  * Fastify plugin: tag each request with its lane (edge mode) or carry the incoming one (service
  * mode). Adds `request.flow` and `fastify.flowTagger` (the {@link FlowTagger}; `fastify.flowTag`
@@ -98,6 +133,8 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
  *   `'always'` in service mode
  * - `otel`: mark the active span and put the lane in OTel baggage @default true
  * - `logger`: `{ debug, warn }` for refused tags (never their values) @default none
+ * - `tagger`: instead of the options above, an existing {@link FlowTagger} to use (and decorate)
+ * - `laneLogger`: each request's `request.log` gets a child with `lane` @default false
  *
  * @example
  * await app.register(fastifyFlowTag, { mode: 'edge', rules: store })

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import { createRuleStore, staticSource } from '@flowtag/rules'
-import { fastifyFlowTag } from '../src/fastify.ts'
+import { fastifyFlowTag, FlowTagger } from '../src/fastify.ts'
 import { currentFlow, currentTag, errorCodes, signTag, type FlowContext } from '../src/index.ts'
 import { buildApp, type LogLine } from './fixtures/app.ts'
 
@@ -157,6 +157,41 @@ t.test('a bad trusted block is named by its index, as data', async (t) => {
     message: '@flowtag/context: invalid option "trust.cidrs.1": not a valid IPv4/IPv6 CIDR: "10.1.0.0/99"'
   })
   await app.close()
+})
+
+t.test('tagger: an existing tagger is used and decorated; laneLogger puts the lane on the request log', async (t) => {
+  const tagger = new FlowTagger({ mode: 'edge', rules })
+  const logs: LogLine[] = []
+  const app = await buildApp({ tagger, laneLogger: true }, logs)
+  app.get('/log', async (req) => { req.log.info('handled'); return 'ok' })
+  t.teardown(() => app.close())
+  t.equal(app.flowTagger, tagger, 'the given tagger, not a new one')
+  t.equal((await flowOf(app, { 'x-tester': 'yes' })).flow.tag, 'v2')
+  t.equal(tagger.stats.evaluated, 1, 'the given tagger decided')
+  await app.inject({ url: '/log', headers: { 'x-tester': 'yes' } })
+  const handled = logs.find((l) => l.msg === 'handled')
+  t.match(handled?.obj, { lane: 'v2' }, 'the handler\'s log line names the lane')
+
+  const plain: LogLine[] = []
+  const off = await buildApp({ mode: 'edge', rules }, plain)
+  off.get('/log', async (req) => { req.log.info('handled'); return 'ok' })
+  t.teardown(() => off.close())
+  await off.inject({ url: '/log', headers: { 'x-tester': 'yes' } })
+  t.notOk(Object.hasOwn(plain.find((l) => l.msg === 'handled')?.obj as object, 'lane'), 'no lane without laneLogger')
+})
+
+t.test('tagger and laneLogger are checked: a coded error naming the field', async (t) => {
+  const tagger = new FlowTagger({ mode: 'service' })
+  const cases: Array<[unknown, string]> = [
+    [{ tagger: { decide () {} } }, 'tagger'],
+    [{ tagger, mode: 'edge' }, 'tagger'],
+    [{ mode: 'service', laneLogger: 'yes' }, 'laneLogger']
+  ]
+  for (const [opts, field] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(fastifyFlowTag, opts as never).ready() }, { code: errorCodes.BAD_OPTION, field }, field)
+    await app.close()
+  }
 })
 
 t.test('re-enters the flow when a hook continues the request from a foreign async context', async (t) => {

@@ -28,6 +28,9 @@ export interface SessionOptions {
   onLost?: () => void
 }
 
+/** What the naming and the config halves of the transport give their session alike. */
+export type SessionBase = Pick<SessionOptions, 'namespace' | 'labels' | 'timeoutMs' | 'maxMessageBytes' | 'logger' | 'reconnect'>
+
 const BACKOFF_MIN_MS = 100
 const BACKOFF_MAX_MS = 5000
 

@@ -45,6 +45,21 @@ export const registrationOptionsSchema = z.strictObject({
 /** Options of {@link NacosRegistration} (and of the Fastify plugin, which adds its own). */
 export type NacosRegistrationOptions = z.input<typeof registrationOptionsSchema>
 
+/** What a `/ready` probe answers: 200 with `{ status: 'ready' }`, else 503 with the reasons. */
+export interface Readiness {
+  ready: boolean
+  body: { status: 'ready' } | { status: 'not ready', registered: boolean, draining: boolean }
+}
+
+/**
+ * The `/ready` answer of a registration (or of what owns one: @flowtag/service's FlowTagService),
+ * the one logic behind every adapter's probe; the status code (200 or 503) is the adapter's to send.
+ */
+export function readiness (state: { readonly ready: boolean, readonly registered: boolean, readonly draining: boolean }): Readiness {
+  if (state.ready) return { ready: true, body: { status: 'ready' } }
+  return { ready: false, body: { status: 'not ready', registered: state.registered, draining: state.draining } }
+}
+
 /** Where the server listens: `server.address()` of a TCP server fits. */
 export interface ListenAddress {
   /** The host listened on; a wildcard (`0.0.0.0`, `::`) or none advertises an external IPv4. */

@@ -132,3 +132,57 @@ t.test('a bad client option names its field as the plugin user wrote it, as data
   })
   await app.close().catch(() => {})
 })
+
+t.test('lifecycle: a registration owned elsewhere is served on the probes and run on the hooks', async (t) => {
+  const calls: string[] = []
+  const state = { ready: false, registered: false, draining: false }
+  const lifecycle = {
+    get ready () { return state.ready },
+    get registered () { return state.registered },
+    get draining () { return state.draining },
+    check: async () => { calls.push('check') },
+    start: async (address: { port: number } | undefined) => { calls.push(`start ${address?.port !== undefined}`); state.registered = state.ready = true },
+    drain: async () => { calls.push('drain'); state.draining = true; state.ready = false },
+    close: async () => { calls.push('close') }
+  }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyNacos, { lifecycle, readyPath: '/readyz' })
+  t.equal(app.hasDecorator('nacos'), false, 'fastify.nacos is the owner\'s to give')
+  const before = await app.inject('/readyz')
+  t.equal(before.statusCode, 503)
+  t.same(before.json(), { status: 'not ready', registered: false, draining: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.same(calls, ['check', 'start true'])
+  t.same((await app.inject('/readyz')).json(), { status: 'ready' })
+  t.same((await app.inject('/health')).json(), { status: 'ok' })
+  await app.close()
+  t.same(calls, ['check', 'start true', 'drain', 'close'])
+})
+
+t.test('lifecycle with hooks: false: the probes only, the caller runs it', async (t) => {
+  let runs = 0
+  const lifecycle = { ready: true, registered: true, draining: false, check: async () => { runs++ }, start: async () => { runs++ }, drain: async () => { runs++ }, close: async () => { runs++ } }
+  const app = Fastify()
+  await app.register(fastifyNacos, { lifecycle, hooks: false, healthPath: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.equal((await app.inject('/ready')).statusCode, 200)
+  t.equal((await app.inject('/health')).statusCode, 404, 'healthPath: false is not served')
+  await app.close()
+  t.equal(runs, 0)
+})
+
+t.test('lifecycle options are checked: a coded error naming the field', async (t) => {
+  for (const [options, field] of [
+    [{ lifecycle: { ready: true } }, 'lifecycle'],
+    [{ lifecycle: { ready: true, registered: true, draining: false, check: async () => {}, start: async () => {}, drain: async () => {}, close: async () => {} }, service: 'orders' }, 'service'],
+    [{ lifecycle: { ready: true, registered: true, draining: false, check: async () => {}, start: async () => {}, drain: async () => {}, close: async () => {} }, hooks: 'yes' }, 'hooks']
+  ] as const) {
+    const app = Fastify()
+    await t.rejects(async () => {
+      await app.register(fastifyNacos, options as never)
+      await app.ready()
+    }, { code: 'FLOWTAG_NACOS_BAD_OPTION', field }, field)
+    await app.close().catch(() => {})
+  }
+})

@@ -352,6 +352,9 @@ for (const target of targets) {
       await first.close()
       await waitFor('redone on the other server', async () => (await onSecond.naming.instances(svc)).some((i) => i.port === 4707), 10_000)
       figures.push(`dev: first server lost -> instance on the second ${Date.now() - lostAt} ms`)
+      // The redo runs inside the reconnect; the pool names the server it used once that returns,
+      // so a poll can see the instance a moment before client.server does (seen at load 28).
+      await waitFor('the client names the other server', () => client.server.origin === `http://${second.address}`, 10_000)
       t.equal(client.server.origin, `http://${second.address}`)
     })
 

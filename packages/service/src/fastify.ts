@@ -1,6 +1,9 @@
 // @flowtag/service/fastify: one register() makes a Fastify app lane-aware. The work is the
-// FlowTagService core (service.ts); this file maps it onto Fastify's hooks and routes.
-import { currentFlow, fallbackOf, FALLBACK_HEADER, type FlowContext, type FlowTagger, type RequestFacts } from '@flowtag/context'
+// FlowTagService core (service.ts); this file composes the context plugin (tagging) and the nacos
+// plugin (probes, registration lifecycle) over it, and adds mirrors, receipts and metrics.
+import { fallbackOf, FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { fastifyFlowTag } from '@flowtag/context/fastify'
+import { fastifyNacos, type NacosLifecycle } from '@flowtag/nacos/fastify'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { FlowTagService } from './service.ts'
@@ -24,8 +27,7 @@ export type FastifyFlowTagServiceOptions = Omit<FlowTagServiceOptions, 'logger'>
   logger?: FlowTagServiceOptions['logger']
 }
 
-// private per-request slots: the OTel context to re-enter in preValidation; a mirrored request's capture
-const kOtelContext = Symbol('flowtag.service.otelContext')
+// private per-request slot: a mirrored request's capture
 const kMirror = Symbol('flowtag.service.mirror')
 
 interface MirrorSlot {
@@ -36,7 +38,6 @@ interface MirrorSlot {
 }
 
 interface FlowRequest extends FastifyRequest {
-  [kOtelContext]: ReturnType<FlowTagger['otelContext']> | null
   [kMirror]: MirrorSlot | null
 }
 
@@ -44,51 +45,36 @@ const fastifyFlowTagServicePlugin: FastifyPluginAsync<FastifyFlowTagServiceOptio
   // register() options that belong to Fastify, not to us
   const { prefix: _p, logLevel: _l, logSerializers: _s, ...ours } = options as FastifyFlowTagServiceOptions & Record<string, unknown>
   const service = new FlowTagService({ logger: fastify.log, ...ours } as FlowTagServiceOptions)
-  installRequestHooks(fastify, service)
-
-  fastify.addHook('onReady', async function flowTagServicePrepare () {
-    await service.prepare()
-  })
-
-  fastify.addHook('onListen', async function flowTagServiceRegister () {
-    const address = fastify.server.address()
-    await service.start(typeof address === 'object' && address !== null ? address : undefined)
-  })
-
-  // Deregister first, and keep serving drainMs, before Fastify stops the server. Fastify marks
-  // itself closing before preClose, so with return503OnClosing on (its default) new requests get
-  // 503 meanwhile: create Fastify with { return503OnClosing: false }, or call
+  // Deregister first, and keep serving drainMs, before Fastify stops the server (preClose). Fastify
+  // marks itself closing before preClose, so with return503OnClosing on (its default) new requests
+  // get 503 meanwhile: create Fastify with { return503OnClosing: false }, or call
   // app.flowtag.drain() before app.close(). Fastify does not expose the setting, hence no check.
-  fastify.addHook('preClose', async function flowTagServiceDrain () {
-    await service.drain()
-  })
-
-  // After in-flight requests: outbound, rules, then the Nacos client (each only if ours).
-  fastify.addHook('onClose', async function flowTagServiceClose () {
-    await service.close()
-  })
+  await installRequestHooks(fastify, service, true)
 }
 
-/** The per-request half of the preset: probes, tagging, receipts, metrics; `fastify.flowtag`, `request.flow`. */
-function installRequestHooks (fastify: FastifyInstance, service: FlowTagService): void {
-  const { tagger } = service
+/** The service as the nacos plugin's lifecycle: prepare on onReady, start on onListen, drain, close. */
+function lifecycleOf (service: FlowTagService): NacosLifecycle {
+  return {
+    get ready () { return service.ready },
+    get registered () { return service.registration?.registered ?? false },
+    get draining () { return service.draining },
+    check: () => service.prepare(),
+    start: (address) => service.start(address),
+    drain: () => service.drain(),
+    close: () => service.close()
+  }
+}
 
+/**
+ * The per-request half of the preset: probes (and with `hooks` the lifecycle), tagging, receipts,
+ * mirrors, metrics; `fastify.flowtag`, `request.flow`.
+ */
+async function installRequestHooks (fastify: FastifyInstance, service: FlowTagService, hooks: boolean): Promise<void> {
   fastify.decorate('flowtag', service)
-  fastify.decorateRequest('flow', null as unknown as FlowContext)
-  fastify.decorateRequest(kOtelContext, null)
   fastify.decorateRequest(kMirror, null)
 
-  if (service.healthPath !== false) {
-    fastify.get(service.healthPath, { logLevel: 'warn' }, async function health () {
-      return { status: 'ok' }
-    })
-  }
-  if (service.readyPath !== false) {
-    fastify.get(service.readyPath, { logLevel: 'warn' }, async function ready (_request, reply) {
-      const r = service.readiness()
-      return reply.code(r.ready ? 200 : 503).send(r.body)
-    })
-  }
+  // /health, /ready and, with hooks, the lifecycle (onReady, onListen, preClose, onClose)
+  await fastify.register(fastifyNacos, { lifecycle: lifecycleOf(service), hooks, healthPath: service.healthPath, readyPath: service.readyPath })
   const prometheus = service.prometheus
   if (prometheus !== undefined) {
     fastify.get(prometheus.path, { logLevel: 'warn' }, async function metrics (_request, reply) {
@@ -96,23 +82,22 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
     })
   }
 
-  fastify.addHook('onRequest', function flowTagServiceOnRequest (request, _reply, next) {
-    const flow = tagger.decide(request as unknown as RequestFacts, request.log)
-    request.flow = flow
-    // Every log line of the request says which lane it is in.
-    request.log = request.log.child({ lane: flow.tag ?? 'none' })
-    const otelCtx = tagger.otelContext(flow)
-    ;(request as FlowRequest)[kOtelContext] = otelCtx ?? null
-    const mirror = flow.decision?.mirror
-    // probes and scrapes are never copied (service.notTraffic)
-    if (mirror !== undefined && !service.notTraffic.has(request.routeOptions.url ?? pathOf(request.url))) (request as FlowRequest)[kMirror] = { lane: mirror.lane, capture: new BodyCapture(service.mirror.maxBodyBytes), status: 0, headers: {} }
-    tagger.run(flow, otelCtx, next)
-  })
+  // Tagging (onRequest, and the flow re-entered in preValidation when lost), with the lane on
+  // every log line of the request.
+  await fastify.register(fastifyFlowTag, { tagger: service.tagger, laneLogger: true })
 
   // Mirrors: the primary's answer is captured as it is sent; the copy goes out once the user has
   // the answer (onResponse), so the user never waits for it.
-  fastify.addHook('onSend', function flowTagServiceMirrorCapture (request, reply, payload, done) {
+  const mirrorSlot = (request: FastifyRequest): MirrorSlot | null => {
     const slot = (request as FlowRequest)[kMirror]
+    if (slot !== null) return slot
+    const mirror = request.flow?.decision?.mirror
+    // probes and scrapes are never copied (service.notTraffic)
+    if (mirror === undefined || service.notTraffic.has(request.routeOptions.url ?? pathOf(request.url))) return null
+    return ((request as FlowRequest)[kMirror] = { lane: mirror.lane, capture: new BodyCapture(service.mirror.maxBodyBytes), status: 0, headers: {} })
+  }
+  fastify.addHook('onSend', function flowTagServiceMirrorCapture (request, reply, payload, done) {
+    const slot = mirrorSlot(request)
     if (slot !== null) {
       slot.status = reply.statusCode
       slot.headers = reply.getHeaders() as ShadowAnswer['headers']
@@ -123,9 +108,8 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
     done(null, payload)
   })
   fastify.addHook('onResponse', function flowTagServiceMirror (request, reply, done) {
-    const slot = (request as FlowRequest)[kMirror]
+    const slot = mirrorSlot(request)
     if (slot !== null) {
-      ;(request as FlowRequest)[kMirror] = null
       const body = bodyBytes(request.body)
       if (body === false || (body !== undefined && body.length > service.mirror.maxBodyBytes)) service.mirror.skip(slot.lane)
       else {
@@ -134,16 +118,6 @@ function installRequestHooks (fastify: FastifyInstance, service: FlowTagService)
       }
     }
     done()
-  })
-
-  // The request may resume in another async context before the handler (nodejs/node#34430):
-  // re-enter the flow in preValidation when it was lost, as @flowtag/context/fastify does.
-  fastify.addHook('preValidation', function flowTagServiceReenter (request, _reply, next) {
-    if (currentFlow() === request.flow) {
-      next()
-      return
-    }
-    tagger.run(request.flow, (request as FlowRequest)[kOtelContext] ?? undefined, next)
   })
 
   // Fallback receipt: a service tells its caller where the request left its lane (so the
@@ -184,9 +158,11 @@ function pathOf (url: string): string {
  * The preset as a Fastify plugin: registers with Nacos on listen (deregisters, then drains, on
  * close), serves `/health` and `/ready`, reads the RuleSet live, tags each request with its lane
  * (`request.flow`) and decorates `fastify.flowtag` (the {@link FlowTagService}: `fetch` calls other
- * services by name in the request's lane). Hooks: `onRequest`, `preValidation`, `onSend` and
- * `onResponse` (mirrors: capture the answer, then send the copy), `onReady`, `onListen`,
- * `preClose`, `onClose`. Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
+ * services by name in the request's lane). It registers `@flowtag/context/fastify` (tagging:
+ * `onRequest`, `preValidation`; `fastify.flowTagger` is the service's tagger) and
+ * `@flowtag/nacos/fastify` with the service as its `lifecycle` (probes; `onReady`, `onListen`,
+ * `preClose`, `onClose`), and adds `onSend` and `onResponse` (receipts, metrics; mirrors: capture
+ * the answer, then send the copy). Options: `FlowTagServiceOptions` (`service`, `nacos`, `rules`,
  * `mode` @default 'service', `version`, `registration`, `trust`, `outbound`, `otel` @default true,
  * `metrics` @default true (`{ path: '/metrics', excludeRoutes: [] }`: not counted as traffic),
  * `healthPath` @default '/health', `readyPath` @default '/ready', `shadow` @default `{}` (mirrors:
@@ -206,7 +182,7 @@ export interface FastifyFlowTagRequestsOptions {
 }
 
 const fastifyFlowTagRequestsPlugin: FastifyPluginAsync<FastifyFlowTagRequestsOptions> = async function fastifyFlowTagRequests (fastify, options) {
-  installRequestHooks(fastify, options.service)
+  await installRequestHooks(fastify, options.service, false)
 }
 
 /**

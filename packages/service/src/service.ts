@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FlowTagger, type RuleStoreLike, type SigningOptions } from '@flowtag/context'
 import { FlowtagError } from '@flowtag/errors'
-import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, type NamingDiscovery, type ListenAddress, type NacosClientOptions } from '@flowtag/nacos'
+import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, readiness, type NamingDiscovery, type ListenAddress, type NacosClientOptions, type Readiness } from '@flowtag/nacos'
 import { FlowTagDispatcher, type Discovery as RoutingDiscovery, type LanesResolver } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
 import { fetch as undiciFetch, type RequestInfo, type RequestInit, type Response } from 'undici'
@@ -42,11 +42,8 @@ export interface ServiceRouting {
   readonly signing?: SigningOptions
 }
 
-/** What a `/ready` probe answers: 200 with `{ status: 'ready' }`, else 503 with the reasons. */
-export interface Readiness {
-  ready: boolean
-  body: { status: 'ready' } | { status: 'not ready', registered: boolean, draining: boolean }
-}
+/** What a `/ready` probe answers (defined once in @flowtag/nacos, whose Fastify plugin serves it). */
+export type { Readiness }
 
 const silent: ServiceLogger = { debug () {}, info () {}, warn () {}, error () {} }
 
@@ -250,8 +247,7 @@ export class FlowTagService {
 
   /** The `/ready` answer (status code and body are the adapters' to send). */
   readiness (): Readiness {
-    if (this.ready) return { ready: true, body: { status: 'ready' } }
-    return { ready: false, body: { status: 'not ready', registered: this.registration?.registered ?? false, draining: this.#draining } }
+    return readiness({ ready: this.ready, registered: this.registration?.registered ?? false, draining: this.#draining })
   }
 
   /**

@@ -41,6 +41,20 @@ t.test('Fastify and Express: probes and tagging, no lifecycle of their own', asy
   await t.resolves(service.prepare(), 'closing Fastify did not close the service: its lifecycle is the caller\'s')
 })
 
+t.test('Fastify: the preset composes the context and nacos plugins instead of copying their hooks', async (t) => {
+  const service = createFlowTagService({ service: 'composed', nacos, cacheDir: false, registration: false })
+  t.teardown(() => service.close())
+  const fastify = Fastify()
+  await fastify.register(fastifyFlowTagRequests, { service })
+  t.teardown(() => fastify.close())
+  fastify.get('/lane', async (request) => ({ lane: request.flow.tag ?? null }))
+  t.ok(fastify.hasPlugin('@flowtag/context'), 'the context plugin tags the requests')
+  t.ok(fastify.hasPlugin('@flowtag/nacos'), 'the nacos plugin serves the probes')
+  t.equal(fastify.flowTagger, service.tagger, 'registered with the service\'s own tagger')
+  t.same((await fastify.inject({ url: '/lane', headers: { 'x-flow-tag': 'v2' } })).json(), { lane: 'v2' })
+  t.equal(service.tagger.stats.trusted, 1, 'one decision per request')
+})
+
 t.test('validateServiceOptions: the preset\'s error, and nothing created', async (t) => {
   const dir = join(await mkdtemp(join(tmpdir(), 'flowtag-validate-')), 'cache')
   t.doesNotThrow(() => validateServiceOptions({ service: 'ok', nacos, cacheDir: dir, rules: { dataId: 'r.json' } }))
