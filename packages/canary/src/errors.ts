@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/canary. Codes are stable; the README lists them.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 
 export const PACKAGE = '@flowtag/canary'
 
@@ -22,7 +22,7 @@ export const errorCodes = {
 
 export type CanaryErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
-export class CanaryError extends FlowtagError {
+export class CanaryError extends FlowTagError {
   static override readonly brand: string = 'flowtag.canary.error'
   declare readonly code: CanaryErrorCode
 

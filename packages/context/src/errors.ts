@@ -1,5 +1,5 @@
-// Coded errors of @flowtag/context, on the shared FlowtagError base.
-import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+// Coded errors of @flowtag/context, on the shared FlowTagError base.
+import { FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Plugin / middleware options are invalid (the message names the field). */
@@ -13,11 +13,11 @@ export const errorCodes = {
 export type ContextErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Every error @flowtag/context throws; `instanceof` holds across duplicate installs. */
-export class ContextError extends FlowtagError {
+export class ContextError extends FlowTagError {
   static override readonly brand: string = 'flowtag.context.error'
   declare readonly code: ContextErrorCode
 
-  constructor (code: ContextErrorCode, message: string, options?: FlowtagErrorOptions) {
+  constructor (code: ContextErrorCode, message: string, options?: FlowTagErrorOptions) {
     super(code, message, options)
   }
 }

@@ -1,7 +1,7 @@
-// Coded errors of @flowtag/grpc, on the shared FlowtagError base. Routing failures of a call
+// Coded errors of @flowtag/grpc, on the shared FlowTagError base. Routing failures of a call
 // keep @flowtag/outbound's codes (the same lane rules); they reach the caller as a gRPC status
 // UNAVAILABLE whose metadata carries the code (see ROUTING_ERROR_KEY).
-import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+import { FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Options are invalid (the message names the field). */
@@ -17,11 +17,11 @@ export const errorCodes = {
 export type GrpcErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Every error @flowtag/grpc throws; `instanceof` holds across duplicate installs. */
-export class GrpcError extends FlowtagError {
+export class GrpcError extends FlowTagError {
   static override readonly brand: string = 'flowtag.grpc.error'
   declare readonly code: GrpcErrorCode
 
-  constructor (code: GrpcErrorCode, message: string, options?: FlowtagErrorOptions) {
+  constructor (code: GrpcErrorCode, message: string, options?: FlowTagErrorOptions) {
     super(code, message, options)
   }
 }

@@ -7,7 +7,7 @@ import { Server, ServerCredentials, type Metadata, type ServerOptions, type Serv
 import type { Meter } from '@opentelemetry/api'
 import { HealthImplementation } from 'grpc-health-check'
 import { z } from 'zod'
-import { createFlowTagger, type FlowTagger, type FlowTagOptions } from '@flowtag/context'
+import { FlowTagger, type FlowTagOptions } from '@flowtag/context'
 import { describeBadOption } from '@flowtag/errors'
 import { NacosRegistration, type NacosClient, type NacosRegistrationOptions } from '@flowtag/nacos'
 import { errorCodes, GrpcError } from './errors.ts'
@@ -68,7 +68,7 @@ export class FlowTagGrpcServer {
       throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "${o.nacos === undefined ? 'nacos' : 'registration'}": nacos and registration go together`)
     }
     try {
-      this.#tagger = createFlowTagger({ ...o.flow, mode: 'service' })
+      this.#tagger = new FlowTagger({ ...o.flow, mode: 'service' })
     } catch (err) {
       throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "flow": ${(err as Error).message}`, { cause: err })
     }

@@ -1,5 +1,5 @@
-// Coded errors of @flowtag/mq, on the shared FlowtagError base.
-import { FlowtagError } from '@flowtag/errors'
+// Coded errors of @flowtag/mq, on the shared FlowTagError base.
+import { FlowTagError } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Options are invalid (the message names the field). */
@@ -15,7 +15,7 @@ export const errorCodes = {
 export type MqErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Every error @flowtag/mq throws; `instanceof` holds across duplicate installs. */
-export class MqError extends FlowtagError {
+export class MqError extends FlowTagError {
   static override readonly brand: string = 'flowtag.mq.error'
   declare readonly code: MqErrorCode
 

@@ -1,7 +1,7 @@
 // The flow of a consumed message: its lane headers read under the same trust policy as an HTTP
 // service (@flowtag/context's tagger in service mode). A message with no IP has no CIDR to
 // trust, so the policy is `always`, `never` or `{ signed }`.
-import { createFlowTagger, FLOW_TAG_HEADER, BAGGAGE_KEY, type FlowContext, type FlowTagger, type SigningKey, type TagLogger } from '@flowtag/context'
+import { FlowTagger, FLOW_TAG_HEADER, BAGGAGE_KEY, type FlowContext, type SigningKey, type TagLogger } from '@flowtag/context'
 import { laneCarrierOf, type MessageHeaders } from './headers.ts'
 
 /** Which incoming lanes to honour: every plain one (`always`, the default), none, or signed ones only. */
@@ -24,7 +24,7 @@ export class FlowReader {
 
   /** @throws {ContextError} `FLOWTAG_CONTEXT_BAD_OPTION` for a bad trust policy (callers rewrap it). */
   constructor (trust: MessageTrust, otel: boolean, logger?: TagLogger) {
-    this.#tagger = createFlowTagger({ mode: 'service', trust, otel, ...(logger === undefined ? {} : { logger }) })
+    this.#tagger = new FlowTagger({ mode: 'service', trust, otel, ...(logger === undefined ? {} : { logger }) })
     this.#memo = trust === 'always' ? new Map() : undefined
   }
 

@@ -1,4 +1,4 @@
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Server options are invalid (the message names the field). */
@@ -10,7 +10,7 @@ export const errorCodes = {
 export type DevServerErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Errors of the dev server's own API (options, start-up); wire errors are answered as Nacos does. */
-export class DevServerError extends FlowtagError {
+export class DevServerError extends FlowTagError {
   static override readonly brand: string = 'flowtag.devserver.error'
   declare readonly code: DevServerErrorCode
 

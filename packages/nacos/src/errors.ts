@@ -1,5 +1,5 @@
-// Coded errors of @flowtag/nacos, on the shared FlowtagError base. Codes are stable; the README lists them.
-import { badOption as sharedBadOption, FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+// Coded errors of @flowtag/nacos, on the shared FlowTagError base. Codes are stable; the README lists them.
+import { badOption as sharedBadOption, FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   /** Client or plugin options are invalid (the message names the field). */
@@ -25,16 +25,16 @@ export const errorCodes = {
 export type NacosErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /**
- * Every error of @flowtag/nacos: a `FlowtagError` with a stable `code` (`errorCodes`, one of
+ * Every error of @flowtag/nacos: a `FlowTagError` with a stable `code` (`errorCodes`, one of
  * `FLOWTAG_NACOS_*`), `statusCode` when a server answered, and `cause`. `instanceof` holds across
  * two installed copies (brand check). Refusals are the subclass `NacosAuthError` (`reason`).
  */
-export class NacosError extends FlowtagError {
+export class NacosError extends FlowTagError {
   static override readonly brand: string = 'flowtag.nacos.error'
   declare readonly code: NacosErrorCode
 
   /** `statusCode` is the HTTP status when a server answered. */
-  constructor (code: NacosErrorCode, message: string, options: FlowtagErrorOptions = {}) {
+  constructor (code: NacosErrorCode, message: string, options: FlowTagErrorOptions = {}) {
     super(code, message, options)
   }
 }

@@ -309,7 +309,7 @@ export class GrpcConnection {
 
 /** A server's error answer that is not about auth or the connection (bad parameter, missing...). */
 export class GrpcAnswerError extends NacosError {
-  // Its own brand: FlowtagError's instanceof goes by brand, and NacosError's would match every NacosError.
+  // Its own brand: FlowTagError's instanceof goes by brand, and NacosError's would match every NacosError.
   static override readonly brand: string = 'flowtag.nacos.grpc-answer'
   readonly errorCode: number
   readonly response: WireMessage

@@ -1,6 +1,6 @@
 // Coded errors of @flowtag/nestjs. Codes are stable; the README lists them. The preset's options
 // keep the preset's codes (FLOWTAG_SERVICE_BAD_OPTION): one option, one error, in every framework.
-import { FlowtagError, badOptionMessage } from '@flowtag/errors'
+import { FlowTagError, badOptionMessage } from '@flowtag/errors'
 
 export const PACKAGE = '@flowtag/nestjs'
 
@@ -15,6 +15,6 @@ export const errorCodes = {
 
 export type NestErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
-export function badNestOption (field: string, problem: string): FlowtagError {
-  return new FlowtagError(errorCodes.BAD_OPTION, badOptionMessage(PACKAGE, field, problem))
+export function badNestOption (field: string, problem: string): FlowTagError {
+  return new FlowTagError(errorCodes.BAD_OPTION, badOptionMessage(PACKAGE, field, problem))
 }

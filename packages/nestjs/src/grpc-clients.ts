@@ -24,7 +24,7 @@ const CLIENTS = Symbol.for('@flowtag/nestjs:grpc-clients')
  * FlowTagGrpcClientsModule.register([{ name: 'INVENTORY', options: { package: 'inventory', protoPath, url: 'nacos:///inventory-service' } }])
  * ```
  * Needs FlowTagModule (its FlowTagService). Injectable: each client by its name, and `FlowTagGrpc`.
- * @throws {FlowtagError} `FLOWTAG_GRPC_BAD_OPTION` naming the field of `grpc`, when Nest creates it.
+ * @throws {FlowTagError} `FLOWTAG_GRPC_BAD_OPTION` naming the field of `grpc`, when Nest creates it.
  */
 export class FlowTagGrpcClientsModule {
   static register (clients: FlowTagGrpcClient[], grpc: FlowTagGrpcClientsOptions = {}): DynamicModule {

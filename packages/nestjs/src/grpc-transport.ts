@@ -2,7 +2,7 @@
 // routing, streaming) over @flowtag/grpc's FlowTagGrpcServer, which runs every handler in its
 // call's flow, serves grpc.health.v1, registers in Nacos with the lane once bound, and on close
 // deregisters, drains, then shuts down.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { FlowTagGrpcServer, type FlowTagGrpcServerOptions } from '@flowtag/grpc/server'
 import { NacosClient, presetClientOptions, type NacosClientOptions } from '@flowtag/nacos'
 import type { Server, ServerCredentials } from '@grpc/grpc-js'
@@ -25,7 +25,7 @@ export type FlowTagGrpcTransportOptions = GrpcOptions['options'] & {
  * ```ts
  * app.connectMicroservice({ strategy: new FlowTagGrpcTransport({ package: 'inventory', protoPath, url: '0.0.0.0:50051', flowtag: { nacos: app.get(FlowTagService).nacos, registration: { service: 'inventory-service', version: 'v2' } } }) })
  * ```
- * @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`; `FLOWTAG_GRPC_BAD_OPTION` (at listen) for a bad `flowtag` field.
+ * @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`; `FLOWTAG_GRPC_BAD_OPTION` (at listen) for a bad `flowtag` field.
  */
 export class FlowTagGrpcTransport extends ServerGrpc {
   readonly #flowtag: FlowTagGrpcTransportOptions['flowtag']
@@ -35,7 +35,7 @@ export class FlowTagGrpcTransport extends ServerGrpc {
 
   constructor (options: FlowTagGrpcTransportOptions) {
     const { flowtag, ...nest } = options ?? ({} as FlowTagGrpcTransportOptions)
-    if (typeof flowtag !== 'object' || flowtag === null) throw new FlowtagError(errorCodes.BAD_OPTION, `${PACKAGE}: invalid option "flowtag": expected FlowTagGrpcServer options ({ nacos, registration, ... })`)
+    if (typeof flowtag !== 'object' || flowtag === null) throw new FlowTagError(errorCodes.BAD_OPTION, `${PACKAGE}: invalid option "flowtag": expected FlowTagGrpcServer options ({ nacos, registration, ... })`)
     super(nest as GrpcOptions['options'])
     this.#flowtag = flowtag
     this.#nest = nest as GrpcOptions['options']

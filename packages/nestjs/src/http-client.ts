@@ -1,7 +1,7 @@
 // The preset's lane-aware `fetch` as a provider: `http://<service>/path` goes to an instance of
 // that service in the current flow's lane (the preset's dispatcher), falling back to stable.
 import { HttpException } from '@nestjs/common'
-import { isFlowtagError } from '@flowtag/errors'
+import { isFlowTagError } from '@flowtag/errors'
 import type { FlowTagService, ServiceFetch } from '@flowtag/service'
 
 export class FlowTagHttpClient {
@@ -23,7 +23,7 @@ export class FlowTagHttpClient {
       try {
         return await fetch(...args)
       } catch (err) {
-        if (isFlowtagError(err) && typeof err.statusCode === 'number') {
+        if (isFlowTagError(err) && typeof err.statusCode === 'number') {
           throw new HttpException({ statusCode: err.statusCode, code: err.code, message: err.message }, err.statusCode, { cause: err })
         }
         throw err

@@ -33,7 +33,7 @@ export type FlowTagKafkaServerOptions = NonNullable<KafkaOptions['options']> & {
  *   flowtag: { service: 'order-events', lane: process.env.LANE, stableLane: 'v1', nacos, registration: { port: 9464 } }
  * }) })
  * ```
- * @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`, or (at listen) for a RegExp
+ * @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`, or (at listen) for a RegExp
  *   pattern; `FLOWTAG_MQ_BAD_OPTION` (at listen) naming a bad `flowtag` field.
  */
 export class FlowTagKafkaServer extends ServerKafka {

@@ -1,7 +1,7 @@
 // The request's lane where Nest code can reach it: `@Lane()` on a handler's parameter, and the
 // injectable LaneContext for code that is not a handler (services, jobs) but runs in a flow.
 import { currentFlow, currentTag, parseTag, runWithFlow, type FlowContext } from '@flowtag/context'
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common'
 import { errorCodes, PACKAGE } from './errors.ts'
 
@@ -41,11 +41,11 @@ export class LaneContext {
 
   /**
    * Run `fn` in `lane` (`undefined`: untagged, the stable lane), keeping the current baggage.
-   * @throws {FlowtagError} `FLOWTAG_NEST_BAD_LANE` when `lane` is not 1-64 characters of [A-Za-z0-9._-].
+   * @throws {FlowTagError} `FLOWTAG_NEST_BAD_LANE` when `lane` is not 1-64 characters of [A-Za-z0-9._-].
    */
   run<T> (lane: string | undefined, fn: () => T): T {
     if (lane !== undefined && parseTag(lane) === undefined) {
-      throw new FlowtagError(errorCodes.BAD_LANE, `${PACKAGE}: ${JSON.stringify(lane)} is not a lane name (1-64 characters of [A-Za-z0-9._-])`)
+      throw new FlowTagError(errorCodes.BAD_LANE, `${PACKAGE}: ${JSON.stringify(lane)} is not a lane name (1-64 characters of [A-Za-z0-9._-])`)
     }
     const baggage = currentFlow()?.baggage ?? {}
     return runWithFlow(lane === undefined ? { baggage } : { tag: lane, baggage }, fn)

@@ -1,7 +1,7 @@
 // What Nest's Kafka and RabbitMQ transports in lanes share: the `flowtag` option (the lane
 // consumer's options of @flowtag/mq, with `nacos` a client or the options of one) and the Nacos
 // client made from those options (closed with the transport).
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import type { ConsumerOptions } from '@flowtag/mq'
 import { NacosClient, presetClientOptions, type NacosClientOptions } from '@flowtag/nacos'
 import { errorCodes, PACKAGE } from './errors.ts'
@@ -14,10 +14,10 @@ import { errorCodes, PACKAGE } from './errors.ts'
  */
 export type FlowTagConsumerOptions<O extends ConsumerOptions = ConsumerOptions> = Omit<O, 'nacos'> & { nacos?: NacosClient | NacosClientOptions }
 
-/** @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` when `flowtag` is missing or not an object. */
+/** @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` when `flowtag` is missing or not an object. */
 export function flowtagOption<T> (transport: string, flowtag: T | undefined): T {
   if (typeof flowtag !== 'object' || flowtag === null) {
-    throw new FlowtagError(errorCodes.BAD_OPTION, `${PACKAGE}: invalid option "flowtag" of ${transport}: expected the lane consumer's options ({ service, lane, nacos, registration, ... })`)
+    throw new FlowTagError(errorCodes.BAD_OPTION, `${PACKAGE}: invalid option "flowtag" of ${transport}: expected the lane consumer's options ({ service, lane, nacos, registration, ... })`)
   }
   return flowtag
 }

@@ -22,7 +22,7 @@ export class FlowTagModule {
    * ```ts
    * FlowTagModule.forRoot({ service: 'order-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })
    * ```
-   * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field, here, before Nest starts.
+   * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field, here, before Nest starts.
    */
   static forRoot (options: FlowTagModuleOptions): DynamicModule {
     validateServiceOptions(options)
@@ -33,7 +33,7 @@ export class FlowTagModule {
    * ```ts
    * FlowTagModule.forRootAsync({ imports: [ConfigModule], inject: [ConfigService], useFactory: (config: ConfigService) => ({ ... }) })
    * ```
-   * @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` for the async options themselves; the options
+   * @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` for the async options themselves; the options
    * the factory makes fail Nest's start with `FLOWTAG_SERVICE_BAD_OPTION`.
    */
   static forRootAsync (options: FlowTagModuleAsyncOptions): DynamicModule {

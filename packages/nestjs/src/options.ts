@@ -36,7 +36,7 @@ const asyncOptionsSchema = z.strictObject({
 })
 
 /**
- * @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` naming the field (`useFactory`, `inject.0`, an unknown key).
+ * @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` naming the field (`useFactory`, `inject.0`, an unknown key).
  */
 export function parseAsyncOptions (input: unknown): z.output<typeof asyncOptionsSchema> {
   const result = asyncOptionsSchema.safeParse(input ?? {})

@@ -1,7 +1,7 @@
 // The request half of the preset on the app's own HTTP server: Nest hands over the Express app or
 // the Fastify instance (`HttpAdapterHost`) while it creates the providers, before it registers
 // any middleware or route, so the preset's middleware (Express) or hooks (Fastify) come first.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import type { FlowTagService } from '@flowtag/service'
 import { flowTagRequests } from '@flowtag/service/express'
 import { fastifyFlowTagRequests } from '@flowtag/service/fastify'
@@ -16,7 +16,7 @@ export type FlowTagPlatform = 'express' | 'fastify' | 'none'
 
 /**
  * Put `/health`, `/ready` and the tagging of every request on the app's platform.
- * @throws {FlowtagError} `FLOWTAG_NEST_UNSUPPORTED_PLATFORM` for another HTTP adapter;
+ * @throws {FlowTagError} `FLOWTAG_NEST_UNSUPPORTED_PLATFORM` for another HTTP adapter;
  *   `FLOWTAG_NEST_BAD_OPTION` when the module is imported twice (with other options) in one app.
  */
 export function bindPlatform (host: HttpAdapterHost | undefined, service: FlowTagService): FlowTagPlatform {
@@ -46,5 +46,5 @@ export function bindPlatform (host: HttpAdapterHost | undefined, service: FlowTa
   }
   // Nest fails to start: release what the service opened (the rule source) so nothing lingers.
   void service.close()
-  throw new FlowtagError(errorCodes.UNSUPPORTED_PLATFORM, `${PACKAGE}: the HTTP adapter "${String(type)}" is not supported; use @nestjs/platform-express or @nestjs/platform-fastify`)
+  throw new FlowTagError(errorCodes.UNSUPPORTED_PLATFORM, `${PACKAGE}: the HTTP adapter "${String(type)}" is not supported; use @nestjs/platform-express or @nestjs/platform-fastify`)
 }

@@ -38,7 +38,7 @@ const SETTLE = new Set(['ack', 'nack', 'reject', 'ackAll', 'nackAll'])
  *   flowtag: { service: 'order-events', lane: process.env.LANE, stableLane: 'v1', nacos, registration: { port: 9464 } }
  * }) })
  * ```
- * @throws {FlowtagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`; `FLOWTAG_MQ_BAD_OPTION` (at
+ * @throws {FlowTagError} `FLOWTAG_NEST_BAD_OPTION` without `flowtag`; `FLOWTAG_MQ_BAD_OPTION` (at
  *   listen) naming a bad `flowtag` field; `FLOWTAG_MQ_BROKER` / `FLOWTAG_MQ_DISCOVERY` (at listen).
  */
 export class FlowTagRmqServer extends ServerRMQ {

@@ -1,6 +1,6 @@
 // Bad options get the presets' coded errors, naming the field: at forRoot() before Nest starts,
 // and from Nest's start for options a forRootAsync factory makes.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { ConfigModule, ConfigService } from '@nestjs/config'
 import { Module } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
@@ -23,7 +23,7 @@ t.test('forRoot: the preset\'s validation, before Nest starts', async (t) => {
   ]
   for (const [what, options, message] of cases) {
     const err = (() => { try { FlowTagModule.forRoot(options as never) } catch (e) { return e } })()
-    t.ok(err instanceof FlowtagError, `${what}: a FlowtagError`)
+    t.ok(err instanceof FlowTagError, `${what}: a FlowTagError`)
     t.match(err, { code: 'FLOWTAG_SERVICE_BAD_OPTION', message }, what)
   }
 })

@@ -1,7 +1,7 @@
-// Coded errors of @flowtag/outbound, on the shared FlowtagError base. Routing failures carry
+// Coded errors of @flowtag/outbound, on the shared FlowTagError base. Routing failures carry
 // statusCode 503 so an app's error handler can answer "Service Unavailable" without knowing
 // this package's codes.
-import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+import { FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 export const errorCodes = {
   UNKNOWN_SERVICE: 'FLOWTAG_OUTBOUND_UNKNOWN_SERVICE',
@@ -17,14 +17,14 @@ export const errorCodes = {
 export type OutboundErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** A request could not be routed (statusCode 503), or options were invalid (no statusCode). */
-export class OutboundError extends FlowtagError {
+export class OutboundError extends FlowTagError {
   static override readonly brand: string = 'flowtag.outbound.error'
   declare readonly code: OutboundErrorCode
   readonly service: string
   /** The lane that was asked for (the tag, or the stable lane for untagged traffic). */
   readonly lane: string | undefined
 
-  constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: FlowtagErrorOptions) {
+  constructor (code: OutboundErrorCode, message: string, service: string, lane?: string, options?: FlowTagErrorOptions) {
     super(code, message, { ...options, statusCode: code === errorCodes.BAD_OPTION ? undefined : code === errorCodes.SHADOW_WRITE_REFUSED ? 403 : 503 })
     this.service = service
     this.lane = lane

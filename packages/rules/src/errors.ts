@@ -1,5 +1,5 @@
-// Coded errors of @flowtag/rules, on the shared FlowtagError base.
-import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+// Coded errors of @flowtag/rules, on the shared FlowTagError base.
+import { FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 /** One issue found in a rule document: where (a zod path joined with dots) and what. */
 export interface RuleIssue {
@@ -25,12 +25,12 @@ export const errorCodes = {
 export type RulesErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Every error @flowtag/rules throws or reports; `issues` lists what a rejected document got wrong. */
-export class RulesError extends FlowtagError {
+export class RulesError extends FlowTagError {
   static override readonly brand: string = 'flowtag.rules.error'
   declare readonly code: RulesErrorCode
   readonly issues: RuleIssue[]
 
-  constructor (code: RulesErrorCode, message: string, options?: FlowtagErrorOptions & { issues?: RuleIssue[] }) {
+  constructor (code: RulesErrorCode, message: string, options?: FlowTagErrorOptions & { issues?: RuleIssue[] }) {
     super(code, message, options)
     this.issues = options?.issues ?? []
   }

@@ -1,5 +1,5 @@
 // Coded errors of @flowtag/service. Codes are stable; the README lists them.
-import { FlowtagError, badOption } from '@flowtag/errors'
+import { FlowTagError, badOption } from '@flowtag/errors'
 
 export const PACKAGE = '@flowtag/service'
 
@@ -13,9 +13,9 @@ export const errorCodes = {
 export type ServiceErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** `FLOWTAG_SERVICE_BAD_OPTION` naming `field` (message and data: `field`, `path`, `problem`). */
-export function badServiceOption (field: string, problem: string, cause?: unknown, path?: Array<string | number>): FlowtagError {
+export function badServiceOption (field: string, problem: string, cause?: unknown, path?: Array<string | number>): FlowTagError {
   const bad = badOption(PACKAGE, field, problem, path)
-  return new FlowtagError(errorCodes.BAD_OPTION, bad.message, { ...bad, cause })
+  return new FlowTagError(errorCodes.BAD_OPTION, bad.message, { ...bad, cause })
 }
 
 /**
@@ -24,7 +24,7 @@ export function badServiceOption (field: string, problem: string, cause?: unknow
  * bad-option error that does not carry its field, is returned as it is.
  */
 export function asServiceOption (err: unknown, prefix: string): unknown {
-  if (!(err instanceof FlowtagError) || !err.code.endsWith('_BAD_OPTION') || err.field === undefined) return err
+  if (!(err instanceof FlowTagError) || !err.code.endsWith('_BAD_OPTION') || err.field === undefined) return err
   const path = [...(prefix === '' ? [] : [prefix]), ...(err.path ?? [err.field])]
   return badServiceOption(path.join('.'), err.problem ?? err.message, err, path)
 }

@@ -2,9 +2,10 @@
 // probes; `ft.listen(app, { port })` (or `ft.attach(server)`) registers once listening; a signal
 // (or `ft.close()`) deregisters, drains, stops the server and closes what the service opened.
 import { createServer, STATUS_CODES, type RequestListener, type Server } from 'node:http'
-import { fallbackOf, FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { fallbackOf } from '@flowtag/context/internals'
 import { ExpressFacts } from '@flowtag/context/express'
-import { FlowtagError, describeBadOption } from '@flowtag/errors'
+import { FlowTagError, describeBadOption } from '@flowtag/errors'
 import type { NextFunction, Request, Response } from 'express'
 import { z } from 'zod'
 import { errorCodes, PACKAGE } from './errors.ts'
@@ -56,7 +57,7 @@ export interface FlowTagServiceMiddleware {
   readonly registration: FlowTagService['registration']
   /**
    * Wait for the rules (and Nacos, with failFast), listen, then register. Resolves with the server.
-   * @throws {FlowtagError} `FLOWTAG_SERVICE_CLOSED`, `FLOWTAG_NACOS_UNREACHABLE` (failFast)
+   * @throws {FlowTagError} `FLOWTAG_SERVICE_CLOSED`, `FLOWTAG_NACOS_UNREACHABLE` (failFast)
    */
   listen(app: RequestListener, options?: ListenOptions): Promise<Server>
   /**
@@ -83,14 +84,14 @@ export interface FlowTagServiceMiddleware {
  * app.use(ft)
  * await ft.listen(app, { port: 3000 })
  * ```
- * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field.
+ * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the field.
  */
 export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagServiceMiddleware {
   const { signals: rawSignals, ...rest } = (options ?? {}) as ExpressFlowTagServiceOptions
   const parsedSignals = signalsSchema.safeParse(rawSignals)
   if (!parsedSignals.success) {
     const bad = describeBadOption(PACKAGE, parsedSignals.error, { prefix: 'signals', schema: signalsSchema })
-    throw new FlowtagError(errorCodes.BAD_OPTION, bad.message, bad)
+    throw new FlowTagError(errorCodes.BAD_OPTION, bad.message, bad)
   }
   const signals = parsedSignals.data
   // Express has no logger of its own: log to the console unless given one (Fastify's presets log through app.log).
@@ -126,20 +127,20 @@ export function flowTagService (options: ExpressFlowTagServiceOptions): FlowTagS
   }
 
   function attach (server: Server): void {
-    if (closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
+    if (closed !== undefined) throw new FlowTagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
     servers.add(server)
     watchSignals()
     registerOnListen(server).catch((err: unknown) => service.logger.error({ err, service: service.name }, 'flowtag: registration failed'))
   }
 
   function errorHandler (err: unknown, _req: Request, res: Response, next: NextFunction): void {
-    if (!(err instanceof FlowtagError) || err.statusCode === undefined || res.headersSent) return next(err)
+    if (!(err instanceof FlowTagError) || err.statusCode === undefined || res.headersSent) return next(err)
     service.logger.error({ err, code: err.code }, `flowtag: ${err.message}`)
     res.status(err.statusCode).json({ statusCode: err.statusCode, code: err.code, error: STATUS_CODES[err.statusCode], message: err.message })
   }
 
   async function listen (app: RequestListener, opts: ListenOptions = {}): Promise<Server> {
-    if (closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
+    if (closed !== undefined) throw new FlowTagError(errorCodes.CLOSED, `${PACKAGE}: "${service.name}" is closed`)
     // After the app's routes (they are defined by now): flowtag's coded errors answer with their status.
     const use = (app as { use?: (fn: typeof errorHandler) => unknown }).use
     if (typeof use === 'function' && !mounted.has(app)) {

@@ -1,7 +1,8 @@
 // @flowtag/service/fastify: one register() makes a Fastify app lane-aware. The work is the
 // FlowTagService core (service.ts); this file composes the context plugin (tagging) and the nacos
 // plugin (probes, registration lifecycle) over it, and adds mirrors, receipts and metrics.
-import { fallbackOf, FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { FALLBACK_HEADER, type FlowContext } from '@flowtag/context'
+import { fallbackOf } from '@flowtag/context/internals'
 import { fastifyFlowTag } from '@flowtag/context/fastify'
 import { fastifyNacos, type NacosLifecycle } from '@flowtag/nacos/fastify'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
@@ -170,7 +171,7 @@ function pathOf (url: string): string {
  *
  * @example
  * await app.register(fastifyFlowTagService, { service: 'order-service', version: 'v2', nacos: { serverAddr: '127.0.0.1:8848' }, rules: { dataId: 'flowtag-rules.json' } })
- * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` (at registration) naming the field
+ * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` (at registration) naming the field
  */
 export const fastifyFlowTagService = fp(fastifyFlowTagServicePlugin, { fastify: '5.x', name: '@flowtag/service' })
 export default fastifyFlowTagService

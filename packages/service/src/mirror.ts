@@ -4,7 +4,8 @@
 // never queued; timeouts; body caps), and both answers are handed to a comparer. Framework-free:
 // the Fastify and Express presets capture the request and the primary's answer and call send().
 import { metrics, type Attributes, type Counter, type Meter } from '@opentelemetry/api'
-import { fallbackOf, runWithFlow, shadowCopyFlow } from '@flowtag/context'
+import { runWithFlow, shadowCopyFlow } from '@flowtag/context'
+import { fallbackOf } from '@flowtag/context/internals'
 import type { Dispatcher } from 'undici'
 import { z } from 'zod'
 import { badServiceOption } from './errors.ts'
@@ -129,7 +130,7 @@ export class ShadowMirror {
 
   /**
    * @param meter where the mirror's counter goes, and what a comparer factory is given
-   * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` (`shadow.comparer`) when a factory returns no comparer
+   * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` (`shadow.comparer`) when a factory returns no comparer
    */
   constructor (service: string, dispatcher: Dispatcher, options: z.output<typeof shadowOptionsSchema>, warn: (obj: object, msg: string) => void, meter: Meter = metrics.getMeter('@flowtag/service')) {
     this.service = service

@@ -135,7 +135,7 @@ const isStore = (v: object): v is RuleStoreInput => 'compiled' in v && typeof (v
 
 /**
  * Validate the options once.
- * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
+ * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
  */
 export function parseServiceOptions (input: unknown): ResolvedServiceOptions {
   const o = check(serviceOptionsSchema, input ?? {})
@@ -186,7 +186,7 @@ function check<S extends z.ZodType> (schema: S, input: unknown, prefix?: string,
  * preset's own fields and the rules are checked here; options handed whole to a composed client
  * (`nacos` as client options, `trust`) are checked by
  * `createFlowTagService`, with the same error.
- * @throws {FlowtagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
+ * @throws {FlowTagError} `FLOWTAG_SERVICE_BAD_OPTION` naming the first bad field.
  */
 export function validateServiceOptions (options: FlowTagServiceOptions): void {
   parseServiceOptions(options)

@@ -5,7 +5,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { FlowTagger, type RuleStoreLike, type SigningOptions } from '@flowtag/context'
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { NacosClient, presetClientOptions, type PresetApp, NacosRegistration, readiness, type NamingDiscovery, type ListenAddress, type NacosClientOptions, type Readiness } from '@flowtag/nacos'
 import { FlowTagDispatcher, type Discovery as RoutingDiscovery, type LanesResolver } from '@flowtag/outbound'
 import { createRuleStore, nacosSource, RULES_VERSION_METADATA, serviceLanes, staticSource, type RuleStore } from '@flowtag/rules'
@@ -47,10 +47,10 @@ export type { Readiness }
 
 const silent: ServiceLogger = { debug () {}, info () {}, warn () {}, error () {} }
 
-/** The coded routing error behind a failed fetch (a FlowtagError with a status), if that is what it is. */
-function routingError (err: unknown): FlowtagError | undefined {
+/** The coded routing error behind a failed fetch (a FlowTagError with a status), if that is what it is. */
+function routingError (err: unknown): FlowTagError | undefined {
   const cause = (err as { cause?: unknown } | null)?.cause
-  return cause instanceof FlowtagError && cause.statusCode !== undefined ? cause : undefined
+  return cause instanceof FlowTagError && cause.statusCode !== undefined ? cause : undefined
 }
 
 /**
@@ -202,7 +202,7 @@ export class FlowTagService {
         // its code and status on top, so the app's error handler answers 503 with the code, not a
         // bare 500. `cause` stays the routing error, as it was under undici's TypeError.
         const routing = routingError(err)
-        throw routing === undefined ? err : new FlowtagError(routing.code, routing.message, { cause: routing, statusCode: routing.statusCode })
+        throw routing === undefined ? err : new FlowTagError(routing.code, routing.message, { cause: routing, statusCode: routing.statusCode })
       }
     }
 
@@ -253,7 +253,7 @@ export class FlowTagService {
   /**
    * Before listening: with `registration.failFast`, check that Nacos answers; then wait for the
    * first RuleSet (at most `rules.startTimeoutMs`; it never rejects for want of rules).
-   * @throws {FlowtagError} `FLOWTAG_SERVICE_CLOSED`; `FLOWTAG_NACOS_UNREACHABLE` with failFast.
+   * @throws {FlowTagError} `FLOWTAG_SERVICE_CLOSED`; `FLOWTAG_NACOS_UNREACHABLE` with failFast.
    */
   async prepare (): Promise<void> {
     this.#assertOpen()
@@ -316,7 +316,7 @@ export class FlowTagService {
 
   /**
    * Once listening: register with the address listened on (`registration.ip`/`port` win).
-   * @throws {FlowtagError} `FLOWTAG_SERVICE_CLOSED`; with failFast, the registration error.
+   * @throws {FlowTagError} `FLOWTAG_SERVICE_CLOSED`; with failFast, the registration error.
    */
   async start (address: ListenAddress | undefined): Promise<void> {
     this.#assertOpen()
@@ -359,7 +359,7 @@ export class FlowTagService {
   }
 
   #assertOpen (): void {
-    if (this.#closed !== undefined) throw new FlowtagError(errorCodes.CLOSED, `@flowtag/service: "${this.name}" is closed`)
+    if (this.#closed !== undefined) throw new FlowTagError(errorCodes.CLOSED, `@flowtag/service: "${this.name}" is closed`)
   }
 }
 

@@ -3,7 +3,8 @@
 // must not change with that. Real requests over loopback.
 import { metrics } from '@opentelemetry/api'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
-import { currentFlow, recordFallback } from '@flowtag/context'
+import { currentFlow } from '@flowtag/context'
+import { recordFallback } from '@flowtag/context/internals'
 import { listenOnLoopback, waitFor } from '@flowtag/test-kit'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createServer } from 'node:http'

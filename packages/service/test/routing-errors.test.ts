@@ -1,7 +1,7 @@
 // A routing failure of `flowtag.fetch` (no instance of the service, unknown service) reaches the
 // client as flowtag's coded error with its status (503) and the code in the body, in Fastify and
 // in Express: not a bare 500 "fetch failed" with the code hidden in `err.cause`.
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { OutboundError } from '@flowtag/outbound'
 import express from 'express'
 import Fastify from 'fastify'
@@ -20,11 +20,11 @@ t.test('fetch rejects with the routing error\'s code and status, the routing err
   t.teardown(() => ft.close())
   await ft.service.prepare()
   const err = await ft.fetch('http://nobody-here/x').then(() => undefined, (e: unknown) => e)
-  t.ok(err instanceof FlowtagError)
+  t.ok(err instanceof FlowTagError)
   t.match(err, { code: /^FLOWTAG_OUTBOUND_/, statusCode: 503, message: /nobody-here/ })
   const cause = (err as { cause?: unknown }).cause
   t.ok(cause instanceof OutboundError, 'the cause is the OutboundError, as under undici\'s TypeError before')
-  t.match(cause, { code: (err as FlowtagError).code, statusCode: 503, service: 'nobody-here' })
+  t.match(cause, { code: (err as FlowTagError).code, statusCode: 503, service: 'nobody-here' })
 })
 
 t.test('Fastify and Express answer 503 with the code', async (t) => {

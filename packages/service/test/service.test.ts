@@ -1,7 +1,7 @@
 // The preset end to end on loopback: the Nacos dev server, a Fastify edge, user-service v1 on
 // Fastify and v2 on Express, rules from the config center.
 import { Writable } from 'node:stream'
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { NacosClient } from '@flowtag/nacos'
 import express from 'express'
 import Fastify from 'fastify'
@@ -193,7 +193,7 @@ t.test('bad options fail before listening, naming the field', async (t) => {
     } catch (e) {
       err = e
     }
-    t.ok(err instanceof FlowtagError, `fastify ${message}: a FlowtagError`)
+    t.ok(err instanceof FlowTagError, `fastify ${message}: a FlowTagError`)
     t.match(err, { code: 'FLOWTAG_SERVICE_BAD_OPTION', message: new RegExp(`^@flowtag/service: ${message.source}`) })
     t.equal(app.server.listening, false, 'not listening')
     await app.close().catch(() => {})
@@ -217,13 +217,13 @@ t.test('a bad option carries its field as data, the deepest field of a union, an
     [{ outbound: { maxRetries: 99 } }, { field: 'outbound.maxRetries', path: ['outbound', 'maxRetries'], message: /invalid option "outbound\.maxRetries": / }]
   ]
   for (const [opts, want] of cases) {
-    let err: FlowtagError | undefined
+    let err: FlowTagError | undefined
     try {
       flowTagService({ service: 's', nacos, signals: false, ...opts } as never)
     } catch (e) {
-      err = e as FlowtagError
+      err = e as FlowTagError
     }
-    t.ok(err instanceof FlowtagError, want.field)
+    t.ok(err instanceof FlowTagError, want.field)
     t.equal(err?.code, 'FLOWTAG_SERVICE_BAD_OPTION', want.field)
     t.equal(err?.field, want.field)
     t.same(err?.path, want.path, want.field)

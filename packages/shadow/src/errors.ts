@@ -1,5 +1,5 @@
-// Coded errors of @flowtag/shadow, on the shared FlowtagError base. Codes are stable; the README lists them.
-import { FlowtagError, type FlowtagErrorOptions } from '@flowtag/errors'
+// Coded errors of @flowtag/shadow, on the shared FlowTagError base. Codes are stable; the README lists them.
+import { FlowTagError, type FlowTagErrorOptions } from '@flowtag/errors'
 
 export const PACKAGE = '@flowtag/shadow'
 
@@ -13,11 +13,11 @@ export const errorCodes = {
 export type ShadowErrorCode = typeof errorCodes[keyof typeof errorCodes]
 
 /** Every error @flowtag/shadow throws; `instanceof` holds across duplicate installs. */
-export class ShadowError extends FlowtagError {
+export class ShadowError extends FlowTagError {
   static override readonly brand: string = 'flowtag.shadow.error'
   declare readonly code: ShadowErrorCode
 
-  constructor (code: ShadowErrorCode, message: string, options?: FlowtagErrorOptions) {
+  constructor (code: ShadowErrorCode, message: string, options?: FlowTagErrorOptions) {
     super(code, message, options)
   }
 }

@@ -1,6 +1,6 @@
 // Bad options are coded errors naming the field; defaults as documented.
 import t from 'tap'
-import { FlowtagError } from '@flowtag/errors'
+import { FlowTagError } from '@flowtag/errors'
 import { createShadowComparer, ShadowError } from '../src/index.ts'
 import { parseShadowOptions } from '../src/options.ts'
 import { json, pair } from './fixtures/answers.ts'
@@ -40,7 +40,7 @@ t.test('bad options name their field', async (t) => {
   try {
     createShadowComparer({ ignored: [] } as never)
   } catch (err) {
-    t.ok(err instanceof ShadowError && err instanceof FlowtagError)
+    t.ok(err instanceof ShadowError && err instanceof FlowTagError)
     t.match((err as Error).message, /did you mean "ignore"\?/)
   }
 })
