@@ -6,24 +6,12 @@
 import { waitFor } from '@flowtag/test-kit'
 import { CanaryController, StateStore } from '@flowtag/canary'
 import { candidateWeight, readRules, TERMINAL } from '@flowtag/canary/internals'
-import { NacosClient } from '@flowtag/nacos'
-import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import t from 'tap'
-import { startApp, type AppProcess } from '../src/cluster.ts'
+import { topology } from './fixtures/topology.ts'
 import { RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
 import { drive, Tally } from '../src/traffic.ts'
 
-const real = process.env.NACOS_SERVER_ADDR
-const dev = real === undefined || real === '' ? await startNacosDevServer({ port: 0 }) : undefined
-const nacosAddr = dev?.address ?? real!
-const namespace = `canary-${Date.now().toString(36)}`
-const nacos = new NacosClient({ serverAddr: nacosAddr, namespace, configPollIntervalMs: 200, namingPollIntervalMs: 200, namingProtectEmpty: false })
-const apps: AppProcess[] = []
-t.teardown(async () => {
-  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
-  await nacos.close()
-  await dev?.close()
-})
+const { nacos, start } = await topology(t, 'canary')
 
 const rules = { dataId: RULES_DATA_ID, group: RULES_GROUP }
 let version = 1
@@ -36,11 +24,6 @@ const base = () => ({
   default: 'v1'
 })
 const publish = async (doc: { version: number }) => nacos.config.publish(RULES_DATA_ID, RULES_GROUP, JSON.stringify(doc), 'json')
-const start = async (name: string, v: string, env: Record<string, string> = {}) => {
-  const app = await startApp(name, v, { nacosAddr, env: { NACOS_NAMESPACE: namespace, DRAIN_MS: '300', ...env } })
-  apps.push(app)
-  return app
-}
 // One polling helper for every test (@flowtag/test-kit); these waits are longer than its default.
 const until = <T>(what: string, check: () => Promise<T>, ms = 20_000) => waitFor(what, check, ms)
 

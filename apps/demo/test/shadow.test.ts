@@ -4,30 +4,12 @@
 // report (read from order-service's /metrics, as `flowtag shadow report` does) names the one
 // changed field and nothing else, and no user request failed or reached v3.
 import { waitFor } from '@flowtag/test-kit'
-import { NacosClient } from '@flowtag/nacos'
-import { startNacosDevServer } from '@flowtag/nacos-dev-server'
 import t from 'tap'
-import { startApp, type AppProcess } from '../src/cluster.ts'
+import { topology } from './fixtures/topology.ts'
 import { RULES_DATA_ID, RULES_GROUP } from '../src/rulesets.ts'
 import { CHANGED_FIELD, MIRROR_PERCENT, runShadowAct, SHADOW_LANE } from '../src/shadow-act.ts'
 
-const real = process.env.NACOS_SERVER_ADDR
-const dev = real === undefined || real === '' ? await startNacosDevServer({ port: 0 }) : undefined
-const nacosAddr = dev?.address ?? real!
-const namespace = `shadow-${Date.now().toString(36)}`
-const nacos = new NacosClient({ serverAddr: nacosAddr, namespace, configPollIntervalMs: 200, namingPollIntervalMs: 200, namingProtectEmpty: false })
-const apps: AppProcess[] = []
-t.teardown(async () => {
-  await Promise.all(apps.map((a) => a.stop('SIGKILL')))
-  await nacos.close()
-  await dev?.close()
-})
-
-const start = async (name: string, v: string, env: Record<string, string> = {}) => {
-  const app = await startApp(name, v, { nacosAddr, env: { NACOS_NAMESPACE: namespace, DRAIN_MS: '300', ...env } })
-  apps.push(app)
-  return app
-}
+const { nacos, start } = await topology(t, 'shadow')
 
 const base = {
   version: 1,
