@@ -2,8 +2,6 @@
 // request/response class and whose `Any.value` holds that object's JSON. The proto has no
 // package, so the method paths are `/Request/request` and `/BiRequestStream/requestBiStream`.
 // Field numbers are Nacos's (nacos_grpc_service.proto); they must not change.
-// One copy for the dev server and the client (@flowtag/nacos imports it as
-// @flowtag/nacos-dev-server/wire): the dev server sits below the client and must not import it.
 import protobuf from 'protobufjs'
 
 // Map fields are spelled with keyType, which the INamespace typing does not list.
