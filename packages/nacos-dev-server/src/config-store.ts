@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { DevServerError } from './errors.ts'
+import { DevServerError, errorCodes } from './errors.ts'
 
 export interface ConfigItem {
   tenant: string
@@ -75,13 +75,13 @@ export class ConfigStore extends EventEmitter<{ change: [string] }> {
       raw = readFileSync(file, 'utf8')
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw new DevServerError('FLOWTAG_DEVSERVER_DATA_FILE', `cannot read data file ${file}: ${(err as Error).message}`, { cause: err })
+      throw new DevServerError(errorCodes.DATA_FILE, `cannot read data file ${file}: ${(err as Error).message}`, { cause: err })
     }
     let doc: { configs?: ConfigItem[] }
     try {
       doc = JSON.parse(raw) as { configs?: ConfigItem[] }
     } catch (err) {
-      throw new DevServerError('FLOWTAG_DEVSERVER_DATA_FILE', `data file ${file} is not JSON: ${(err as Error).message}`, { cause: err })
+      throw new DevServerError(errorCodes.DATA_FILE, `data file ${file} is not JSON: ${(err as Error).message}`, { cause: err })
     }
     for (const c of doc.configs ?? []) {
       if (typeof c?.content !== 'string' || typeof c.dataId !== 'string' || typeof c.group !== 'string') continue

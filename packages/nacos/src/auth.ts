@@ -3,7 +3,7 @@
 // A refused login is not fatal by itself, as with the Java client: a Nacos with auth off refuses
 // logins too (2.x: 412 "admin role user not exist"; 3.1: 500) yet serves every call, so the calls
 // go on without a token and only a call the server refuses (403) reports the refused login.
-import { loginRefused, NacosAuthError, NacosError } from './errors.ts'
+import { loginRefused, NacosAuthError, NacosError, errorCodes } from './errors.ts'
 import { clip, type HttpClient } from './http.ts'
 import type { Logger } from './logger.ts'
 import type { ServerAddress } from './options.ts'
@@ -117,10 +117,10 @@ export class Authenticator {
     try {
       body = JSON.parse(res.body)
     } catch {
-      throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${server.origin}: answer is not JSON`)
+      throw new NacosError(errorCodes.AUTH, `login at ${server.origin}: answer is not JSON`)
     }
     const src = typeof body.accessToken === 'string' ? body : (body.data ?? {})
-    if (typeof src.accessToken !== 'string') throw new NacosError('FLOWTAG_NACOS_AUTH', `login at ${server.origin}: no accessToken in the answer`)
+    if (typeof src.accessToken !== 'string') throw new NacosError(errorCodes.AUTH, `login at ${server.origin}: no accessToken in the answer`)
     const ttl = Number(src.tokenTtl ?? 18_000)
     state.token = src.accessToken
     state.refreshAt = Date.now() + Math.max(1, ttl) * 900

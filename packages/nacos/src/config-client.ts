@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { z } from 'zod'
 import type { ClientContext } from './context.ts'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { parseArgument } from './options.ts'
 import { md5, type ConfigKey } from './transport.ts'
 
@@ -28,7 +28,7 @@ interface Entry {
 }
 
 /** Errors that say the servers are gone (or the client is): the whole loop backs off. */
-const loopWide = (err: unknown): boolean => ['FLOWTAG_NACOS_UNREACHABLE', 'FLOWTAG_NACOS_CLOSED'].includes((err as NacosError).code)
+const loopWide = (err: unknown): boolean => { const code = (err as NacosError).code; return code === errorCodes.UNREACHABLE || code === errorCodes.CLOSED }
 
 const keyPart = z.string().min(1).max(256).regex(/^[a-zA-Z0-9\-_:.]+$/, 'letters, digits, -_:. only')
 const typeSchema = z.enum(['text', 'json', 'yaml', 'properties', 'xml', 'html', 'toml']).optional()
@@ -67,7 +67,7 @@ export class ConfigClient {
     try {
       return await this.#fetch(e)
     } catch (err) {
-      if ((err as NacosError).code !== 'FLOWTAG_NACOS_UNREACHABLE') throw err
+      if ((err as NacosError).code !== errorCodes.UNREACHABLE) throw err
       if (e.known || (await this.#fromSnapshot(e))) {
         this.#ctx.logger.warn({ dataId: e.dataId, group: e.group, err }, 'nacos unreachable, serving config from cache')
         return e.content
@@ -78,7 +78,7 @@ export class ConfigClient {
 
   async publish (dataId: string, group: string | undefined, content: string, type?: string): Promise<void> {
     const e = this.#entry(dataId, group)
-    if (typeof content !== 'string' || content.trim() === '') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "content": a non-blank string')
+    if (typeof content !== 'string' || content.trim() === '') throw new NacosError(errorCodes.BAD_ARGUMENT, 'invalid argument "content": a non-blank string')
     const t = parseArgument(typeSchema, type, 'type')
     await this.#ctx.pool.exec('publish config', (tr, r) => tr.publishConfig(r, this.#ctx.options.namespace, e, content, t))
   }
@@ -101,8 +101,8 @@ export class ConfigClient {
    *   `FLOWTAG_NACOS_CLOSED` after `close()`
    */
   listen (dataId: string, group: string | undefined, listener: ConfigListener): () => void {
-    if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
-    if (this.#ctx.closing.aborted) throw new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
+    if (typeof listener !== 'function') throw new NacosError(errorCodes.BAD_ARGUMENT, 'invalid argument "listener": expected a function')
+    if (this.#ctx.closing.aborted) throw new NacosError(errorCodes.CLOSED, 'the Nacos client is closed')
     const e = this.#entry(dataId, group)
     const fresh = e.listeners.size === 0
     e.listeners.add(listener)

@@ -86,7 +86,7 @@ const fastifyNacosPlugin: FastifyPluginAsync<FastifyNacosOptions> = async functi
   }
   const { client: given, nacos, healthPath, readyPath, ...registrationOptions } = parseOptions(pluginOptions, rest)
   if ((given === undefined) === (nacos === undefined)) {
-    throw new NacosError('FLOWTAG_NACOS_BAD_OPTION', 'invalid option "client": give exactly one of client or nacos')
+    throw new NacosError(errorCodes.BAD_OPTION, 'invalid option "client": give exactly one of client or nacos')
   }
   // A client we create logs through Fastify's logger unless told otherwise.
   const client = given ?? createClient(nacos as NacosClientOptions, fastify, registrationOptions)

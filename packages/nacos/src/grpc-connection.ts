@@ -2,7 +2,7 @@
 // that yields the connection id, the bi-stream opened with a ConnectionSetupRequest, answers to
 // the requests the server pushes on that stream, and a health check that notices a dead peer.
 import * as grpc from '@grpc/grpc-js'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { biStreamPath, decodePayload, encodePayload, requestPath, type WireMessage } from './grpc-wire.ts'
 import type { Logger } from './logger.ts'
 
@@ -156,10 +156,10 @@ export class GrpcConnection {
     for (let i = 0; i < 30 && !this.#closed; i++) {
       const res = await this.request('HealthCheckRequest', {}, {}).catch((err: unknown) => err as NacosError)
       if (!(res instanceof Error)) break
-      if (res.code === 'FLOWTAG_NACOS_UNREACHABLE' && i === 29) throw res
+      if (res.code === errorCodes.UNREACHABLE && i === 29) throw res
       await delay(20)
     }
-    if (this.#closed) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `gRPC connection to ${this.origin} closed during set-up`)
+    if (this.#closed) throw new NacosError(errorCodes.UNREACHABLE, `gRPC connection to ${this.origin} closed during set-up`)
     this.#ready = true
     this.#health = setInterval(() => void this.#checkHealth(), HEALTH_EVERY_MS)
     this.#health.unref()
@@ -178,8 +178,8 @@ export class GrpcConnection {
     if (res.type === 'ErrorResponse' || resultCode !== 200) {
       const message = `${type} to ${this.origin}: ${String(res.body.message ?? res.type)} (errorCode ${errorCode})`
       // 301: the server does not know this connection (restarted, or not set up yet): reconnect.
-      if (errorCode === 301) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', message)
-      if (errorCode === 403) throw new NacosError('FLOWTAG_NACOS_AUTH', message, { statusCode: 403 })
+      if (errorCode === 301) throw new NacosError(errorCodes.UNREACHABLE, message)
+      if (errorCode === 403) throw new NacosError(errorCodes.AUTH, message, { statusCode: 403 })
       throw new GrpcAnswerError(message, errorCode, res)
     }
     return res
@@ -224,7 +224,7 @@ export class GrpcConnection {
   async #classify (type: string, err: Error & { code?: number }): Promise<NacosError> {
     const what = `${type} to ${this.origin}: ${err.message}`
     // Before set-up, after close, or the channel itself down: the connection's failure.
-    if (!this.#ready) return new NacosError('FLOWTAG_NACOS_UNREACHABLE', what, { cause: err })
+    if (!this.#ready) return new NacosError(errorCodes.UNREACHABLE, what, { cause: err })
     if (this.#closed || err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.CANCELLED) return new ConnectionLostError(what, err)
     // A size limit says nothing about the connection: that request alone fails.
     if (err.code === grpc.status.RESOURCE_EXHAUSTED) return new MessageTooLargeError(what, err)
@@ -236,7 +236,7 @@ export class GrpcConnection {
       this.close(`health check failed (${sick}) after ${type} failed: ${err.message}`)
       return new ConnectionLostError(what, err)
     }
-    return new NacosError('FLOWTAG_NACOS_REQUEST_FAILED', `${what} (the connection is healthy: this request alone failed)`, { cause: err })
+    return new NacosError(errorCodes.REQUEST_FAILED, `${what} (the connection is healthy: this request alone failed)`, { cause: err })
   }
 
   /**
@@ -314,7 +314,7 @@ export class GrpcAnswerError extends NacosError {
   readonly errorCode: number
   readonly response: WireMessage
   constructor (message: string, errorCode: number, response: WireMessage) {
-    super('FLOWTAG_NACOS_HTTP', message)
+    super(errorCodes.HTTP, message)
     this.errorCode = errorCode
     this.response = response
   }
@@ -327,7 +327,7 @@ export class GrpcAnswerError extends NacosError {
 export class ConnectionLostError extends NacosError {
   static override readonly brand: string = 'flowtag.nacos.connection-lost'
   constructor (message: string, cause: Error) {
-    super('FLOWTAG_NACOS_UNREACHABLE', message, { cause })
+    super(errorCodes.UNREACHABLE, message, { cause })
   }
 }
 
@@ -338,7 +338,7 @@ export class MessageTooLargeError extends NacosError {
   readonly bytes: number | undefined
   readonly limitBytes: number | undefined
   constructor (message: string, cause: Error, sizes: { bytes?: number | undefined; limitBytes?: number | undefined } = messageSizes(cause.message)) {
-    super('FLOWTAG_NACOS_TOO_LARGE', message, { cause })
+    super(errorCodes.TOO_LARGE, message, { cause })
     this.bytes = sizes.bytes
     this.limitBytes = sizes.limitBytes
   }

@@ -1,6 +1,6 @@
 // One undici Agent for all servers; a request never carries credentials in its URL.
 import { Agent } from 'undici'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import type { ServerAddress } from './options.ts'
 import type { SignHint } from './sign.ts'
 
@@ -47,7 +47,7 @@ export function encodeParams (params: Params | undefined): string {
 
 /** Marks failures that make the caller try the next server (connection errors, timeouts, 5xx). */
 export function isRetryable (err: unknown): boolean {
-  return err instanceof NacosError && err.code === 'FLOWTAG_NACOS_UNREACHABLE'
+  return err instanceof NacosError && err.code === errorCodes.UNREACHABLE
 }
 
 export class HttpClient {
@@ -96,7 +96,7 @@ export class HttpClient {
       })
       const text = await res.body.text()
       if (res.statusCode >= 500) {
-        throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${server.origin} answered ${res.statusCode} to ${spec.method} ${spec.path}: ${clip(text)}`, {
+        throw new NacosError(errorCodes.UNREACHABLE, `${server.origin} answered ${res.statusCode} to ${spec.method} ${spec.path}: ${clip(text)}`, {
           statusCode: res.statusCode
         })
       }
@@ -106,7 +106,7 @@ export class HttpClient {
       if (this.#closing.aborted) throw closedError()
       if (spec.signal?.aborted === true) throw spec.signal.reason ?? new DOMException('aborted', 'AbortError')
       const what = timeout.aborted ? 'timed out' : 'failed'
-      throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${spec.method} ${server.origin}${spec.path} ${what}: ${(err as Error).message}`, { cause: err })
+      throw new NacosError(errorCodes.UNREACHABLE, `${spec.method} ${server.origin}${spec.path} ${what}: ${(err as Error).message}`, { cause: err })
     }
   }
 
@@ -116,7 +116,7 @@ export class HttpClient {
 }
 
 export function closedError (): NacosError {
-  return new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
+  return new NacosError(errorCodes.CLOSED, 'the Nacos client is closed')
 }
 
 export function clip (text: string): string {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net'
 import { z } from 'zod'
 import type { ClientContext } from './context.ts'
 import { instanceKey, type NamingDiscovery, type Instance, type ServiceListener } from './discovery.ts'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { BeatLoop, regKey } from './naming-beats.ts'
 import { parseArgument } from './options.ts'
 import { selectHealthy, selectOne } from './select.ts'
@@ -118,12 +118,12 @@ export class NamingClient implements NamingDiscovery {
    */
   async batchRegister (service: string, instances: BatchInstanceInput[], options: BatchRegisterOptions = {}): Promise<void> {
     const opts = parseArgument(batchOptionsSchema, options, 'options')
-    if (!Array.isArray(instances)) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": expected an array')
+    if (!Array.isArray(instances)) throw new NacosError(errorCodes.BAD_ARGUMENT, '@flowtag/nacos: invalid argument "instances": expected an array')
     const byKey = new Map<string, InstanceSpec>()
     for (const instance of instances) {
       const i = instance as InstanceInput
-      if (i.ephemeral === false) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": a batch registers ephemeral instances only')
-      if (i.group !== undefined) throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', '@flowtag/nacos: invalid argument "instances": the group is the batch\'s (options.group), not an instance\'s')
+      if (i.ephemeral === false) throw new NacosError(errorCodes.BAD_ARGUMENT, '@flowtag/nacos: invalid argument "instances": a batch registers ephemeral instances only')
+      if (i.group !== undefined) throw new NacosError(errorCodes.BAD_ARGUMENT, '@flowtag/nacos: invalid argument "instances": the group is the batch\'s (options.group), not an instance\'s')
       const spec = this.#spec(service, { ...i, ...(opts.group === undefined ? {} : { group: opts.group }) })
       byKey.set(regKey(spec), spec)
     }
@@ -214,7 +214,7 @@ export class NamingClient implements NamingDiscovery {
    * @throws {NacosError} `FLOWTAG_NACOS_BAD_ARGUMENT` when `listener` is not a function or the name is invalid
    */
   subscribe (service: string, listener: ServiceListener): () => void {
-    if (typeof listener !== 'function') throw new NacosError('FLOWTAG_NACOS_BAD_ARGUMENT', 'invalid argument "listener": expected a function')
+    if (typeof listener !== 'function') throw new NacosError(errorCodes.BAD_ARGUMENT, 'invalid argument "listener": expected a function')
     parseArgument(serviceName, service, 'service')
     return this.#watches.subscribe(service, listener)
   }

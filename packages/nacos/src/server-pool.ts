@@ -3,7 +3,7 @@
 // light probe runs until one answers again, and the first answer is announced (onRecover) so
 // naming and config can catch up at once instead of waiting out their back-offs.
 import { Authenticator } from './auth.ts'
-import { authError, NacosAuthError, NacosError } from './errors.ts'
+import { authError, NacosAuthError, NacosError, errorCodes, type NacosErrorCode } from './errors.ts'
 import { closedError, HttpClient, isRetryable, type RawResponse, type RequestSpec, type ServerRequester } from './http.ts'
 import type { Logger } from './logger.ts'
 import { parseAddress, type ServerAddress } from './options.ts'
@@ -177,7 +177,7 @@ export class ServerPool {
       }
     }
     this.#markDown()
-    throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
+    throw new NacosError(errorCodes.UNREACHABLE, `no Nacos server reachable for ${what}: ${failures.join('; ')}`, { cause: last })
   }
 
   /**
@@ -185,7 +185,7 @@ export class ServerPool {
    * it is set: a call refused after a refused login is that login's error.
    */
   #explained (err: unknown, server: ServerAddress): unknown {
-    if (!(err instanceof NacosError) || err.code !== 'FLOWTAG_NACOS_AUTH' || err instanceof NacosAuthError) return err
+    if (!(err instanceof NacosError) || err.code !== errorCodes.AUTH || err instanceof NacosAuthError) return err
     const refused = this.#auth?.refusal(server)
     if (refused !== undefined) return refused
     return authError(server.origin, err.message, this.#opts.username, this.#opts.namespace, err, err.statusCode ?? 403)
@@ -248,12 +248,12 @@ export class ServerPool {
   async #fetchList (endpoint: ServerAddress): Promise<void> {
     try {
       const res = await this.#http.send(endpoint, { method: 'GET', path: '/nacos/serverlist' })
-      if (res.status !== 200) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `address server ${endpoint.origin} answered ${res.status}`)
+      if (res.status !== 200) throw new NacosError(errorCodes.UNREACHABLE, `address server ${endpoint.origin} answered ${res.status}`)
       const addrs = res.body
         .split(/\r?\n/)
         .map((line) => parseAddress(line))
         .filter((a): a is ServerAddress => a !== undefined)
-      if (addrs.length === 0) throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `address server ${endpoint.origin} listed no servers`)
+      if (addrs.length === 0) throw new NacosError(errorCodes.UNREACHABLE, `address server ${endpoint.origin} listed no servers`)
       const known = new Map(this.#servers.map((s) => [s.address.origin, s]))
       const current = this.current?.origin
       this.#servers = addrs.map((a) => known.get(a.origin) ?? newState(a))
@@ -309,7 +309,7 @@ export class ServerPool {
         await grpc.connect(r)
         return (state.transport = grpc)
       } catch (err) {
-        if (choice === 'grpc' || (err as NacosError).code === 'FLOWTAG_NACOS_AUTH') throw err
+        if (choice === 'grpc' || (err as NacosError).code === errorCodes.AUTH) throw err
         this.#opts.logger.debug({ server: state.address.origin, err }, 'nacos grpc not offered, using HTTP')
       }
     }
@@ -326,7 +326,7 @@ export class ServerPool {
       if (offers(transport, res)) return (state.transport = transport)
       statuses.push(res.status)
     }
-    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${statuses.join('/')})`)
+    throw new NacosError(errorCodes.UNSUPPORTED, `${state.address.origin} speaks neither the HTTP v1 nor the v3 client API (${statuses.join('/')})`)
   }
 }
 
@@ -368,7 +368,7 @@ async function probeRequest (state: ServerState, r: ServerRequester, spec: Reque
     const e = err as NacosError
     // http.ts words it `<method> <origin><path> failed|timed out: <why>`, or `<origin> answered <status> to ...`
     const why = e.statusCode !== undefined ? `answered ${e.statusCode}` : e.message.replace(`${spec.method} ${state.address.origin}${spec.path} `, '')
-    throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `${state.address.origin} did not answer (probing its API): ${why}`, { cause: err, ...(e.statusCode === undefined ? {} : { statusCode: e.statusCode }) })
+    throw new NacosError(errorCodes.UNREACHABLE, `${state.address.origin} did not answer (probing its API): ${why}`, { cause: err, ...(e.statusCode === undefined ? {} : { statusCode: e.statusCode }) })
   }
 }
 
@@ -380,7 +380,9 @@ function tokenHeader (token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { accesstoken: token }
 }
 
+const ANSWERED: ReadonlySet<NacosErrorCode> = new Set([errorCodes.HTTP, errorCodes.AUTH, errorCodes.UNSUPPORTED, errorCodes.TOO_LARGE, errorCodes.REQUEST_FAILED])
+
 /** A refusal from a server (4xx, a Nacos error code, an unsupported API) or a request's own failure (too large, unreadable) still shows it is up. */
 function answeredWith (err: unknown): boolean {
-  return err instanceof NacosError && ['FLOWTAG_NACOS_HTTP', 'FLOWTAG_NACOS_AUTH', 'FLOWTAG_NACOS_UNSUPPORTED', 'FLOWTAG_NACOS_TOO_LARGE', 'FLOWTAG_NACOS_REQUEST_FAILED'].includes(err.code)
+  return err instanceof NacosError && ANSWERED.has(err.code)
 }

@@ -6,7 +6,7 @@
 import type { ClientContext } from './context.ts'
 import { diffInstances, instanceKey, type Instance, type ServiceListener } from './discovery.ts'
 import { emptyListAppliesAt } from './empty-list.ts'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { PushReceiver } from './push-receiver.ts'
 import { externalIPv4, isLoopback } from './net-util.ts'
 import { Ticker } from './ticker.ts'
@@ -96,8 +96,8 @@ export class ServiceWatches {
     await w.ready
     if (!w.known) await this.#load(w)
     if (!w.known) {
-      if (w.lastError instanceof NacosError && w.lastError.code !== 'FLOWTAG_NACOS_UNREACHABLE') throw w.lastError
-      throw new NacosError('FLOWTAG_NACOS_UNREACHABLE', `no instances known for ${w.name}: Nacos unreachable and no snapshot`, { cause: w.lastError })
+      if (w.lastError instanceof NacosError && w.lastError.code !== errorCodes.UNREACHABLE) throw w.lastError
+      throw new NacosError(errorCodes.UNREACHABLE, `no instances known for ${w.name}: Nacos unreachable and no snapshot`, { cause: w.lastError })
     }
     return w.instances
   }
@@ -155,7 +155,7 @@ export class ServiceWatches {
     const name = grouped(group, bare)
     const existing = this.#watches.get(name)
     if (existing !== undefined) return existing
-    if (this.#ctx.closing.aborted) throw new NacosError('FLOWTAG_NACOS_CLOSED', 'the Nacos client is closed')
+    if (this.#ctx.closing.aborted) throw new NacosError(errorCodes.CLOSED, 'the Nacos client is closed')
     const w: Watch = {
       service: bare,
       group,

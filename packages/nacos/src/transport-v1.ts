@@ -1,5 +1,5 @@
 // HTTP v1 open API (Nacos 1.x, 2.x, 3.0-3.1): naming under /nacos/v1/ns, config under /nacos/v1/cs.
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { clip, encodeParams } from './http.ts'
 import {
   grouped,
@@ -136,7 +136,7 @@ export const httpV1: Transport = {
     const bytes = res.status === 400 ? Buffer.byteLength(encodeParams(form)) : 0
     if (bytes > NACOS_FORM_LIMIT) {
       throw new NacosError(
-        'FLOWTAG_NACOS_TOO_LARGE',
+        errorCodes.TOO_LARGE,
         `publishing config "${key.dataId}" (group ${key.group}) over HTTP: a form of ${bytes} bytes, over the ${NACOS_FORM_LIMIT} Nacos reads ` +
           `(server.tomcat.max-http-form-post-size; it answered 400 ${clip(res.body)}); publish large configs over gRPC (transport 'auto' or 'grpc')`,
         { statusCode: 400 }

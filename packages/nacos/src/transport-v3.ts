@@ -1,6 +1,6 @@
 // HTTP v3 client API (Nacos 3.x): wrapped answers {code, message, data}; no config listener,
 // publishing goes through the admin API (needs a login).
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import type { RawResponse, ServerRequester } from './http.ts'
 import { clip } from './http.ts'
 import { grouped, httpError, md5, parseJson, toInstance, type BeatResult, type ConfigValue, type InstanceSpec, type Transport } from './transport.ts'
@@ -34,7 +34,7 @@ export function isWrapped (body: string): boolean {
 
 function expectOk (w: Wrapped, res: RawResponse, what: string): unknown {
   if (w.code !== 0) {
-    throw new NacosError('FLOWTAG_NACOS_HTTP', `${what} failed: HTTP ${res.status} code ${w.code} ${clip(w.message)}`, { statusCode: res.status })
+    throw new NacosError(errorCodes.HTTP, `${what} failed: HTTP ${res.status} code ${w.code} ${clip(w.message)}`, { statusCode: res.status })
   }
   return w.data
 }
@@ -59,7 +59,7 @@ async function call (r: ServerRequester, spec: Parameters<ServerRequester['reque
   const res = await r.request(spec)
   if ((res.status === 404 || res.status === 410) && !isWrapped(res.body)) {
     // No such API here (e.g. a server without the admin API): not a transient failure.
-    throw new NacosError('FLOWTAG_NACOS_UNSUPPORTED', `${what}: ${r.server.origin} has no ${spec.method} ${spec.path} (HTTP ${res.status})`, { statusCode: res.status })
+    throw new NacosError(errorCodes.UNSUPPORTED, `${what}: ${r.server.origin} has no ${spec.method} ${spec.path} (HTTP ${res.status})`, { statusCode: res.status })
   }
   return expectOk(unwrap(res, what), res, what)
 }

@@ -2,7 +2,7 @@
 // gRPC). Parameter names and answer shapes are mapped inside each one.
 import { createHash } from 'node:crypto'
 import type { Instance } from './discovery.ts'
-import { NacosError } from './errors.ts'
+import { NacosError, errorCodes } from './errors.ts'
 import { clip, type RawResponse, type ServerRequester } from './http.ts'
 
 export type TransportName = 'http-v1' | 'http-v3' | 'grpc'
@@ -97,7 +97,7 @@ export function splitService (name: string, defaultGroup: string): [string, stri
 }
 
 export function httpError (res: RawResponse, what: string): NacosError {
-  const code = res.status === 403 ? 'FLOWTAG_NACOS_AUTH' : 'FLOWTAG_NACOS_HTTP'
+  const code = res.status === 403 ? errorCodes.AUTH : errorCodes.HTTP
   return new NacosError(code, `${what} failed: HTTP ${res.status} ${clip(res.body)}`, { statusCode: res.status })
 }
 
@@ -105,7 +105,7 @@ export function parseJson (res: RawResponse, what: string): unknown {
   try {
     return JSON.parse(res.body)
   } catch (err) {
-    throw new NacosError('FLOWTAG_NACOS_HTTP', `${what}: answer is not JSON: ${clip(res.body)}`, { cause: err, statusCode: res.status })
+    throw new NacosError(errorCodes.HTTP, `${what}: answer is not JSON: ${clip(res.body)}`, { cause: err, statusCode: res.status })
   }
 }
 

@@ -3,7 +3,7 @@
 import { Dispatcher } from 'undici'
 import { currentFlow } from '@flowtag/context'
 import type { Discovery } from './discovery.ts'
-import { OutboundError } from './errors.ts'
+import { OutboundError, errorCodes } from './errors.ts'
 import { defaultPoolFactory, type InstancePoolOptions, type PoolFactory } from './instance-pool.ts'
 import { outboundHeaders } from './flow-headers.ts'
 import { createMetrics, errorAttributes, type OutboundMetrics } from './metrics.ts'
@@ -117,7 +117,7 @@ export class FlowTagDispatcher extends Dispatcher {
 
   override dispatch (opts: DispatchOptions, handler: Handler): boolean {
     if (this.#closed) {
-      handler.onResponseError?.(null as never, new OutboundError('FLOWTAG_OUTBOUND_CLOSED', 'the outbound dispatcher is closed', ''))
+      handler.onResponseError?.(null as never, new OutboundError(errorCodes.CLOSED, 'the outbound dispatcher is closed', ''))
       return false
     }
     let target: Target
@@ -203,7 +203,7 @@ export class FlowTagDispatcher extends Dispatcher {
   }
 
   #target (origin: DispatchOptions['origin']): Target {
-    if (origin == null || origin === '') throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', 'the request has no origin (expected http://<service>/...)', '')
+    if (origin == null || origin === '') throw new OutboundError(errorCodes.UNKNOWN_SERVICE, 'the request has no origin (expected http://<service>/...)', '')
     if (typeof origin !== 'string') return toTarget(origin)
     if (origin === this.#lastOrigin && this.#lastTarget !== null) return this.#lastTarget
     let target = this.#targets.get(origin)
@@ -212,7 +212,7 @@ export class FlowTagDispatcher extends Dispatcher {
       try {
         url = new URL(origin)
       } catch {
-        throw new OutboundError('FLOWTAG_OUTBOUND_UNKNOWN_SERVICE', `invalid origin "${origin}"`, '')
+        throw new OutboundError(errorCodes.UNKNOWN_SERVICE, `invalid origin "${origin}"`, '')
       }
       target = toTarget(url)
       if (this.#targets.size >= MAX_CACHED_ORIGINS) this.#targets.clear()
@@ -259,7 +259,7 @@ export class FlowTagDispatcher extends Dispatcher {
         // Forget the entry so the next request tries the registry cache again.
         unsubscribe()
         if (this.#services.get(target.key) === created) this.#services.delete(target.key)
-        throw new OutboundError('FLOWTAG_OUTBOUND_DISCOVERY_FAILED', `discovery of "${target.service}" failed`, target.service, undefined, { cause: err })
+        throw new OutboundError(errorCodes.DISCOVERY_FAILED, `discovery of "${target.service}" failed`, target.service, undefined, { cause: err })
       }
     )
     this.#services.set(target.key, created)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { explain } from './evaluate.ts'
-import { RulesError } from './errors.ts'
+import { RulesError, errorCodes } from './errors.ts'
 import type { Facts } from './facts.ts'
 import { checkLeases, setLease } from './leases.ts'
 import { checkPublish } from './publish-policy.ts'
@@ -122,7 +122,7 @@ async function openDoc (where: string): Promise<Doc> {
 }
 
 function report (name: string, err: RulesError): number {
-  process.stderr.write(`${name}: ${err.code === 'FLOWTAG_RULES_INVALID' ? 'invalid rule set' : `refused (${err.code})`}\n`)
+  process.stderr.write(`${name}: ${err.code === errorCodes.INVALID ? 'invalid rule set' : `refused (${err.code})`}\n`)
   for (const i of err.issues) process.stderr.write(`  ${i.path}: ${i.message}\n`)
   return 1
 }
