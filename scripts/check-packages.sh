@@ -5,7 +5,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-mapfile -t tarballs < <(scripts/pack.sh)
+# Not `< <(scripts/pack.sh)`: a process substitution's failure is lost, and a build that failed
+# would leave nothing to check, which passed.
+packed=$(scripts/pack.sh) || { echo "check-packages: building or packing the tarballs failed" >&2; exit 1; }
+mapfile -t tarballs <<< "$packed"
+(( ${#tarballs[@]} > 0 )) && [[ -n "${tarballs[0]}" ]] || { echo "check-packages: no tarball was packed" >&2; exit 1; }
 failed=0
 for tgz in "${tarballs[@]}"; do
   name=$(basename "$tgz" .tgz)

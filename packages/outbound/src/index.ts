@@ -1,7 +1,7 @@
 export { FlowTagDispatcher, type ServiceSnapshot, type LaneSnapshot } from './dispatcher.ts'
 export { OutboundError, errorCodes, type OutboundErrorCode } from './errors.ts'
 export { outboundOptionsSchema, type OutboundOptions, type OutboundLogger, type LaneConfig, type LanesResolver } from './options.ts'
-export { laneRoutingSchema, type LaneRoutingOptions } from './routing-options.ts'
+export { laneRoutingSchema, type LaneRoutingOptions, type RoutingLogger } from './routing-options.ts'
 export { instanceKey, type Discovery, type Instance, type ServiceChange } from './discovery.ts'
 export { installGlobalDispatcher, GlobalRouter, globalDispatcherOptionsSchema, type GlobalDispatcherOptions, type GlobalDispatcherInstallation } from './global-dispatcher.ts'
 export { defaultPoolFactory, type PoolFactory, type InstancePool, type InstancePoolOptions } from './instance-pool.ts'
