@@ -8,7 +8,7 @@ import type { Meter } from '@opentelemetry/api'
 import { HealthImplementation } from 'grpc-health-check'
 import { z } from 'zod'
 import { FlowTagger, type FlowTagOptions } from '@flowtag/context'
-import { describeBadOption } from '@flowtag/errors'
+import { badOption, describeBadOption } from '@flowtag/errors'
 import { NacosRegistration, type NacosClient, type NacosRegistrationOptions } from '@flowtag/nacos'
 import { errorCodes, GrpcError } from './errors.ts'
 import { ServerCallMetrics } from './server-metrics.ts'
@@ -65,7 +65,8 @@ export class FlowTagGrpcServer {
     }
     const o = parsed.data
     if ((o.nacos === undefined) !== (o.registration === undefined)) {
-      throw new GrpcError(errorCodes.BAD_OPTION, `${PKG}: invalid option "${o.nacos === undefined ? 'nacos' : 'registration'}": nacos and registration go together`)
+      const bad = badOption(PKG, o.nacos === undefined ? 'nacos' : 'registration', 'nacos and registration go together')
+      throw new GrpcError(errorCodes.BAD_OPTION, bad.message, bad)
     }
     try {
       this.#tagger = new FlowTagger({ ...o.flow, mode: 'service' })

@@ -191,5 +191,6 @@ t.test('a server given nacos without registration is refused', async (t) => {
   const { FlowTagGrpcServer } = await import('../src/server-entry.ts')
   const nacos = new NacosClient({ serverAddr: '127.0.0.1:1' })
   t.teardown(() => nacos.close())
-  t.throws(() => new FlowTagGrpcServer({ nacos }), { code: 'FLOWTAG_GRPC_BAD_OPTION', message: /"registration": nacos and registration go together/ })
+  t.throws(() => new FlowTagGrpcServer({ nacos }), { code: 'FLOWTAG_GRPC_BAD_OPTION', field: 'registration', message: /"registration": nacos and registration go together/ })
+  t.throws(() => new FlowTagGrpcServer({ registration: { service: 'x' } } as never), { code: 'FLOWTAG_GRPC_BAD_OPTION', field: 'nacos', path: ['nacos'], problem: 'nacos and registration go together' })
 })

@@ -26,7 +26,7 @@ export function parseAddress (item: string, defaultPort = DEFAULT_PORT): ServerA
 }
 
 const serverAddr = z
-  .union([z.string(), z.array(z.string()).min(1, 'at least one server address')])
+  .union([z.string(), z.array(z.string()).min(1, 'at least one server address')], { error: 'expected "host:port", a comma-separated list of them, or an array of them' })
   .transform((value, ctx) => {
     const list = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter((s) => s !== '')
     if (list.length === 0) {

@@ -79,3 +79,8 @@ t.test('calls validate their arguments', async (t) => {
   await t.rejects(c.config.publish('ok', 'G', 'x', 'exe'), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT', message: /type/ })
   t.throws(() => c.config.listen('ok', 'G', 'nope' as never), { code: 'FLOWTAG_NACOS_BAD_ARGUMENT' })
 })
+
+t.test('a serverAddr of the wrong type says what it takes, not "Invalid input"', async (t) => {
+  t.throws(() => resolveOptions({ serverAddr: 8848 as never }), { code: 'FLOWTAG_NACOS_BAD_OPTION', field: 'serverAddr', message: /"serverAddr": expected "host:port", a comma-separated list of them, or an array of them$/ })
+  t.throws(() => resolveOptions({ serverAddr: ['127.0.0.1:8848', 2] as never }), { field: 'serverAddr.1', message: /expected string, received number/ })
+})

@@ -148,6 +148,8 @@ export function parseServiceOptions (input: unknown): ResolvedServiceOptions {
     else rules = { kind: 'document', document: inlineRuleSet(r) }
   }
   if (o.mode === 'edge' && rules === undefined) throw badServiceOption('rules', 'edge mode needs rules ({ dataId, group }, a RuleStore or a RuleSet)')
+  // As the dispatcher and FlowTagGrpc refuse the pair: one of them would be dropped unseen.
+  if (o.signing !== undefined && o.outbound.signTag !== undefined) throw badServiceOption('outbound.signTag', 'give signing or outbound.signTag (deprecated), not both: signing signs the hops')
   return { ...o, nacos: o.nacos as NacosClient | NacosClientOptions, rules }
 }
 

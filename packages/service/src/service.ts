@@ -177,7 +177,8 @@ export class FlowTagService {
       lanes: (service: string) => serviceLanes(view.compiled, service),
       ...(o.signing === undefined ? {} : { signing: o.signing })
     })
-    // `signing` at the top signs the hops; the deprecated `outbound.signTag` only without it.
+    // `signing` at the top signs the hops; the deprecated `outbound.signTag` only without it (the
+    // two together are refused by the options).
     const { signTag, ...outbound } = o.outbound
     try {
       this.dispatcher = new FlowTagDispatcher({

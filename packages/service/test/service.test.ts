@@ -214,7 +214,9 @@ t.test('a bad option carries its field as data, the deepest field of a union, an
     // refused by a composed package (the Nacos client, the tagger): named as the user wrote it
     [{ nacos: { serverAddr: 'h:1', tranport: 'grpc' } }, { field: 'nacos.tranport', path: ['nacos', 'tranport'], message: /invalid option "nacos\.tranport": unknown key \(did you mean "transport"\?\)/ }],
     [{ trust: { cidrs: ['10.0.0.0/8', 'nope'] } }, { field: 'trust.cidrs.1', path: ['trust', 'cidrs', 1], message: /invalid option "trust\.cidrs\.1": not a valid IPv4\/IPv6 CIDR: "nope"$/ }],
-    [{ outbound: { maxRetries: 99 } }, { field: 'outbound.maxRetries', path: ['outbound', 'maxRetries'], message: /invalid option "outbound\.maxRetries": / }]
+    [{ outbound: { maxRetries: 99 } }, { field: 'outbound.maxRetries', path: ['outbound', 'maxRetries'], message: /invalid option "outbound\.maxRetries": / }],
+    // both signing shapes: one would be dropped unseen, so neither is taken
+    [{ signing: { keys: [{ id: 'k1', secret: 'a-secret-of-16-chars' }] }, outbound: { signTag: () => 't' } }, { field: 'outbound.signTag', path: ['outbound', 'signTag'], message: /give signing or outbound\.signTag \(deprecated\), not both/ }]
   ]
   for (const [opts, want] of cases) {
     let err: FlowTagError | undefined
