@@ -1,4 +1,4 @@
-import { badOptionMessage } from '@flowtag/errors'
+import { badOption, describeBadOption } from '@flowtag/errors'
 import type { Context } from '@opentelemetry/api'
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -62,7 +62,8 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
     const own = parsePluginOptions({ tagger: given, laneLogger: lane })
     laneLogger = own.laneLogger
     if (own.tagger !== undefined && Object.keys(taggerOptions).length > 0) {
-      throw badOption('tagger', `give a tagger or its options, not both (also given: ${Object.keys(taggerOptions).join(', ')})`)
+      const bad = badOption(PKG, 'tagger', `give a tagger or its options, not both (also given: ${Object.keys(taggerOptions).join(', ')})`)
+      throw new ContextError(errorCodes.BAD_OPTION, bad.message, bad)
     }
     tagger = own.tagger ?? new FlowTagger(taggerOptions as FlowTagOptions)
   } catch (err) {
@@ -106,15 +107,13 @@ const flowTagPlugin: FastifyPluginCallback<FastifyFlowTagOptions> = function flo
   done()
 }
 
-function badOption (field: string, problem: string): ContextError {
-  return new ContextError(errorCodes.BAD_OPTION, badOptionMessage('@flowtag/context', field, problem), { field, problem })
-}
+const PKG = '@flowtag/context'
 
 function parsePluginOptions (input: unknown): z.output<typeof pluginOptions> {
   const result = pluginOptions.safeParse(input)
   if (result.success) return result.data
-  const issue = result.error.issues[0]!
-  throw badOption(issue.path.join('.'), issue.message)
+  const bad = describeBadOption(PKG, result.error, { schema: pluginOptions })
+  throw new ContextError(errorCodes.BAD_OPTION, bad.message, bad)
 }
 
 /**
